@@ -1,0 +1,1 @@
+int expt_tmp_exp() { return 0; }

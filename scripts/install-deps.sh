@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
+# what is missing. As non-root it prints the one apt-get command to run instead.
+#   scripts/install-deps.sh          build + test + quickstart dependencies
+#   scripts/install-deps.sh --bench  also the PyTorch CPU peer used by bench/
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libopenmpi-dev openmpi-bin
+  libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev catch2
+  libopenblas-dev librandom123-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libbenchmark-dev
+  python3 python3-h5py python3-numpy python3-yaml
+)
+if [[ ${1:-} == --bench ]]; then
+  packages+=(python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  echo "install-deps: missing packages; run as root:"
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
