@@ -1,1 +1,0 @@
-int expt_tmp_exp() { return 0; }
