@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "experiments/cli.hpp"
+
+int main(int argc, char** argv) { return expt::experiments::run_cli(argc, argv); }

@@ -1,0 +1,94 @@
+#include "core/comm/mpi_communicator.hpp"
+
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace expt::comm {
+
+bool launched_by_mpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"})
+    if (std::getenv(var) != nullptr) return true;
+  return false;
+}
+
+namespace {
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  throw std::runtime_error(std::string(what) + " failed: " + std::string(msg, static_cast<std::size_t>(len)));
+}
+
+// MPI counts are int: split very large buffers into chunks that fit.
+template <class T, class Fn>
+void chunked(std::span<T> data, Fn&& fn) {
+  constexpr std::size_t max_chunk = static_cast<std::size_t>(INT_MAX);
+  for (std::size_t off = 0; off < data.size(); off += max_chunk) {
+    const std::size_t n = std::min(max_chunk, data.size() - off);
+    fn(data.data() + off, static_cast<int>(n));
+  }
+}
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // Errors come back as codes so that check() can name the operation.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+int MpiSession::world_rank() const {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+int MpiSession::world_size() const {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+}
+
+void MpiCommunicator::allreduce_sum(std::span<float> data) {
+  chunked(data, [&](float* p, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm_), "MPI_Allreduce(float)");
+  });
+}
+
+void MpiCommunicator::allreduce_sum(std::span<double> data) {
+  chunked(data, [&](double* p, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce(double)");
+  });
+}
+
+void MpiCommunicator::allreduce_sum(std::span<std::int64_t> data) {
+  chunked(data, [&](std::int64_t* p, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce(int64)");
+  });
+}
+
+void MpiCommunicator::broadcast(std::span<float> data, int root) {
+  chunked(data, [&](float* p, int n) { check(MPI_Bcast(p, n, MPI_FLOAT, root, comm_), "MPI_Bcast(float)"); });
+}
+
+void MpiCommunicator::broadcast(std::span<std::int64_t> data, int root) {
+  chunked(data, [&](std::int64_t* p, int n) { check(MPI_Bcast(p, n, MPI_INT64_T, root, comm_), "MPI_Bcast(int64)"); });
+}
+
+void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+}  // namespace expt::comm

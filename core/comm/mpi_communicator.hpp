@@ -1,0 +1,41 @@
+// MpiCommunicator: the Communicator over an MPI communicator (a rank group made by MPI_Comm_split,
+// or MPI_COMM_WORLD). MpiSession owns MPI_Init/MPI_Finalize for the process.
+#pragma once
+
+#include <mpi.h>
+
+#include "core/comm/communicator.hpp"
+
+namespace expt::comm {
+
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);  // MPI_Init_thread(FUNNELED)
+  ~MpiSession();                        // MPI_Finalize
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  int world_rank() const;
+  int world_size() const;
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm);  // does not take ownership
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string kind() const override { return "mpi"; }
+  void allreduce_sum(std::span<float> data) override;
+  void allreduce_sum(std::span<double> data) override;
+  void allreduce_sum(std::span<std::int64_t> data) override;
+  void broadcast(std::span<float> data, int root) override;
+  void broadcast(std::span<std::int64_t> data, int root) override;
+  void barrier() override;
+  MPI_Comm handle() const { return comm_; }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace expt::comm

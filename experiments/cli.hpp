@@ -1,0 +1,18 @@
+// The `expt` command line (CLI11). Subcommands:
+//   expt run CONFIG [--set key.path=value]... [--out DIR] [--progress auto|tty|plain|quiet]
+//   expt validate CONFIG [--set key.path=value]... [--print]
+// Exit codes (docs/cli.md): 0 done (COMPLETED, or already finished), 1 the trial FAILED or a
+// runtime error, 2 bad configuration or usage, 4 the trial DIVERGED, 128+N stopped by signal N
+// after writing a checkpoint (130 SIGINT, 143 SIGTERM).
+#pragma once
+
+namespace expt::experiments {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitDiverged = 4;
+
+int run_cli(int argc, char** argv);
+
+}  // namespace expt::experiments

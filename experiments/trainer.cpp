@@ -1,0 +1,563 @@
+#include "experiments/trainer.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/config/loader.hpp"
+#include "core/data/task.hpp"
+#include "core/io/atomic_file.hpp"
+#include "core/io/checkpoint.hpp"
+#include "core/io/metrics.hpp"
+#include "core/nn/cross_entropy.hpp"
+#include "core/nn/model.hpp"
+#include "core/nn/parameter_store.hpp"
+#include "experiments/progress.hpp"
+#include "kernels/gemm.hpp"
+#include "optimizers/clip.hpp"
+#include "optimizers/optimizer.hpp"
+#include "optimizers/schedule.hpp"
+
+namespace fs = std::filesystem;
+
+namespace expt::experiments {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+std::int64_t env_int(const char* name, std::int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return std::strtoll(v, nullptr, 10);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string utc_now() {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+}
+
+// An exclusive advisory lock on <dir>/.lock for the life of the run: a second run on the same
+// directory refuses instead of interleaving writes.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const fs::path& dir) {
+    const fs::path path = dir / ".lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create lock file {}", path.string()));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw std::runtime_error(
+          fmt::format("{} is in use by another expt process (lock {} is held); refusing to run twice on one "
+                      "directory",
+                      dir.string(), path.string()));
+    }
+  }
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// log.txt of the trial (written by the group's rank 0 only) plus the console.
+class TrialLog {
+ public:
+  TrialLog(const fs::path& file, bool enabled, Progress* progress) : enabled_(enabled), progress_(progress) {
+    if (enabled_) {
+      out_.open(file, std::ios::app);
+      if (!out_) throw std::runtime_error("cannot open " + file.string() + " for appending");
+    }
+  }
+  void info(const std::string& msg) {
+    if (!enabled_) return;
+    out_ << utc_now() << " " << msg << '\n';
+    out_.flush();
+    if (progress_ != nullptr) progress_->message(msg);
+  }
+
+ private:
+  bool enabled_;
+  Progress* progress_;
+  std::ofstream out_;
+};
+
+struct EvalResult {
+  std::vector<float> values;                   // loss, token_acc, seq_acc per eval length
+  std::vector<std::vector<float>> prefix_acc;  // per eval length, [length]
+  double train_length_loss = 0;
+};
+
+}  // namespace
+
+TrainerHooks TrainerHooks::from_environment() {
+  TrainerHooks h;
+  h.nan_at_step = env_int("EXPT_TEST_NAN_AT_STEP", -1);
+  h.throw_at_step = env_int("EXPT_TEST_THROW_AT_STEP", -1);
+  h.step_delay_ms = static_cast<int>(env_int("EXPT_TEST_STEP_DELAY_MS", 0));
+  const char* drop = std::getenv("EXPT_TEST_DROP_RESUME_STATE");
+  h.drop_optimizer_state = drop != nullptr && std::string(drop) == "optimizer";
+  return h;
+}
+
+void install_stop_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+namespace {
+
+class Trainer {
+ public:
+  Trainer(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& opt)
+      : cfg_(cfg),
+        comm_(comm),
+        opt_(opt),
+        dir_(cfg.out),
+        leader_(comm.rank() == 0),
+        task_(data::make_task(cfg.task)),
+        vocab_(cfg.model.vocab_size > 0 ? cfg.model.vocab_size : task_->vocab_size()),
+        model_(cfg.model, vocab_, store_) {
+    if (cfg.train.batch_size % comm.size() != 0)
+      throw std::runtime_error(fmt::format("train.batch_size {} is not divisible by the {} ranks of the trial",
+                                           cfg.train.batch_size, comm.size()));
+    local_batch_ = cfg.train.batch_size / comm.size();
+    store_.allocate();
+    model_.init_parameters(cfg.seed);
+    optimizer_ = optim::make_optimizer(cfg.optimizer, store_.params());
+    refs_ = optim::param_refs(store_);
+    params_before_.resize(store_.size());
+    for (int L : task_->eval_lengths()) {
+      eval_schema_.fields.push_back(fmt::format("loss@{}", L));
+      eval_schema_.fields.push_back(fmt::format("token_acc@{}", L));
+      eval_schema_.fields.push_back(fmt::format("seq_acc@{}", L));
+      eval_schema_.prefix_lengths.push_back(L);
+    }
+  }
+
+  TrialOutcome run();
+
+ private:
+  TrialOutcome train(TrialLog& log, io::CheckpointStore& ckpt, Progress* progress);
+  void write_attempt(const std::string& event, const nlohmann::json& extra);
+  void restore(std::int64_t step);
+  StateDict checkpoint_state() const;
+  EvalResult evaluate();
+  void open_segment(std::int64_t first_step);
+  io::ResultInfo result_info() const;
+  TrialOutcome finish(io::TrialSummary summary);
+
+  const config::TrialConfig& cfg_;
+  comm::Communicator& comm_;
+  TrainerOptions opt_;
+  fs::path dir_;
+  bool leader_;
+  std::unique_ptr<data::Task> task_;
+  int vocab_;
+  nn::ParameterStore<float> store_;
+  nn::Model<float> model_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::vector<optim::ParamRef> refs_;
+  std::vector<float> params_before_;
+  std::vector<float> dlogits_;
+  std::vector<std::uint8_t> correct_;
+  int local_batch_ = 1;
+  io::EvalSchema eval_schema_;
+  std::unique_ptr<io::MetricsSegmentWriter> segment_;
+  std::string hash_;
+  int attempt_ = 1;
+
+  // Resumable trainer state (saved in every checkpoint).
+  std::int64_t step_ = 0;
+  std::int64_t tokens_ = 0;
+  double wall_offset_ = 0;  // training wall time of earlier attempts
+  double best_eval_loss_ = std::numeric_limits<double>::infinity();
+  double last_eval_loss_ = std::numeric_limits<double>::infinity();
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  double wall() const { return wall_offset_ + seconds_since(t0_); }
+};
+
+void Trainer::write_attempt(const std::string& event, const nlohmann::json& extra) {
+  if (!leader_) return;
+  nlohmann::json j = {{"attempt", attempt_}, {"event", event}, {"step", step_}, {"time_utc", utc_now()},
+                      {"ranks", comm_.size()}, {"host_pid", static_cast<long>(::getpid())}};
+  j.update(extra);
+  io::append_line_durable(dir_ / "attempts.jsonl", j.dump());
+}
+
+StateDict Trainer::checkpoint_state() const {
+  StateDict s;
+  s.put("params", std::span<const float>(store_.values()));
+  s.merge("optimizer", optimizer_->state());
+  s.put_scalar("trainer/step", step_);
+  s.put_scalar("trainer/tokens", tokens_);
+  s.put_scalar("trainer/wall_s", wall());
+  s.put_scalar("trainer/best_eval_loss", best_eval_loss_);
+  s.put_scalar("trainer/last_eval_loss", last_eval_loss_);
+  s.put_string("trainer/config_hash", hash_);
+  return s;
+}
+
+void Trainer::restore(std::int64_t step) {
+  io::CheckpointStore ckpt(dir_ / "checkpoints");
+  const StateDict s = ckpt.load(step);
+  if (s.string("trainer/config_hash") != hash_)
+    throw std::runtime_error(fmt::format("checkpoint step-{} in {} belongs to another config (hash {}, expected {})",
+                                         step, dir_.string(), s.string("trainer/config_hash"), hash_));
+  s.get_into("params", store_.values());
+  if (!opt_.hooks.drop_optimizer_state) optimizer_->load_state(s.sub("optimizer"));
+  step_ = s.scalar_int("trainer/step");
+  tokens_ = s.scalar_int("trainer/tokens");
+  wall_offset_ = s.scalar_double("trainer/wall_s");
+  best_eval_loss_ = s.scalar_double("trainer/best_eval_loss");
+  last_eval_loss_ = s.scalar_double("trainer/last_eval_loss");
+}
+
+void Trainer::open_segment(std::int64_t first_step) {
+  if (!leader_) return;
+  segment_ = std::make_unique<io::MetricsSegmentWriter>(
+      dir_ / "metrics" / fmt::format("seg-{}-{}.h5", attempt_, first_step), eval_schema_, attempt_, first_step);
+}
+
+// Evaluation on the fixed eval set: for every eval length, eval_batches batches of batch_size
+// sequences, split over the ranks (rank r takes sequences [r*b, (r+1)*b) of each batch, so the
+// set is the same whatever the rank count). Per-length sequence accuracy ("prefix accuracy") for
+// prefix n is the fraction of sequences whose first n positions are all correct.
+EvalResult Trainer::evaluate() {
+  EvalResult out;
+  data::Batch batch;
+  const auto lengths = task_->eval_lengths();
+  for (std::size_t li = 0; li < lengths.size(); ++li) {
+    const int L = lengths[li];
+    // sums: loss, labelled count, correct labels, then first-error histogram [L + 1]
+    std::vector<double> acc(3 + static_cast<std::size_t>(L) + 1, 0.0);
+    for (int bi = 0; bi < cfg_.train.eval_batches; ++bi) {
+      task_->eval_batch(cfg_.seed, L, bi * comm_.size() + comm_.rank(), local_batch_, batch);
+      const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
+      correct_.resize(batch.inputs.size());
+      const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), batch.batch * batch.length, vocab_,
+                                               data::kIgnoreIndex, nullptr, 0.0f, correct_.data());
+      acc[0] += st.loss_sum;
+      acc[1] += static_cast<double>(st.count);
+      acc[2] += static_cast<double>(st.correct);
+      for (int b = 0; b < batch.batch; ++b) {
+        int first_error = L;
+        for (int t = 0; t < L; ++t)
+          if (!correct_[static_cast<std::size_t>(b) * L + t]) {
+            first_error = t;
+            break;
+          }
+        acc[3 + static_cast<std::size_t>(first_error)] += 1.0;
+      }
+    }
+    comm_.allreduce_sum(std::span<double>(acc));
+    const double n_seq = static_cast<double>(cfg_.train.eval_batches) * cfg_.train.batch_size;
+    const double loss = acc[1] > 0 ? acc[0] / acc[1] : std::numeric_limits<double>::quiet_NaN();
+    std::vector<float> prefix(static_cast<std::size_t>(L));
+    // prefix[n-1] = #(first_error >= n) / n_seq, accumulated from the end of the histogram.
+    double at_least = acc[3 + static_cast<std::size_t>(L)];
+    for (int n = L; n >= 1; --n) {
+      prefix[static_cast<std::size_t>(n) - 1] = static_cast<float>(at_least / n_seq);
+      at_least += acc[3 + static_cast<std::size_t>(n) - 1];
+    }
+    out.values.push_back(static_cast<float>(loss));
+    out.values.push_back(static_cast<float>(acc[1] > 0 ? acc[2] / acc[1] : 0.0));
+    out.values.push_back(prefix.back());
+    out.prefix_acc.push_back(std::move(prefix));
+    if (li == 0) out.train_length_loss = loss;
+  }
+  return out;
+}
+
+io::ResultInfo Trainer::result_info() const {
+  io::ResultInfo info;
+  info.trial_id = hash_;
+  info.config_hash = hash_;
+  info.config_yaml = config::to_canonical_yaml(cfg_);
+  for (auto& [k, v] : config::flatten_config(cfg_)) info.hparams.emplace_back(k, v);
+  info.scale = {{"n_params", model_.n_params()},
+                {"n_params_nonembed", model_.n_params_nonembed()},
+                {"steps", cfg_.train.steps},
+                {"batch", static_cast<std::int64_t>(cfg_.train.batch_size)},
+                {"seq_len", static_cast<std::int64_t>(task_->train_length())},
+                {"group_size", static_cast<std::int64_t>(comm_.size())}};
+  return info;
+}
+
+TrialOutcome Trainer::finish(io::TrialSummary summary) {
+  TrialOutcome outcome;
+  if (leader_) {
+    if (segment_) segment_->close();
+    segment_.reset();
+    summary.n_attempts = attempt_;
+    const auto report = io::write_result(dir_, result_info(), summary);
+    for (const auto& p : report.skipped_unreadable)
+      write_attempt("segment_skipped", {{"path", p.string()}, {"reason", "will not open"}});
+    write_attempt("end", {{"status", summary.status}});
+    outcome.result = dir_ / "result.h5";
+  }
+  comm_.barrier();
+  outcome.summary = std::move(summary);
+  return outcome;
+}
+
+TrialOutcome Trainer::run() {
+  hash_ = config::config_hash(cfg_);
+  if (leader_) {
+    fs::create_directories(dir_ / "metrics");
+    fs::create_directories(dir_ / "checkpoints");
+  }
+  comm_.barrier();
+  std::optional<DirectoryLock> lock;
+  if (leader_) lock.emplace(dir_);
+
+  // A directory belongs to one trial: refuse to mix another config's results into it.
+  const fs::path trial_yaml = dir_ / "trial.yaml";
+  const std::string canonical = config::to_canonical_yaml(cfg_);
+  if (fs::exists(trial_yaml)) {
+    const auto existing = config::load_trial_config(trial_yaml.string());
+    if (config::config_hash(existing) != hash_)
+      throw std::runtime_error(fmt::format(
+          "{} already holds trial {} (a different config from this one, {}); use another --out", dir_.string(),
+          config::config_hash(existing), hash_));
+  } else if (leader_) {
+    io::write_file_atomic(trial_yaml, canonical);
+  }
+
+  // A finished trial (COMPLETED or DIVERGED) is not rerun.
+  const fs::path result = dir_ / "result.h5";
+  if (fs::exists(result)) {
+    auto summary = io::read_summary(result);
+    if (summary.status == "COMPLETED" || summary.status == "DIVERGED") {
+      TrialOutcome outcome;
+      outcome.summary = summary;
+      outcome.already_finished = true;
+      outcome.result = result;
+      return outcome;
+    }
+  }
+
+  std::unique_ptr<Progress> progress;
+  if (leader_) progress = std::make_unique<Progress>(opt_.progress, cfg_.train.steps, cfg_.train.log_every);
+  TrialLog log(dir_ / "log.txt", leader_, progress.get());
+
+  // Attempt number = previous attempts + 1, from attempts.jsonl ("start" lines).
+  if (leader_) {
+    std::ifstream in(dir_ / "attempts.jsonl");
+    std::string line;
+    int starts = 0;
+    while (std::getline(in, line))
+      if (line.find("\"event\":\"start\"") != std::string::npos) ++starts;
+    attempt_ = starts + 1;
+  }
+  {
+    std::int64_t a = attempt_;
+    comm_.broadcast(std::span<std::int64_t>(&a, 1), 0);
+    attempt_ = static_cast<int>(a);
+  }
+
+  io::CheckpointStore ckpt(dir_ / "checkpoints");
+  if (leader_)
+    for (const auto& q : ckpt.quarantine_incomplete()) {
+      log.info(fmt::format("quarantined incomplete checkpoint {}", q.string()));
+      write_attempt("quarantine", {{"path", q.string()}});
+    }
+  comm_.barrier();
+  try {
+    return train(log, ckpt, progress.get());
+  } catch (const std::exception& e) {
+    // A failing trial records why and ends as FAILED; a rerun retries it from its last checkpoint.
+    log.info(fmt::format("trial {} FAILED at step {}: {}", hash_, step_ + 1, e.what()));
+    write_attempt("fail", {{"message", e.what()}});
+    io::TrialSummary summary;
+    summary.status = "FAILED";
+    summary.message = e.what();
+    summary.steps_done = step_;
+    summary.tokens_seen = tokens_;
+    summary.wall_s = wall();
+    summary.best_eval_loss = best_eval_loss_;
+    summary.final_eval_loss = std::numeric_limits<double>::infinity();
+    return finish(std::move(summary));
+  }
+}
+
+TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* progress) {
+  const auto latest = ckpt.latest_committed();
+  if (latest) restore(*latest);
+  write_attempt("start", {{"from_step", step_}});
+  log.info(fmt::format("trial {} attempt {}: {} on {} rank(s), {} parameters, {}", hash_, attempt_,
+                       latest ? fmt::format("resuming from step {}", step_) : std::string("starting"), comm_.size(),
+                       model_.n_params(), dir_.string()));
+
+  kernels::set_blas_threads(1);
+  t0_ = std::chrono::steady_clock::now();
+  const std::int64_t total = cfg_.train.steps;
+  const auto on_eval_grid = [&](std::int64_t s) { return s % cfg_.train.eval_every == 0 || s == total; };
+
+  open_segment(step_ == 0 ? 0 : step_ + 1);
+  if (step_ == 0) {  // eval of the initial model, step 0
+    const auto ev = evaluate();
+    if (leader_) segment_->append_eval(io::EvalRow{0, 0, wall(), ev.values, ev.prefix_acc});
+  }
+
+  data::Batch batch;
+  io::TrialSummary summary;
+  summary.status = "COMPLETED";
+  const std::int64_t tokens_per_step = static_cast<std::int64_t>(cfg_.train.batch_size) * task_->train_length();
+  while (step_ < total) {
+    const std::int64_t step = step_ + 1;
+    if (opt_.hooks.throw_at_step == step) throw std::runtime_error(fmt::format("injected failure at step {}", step));
+    task_->train_batch(cfg_.seed, step, comm_.rank() * local_batch_, local_batch_, batch);
+    const int rows = batch.batch * batch.length;
+
+    // Global count of labelled positions and the stop flag, agreed by every rank before backward.
+    std::int64_t local_count = 0;
+    for (auto t : batch.targets) local_count += t != data::kIgnoreIndex;
+    std::int64_t agree[2] = {local_count, g_stop_signal.load() != 0 ? 1 : 0};
+    comm_.allreduce_sum(std::span<std::int64_t>(agree, 2));
+    if (agree[1] != 0) break;  // checkpoint below, then stop
+    const double n_labels = static_cast<double>(std::max<std::int64_t>(agree[0], 1));
+
+    // Forward, loss (mean over every labelled position of the global batch), backward.
+    store_.zero_grad();
+    const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
+    dlogits_.resize(static_cast<std::size_t>(rows) * vocab_);
+    const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab_, data::kIgnoreIndex,
+                                             dlogits_.data(), static_cast<float>(1.0 / n_labels), nullptr);
+    model_.backward(dlogits_.data());
+    double loss_sum = st.loss_sum;
+    if (opt_.hooks.nan_at_step == step && comm_.rank() == 0) loss_sum = std::numeric_limits<double>::quiet_NaN();
+    comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
+    comm_.allreduce_sum(store_.grads());
+    const double loss = loss_sum / n_labels;
+
+    const double grad_norm = optim::clip_grad_norm(store_.grads(), cfg_.train.grad_clip);
+    const double lr = optim::scheduled_lr(cfg_.schedule, cfg_.optimizer.lr, step, total);
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    io::TrainRow row{step, tokens_ + tokens_per_step, 0.0, static_cast<float>(loss), static_cast<float>(lr),
+                     static_cast<float>(grad_norm), 0.0f, 0.0f, 0, static_cast<std::uint8_t>(finite ? 0 : 1)};
+    if (!finite) {
+      // Divergence is a status, never a number: loss +inf, the first non-finite step recorded.
+      row.wall_s = wall();
+      if (leader_) {
+        segment_->append_train(row);
+        segment_->append_event(io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
+      }
+      log.info(fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
+      summary.status = "DIVERGED";
+      summary.diverged_step = step;
+      step_ = step;
+      break;
+    }
+
+    std::copy(store_.values().begin(), store_.values().end(), params_before_.begin());
+    optimizer_->step(refs_, step, lr);
+    double upd2 = 0, par2 = 0;
+    const auto values = store_.values();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const double d = static_cast<double>(values[i]) - params_before_[i];
+      upd2 += d * d;
+      par2 += static_cast<double>(values[i]) * values[i];
+    }
+    step_ = step;
+    tokens_ += tokens_per_step;
+    row.update_norm = static_cast<float>(std::sqrt(upd2));
+    row.param_norm = static_cast<float>(std::sqrt(par2));
+    row.wall_s = wall();
+    if (leader_) {
+      segment_->append_train(row);
+      progress->step(step, loss, static_cast<double>(tokens_per_step));
+    }
+
+    if (on_eval_grid(step)) {
+      const auto ev = evaluate();
+      last_eval_loss_ = ev.train_length_loss;
+      if (std::isfinite(last_eval_loss_)) best_eval_loss_ = std::min(best_eval_loss_, last_eval_loss_);
+      if (leader_) {
+        segment_->append_eval(io::EvalRow{step, tokens_, wall(), ev.values, ev.prefix_acc});
+        log.info(fmt::format("eval step {}: loss {:.4f} token_acc {:.4f} seq_acc {:.4f} (length {})", step,
+                             ev.values[0], ev.values[1], ev.values[2], task_->train_length()));
+      }
+    }
+
+    const bool periodic = cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0 && step < total;
+    if (periodic) {
+      // Order fixed by results-format.md: close the segment, write the checkpoint, COMMIT, new segment.
+      if (leader_) {
+        segment_->append_event(io::EventRow{step, wall(), "checkpoint", ""});
+        segment_->close();
+        ckpt.save(step, checkpoint_state());
+      }
+      comm_.barrier();
+      open_segment(step + 1);
+    }
+    if (opt_.hooks.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.hooks.step_delay_ms));
+  }
+
+  if (summary.status == "COMPLETED" && step_ < total) {
+    // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here.
+    const int sig = g_stop_signal.load();
+    if (leader_) {
+      segment_->close();
+      segment_.reset();
+      if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, checkpoint_state());
+      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume",
+                           sig, step_));
+      write_attempt("interrupted", {{"signal", sig}});
+    }
+    comm_.barrier();
+    TrialOutcome outcome;
+    outcome.interrupted = true;
+    outcome.signal = sig;
+    outcome.summary.status = "RUNNING";
+    outcome.summary.steps_done = step_;
+    return outcome;
+  }
+
+  if (progress != nullptr) progress->done();
+  summary.steps_done = step_;
+  summary.tokens_seen = tokens_;
+  summary.wall_s = wall();
+  summary.best_eval_loss = best_eval_loss_;
+  summary.final_eval_loss =
+      summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
+  log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
+                       summary.final_eval_loss, step_, summary.wall_s));
+  return finish(std::move(summary));
+}
+
+}  // namespace
+
+TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options) {
+  Trainer trainer(cfg, comm, options);
+  return trainer.run();
+}
+
+}  // namespace expt::experiments

@@ -1,0 +1,50 @@
+// The trainer for one trial: builds the task, model and optimizer from a resolved TrialConfig,
+// trains on the ranks of a Communicator (data parallel, each rank a fixed slice of the global
+// batch), evaluates on a fixed step grid, checkpoints with a COMMIT marker, and writes the trial's
+// results tree (DESIGN.md "Results on disk"). Running it again on the same directory resumes from
+// the last committed checkpoint and gives bit-identical metrics; a finished trial is not rerun.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "core/comm/communicator.hpp"
+#include "core/config/trial_config.hpp"
+#include "core/io/results.hpp"
+
+namespace expt::experiments {
+
+// Test-only fault injection, read from EXPT_TEST_* environment variables (docs/reliability.md).
+// Never set in production runs; every switch is off by default.
+struct TrainerHooks {
+  std::int64_t nan_at_step = -1;      // EXPT_TEST_NAN_AT_STEP: the loss of that step becomes NaN
+  int step_delay_ms = 0;              // EXPT_TEST_STEP_DELAY_MS: sleep after each step (kill tests)
+  bool drop_optimizer_state = false;  // EXPT_TEST_DROP_RESUME_STATE=optimizer: resume without it
+  std::int64_t throw_at_step = -1;    // EXPT_TEST_THROW_AT_STEP: throw inside the step
+  static TrainerHooks from_environment();
+};
+
+enum class ProgressMode { automatic, tty, plain, quiet };
+
+struct TrainerOptions {
+  ProgressMode progress = ProgressMode::automatic;
+  TrainerHooks hooks;
+};
+
+struct TrialOutcome {
+  io::TrialSummary summary;
+  bool already_finished = false;  // the directory held a finished trial; nothing was run
+  bool interrupted = false;       // stopped by SIGINT/SIGTERM after checkpointing
+  int signal = 0;                 // the signal that interrupted it
+  std::filesystem::path result;   // result.h5 (empty when interrupted)
+};
+
+// Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
+// Throws std::runtime_error when the directory holds a different trial or is locked by another run.
+TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options);
+
+// Installs SIGINT/SIGTERM handlers that ask the trainer to checkpoint and stop at the next step.
+void install_stop_signal_handlers();
+
+}  // namespace expt::experiments

@@ -1,0 +1,21 @@
+# Shared helpers for the script tests (sourced). ctest sets EXPT, EXPT_SOURCE_DIR, EXPT_PYTHON and
+# EXPT_WORK; each test works in its own fresh folder under EXPT_WORK.
+set -euo pipefail
+: "${EXPT:?path of the expt tool}" "${EXPT_SOURCE_DIR:?}" "${EXPT_PYTHON:=/usr/bin/python3}" "${EXPT_WORK:=/tmp/expt-test-work}"
+test_name=$(basename "${BASH_SOURCE[1]}" .sh)
+work="$EXPT_WORK/$test_name"
+rm -rf "$work"
+mkdir -p "$work"
+scripts="$EXPT_SOURCE_DIR/tests/scripts"
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+
+# Waits until the file exists (up to $2 seconds).
+wait_for_file() {
+  local f=$1 limit=${2:-120} i=0
+  while [[ ! -e $f ]]; do
+    sleep 0.05
+    i=$((i + 1))
+    ((i < limit * 20)) || die "timed out waiting for $f"
+  done
+}
