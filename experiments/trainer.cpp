@@ -301,7 +301,7 @@ io::ResultInfo Trainer::result_info() const {
   info.trial_id = hash_;
   info.config_hash = hash_;
   info.config_yaml = config::to_canonical_yaml(cfg_);
-  for (auto& [k, v] : config::flatten_config(cfg_)) info.hparams.emplace_back(k, v);
+  for (auto& [k, v] : config::typed_config(cfg_)) info.hparams.emplace_back(k, v);
   info.scale = {{"n_params", model_.n_params()},
                 {"n_params_nonembed", model_.n_params_nonembed()},
                 {"steps", cfg_.train.steps},

@@ -1,0 +1,65 @@
+// Consolidation of a trial's metrics segments into trials/<id>/result.h5, and reading it back.
+//
+// Consolidation rule (docs/results-format.md): segments are ordered by (attempt, first_step) as
+// their file names say; a segment's train/eval/event rows are kept only when their step is below
+// the first_step of EVERY later segment in that order (the minimum over the later ones, not just
+// the next one), including later segments that will not open. A later attempt restarts from its
+// first_step, so everything an earlier segment logged at or after it belongs to a superseded run.
+// With train/eval steps >= first_step and strictly increasing inside each segment (the writer
+// enforces it), the result holds each step exactly once, in increasing order.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "core/io/metrics.hpp"
+
+namespace expt::io {
+
+struct TrialSummary {
+  std::string status;  // "COMPLETED" | "DIVERGED" | "FAILED" | "RUNNING"
+  // +inf when diverged / none
+  double final_eval_loss = std::numeric_limits<double>::infinity();
+  double best_eval_loss = std::numeric_limits<double>::infinity();
+  std::int64_t diverged_step = -1, tokens_seen = 0, steps_done = 0;
+  double wall_s = 0;
+  int n_attempts = 0;
+  // write_result stores the number of consolidated train rows with skipped != 0 (the rows are the
+  // record; a counter kept by the trainer would not survive a resume); read_summary returns it.
+  std::int64_t n_skipped_steps = 0;
+  std::string message;  // stored truncated to 4096 bytes
+};
+
+using AttributeValue = std::variant<double, std::int64_t, std::string>;
+
+struct ResultInfo {
+  std::string trial_id, config_hash, config_yaml;               // resolved canonical YAML
+  std::vector<std::pair<std::string, AttributeValue>> hparams;  // /hparams attrs (unique keys)
+  std::vector<std::pair<std::string, AttributeValue>> scale;    // /scale attrs (unique keys)
+};
+
+struct ConsolidationReport {
+  std::vector<std::filesystem::path> used, skipped_unreadable;
+};
+
+// Reads <trial_dir>/metrics/seg-*.h5, applies the consolidation rule, skips segments that will
+// not open or are inconsistent (name vs attributes, malformed name) and reports them, and writes
+// <trial_dir>/result.h5 through result.h5.tmp + fsync + rename + directory fsync. Throws
+// std::invalid_argument for an unknown status or duplicate attribute keys, std::runtime_error when
+// segments disagree on the eval schema or on I/O errors (the previous result.h5 is then untouched).
+ConsolidationReport write_result(const std::filesystem::path& trial_dir, const ResultInfo& info,
+                                 const TrialSummary& summary);
+
+// /summary of a result.h5.
+TrialSummary read_summary(const std::filesystem::path& result_h5);
+
+// Attributes of a group (/hparams or /scale) of a result.h5, in name order.
+std::vector<std::pair<std::string, AttributeValue>> read_attribute_group(const std::filesystem::path& result_h5,
+                                                                         const std::string& group);
+
+}  // namespace expt::io

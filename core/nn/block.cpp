@@ -1,0 +1,78 @@
+#include "core/nn/block.hpp"
+
+#include <cstddef>
+#include <stdexcept>
+
+namespace expt::nn {
+
+namespace {
+
+const config::MixerConfig& checked_mixer(const config::ModelConfig& cfg) {
+  if (cfg.mixer.type != "attention")
+    throw std::invalid_argument("model: unknown mixer type '" + cfg.mixer.type + "' (expected attention)");
+  return cfg.mixer;
+}
+
+bool has_mlp(const config::ModelConfig& cfg) {
+  if (cfg.mlp.type == "swiglu") return true;
+  if (cfg.mlp.type == "none") return false;
+  throw std::invalid_argument("model: unknown mlp type '" + cfg.mlp.type + "' (expected swiglu or none)");
+}
+
+}  // namespace
+
+template <class T>
+Block<T>::Block(ParameterStore<T>& store, const std::string& prefix, const config::ModelConfig& cfg)
+    : d_model_(cfg.d_model),
+      attn_norm_(store, prefix + "attn_norm.weight", cfg.d_model, cfg.norm_eps),
+      mixer_(store, prefix + "mixer.", cfg.d_model, checked_mixer(cfg).heads, cfg.mixer.rope_base) {
+  if (has_mlp(cfg)) {
+    mlp_norm_.emplace(store, prefix + "mlp_norm.weight", cfg.d_model, cfg.norm_eps);
+    mlp_.emplace(store, prefix + "mlp.", cfg.d_model, swiglu_intermediate_size(cfg.mlp, cfg.d_model));
+  }
+}
+
+template <class T>
+void Block<T>::forward(const T* x, T* y, int batch, int seq_len) {
+  const int rows = batch * seq_len;
+  const std::size_t n = static_cast<std::size_t>(rows) * d_model_;
+  attn_in_.resize(n);
+  branch_.resize(n);
+  attn_norm_.forward(x, attn_in_.data(), rows);
+  mixer_.forward(attn_in_.data(), branch_.data(), batch, seq_len);
+  if (!mlp_) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] + branch_[i];
+    return;
+  }
+  h_.resize(n);
+  mlp_in_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) h_[i] = x[i] + branch_[i];
+  mlp_norm_->forward(h_.data(), mlp_in_.data(), rows);
+  mlp_->forward(mlp_in_.data(), branch_.data(), rows);
+  for (std::size_t i = 0; i < n; ++i) y[i] = h_[i] + branch_[i];
+}
+
+template <class T>
+void Block<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+  const int rows = batch * seq_len;
+  const std::size_t n = static_cast<std::size_t>(rows) * d_model_;
+  dbranch_.resize(n);
+  // dh = dy + RMSNorm_mlp'(h)^T MLP'^T dy (the residual passes dy through unchanged).
+  const T* dh = dy;
+  if (mlp_) {
+    dh_.resize(n);
+    mlp_->backward(mlp_in_.data(), dy, dbranch_.data(), rows);
+    mlp_norm_->backward(h_.data(), dbranch_.data(), dh_.data(), rows);
+    for (std::size_t i = 0; i < n; ++i) dh_[i] += dy[i];
+    dh = dh_.data();
+  }
+  // dx = dh + RMSNorm_attn'(x)^T Mixer'^T dh
+  mixer_.backward(attn_in_.data(), dh, dbranch_.data(), batch, seq_len);
+  attn_norm_.backward(x, dbranch_.data(), dx, rows);
+  for (std::size_t i = 0; i < n; ++i) dx[i] += dh[i];
+}
+
+template class Block<float>;
+template class Block<double>;
+
+}  // namespace expt::nn
