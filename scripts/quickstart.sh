@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+export CCACHE_BASEDIR="$PWD"
 cmake --preset release > /dev/null
 cmake --build --preset release -j "$(nproc)" --target expt
 build/release/expt run configs/quickstart.yaml --out runs/quickstart "$@"

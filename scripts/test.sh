@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-release}
+export CCACHE_BASEDIR="$PWD"  # cache hits across clones of the repository
 
 bash scripts/install-deps.sh
 cmake --preset "$preset" > /dev/null
