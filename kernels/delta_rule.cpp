@@ -1,0 +1,569 @@
+#include "kernels/delta_rule.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+
+namespace expt::kernels {
+
+namespace {
+
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+std::size_t sz(long n) { return static_cast<std::size_t>(n); }
+
+// Pointers to token 0 of one (batch, head) slice and the row strides that step one token, so every
+// per-head routine below reads row t of q as q + t * ld_qk.
+template <class T>
+struct HeadSlice {
+  const T* q;
+  const T* k;
+  const T* v;
+  const T* beta;
+  const T* g;              // nullptr: ungated
+  const T* initial_state;  // nullptr: zero
+  int ld_qk, ld_v, ld_gate;
+};
+
+template <class T>
+HeadSlice<T> head_slice(const DeltaRuleShape& s, const DeltaRuleInputs<T>& in, int b, int h) {
+  const std::size_t token0 = sz(b) * sz(s.seq_len) * sz(s.heads) + sz(h);
+  const std::size_t state = (sz(b) * sz(s.heads) + sz(h)) * sz(s.key_dim) * sz(s.value_dim);
+  return {in.q + token0 * sz(s.key_dim),
+          in.k + token0 * sz(s.key_dim),
+          in.v + token0 * sz(s.value_dim),
+          in.beta + token0,
+          in.g ? in.g + token0 : nullptr,
+          in.initial_state ? in.initial_state + state : nullptr,
+          s.heads * s.key_dim,
+          s.heads * s.value_dim,
+          s.heads};
+}
+
+// Offsets of (b, h) into a [B, T, H, D] buffer (token 0), a [B, T, H] buffer and a state buffer.
+std::size_t token_offset(const DeltaRuleShape& s, int b, int h, int dim) {
+  return (sz(b) * sz(s.seq_len) * sz(s.heads) + sz(h)) * sz(dim);
+}
+std::size_t state_offset(const DeltaRuleShape& s, int b, int h) {
+  return (sz(b) * sz(s.heads) + sz(h)) * sz(s.key_dim) * sz(s.value_dim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recurrent reference
+// ---------------------------------------------------------------------------------------------
+
+// One step t of the recurrence on the state S [dk, dv] in place:
+//   S' = a_t S,  u = beta_t (v_t - S'^T k_t),  S = S' + k_t u^T.
+template <class T>
+void recurrent_step(const HeadSlice<T>& x, int t, int dk, int dv, Eigen::Map<Mat<T>>& S, Vec<T>& u) {
+  const Eigen::Map<const Vec<T>> k(x.k + sz(t) * sz(x.ld_qk), dk);
+  const Eigen::Map<const Vec<T>> v(x.v + sz(t) * sz(x.ld_v), dv);
+  const T beta = x.beta[sz(t) * sz(x.ld_gate)];
+  if (x.g) S *= std::exp(x.g[sz(t) * sz(x.ld_gate)]);
+  u.noalias() = beta * (v - S.transpose() * k);
+  S.noalias() += k * u.transpose();
+}
+
+template <class T>
+void recurrent_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, T* out, int ld_out, T* state) {
+  Eigen::Map<Mat<T>> S(state, dk, dv);
+  if (x.initial_state)
+    S = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
+  else
+    S.setZero();
+  Vec<T> u(dv);
+  for (int t = 0; t < n; ++t) {
+    recurrent_step(x, t, dk, dv, S, u);
+    // o_t = s S_t^T q_t
+    const Eigen::Map<const Vec<T>> q(x.q + sz(t) * sz(x.ld_qk), dk);
+    Eigen::Map<Vec<T>>(out + sz(t) * sz(ld_out), dv).noalias() = scale * (S.transpose() * q);
+  }
+}
+
+// Reverse-time backward of one head (layers.md 2.6.1). With D = dL/dS_t, walking t = T-1 .. 0:
+//   D   += s q_t do_t^T ;          dq_t = s S_t do_t
+//   du   = D^T k_t
+//   dk_t = D u_t - beta_t S' du ;  dv_t = beta_t du ;  dbeta_t = du . e_t   (e_t = v_t - S'^T k_t)
+//   D'   = D - beta_t k_t du^T     (dL/dS', S' = a_t S_{t-1})
+//   dg_t = sum(S' (.) D')          (d a_t / d g_t = a_t folds into S' = a_t S_{t-1})
+//   D    = a_t D'                  (dL/dS_{t-1})
+// The states S_{t-1} come from checkpoints every `segment` steps: the forward keeps S before each
+// segment, the reverse sweep recomputes the states of one segment at a time.
+template <class T>
+void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, const T* dout, int ld_out,
+                             const T* dfinal_state, T* dq, T* dk_out, T* dv_out, T* dbeta, T* dg, T* dinitial_state) {
+  const int segment = kDeltaRuleDefaultChunk;
+  const int segments = (n + segment - 1) / segment;
+  const std::size_t state_size = sz(dk) * sz(dv);
+  std::vector<T> checkpoints(sz(segments) * state_size);
+  std::vector<T> states(sz(segment + 1) * state_size);  // S_{t0-1} .. S_{t1-1} of one segment
+  Vec<T> u(dv), e(dv), du(dv);
+
+  {
+    Eigen::Map<Mat<T>> S(states.data(), dk, dv);
+    if (x.initial_state)
+      S = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
+    else
+      S.setZero();
+    for (int t = 0; t < n; ++t) {
+      if (t % segment == 0) std::copy_n(states.data(), state_size, checkpoints.data() + sz(t / segment) * state_size);
+      recurrent_step(x, t, dk, dv, S, u);
+    }
+  }
+
+  Mat<T> D(dk, dv), S_prime(dk, dv);
+  if (dfinal_state)
+    D = Eigen::Map<const Mat<T>>(dfinal_state, dk, dv);
+  else
+    D.setZero();
+  for (int c = segments - 1; c >= 0; --c) {
+    const int t0 = c * segment, t1 = std::min(n, t0 + segment);
+    std::copy_n(checkpoints.data() + sz(c) * state_size, state_size, states.data());
+    for (int t = t0; t < t1; ++t) {
+      std::copy_n(states.data() + sz(t - t0) * state_size, state_size, states.data() + sz(t - t0 + 1) * state_size);
+      Eigen::Map<Mat<T>> S(states.data() + sz(t - t0 + 1) * state_size, dk, dv);
+      recurrent_step(x, t, dk, dv, S, u);
+    }
+    for (int t = t1 - 1; t >= t0; --t) {
+      const Eigen::Map<const Mat<T>> S_prev(states.data() + sz(t - t0) * state_size, dk, dv);
+      const Eigen::Map<const Mat<T>> S_t(states.data() + sz(t - t0 + 1) * state_size, dk, dv);
+      const Eigen::Map<const Vec<T>> q(x.q + sz(t) * sz(x.ld_qk), dk);
+      const Eigen::Map<const Vec<T>> k(x.k + sz(t) * sz(x.ld_qk), dk);
+      const Eigen::Map<const Vec<T>> v(x.v + sz(t) * sz(x.ld_v), dv);
+      const Eigen::Map<const Vec<T>> d_o(dout + sz(t) * sz(ld_out), dv);
+      const T beta = x.beta[sz(t) * sz(x.ld_gate)];
+      const T a = x.g ? std::exp(x.g[sz(t) * sz(x.ld_gate)]) : T(1);
+      S_prime = a * S_prev;
+      e.noalias() = v - S_prime.transpose() * k;
+      u = beta * e;
+
+      D.noalias() += scale * q * d_o.transpose();
+      Eigen::Map<Vec<T>>(dq + sz(t) * sz(x.ld_qk), dk).noalias() = scale * (S_t * d_o);
+      du.noalias() = D.transpose() * k;
+      Eigen::Map<Vec<T>> dk_t(dk_out + sz(t) * sz(x.ld_qk), dk);
+      dk_t.noalias() = D * u;
+      dk_t.noalias() -= beta * (S_prime * du);
+      Eigen::Map<Vec<T>>(dv_out + sz(t) * sz(x.ld_v), dv) = beta * du;
+      dbeta[sz(t) * sz(x.ld_gate)] = du.dot(e);
+      D.noalias() -= beta * k * du.transpose();
+      if (dg) dg[sz(t) * sz(x.ld_gate)] = S_prime.cwiseProduct(D).sum();
+      D *= a;
+    }
+  }
+  if (dinitial_state) Eigen::Map<Mat<T>>(dinitial_state, dk, dv) = D;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunked WY / UT form
+// ---------------------------------------------------------------------------------------------
+//
+// One chunk of L tokens (rows i = 0..L-1 of Q, K [L, dk], V [L, dv]), entering state S_in:
+//   gamma_i = g_0 + ... + g_i          (local inclusive cumsum; 0 without a gate), Gamma_i = exp(gamma_i)
+//   decay_ij = exp(gamma_i - gamma_j)  for i >= j, 0 above the diagonal (exponent <= 0 for g <= 0; the
+//                                      upper triangle is never evaluated, layers.md 5.3 item 2)
+//   Lmat = tril(diag(beta) K K^T (.) decay, -1),   A = (I + Lmat)^{-1}  (unit lower triangular)
+//   Kb = diag(beta Gamma) K,  Vb = diag(beta) V,  W = A Kb,  U = A Vb
+//   Ũ = U - W S_in                                 (the pseudo-values u_i of the recurrence)
+//   P = (Q K^T) (.) decay                          (causal, diagonal included)
+//   O = s [diag(Gamma) Q S_in + P Ũ]
+//   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K
+// Why: inside the chunk S_i = Gamma_i S_in + sum_{j<=i} exp(gamma_i - gamma_j) k_j u_j^T, and
+// substituting it into u_i = beta_i (v_i - a_i S_{i-1}^T k_i) gives (I + Lmat) Ũ = Vb - Kb S_in.
+
+// Scratch of one chunk, sized for the longest chunk and reused; every L x L matrix is stored densely
+// with row stride L of the current chunk.
+template <class T>
+struct ChunkScratch {
+  int dk, dv;
+  std::vector<T> gamma, decay, kkt, lmat, a, kb, vb, w, u_new, kd, scores;
+  // backward only
+  std::vector<T> d_u_new, d_scores, d_gamma, do_gated, dq_state, dkd, dw, x, y, da, tmp, dl;
+  ChunkScratch(int chunk, int key_dim, int value_dim, bool backward) : dk(key_dim), dv(value_dim) {
+    const std::size_t cc = sz(chunk) * sz(chunk), ck = sz(chunk) * sz(dk), cv = sz(chunk) * sz(dv);
+    gamma.resize(sz(chunk));
+    decay.resize(cc);
+    kkt.resize(cc);
+    lmat.resize(cc);
+    a.resize(cc);
+    kb.resize(ck);
+    vb.resize(cv);
+    w.resize(ck);
+    u_new.resize(cv);
+    kd.resize(ck);
+    scores.resize(cc);
+    if (!backward) return;
+    d_u_new.resize(cv);
+    d_scores.resize(cc);
+    d_gamma.resize(sz(chunk));
+    do_gated.resize(cv);
+    dq_state.resize(ck);
+    dkd.resize(ck);
+    dw.resize(ck);
+    x.resize(ck);
+    y.resize(cv);
+    da.resize(cc);
+    tmp.resize(cc);
+    dl.resize(cc);
+  }
+};
+
+// Fills gamma, decay, kkt, lmat, a, kb, vb, w, u_new (= Ũ) and kd of the chunk starting at token t0.
+template <class T>
+void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c) {
+  const int dk = c.dk, dv = c.dv;
+  const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  const T* v = x.v + sz(t0) * sz(x.ld_v);
+  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
+
+  T acc = 0;
+  for (int i = 0; i < L; ++i) {
+    if (x.g) acc += x.g[sz(t0 + i) * sz(x.ld_gate)];
+    c.gamma[sz(i)] = acc;
+  }
+  Eigen::Map<Mat<T>> decay(c.decay.data(), L, L);
+  if (x.g) {
+    for (int i = 0; i < L; ++i) {
+      for (int j = 0; j <= i; ++j) decay(i, j) = std::exp(c.gamma[sz(i)] - c.gamma[sz(j)]);
+      for (int j = i + 1; j < L; ++j) decay(i, j) = 0;
+    }
+  } else {
+    decay.setZero();
+    decay.template triangularView<Eigen::Lower>().setOnes();
+  }
+
+  // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal.
+  gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt.data(), L);
+  Eigen::Map<Mat<T>> lmat(c.lmat.data(), L, L);
+  const Eigen::Map<const Mat<T>> kkt(c.kkt.data(), L, L);
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(x.ld_gate)];
+    for (int j = 0; j < L; ++j) lmat(i, j) = j < i ? b * kkt(i, j) * decay(i, j) : T(0);
+  }
+  // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
+  // Row j of A is zero beyond column j, so row i only needs columns < i.
+  Eigen::Map<Mat<T>> A(c.a.data(), L, L);
+  A.setIdentity();
+  for (int i = 1; i < L; ++i)
+    for (int j = 0; j < i; ++j) {
+      const T l = lmat(i, j);
+      if (l != T(0)) A.row(i).head(j + 1) -= l * A.row(j).head(j + 1);
+    }
+
+  const T gamma_last = c.gamma[sz(L - 1)];
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = std::exp(c.gamma[sz(i)]);
+    const T end_decay = std::exp(gamma_last - c.gamma[sz(i)]);
+    for (int m = 0; m < dk; ++m) {
+      const T km = k[sz(i) * sz(x.ld_qk) + sz(m)];
+      c.kb[sz(i) * sz(dk) + sz(m)] = b * Gamma * km;
+      c.kd[sz(i) * sz(dk) + sz(m)] = end_decay * km;
+    }
+    for (int m = 0; m < dv; ++m) c.vb[sz(i) * sz(dv) + sz(m)] = b * v[sz(i) * sz(x.ld_v) + sz(m)];
+  }
+  // W = A Kb [L, dk],  Ũ = A Vb - W S_in [L, dv]
+  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.a.data(), L, c.kb.data(), dk, T(0), c.w.data(), dk);
+  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a.data(), L, c.vb.data(), dv, T(0), c.u_new.data(), dv);
+  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.w.data(), dk, s_in, dv, T(1), c.u_new.data(), dv);
+}
+
+// P = (Q K^T) (.) decay into c.scores [L, L].
+template <class T>
+void chunk_scores(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c) {
+  const T* q = x.q + sz(t0) * sz(x.ld_qk);
+  const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  gemm(Trans::no, Trans::yes, L, L, c.dk, T(1), q, x.ld_qk, k, x.ld_qk, T(0), c.scores.data(), L);
+  Eigen::Map<Mat<T>>(c.scores.data(), L, L).array() *= Eigen::Map<const Mat<T>>(c.decay.data(), L, L).array();
+}
+
+// S <- Gamma_{L-1} S + Kd^T Ũ (in place; the factors of the chunk must be current).
+template <class T>
+void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
+  Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= std::exp(c.gamma[sz(L - 1)]);
+  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new.data(), c.dv, T(1), state, c.dv);
+}
+
+template <class T>
+void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, T* out, int ld_out,
+                          T* state, ChunkScratch<T>& c) {
+  Eigen::Map<Mat<T>> S(state, dk, dv);
+  if (x.initial_state)
+    S = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
+  else
+    S.setZero();
+  for (int t0 = 0; t0 < n; t0 += chunk) {
+    const int L = std::min(chunk, n - t0);
+    chunk_factors(x, t0, L, state, c);
+    chunk_scores(x, t0, L, c);
+    // O = s diag(Gamma) Q S_in + s P Ũ
+    T* o = out + sz(t0) * sz(ld_out);
+    gemm(Trans::no, Trans::no, L, dv, dk, scale, x.q + sz(t0) * sz(x.ld_qk), x.ld_qk, state, dv, T(0), o, ld_out);
+    if (x.g)
+      for (int i = 0; i < L; ++i) Eigen::Map<Vec<T>>(o + sz(i) * sz(ld_out), dv) *= std::exp(c.gamma[sz(i)]);
+    gemm(Trans::no, Trans::no, L, dv, L, scale, c.scores.data(), L, c.u_new.data(), dv, T(1), o, ld_out);
+    chunk_advance_state(L, c, state);
+  }
+}
+
+// Backward of one chunk given dO (rows t0.., stride ld_out) and dH = dL/dS_out [dk, dv]; overwrites
+// dH with dL/dS_in and writes the chunk's rows of dq, dk, dv, dbeta, dg. With Ũ, W, A, P from
+// chunk_factors / chunk_scores (all products below are [derived], layers.md 2.6.2 plus the gate):
+//   dŨ    = s P^T dO + Kd dH
+//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ
+//   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q
+//   dKd   = Ũ dH^T;                  dK += diag(exp(gamma_{L-1} - gamma)) dKd
+//   dW    = -dŨ S_in^T;  dU = dŨ;    dA = tril(dW Kb^T + dU Vb^T, -1)   (A stays unit lower under any
+//                                    perturbation of Lmat, so only its strict lower part matters)
+//   X = A^T dW (= dKb);  Y = A^T dU (= dVb)
+//   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i
+//   dLmat = -tril(A^T dA A^T, -1);  with Lmat_ij = beta_i (k_i . k_j) decay_ij:
+//     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += E K + E^T K
+// Gate, through gamma (dL/dgamma accumulated as dgam):
+//   every factor decay_ij = exp(gamma_i - gamma_j) on a term X_ij adds X_ij dX_ij to dgam_i and
+//   subtracts it from dgam_j (for P and Lmat); every row scaling Gamma_i adds (scaled row . its
+//   gradient) to dgam_i (Q S_in rows, Kb rows); the chunk-end factors add sum(Gamma_{L-1} S_in (.) dH)
+//   + sum_i kd_i . dkd_i to dgam_{L-1} and subtract kd_i . dkd_i from dgam_i.
+//   Finally dg_m = sum_{i >= m} dgam_i, since gamma_i = g_0 + ... + g_i.
+template <class T>
+void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in, const T* dout, int ld_out, T* dh,
+                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c) {
+  const int dk = c.dk, dv = c.dv;
+  const T* q = x.q + sz(t0) * sz(x.ld_qk);
+  const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  const T* v = x.v + sz(t0) * sz(x.ld_v);
+  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
+  const T* d_o = dout + sz(t0) * sz(ld_out);
+  T* dq = dq_out + sz(t0) * sz(x.ld_qk);
+  T* dkk = dk_out + sz(t0) * sz(x.ld_qk);
+  T* dvv = dv_out + sz(t0) * sz(x.ld_v);
+  const int ldg = x.ld_gate;
+
+  chunk_factors(x, t0, L, s_in, c);
+  chunk_scores(x, t0, L, c);
+  const Eigen::Map<const Mat<T>> decay(c.decay.data(), L, L);
+  const Eigen::Map<const Mat<T>> scores(c.scores.data(), L, L);
+  const Eigen::Map<const Mat<T>> lmat(c.lmat.data(), L, L);
+  const Eigen::Map<const Mat<T>> kkt(c.kkt.data(), L, L);
+  const T gamma_last = c.gamma[sz(L - 1)];
+  std::vector<T>& dgam = c.d_gamma;
+  std::fill_n(dgam.begin(), L, T(0));
+
+  // diag(Gamma) dO [L, dv]
+  for (int i = 0; i < L; ++i) {
+    const T Gamma = std::exp(c.gamma[sz(i)]);
+    for (int m = 0; m < dv; ++m) c.do_gated[sz(i) * sz(dv) + sz(m)] = Gamma * d_o[sz(i) * sz(ld_out) + sz(m)];
+  }
+
+  // dŨ = s P^T dO + Kd dH
+  gemm(Trans::yes, Trans::no, L, dv, L, scale, c.scores.data(), L, d_o, ld_out, T(0), c.d_u_new.data(), dv);
+  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), c.d_u_new.data(), dv);
+
+  // Chunk-end gate terms need dH before it is replaced by dS_in: dKd = Ũ dH^T, sum(S_in (.) dH).
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(1), c.u_new.data(), dv, dh, dv, T(0), c.dkd.data(), dk);
+  const Eigen::Map<const Mat<T>> S_in(s_in, dk, dv);
+  Eigen::Map<Mat<T>> dH(dh, dk, dv);
+  dgam[sz(L - 1)] += std::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
+
+  // dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ   (in place in dh)
+  dH *= std::exp(gamma_last);
+  gemm(Trans::yes, Trans::no, dk, dv, L, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
+  gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.w.data(), dk, c.d_u_new.data(), dv, T(1), dh, dv);
+
+  // dP = s dO Ũ^T on the causal part; its gate terms; then dP (.) decay in place.
+  gemm(Trans::no, Trans::yes, L, L, dv, scale, d_o, ld_out, c.u_new.data(), dv, T(0), c.d_scores.data(), L);
+  Eigen::Map<Mat<T>> dP(c.d_scores.data(), L, L);
+  for (int i = 0; i < L; ++i)
+    for (int j = 0; j < L; ++j) {
+      if (j > i) {
+        dP(i, j) = 0;
+        continue;
+      }
+      const T term = scores(i, j) * dP(i, j);
+      dgam[sz(i)] += term;
+      dgam[sz(j)] -= term;
+      dP(i, j) *= decay(i, j);
+    }
+  // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
+  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.d_scores.data(), L, k, x.ld_qk, T(0), dq, x.ld_qk);
+  gemm(Trans::no, Trans::yes, L, dk, dv, scale, c.do_gated.data(), dv, s_in, dv, T(0), c.dq_state.data(), dk);
+  for (int i = 0; i < L; ++i) {
+    Eigen::Map<Vec<T>> dq_i(dq + sz(i) * sz(x.ld_qk), dk);
+    const Eigen::Map<const Vec<T>> dq_state_i(c.dq_state.data() + sz(i) * sz(dk), dk);
+    dgam[sz(i)] += dq_state_i.dot(Eigen::Map<const Vec<T>>(q + sz(i) * sz(x.ld_qk), dk));
+    dq_i += dq_state_i;
+  }
+  // dK = (dP (.) decay)^T Q + diag(exp(gamma_{L-1} - gamma)) dKd
+  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.d_scores.data(), L, q, x.ld_qk, T(0), dkk, x.ld_qk);
+  for (int i = 0; i < L; ++i) {
+    const Eigen::Map<const Vec<T>> dkd_i(c.dkd.data() + sz(i) * sz(dk), dk);
+    const T through_key = dkd_i.dot(Eigen::Map<const Vec<T>>(c.kd.data() + sz(i) * sz(dk), dk));
+    dgam[sz(L - 1)] += through_key;
+    dgam[sz(i)] -= through_key;
+    Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += std::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
+  }
+
+  // WY part. dW = -dŨ S_in^T; dA = tril(dW Kb^T + dŨ Vb^T, -1); X = A^T dW; Y = A^T dŨ.
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), c.d_u_new.data(), dv, s_in, dv, T(0), c.dw.data(), dk);
+  gemm(Trans::no, Trans::yes, L, L, dk, T(1), c.dw.data(), dk, c.kb.data(), dk, T(0), c.da.data(), L);
+  gemm(Trans::no, Trans::yes, L, L, dv, T(1), c.d_u_new.data(), dv, c.vb.data(), dv, T(1), c.da.data(), L);
+  Eigen::Map<Mat<T>> dA(c.da.data(), L, L);
+  dA.template triangularView<Eigen::Upper>().setZero();
+  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.a.data(), L, c.dw.data(), dk, T(0), c.x.data(), dk);
+  gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a.data(), L, c.d_u_new.data(), dv, T(0), c.y.data(), dv);
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(ldg)], Gamma = std::exp(c.gamma[sz(i)]);
+    const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
+    const Eigen::Map<const Vec<T>> y_i(c.y.data() + sz(i) * sz(dv), dv);
+    const Eigen::Map<const Vec<T>> k_i(k + sz(i) * sz(x.ld_qk), dk);
+    const Eigen::Map<const Vec<T>> v_i(v + sz(i) * sz(x.ld_v), dv);
+    const T kx = k_i.dot(x_i);
+    Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += (b * Gamma) * x_i;
+    Eigen::Map<Vec<T>>(dvv + sz(i) * sz(x.ld_v), dv) = b * y_i;
+    dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + v_i.dot(y_i);
+    dgam[sz(i)] += b * Gamma * kx;
+  }
+  // dLmat = -tril(A^T dA A^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
+  // gate and E = dLmat (.) diag(beta) decay (stored in dl) for the keys.
+  gemm(Trans::yes, Trans::no, L, L, L, T(1), c.a.data(), L, c.da.data(), L, T(0), c.tmp.data(), L);
+  gemm(Trans::no, Trans::yes, L, L, L, T(-1), c.tmp.data(), L, c.a.data(), L, T(0), c.dl.data(), L);
+  Eigen::Map<Mat<T>> E(c.dl.data(), L, L);
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(ldg)];
+    T dbeta_i = 0;
+    for (int j = 0; j < L; ++j) {
+      if (j >= i) {
+        E(i, j) = 0;
+        continue;
+      }
+      const T dlmat = E(i, j);
+      dbeta_i += dlmat * kkt(i, j) * decay(i, j);
+      const T term = lmat(i, j) * dlmat;
+      dgam[sz(i)] += term;
+      dgam[sz(j)] -= term;
+      E(i, j) = dlmat * b * decay(i, j);
+    }
+    dbeta[sz(t0 + i) * sz(ldg)] += dbeta_i;
+  }
+  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.dl.data(), L, k, x.ld_qk, T(1), dkk, x.ld_qk);
+  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.dl.data(), L, k, x.ld_qk, T(1), dkk, x.ld_qk);
+
+  if (dg) {
+    T acc = 0;
+    for (int i = L - 1; i >= 0; --i) {
+      acc += dgam[sz(i)];
+      dg[sz(t0 + i) * sz(ldg)] = acc;
+    }
+  }
+}
+
+template <class T>
+void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, const T* dout, int ld_out,
+                           const T* dfinal_state, T* dq, T* dk_out, T* dv_out, T* dbeta, T* dg, T* dinitial_state,
+                           ChunkScratch<T>& c) {
+  const int chunks = (n + chunk - 1) / chunk;
+  const std::size_t state_size = sz(dk) * sz(dv);
+  // entering[c] = S_in of chunk c, from one forward sweep over the states only.
+  std::vector<T> entering(sz(chunks + 1) * state_size);
+  Eigen::Map<Mat<T>> S0(entering.data(), dk, dv);
+  if (x.initial_state)
+    S0 = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
+  else
+    S0.setZero();
+  for (int ci = 0; ci + 1 < chunks; ++ci) {
+    const int t0 = ci * chunk, L = std::min(chunk, n - t0);
+    T* s_in = entering.data() + sz(ci) * state_size;
+    chunk_factors(x, t0, L, s_in, c);
+    std::copy_n(s_in, state_size, s_in + state_size);
+    chunk_advance_state(L, c, s_in + state_size);
+  }
+  // dH = dL/dS_out of the current chunk, walking chunks in reverse.
+  std::vector<T> dh(state_size, T(0));
+  if (dfinal_state) std::copy_n(dfinal_state, state_size, dh.begin());
+  for (int ci = chunks - 1; ci >= 0; --ci) {
+    const int t0 = ci * chunk, L = std::min(chunk, n - t0);
+    chunk_backward(x, t0, L, scale, entering.data() + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out,
+                   dbeta, dg, c);
+  }
+  if (dinitial_state) std::copy(dh.begin(), dh.end(), dinitial_state);
+}
+
+}  // namespace
+
+template <class T>
+void delta_rule_recurrent_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                  std::type_identity_t<T>* final_state) {
+  std::vector<T> state(sz(s.key_dim) * sz(s.value_dim));
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads; ++h) {
+      recurrent_forward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale,
+                             out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, state.data());
+      if (final_state) std::copy(state.begin(), state.end(), final_state + state_offset(s, b, h));
+    }
+}
+
+template <class T>
+void delta_rule_recurrent_backward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
+                                   const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads) {
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads; ++h) {
+      const std::size_t qk = token_offset(s, b, h, s.key_dim), v = token_offset(s, b, h, s.value_dim);
+      const std::size_t gate = token_offset(s, b, h, 1), state = state_offset(s, b, h);
+      recurrent_backward_head(
+          head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, dout + v, s.heads * s.value_dim,
+          dfinal_state ? dfinal_state + state : nullptr, grads.dq + qk, grads.dk + qk, grads.dv + v, grads.dbeta + gate,
+          in.g && grads.dg ? grads.dg + gate : nullptr, grads.dinitial_state ? grads.dinitial_state + state : nullptr);
+    }
+}
+
+template <class T>
+void delta_rule_chunked_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                std::type_identity_t<T>* final_state, int chunk_size) {
+  const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
+  ChunkScratch<T> scratch(chunk, s.key_dim, s.value_dim, false);
+  std::vector<T> state(sz(s.key_dim) * sz(s.value_dim));
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads; ++h) {
+      chunked_forward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, chunk,
+                           out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, state.data(), scratch);
+      if (final_state) std::copy(state.begin(), state.end(), final_state + state_offset(s, b, h));
+    }
+}
+
+template <class T>
+void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
+                                 const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
+                                 int chunk_size) {
+  const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
+  ChunkScratch<T> scratch(chunk, s.key_dim, s.value_dim, true);
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads; ++h) {
+      const std::size_t qk = token_offset(s, b, h, s.key_dim), v = token_offset(s, b, h, s.value_dim);
+      const std::size_t gate = token_offset(s, b, h, 1), state = state_offset(s, b, h);
+      chunked_backward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, chunk, dout + v,
+                            s.heads * s.value_dim, dfinal_state ? dfinal_state + state : nullptr, grads.dq + qk,
+                            grads.dk + qk, grads.dv + v, grads.dbeta + gate,
+                            in.g && grads.dg ? grads.dg + gate : nullptr,
+                            grads.dinitial_state ? grads.dinitial_state + state : nullptr, scratch);
+    }
+}
+
+#define EXPT_INSTANTIATE_DELTA_RULE(T)                                                                           \
+  template void delta_rule_recurrent_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*);    \
+  template void delta_rule_recurrent_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,  \
+                                                 const T*, const DeltaRuleGradients<T>&);                        \
+  template void delta_rule_chunked_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*, int); \
+  template void delta_rule_chunked_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,    \
+                                               const T*, const DeltaRuleGradients<T>&, int);
+
+EXPT_INSTANTIATE_DELTA_RULE(float)
+EXPT_INSTANTIATE_DELTA_RULE(double)
+
+#undef EXPT_INSTANTIATE_DELTA_RULE
+
+}  // namespace expt::kernels

@@ -1,0 +1,152 @@
+#include "kernels/short_conv.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <vector>
+
+namespace expt::kernels {
+
+namespace {
+
+std::size_t zu(int x) { return static_cast<std::size_t>(x); }
+
+void check_shape(const ShortConvShape& s) {
+  if (s.batch < 0 || s.seq_len < 0 || s.channels < 0 || s.width < 1)
+    throw std::invalid_argument("short_conv: negative dimension or width < 1");
+}
+
+template <class T>
+T sigmoid(T p) {
+  return T(1) / (T(1) + std::exp(-p));
+}
+
+// weight [channels, width] -> transposed [width, channels], so that tap i is a contiguous row.
+template <class T>
+std::vector<T> transpose_weight(const ShortConvShape& s, const T* weight) {
+  std::vector<T> wt(zu(s.width) * zu(s.channels));
+  for (int c = 0; c < s.channels; ++c)
+    for (int i = 0; i < s.width; ++i) wt[zu(i) * zu(s.channels) + zu(c)] = weight[zu(c) * zu(s.width) + zu(i)];
+  return wt;
+}
+
+// pre_t = sum_i wt[i] (.) x_{t-W+1+i} over the taps that fall inside the sequence; x points at the
+// sequence's first row.
+template <class T>
+void pre_activation_row(const ShortConvShape& s, const T* x, const T* wt, int t, T* pre) {
+  const int D = s.channels;
+  std::fill(pre, pre + D, T(0));
+  for (int i = std::max(0, s.width - 1 - t); i < s.width; ++i) {
+    const T* x_row = x + zu(t - s.width + 1 + i) * zu(D);
+    const T* w_row = wt + zu(i) * zu(D);
+    for (int c = 0; c < D; ++c) pre[c] += w_row[c] * x_row[c];
+  }
+}
+
+}  // namespace
+
+template <class T>
+void short_conv_forward(const ShortConvShape& s, const T* x, const T* weight, T* y) {
+  check_shape(s);
+  const int D = s.channels;
+  const std::vector<T> wt = transpose_weight(s, weight);
+  for (int b = 0; b < s.batch; ++b) {
+    const T* xb = x + zu(b) * zu(s.seq_len) * zu(D);
+    T* yb = y + zu(b) * zu(s.seq_len) * zu(D);
+    for (int t = 0; t < s.seq_len; ++t) {
+      T* y_row = yb + zu(t) * zu(D);
+      pre_activation_row(s, xb, wt.data(), t, y_row);
+      for (int c = 0; c < D; ++c) y_row[c] *= sigmoid(y_row[c]);
+    }
+  }
+}
+
+template <class T>
+void short_conv_backward(const ShortConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight) {
+  check_shape(s);
+  const int D = s.channels, W = s.width;
+  const std::vector<T> wt = transpose_weight(s, weight);
+  std::vector<T> dwt(wt.size(), T(0)), dpre(zu(D));
+  std::fill(dx, dx + zu(s.batch) * zu(s.seq_len) * zu(D), T(0));
+  for (int b = 0; b < s.batch; ++b) {
+    const T* xb = x + zu(b) * zu(s.seq_len) * zu(D);
+    const T* dyb = dy + zu(b) * zu(s.seq_len) * zu(D);
+    T* dxb = dx + zu(b) * zu(s.seq_len) * zu(D);
+    for (int t = 0; t < s.seq_len; ++t) {
+      // dpre = dy (.) SiLU'(pre), pre recomputed.
+      pre_activation_row(s, xb, wt.data(), t, dpre.data());
+      const T* dy_row = dyb + zu(t) * zu(D);
+      for (int c = 0; c < D; ++c) {
+        const T p = dpre[zu(c)], sg = sigmoid(p);
+        dpre[zu(c)] = dy_row[c] * sg * (T(1) + p * (T(1) - sg));
+      }
+      // Scatter to the taps: dx_{t-W+1+i} += wt[i] (.) dpre,  dwt[i] += x_{t-W+1+i} (.) dpre.
+      for (int i = std::max(0, W - 1 - t); i < W; ++i) {
+        const std::size_t r = zu(t - W + 1 + i) * zu(D);
+        const T* w_row = wt.data() + zu(i) * zu(D);
+        T* dw_row = dwt.data() + zu(i) * zu(D);
+        for (int c = 0; c < D; ++c) {
+          dxb[r + zu(c)] += w_row[c] * dpre[zu(c)];
+          dw_row[c] += xb[r + zu(c)] * dpre[zu(c)];
+        }
+      }
+    }
+  }
+  for (int c = 0; c < D; ++c)
+    for (int i = 0; i < W; ++i) dweight[zu(c) * zu(W) + zu(i)] = dwt[zu(i) * zu(D) + zu(c)];
+}
+
+template <class T>
+void short_conv_reference_forward(const ShortConvShape& s, const T* x, const T* weight, T* y) {
+  check_shape(s);
+  const int D = s.channels, W = s.width;
+  for (int b = 0; b < s.batch; ++b)
+    for (int c = 0; c < D; ++c)
+      for (int t = 0; t < s.seq_len; ++t) {
+        T pre = 0;
+        for (int i = 0; i < W; ++i) {
+          const int src = t - W + 1 + i;
+          if (src >= 0) pre += weight[zu(c) * zu(W) + zu(i)] * x[(zu(b) * zu(s.seq_len) + zu(src)) * zu(D) + zu(c)];
+        }
+        y[(zu(b) * zu(s.seq_len) + zu(t)) * zu(D) + zu(c)] = pre * sigmoid(pre);
+      }
+}
+
+template <class T>
+void short_conv_reference_backward(const ShortConvShape& s, const T* x, const T* weight, const T* dy, T* dx,
+                                   T* dweight) {
+  check_shape(s);
+  const int D = s.channels, W = s.width;
+  std::fill(dx, dx + zu(s.batch) * zu(s.seq_len) * zu(D), T(0));
+  std::fill(dweight, dweight + zu(D) * zu(W), T(0));
+  auto at = [&](int b, int t, int c) { return (zu(b) * zu(s.seq_len) + zu(t)) * zu(D) + zu(c); };
+  for (int b = 0; b < s.batch; ++b)
+    for (int c = 0; c < D; ++c)
+      for (int t = 0; t < s.seq_len; ++t) {
+        T pre = 0;
+        for (int i = 0; i < W; ++i)
+          if (t - W + 1 + i >= 0) pre += weight[zu(c) * zu(W) + zu(i)] * x[at(b, t - W + 1 + i, c)];
+        const T sg = sigmoid(pre);
+        const T dpre = dy[at(b, t, c)] * sg * (T(1) + pre * (T(1) - sg));
+        for (int i = 0; i < W; ++i) {
+          const int src = t - W + 1 + i;
+          if (src < 0) continue;
+          dx[at(b, src, c)] += weight[zu(c) * zu(W) + zu(i)] * dpre;
+          dweight[zu(c) * zu(W) + zu(i)] += x[at(b, src, c)] * dpre;
+        }
+      }
+}
+
+#define EXPT_INSTANTIATE_SHORT_CONV(T)                                                               \
+  template void short_conv_forward<T>(const ShortConvShape&, const T*, const T*, T*);                \
+  template void short_conv_backward<T>(const ShortConvShape&, const T*, const T*, const T*, T*, T*); \
+  template void short_conv_reference_forward<T>(const ShortConvShape&, const T*, const T*, T*);      \
+  template void short_conv_reference_backward<T>(const ShortConvShape&, const T*, const T*, const T*, T*, T*);
+
+EXPT_INSTANTIATE_SHORT_CONV(float)
+EXPT_INSTANTIATE_SHORT_CONV(double)
+
+#undef EXPT_INSTANTIATE_SHORT_CONV
+
+}  // namespace expt::kernels

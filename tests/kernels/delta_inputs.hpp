@@ -1,0 +1,115 @@
+// Random inputs for the delta-rule and DeltaProduct kernel tests, in the layouts of
+// kernels/delta_rule.hpp and kernels/delta_product.hpp (steps = 1 is the plain delta rule).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/delta_rule.hpp"
+
+namespace expt::test {
+
+struct DeltaCase {
+  int batch = 1;
+  int seq_len = 1;
+  int heads = 1;
+  int key_dim = 1;
+  int value_dim = 1;
+  int steps = 1;                // Householder steps per token (n_h)
+  double beta_max = 1;          // beta ~ U(0, beta_max)
+  double gate_temperature = 0;  // g = logsigmoid(N(0,1)) / temperature; 0: no gate
+  bool initial_state = true;
+
+  std::size_t tokens() const { return static_cast<std::size_t>(batch) * seq_len * heads; }
+  std::size_t state_size() const { return static_cast<std::size_t>(batch) * heads * key_dim * value_dim; }
+  kernels::DeltaRuleShape shape() const { return {batch, seq_len * steps, heads, key_dim, value_dim}; }
+};
+
+template <class T>
+struct DeltaTensors {
+  std::vector<T> q, k, v, beta, g, s0;  // g, s0 empty when absent
+  std::vector<T> dout, dfinal;          // upstream gradients of out and of the final state
+
+  kernels::DeltaRuleInputs<T> inputs() const {
+    return {
+        q.data(), k.data(), v.data(), beta.data(), g.empty() ? nullptr : g.data(), s0.empty() ? nullptr : s0.data()};
+  }
+};
+
+// Rows of `width` scaled to unit L2 norm, as the layers feed q and k.
+inline void normalise_rows(std::vector<double>& x, int width) {
+  for (std::size_t r = 0; r < x.size() / static_cast<std::size_t>(width); ++r) {
+    double n = 0;
+    for (int i = 0; i < width; ++i) n += x[r * width + i] * x[r * width + i];
+    for (int i = 0; i < width; ++i) x[r * width + i] /= std::sqrt(n);
+  }
+}
+
+inline DeltaTensors<double> make_delta_tensors(const DeltaCase& c, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal(0, 1);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  auto fill = [&](std::size_t n) {
+    std::vector<double> x(n);
+    for (auto& e : x) e = normal(gen);
+    return x;
+  };
+  const std::size_t rows = c.tokens(), virtual_rows = rows * c.steps;
+  DeltaTensors<double> d;
+  d.q = fill(rows * c.key_dim);
+  normalise_rows(d.q, c.key_dim);
+  d.k = fill(virtual_rows * c.key_dim);
+  normalise_rows(d.k, c.key_dim);
+  d.v = fill(virtual_rows * c.value_dim);
+  d.beta.resize(virtual_rows);
+  for (auto& b : d.beta) b = c.beta_max * uniform(gen);
+  if (c.gate_temperature > 0) {
+    d.g.resize(rows);
+    for (auto& g : d.g) g = -std::log1p(std::exp(-normal(gen))) / c.gate_temperature;
+  }
+  if (c.initial_state) d.s0 = fill(c.state_size());
+  d.dout = fill(rows * c.value_dim);
+  d.dfinal = fill(c.state_size());
+  return d;
+}
+
+template <class T>
+std::vector<T> cast_vector(const std::vector<double>& x) {
+  return std::vector<T>(x.begin(), x.end());
+}
+
+template <class T>
+DeltaTensors<T> cast_tensors(const DeltaTensors<double>& d) {
+  return {cast_vector<T>(d.q), cast_vector<T>(d.k),  cast_vector<T>(d.v),    cast_vector<T>(d.beta),
+          cast_vector<T>(d.g), cast_vector<T>(d.s0), cast_vector<T>(d.dout), cast_vector<T>(d.dfinal)};
+}
+
+// Forward outputs and every gradient of one run.
+template <class T>
+struct DeltaResults {
+  std::vector<T> out, final_state, dq, dk, dv, dbeta, dg, ds0;
+
+  DeltaResults(const DeltaCase& c, const DeltaTensors<T>& d)
+      : out(c.tokens() * c.value_dim),
+        final_state(c.state_size()),
+        dq(d.q.size()),
+        dk(d.k.size()),
+        dv(d.v.size()),
+        dbeta(d.beta.size()),
+        dg(d.g.size()),
+        ds0(c.state_size()) {}
+
+  kernels::DeltaRuleGradients<T> gradients() {
+    return {dq.data(), dk.data(), dv.data(), dbeta.data(), dg.empty() ? nullptr : dg.data(), ds0.data()};
+  }
+};
+
+template <class T>
+std::vector<double> to_double(const std::vector<T>& x) {
+  return std::vector<double>(x.begin(), x.end());
+}
+
+}  // namespace expt::test

@@ -1,0 +1,106 @@
+// Short causal depthwise convolution + SiLU: forward against a naive zero-padded loop written here,
+// backward against central differences, fast == reference, causality and tap orientation.
+#include "kernels/short_conv.hpp"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "tests/kernels/gradient_check.hpp"
+
+using expt::kernels::ShortConvShape;
+
+namespace {
+
+std::size_t elems(const ShortConvShape& s) { return static_cast<std::size_t>(s.batch) * s.seq_len * s.channels; }
+
+// Left-pad every sequence with W-1 zero rows, then y_t = SiLU(sum_i w[c,i] padded[t+i]).
+std::vector<double> naive_forward(const ShortConvShape& s, const std::vector<double>& x, const std::vector<double>& w) {
+  const int W = s.width, D = s.channels, P = s.seq_len + W - 1;
+  std::vector<double> y(elems(s));
+  for (int b = 0; b < s.batch; ++b) {
+    std::vector<double> padded(static_cast<std::size_t>(P) * D, 0.0);
+    for (int t = 0; t < s.seq_len; ++t)
+      for (int c = 0; c < D; ++c)
+        padded[static_cast<std::size_t>(t + W - 1) * D + c] = x[(static_cast<std::size_t>(b) * s.seq_len + t) * D + c];
+    for (int t = 0; t < s.seq_len; ++t)
+      for (int c = 0; c < D; ++c) {
+        double pre = 0;
+        for (int i = 0; i < W; ++i) pre += w[static_cast<std::size_t>(c) * W + i] * padded[(t + i) * D + c];
+        y[(static_cast<std::size_t>(b) * s.seq_len + t) * D + c] = pre / (1 + std::exp(-pre));
+      }
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("short conv forward equals a naive zero-padded convolution", "[short_conv]") {
+  for (int width : {1, 3, 4})
+    for (int seq_len : {2, 9}) {
+      const ShortConvShape s{2, seq_len, 5, width};
+      const auto x = expt::test::random_normal(elems(s), 11 + seq_len);
+      const auto w = expt::test::random_normal(static_cast<std::size_t>(s.channels) * width, 12 + width);
+      const auto expected = naive_forward(s, x, w);
+      std::vector<double> fast(elems(s)), reference(elems(s));
+      expt::kernels::short_conv_forward(s, x.data(), w.data(), fast.data());
+      expt::kernels::short_conv_reference_forward(s, x.data(), w.data(), reference.data());
+      INFO("W=" << width << " T=" << seq_len);
+      CHECK(expt::test::relative_error(fast, expected) < 1e-14);
+      CHECK(expt::test::relative_error(reference, expected) < 1e-14);
+      const std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end());
+      std::vector<float> yf(elems(s));
+      expt::kernels::short_conv_forward(s, xf.data(), wf.data(), yf.data());
+      CHECK(expt::test::relative_error(std::vector<double>(yf.begin(), yf.end()), expected) < 1e-6);
+    }
+}
+
+TEST_CASE("short conv backward matches central differences", "[short_conv]") {
+  const ShortConvShape s{2, 7, 3, 4};
+  auto x = expt::test::random_normal(elems(s), 21);
+  auto w = expt::test::random_normal(static_cast<std::size_t>(s.channels) * s.width, 22);
+  const auto dy = expt::test::random_normal(elems(s), 23);
+  std::vector<double> y(elems(s));
+  auto loss = [&] {
+    expt::kernels::short_conv_reference_forward(s, x.data(), w.data(), y.data());
+    return expt::test::dot(y.data(), dy.data(), y.size());
+  };
+  const auto dx_fd = expt::test::central_difference(x.data(), x.size(), loss);
+  const auto dw_fd = expt::test::central_difference(w.data(), w.size(), loss);
+  std::vector<double> dx(x.size()), dw(w.size()), dx_ref(x.size()), dw_ref(w.size());
+  expt::kernels::short_conv_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data());
+  expt::kernels::short_conv_reference_backward(s, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data());
+  CHECK(expt::test::relative_error(dx, dx_fd) < 1e-8);
+  CHECK(expt::test::relative_error(dw, dw_fd) < 1e-8);
+  CHECK(expt::test::relative_error(dx_ref, dx_fd) < 1e-8);
+  CHECK(expt::test::relative_error(dw_ref, dw_fd) < 1e-8);
+
+  // fp32 fast backward against the fp64 result.
+  const std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end()), dyf(dy.begin(), dy.end());
+  std::vector<float> dxf(x.size()), dwf(w.size());
+  expt::kernels::short_conv_backward(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data());
+  CHECK(expt::test::relative_error(std::vector<double>(dxf.begin(), dxf.end()), dx) < 1e-5);
+  CHECK(expt::test::relative_error(std::vector<double>(dwf.begin(), dwf.end()), dw) < 1e-5);
+}
+
+TEST_CASE("short conv is causal and w = e_{W-1} gives SiLU(x)", "[short_conv]") {
+  const ShortConvShape s{1, 10, 4, 4};
+  auto x = expt::test::random_normal(elems(s), 31);
+  const auto w = expt::test::random_normal(static_cast<std::size_t>(s.channels) * s.width, 32);
+  std::vector<double> before(elems(s)), after(elems(s));
+  expt::kernels::short_conv_forward(s, x.data(), w.data(), before.data());
+  const int changed = 6;  // perturb every channel of token 6: rows 0..5 must not move
+  for (int c = 0; c < s.channels; ++c) x[static_cast<std::size_t>(changed) * s.channels + c] += 1.0;
+  expt::kernels::short_conv_forward(s, x.data(), w.data(), after.data());
+  for (std::size_t i = 0; i < static_cast<std::size_t>(changed) * s.channels; ++i) CHECK(after[i] == before[i]);
+  bool moved = false;
+  for (std::size_t i = static_cast<std::size_t>(changed) * s.channels; i < after.size(); ++i)
+    moved = moved || after[i] != before[i];
+  CHECK(moved);
+
+  std::vector<double> identity(static_cast<std::size_t>(s.channels) * s.width, 0.0), y(elems(s));
+  for (int c = 0; c < s.channels; ++c) identity[static_cast<std::size_t>(c) * s.width + s.width - 1] = 1.0;
+  expt::kernels::short_conv_forward(s, x.data(), identity.data(), y.data());
+  for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == Approx(x[i] / (1 + std::exp(-x[i]))).epsilon(1e-14));
+}
