@@ -12,6 +12,8 @@
 
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
+#include "experiments/data_commands.hpp"
+#include "experiments/sweep_commands.hpp"
 #include "experiments/trainer.hpp"
 
 namespace expt::experiments {
@@ -127,6 +129,39 @@ int run_cli(int argc, char** argv) {
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
   validate->add_flag("--print", print, "Print the resolved config with every default filled in");
 
+  // expt data preview|dump: what the trainer would see, decoded or as arrays.
+  auto* data = app.add_subcommand("data", "Inspect a config's task data");
+  data->require_subcommand(1);
+  CommonArgs data_args;
+  int preview_count = 4;
+  auto* preview = data->add_subcommand("preview", "Print a few decoded samples with their labels");
+  preview->add_option("config", data_args.config, "Trial config (YAML)")->required();
+  preview->add_option("--set", data_args.sets, "Override a key (repeatable)");
+  preview->add_option("--count", preview_count, "Number of samples")->check(CLI::Range(1, 1000));
+  std::string split = "train";
+  int dump_count = 16;
+  std::string dump_out;
+  auto* dump = data->add_subcommand("dump", "Write inputs and targets of the first samples to HDF5");
+  dump->add_option("config", data_args.config, "Trial config (YAML)")->required();
+  dump->add_option("--set", data_args.sets, "Override a key (repeatable)");
+  dump->add_option("--split", split, "train or eval")->check(CLI::IsMember({"train", "eval"}));
+  dump->add_option("--count", dump_count, "Number of sequences")->check(CLI::Range(1, 1 << 24));
+  dump->add_option("--out", dump_out, "Output HDF5 file")->required();
+
+  // Sweeps: plan, run (under mpirun or alone), status.
+  CommonArgs study_args;
+  std::string sweep_out;
+  auto* plan = app.add_subcommand("plan", "Print the trials a study would run (first round for coordinate descent)");
+  plan->add_option("study", study_args.config, "Study file (YAML)")->required();
+  plan->add_option("--set", study_args.sets, "Override a study key (repeatable)");
+  auto* sweep = app.add_subcommand("sweep", "Run a study: rank 0 coordinates, the other ranks train in groups");
+  sweep->add_option("study", study_args.config, "Study file (YAML)")->required();
+  sweep->add_option("--set", study_args.sets, "Override a study key (repeatable)");
+  sweep->add_option("--out", sweep_out, "Sweep output directory (overrides the study's `out`)");
+  std::string status_dir;
+  auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
+  status->add_option("dir", status_dir, "Sweep output directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,6 +169,20 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (*validate) return cmd_validate(validate_args, print);
+  if (*data) {
+    const auto cfg = load_or_report(data_args, 0);
+    if (!cfg) return kExitUsage;
+    try {
+      if (*preview) return data_preview(*cfg, preview_count, std::cout);
+      return data_dump(*cfg, split, dump_count, dump_out);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "expt: error: %s\n", e.what());
+      return kExitFailed;
+    }
+  }
+  if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
+  if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
+  if (*status) return status_command(status_dir, std::cout);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 

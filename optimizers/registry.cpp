@@ -5,6 +5,10 @@
 #include <utility>
 
 #include "optimizers/adamw.hpp"
+#include "optimizers/dct_adamw.hpp"
+#include "optimizers/mfac.hpp"
+#include "optimizers/muon.hpp"
+#include "optimizers/soap.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace expt::optim {
@@ -21,6 +25,10 @@ std::unique_ptr<Optimizer> construct(const config::OptimizerConfig& cfg, const s
 // One row per optimizer: the config name and its factory.
 constexpr std::pair<std::string_view, Factory> kOptimizers[] = {
     {"adamw", &construct<AdamW>},
+    {"muon", &construct<Muon>},
+    {"soap", &construct<Soap>},
+    {"mfac", &construct<MFac>},
+    {"dct_adamw", &construct<DctAdamW>},
 };
 
 }  // namespace

@@ -12,6 +12,7 @@ packages=(
   libopenblas-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml
+  fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
 )
 if [[ ${1:-} == --bench ]]; then
   packages+=(python3-torch)

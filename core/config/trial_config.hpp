@@ -9,20 +9,72 @@
 
 namespace expt::config {
 
-// task: what the model learns. Keys depend on task.type.
+// task: what the model learns. Keys depend on task.type; docs/tasks.md describes every task.
 struct TaskConfig {
-  std::string type = "word_problem";  // word_problem (later issues add mqar, parity, ...)
+  std::string type = "word_problem";  // word_problem | mqar | parity | mod_arith | text | tokens
   // word_problem: group word problem (layers.md section 4.1).
   std::string group = "S3";           // S3 | S4 | A5 | S5 | Z<n> (n >= 2)
+  // Every task: the training length (parity, mod_arith: the longest one) and the eval lengths.
   int seq_len = 32;                   // training length
   std::vector<int> eval_lengths;      // eval lengths; empty means {seq_len}
+  // mqar, tokens: vocabulary size (mqar: keys from [1, V/2), values from [V/2, V)).
+  int vocab_size = 8192;
+  // mqar: Zoology's multi-query associative recall (layers.md section 4.3).
+  int num_kv_pairs = 8;             // key-value pairs per sequence, each queried once
+  double power_a = 0.01;            // query gaps drawn with probability ~ a * i^(a-1), i = gap + 1
+  bool random_non_queries = false;  // fill the unused slots with random tokens instead of 0
+  // parity, mod_arith (layers.md section 4.2): training lengths uniform in [min_len, seq_len].
+  int min_len = 2;
+  int modulus = 5;  // mod_arith: digits 0..modulus-1, arithmetic mod modulus
+  // text: byte-level language modelling on text files (split into train/validation by blocks).
+  // Files or glob patterns; the default is the text of Debian's fortunes packages (docs/tasks.md).
+  std::vector<std::string> paths = {"/usr/share/games/fortunes/*.u8"};
+  double val_fraction = 0.1;       // fraction of the blocks that go to validation
+  int split_block_bytes = 65536;   // size of the blocks the split assigns
+  // tokens: language modelling on memory-mapped token files (paths may be glob patterns).
+  std::string train_path;
+  std::string val_path;
+  std::string format = "nanogpt";  // nanogpt (raw uint16) | llmc (256-int32 header, then tokens)
 };
 
+// model.mixer: the sequence mixer of every block (docs/layers.md). The member defaults are those of
+// deltanet where a key has per-type defaults; mixer_defaults(type) gives the defaults of each type
+// (the loader applies them when the YAML names the type).
 struct MixerConfig {
-  std::string type = "attention";  // attention (later: gla, deltanet, deltaproduct, ...)
-  int heads = 4;                   // d_model must be divisible by heads
+  std::string type = "attention";  // attention | gla | deltanet | deltaproduct | gated_deltaproduct | none
+  int heads = 4;                   // every type except none
+  int head_dim = 0;                // deltaproduct types: key dim per head; 0 means d_model / heads
+  double expand_k = 1.0;           // gla (0.5), deltanet (1): total key dim int(d_model * expand_k)
+  double expand_v = 1.0;           // gla, deltanet: total value dim int(d_model * expand_v);
+                                   // deltaproduct types: value dim per head = head_dim * expand_v
+  int num_householder = 2;         // deltaproduct types: Householder steps per token
+  bool allow_neg_eigval = false;   // delta-rule types: beta in (0, 2) instead of (0, 1); deltaproduct: true
+  bool use_forget_gate = false;    // deltanet, deltaproduct: scalar per-head decay (gated_deltaproduct: always)
+  bool use_short_conv = true;      // gla (false), delta-rule types: causal depthwise conv + SiLU on q, k, v
+  int conv_size = 4;               // short conv kernel width
+  bool use_output_gate = false;    // gla, deltaproduct types (true), deltanet: RMSNorm(o) * SiLU(x W_g)
+  int gate_low_rank_dim = 16;      // gla: rank of the forget-gate projection
+  double gate_logit_normalizer = 16.0;  // gla: log-gate = logsigmoid(z) / gate_logit_normalizer
+  int chunk_size = 64;             // chunk length of the chunked kernels (gla and delta-rule types)
   double rope_base = 10000.0;      // attention: RoPE theta
 };
+
+// The defaults of a mixer type (FLA's layer defaults, docs/layers.md): a config that names a mixer
+// starts from these, then its explicit keys override them.
+inline MixerConfig mixer_defaults(const std::string& type) {
+  MixerConfig cfg;
+  cfg.type = type;
+  if (type == "gla") {
+    cfg.expand_k = 0.5;
+    cfg.use_short_conv = false;
+    cfg.use_output_gate = true;
+  } else if (type == "deltaproduct" || type == "gated_deltaproduct") {
+    cfg.allow_neg_eigval = true;
+    cfg.use_output_gate = true;
+    cfg.use_forget_gate = type == "gated_deltaproduct";
+  }
+  return cfg;
+}
 
 struct MlpConfig {
   std::string type = "swiglu";  // swiglu | none
@@ -44,16 +96,65 @@ struct ModelConfig {
 };
 
 struct OptimizerConfig {
-  std::string type = "adamw";  // adamw (later: muon, soap, mfac, dct_adamw)
+  std::string type = "adamw";  // adamw | muon | soap | mfac | dct_adamw (docs/optimizers.md)
   double lr = 1e-3;
-  double weight_decay = 0.0;
-  // AdamW
+  double weight_decay = 0.0;  // decoupled decay of the main group (Muon/DCT: the routed matrices)
+  // AdamW; also Muon's and DCT-AdamW's AdamW part and SOAP's Adam in the eigenbasis.
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
   std::string eps_mode = "torch";  // torch | hf (optimizers.md section 1.2)
   bool decay_embeddings = false;   // apply weight decay to embedding (and tied head) weights
+  // Routing of the hybrids (muon, dct_adamw): matrices go to the main optimizer except those whose
+  // name matches one of these comma-separated globs; everything else goes to an AdamW part with
+  // lr * adam_lr_ratio and weight decay adam_weight_decay (head, and embedding if decay_embeddings).
+  std::string adam_patterns;
+  double adam_lr_ratio = 1.0;
+  double adam_weight_decay = 0.0;
+  // Muon (momentum also M-FAC's)
+  double momentum = 0.95;
+  bool nesterov = true;
+  int ns_steps = 5;
+  double ns_eps = 1e-7;
+  std::string ns_coefficients = "keller_jordan";  // keller_jordan | classic_quintic
+  std::string scale = "original";                 // original: sqrt(max(1, m/n)) | moonlight: 0.2*sqrt(max(m, n))
+  // SOAP (block_size also M-FAC's)
+  double shampoo_beta = -1.0;  // < 0: use beta2
+  int precondition_frequency = 10;
+  int max_precond_dim = 10000;
+  bool merge_dims = false;
+  bool one_sided = false;
+  int block_size = 0;  // 0: no blocking
+  // M-FAC
+  int window = 64;
+  double damping = 1e-5;
+  std::string wd_mode = "coupled_l2";  // coupled_l2 | decoupled_lr_scaled
+  // DCT-AdamW
+  int rank = 32;
+  int refresh_every = 200;
+  std::string on_refresh = "keep";  // keep | remap
 };
+
+// The defaults of `type` (optimizers.md sections 1.3, 2.5, 3.7, 4.6, 5.8): a config that names an
+// optimizer starts from these, then its explicit keys override them.
+inline OptimizerConfig optimizer_defaults(const std::string& type) {
+  OptimizerConfig cfg;
+  cfg.type = type;
+  if (type == "muon") {
+    cfg.lr = 0.02;
+    cfg.beta1 = 0.9;
+    cfg.beta2 = 0.95;
+    cfg.eps = 1e-10;
+    cfg.adam_lr_ratio = 0.2;
+  } else if (type == "soap") {
+    cfg.lr = 3e-3;
+    cfg.beta1 = 0.95;
+    cfg.beta2 = 0.95;
+  } else if (type == "mfac") {
+    cfg.momentum = 0.0;
+  }
+  return cfg;
+}
 
 struct ScheduleConfig {
   std::string type = "constant";  // constant | cosine | wsd | linear

@@ -60,29 +60,166 @@ Domain<double> warmup_domain() {
           }};
 }
 
+// A fraction strictly between 0 and 1.
+Domain<double> open_unit_interval() {
+  return {"(0, 1)", [](const double& v) -> std::optional<std::string> {
+            if (std::isfinite(v) && v > 0 && v < 1) return std::nullopt;
+            return cat("must be in (0, 1), got ", schema::show(v));
+          }};
+}
+
+// A list of non-empty strings (task.paths), written as a flow list of canonical strings. The
+// generic key() covers scalars and integer lists; this is the schema's one list of strings.
+schema::Key<TaskConfig> string_list_key(std::string name, std::vector<std::string> TaskConfig::*member, std::string doc,
+                                        std::vector<std::string> applies_to) {
+  schema::Key<TaskConfig> k;
+  k.name = name;
+  k.applies_to = std::move(applies_to);
+  k.read = [member](const YamlNode& node, TaskConfig& s, const std::string& path, schema::Reader& r) {
+    r.given(path, node.pos);
+    if (node.kind != YamlNode::Kind::sequence) {
+      r.error(node.pos, path, cat("expected a list of strings, got ", describe_node(node)));
+      return false;
+    }
+    std::vector<std::string> values;
+    bool ok = true;
+    for (std::size_t i = 0; i < node.items.size(); ++i) {
+      const YamlNode& item = node.items[i];
+      const std::string item_path = cat(path, "[", std::to_string(i), "]");
+      r.given(item_path, item.pos);
+      if (item.kind != YamlNode::Kind::scalar) {
+        r.error(item.pos, item_path, cat("expected a string, got ", describe_node(item)));
+        ok = false;
+      } else if (item.text.empty()) {
+        r.error(item.pos, item_path, "must not be empty");
+        ok = false;
+      } else {
+        values.push_back(item.text);
+      }
+    }
+    if (ok) s.*member = std::move(values);
+    return ok;
+  };
+  const auto flow_list = [](const std::vector<std::string>& values) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) text += cat(i ? ", " : "", schema::format_value(values[i]));
+    return text + "]";
+  };
+  k.write = [member, name, flow_list](const TaskConfig& s, const std::string& path, int depth, schema::Sink& out) {
+    out.leaf(path, depth, name, flow_list(s.*member));
+  };
+  k.describe = [member, doc, flow_list](const std::string& path, const std::string& applies_text,
+                                        std::vector<schema::DocRow>& rows) {
+    const TaskConfig defaults{};
+    rows.push_back(
+        schema::DocRow{path, "list of strings", flow_list(defaults.*member), "each non-empty", applies_text, doc});
+  };
+  return k;
+}
+
 const Table<TaskConfig>& task_table() {
   static const Table<TaskConfig> table{
       "type",
       &TaskConfig::type,
       {
-          key("type", &TaskConfig::type, one_of({"word_problem"}), "what the model learns"),
+          key("type", &TaskConfig::type, one_of({"word_problem", "mqar", "parity", "mod_arith", "text", "tokens"}),
+              "what the model learns (docs/tasks.md)"),
           key("group", &TaskConfig::group, group_domain(),
               "group of the word problem: symmetric S3/S4/S5, alternating A5, cyclic Zn", {"word_problem"}),
-          key("seq_len", &TaskConfig::seq_len, at_least(1), "training sequence length", {"word_problem"}),
+          key("seq_len", &TaskConfig::seq_len, at_least(1),
+              "training sequence length (parity, mod_arith: the longest training length; text, tokens: windows of "
+              "seq_len + 1 tokens)"),
           key("eval_lengths", &TaskConfig::eval_lengths, at_least(1),
-              "lengths evaluated at each eval, each >= seq_len and listed once; [] means [seq_len]", {"word_problem"}),
+              "lengths evaluated at each eval, each >= seq_len and listed once; [] means [seq_len]"),
+          key("vocab_size", &TaskConfig::vocab_size, at_least(2),
+              "vocabulary size (mqar: keys from [1, V/2), values from [V/2, V); tokens: every token id must be "
+              "below it)",
+              {"mqar", "tokens"}),
+          key("num_kv_pairs", &TaskConfig::num_kv_pairs, at_least(1),
+              "key-value pairs per sequence, each queried once; 4 * num_kv_pairs <= seq_len", {"mqar"}),
+          key("power_a", &TaskConfig::power_a, above(0),
+              "query gaps drawn with probability proportional to a * i^(a-1), i = gap + 1 (1: uniform)", {"mqar"}),
+          key("random_non_queries", &TaskConfig::random_non_queries, any_bool(),
+              "fill the slots between queries with uniform random tokens instead of 0", {"mqar"}),
+          key("min_len", &TaskConfig::min_len, at_least(1),
+              "shortest training length; training lengths are uniform in [min_len, seq_len]", {"parity", "mod_arith"}),
+          key("modulus", &TaskConfig::modulus, int_range(2, 1000, "[2, 1000]"),
+              "digits 0..modulus-1, the answer is the expression's value mod modulus", {"mod_arith"}),
+          string_list_key("paths", &TaskConfig::paths,
+                          "text files or glob patterns (matches sorted), read as bytes; the default is Debian's "
+                          "fortunes corpus (docs/tasks.md)",
+                          {"text"}),
+          key("val_fraction", &TaskConfig::val_fraction, open_unit_interval(),
+              "fraction of the split blocks that go to validation, spread evenly", {"text"}),
+          key("split_block_bytes", &TaskConfig::split_block_bytes, at_least(1),
+              "size of the blocks the train/validation split assigns", {"text"}),
+          key("train_path", &TaskConfig::train_path, non_empty(),
+              "training token file, or a glob pattern for several shards", {"tokens"}),
+          key("val_path", &TaskConfig::val_path, non_empty(),
+              "validation token file, or a glob pattern for several shards", {"tokens"}),
+          key("format", &TaskConfig::format, one_of({"nanogpt", "llmc"}),
+              "nanogpt: raw little-endian uint16 tokens; llmc: llm.c shard (256-int32 header, then tokens)",
+              {"tokens"}),
       }};
   return table;
 }
 
+// model.mixer.type also resets the type-dependent defaults (mixer_defaults), like optimizer.type.
+schema::Key<MixerConfig> mixer_type_key() {
+  auto k = key("type", &MixerConfig::type,
+               one_of({"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct", "none"}),
+               "sequence mixer of every block (docs/layers.md); none: no mixer sub-block; sets the per-type "
+               "defaults named in the other rows");
+  k.read = [plain = k.read](const YamlNode& node, MixerConfig& s, const std::string& path, schema::Reader& r) {
+    if (!plain(node, s, path, r)) return false;
+    s = mixer_defaults(s.type);
+    return true;
+  };
+  return k;
+}
+
 const Table<MixerConfig>& mixer_table() {
+  const std::vector<std::string> recurrent = {"gla", "deltanet", "deltaproduct", "gated_deltaproduct"};
+  const std::vector<std::string> delta = {"deltanet", "deltaproduct", "gated_deltaproduct"};
+  const std::vector<std::string> product = {"deltaproduct", "gated_deltaproduct"};
   static const Table<MixerConfig> table{
       "type",
       &MixerConfig::type,
       {
-          key("type", &MixerConfig::type, one_of({"attention"}), "sequence mixer of every block"),
+          mixer_type_key(),
           key("heads", &MixerConfig::heads, at_least(1),
-              "attention heads; d_model / heads must be a whole, even head dimension (RoPE)", {"attention"}),
+              "heads; attention: d_model / heads must be a whole, even head dimension (RoPE); gla, deltanet: "
+              "must divide the total key and value dims",
+              {"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct"}),
+          key("head_dim", &MixerConfig::head_dim, at_least(0),
+              "key dimension per head; 0: d_model / heads (FLA's layer uses 256 at d_model 2048)", product),
+          key("expand_k", &MixerConfig::expand_k, above(0),
+              "total key dimension int(d_model * expand_k), split over heads; gla 0.5", {"gla", "deltanet"}),
+          key("expand_v", &MixerConfig::expand_v, above(0),
+              "gla, deltanet: total value dimension int(d_model * expand_v); deltaproduct types: value dimension "
+              "per head = head_dim * expand_v",
+              recurrent),
+          key("num_householder", &MixerConfig::num_householder, at_least(1),
+              "Householder steps per token (n_h); 1 is (gated) DeltaNet", product),
+          key("allow_neg_eigval", &MixerConfig::allow_neg_eigval, any_bool(),
+              "beta = 2 sigmoid(.) in (0, 2) (transition eigenvalues in (-1, 1]) instead of (0, 1); deltaproduct "
+              "types true",
+              delta),
+          key("use_forget_gate", &MixerConfig::use_forget_gate, any_bool(),
+              "scalar per-head decay g = -exp(A_log) softplus(x W_a + dt_bias) (Gated DeltaNet / DeltaProduct); "
+              "gated_deltaproduct always has it",
+              {"deltanet", "deltaproduct"}),
+          key("use_short_conv", &MixerConfig::use_short_conv, any_bool(),
+              "causal depthwise convolution + SiLU on q, k, v; gla false", recurrent),
+          key("conv_size", &MixerConfig::conv_size, at_least(1), "short convolution kernel width", recurrent),
+          key("use_output_gate", &MixerConfig::use_output_gate, any_bool(),
+              "output RMSNorm(o) * SiLU(x W_g) instead of RMSNorm(o); gla and deltaproduct types true", recurrent),
+          key("gate_low_rank_dim", &MixerConfig::gate_low_rank_dim, at_least(1),
+              "rank of the forget-gate projection d -> r -> D_k", {"gla"}),
+          key("gate_logit_normalizer", &MixerConfig::gate_logit_normalizer, above(0),
+              "log-gate = logsigmoid(z) / gate_logit_normalizer", {"gla"}),
+          key("chunk_size", &MixerConfig::chunk_size, at_least(1), "chunk length of the chunked kernels",
+              recurrent),
           key("rope_base", &MixerConfig::rope_base, above(0), "RoPE theta", {"attention"}),
       }};
   return table;
@@ -123,22 +260,107 @@ const Table<ModelConfig>& model_table() {
   return table;
 }
 
+// Comma-separated glob list: empty, or non-empty items (no "a,,b", no leading/trailing comma).
+Domain<std::string> glob_list_domain() {
+  return {"comma-separated name globs ('*' any run, '?' one character)",
+          [](const std::string& list) -> std::optional<std::string> {
+            if (list.empty()) return std::nullopt;
+            std::size_t start = 0;
+            while (true) {
+              const std::size_t comma = list.find(',', start);
+              const std::size_t end = comma == std::string::npos ? list.size() : comma;
+              if (end == start) return cat("empty pattern in '", list, "'");
+              if (comma == std::string::npos) return std::nullopt;
+              start = comma + 1;
+            }
+          }};
+}
+
+// optimizer.type also resets the type-dependent defaults (optimizer_defaults): the selector is
+// read before every other key, so explicit keys still override them.
+schema::Key<OptimizerConfig> optimizer_type_key() {
+  auto k = key("type", &OptimizerConfig::type, one_of({"adamw", "muon", "soap", "mfac", "dct_adamw"}),
+               "optimizer (docs/optimizers.md); sets the per-type defaults named in the other rows");
+  k.read = [plain = k.read](const YamlNode& node, OptimizerConfig& s, const std::string& path,
+                            schema::Reader& r) {
+    if (!plain(node, s, path, r)) return false;
+    s = optimizer_defaults(s.type);
+    return true;
+  };
+  return k;
+}
+
 const Table<OptimizerConfig>& optimizer_table() {
   static const Table<OptimizerConfig> table{
       "type",
       &OptimizerConfig::type,
       {
-          key("type", &OptimizerConfig::type, one_of({"adamw"}), "optimizer (optimizers.md)"),
-          key("lr", &OptimizerConfig::lr, above(0), "peak learning rate (before the schedule)"),
+          optimizer_type_key(),
+          key("lr", &OptimizerConfig::lr, above(0),
+              "peak learning rate (before the schedule); muon 0.02, soap 0.003"),
           key("weight_decay", &OptimizerConfig::weight_decay, real_at_least(0),
-              "decoupled weight decay coefficient, applied as lr_t * weight_decay * W"),
-          key("beta1", &OptimizerConfig::beta1, real_range(0, 1, Upper::open), "first-moment EMA decay", {"adamw"}),
-          key("beta2", &OptimizerConfig::beta2, real_range(0, 1, Upper::open), "second-moment EMA decay", {"adamw"}),
-          key("eps", &OptimizerConfig::eps, real_at_least(0), "denominator epsilon", {"adamw"}),
+              "decoupled weight decay coefficient, applied as lr_t * weight_decay * W (muon, dct_adamw: their "
+              "matrices; mfac: see wd_mode)"),
+          key("beta1", &OptimizerConfig::beta1, real_range(0, 1, Upper::open),
+              "first-moment EMA decay (of the AdamW part for muon); soap 0.95",
+              {"adamw", "muon", "soap", "dct_adamw"}),
+          key("beta2", &OptimizerConfig::beta2, real_range(0, 1, Upper::open),
+              "second-moment EMA decay (of the AdamW part for muon); muon 0.95, soap 0.95",
+              {"adamw", "muon", "soap", "dct_adamw"}),
+          key("eps", &OptimizerConfig::eps, real_at_least(0), "denominator epsilon (of the AdamW part for muon); muon 1e-10",
+              {"adamw", "muon", "soap", "dct_adamw"}),
           key("eps_mode", &OptimizerConfig::eps_mode, one_of({"torch", "hf"}),
               "where eps enters: torch after bias correction, hf before (optimizers.md 1.2)", {"adamw"}),
           key("decay_embeddings", &OptimizerConfig::decay_embeddings, any_bool(),
               "apply weight decay to the embedding (and tied head) weights"),
+          key("adam_patterns", &OptimizerConfig::adam_patterns, glob_list_domain(),
+              "comma-separated globs of parameter names sent to the AdamW part even when they are matrices",
+              {"muon", "dct_adamw"}),
+          key("adam_lr_ratio", &OptimizerConfig::adam_lr_ratio, above(0),
+              "lr of the AdamW part (embedding, head, vectors, adam_patterns) = lr * adam_lr_ratio; muon 0.2",
+              {"muon", "dct_adamw"}),
+          key("adam_weight_decay", &OptimizerConfig::adam_weight_decay, real_at_least(0),
+              "weight decay of the AdamW part's head (and embedding if decay_embeddings, and adam_patterns "
+              "matrices); vectors are never decayed",
+              {"muon", "dct_adamw"}),
+          key("momentum", &OptimizerConfig::momentum, real_range(0, 1, Upper::open),
+              "EMA momentum of the update; mfac 0 (no momentum)", {"muon", "mfac"}),
+          key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)",
+              {"muon"}),
+          key("ns_steps", &OptimizerConfig::ns_steps, int_range(1, 100, "[1, 100]"), "Newton-Schulz iterations",
+              {"muon"}),
+          key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)",
+              {"muon"}),
+          key("ns_coefficients", &OptimizerConfig::ns_coefficients, one_of({"keller_jordan", "classic_quintic"}),
+              "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)",
+              {"muon"}),
+          key("scale", &OptimizerConfig::scale, one_of({"original", "moonlight"}),
+              "update scale: original sqrt(max(1, out/in)), moonlight 0.2 sqrt(max(out, in))", {"muon"}),
+          key("shampoo_beta", &OptimizerConfig::shampoo_beta, real_range(-1, 1, Upper::open),
+              "EMA decay of the L, R statistics; < 0 uses beta2", {"soap"}),
+          key("precondition_frequency", &OptimizerConfig::precondition_frequency, at_least(1),
+              "eigenbasis refresh every this many updates", {"soap"}),
+          key("max_precond_dim", &OptimizerConfig::max_precond_dim, at_least(1),
+              "an axis longer than this is not preconditioned (identity)", {"soap"}),
+          key("merge_dims", &OptimizerConfig::merge_dims, any_bool(),
+              "merge consecutive axes while the product stays <= max_precond_dim", {"soap"}),
+          key("one_sided", &OptimizerConfig::one_sided, any_bool(),
+              "precondition only the first eligible axis (rows)", {"soap"}),
+          key("block_size", &OptimizerConfig::block_size, at_least(0),
+              "soap: cut axes into blocks of this size; mfac: blocks of this many scalars; 0: no blocking",
+              {"soap", "mfac"}),
+          key("window", &OptimizerConfig::window, at_least(1), "number of past gradients in the Fisher window",
+              {"mfac"}),
+          key("damping", &OptimizerConfig::damping, above(0), "lambda of (lambda I + G^T G / window)^-1", {"mfac"}),
+          key("wd_mode", &OptimizerConfig::wd_mode, one_of({"coupled_l2", "decoupled_lr_scaled"}),
+              "coupled_l2: add weight_decay * W to the gradient; decoupled_lr_scaled: W *= 1 - lr * weight_decay",
+              {"mfac"}),
+          key("rank", &OptimizerConfig::rank, at_least(1),
+              "DCT columns kept per matrix (capped at min(out, in))", {"dct_adamw"}),
+          key("refresh_every", &OptimizerConfig::refresh_every, at_least(1),
+              "reselect the DCT columns at step 1 and every this many steps", {"dct_adamw"}),
+          key("on_refresh", &OptimizerConfig::on_refresh, one_of({"keep", "remap"}),
+              "moments on a refresh: keep slots as they are, or remap them to the surviving columns", {"dct_adamw"}),
       }};
   return table;
 }
@@ -253,9 +475,42 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
                    " must be even (RoPE rotates pairs of features)"));
     }
   }
+  // gla, deltanet: the total key and value dims int(d_model * expand) are split evenly over heads.
+  if ((model.mixer.type == "gla" || model.mixer.type == "deltanet") &&
+      all_valid(r, {"model.mixer.type", "model.d_model", "model.mixer.heads", "model.mixer.expand_k",
+                    "model.mixer.expand_v"})) {
+    const auto split_evenly = [&](const std::string& name, double ratio) {
+      const auto total = static_cast<std::int64_t>(model.d_model * ratio);
+      if (total >= model.mixer.heads && total % model.mixer.heads == 0) return true;
+      conflict(r, {"model.mixer." + name, "model.mixer.heads", "model.d_model"}, file,
+               cat("int(model.d_model * model.mixer.", name, ") = ", str(total),
+                   " is not a positive multiple of model.mixer.heads ", str(model.mixer.heads)));
+      return false;
+    };
+    if (split_evenly("expand_k", model.mixer.expand_k)) split_evenly("expand_v", model.mixer.expand_v);
+  }
+  // deltaproduct types: head_dim 0 means d_model / heads, which must then be whole.
+  if ((model.mixer.type == "deltaproduct" || model.mixer.type == "gated_deltaproduct") &&
+      all_valid(r, {"model.mixer.type", "model.d_model", "model.mixer.heads", "model.mixer.head_dim",
+                    "model.mixer.expand_v"})) {
+    const int head_dim = model.mixer.head_dim > 0 ? model.mixer.head_dim : model.d_model / model.mixer.heads;
+    if (model.mixer.head_dim == 0 && model.d_model % model.mixer.heads != 0) {
+      conflict(r, {"model.mixer.heads", "model.d_model"}, file,
+               cat("model.d_model ", str(model.d_model), " is not divisible by model.mixer.heads ",
+                   str(model.mixer.heads), " (model.mixer.head_dim is 0)"));
+    } else if (static_cast<std::int64_t>(head_dim * model.mixer.expand_v) < 1) {
+      conflict(r, {"model.mixer.expand_v", "model.mixer.head_dim"}, file,
+               cat("value dimension int(head_dim * model.mixer.expand_v) is 0"));
+    }
+  }
 
   const TaskConfig& task = cfg.task;
-  if (task.type == "word_problem" && all_valid(r, {"task.type", "task.seq_len", "task.eval_lengths"})) {
+  if (all_valid(r, {"task.type", "task.seq_len", "task.eval_lengths"})) {
+    // mqar and mod_arith sequences have an even length (key-value pairs; digit-operator pairs).
+    const bool even_lengths = task.type == "mqar" || task.type == "mod_arith";
+    if (even_lengths && task.seq_len % 2 != 0)
+      conflict(r, {"task.seq_len"}, file,
+               cat("task.seq_len ", str(task.seq_len), " must be even for task.type ", task.type));
     std::set<int> seen;
     for (std::size_t i = 0; i < task.eval_lengths.size(); ++i) {
       const int length = task.eval_lengths[i];
@@ -265,7 +520,34 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
                  cat("eval length ", str(length), " is shorter than task.seq_len (", str(task.seq_len), ")"));
       } else if (!seen.insert(length).second) {
         conflict(r, {element}, file, cat("eval length ", str(length), " is listed twice"));
+      } else if (even_lengths && length % 2 != 0) {
+        conflict(r, {element}, file, cat("eval length ", str(length), " must be even for task.type ", task.type));
       }
+    }
+  }
+  if (task.type == "mqar" && all_valid(r, {"task.seq_len", "task.num_kv_pairs", "task.vocab_size"})) {
+    const std::int64_t pairs = task.num_kv_pairs;
+    if (4 * pairs > task.seq_len) {
+      conflict(r, {"task.num_kv_pairs", "task.seq_len"}, file,
+               cat("4 * task.num_kv_pairs = ", str(4 * pairs), " exceeds task.seq_len (", str(task.seq_len),
+                   "): the pairs and one query slot per pair must fit"));
+    } else if (pairs > task.vocab_size / 2 - 1) {
+      conflict(r, {"task.num_kv_pairs", "task.vocab_size"}, file,
+               cat("task.num_kv_pairs ", str(pairs), " exceeds the ", str(task.vocab_size / 2 - 1),
+                   " distinct keys of task.vocab_size ", str(task.vocab_size), " (keys come from [1, V/2))"));
+    }
+  }
+  if ((task.type == "parity" || task.type == "mod_arith") && all_valid(r, {"task.min_len", "task.seq_len"}) &&
+      task.min_len > task.seq_len) {
+    conflict(r, {"task.min_len", "task.seq_len"}, file,
+             cat("task.min_len ", str(task.min_len), " exceeds task.seq_len (", str(task.seq_len), ")"));
+  }
+  if (task.type == "text" && all_valid(r, {"task.paths"}) && task.paths.empty())
+    conflict(r, {"task.paths", "task.type"}, file, "task.type text needs at least one file in task.paths");
+  if (task.type == "tokens") {
+    for (const std::string p : {"task.train_path", "task.val_path"}) {
+      const std::string& value = p == "task.train_path" ? task.train_path : task.val_path;
+      if (all_valid(r, {p}) && value.empty()) conflict(r, {"task.type"}, file, cat("task.type tokens needs ", p));
     }
   }
 }

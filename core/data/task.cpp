@@ -4,6 +4,9 @@
 #include <string_view>
 #include <utility>
 
+#include "core/data/answer_position.hpp"
+#include "core/data/language_model.hpp"
+#include "core/data/mqar.hpp"
 #include "core/data/word_problem.hpp"
 
 namespace expt::data {
@@ -19,7 +22,9 @@ std::unique_ptr<Task> construct(const config::TaskConfig& cfg) {
 
 // One row per task: the config name and its factory.
 constexpr std::pair<std::string_view, Factory> kTasks[] = {
-    {"word_problem", &construct<WordProblemTask>},
+    {"word_problem", &construct<WordProblemTask>}, {"mqar", &construct<MqarTask>},
+    {"parity", &construct<AnswerPositionTask>},    {"mod_arith", &construct<AnswerPositionTask>},
+    {"text", &construct<LanguageModelTask>},       {"tokens", &construct<LanguageModelTask>},
 };
 
 }  // namespace

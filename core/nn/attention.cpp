@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/attention.hpp"
+#include "kernels/attention_tiled.hpp"
 
 namespace expt::nn {
 
@@ -53,7 +54,7 @@ void CausalSelfAttention<T>::forward(const T* x, T* y, int batch, int seq_len) {
   v_.resize(n);
   o_.resize(n);
   lse_.resize(static_cast<std::size_t>(batch) * heads_ * seq_len);
-  workspace_.resize(kernels::attention_reference_workspace_size(seq_len));
+  workspace_.resize(kernels::attention_tiled_workspace_size(kernels::AttentionTiling{}, seq_len, head_dim_));
 
   q_proj_.forward(x, q_.data(), rows);
   k_proj_.forward(x, k_.data(), rows);
@@ -62,8 +63,8 @@ void CausalSelfAttention<T>::forward(const T* x, T* y, int batch, int seq_len) {
   kernels::rope_apply(rope_cos_.data(), rope_sin_.data(), k_.data(), batch, seq_len, heads_, head_dim_);
   const kernels::AttentionShape shape{batch, seq_len, heads_, head_dim_};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  kernels::attention_reference_forward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(),
-                                       workspace_.data());
+  kernels::attention_tiled_forward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(),
+                                   workspace_.data());
   o_proj_.forward(o_.data(), y, rows);
 }
 
@@ -79,8 +80,8 @@ void CausalSelfAttention<T>::backward(const T* x, const T* dy, T* dx, int batch,
   o_proj_.backward(o_.data(), dy, do_.data(), rows, false);
   const kernels::AttentionShape shape{batch, seq_len, heads_, head_dim_};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  kernels::attention_reference_backward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(),
-                                        do_.data(), dq_.data(), dk_.data(), dv_.data(), workspace_.data());
+  kernels::attention_tiled_backward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(), do_.data(),
+                                    dq_.data(), dk_.data(), dv_.data(), workspace_.data());
   // Gradients w.r.t. the projections before RoPE: the inverse rotation.
   kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dq_.data(), batch, seq_len, heads_, head_dim_);
   kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dk_.data(), batch, seq_len, heads_, head_dim_);

@@ -7,25 +7,34 @@
 // "v_proj.weight", "o_proj.weight", all role `matrix`.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/nn/linear.hpp"
+#include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
 
 namespace expt::nn {
 
 template <class T>
-class CausalSelfAttention {
+class CausalSelfAttention final : public Mixer<T> {
  public:
   // Throws std::invalid_argument unless heads divides d_model and head_dim is even (RoPE pairs).
   CausalSelfAttention(ParameterStore<T>& store, const std::string& prefix, int d_model, int heads, double rope_base);
 
   // x [batch*seq_len, d] -> y [batch*seq_len, d]; caches rotated Q, K, V, O and the log-sum-exp.
-  void forward(const T* x, T* y, int batch, int seq_len);
+  void forward(const T* x, T* y, int batch, int seq_len) override;
   // From dy: parameter gradients accumulated, dx [batch*seq_len, d] overwritten. Same x and shape
   // as the last forward.
-  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len);
+  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) override;
+  std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
+  // Every parameter is a Linear weight: nothing beyond Model's default init.
+  void init_parameters(std::uint64_t, double) override {}
+  // Causal QK^T and PV: 4 d (t+1) forward at position t, averaged over t = 0..L-1 gives
+  // 2 d (L+1); backward is twice the forward.
+  double core_flops_per_token(int seq_len) const override { return 6.0 * d_model_ * (seq_len + 1); }
 
   const Linear<T>& q_proj() const { return q_proj_; }
   const Linear<T>& k_proj() const { return k_proj_; }

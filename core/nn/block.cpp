@@ -1,17 +1,12 @@
 #include "core/nn/block.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <stdexcept>
 
 namespace expt::nn {
 
 namespace {
-
-const config::MixerConfig& checked_mixer(const config::ModelConfig& cfg) {
-  if (cfg.mixer.type != "attention")
-    throw std::invalid_argument("model: unknown mixer type '" + cfg.mixer.type + "' (expected attention)");
-  return cfg.mixer;
-}
 
 bool has_mlp(const config::ModelConfig& cfg) {
   if (cfg.mlp.type == "swiglu") return true;
@@ -23,9 +18,11 @@ bool has_mlp(const config::ModelConfig& cfg) {
 
 template <class T>
 Block<T>::Block(ParameterStore<T>& store, const std::string& prefix, const config::ModelConfig& cfg)
-    : d_model_(cfg.d_model),
-      attn_norm_(store, prefix + "attn_norm.weight", cfg.d_model, cfg.norm_eps),
-      mixer_(store, prefix + "mixer.", cfg.d_model, checked_mixer(cfg).heads, cfg.mixer.rope_base) {
+    : d_model_(cfg.d_model) {
+  if (cfg.mixer.type != "none") {
+    attn_norm_.emplace(store, prefix + "attn_norm.weight", cfg.d_model, cfg.norm_eps);
+    mixer_ = make_mixer(store, prefix + "mixer.", cfg);
+  }
   if (has_mlp(cfg)) {
     mlp_norm_.emplace(store, prefix + "mlp_norm.weight", cfg.d_model, cfg.norm_eps);
     mlp_.emplace(store, prefix + "mlp.", cfg.d_model, swiglu_intermediate_size(cfg.mlp, cfg.d_model));
@@ -36,17 +33,22 @@ template <class T>
 void Block<T>::forward(const T* x, T* y, int batch, int seq_len) {
   const int rows = batch * seq_len;
   const std::size_t n = static_cast<std::size_t>(rows) * d_model_;
-  attn_in_.resize(n);
-  branch_.resize(n);
-  attn_norm_.forward(x, attn_in_.data(), rows);
-  mixer_.forward(attn_in_.data(), branch_.data(), batch, seq_len);
+  h_.resize(n);
+  if (mixer_) {
+    attn_in_.resize(n);
+    branch_.resize(n);
+    attn_norm_->forward(x, attn_in_.data(), rows);
+    mixer_->forward(attn_in_.data(), branch_.data(), batch, seq_len);
+    for (std::size_t i = 0; i < n; ++i) h_[i] = x[i] + branch_[i];
+  } else {
+    std::copy(x, x + n, h_.begin());
+  }
   if (!mlp_) {
-    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] + branch_[i];
+    std::copy(h_.begin(), h_.end(), y);
     return;
   }
-  h_.resize(n);
   mlp_in_.resize(n);
-  for (std::size_t i = 0; i < n; ++i) h_[i] = x[i] + branch_[i];
+  branch_.resize(n);
   mlp_norm_->forward(h_.data(), mlp_in_.data(), rows);
   mlp_->forward(mlp_in_.data(), branch_.data(), rows);
   for (std::size_t i = 0; i < n; ++i) y[i] = h_[i] + branch_[i];
@@ -66,9 +68,13 @@ void Block<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) 
     for (std::size_t i = 0; i < n; ++i) dh_[i] += dy[i];
     dh = dh_.data();
   }
+  if (!mixer_) {
+    std::copy(dh, dh + n, dx);
+    return;
+  }
   // dx = dh + RMSNorm_attn'(x)^T Mixer'^T dh
-  mixer_.backward(attn_in_.data(), dh, dbranch_.data(), batch, seq_len);
-  attn_norm_.backward(x, dbranch_.data(), dx, rows);
+  mixer_->backward(attn_in_.data(), dh, dbranch_.data(), batch, seq_len);
+  attn_norm_->backward(x, dbranch_.data(), dx, rows);
   for (std::size_t i = 0; i < n; ++i) dx[i] += dh[i];
 }
 

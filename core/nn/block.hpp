@@ -1,16 +1,17 @@
 // Pre-norm residual block (FLA, layers.md 3.1):
-//   h = x + Mixer(RMSNorm_attn(x))
+//   h = x + Mixer(RMSNorm_attn(x))     (h = x when mixer.type is `none`)
 //   y = h + MLP(RMSNorm_mlp(h))        (y = h when mlp.type is `none`)
-// Parameters under prefix ("blocks.3."): attn_norm.weight, mixer.{q,k,v,o}_proj.weight,
+// Parameters under prefix ("blocks.3."): attn_norm.weight, mixer.* (see the mixer's header),
 // mlp_norm.weight, mlp.{gate,up,down}_proj.weight, registered in that order.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/config/trial_config.hpp"
-#include "core/nn/attention.hpp"
+#include "core/nn/mixer.hpp"
 #include "core/nn/mlp.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/rmsnorm.hpp"
@@ -20,8 +21,7 @@ namespace expt::nn {
 template <class T>
 class Block {
  public:
-  // Throws std::invalid_argument for a mixer type other than `attention` or an MLP type other
-  // than `swiglu` / `none`.
+  // Throws std::invalid_argument for an unknown mixer or MLP type (make_mixer, swiglu / none).
   Block(ParameterStore<T>& store, const std::string& prefix, const config::ModelConfig& cfg);
 
   // x [batch*seq_len, d] -> y [batch*seq_len, d] (y must not alias x); caches what backward needs.
@@ -30,20 +30,22 @@ class Block {
   // shape as the last forward.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len);
 
-  const RMSNorm<T>& attn_norm() const { return attn_norm_; }
-  const CausalSelfAttention<T>& mixer() const { return mixer_; }
+  // Empty / nullptr when mixer.type is `none`.
+  const std::optional<RMSNorm<T>>& attn_norm() const { return attn_norm_; }
+  const Mixer<T>* mixer() const { return mixer_.get(); }
+  Mixer<T>* mixer() { return mixer_.get(); }
   // Empty when mlp.type is `none`.
   const std::optional<RMSNorm<T>>& mlp_norm() const { return mlp_norm_; }
   const std::optional<SwiGLU<T>>& mlp() const { return mlp_; }
 
  private:
   int d_model_;
-  RMSNorm<T> attn_norm_;
-  CausalSelfAttention<T> mixer_;
+  std::optional<RMSNorm<T>> attn_norm_;
+  std::unique_ptr<Mixer<T>> mixer_;
   std::optional<RMSNorm<T>> mlp_norm_;
   std::optional<SwiGLU<T>> mlp_;
   std::vector<T> attn_in_;  // [rows, d] RMSNorm_attn(x)
-  std::vector<T> h_;        // [rows, d] x + Mixer(...), only with an MLP
+  std::vector<T> h_;        // [rows, d] x + Mixer(...)
   std::vector<T> mlp_in_;   // [rows, d] RMSNorm_mlp(h)
   std::vector<T> branch_;   // [rows, d] output of the mixer / MLP before the residual add
   std::vector<T> dh_;       // [rows, d] backward: dL/dh

@@ -57,7 +57,7 @@ void Model<T>::init_parameters(std::uint64_t seed) {
   std::vector<std::size_t> rescaled;
   if (cfg_.init == "rescale")
     for (const Block<T>& block : blocks_) {
-      rescaled.push_back(block.mixer().o_proj().weight_id());
+      if (block.mixer()) rescaled.push_back(block.mixer()->output_weight_id());
       if (block.mlp()) rescaled.push_back(block.mlp()->down_proj().weight_id());
     }
   const double rescale = 1.0 / std::sqrt(2.0 * cfg_.n_layers);
@@ -74,6 +74,9 @@ void Model<T>::init_parameters(std::uint64_t seed) {
     for (std::size_t e = 0; e < info.size; ++e)
       w[e] = static_cast<T>(std_dev * rng::normal(seed, rng::Stream::init, id, 0, e));
   }
+  // Mixer parameters that start otherwise (conv weights, biases, A_log, dt_bias).
+  for (Block<T>& block : blocks_)
+    if (block.mixer()) block.mixer()->init_parameters(seed, cfg_.init_std);
 }
 
 template <class T>
@@ -137,8 +140,11 @@ template <class T>
 double Model<T>::flops_per_token() const {
   const double d = cfg_.d_model;
   const double matmul_params = static_cast<double>(n_params_nonembed()) + static_cast<double>(vocab_) * d;
-  const double attention = seq_len_ > 0 ? 6.0 * static_cast<double>(blocks_.size()) * d * (seq_len_ + 1) : 0.0;
-  return 6.0 * matmul_params + attention;
+  double mixing = 0;
+  if (seq_len_ > 0)
+    for (const Block<T>& block : blocks_)
+      if (block.mixer()) mixing += block.mixer()->core_flops_per_token(seq_len_);
+  return 6.0 * matmul_params + mixing;
 }
 
 template class Model<float>;

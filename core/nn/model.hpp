@@ -30,7 +30,9 @@ class Model {
 
   // After store.allocate(). Every Linear and Embedding weight element e of parameter p (store
   // index) is init_std * rng::normal(seed, Stream::init, p, 0, e); norm gains are 1. With
-  // init == "rescale", o_proj and down_proj are additionally divided by sqrt(2 * n_layers).
+  // init == "rescale", o_proj and down_proj are additionally divided by sqrt(2 * n_layers). Then
+  // each mixer sets its other parameters (Mixer::init_parameters: conv weights, biases, A_log,
+  // dt_bias).
   void init_parameters(std::uint64_t seed);
 
   // inputs [B*L] token ids in [0, V). Returns logits [B*L, V] row-major, valid until the next
@@ -44,8 +46,8 @@ class Model {
   std::int64_t n_params_nonembed() const;  // excluding embedding and LM head
   // Forward+backward FLOPs per token at the last forward's L:
   //   6 * (n_params_nonembed + V*d)   (every weight in a matmul; the head matmul exists tied or not)
-  // + 6 * n_layers * d * (L + 1)      (causal QK^T and PV: 4 d (t+1) forward at position t, averaged
-  //                                    over t = 0..L-1 gives 2 d (L+1); backward is twice forward)
+  // + sum over blocks of Mixer::core_flops_per_token(L)   (the sequence-mixing core: for attention
+  //                                    6 d (L + 1), causal QK^T and PV forward and backward)
   double flops_per_token() const;
 
   const Embedding<T>& embedding() const { return embed_; }

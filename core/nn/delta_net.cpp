@@ -1,0 +1,310 @@
+#include "core/nn/delta_net.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/nn/l2norm.hpp"
+#include "core/util/random.hpp"
+#include "kernels/delta_product.hpp"
+#include "kernels/delta_rule.hpp"
+#include "kernels/short_conv.hpp"
+
+namespace expt::nn {
+
+namespace {
+
+template <class T>
+T sigmoid(T z) {
+  return T(1) / (T(1) + std::exp(-z));
+}
+
+// softplus(u) = log(1 + e^u), written so that neither branch overflows.
+template <class T>
+T softplus(T u) {
+  return u > T(0) ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
+}
+
+const DeltaNetOptions& checked(const DeltaNetOptions& o) {
+  if (o.d_model <= 0 || o.heads <= 0 || o.key_dim <= 0 || o.value_dim <= 0 || o.householder_steps <= 0 ||
+      o.chunk_size <= 0 || (o.use_short_conv && o.conv_size <= 0))
+    throw std::invalid_argument("deltanet: sizes must be positive");
+  if (o.householder_steps > 1 && !o.product_kernel)
+    throw std::invalid_argument("deltanet: num_householder > 1 needs the DeltaProduct kernel");
+  return o;
+}
+
+}  // namespace
+
+template <class T>
+DeltaNet<T>::DeltaNet(ParameterStore<T>& store, const std::string& prefix, const DeltaNetOptions& options)
+    : opt_(checked(options)),
+      store_(&store),
+      q_proj_(store, prefix + "q_proj.weight", options.d_model, options.heads * options.key_dim, ParamRole::matrix),
+      k_proj_(store, prefix + "k_proj.weight", options.d_model,
+              options.householder_steps * options.heads * options.key_dim, ParamRole::matrix),
+      v_proj_(store, prefix + "v_proj.weight", options.d_model,
+              options.householder_steps * options.heads * options.value_dim, ParamRole::matrix),
+      b_proj_(store, prefix + "b_proj.weight", options.d_model, options.householder_steps * options.heads,
+              ParamRole::matrix),
+      a_proj_(options.use_forget_gate ? std::optional<Linear<T>>(std::in_place, store, prefix + "a_proj.weight",
+                                                                 options.d_model, options.heads, ParamRole::matrix)
+                                      : std::nullopt),
+      a_log_id_(options.use_forget_gate
+                    ? std::optional<std::size_t>(store.add(prefix + "A_log", {options.heads}, ParamRole::vector))
+                    : std::nullopt),
+      dt_bias_id_(options.use_forget_gate
+                      ? std::optional<std::size_t>(store.add(prefix + "dt_bias", {options.heads}, ParamRole::vector))
+                      : std::nullopt),
+      q_conv_id_(options.use_short_conv ? std::optional<std::size_t>(store.add(
+                                              prefix + "q_conv1d.weight",
+                                              {options.heads * options.key_dim, options.conv_size}, ParamRole::vector))
+                                        : std::nullopt),
+      k_conv_id_(options.use_short_conv
+                     ? std::optional<std::size_t>(
+                           store.add(prefix + "k_conv1d.weight",
+                                     {options.householder_steps * options.heads * options.key_dim, options.conv_size},
+                                     ParamRole::vector))
+                     : std::nullopt),
+      v_conv_id_(options.use_short_conv
+                     ? std::optional<std::size_t>(
+                           store.add(prefix + "v_conv1d.weight",
+                                     {options.householder_steps * options.heads * options.value_dim, options.conv_size},
+                                     ParamRole::vector))
+                     : std::nullopt),
+      g_proj_(options.use_output_gate
+                  ? std::optional<Linear<T>>(std::in_place, store, prefix + "g_proj.weight", options.d_model,
+                                             options.heads * options.value_dim, ParamRole::matrix)
+                  : std::nullopt),
+      o_norm_(store, prefix + "o_norm.weight", options.heads, options.value_dim, options.norm_eps),
+      o_proj_(store, prefix + "o_proj.weight", options.heads * options.value_dim, options.d_model, ParamRole::matrix) {}
+
+template <class T>
+void DeltaNet<T>::init_parameters(std::uint64_t seed, double init_std) {
+  for (const auto& id : {q_conv_id_, k_conv_id_, v_conv_id_}) {
+    if (!id) continue;
+    T* w = store_->value(*id);
+    const std::size_t n = store_->params()[*id].size;
+    for (std::size_t e = 0; e < n; ++e)
+      w[e] = static_cast<T>(init_std * rng::normal(seed, rng::Stream::init, *id, 0, e));
+  }
+  if (a_log_id_) {
+    T* a_log = store_->value(*a_log_id_);
+    T* dt_bias = store_->value(*dt_bias_id_);
+    for (int h = 0; h < opt_.heads; ++h) {
+      // A ~ U(0, 16]: 1 - u keeps log(A) finite (u in [0, 1)).
+      const double a = 16.0 * (1.0 - rng::uniform(seed, rng::Stream::init, *a_log_id_, 0, h));
+      a_log[h] = static_cast<T>(std::log(a));
+      const double u = rng::uniform(seed, rng::Stream::init, *dt_bias_id_, 0, h);
+      const double dt = std::max(1e-4, std::exp(std::log(1e-3) + u * (std::log(1e-1) - std::log(1e-3))));
+      dt_bias[h] = static_cast<T>(dt + std::log(-std::expm1(-dt)));
+    }
+  }
+}
+
+template <class T>
+double DeltaNet<T>::core_flops_per_token(int seq_len) const {
+  const double dk = opt_.key_dim, dv = opt_.value_dim;
+  const double chunk = std::min<double>(opt_.chunk_size, static_cast<double>(seq_len) * opt_.householder_steps);
+  const double per_step = 6 * dk * dv + chunk * (3 * dk + 2 * dv);
+  return 3.0 * opt_.heads * opt_.householder_steps * per_step;
+}
+
+template <class T>
+void DeltaNet<T>::activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels, int batch,
+                                   int seq_len) {
+  const std::size_t n = static_cast<std::size_t>(batch) * seq_len * channels;
+  if (conv_id) {
+    kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
+    kernels::short_conv_forward(shape, pre, store_->value(*conv_id), act);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) act[i] = pre[i] * sigmoid(pre[i]);
+}
+
+template <class T>
+void DeltaNet<T>::activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact, T* dpre,
+                                    int channels, int batch, int seq_len) {
+  const std::size_t n = static_cast<std::size_t>(batch) * seq_len * channels;
+  if (conv_id) {
+    kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
+    // The kernel overwrites the weight gradient: compute it in scratch, then accumulate.
+    const std::size_t n_weight = store_->params()[*conv_id].size;
+    conv_dweight_.resize(n_weight);
+    kernels::short_conv_backward(shape, pre, store_->value(*conv_id), dact, dpre, conv_dweight_.data());
+    T* dw = store_->grad(*conv_id);
+    for (std::size_t e = 0; e < n_weight; ++e) dw[e] += conv_dweight_[e];
+    return;
+  }
+  // SiLU'(z) = sig(z) (1 + z (1 - sig(z)))
+  for (std::size_t i = 0; i < n; ++i) {
+    const T s = sigmoid(pre[i]);
+    dpre[i] = dact[i] * s * (T(1) + pre[i] * (T(1) - s));
+  }
+}
+
+template <class T>
+void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
+  const int H = opt_.heads, nh = opt_.householder_steps, dk = opt_.key_dim, dv = opt_.value_dim;
+  const int rows = batch * seq_len;
+  const int Q = H * dk, K = nh * H * dk, V = nh * H * dv, O = H * dv;
+  const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
+  q_pre_.resize(sz(Q));
+  k_pre_.resize(sz(K));
+  v_pre_.resize(sz(V));
+  q_act_.resize(sz(Q));
+  k_act_.resize(sz(K));
+  v_.resize(sz(V));
+  q_.resize(sz(Q));
+  k_.resize(sz(K));
+  q_rstd_.resize(sz(H));
+  k_rstd_.resize(sz(nh * H));
+  beta_logit_.resize(sz(nh * H));
+  beta_.resize(sz(nh * H));
+  o_.resize(sz(O));
+  normed_.resize(sz(O));
+
+  // q, k, v: projection, (conv +) SiLU, and per-head L2 norm of q and k.
+  q_proj_.forward(x, q_pre_.data(), rows);
+  k_proj_.forward(x, k_pre_.data(), rows);
+  v_proj_.forward(x, v_pre_.data(), rows);
+  activate_forward(q_conv_id_, q_pre_.data(), q_act_.data(), Q, batch, seq_len);
+  activate_forward(k_conv_id_, k_pre_.data(), k_act_.data(), K, batch, seq_len);
+  activate_forward(v_conv_id_, v_pre_.data(), v_.data(), V, batch, seq_len);
+  const T eps = static_cast<T>(kL2NormEps);
+  l2norm_forward(q_act_.data(), q_.data(), q_rstd_.data(), sz(H), dk, eps);
+  l2norm_forward(k_act_.data(), k_.data(), k_rstd_.data(), sz(nh * H), dk, eps);
+
+  // beta = sigmoid(x W_b), doubled for the extended eigenvalue range (-1, 1].
+  b_proj_.forward(x, beta_logit_.data(), rows);
+  const T beta_scale = opt_.allow_neg_eigval ? T(2) : T(1);
+  for (std::size_t i = 0; i < beta_.size(); ++i) beta_[i] = beta_scale * sigmoid(beta_logit_[i]);
+
+  // g = -exp(A_log) softplus(x W_a + dt_bias) <= 0, one per head and token.
+  const T* g = nullptr;
+  if (a_proj_) {
+    a_logit_.resize(sz(H));
+    g_.resize(sz(H));
+    a_proj_->forward(x, a_logit_.data(), rows);
+    const T* a_log = store_->value(*a_log_id_);
+    const T* dt_bias = store_->value(*dt_bias_id_);
+    for (int r = 0; r < rows; ++r)
+      for (int h = 0; h < H; ++h) {
+        const std::size_t i = static_cast<std::size_t>(r) * H + h;
+        g_[i] = -std::exp(a_log[h]) * softplus(a_logit_[i] + dt_bias[h]);
+      }
+    g = g_.data();
+  }
+
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
+  const kernels::DeltaRuleInputs<T> in{q_.data(), k_.data(), v_.data(), beta_.data(), g, nullptr};
+  if (opt_.product_kernel) {
+    const kernels::DeltaProductShape shape{batch, seq_len, H, dk, dv, nh};
+    kernels::delta_product_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size);
+  } else {
+    const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
+    kernels::delta_rule_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size);
+  }
+
+  // Output norm (and gate), then o_proj.
+  const T* gate = nullptr;
+  if (g_proj_) {
+    gate_.resize(sz(O));
+    g_proj_->forward(x, gate_.data(), rows);
+    gate = gate_.data();
+  }
+  o_norm_.forward(o_.data(), gate, normed_.data(), rows);
+  o_proj_.forward(normed_.data(), y, rows);
+}
+
+template <class T>
+void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+  const int H = opt_.heads, nh = opt_.householder_steps, dk = opt_.key_dim, dv = opt_.value_dim;
+  const int rows = batch * seq_len;
+  const int Q = H * dk, K = nh * H * dk, V = nh * H * dv, O = H * dv;
+  const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
+  dnormed_.resize(sz(O));
+  do_.resize(sz(O));
+  dq_.resize(sz(Q));
+  dk_.resize(sz(K));
+  dv_.resize(sz(V));
+  dbeta_.resize(sz(nh * H));
+  dpre_.resize(sz(std::max({Q, K, V})));
+
+  // dnormed = dy W_o;  dW_o += dy^T normed.
+  o_proj_.backward(normed_.data(), dy, dnormed_.data(), rows, false);
+  const T* gate = nullptr;
+  T* dgate = nullptr;
+  if (g_proj_) {
+    dgate_.resize(sz(O));
+    gate = gate_.data();
+    dgate = dgate_.data();
+  }
+  o_norm_.backward(o_.data(), gate, dnormed_.data(), do_.data(), dgate, rows);
+  // dx starts with the output gate's path (or the first projection below overwrites it).
+  bool dx_written = false;
+  if (g_proj_) {
+    g_proj_->backward(x, dgate_.data(), dx, rows, false);
+    dx_written = true;
+  }
+
+  // The kernel: dq, dk (w.r.t. the normalised q, k), dv, dbeta, dg.
+  const T* g = a_proj_ ? g_.data() : nullptr;
+  if (a_proj_) dg_.resize(sz(H));
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
+  const kernels::DeltaRuleInputs<T> in{q_.data(), k_.data(), v_.data(), beta_.data(), g, nullptr};
+  const kernels::DeltaRuleGradients<T> grads{
+      dq_.data(), dk_.data(), dv_.data(), dbeta_.data(), a_proj_ ? dg_.data() : nullptr, nullptr};
+  if (opt_.product_kernel) {
+    const kernels::DeltaProductShape shape{batch, seq_len, H, dk, dv, nh};
+    kernels::delta_product_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads,
+                                    opt_.chunk_size);
+  } else {
+    const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
+    kernels::delta_rule_chunked_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads,
+                                         opt_.chunk_size);
+  }
+
+  // Forget gate: g = -e^A softplus(u), u = a_logit + dt_bias:
+  //   dA_log += dg g,   du = -dg e^A sigmoid(u),   ddt_bias += du,   da_logit = du.
+  if (a_proj_) {
+    const T* a_log = store_->value(*a_log_id_);
+    const T* dt_bias = store_->value(*dt_bias_id_);
+    T* da_log = store_->grad(*a_log_id_);
+    T* ddt_bias = store_->grad(*dt_bias_id_);
+    for (int r = 0; r < rows; ++r)
+      for (int h = 0; h < H; ++h) {
+        const std::size_t i = static_cast<std::size_t>(r) * H + h;
+        da_log[h] += dg_[i] * g_[i];
+        const T du = -dg_[i] * std::exp(a_log[h]) * sigmoid(a_logit_[i] + dt_bias[h]);
+        ddt_bias[h] += du;
+        dg_[i] = du;  // now dL/da_logit
+      }
+    a_proj_->backward(x, dg_.data(), dx, rows, dx_written);
+    dx_written = true;
+  }
+
+  // beta = c sigmoid(z): dz = dbeta c sigmoid(z) (1 - sigmoid(z)); dbeta_ is reused for dz.
+  const T beta_scale = opt_.allow_neg_eigval ? T(2) : T(1);
+  for (std::size_t i = 0; i < dbeta_.size(); ++i) {
+    const T s = sigmoid(beta_logit_[i]);
+    dbeta_[i] *= beta_scale * s * (T(1) - s);
+  }
+  b_proj_.backward(x, dbeta_.data(), dx, rows, dx_written);
+
+  // q, k: through the L2 norm (in place), the activation and the projection; v: activation and
+  // projection.
+  l2norm_backward(q_.data(), q_rstd_.data(), dq_.data(), dq_.data(), sz(H), dk);
+  l2norm_backward(k_.data(), k_rstd_.data(), dk_.data(), dk_.data(), sz(nh * H), dk);
+  activate_backward(q_conv_id_, q_pre_.data(), dq_.data(), dpre_.data(), Q, batch, seq_len);
+  q_proj_.backward(x, dpre_.data(), dx, rows, true);
+  activate_backward(k_conv_id_, k_pre_.data(), dk_.data(), dpre_.data(), K, batch, seq_len);
+  k_proj_.backward(x, dpre_.data(), dx, rows, true);
+  activate_backward(v_conv_id_, v_pre_.data(), dv_.data(), dpre_.data(), V, batch, seq_len);
+  v_proj_.backward(x, dpre_.data(), dx, rows, true);
+}
+
+template class DeltaNet<float>;
+template class DeltaNet<double>;
+
+}  // namespace expt::nn

@@ -1,0 +1,228 @@
+#include "core/nn/gla.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/util/random.hpp"
+#include "kernels/gla.hpp"
+#include "kernels/short_conv.hpp"
+
+namespace expt::nn {
+
+namespace {
+
+template <class T>
+T sigmoid(T z) {
+  return T(1) / (T(1) + std::exp(-z));
+}
+
+// log sigmoid(z) = -softplus(-z), without overflow for either sign.
+template <class T>
+T log_sigmoid(T z) {
+  return z < T(0) ? z - std::log1p(std::exp(z)) : -std::log1p(std::exp(-z));
+}
+
+const GlaOptions& checked(const GlaOptions& o) {
+  if (o.d_model <= 0 || o.heads <= 0 || o.key_dim <= 0 || o.value_dim <= 0 || o.gate_low_rank_dim <= 0 ||
+      o.chunk_size <= 0 || !(o.gate_logit_normalizer > 0) || (o.use_short_conv && o.conv_size <= 0))
+    throw std::invalid_argument("gla: sizes and gate_logit_normalizer must be positive");
+  return o;
+}
+
+std::optional<std::size_t> maybe_add(bool present, auto& store, const std::string& name,
+                                     std::vector<std::int64_t> shape) {
+  if (!present) return std::nullopt;
+  return store.add(name, std::move(shape), ParamRole::vector);
+}
+
+}  // namespace
+
+template <class T>
+GatedLinearAttention<T>::GatedLinearAttention(ParameterStore<T>& store, const std::string& prefix,
+                                              const GlaOptions& options)
+    : opt_(checked(options)),
+      store_(&store),
+      q_proj_(store, prefix + "q_proj.weight", options.d_model, options.heads * options.key_dim, ParamRole::matrix),
+      k_proj_(store, prefix + "k_proj.weight", options.d_model, options.heads * options.key_dim, ParamRole::matrix),
+      v_proj_(store, prefix + "v_proj.weight", options.d_model, options.heads * options.value_dim, ParamRole::matrix),
+      g_proj_(options.use_output_gate
+                  ? std::optional<Linear<T>>(std::in_place, store, prefix + "g_proj.weight", options.d_model,
+                                             options.heads * options.value_dim, ParamRole::matrix)
+                  : std::nullopt),
+      q_conv_id_(maybe_add(options.use_short_conv, store, prefix + "q_conv1d.weight",
+                           {options.heads * options.key_dim, options.conv_size})),
+      k_conv_id_(maybe_add(options.use_short_conv, store, prefix + "k_conv1d.weight",
+                           {options.heads * options.key_dim, options.conv_size})),
+      v_conv_id_(maybe_add(options.use_short_conv, store, prefix + "v_conv1d.weight",
+                           {options.heads * options.value_dim, options.conv_size})),
+      gk_down_(store, prefix + "gk_proj.0.weight", options.d_model, options.gate_low_rank_dim, ParamRole::matrix),
+      gk_up_(store, prefix + "gk_proj.1.weight", options.gate_low_rank_dim, options.heads * options.key_dim,
+             ParamRole::matrix),
+      gk_bias_id_(store.add(prefix + "gk_proj.1.bias", {options.heads * options.key_dim}, ParamRole::vector)),
+      g_norm_(store, prefix + "g_norm.weight", options.heads, options.value_dim, options.norm_eps),
+      o_proj_(store, prefix + "o_proj.weight", options.heads * options.value_dim, options.d_model, ParamRole::matrix) {}
+
+template <class T>
+void GatedLinearAttention<T>::init_parameters(std::uint64_t seed, double init_std) {
+  for (const auto& id : {q_conv_id_, k_conv_id_, v_conv_id_}) {
+    if (!id) continue;
+    T* w = store_->value(*id);
+    const std::size_t n = store_->params()[*id].size;
+    for (std::size_t e = 0; e < n; ++e)
+      w[e] = static_cast<T>(init_std * rng::normal(seed, rng::Stream::init, *id, 0, e));
+  }
+  T* bias = store_->value(gk_bias_id_);
+  std::fill(bias, bias + store_->params()[gk_bias_id_].size, T(0));
+}
+
+template <class T>
+double GatedLinearAttention<T>::core_flops_per_token(int seq_len) const {
+  const double dk = opt_.key_dim, dv = opt_.value_dim;
+  const double chunk = std::min(opt_.chunk_size, seq_len);
+  return 3.0 * opt_.heads * (4 * dk * dv + 2 * chunk * (dk + dv));
+}
+
+template <class T>
+void GatedLinearAttention<T>::activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels,
+                                               int batch, int seq_len) {
+  const kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
+  kernels::short_conv_forward(shape, pre, store_->value(*conv_id), act);
+}
+
+template <class T>
+void GatedLinearAttention<T>::activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact,
+                                                T* dpre, int channels, int batch, int seq_len) {
+  const kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
+  // The kernel overwrites the weight gradient: compute it in scratch, then accumulate.
+  const std::size_t n_weight = store_->params()[*conv_id].size;
+  conv_dweight_.resize(n_weight);
+  kernels::short_conv_backward(shape, pre, store_->value(*conv_id), dact, dpre, conv_dweight_.data());
+  T* dw = store_->grad(*conv_id);
+  for (std::size_t e = 0; e < n_weight; ++e) dw[e] += conv_dweight_[e];
+}
+
+template <class T>
+void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) {
+  const int H = opt_.heads, dk = opt_.key_dim, dv = opt_.value_dim, r = opt_.gate_low_rank_dim;
+  const int rows = batch * seq_len;
+  const int DK = H * dk, DV = H * dv;
+  const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
+  q_.resize(sz(DK));
+  k_.resize(sz(DK));
+  v_.resize(sz(DV));
+  z_low_.resize(sz(r));
+  z_.resize(sz(DK));
+  g_.resize(sz(DK));
+  o_.resize(sz(DV));
+  normed_.resize(sz(DV));
+
+  // q, k, v: projections, through ShortConv + SiLU when enabled.
+  if (opt_.use_short_conv) {
+    q_pre_.resize(sz(DK));
+    k_pre_.resize(sz(DK));
+    v_pre_.resize(sz(DV));
+    q_proj_.forward(x, q_pre_.data(), rows);
+    k_proj_.forward(x, k_pre_.data(), rows);
+    v_proj_.forward(x, v_pre_.data(), rows);
+    activate_forward(q_conv_id_, q_pre_.data(), q_.data(), DK, batch, seq_len);
+    activate_forward(k_conv_id_, k_pre_.data(), k_.data(), DK, batch, seq_len);
+    activate_forward(v_conv_id_, v_pre_.data(), v_.data(), DV, batch, seq_len);
+  } else {
+    q_proj_.forward(x, q_.data(), rows);
+    k_proj_.forward(x, k_.data(), rows);
+    v_proj_.forward(x, v_.data(), rows);
+  }
+
+  // Z = (x W_a1) W_a2 + b,  G = logsigmoid(Z) / tau.
+  gk_down_.forward(x, z_low_.data(), rows);
+  gk_up_.forward(z_low_.data(), z_.data(), rows);
+  const T* bias = store_->value(gk_bias_id_);
+  const T inv_tau = static_cast<T>(1.0 / opt_.gate_logit_normalizer);
+  for (int row = 0; row < rows; ++row)
+    for (int c = 0; c < DK; ++c) {
+      const std::size_t i = static_cast<std::size_t>(row) * DK + c;
+      z_[i] += bias[c];
+      g_[i] = log_sigmoid(z_[i]) * inv_tau;
+    }
+
+  const kernels::GlaShape shape{batch, seq_len, H, dk, dv};
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
+  const kernels::GlaInputs<T> in{q_.data(), k_.data(), v_.data(), g_.data(), nullptr};
+  const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
+  kernels::gla_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), chunking);
+
+  const T* gate = nullptr;
+  if (g_proj_) {
+    gate_.resize(sz(DV));
+    g_proj_->forward(x, gate_.data(), rows);
+    gate = gate_.data();
+  }
+  g_norm_.forward(o_.data(), gate, normed_.data(), rows);
+  o_proj_.forward(normed_.data(), y, rows);
+}
+
+template <class T>
+void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+  const int H = opt_.heads, dk = opt_.key_dim, dv = opt_.value_dim, r = opt_.gate_low_rank_dim;
+  const int rows = batch * seq_len;
+  const int DK = H * dk, DV = H * dv;
+  const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
+  dnormed_.resize(sz(DV));
+  do_.resize(sz(DV));
+  dq_.resize(sz(DK));
+  dk_.resize(sz(DK));
+  dv_.resize(sz(DV));
+  dg_.resize(sz(DK));
+  dz_low_.resize(sz(r));
+
+  // dnormed = dy W_o;  dW_o += dy^T normed;  then the norm (and output gate).
+  o_proj_.backward(normed_.data(), dy, dnormed_.data(), rows, false);
+  const T* gate = nullptr;
+  T* dgate = nullptr;
+  if (g_proj_) {
+    dgate_.resize(sz(DV));
+    gate = gate_.data();
+    dgate = dgate_.data();
+  }
+  g_norm_.backward(o_.data(), gate, dnormed_.data(), do_.data(), dgate, rows);
+
+  const kernels::GlaShape shape{batch, seq_len, H, dk, dv};
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
+  const kernels::GlaInputs<T> in{q_.data(), k_.data(), v_.data(), g_.data(), nullptr};
+  const kernels::GlaGradients<T> grads{dq_.data(), dk_.data(), dv_.data(), dg_.data(), nullptr};
+  const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
+  kernels::gla_chunked_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads, chunking);
+
+  // g = logsigmoid(z) / tau: dz = dg sigmoid(-z) / tau (in place in dg_); db += sum over rows.
+  T* dbias = store_->grad(gk_bias_id_);
+  const T inv_tau = static_cast<T>(1.0 / opt_.gate_logit_normalizer);
+  for (int row = 0; row < rows; ++row)
+    for (int c = 0; c < DK; ++c) {
+      const std::size_t i = static_cast<std::size_t>(row) * DK + c;
+      dg_[i] *= sigmoid(-z_[i]) * inv_tau;
+      dbias[c] += dg_[i];
+    }
+  gk_up_.backward(z_low_.data(), dg_.data(), dz_low_.data(), rows, false);
+  gk_down_.backward(x, dz_low_.data(), dx, rows, false);
+  if (g_proj_) g_proj_->backward(x, dgate_.data(), dx, rows, true);
+
+  if (opt_.use_short_conv) {
+    dpre_.resize(sz(std::max(DK, DV)));
+    activate_backward(q_conv_id_, q_pre_.data(), dq_.data(), dpre_.data(), DK, batch, seq_len);
+    q_proj_.backward(x, dpre_.data(), dx, rows, true);
+    activate_backward(k_conv_id_, k_pre_.data(), dk_.data(), dpre_.data(), DK, batch, seq_len);
+    k_proj_.backward(x, dpre_.data(), dx, rows, true);
+    activate_backward(v_conv_id_, v_pre_.data(), dv_.data(), dpre_.data(), DV, batch, seq_len);
+    v_proj_.backward(x, dpre_.data(), dx, rows, true);
+  } else {
+    q_proj_.backward(x, dq_.data(), dx, rows, true);
+    k_proj_.backward(x, dk_.data(), dx, rows, true);
+    v_proj_.backward(x, dv_.data(), dx, rows, true);
+  }
+}
+
+template class GatedLinearAttention<float>;
+template class GatedLinearAttention<double>;
+
+}  // namespace expt::nn

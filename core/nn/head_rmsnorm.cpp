@@ -1,0 +1,72 @@
+#include "core/nn/head_rmsnorm.hpp"
+
+#include <cmath>
+
+namespace expt::nn {
+
+namespace {
+template <class T>
+T sigmoid(T z) {
+  return T(1) / (T(1) + std::exp(-z));
+}
+}  // namespace
+
+template <class T>
+HeadRMSNorm<T>::HeadRMSNorm(ParameterStore<T>& store, const std::string& name, int heads, int head_dim, double eps)
+    : store_(&store),
+      weight_id_(store.add(name, {head_dim}, ParamRole::vector)),
+      heads_(heads),
+      head_dim_(head_dim),
+      eps_(eps) {}
+
+template <class T>
+void HeadRMSNorm<T>::forward(const T* o, const T* gate, T* y, int rows) {
+  const T* w = store_->value(weight_id_);
+  const std::size_t groups = static_cast<std::size_t>(rows) * heads_;
+  rstd_.resize(groups);
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::size_t base = g * head_dim_;
+    T sum_sq = 0;
+    for (int i = 0; i < head_dim_; ++i) sum_sq += o[base + i] * o[base + i];
+    const T r = T(1) / std::sqrt(sum_sq / head_dim_ + static_cast<T>(eps_));
+    rstd_[g] = r;
+    for (int i = 0; i < head_dim_; ++i) {
+      const T s = gate ? gate[base + i] * sigmoid(gate[base + i]) : T(1);
+      y[base + i] = o[base + i] * r * w[i] * s;
+    }
+  }
+}
+
+template <class T>
+void HeadRMSNorm<T>::backward(const T* o, const T* gate, const T* dy, T* d_o, T* dgate, int rows) {
+  const T* w = store_->value(weight_id_);
+  T* dw = store_->grad(weight_id_);
+  const std::size_t groups = static_cast<std::size_t>(rows) * heads_;
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::size_t base = g * head_dim_;
+    const T r = rstd_[g];
+    // First pass: gate terms, dw, and mean(q (.) n) for the normalisation backward.
+    T q_dot_n = 0;
+    for (int i = 0; i < head_dim_; ++i) {
+      const T n = o[base + i] * r;
+      T s = 1;
+      if (gate) {
+        const T z = gate[base + i];
+        const T sig = sigmoid(z);
+        s = z * sig;
+        dgate[base + i] = dy[base + i] * n * w[i] * sig * (T(1) + z * (T(1) - sig));
+      }
+      dw[i] += dy[base + i] * n * s;
+      const T q = dy[base + i] * w[i] * s;
+      d_o[base + i] = q;  // holds q until the second pass
+      q_dot_n += q * n;
+    }
+    const T mean_qn = q_dot_n / head_dim_;
+    for (int i = 0; i < head_dim_; ++i) d_o[base + i] = r * (d_o[base + i] - o[base + i] * r * mean_qn);
+  }
+}
+
+template class HeadRMSNorm<float>;
+template class HeadRMSNorm<double>;
+
+}  // namespace expt::nn

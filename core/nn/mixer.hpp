@@ -1,0 +1,47 @@
+// The sequence mixer of a block (layers.md 1.1, 2.1, 2.3, 3.5): a module that maps the normalised
+// residual stream x [batch*seq_len, d_model] to y [batch*seq_len, d_model], mixing information
+// along time causally. Implementations register their parameters in the constructor under the
+// prefix "blocks.<i>.mixer." and cache what backward needs during forward (llm.c style, no tape).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/config/trial_config.hpp"
+#include "core/nn/parameter_store.hpp"
+
+namespace expt::nn {
+
+template <class T>
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+
+  // x [batch*seq_len, d] -> y [batch*seq_len, d] (y must not alias x); rows are (sequence, time)
+  // row-major, sequences independent.
+  virtual void forward(const T* x, T* y, int batch, int seq_len) = 0;
+  // From dy: parameter gradients accumulated into the store, dx overwritten. Same x and shape as
+  // the last forward.
+  virtual void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) = 0;
+
+  // Store id of the output projection o_proj (scaled down by the `rescale` init).
+  virtual std::size_t output_weight_id() const = 0;
+  // Model::init_parameters draws every `matrix` weight N(0, init_std) and sets every `vector` to 1;
+  // a mixer then overwrites the parameters that start otherwise (conv weights, biases, A_log,
+  // dt_bias) with values drawn from rng::Stream::init keyed by (seed, parameter id).
+  virtual void init_parameters(std::uint64_t seed, double init_std) = 0;
+  // Forward+backward FLOPs per token of the sequence-mixing core (everything except the
+  // projections, which Model counts through the parameter count) at length seq_len.
+  virtual double core_flops_per_token(int seq_len) const = 0;
+};
+
+// The mixer of cfg.mixer.type (attention, gla, deltanet, deltaproduct, gated_deltaproduct) for a
+// model of width cfg.d_model; nullptr for `none`. Throws std::invalid_argument on an unknown type
+// or on sizes the layer cannot split into heads.
+template <class T>
+std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string& prefix,
+                                     const config::ModelConfig& cfg);
+
+}  // namespace expt::nn

@@ -1,0 +1,113 @@
+// Planning: a Study expanded into trial configs. Grid and Halton give every trial at once;
+// coordinate descent gives one round per cell as a pure function of (study, finished results), so
+// that restarting the driver reproduces the same rounds (frameworks.md section 3.3).
+//
+// A cell is one (optimizer, model size, data ratio); cells are independent searches. A point is
+// one value per axis; a trial is a point with one seed. A trial's id is config::config_hash of its
+// resolved config (train.ranks = sweep.ranks_per_trial, `out` excluded). Points whose warmup does
+// not fit in their step budget are dropped and reported, not run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config/trial_config.hpp"
+#include "experiments/study.hpp"
+
+namespace expt::experiments {
+
+struct Cell {
+  std::string name;       // "adamw", or "adamw/<model>/x<ratio>" with scales
+  std::size_t optimizer;  // index into Study::optimizers
+  int model = -1;         // index into Study::models; -1: the base model
+  double data_ratio = 0;  // 0: train.steps as the base config says
+};
+
+struct PlannedTrial {
+  std::string id;              // config_hash(config)
+  config::TrialConfig config;  // resolved; `out` is left to the runner
+  std::size_t cell = 0;
+  std::string cell_name, optimizer, model_tag;  // model_tag "base" without scales
+  double data_ratio = 0;
+  std::uint64_t seed = 0;
+  std::string point;  // "optimizer.lr=1.0e-03 schedule.warmup=10", the axis values as set
+  std::int64_t n_params = 0;
+  std::int64_t n_params_nonembed = 0;
+  // Relative cost for longest-first handout: steps * batch_size * n_params (~ training FLOPs / 6).
+  double cost = 0;
+};
+
+struct DroppedPoint {
+  std::string cell, point, reason;
+};
+
+// Index into each axis's discrete values (grid and coordinate descent).
+using Point = std::vector<std::size_t>;
+
+// What the planner knows of finished trials: id -> final eval loss (+inf for a diverged trial or
+// one that failed for good). Only trials that will not run again belong here.
+using ResultStore = std::map<std::string, double>;
+
+struct CdRound {
+  std::size_t cell = 0;
+  int round = 0;  // rounds completed before this one in this cell
+  Point centre;
+  std::string centre_text;
+  bool converged = false;  // every neighbour of the centre is done: a local optimum within tolerance
+  double best_loss = std::numeric_limits<double>::infinity();  // L*, over the points done so far
+  std::vector<PlannedTrial> todo;                              // this round's trials not in the store
+  std::vector<std::string> near_best;                          // points within tolerance of L*
+  std::vector<std::string> edge_alarms;                        // converged with a best value at the edge of its axis
+  std::vector<DroppedPoint> dropped;                           // infeasible neighbours
+};
+
+class Planner {
+ public:
+  // Validates the study's points (grid, Halton: all of them; coordinate descent: the first round of
+  // every cell, which uses every axis value once) and throws config::ConfigErrors for those the
+  // trial schema rejects, at their positions in the study file.
+  explicit Planner(const Study& study);
+  ~Planner();
+  Planner(const Planner&) = delete;
+  Planner& operator=(const Planner&) = delete;
+
+  const Study& study() const { return study_; }
+  const std::vector<Cell>& cells() const { return cells_; }
+
+  // Grid, Halton: every trial (in plan order: cell, then point, then seed) and the dropped points.
+  const std::vector<PlannedTrial>& static_trials() const { return static_trials_; }
+  const std::vector<DroppedPoint>& dropped() const { return dropped_; }
+
+  // Coordinate descent: the current round of `cell` given the finished trials.
+  CdRound cd_round(std::size_t cell, const ResultStore& store) const;
+
+  // A cell's base config (no axis applied; train.steps derived when the study has scales), for
+  // sweep.resolved.yaml.
+  config::TrialConfig cell_base(std::size_t cell) const;
+
+  // The starting centre of coordinate descent in a cell: the base config's value on every axis.
+  const Point& cd_start(std::size_t cell) const;
+
+ private:
+  struct Impl;
+  const Study& study_;
+  std::vector<Cell> cells_;
+  std::vector<PlannedTrial> static_trials_;
+  std::vector<DroppedPoint> dropped_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Longest first (by cost), ties in plan order: the order a sweep hands trials out.
+std::vector<PlannedTrial> longest_first(std::vector<PlannedTrial> trials);
+
+// The radical inverse of `index` in base `base` (the Halton sequence's coordinate): the digits of
+// index in that base mirrored around the radix point, a number in [0, 1).
+double radical_inverse(std::uint64_t index, std::uint64_t base);
+
+}  // namespace expt::experiments

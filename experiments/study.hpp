@@ -1,0 +1,95 @@
+// A study file: a base trial config, a search over some of its keys, optional scales (model sizes x
+// data ratios whose step budget is derived) and how the sweep runs. docs/sweeps.md describes the
+// format; frameworks.md section 3.8 the reasons. Validation is as strict as for a trial file: every
+// problem is reported at once as `file:line:col: key.path: message`, positions in the study file
+// (or `--set:1:<col>` for a command-line override of the study).
+//
+//   study: small
+//   base: {task: {...}, model: {...}, optimizer: {weight_decay: 0.1}, train: {batch_size: 16}}
+//   search:
+//     strategy: coordinate_descent      # grid | halton | coordinate_descent
+//     seeds: [1]
+//     space: {schedule.warmup: [0, 10]}  # axes of every optimizer
+//     optimizers:
+//       adamw: {base: {lr: 3.0e-3}, space: {optimizer.lr: {min: 1.0e-3, max: 1.0e-2, num: 3, log: true}}}
+//   scales: {tokens_per_param: 20, data_ratios: [1, 2], models: {s: {d_model: 32}, m: {d_model: 64}}}
+//   sweep: {ranks_per_trial: 1, max_attempts: 2}
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config/config_error.hpp"
+#include "core/config/trial_config.hpp"
+#include "core/config/yaml_document.hpp"
+
+namespace expt::experiments {
+
+enum class Strategy { grid, halton, coordinate_descent };
+const char* strategy_name(Strategy s);
+
+// One searched key. Values are YAML scalars positioned in the study file, so that a value the
+// trial schema rejects is reported where it was written.
+struct Axis {
+  std::string key;                  // as written: "optimizer.lr", "optimizer.one_minus_beta1"
+  std::vector<std::string> target;  // the trial key it sets: {"optimizer", "beta1"}
+  bool one_minus = false;           // a `one_minus_<name>` key sets <name> = 1 - value
+  config::Position pos;             // of the key
+  // Discrete candidates: a list as written, or a range {min, max, num, log} expanded to num
+  // points (evenly spaced, or geometrically when log). Grid and coordinate descent use these.
+  std::vector<config::YamlNode> values;
+  // A range without `num` (Halton only): sampled continuously in [min, max], on a log scale when
+  // log; integers when min and max are both integers.
+  bool continuous = false;
+  double min = 0, max = 0;
+  bool log = false;
+  bool integer = false;
+};
+
+// The search of one optimizer: optimizer.type = name, `base` merged into the base config's
+// optimizer section, then the axes (the study-wide ones first, then its own).
+struct OptimizerSearch {
+  std::string name;
+  config::Position pos;
+  config::YamlNode base;  // a mapping of optimizer keys, or null
+  std::vector<Axis> axes;
+};
+
+// A named model size: a partial model section merged into the base config's model.
+struct ScaleModel {
+  std::string tag;
+  config::Position pos;
+  config::YamlNode model;
+};
+
+struct Study {
+  std::string name;
+  std::string file;  // the study file, as named on the command line
+  std::string text;  // its contents as submitted
+  // The base trial config (with the study's overrides applied); positions are in the study file.
+  config::YamlNode base;
+  Strategy strategy = Strategy::grid;
+  std::vector<OptimizerSearch> optimizers;  // one per searched optimizer, in file order
+  std::vector<std::uint64_t> seeds;         // every point runs once per seed
+  int halton_points = 0;                    // halton: points drawn (indices 1..points of the sequence)
+  double tolerance = 3e-3;                  // coordinate descent: near-best band above the best loss
+  int recentre_min_saving = 10;             // coordinate descent: see frameworks.md 3.3
+  // Scales: when models is empty the base model is the only one ("base") and train.steps comes
+  // from the base config; otherwise train.steps = round(ratio * tokens_per_param * N / (batch *
+  // seq_len)), N the model's non-embedding parameters.
+  std::vector<ScaleModel> models;
+  std::vector<double> data_ratios;
+  double tokens_per_param = 20;
+  int ranks_per_trial = 1;  // ranks of one data-parallel trial (sets train.ranks of every trial)
+  int max_attempts = 2;     // a FAILED trial is started at most this many times in all
+};
+
+// Reads and validates a study file; `overrides` are `key.path=value` applied to the study document
+// (e.g. `base.train.batch_size=8`, `sweep.ranks_per_trial=2`). Throws config::ConfigErrors listing
+// every problem. Each optimizer's base config is validated here; the points of the search are
+// validated by the planner (experiments/plan.hpp), also at their positions in the study file.
+Study load_study(const std::string& path, const std::vector<std::string>& overrides = {});
+Study parse_study(const std::string& text, const std::string& filename, const std::vector<std::string>& overrides = {});
+
+}  // namespace expt::experiments

@@ -1,0 +1,92 @@
+// The sweep runner's bookkeeping, independent of MPI: which trials exist, their states, what to
+// hand out next (longest first), coordinate-descent rounds re-planned as cells finish, and the
+// files the coordinator writes (status.json, sweep.h5). experiments/sweep.cpp drives it either
+// in-process (one rank) or from world rank 0 of an mpirun (frameworks.md sections 5.1, 5.2).
+//
+// Everything is rebuilt from the trial directories on start, so rerunning the same command
+// resumes: finished trials (COMPLETED, DIVERGED, or FAILED max_attempts times) are not run again,
+// unfinished ones resume from their last committed checkpoint, failed ones are retried.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/io/results.hpp"
+#include "experiments/plan.hpp"
+
+namespace expt::experiments {
+
+struct TrialRecord {
+  PlannedTrial trial;
+  std::string state = "pending";  // pending | running | COMPLETED | DIVERGED | FAILED
+  int attempts = 0;               // starts so far (attempts.jsonl "start" lines)
+  bool has_summary = false;
+  io::TrialSummary summary;  // of the last attempt that ended
+  int group = -1;            // running: the rank group (0 in one-rank mode)
+  double started_s = 0;      // running: seconds since the sweep started
+};
+
+class Scheduler {
+ public:
+  // Reads <dir>/trials/*/ (result.h5, attempts.jsonl) and plans the work left.
+  Scheduler(const Planner& planner, std::filesystem::path dir);
+
+  // The pending trial with the highest cost (ties: planned first), now running on `group`;
+  // nullopt when nothing can start now (all done, or a coordinate-descent round waits on trials
+  // still running).
+  std::optional<PlannedTrial> next(int group);
+  // Records the end of a running trial's attempt; a FAILED trial with attempts left and an
+  // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
+  // round has no trial left pending or running.
+  void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
+  bool all_done() const;
+  std::size_t running() const;
+
+  // The trial directory of an id.
+  std::filesystem::path trial_dir(const std::string& id) const { return dir_ / "trials" / id; }
+  const std::vector<TrialRecord>& records() const { return records_; }
+  const std::map<std::size_t, CdRound>& cd_rounds() const { return rounds_; }
+  // Infeasible points dropped so far (grid/Halton: all; coordinate descent: as rounds are planned).
+  std::vector<DroppedPoint> dropped() const;
+
+  // status.json: counts by state and one row per trial (step, loss, tokens/s), CD rounds.
+  std::string status_json(double elapsed_s) const;
+  // Writes status.json and sweep.h5 (tmp + rename).
+  void write_status(double elapsed_s) const;
+  void write_index() const;
+  // The end-of-sweep report: counts, failures with their paths, dropped points, CD outcomes.
+  std::string summary_text() const;
+
+ private:
+  struct OnDisk {
+    bool has_summary = false;
+    io::TrialSummary summary;
+    int attempts = 0;
+  };
+  OnDisk inspect(const std::string& id) const;
+  bool is_done(const OnDisk& d) const;
+  void add(const PlannedTrial& t);
+  void plan_cell(std::size_t cell);
+
+  const Planner& planner_;
+  std::filesystem::path dir_;
+  std::vector<TrialRecord> records_;
+  std::map<std::string, std::size_t> index_;
+  ResultStore store_;                      // done trials -> final loss (+inf diverged / failed for good)
+  std::map<std::size_t, CdRound> rounds_;  // coordinate descent: current round per cell
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+// Number of "start" events in a trial's attempts.jsonl (0 when missing).
+int count_attempts(const std::filesystem::path& trial_dir);
+
+// sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
+// and the expanded axis values.
+std::string resolved_study_yaml(const Planner& planner);
+
+}  // namespace expt::experiments

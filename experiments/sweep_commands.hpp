@@ -1,0 +1,25 @@
+// The sweep subcommands of `expt` (wired into experiments/cli.cpp):
+//   expt plan STUDY [--set key.path=value]...    the trials a study would run (coordinate descent:
+//                                                the first round of every cell), nothing is run
+//   expt sweep STUDY [--set ...] [--out DIR]      run it: alone (trials one by one) or under
+//                                                mpirun/srun (rank 0 coordinates, groups train)
+//   expt status DIR                               the live table of a sweep from its status.json
+// Exit codes as in experiments/cli.hpp: 0 done, 1 some trial FAILED (or a runtime error), 2 bad
+// study or usage, 128+N stopped by signal N (rerun the same command to resume).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace expt::experiments {
+
+int plan_command(const std::string& study_path, const std::vector<std::string>& sets, std::ostream& out);
+
+// `out` empty: runs/<study name>. argc/argv are passed to MPI_Init when launched by mpirun/srun.
+int sweep_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
+                  const std::string& out);
+
+int status_command(const std::string& dir, std::ostream& out);
+
+}  // namespace expt::experiments

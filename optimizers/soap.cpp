@@ -1,0 +1,301 @@
+#include "optimizers/soap.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "kernels/gemm.hpp"
+#include "optimizers/hybrid_routing.hpp"
+
+namespace expt::optim {
+
+namespace {
+
+using kernels::gemm;
+using kernels::Trans;
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Cuts [0, size) into chunks of `block` (the last one shorter); one chunk when block is 0 or
+// the axis is not preconditioned.
+std::vector<std::pair<int, int>> chunks(int size, int block, bool cut) {
+  std::vector<std::pair<int, int>> out;
+  if (!cut || block <= 0 || size <= block) return {{0, size}};
+  for (int start = 0; start < size; start += block) out.emplace_back(start, std::min(block, size - start));
+  return out;
+}
+
+}  // namespace
+
+Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) : params_(params) {
+  if (!(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0) || !(cfg.beta2 >= 0.0 && cfg.beta2 < 1.0))
+    throw std::invalid_argument("soap: beta1 and beta2 must be in [0, 1)");
+  if (!(cfg.shampoo_beta < 1.0)) throw std::invalid_argument("soap: shampoo_beta must be < 1");
+  if (cfg.precondition_frequency < 1) throw std::invalid_argument("soap: precondition_frequency must be >= 1");
+  if (cfg.max_precond_dim < 1 || cfg.block_size < 0)
+    throw std::invalid_argument("soap: bad max_precond_dim/block_size");
+  beta1_ = cfg.beta1;
+  beta2_ = cfg.beta2;
+  shampoo_beta_ = cfg.shampoo_beta < 0.0 ? cfg.beta2 : cfg.shampoo_beta;
+  eps_ = cfg.eps;
+  frequency_ = cfg.precondition_frequency;
+  const std::vector<GroupRule> rules = {{"soap", {}, "", 1.0, cfg.weight_decay}};
+  groups_ = build_param_groups(rules, params_);
+
+  const int dmax = cfg.max_precond_dim;
+  std::size_t largest = 0, largest_side = 0;
+  for (const auto& p : params_) {
+    ParamState ps;
+    ps.first_block = blocks_.size();
+    const bool matrix = p.shape.size() == 2 && !(cfg.merge_dims && p.size <= static_cast<std::size_t>(dmax));
+    ps.rows = matrix ? static_cast<int>(p.rows()) : 1;
+    ps.cols = matrix ? static_cast<int>(p.cols()) : static_cast<int>(p.size);
+    const bool left = matrix && ps.rows <= dmax;
+    const bool right = matrix && ps.cols <= dmax && !(cfg.one_sided && left);
+    for (auto [r0, rn] : chunks(ps.rows, cfg.block_size, left))
+      for (auto [c0, cn] : chunks(ps.cols, cfg.block_size, right)) {
+        Block b;
+        b.row0 = r0, b.rows = rn, b.col0 = c0, b.cols = cn, b.left = left, b.right = right;
+        const std::size_t area = static_cast<std::size_t>(rn) * cn;
+        b.M.assign(area, 0.0);
+        b.V.assign(area, 0.0);
+        if (left) {
+          b.L.assign(static_cast<std::size_t>(rn) * rn, 0.0);
+          b.QL.assign(b.L.size(), 0.0);
+          largest_side = std::max<std::size_t>(largest_side, rn);
+          qr_.try_emplace(rn);
+        }
+        if (right) {
+          b.R.assign(static_cast<std::size_t>(cn) * cn, 0.0);
+          b.QR.assign(b.R.size(), 0.0);
+          largest_side = std::max<std::size_t>(largest_side, cn);
+          qr_.try_emplace(cn);
+        }
+        largest = std::max(largest, area);
+        blocks_.push_back(std::move(b));
+      }
+    ps.block_count = blocks_.size() - ps.first_block;
+    state_.push_back(ps);
+  }
+  for (auto& [size, ws] : qr_) {
+    ws.qr = Eigen::HouseholderQR<Eigen::MatrixXd>(size, size);
+    ws.q.resize(size, size);
+    ws.work.resize(size);
+  }
+  for (auto* buffer : {&g_, &tmp_, &rotated_, &direction_}) buffer->assign(largest, 0.0);
+  pq_.assign(largest_side * largest_side, 0.0);
+  ev_.assign(largest_side, 0.0);
+  perm_scratch_.assign(std::max(largest, largest_side * largest_side), 0.0);
+  order_.assign(largest_side, 0);
+}
+
+std::span<const Soap::Block> Soap::blocks(std::size_t i) const {
+  return {blocks_.data() + state_.at(i).first_block, state_.at(i).block_count};
+}
+
+void Soap::rotate(const Block& b, const double* src, double* dst, bool to_basis) {
+  const int h = b.rows, w = b.cols;
+  const std::size_t area = static_cast<std::size_t>(h) * w;
+  // Left factor: to_basis Q_Lᵀ·X, back Q_L·X.
+  const double* after_left = src;
+  if (b.left) {
+    gemm<double>(to_basis ? Trans::yes : Trans::no, Trans::no, h, w, h, 1.0, b.QL.data(), h, src, w, 0.0, tmp_.data(),
+                 w);
+    after_left = tmp_.data();
+  }
+  // Right factor: to_basis X·Q_R, back X·Q_Rᵀ.
+  if (b.right) {
+    gemm<double>(Trans::no, to_basis ? Trans::no : Trans::yes, h, w, w, 1.0, after_left, w, b.QR.data(), w, 0.0, dst,
+                 w);
+  } else if (after_left != dst) {
+    std::copy(after_left, after_left + area, dst);
+  }
+}
+
+void Soap::init_side(std::vector<double>& P, std::vector<double>& Q, int size) {
+  Eigen::Map<RowMat> p(P.data(), size, size);
+  Eigen::Map<RowMat> q(Q.data(), size, size);
+  const double trace = p.trace();
+  if (!(trace > 0.0)) {  // zero gradient: no information yet, start from the identity basis
+    q.setIdentity();
+    return;
+  }
+  RowMat sym = 0.5 * (p + p.transpose());
+  sym.diagonal().array() += 1e-12 * trace / size;
+  Eigen::SelfAdjointEigenSolver<RowMat> solver(sym);
+  if (solver.info() != Eigen::Success) throw std::runtime_error("soap: eigendecomposition failed");
+  // Eigen returns ascending eigenvalues; SOAP wants them descending.
+  q = solver.eigenvectors().rowwise().reverse();
+}
+
+void Soap::refresh_side(const std::vector<double>& P, std::vector<double>& Q, int size, Block& b, bool rows_axis) {
+  double norm_sq = 0.0;
+  for (std::size_t k = 0; k < static_cast<std::size_t>(size) * size; ++k) norm_sq += P[k] * P[k];
+  if (norm_sq == 0.0) return;  // section 7 guard: nothing to iterate on, keep the basis
+  // PQ = P·Q; e_j = q_jᵀ (P q_j), the Rayleigh quotients.
+  gemm<double>(Trans::no, Trans::no, size, size, size, 1.0, P.data(), size, Q.data(), size, 0.0, pq_.data(), size);
+  for (int j = 0; j < size; ++j) ev_[j] = 0.0;
+  for (int i = 0; i < size; ++i)
+    for (int j = 0; j < size; ++j)
+      ev_[j] += Q[static_cast<std::size_t>(i) * size + j] * pq_[static_cast<std::size_t>(i) * size + j];
+  std::iota(order_.begin(), order_.begin() + size, 0);
+  // Descending, ties by index (std::sort, unlike stable_sort, needs no temporary buffer).
+  std::sort(order_.begin(), order_.begin() + size,
+            [&](int a, int c) { return ev_[a] > ev_[c] || (ev_[a] == ev_[c] && a < c); });
+
+  // Permute V along this axis: new index j takes old index order_[j].
+  const int h = b.rows, w = b.cols;
+  std::copy(b.V.begin(), b.V.end(), perm_scratch_.begin());
+  if (rows_axis) {
+    for (int j = 0; j < h; ++j)
+      std::copy_n(perm_scratch_.data() + static_cast<std::size_t>(order_[j]) * w, w,
+                  b.V.data() + static_cast<std::size_t>(j) * w);
+  } else {
+    for (int i = 0; i < h; ++i)
+      for (int j = 0; j < w; ++j)
+        b.V[static_cast<std::size_t>(i) * w + j] = perm_scratch_[static_cast<std::size_t>(i) * w + order_[j]];
+  }
+
+  // Power step on the permuted basis: P·Q[:, π] = (P·Q)[:, π], then Q = thin_QR(·).Q.
+  QrWorkspace& ws = qr_.at(size);
+  Eigen::MatrixXd& a = ws.q;
+  for (int i = 0; i < size; ++i)
+    for (int j = 0; j < size; ++j) a(i, j) = pq_[static_cast<std::size_t>(i) * size + order_[j]];
+  ws.qr.compute(a);
+  ws.qr.householderQ().evalTo(a, ws.work);
+  for (int i = 0; i < size; ++i)
+    for (int j = 0; j < size; ++j) Q[static_cast<std::size_t>(i) * size + j] = a(i, j);
+}
+
+void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-parameter t is used*/, double lr) {
+  check_param_refs("soap", params, params_);
+  const ParamGroup& group = groups_.front();
+  const double lr_g = lr * group.lr_scale;
+  const double one_minus_bs = 1.0 - shampoo_beta_;
+
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    ParamState& ps = state_[i];
+    const float* grad = params[i].grad;
+    float* value = params[i].value;
+    const bool first_call = !ps.initialized;
+    std::int64_t t = ps.t;
+    if (!first_call) t = ++ps.t;
+    const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t));
+    const double alpha = first_call ? 0.0 : lr_g * std::sqrt(bc2) / bc1;
+    const bool refresh = !first_call && t % frequency_ == 0;
+
+    for (std::size_t bi = 0; bi < ps.block_count; ++bi) {
+      Block& b = blocks_[ps.first_block + bi];
+      const int h = b.rows, w = b.cols;
+      const std::size_t area = static_cast<std::size_t>(h) * w;
+      for (int r = 0; r < h; ++r)
+        for (int c = 0; c < w; ++c)
+          g_[static_cast<std::size_t>(r) * w + c] = grad[static_cast<std::size_t>(b.row0 + r) * ps.cols + b.col0 + c];
+
+      if (first_call) {
+        // I1, I2: statistics from this gradient, exact eigenbases; the parameter is not touched.
+        if (b.left) {
+          gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.L.data(), h);
+          init_side(b.L, b.QL, h);
+        }
+        if (b.right) {
+          gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.R.data(), w);
+          init_side(b.R, b.QR, w);
+        }
+        continue;
+      }
+
+      // S1-S4: Adam in the eigenbasis.
+      rotate(b, g_.data(), rotated_.data(), true);
+      for (std::size_t k = 0; k < area; ++k) {
+        const double gh = rotated_[k];
+        b.M[k] = beta1_ * b.M[k] + (1.0 - beta1_) * gh;
+        b.V[k] = beta2_ * b.V[k] + (1.0 - beta2_) * gh * gh;
+        rotated_[k] = b.M[k] / (std::sqrt(b.V[k]) + eps_);
+      }
+      // S6, S8, S9: back to parameter space, step, decay after the step.
+      rotate(b, rotated_.data(), direction_.data(), false);
+      const double decay = 1.0 - lr_g * group.weight_decay;
+      for (int r = 0; r < h; ++r)
+        for (int c = 0; c < w; ++c) {
+          float& x = value[static_cast<std::size_t>(b.row0 + r) * ps.cols + b.col0 + c];
+          x = static_cast<float>((static_cast<double>(x) - alpha * direction_[static_cast<std::size_t>(r) * w + c]) *
+                                 decay);
+        }
+
+      // S10: statistics, and on refresh steps the basis change with M carried exactly.
+      if (b.left)
+        gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_,
+                     b.L.data(), h);
+      if (b.right)
+        gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_,
+                     b.R.data(), w);
+      if (refresh && (b.left || b.right)) {
+        rotate(b, b.M.data(), direction_.data(), false);  // M_orig = Q_L M Q_Rᵀ
+        if (b.left) refresh_side(b.L, b.QL, h, b, true);
+        if (b.right) refresh_side(b.R, b.QR, w, b, false);
+        rotate(b, direction_.data(), b.M.data(), true);
+      }
+    }
+    ps.initialized = true;
+  }
+}
+
+StateDict Soap::state() const {
+  StateDict sd;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].name;
+    sd.put_scalar(name + "/t", state_[i].t);
+    sd.put_scalar(name + "/initialized", static_cast<std::int64_t>(state_[i].initialized));
+    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
+      const Block& b = blocks_[state_[i].first_block + bi];
+      const std::string prefix = name + "/" + std::to_string(bi) + "/";
+      sd.put(prefix + "M", std::span<const double>(b.M), {b.rows, b.cols});
+      sd.put(prefix + "V", std::span<const double>(b.V), {b.rows, b.cols});
+      if (b.left) {
+        sd.put(prefix + "L", std::span<const double>(b.L), {b.rows, b.rows});
+        sd.put(prefix + "QL", std::span<const double>(b.QL), {b.rows, b.rows});
+      }
+      if (b.right) {
+        sd.put(prefix + "R", std::span<const double>(b.R), {b.cols, b.cols});
+        sd.put(prefix + "QR", std::span<const double>(b.QR), {b.cols, b.cols});
+      }
+    }
+  }
+  return sd;
+}
+
+void Soap::load_state(const StateDict& state) {
+  const StateDict expected = this->state();
+  if (state.entries().size() != expected.entries().size())
+    throw std::runtime_error("soap state: " + std::to_string(state.entries().size()) + " entries, expected " +
+                             std::to_string(expected.entries().size()));
+  for (const auto& [key, entry] : expected.entries()) {
+    if (!state.contains(key)) throw std::runtime_error("soap state: missing entry '" + key + "'");
+    if (std::holds_alternative<std::vector<double>>(entry.data) &&
+        state.doubles(key).size() != std::get<std::vector<double>>(entry.data).size())
+      throw std::runtime_error("soap state: entry '" + key + "' has the wrong size");
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].name;
+    state_[i].t = state.scalar_int(name + "/t");
+    state_[i].initialized = state.scalar_int(name + "/initialized") != 0;
+    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
+      Block& b = blocks_[state_[i].first_block + bi];
+      const std::string prefix = name + "/" + std::to_string(bi) + "/";
+      state.get_into(prefix + "M", std::span<double>(b.M));
+      state.get_into(prefix + "V", std::span<double>(b.V));
+      if (b.left) {
+        state.get_into(prefix + "L", std::span<double>(b.L));
+        state.get_into(prefix + "QL", std::span<double>(b.QL));
+      }
+      if (b.right) {
+        state.get_into(prefix + "R", std::span<double>(b.R));
+        state.get_into(prefix + "QR", std::span<double>(b.QR));
+      }
+    }
+  }
+}
+
+}  // namespace expt::optim

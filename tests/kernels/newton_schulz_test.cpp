@@ -1,0 +1,137 @@
+// Newton–Schulz against optimizers.md 8.2: the spectral-map identity, the golden 5x3 matrix, the
+// output range, the invariances, and the plain-loop reference.
+#include "kernels/newton_schulz.hpp"
+
+#include <Eigen/Dense>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "core/util/random.hpp"
+
+using expt::kernels::kClassicQuinticNs;
+using expt::kernels::kKellerJordanNs;
+using expt::kernels::NsCoefficients;
+using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+namespace {
+
+Mat gaussian(int rows, int cols, std::uint64_t seed) {
+  Mat a(rows, cols);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j)
+      a(i, j) = expt::rng::normal(seed, expt::rng::Stream::test, 7, 0, static_cast<std::uint64_t>(i * cols + j));
+  return a;
+}
+
+// A random orthogonal n x n matrix: Q of the QR of a Gaussian.
+Mat random_orthogonal(int n, std::uint64_t seed) {
+  Eigen::HouseholderQR<Mat> qr(gaussian(n, n, seed));
+  return qr.householderQ() * Mat::Identity(n, n);
+}
+
+Mat ns(const Mat& u, std::vector<NsCoefficients> steps, double eps = 1e-7) {
+  const int m = static_cast<int>(u.rows()), n = static_cast<int>(u.cols());
+  Mat out(m, n);
+  std::vector<double> work(expt::kernels::newton_schulz_workspace_size(m, n));
+  expt::kernels::newton_schulz<double>(u.data(), m, n, steps, eps, out.data(), std::span<double>(work));
+  return out;
+}
+
+std::vector<NsCoefficients> kj5() { return std::vector<NsCoefficients>(5, kKellerJordanNs); }
+
+double phi(const NsCoefficients& s, double x) { return s.a * x + s.b * x * x * x + s.c * x * x * x * x * x; }
+
+Mat golden_g() {
+  Mat g(5, 3);
+  g << 3, 1, 0, 1, 2, 1, 0, 1, 4, 2, 0, 1, 1, 1, 1;
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("NS5 maps singular values by phi^5 and keeps the singular vectors", "[kernels][newton_schulz]") {
+  for (auto [m, n] : {std::pair{6, 4}, std::pair{4, 6}, std::pair{5, 5}}) {
+    const int r = std::min(m, n);
+    const Mat P = random_orthogonal(m, 11 + m), Q = random_orthogonal(n, 23 + n);
+    Eigen::VectorXd sigma(r);
+    for (int i = 0; i < r; ++i) sigma(i) = 3.0 / (1.0 + i);
+    const Mat U = P.leftCols(r) * sigma.asDiagonal() * Q.leftCols(r).transpose();
+    const double scale = sigma.norm() + 1e-7;  // ‖U‖_F + ε
+    Eigen::VectorXd mapped(r);
+    for (int i = 0; i < r; ++i) {
+      double x = sigma(i) / scale;
+      for (int k = 0; k < 5; ++k) x = phi(kKellerJordanNs, x);
+      mapped(i) = x;
+    }
+    const Mat expected = P.leftCols(r) * mapped.asDiagonal() * Q.leftCols(r).transpose();
+    CHECK((ns(U, kj5()) - expected).cwiseAbs().maxCoeff() < 1e-12);
+  }
+}
+
+TEST_CASE("NS5 of the golden 5x3 matrix; the classic quintic converges to the polar factor",
+          "[kernels][newton_schulz]") {
+  Mat expected_ns(5, 3), polar(5, 3);
+  expected_ns << 0.6113670, 0.1885571, 0.0471998, 0.1120470, 0.6995400, 0.1361533, 0.0737165, 0.1562066, 0.8580234,
+      0.4972943, -0.2219492, 0.3068514, 0.1898149, 0.2776793, 0.2025668;
+  polar << 0.7700317, 0.1751717, -0.1123215, 0.0506123, 0.8562168, 0.0241093, -0.1114773, 0.0603177, 0.9434959,
+      0.6007881, -0.3746226, 0.2737910, 0.1763974, 0.3036896, 0.1471617;
+  const Mat out = ns(golden_g(), kj5());
+  CHECK((out - expected_ns).cwiseAbs().maxCoeff() < 1e-6);
+  Eigen::JacobiSVD<Mat> svd(out);
+  CHECK(svd.singularValues()(0) == Approx(1.1100339).epsilon(1e-6));
+  CHECK(svd.singularValues()(1) == Approx(0.7385854).epsilon(1e-6));
+  CHECK(svd.singularValues()(2) == Approx(0.6820885).epsilon(1e-6));
+
+  // Independent polar factor from the SVD, and the classic quintic after 30 steps.
+  Eigen::JacobiSVD<Mat> g_svd(golden_g(), Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Mat polar_svd = g_svd.matrixU() * g_svd.matrixV().transpose();
+  CHECK((polar_svd - polar).cwiseAbs().maxCoeff() < 1e-6);
+  const Mat classic = ns(golden_g(), std::vector<NsCoefficients>(30, kClassicQuinticNs));
+  CHECK((classic - polar_svd).cwiseAbs().maxCoeff() < 1e-12);
+}
+
+TEST_CASE("NS5 output singular values lie in [0.68, 1.21] for a tall Gaussian", "[kernels][newton_schulz]") {
+  const Mat U = gaussian(128, 32, 5);
+  Eigen::JacobiSVD<Mat> in_svd(U);
+  const double fro = U.norm();
+  CHECK(in_svd.singularValues().minCoeff() / fro >= 0.002);  // the premise of the bound
+  Eigen::JacobiSVD<Mat> svd(ns(U, kj5()));
+  CHECK(svd.singularValues().minCoeff() >= 0.68);
+  CHECK(svd.singularValues().maxCoeff() <= 1.21);
+}
+
+TEST_CASE("NS invariances: scale, transpose, orthogonal factors, zero", "[kernels][newton_schulz]") {
+  const Mat U = gaussian(6, 9, 3);
+  const Mat base = ns(U, kj5(), 1e-30);
+  CHECK((ns(4.5 * U, kj5(), 1e-30) - base).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((ns(Mat(U.transpose()), kj5(), 1e-30) - base.transpose()).cwiseAbs().maxCoeff() < 1e-12);
+  const Mat P = random_orthogonal(6, 41), Q = random_orthogonal(9, 43);
+  CHECK((ns(Mat(P * U * Q), kj5(), 1e-30) - P * base * Q).cwiseAbs().maxCoeff() < 1e-12);
+  const Mat zero = Mat::Zero(4, 7);
+  const Mat out = ns(zero, kj5());
+  CHECK(out.allFinite());
+  CHECK(out.cwiseAbs().maxCoeff() == 0.0);
+}
+
+TEST_CASE("newton_schulz equals the plain-loop reference (float and double, tall/wide/square)",
+          "[kernels][newton_schulz]") {
+  for (auto [m, n] : {std::pair{17, 5}, std::pair{5, 17}, std::pair{12, 12}, std::pair{64, 48}}) {
+    const Mat U = gaussian(m, n, 9 + m);
+    Mat ref(m, n);
+    expt::kernels::newton_schulz_reference<double>(U.data(), m, n, kj5(), 1e-7, ref.data());
+    CHECK((ns(U, kj5()) - ref).cwiseAbs().maxCoeff() < 1e-12);
+
+    std::vector<float> uf(U.data(), U.data() + U.size()), out(U.size()), ref_f(U.size());
+    std::vector<float> work(expt::kernels::newton_schulz_workspace_size(m, n));
+    const auto steps = kj5();
+    expt::kernels::newton_schulz<float>(uf.data(), m, n, steps, 1e-7, out.data(), std::span<float>(work));
+    expt::kernels::newton_schulz_reference<float>(uf.data(), m, n, steps, 1e-7, ref_f.data());
+    double diff = 0;
+    for (std::size_t k = 0; k < out.size(); ++k) diff = std::max(diff, std::abs(double(out[k]) - ref(k / n, k % n)));
+    CHECK(diff < 1e-4);
+    // In-place use (out aliases U).
+    expt::kernels::newton_schulz<float>(uf.data(), m, n, steps, 1e-7, uf.data(), std::span<float>(work));
+    CHECK(uf == out);
+  }
+}

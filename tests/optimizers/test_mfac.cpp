@@ -1,0 +1,193 @@
+// M-FAC against optimizers.md 8.4: the dense oracle (partial window, full, wrap-around), the worked
+// example, the empty window, symmetry and positivity, D against a Cholesky-derived LU; the
+// optimizer against a dense double reference, blocks; resume, allocation, least squares.
+#include <Eigen/Dense>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "allocation_counter.hpp"
+#include "optimizer_test_util.hpp"
+#include "optimizers/mfac.hpp"
+#include "optimizers/registry.hpp"
+
+using expt::config::optimizer_defaults;
+using expt::nn::ParameterStore;
+using expt::nn::ParamRole;
+using expt::optim::MfacWindow;
+using expt::optim::param_refs;
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+
+namespace {
+
+Vec gaussian(int n, std::uint64_t a, std::uint64_t b) {
+  Vec v(n);
+  for (int k = 0; k < n; ++k) v(k) = expt::rng::normal(23, expt::rng::Stream::test, a, b, k);
+  return v;
+}
+
+// solve(λI + GᵀG/m, x) with G's rows = the given gradients (zero rows for unfilled slots).
+Vec dense_ihvp(const std::vector<Vec>& window_rows, int m, double lambda, const Vec& x) {
+  const int d = static_cast<int>(x.size());
+  Mat F = lambda * Mat::Identity(d, d);
+  for (const Vec& g : window_rows) F += g * g.transpose() / m;
+  return F.ldlt().solve(x);
+}
+
+Vec ihvp(MfacWindow<double>& w, const Vec& x) {
+  Vec y(x.size());
+  w.ihvp(x.data(), y.data());
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("M-FAC IHVP equals the dense solve for partial, full and wrapped windows", "[optimizers][mfac]") {
+  const int m = 4, d = 7;
+  const double lambda = 0.1;
+  for (int inserted : {0, 2, 4, 7}) {
+    MfacWindow<double> w(m, d, lambda);
+    std::vector<Vec> all;
+    for (int k = 0; k < inserted; ++k) {
+      all.push_back(gaussian(d, 1, k));
+      w.insert(all.back().data());
+    }
+    // The window holds the last min(inserted, m) gradients; the order does not matter.
+    std::vector<Vec> rows(all.end() - std::min(inserted, m), all.end());
+    for (int trial = 0; trial < 3; ++trial) {
+      const Vec x = gaussian(d, 2, trial);
+      const Vec expected = dense_ihvp(rows, m, lambda, x);
+      CHECK((ihvp(w, x) - expected).cwiseAbs().maxCoeff() < 1e-10 * expected.cwiseAbs().maxCoeff());
+    }
+    if (inserted == 0) {
+      const Vec x = gaussian(d, 3, 0);
+      CHECK((ihvp(w, x) - x / lambda).cwiseAbs().maxCoeff() < 1e-12);
+    }
+    // Symmetry and positivity.
+    const Vec x = gaussian(d, 4, 0), y = gaussian(d, 4, 1);
+    CHECK(y.dot(ihvp(w, x)) == Approx(x.dot(ihvp(w, y))).epsilon(1e-10));
+    CHECK(x.dot(ihvp(w, x)) > 0.0);
+  }
+}
+
+TEST_CASE("M-FAC worked example of section 4.4", "[optimizers][mfac]") {
+  MfacWindow<double> w(2, 3, 0.5);
+  const double g1[3] = {1, 2, 0}, g2[3] = {0, 1, -1}, x[3] = {1, 0, 1};
+  w.insert(g1);
+  w.insert(g2);
+  const auto K = w.gram(), D = w.d_factor(), B = w.b_factor(), dv = w.denominators();
+  CHECK(K[0] == 5.0);
+  CHECK(K[1] == 2.0);
+  CHECK(K[3] == 2.0);
+  CHECK(D[0] == Approx(10.0));
+  CHECK(D[1] == Approx(4.0));
+  CHECK(D[3] == Approx(8.0 / 3.0));
+  CHECK(dv[0] == Approx(12.0));
+  CHECK(dv[1] == Approx(14.0 / 3.0));
+  CHECK(B[0] == Approx(2.0));
+  CHECK(B[2] == Approx(-2.0 / 3.0));
+  CHECK(B[3] == Approx(2.0));
+  double y[3];
+  w.ihvp(x, y);
+  CHECK(y[0] == Approx(9.0 / 7.0).epsilon(1e-12));
+  CHECK(y[1] == Approx(-2.0 / 7.0).epsilon(1e-12));
+  CHECK(y[2] == Approx(6.0 / 7.0).epsilon(1e-12));
+}
+
+TEST_CASE("M-FAC D is the LU upper factor of eps K + m I minus m I", "[optimizers][mfac]") {
+  const int m = 5, d = 9;
+  const double lambda = 0.05, eps = 1 / lambda;
+  MfacWindow<double> w(m, d, lambda);
+  for (int k = 0; k < 7; ++k) w.insert(gaussian(d, 5, k).data());
+  Mat A = eps * Eigen::Map<const Eigen::Matrix<double, -1, -1, Eigen::RowMajor>>(w.gram().data(), m, m);
+  A += m * Mat::Identity(m, m);
+  // Doolittle U from the Cholesky factor: A = C Cᵀ, U = diag(C) Cᵀ.
+  const Mat C = A.llt().matrixL();
+  for (int j = 0; j < m; ++j)
+    for (int i = j; i < m; ++i) {
+      const double u = C(j, j) * C(i, j) - (i == j ? m : 0.0);
+      CHECK(w.d_factor()[j * m + i] == Approx(u).epsilon(1e-10).margin(1e-9));
+    }
+}
+
+TEST_CASE("M-FAC optimizer follows a dense double reference (momentum, both wd modes, blocks)", "[optimizers][mfac]") {
+  for (const char* wd_mode : {"coupled_l2", "decoupled_lr_scaled"})
+    for (int block : {0, 5}) {
+      ParameterStore<float> store;
+      store.add("w", {3, 3}, ParamRole::matrix);
+      store.add("b", {3}, ParamRole::vector);
+      store.allocate();
+      for (std::size_t k = 0; k < 12; ++k) store.values()[k] = static_cast<float>(gaussian(12, 6, 0)(k));
+      auto cfg = optimizer_defaults("mfac");
+      cfg.window = 3;
+      cfg.damping = 0.5;
+      cfg.momentum = 0.5;
+      cfg.weight_decay = 0.1;
+      cfg.wd_mode = wd_mode;
+      cfg.block_size = block;
+      expt::optim::MFac opt(cfg, store.params());
+      CHECK(opt.block_count() == (block == 0 ? 1u : 3u));
+      Vec theta(12), z = Vec::Zero(12);
+      for (int k = 0; k < 12; ++k) theta(k) = store.values()[k];
+      std::vector<Vec> history;
+      const double lr = 0.05;
+      auto refs = param_refs(store);
+      const bool coupled = std::string(wd_mode) == "coupled_l2";
+      for (int t = 1; t <= 5; ++t) {
+        const Vec g = gaussian(12, 7, t);
+        for (int k = 0; k < 12; ++k) store.grads()[k] = static_cast<float>(g(k));
+        opt.step(refs, t, lr);
+        Vec gf(12);
+        for (int k = 0; k < 12; ++k) gf(k) = store.grads()[k];
+        const Vec ghat = coupled ? Vec(gf + 0.1 * theta) : gf;
+        history.push_back(ghat);
+        Vec u(12);
+        const int bs = block == 0 ? 12 : block;
+        for (int s = 0; s < 12; s += bs) {
+          const int n = std::min(bs, 12 - s);
+          std::vector<Vec> rows;
+          for (std::size_t h = history.size() - std::min<std::size_t>(history.size(), 3); h < history.size(); ++h)
+            rows.push_back(history[h].segment(s, n));
+          u.segment(s, n) = dense_ihvp(rows, 3, 0.5, ghat.segment(s, n));
+        }
+        z = 0.5 * z + 0.5 * u;
+        if (!coupled) theta *= 1 - lr * 0.1;
+        theta -= lr * z;
+      }
+      double diff = 0;
+      for (int k = 0; k < 12; ++k) diff = std::max(diff, std::abs(theta(k) - store.values()[k]));
+      CHECK(diff < 1e-5);
+    }
+}
+
+TEST_CASE("M-FAC: resume is bit-exact, step allocates nothing, least squares decreases", "[optimizers][mfac]") {
+  auto make = [](const expt::test::LeastSquares& p) {
+    auto cfg = optimizer_defaults("mfac");
+    cfg.window = 8;
+    cfg.damping = 1e-2;
+    cfg.momentum = 0.5;
+    cfg.weight_decay = 0.001;
+    return expt::optim::make_optimizer(cfg, p.store.params());
+  };
+  CHECK(expt::test::resume_is_bit_exact(make, 10, 5, 0.001));  // wraps the window before the save
+
+  expt::test::LeastSquares problem(5);
+  auto opt = make(problem);
+  auto refs = param_refs(problem.store);
+  problem.loss_and_grad();
+  opt->step(refs, 1, 0.001);
+  expt::test::start_counting_allocations();
+  opt->step(refs, 2, 0.001);
+  CHECK(expt::test::stop_counting_allocations() == 0);
+
+  // Window = dimension (64 scalars).
+  expt::test::LeastSquares fresh(5);
+  auto cfg = optimizer_defaults("mfac");
+  cfg.window = 64;
+  cfg.damping = 1e-2;
+  auto mfac = expt::optim::make_optimizer(cfg, fresh.store.params());
+  const auto losses = expt::test::run_least_squares(*mfac, fresh, 100, 0.003);
+  for (std::size_t k = 1; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
+  CHECK(losses.back() < 0.5 * losses.front());
+}

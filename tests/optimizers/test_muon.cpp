@@ -1,0 +1,187 @@
+// Muon against optimizers.md 8.2 (scale factors, momentum forms) and an independent double
+// reference; routing to the AdamW part; resume; no allocation; least-squares decrease.
+#include <Eigen/Dense>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "allocation_counter.hpp"
+#include "kernels/newton_schulz.hpp"
+#include "optimizer_test_util.hpp"
+#include "optimizers/adamw.hpp"
+#include "optimizers/muon.hpp"
+#include "optimizers/registry.hpp"
+
+using expt::config::optimizer_defaults;
+using expt::nn::ParameterStore;
+using expt::nn::ParamRole;
+using expt::optim::Muon;
+using expt::optim::param_refs;
+using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+namespace {
+
+Mat polar(const Mat& g) {
+  Eigen::JacobiSVD<Mat> svd(g, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  return svd.matrixU() * svd.matrixV().transpose();
+}
+
+Mat ns_double(const Mat& u, const std::vector<expt::kernels::NsCoefficients>& steps, double eps) {
+  Mat out(u.rows(), u.cols());
+  expt::kernels::newton_schulz_reference<double>(u.data(), static_cast<int>(u.rows()), static_cast<int>(u.cols()),
+                                                 steps, eps, out.data());
+  return out;
+}
+
+void fill(ParameterStore<float>& store, std::uint64_t a, std::uint64_t b, bool grads) {
+  auto span = grads ? store.grads() : store.values();
+  for (std::size_t k = 0; k < span.size(); ++k)
+    span[k] = static_cast<float>(expt::rng::normal(17, expt::rng::Stream::test, a, b, k));
+}
+
+}  // namespace
+
+TEST_CASE("Muon scale factors of a 5x3 matrix", "[optimizers][muon]") {
+  using expt::optim::MuonScale;
+  CHECK(expt::optim::muon_scale_factor(MuonScale::original, 5, 3) == Approx(1.2909944).epsilon(1e-7));
+  CHECK(expt::optim::muon_scale_factor(MuonScale::original, 3, 5) == 1.0);
+  CHECK(expt::optim::muon_scale_factor(MuonScale::moonlight, 5, 3) == Approx(0.4472136).epsilon(1e-7));
+}
+
+TEST_CASE("Muon with an exact polar factor has update RMS 0.2 lr under the moonlight scale", "[optimizers][muon]") {
+  ParameterStore<float> store;
+  store.add("blocks.0.mlp.up_proj.weight", {12, 5}, ParamRole::matrix);
+  store.allocate();
+  fill(store, 1, 0, true);
+  auto cfg = optimizer_defaults("muon");
+  cfg.scale = "moonlight";
+  cfg.ns_coefficients = "classic_quintic";
+  cfg.ns_steps = 40;
+  cfg.ns_eps = 1e-12;
+  Muon opt(cfg, store.params());
+  const double lr = 0.01;
+  opt.step(param_refs(store), 1, lr);
+  double sq = 0;
+  for (float w : store.values()) sq += double(w) * w;
+  CHECK(std::sqrt(sq / 60.0) == Approx(0.2 * lr).epsilon(1e-4));
+
+  // The update direction itself is −polar(G) scaled by 0.2·sqrt(12).
+  Mat g(12, 5), w(12, 5);
+  for (int k = 0; k < 60; ++k) g(k / 5, k % 5) = store.grads()[k], w(k / 5, k % 5) = store.values()[k];
+  CHECK((w + lr * 0.2 * std::sqrt(12.0) * polar(g)).cwiseAbs().maxCoeff() < 1e-6);
+}
+
+TEST_CASE("Muon follows a double reference in both momentum forms, with decay and both scales", "[optimizers][muon]") {
+  for (bool nesterov : {true, false})
+    for (const char* scale : {"original", "moonlight"}) {
+      ParameterStore<float> store;
+      store.add("blocks.0.mlp.down_proj.weight", {4, 9}, ParamRole::matrix);
+      store.add("blocks.0.mlp.up_proj.weight", {9, 4}, ParamRole::matrix);
+      store.allocate();
+      fill(store, 2, 0, false);
+      auto cfg = optimizer_defaults("muon");
+      cfg.nesterov = nesterov;
+      cfg.scale = scale;
+      cfg.weight_decay = 0.1;
+      cfg.momentum = 0.9;
+      Muon opt(cfg, store.params());
+
+      // Reference in the Moon/Levanter momentum form: M ← μM + G, U = G + μM (nesterov) or M.
+      // That U is the EMA-form U divided by (1−μ), and NS removes the scale (8.2 item 5).
+      const auto steps = expt::optim::ns_schedule("keller_jordan", 5);
+      std::vector<Mat> W, M;
+      for (std::size_t i = 0; i < 2; ++i) {
+        const auto& p = store.params()[i];
+        Mat w(p.rows(), p.cols());
+        for (std::size_t k = 0; k < p.size; ++k) w(k / p.cols(), k % p.cols()) = store.value(i)[k];
+        W.push_back(w);
+        M.push_back(Mat::Zero(p.rows(), p.cols()));
+      }
+      const double lr = 0.05, mu = 0.9;
+      auto refs = param_refs(store);
+      for (int t = 1; t <= 4; ++t) {
+        fill(store, 3, t, true);
+        opt.step(refs, t, lr);
+        for (std::size_t i = 0; i < 2; ++i) {
+          const auto& p = store.params()[i];
+          Mat g(p.rows(), p.cols());
+          for (std::size_t k = 0; k < p.size; ++k) g(k / p.cols(), k % p.cols()) = store.grad(i)[k];
+          M[i] = mu * M[i] + g;
+          const Mat u = nesterov ? Mat(g + mu * M[i]) : M[i];
+          // ns_eps scaled by 1/(1−μ) keeps the normalisation identical to the EMA form.
+          const Mat o = ns_double(u, steps, 1e-7 / (1 - mu));
+          const double s =
+              expt::optim::muon_scale_factor(expt::optim::muon_scale_from_string(scale), p.rows(), p.cols());
+          W[i] = W[i] * (1 - lr * 0.1) - lr * s * o;
+        }
+      }
+      for (std::size_t i = 0; i < 2; ++i) {
+        const auto& p = store.params()[i];
+        double diff = 0;
+        for (std::size_t k = 0; k < p.size; ++k)
+          diff = std::max(diff, std::abs(store.value(i)[k] - W[i](k / p.cols(), k % p.cols())));
+        CHECK(diff < 2e-5);
+      }
+    }
+}
+
+TEST_CASE("Muon routes embedding, head, vectors and adam_patterns to AdamW with adam_lr_ratio", "[optimizers][muon]") {
+  ParameterStore<float> store, twin;
+  for (auto* s : {&store, &twin}) {
+    s->add("embed.weight", {7, 3}, ParamRole::embedding);
+    s->add("blocks.0.mixer.q_proj.weight", {3, 3}, ParamRole::matrix);
+    s->add("blocks.0.mixer.o_proj.weight", {3, 3}, ParamRole::matrix);
+    s->add("blocks.0.norm.weight", {3}, ParamRole::vector);
+    s->add("lm_head.weight", {7, 3}, ParamRole::head);
+    s->allocate();
+    fill(*s, 4, 0, false);
+  }
+  auto cfg = optimizer_defaults("muon");
+  cfg.adam_patterns = "*.o_proj.weight";
+  cfg.adam_weight_decay = 0.05;
+  Muon opt(cfg, store.params());
+  CHECK(opt.muon_params() == std::vector<std::size_t>{1});
+
+  // The twin runs a standalone AdamW over the AdamW part with the equivalent rules.
+  std::vector<expt::nn::ParamInfo> adam_infos;
+  for (std::size_t i : {0, 2, 3, 4}) adam_infos.push_back(twin.params()[i]);
+  const std::vector<expt::optim::GroupRule> rules = {{"a", {ParamRole::matrix, ParamRole::head}, "", 0.2, 0.05},
+                                                     {"b", {ParamRole::vector, ParamRole::embedding}, "", 0.2, 0.0}};
+  expt::optim::AdamW adam(cfg, adam_infos, rules);
+  auto refs = param_refs(store);
+  auto twin_refs = param_refs(twin);
+  std::vector<expt::optim::ParamRef> twin_adam = {twin_refs[0], twin_refs[2], twin_refs[3], twin_refs[4]};
+  for (int t = 1; t <= 3; ++t) {
+    fill(store, 5, t, true);
+    fill(twin, 5, t, true);
+    opt.step(refs, t, 0.02);
+    adam.step(twin_adam, t, 0.02);
+  }
+  for (std::size_t i : {0, 2, 3, 4})
+    CHECK(std::memcmp(store.value(i), twin.value(i), store.params()[i].size * sizeof(float)) == 0);
+  CHECK(std::memcmp(store.value(1), twin.value(1), 9 * sizeof(float)) != 0);  // Muon moved q_proj
+}
+
+TEST_CASE("Muon: resume is bit-exact, step allocates nothing, least squares decreases", "[optimizers][muon]") {
+  auto make = [](const expt::test::LeastSquares& p) {
+    auto cfg = optimizer_defaults("muon");
+    cfg.weight_decay = 0.01;
+    return expt::optim::make_optimizer(cfg, p.store.params());
+  };
+  CHECK(expt::test::resume_is_bit_exact(make, 4, 4, 0.01));
+
+  expt::test::LeastSquares problem(5);
+  auto opt = make(problem);
+  auto refs = param_refs(problem.store);
+  problem.loss_and_grad();
+  opt->step(refs, 1, 0.01);
+  expt::test::start_counting_allocations();
+  opt->step(refs, 2, 0.01);
+  CHECK(expt::test::stop_counting_allocations() == 0);
+
+  expt::test::LeastSquares fresh(5);
+  auto opt2 = make(fresh);
+  const auto losses = expt::test::run_least_squares(*opt2, fresh, 100, 0.01);
+  for (std::size_t k = 1; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
+  CHECK(losses.back() < 0.5 * losses.front());
+}
