@@ -92,7 +92,8 @@ TEST_CASE("one-rank sweep: runs every trial once, writes the index, and resumes 
 
   // Rerun: nothing starts again.
   REQUIRE(run_sweep(study, out) == 0);
-  for (const auto& t : status_of(out)["trials"]) CHECK(t["attempts"] == 1);
+  const auto after = status_of(out);
+  for (const auto& t : after["trials"]) CHECK(t["attempts"] == 1);
 
   std::ostringstream table;
   CHECK(experiments::status_command(out.string(), table) == 0);
