@@ -132,7 +132,7 @@ TEST_CASE("batches are identical for 1, 2 and 4 shards", "[batches]") {
   }
 }
 
-TEST_CASE("a resumed run rebuilds every step exactly; steps, seeds and splits differ", "[batches]") {
+TEST_CASE("a resumed run rebuilds every step exactly, and steps, seeds and splits differ", "[batches]") {
   ScratchDir dir;
   for (const auto& cfg : every_task(dir)) {
     INFO(cfg.type);

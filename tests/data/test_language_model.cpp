@@ -326,7 +326,7 @@ TEST_CASE("tokens: llm.c header validation and token ids give clear errors", "[t
   CHECK_THAT(load(nanogpt_file(tokens), "nanogpt", 500), Catch::Contains("token id 500 at token index 500"));
 }
 
-TEST_CASE("tokens: check_token_ids samples long runs; batches check every token they read", "[tokens]") {
+TEST_CASE("tokens: check_token_ids samples long runs, and batches check every token they read", "[tokens]") {
   ScratchDir dir;
   // Sampled mode: 8 samples of a 64-token run read tokens 0, 8, 16, ...; a bad id at 13 passes,
   // at 16 it is found.
