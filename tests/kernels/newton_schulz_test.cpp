@@ -69,7 +69,7 @@ TEST_CASE("NS5 maps singular values by phi^5 and keeps the singular vectors", "[
   }
 }
 
-TEST_CASE("NS5 of the golden 5x3 matrix; the classic quintic converges to the polar factor",
+TEST_CASE("NS5 of the golden 5x3 matrix, and the classic quintic converges to the polar factor",
           "[kernels][newton_schulz]") {
   Mat expected_ns(5, 3), polar(5, 3);
   expected_ns << 0.6113670, 0.1885571, 0.0471998, 0.1120470, 0.6995400, 0.1361533, 0.0737165, 0.1562066, 0.8580234,

@@ -31,7 +31,7 @@ Mat as_mat(const std::vector<double>& v, int rows, int cols) { return Eigen::Map
 
 }  // namespace
 
-TEST_CASE("SOAP: call 1 changes nothing; the first update on a repeated gradient is minus the polar factor",
+TEST_CASE("SOAP: call 1 changes nothing, and the first update on a repeated gradient is minus the polar factor",
           "[optimizers][soap]") {
   ParameterStore<float> store;
   store.add("blocks.0.mlp.up_proj.weight", {5, 3}, ParamRole::matrix);
@@ -126,7 +126,7 @@ TEST_CASE("SOAP refreshes keep orthonormal, sorted bases and carry the momentum 
   CHECK((m_param - ema).cwiseAbs().maxCoeff() < 1e-6);
 }
 
-TEST_CASE("SOAP blocking equals independent SOAP problems on the blocks; B >= max(m, n) equals no blocking",
+TEST_CASE("SOAP blocking equals independent SOAP problems on the blocks, and B >= max(m, n) equals no blocking",
           "[optimizers][soap]") {
   ParameterStore<float> whole, parts;
   whole.add("w", {6, 4}, ParamRole::matrix);
@@ -186,7 +186,7 @@ TEST_CASE("SOAP blocking equals independent SOAP problems on the blocks; B >= ma
   CHECK(std::memcmp(a.values().data(), c.values().data(), 24 * sizeof(float)) == 0);
 }
 
-TEST_CASE("SOAP one-sided preconditions only the rows; a zero first gradient keeps the identity basis",
+TEST_CASE("SOAP one-sided preconditions only the rows, and a zero first gradient keeps the identity basis",
           "[optimizers][soap]") {
   ParameterStore<float> store;
   store.add("w", {5, 4}, ParamRole::matrix);
