@@ -380,13 +380,22 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
       r.ci_method = methods.size() == 2 ? "seeds+near-best" : *methods.begin();
     }
   }
-  for (const FitResult& f : a.fits)
-    if (f.fit.ok && f.fit.n_points == 3)
+  for (const FitResult& f : a.fits) {
+    if (!f.fit.ok || f.fit.n_points != 3) continue;
+    double scale = 0;
+    for (double l : f.loss) scale += l * l;
+    if (f.fit.rss <= 1e-20 * scale)
       a.notes.push_back(
-          fmt::format("{} fit on {}: 3 points for 3 parameters, so the curve interpolates them when it can "
-                      "(zero degrees of freedom); residuals cannot check it, the interval carries the "
+          fmt::format("{} fit on {}: 3 points for 3 parameters: the curve passes through them (zero "
+                      "degrees of freedom), so residuals cannot test it; the interval carries the "
                       "uncertainty",
                       options.baseline, f.model_tag));
+    else
+      a.notes.push_back(
+          fmt::format("{} fit on {}: no decreasing power law with beta in [0, min L) passes through the 3 "
+                      "points (beta = {:.4g}); it is the least-squares compromise, see the residuals",
+                      options.baseline, f.model_tag, f.fit.beta));
+  }
 
   if (options.target) a.targets = target_rows(sweep, a.cells, options);
   return a;
