@@ -17,6 +17,16 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// A point's axis values; nullopt when the text is not `key=value ...` (e.g. a point cut at the
+// 256 bytes sweep.h5 stores), so such a point is left out of ablations rather than failing the run.
+std::optional<std::vector<std::pair<std::string, std::string>>> try_parse_point(const std::string& point) {
+  try {
+    return parse_point(point);
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
+}
+
 double mean_or_inf(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) {
@@ -77,7 +87,9 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
 
   // One-at-a-time ablation: every finished point that differs from the best in exactly one axis,
   // in axis order, then in the order of the axis values.
-  const auto best_values = parse_point(cell.best.point);
+  const auto best_parsed = try_parse_point(cell.best.point);
+  const std::vector<std::pair<std::string, std::string>> best_values =
+      best_parsed ? *best_parsed : std::vector<std::pair<std::string, std::string>>{};
   struct Candidate {
     std::size_t axis, value_index;
     AblationRow row;
@@ -85,8 +97,9 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
   std::vector<Candidate> rows;
   for (const PointResult& p : points) {
     if (p.point == cell.best.point) continue;
-    const auto values = parse_point(p.point);
-    if (values.size() != best_values.size()) continue;
+    const auto parsed = try_parse_point(p.point);
+    if (!parsed || !best_parsed || parsed->size() != best_values.size()) continue;
+    const auto& values = *parsed;
     int differing = 0;
     std::size_t which = 0;
     for (std::size_t k = 0; k < values.size(); ++k) {

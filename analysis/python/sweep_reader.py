@@ -69,8 +69,8 @@ def load_trials(sweep_dir):
                         row[key] = _scalar(value)
                     for key, value in r["summary"].attrs.items():
                         row["summary_" + key] = _scalar(value)
-            except OSError:
-                pass  # being replaced right now, or damaged: the trial is read as having no result
+            except (OSError, KeyError):
+                pass  # damaged, or written by an older writer: the trial is read as having no result
         if row["state"] == "COMPLETED" and math.isfinite(row.get("summary_final_eval_loss", math.inf)):
             row["loss"] = row["summary_final_eval_loss"]
         rows.append(row)
@@ -106,8 +106,8 @@ def _consolidated(trial_dir, stream):
         cutoff = min((s[1] for s in segs[i + 1:]), default=math.inf)
         try:
             df = _read_stream(path, stream)
-        except OSError:
-            continue  # open for writing by a running trial, or damaged
+        except (OSError, KeyError, ValueError):
+            continue  # open for writing by a running trial (locked or half written), or damaged
         if df is None or df.empty:
             continue
         frames.append(df[df["step"] < cutoff])

@@ -34,8 +34,10 @@ for plot in loss_curves final_loss speedup lr_sensitivity; do
     [[ -s $f ]] || die "plot $f missing or empty"
   done
 done
-cmp -s <(sed -n '/^study quickstart_study/,/^$/p' "$work/study.out") <(sed -n '1,/^$/p' "$study/analysis/analysis.txt") \
-  || die "printed table differs from analysis.txt"
+# The printed analysis (from its first line to the blank line before "plots:") is analysis.txt.
+awk '/^study quickstart_study \(/ {on = 1} /^plots:$/ {on = 0} on' "$work/study.out" | sed '$d' > "$work/printed.txt"
+cmp -s "$work/printed.txt" "$study/analysis/analysis.txt" || die "printed table differs from analysis.txt"
+[[ -s $work/printed.txt ]] || die "no analysis printed"
 cp -r "$study" "$work/copy"
 "$EXPT_PYTHON" "$scripts/check_sweep_reader.py" "$study" "$work/copy" || die "Python reader disagrees with expt analyze"
 echo "quickstart: ok"
