@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/comm/mpi_communicator.hpp"
+#include "analysis/analyze_command.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/data_commands.hpp"
 #include "experiments/sweep_commands.hpp"
@@ -161,6 +162,9 @@ int run_cli(int argc, char** argv) {
   std::string status_dir;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
+  analysis::AnalyzeCommandArgs analyze_args;
+  auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
+  analysis::add_analyze_options(*analyze, analyze_args);
 
   try {
     app.parse(argc, argv);
@@ -183,6 +187,7 @@ int run_cli(int argc, char** argv) {
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
   if (*status) return status_command(status_dir, std::cout);
+  if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 

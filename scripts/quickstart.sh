@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: installs what is missing, builds the release tool, and runs the quickstart
-# trial end to end. Results land in runs/quickstart/ (result.h5, metrics, checkpoints, log.txt).
+# study end to end (configs/quickstart_study.yaml: AdamW vs Muon, 12 trials on 2 training ranks),
+# ending with its analysis table and the paths of its plots. Results land in runs/quickstart_study/.
+# Extra arguments go to `expt sweep` (e.g. --set scales.tokens_per_param=1 for a shorter run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,5 +10,4 @@ bash scripts/install-deps.sh
 export CCACHE_BASEDIR="$PWD"
 cmake --preset release > /dev/null
 cmake --build --preset release -j "$(nproc)" --target expt
-build/release/expt run configs/quickstart.yaml --out runs/quickstart "$@"
-echo "results: runs/quickstart/result.h5  (read it: /usr/bin/python3 tests/scripts/read_result.py runs/quickstart/result.h5)"
+bash scripts/quickstart_study.sh build/release/expt runs/quickstart_study "$@"

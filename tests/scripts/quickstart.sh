@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The README's quickstart config trains end to end, brings the loss clearly below chance, and its
-# result.h5 reads back in Python (h5py) into numpy structured arrays.
+# README command 1 end to end, shortened: the quickstart study (scripts/quickstart_study.sh: sweep on
+# 2 training ranks, `expt analyze`, plots) at tokens_per_param 1 instead of 4, ending with the
+# analysis table and the plot paths; the Python reader agrees with `expt analyze` on it
+# (check_sweep_reader.py). Also the single quickstart trial (configs/quickstart.yaml) still learns.
 source "$(dirname "$0")/lib.sh"
 
 "$EXPT" run "$EXPT_SOURCE_DIR/configs/quickstart.yaml" --progress plain --out "$work/qs" > "$work/out.txt" 2>&1 \
@@ -18,3 +20,24 @@ print(f"quickstart: final eval loss {final:.4f} (chance {chance:.4f}), token acc
 assert s["status"] in (b"COMPLETED", "COMPLETED"), s["status"]
 assert final < 0.5 * chance, "loss not clearly below chance"
 PY
+
+study="$work/study"
+bash "$EXPT_SOURCE_DIR/scripts/quickstart_study.sh" "$EXPT" "$study" --set scales.tokens_per_param=1 \
+  --set base.train.eval_every=20 --set base.train.checkpoint_every=20 > "$work/study.out" 2> "$work/study.err" \
+  || die "quickstart study failed: $(tail -30 "$work/study.err")"
+grep -q "12 COMPLETED" "$work/study.err" "$work/study.out" || die "not every trial completed: $(tail "$work/study.err")"
+grep -q "^Speedup over adamw" "$work/study.out" || die "no speedup table: $(cat "$work/study.out")"
+for plot in loss_curves final_loss speedup lr_sensitivity; do
+  for ext in png svg; do
+    f="$study/analysis/plots/$plot.$ext"
+    grep -qx "  $f" "$work/study.out" || die "plot path $f not printed"
+    [[ -s $f ]] || die "plot $f missing or empty"
+  done
+done
+# The printed analysis (from its first line to the blank line before "plots:") is analysis.txt.
+awk '/^study quickstart_study \(/ {on = 1} /^plots:$/ {on = 0} on' "$work/study.out" | sed '$d' > "$work/printed.txt"
+cmp -s "$work/printed.txt" "$study/analysis/analysis.txt" || die "printed table differs from analysis.txt"
+[[ -s $work/printed.txt ]] || die "no analysis printed"
+cp -r "$study" "$work/copy"
+"$EXPT_PYTHON" "$scripts/check_sweep_reader.py" "$study" "$work/copy" || die "Python reader disagrees with expt analyze"
+echo "quickstart: ok"

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Figures of a sweep (docs/analysis.md, "Plots"): PNG and SVG under DIR/analysis/plots/.
+
+    /usr/bin/python3 analysis/python/plot_sweep.py runs/quickstart_study
+
+  loss_curves     eval loss against tokens of each cell's best point, one panel per model size
+  final_loss      best final loss against data ratio, one line per optimizer, one panel per model
+  speedup         D_eff against D with the 1-1.2x, 1.2-1.3x, 1.3-1.4x bands, per model size, with
+                  the bootstrap interval as error bars (from DIR/analysis/analysis.json: run
+                  `expt analyze DIR` first; without it this figure is skipped and says so)
+  lr_sensitivity  final loss against learning rate per optimizer (the best over the other axes at
+                  each learning rate), one line per cell; diverged points marked at the top
+
+Prints the path of every file written. Works on a sweep that is still running.
+"""
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from sweep_reader import best_points, load_series, load_trials  # noqa: E402
+
+
+def save(fig, out_dir, stem, written):
+    for ext in ("png", "svg"):
+        path = out_dir / f"{stem}.{ext}"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        written.append(path)
+    plt.close(fig)
+
+
+def panels(n):
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    return fig, axes[0]
+
+
+def colours(names):
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def plot_loss_curves(trials, evals, out_dir, written):
+    best = best_points(trials)
+    if best.empty or evals.empty:
+        return
+    models = list(dict.fromkeys(best["model_tag"]))
+    colour = colours(list(dict.fromkeys(best["optimizer"])))
+    ratios = sorted(set(best["data_ratio"]))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = panels(len(models))
+    for ax, model in zip(axes, models):
+        for _, b in best[best["model_tag"] == model].iterrows():
+            sel = evals[(evals["cell"] == b["cell"]) & (evals["point"] == b["point"])]
+            sel = sel[sel["metric"].str.startswith("loss@")]
+            if sel.empty:
+                continue
+            metric = sorted(set(sel["metric"]))[0]
+            curve = sel[sel["metric"] == metric].groupby("tokens")["value"].mean()
+            style = styles[ratios.index(b["data_ratio"]) % len(styles)]
+            ax.plot(curve.index, curve.values, style, color=colour[b["optimizer"]],
+                    label=f"{b['optimizer']} x{b['data_ratio']:g}")
+        ax.set_title(f"model {model}: best config per cell")
+        ax.set_xlabel("tokens")
+        ax.set_ylabel("eval loss (mean over seeds)")
+        ax.legend(fontsize=7)
+    save(fig, out_dir, "loss_curves", written)
+
+
+def plot_final_loss(trials, out_dir, written):
+    best = best_points(trials)
+    best = best[best["data_ratio"] > 0]
+    if best.empty:
+        return
+    models = list(dict.fromkeys(best["model_tag"]))
+    colour = colours(list(dict.fromkeys(best["optimizer"])))
+    fig, axes = panels(len(models))
+    for ax, model in zip(axes, models):
+        for opt, group in best[best["model_tag"] == model].groupby("optimizer", sort=False):
+            group = group.sort_values("data_ratio")
+            finite = group[np.isfinite(group["loss"])]
+            ax.plot(finite["data_ratio"], finite["loss"], "o-", color=colour[opt], label=opt)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"model {model}")
+        ax.set_xlabel("data ratio (x tokens_per_param)")
+        ax.set_ylabel("best final eval loss")
+        ax.legend(fontsize=8)
+    save(fig, out_dir, "final_loss", written)
+
+
+def plot_speedup(sweep_dir, out_dir, written):
+    path = sweep_dir / "analysis" / "analysis.json"
+    if not path.exists():
+        print(f"plot_sweep: {path} not found; run `expt analyze {sweep_dir}` for the speedup figure",
+              file=sys.stderr)
+        return
+    analysis = json.loads(path.read_text())
+    rows = [r for r in analysis["tables"].get("speedup", []) if r["D_eff"] is not None and r["D"] is not None]
+    if not rows:
+        return
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colour = colours(list(dict.fromkeys(r["optimizer"] for r in rows)))
+    fig, axes = panels(len(models))
+    for ax, model in zip(axes, models):
+        mine = [r for r in rows if r["model"] == model]
+        ds = [r["D"] for r in mine]
+        lo, hi = min(ds) / 1.5, max(ds) * 1.5
+        x = np.geomspace(lo, hi, 50)
+        ax.plot(x, x, "k-", lw=0.8, label="1x")
+        for (a, b), alpha in (((1.0, 1.2), 0.10), ((1.2, 1.3), 0.18), ((1.3, 1.4), 0.26)):
+            ax.fill_between(x, a * x, b * x, color="tab:green", alpha=alpha, lw=0, label=f"{a:g}-{b:g}x")
+        finite_top = max([r["D_eff"] for r in mine if r["D_eff"] != "inf"] + [hi])
+        for r in mine:
+            c = colour[r["optimizer"]]
+            if r["D_eff"] == "inf":  # beyond the fit: no finite D_eff, drawn as an arrow at the top
+                ax.plot(r["D"], finite_top * 1.3, "^", color=c, ms=9)
+                continue
+            err = None
+            if r["ci_low"] is not None and r["ci_high"] is not None:
+                low = r["D"] * r["ci_low"]
+                high = r["D"] * r["ci_high"] if r["ci_high"] != "inf" else finite_top * 1.3
+                err = [[max(r["D_eff"] - low, 0)], [max(high - r["D_eff"], 0)]]
+            marker = "s" if r["flag"].startswith("extrapolated") else "o"
+            ax.errorbar([r["D"]], [r["D_eff"]], yerr=err, fmt=marker, color=c, capsize=3)
+        for opt, c in colour.items():
+            ax.plot([], [], "o", color=c, label=opt)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"model {model}: D_eff vs D ({analysis['baseline']} fit)")
+        ax.set_xlabel("D (tokens)")
+        ax.set_ylabel("D_eff (tokens)")
+        ax.legend(fontsize=7)
+    save(fig, out_dir, "speedup", written)
+
+
+def plot_lr_sensitivity(trials, out_dir, written):
+    done = trials[trials["finished"]]
+    if done.empty or "optimizer.lr" not in done.columns:
+        return
+    optimizers = list(dict.fromkeys(done["optimizer"]))
+    fig, axes = panels(len(optimizers))
+    for ax, opt in zip(axes, optimizers):
+        sel = done[done["optimizer"] == opt]
+        finite = sel[np.isfinite(sel["loss"])]
+        top = finite["loss"].max() if not finite.empty else 1.0
+        for cell, group in sel.groupby("cell", sort=False):
+            # Mean over seeds per point, then the best point at each learning rate.
+            per_point = group.groupby("point", sort=False).agg(
+                lr=("optimizer.lr", "first"),
+                loss=("loss", lambda s: math.inf if not np.all(np.isfinite(s)) else float(np.mean(s))))
+            per_lr = per_point.groupby("lr")["loss"].min().sort_index()
+            ok = per_lr[np.isfinite(per_lr.values)]
+            line = ax.plot(ok.index, ok.values, "o-", label=cell)
+            bad = per_lr[~np.isfinite(per_lr.values)]
+            if len(bad):
+                ax.plot(bad.index, [top * 1.02] * len(bad), "x", color=line[0].get_color(), ms=8)
+        ax.set_xscale("log")
+        ax.set_title(f"{opt}: learning-rate sensitivity (x: diverged)")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("final eval loss (best over other axes)")
+        ax.legend(fontsize=6)
+    save(fig, out_dir, "lr_sensitivity", written)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dir", help="sweep output directory")
+    parser.add_argument("--out", help="output folder (default DIR/analysis/plots)")
+    args = parser.parse_args()
+    sweep_dir = pathlib.Path(args.dir)
+    out_dir = pathlib.Path(args.out) if args.out else sweep_dir / "analysis" / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials = load_trials(sweep_dir)
+    unfinished = int((~trials["finished"]).sum())
+    if unfinished:
+        print(f"plot_sweep: {unfinished} of {len(trials)} trials not finished; plotting the finished ones",
+              file=sys.stderr)
+    evals = load_series(sweep_dir, "eval")
+    written = []
+    plot_loss_curves(trials, evals, out_dir, written)
+    plot_final_loss(trials, out_dir, written)
+    plot_speedup(sweep_dir, out_dir, written)
+    plot_lr_sensitivity(trials, out_dir, written)
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

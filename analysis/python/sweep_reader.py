@@ -1,0 +1,171 @@
+"""Reader for `expt sweep` directories, on h5py and pandas only (docs/analysis.md, "Python").
+
+    import sys; sys.path.insert(0, "analysis/python")
+    from sweep_reader import load_trials, load_series
+    trials = load_trials("runs/quickstart_study")          # one row per trial
+    evals = load_series("runs/quickstart_study", "eval")   # long table: one row per (trial, step, metric)
+
+The coordinator's index sweep.h5 (/trials) lists every planned trial with its cell, point, seed and
+state; it is replaced by rename, so reading it while the sweep runs is safe. A finished trial's
+metrics come from trials/<id>/result.h5; a trial still running (or without result.h5) is read from
+its metrics segments with the consolidation rule of docs/results-format.md, skipping a segment that
+is being written and will not open.
+"""
+
+import math
+import pathlib
+import re
+
+import h5py
+import numpy as np
+import pandas as pd
+
+FINISHED = ("COMPLETED", "DIVERGED", "FAILED")
+_SEGMENT = re.compile(r"^seg-([1-9][0-9]*)-(0|[1-9][0-9]*)\.h5$")
+
+
+def _text(value):
+    """Fixed-length HDF5 strings come back as bytes (or numpy.bytes_); decode them."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8")
+    return value
+
+
+def _scalar(value):
+    value = _text(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load_trials(sweep_dir):
+    """One row per planned trial.
+
+    Columns: trial_id, optimizer, seed, cell, model_tag, data_ratio, point, state (pending, running,
+    COMPLETED, DIVERGED, FAILED as the coordinator last wrote it), steps (planned), n_attempts,
+    finished (bool), loss (the final eval loss as the analysis ranks it: +inf unless COMPLETED),
+    one column per hyperparameter of /hparams (e.g. "optimizer.lr"), and the /summary attributes of
+    result.h5 as summary_<name> (NaN/None when the trial has no result.h5 yet).
+    """
+    sweep_dir = pathlib.Path(sweep_dir)
+    index = sweep_dir / "sweep.h5"
+    if not index.exists():
+        raise FileNotFoundError(f"{index} not found: {sweep_dir} is not a sweep directory")
+    with h5py.File(index, "r") as f:
+        table = f["trials"][:]
+    rows = []
+    for rec in table:
+        row = {name: _scalar(rec[name]) for name in table.dtype.names}
+        row["state"] = row.pop("status")
+        row.pop("final_eval_loss")  # the index's copy; the summary below is the trial's own
+        row.pop("tokens")
+        row["finished"] = row["state"] in FINISHED
+        result = sweep_dir / "trials" / row["trial_id"] / "result.h5"
+        row["loss"] = math.inf
+        if result.exists():
+            try:
+                with h5py.File(result, "r") as r:
+                    for key, value in r["hparams"].attrs.items():
+                        row[key] = _scalar(value)
+                    for key, value in r["summary"].attrs.items():
+                        row["summary_" + key] = _scalar(value)
+            except (OSError, KeyError):
+                pass  # damaged, or written by an older writer: the trial is read as having no result
+        if row["state"] == "COMPLETED" and math.isfinite(row.get("summary_final_eval_loss", math.inf)):
+            row["loss"] = row["summary_final_eval_loss"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _segments(trial_dir):
+    """(attempt, first_step, path) of every well-named segment, in consolidation order."""
+    out = []
+    metrics = trial_dir / "metrics"
+    if metrics.is_dir():
+        for p in metrics.iterdir():
+            m = _SEGMENT.match(p.name)
+            if m:
+                out.append((int(m.group(1)), int(m.group(2)), p))
+    return sorted(out)
+
+
+def _read_stream(path, stream):
+    with h5py.File(path, "r") as f:
+        name = "metrics/" + stream
+        if name not in f:
+            return None
+        return pd.DataFrame(f[name][:])
+
+
+def _consolidated(trial_dir, stream):
+    """The segments' rows under the rule: a row of segment s is kept iff its step is below the
+    first_step of every later segment (docs/results-format.md), unreadable segments included."""
+    segs = _segments(trial_dir)
+    frames = []
+    for i, (_, _, path) in enumerate(segs):
+        cutoff = min((s[1] for s in segs[i + 1:]), default=math.inf)
+        try:
+            df = _read_stream(path, stream)
+        except (OSError, KeyError, ValueError):
+            continue  # open for writing by a running trial (locked or half written), or damaged
+        if df is None or df.empty:
+            continue
+        frames.append(df[df["step"] < cutoff])
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_series(sweep_dir, stream="eval"):
+    """Long table of one metrics stream ("train", "eval" or "events") of every trial.
+
+    Columns: trial_id, optimizer, cell, model_tag, data_ratio, point, seed, state, source ("result"
+    or "segments"), step, tokens, wall_s, metric, value. Eval metrics keep their names ("loss@64").
+    """
+    sweep_dir = pathlib.Path(sweep_dir)
+    trials = load_trials(sweep_dir)
+    keys = ["trial_id", "optimizer", "cell", "model_tag", "data_ratio", "point", "seed", "state"]
+    frames = []
+    for _, t in trials.iterrows():
+        trial_dir = sweep_dir / "trials" / t["trial_id"]
+        result = trial_dir / "result.h5"
+        df, source = None, "result"
+        if t["finished"] and result.exists():
+            try:
+                df = _read_stream(result, stream)
+            except OSError:
+                df = None
+        if df is None:
+            df, source = _consolidated(trial_dir, stream), "segments"
+        if df is None or df.empty:
+            continue
+        for col in df.columns:
+            if df[col].dtype.kind == "S":
+                df[col] = df[col].map(_text)
+        ids = [c for c in ("step", "tokens", "wall_s") if c in df.columns]
+        long = df.melt(id_vars=ids, var_name="metric", value_name="value")
+        for k in keys:
+            long[k] = t[k]
+        long["source"] = source
+        frames.append(long)
+    columns = keys + ["source", "step", "tokens", "wall_s", "metric", "value"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    return out[[c for c in columns if c in out.columns]]
+
+
+def best_points(trials):
+    """Per cell, the point with the lowest mean loss over its finished seeds (ties: the first in
+    plan order), as `expt analyze` ranks them: a DIVERGED or FAILED seed makes the mean +inf."""
+    done = trials[trials["finished"]]
+    rows = []
+    for cell, group in done.groupby("cell", sort=False):
+        means = group.groupby("point", sort=False)["loss"].agg(
+            lambda s: math.inf if not np.all(np.isfinite(s)) else float(np.mean(s)))
+        best = means.idxmin() if np.isfinite(means.min()) else means.index[0]
+        first = group.iloc[0]
+        rows.append({"cell": cell, "optimizer": first["optimizer"], "model_tag": first["model_tag"],
+                     "data_ratio": first["data_ratio"], "point": best, "loss": means[best],
+                     "seeds": int((group["point"] == best).sum())})
+    return pd.DataFrame(rows)

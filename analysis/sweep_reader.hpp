@@ -1,0 +1,74 @@
+// Reading a sweep directory for analysis (docs/sweeps.md "Files written", docs/analysis.md).
+//
+// The coordinator's index sweep.h5 is the authority on which trials exist and which are finished:
+// /trials holds one row per planned trial with its cell, point, seed and state, and /config the
+// resolved study (sweep.resolved.yaml: per cell its axis values, the tolerance, ranks per trial).
+// For every finished trial the reader also opens trials/<id>/result.h5 for its summary (wall time).
+// A trial is finished when its state is COMPLETED, DIVERGED or FAILED (the coordinator marks a trial
+// FAILED only after its last attempt); pending and running trials are counted but not analysed, so
+// a sweep that is still running can be read at any time (sweep.h5 is replaced by rename).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace expt::analysis {
+
+struct TrialRow {
+  std::string id, optimizer, cell, model_tag, point, state;
+  std::int64_t seed = 0;
+  double data_ratio = 0;
+  // Final eval loss as the study ranks it: the stored loss for a COMPLETED trial, +inf for a
+  // DIVERGED or FAILED one (and for a COMPLETED one whose loss is not finite), so it ranks last.
+  double loss = std::numeric_limits<double>::infinity();
+  std::int64_t steps = 0;   // planned train.steps
+  std::int64_t tokens = 0;  // tokens trained (summary tokens_seen; 0 when unfinished)
+  double wall_s = 0;        // summary wall time of the trial (0 when unfinished or unreadable)
+  int attempts = 0;
+  bool finished() const { return state == "COMPLETED" || state == "DIVERGED" || state == "FAILED"; }
+};
+
+// One axis value as written in the resolved study; `number` when it parses as one.
+struct AxisValue {
+  std::string text;
+  bool is_number = false;
+  double number = 0;
+};
+
+struct CellInfo {
+  std::string name, optimizer, model_tag;
+  double data_ratio = 0;
+  // Axes in study order, each with its discrete values in order.
+  std::vector<std::pair<std::string, std::vector<AxisValue>>> axes;
+  int seq_len = 0;  // task.seq_len of the cell's base config (the eval column loss@<seq_len>)
+};
+
+struct SweepData {
+  std::filesystem::path dir;
+  std::string study, strategy;
+  double tolerance = 3e-3;
+  int ranks_per_trial = 1;
+  std::vector<CellInfo> cells;   // in the order of sweep.resolved.yaml
+  std::vector<TrialRow> trials;  // in the order of sweep.h5 /trials
+  const CellInfo* find_cell(const std::string& name) const;
+};
+
+// Reads DIR/sweep.h5 and the result.h5 of every finished trial. Throws std::runtime_error naming
+// the file when DIR is not a sweep directory or sweep.h5 cannot be read.
+SweepData load_sweep(const std::filesystem::path& dir);
+
+// "optimizer.lr=1.0e-3 optimizer.weight_decay=0.1" -> {{"optimizer.lr", "1.0e-3"}, ...} in order.
+std::vector<std::pair<std::string, std::string>> parse_point(const std::string& point);
+
+// Parses text as a whole number (strtod over the full string); false otherwise.
+bool parse_number(const std::string& text, double* out);
+
+// Two axis values are equal when both are numbers and equal as doubles, else when the texts are.
+bool same_value(const std::string& a, const std::string& b);
+
+}  // namespace expt::analysis
