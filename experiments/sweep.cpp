@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -133,6 +134,7 @@ std::optional<PlannedTrial> Scheduler::next(int group) {
   best->state = "running";
   best->group = group;
   best->started_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  best->live_step = -1;
   return best->trial;
 }
 
@@ -155,6 +157,16 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   for (const TrialRecord& r : records_)
     if (r.trial.cell == rec.trial.cell && (r.state == "pending" || r.state == "running")) return;
   plan_cell(rec.trial.cell);
+}
+
+void Scheduler::progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s) {
+  const auto it = index_.find(id);
+  if (it == index_.end()) return;
+  TrialRecord& rec = records_[it->second];
+  if (rec.state != "running") return;
+  rec.live_step = step;
+  rec.live_loss = loss;
+  rec.live_tokens_per_s = tokens_per_s;
 }
 
 bool Scheduler::all_done() const {
@@ -191,8 +203,15 @@ std::string Scheduler::status_json(double elapsed_s) const {
                 {"steps", r.trial.config.train.steps},
                 {"dir", trial_dir(r.trial.id).string()}};
     json step = nullptr, loss = nullptr, tps = nullptr;
-    if (r.state == "running") {
-      // Live progress at checkpoint granularity: the last committed checkpoint's step.
+    if (r.state == "running" && r.live_step >= 0) {
+      // Live progress: the group leader's last report (every few seconds).
+      step = r.live_step;
+      if (std::isfinite(r.live_loss)) loss = r.live_loss;
+      tps = r.live_tokens_per_s;
+      row["group"] = r.group;
+      row["running_s"] = elapsed_s - r.started_s;
+    } else if (r.state == "running") {
+      // No report yet: the last committed checkpoint's step.
       if (const auto s = io::CheckpointStore(trial_dir(r.trial.id) / "checkpoints").latest_committed()) step = *s;
       row["group"] = r.group;
       row["running_s"] = elapsed_s - r.started_s;
@@ -421,10 +440,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // Runs one trial of the sweep on `comm`; what run_trial throws (a directory held by another trial
 // or locked by another process) ends only this trial, as FAILED.
-TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm) {
+TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm,
+                             std::function<void(const StepProgress&)> on_step) {
   cfg.out = dir.string();
   TrainerOptions options;
   options.progress = ProgressMode::quiet;
+  options.on_step = std::move(on_step);
   options.hooks = TrainerHooks::from_environment();
   try {
     return run_trial(cfg, comm, options);
@@ -434,6 +455,23 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
     outcome.summary.message = e.what();
     return outcome;
   }
+}
+
+// Live progress is reported at most this often (status.json is rewritten as often).
+constexpr double kProgressIntervalS = 2.0;
+
+// Calls `report` with a trial's step at most every kProgressIntervalS seconds (and at its first
+// step, so a short trial shows up too).
+std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&)> report) {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  auto first = std::make_shared<bool>(true);
+  return [report = std::move(report), last, first](const StepProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!*first && std::chrono::duration<double>(now - *last).count() < kProgressIntervalS) return;
+    *first = false;
+    *last = now;
+    report(p);
+  };
 }
 
 std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
@@ -477,7 +515,12 @@ int run_local(const Study& study, const Planner& planner, const fs::path& dir) {
                 static_cast<unsigned long long>(t->seed), t->point.c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));
-    const TrialOutcome outcome = run_sweep_trial(t->config, sched.trial_dir(t->id), comm);
+    const std::string id = t->id;
+    const TrialOutcome outcome =
+        run_sweep_trial(t->config, sched.trial_dir(t->id), comm, rate_limited([&](const StepProgress& p) {
+                          sched.progress(id, p.step, p.loss, p.tokens_per_s);
+                          sched.write_status(seconds_since(t0));
+                        }));
     sched.finished(t->id, outcome.summary, outcome.interrupted);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary).c_str());
     std::fflush(stdout);
@@ -501,6 +544,7 @@ constexpr int kTagRequest = 1;   // leader -> 0: ready for a trial (empty)
 constexpr int kTagAssign = 2;    // 0 -> leader: "<id>\n<canonical trial yaml>"
 constexpr int kTagShutdown = 3;  // 0 -> leader: no more work (empty)
 constexpr int kTagResult = 4;    // leader -> 0: JSON of the outcome
+constexpr int kTagProgress = 5;  // leader -> 0: JSON {step, loss, tokens_per_s} of the running trial
 
 std::string receive_string(int source, int tag, MPI_Comm comm, MPI_Status* status_out) {
   MPI_Status status;
@@ -552,6 +596,16 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
       const std::string msg = receive_string(status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD, nullptr);
       if (status.MPI_TAG == kTagRequest) {
         waiting.push_back(status.MPI_SOURCE);
+      } else if (status.MPI_TAG == kTagProgress) {
+        // A group reports the trial it runs; MPI keeps one sender's messages in order, so a
+        // report never arrives after that trial's result.
+        const auto it = assigned.find(status.MPI_SOURCE);
+        if (it != assigned.end()) {
+          const auto j = nlohmann::json::parse(msg);
+          sched.progress(it->second.id, j.at("step").get<std::int64_t>(),
+                         j.at("loss").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("loss").get<double>(),
+                         j.at("tokens_per_s").get<double>());
+        }
       } else if (status.MPI_TAG == kTagResult) {
         const auto j = nlohmann::json::parse(msg);
         io::TrialSummary s;
@@ -636,7 +690,17 @@ int work(int world_rank, int group_size) {
     TrialOutcome outcome;
     try {
       const config::TrialConfig cfg = config::parse_trial_config(msg.substr(nl + 1), "trial " + id);
-      outcome = run_sweep_trial(cfg, cfg.out, comm);
+      // The leader reports progress to the coordinator every few seconds. The message is small
+      // (eager protocol), so MPI_Send returns at once and does not wait for the coordinator.
+      std::function<void(const StepProgress&)> report;
+      if (leader)
+        report = rate_limited([](const StepProgress& p) {
+          const nlohmann::json j = {{"step", p.step},
+                                    {"loss", std::isfinite(p.loss) ? nlohmann::json(p.loss) : nullptr},
+                                    {"tokens_per_s", p.tokens_per_s}};
+          send_string(j.dump(), 0, kTagProgress);
+        });
+      outcome = run_sweep_trial(cfg, cfg.out, comm, std::move(report));
     } catch (const std::exception& e) {
       // The coordinator sent a config that does not parse: a bug, not a trial failure.
       std::fprintf(stderr, "expt: rank %d: cannot read the config of trial %s: %s\n", world_rank, id.c_str(), e.what());

@@ -29,6 +29,10 @@ struct TrialRecord {
   io::TrialSummary summary;  // of the last attempt that ended
   int group = -1;            // running: the rank group (0 in one-rank mode)
   double started_s = 0;      // running: seconds since the sweep started
+  // running: the last progress report of the trial's group leader (live_step < 0: none yet)
+  std::int64_t live_step = -1;
+  double live_loss = 0;
+  double live_tokens_per_s = 0;
 };
 
 class Scheduler {
@@ -44,6 +48,8 @@ class Scheduler {
   // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
   // round has no trial left pending or running.
   void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
+  // A progress report of a running trial (ignored when the trial is not running).
+  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s);
   bool all_done() const;
   std::size_t running() const;
 
