@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 study="$EXPT_SOURCE_DIR/configs/sweep_small.yaml"
-EXPT_TEST_STEP_DELAY_MS=20 mpirun -np 3 "$EXPT" sweep "$study" --out "$work/sweep" > "$work/sweep.out" 2>&1 &
+EXPT_TEST_STEP_DELAY_MS=40 mpirun -np 3 "$EXPT" sweep "$study" --out "$work/sweep" > "$work/sweep.out" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT
 
@@ -35,8 +35,9 @@ read -r id step loss tps <<< "$found"
 echo "sweep_progress: status.json shows trial $id at step $step, loss $loss, $tps tokens/s"
 
 "$EXPT" status "$work/sweep" > "$work/status.out" 2>&1 || die "expt status failed: $(cat "$work/status.out")"
-grep -E "^$id .* running .*[0-9]+/150 " "$work/status.out" > /dev/null \
-  || die "expt status does not show the running trial's step: $(cat "$work/status.out")"
+# The table (the trial above may have finished meanwhile): a running trial with a step and a loss.
+grep -E " running +[1-9][0-9]*/150 +[0-9]+\.[0-9]+ +[0-9]+ " "$work/status.out" > /dev/null \
+  || die "expt status does not show a running trial's step and loss: $(cat "$work/status.out")"
 
 kill -TERM $pid
 set +e
