@@ -117,6 +117,7 @@ void Scheduler::plan_cell(std::size_t cell) {
   // round, so plan again until the round's trials are all really outstanding.
   for (;;) {
     CdRound round = planner_.cd_round(cell, store_);
+    round_history_[{cell, round.round}] = round;
     const std::size_t known = store_.size();
     for (const PlannedTrial& t : round.todo) add(t);
     if (store_.size() == known) {
@@ -315,6 +316,61 @@ void Scheduler::write_index() const {
       }
     }
     links.close();
+    file.close();
+  }
+  io::fsync_file(tmp);
+  io::rename_atomic(tmp, final_path);
+  write_state();
+}
+
+void Scheduler::write_state() const {
+  namespace h5 = io::h5;
+  const fs::path state_dir = dir_ / "coordinator";
+  fs::create_directories(state_dir);
+  const fs::path final_path = state_dir / "state.h5";
+  const fs::path tmp = state_dir / "state.h5.tmp";
+  {
+    h5::File file = h5::create_file(tmp, false);
+    h5::write_attribute(file, "schema_version", std::int64_t{1});
+    h5::write_attribute(file, "sweep_id", planner_.study().name);
+    h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
+    h5::write_attribute(file, "tolerance", planner_.study().tolerance);
+
+    // /cd_rounds: one packed row per (cell, round), in cell then round order.
+    const h5::Datatype s64 = h5::string_type(64), s256 = h5::string_type(256), s1024 = h5::string_type(1024);
+    const h5::CompoundField fields[] = {
+        {"cell", s64.id()},         {"round", H5T_NATIVE_INT32},     {"centre", s256.id()},
+        {"best_loss", H5T_NATIVE_DOUBLE}, {"todo", H5T_NATIVE_INT64}, {"converged", H5T_NATIVE_UINT8},
+        {"near_best", s1024.id()},  {"edge_alarms", s1024.id()},
+    };
+    std::vector<std::size_t> off;
+    const h5::Datatype row = h5::make_compound(fields, &off);
+    const std::size_t row_size = H5Tget_size(row.id());
+    std::vector<unsigned char> buf(row_size * round_history_.size(), 0);
+    std::size_t i = 0;
+    const auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const std::string& x : items) out += (out.empty() ? "" : "; ") + x;
+      return out;
+    };
+    for (const auto& [key, round] : round_history_) {
+      unsigned char* p = buf.data() + i++ * row_size;
+      const auto put_str = [&](std::size_t field, const std::string& v, std::size_t size) {
+        std::memcpy(p + off[field], v.data(), std::min(size, v.size()));
+      };
+      const auto put = [&](std::size_t field, const auto& v) { std::memcpy(p + off[field], &v, sizeof(v)); };
+      put_str(0, planner_.cells()[key.first].name, 64);
+      put(1, static_cast<std::int32_t>(round.round));
+      put_str(2, round.centre_text, 256);
+      put(3, round.best_loss);
+      put(4, static_cast<std::int64_t>(round.todo.size()));
+      put(5, static_cast<std::uint8_t>(round.converged ? 1 : 0));
+      put_str(6, join(round.near_best), 1024);
+      put_str(7, join(round.edge_alarms), 1024);
+    }
+    h5::Dataset rounds = h5::create_row_dataset(file, "cd_rounds", row.id(), {}, 64);
+    if (!round_history_.empty()) h5::append_rows(rounds, row.id(), buf.data(), round_history_.size());
+    rounds.close();
     file.close();
   }
   io::fsync_file(tmp);
