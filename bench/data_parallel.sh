@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Data-parallel throughput: the same trial (same global batch) on 1 rank and on 2 ranks, and on
-# 2 ranks with the blocking reference reduction. Prints tokens/s of the training loop (from the
+# Data-parallel throughput: the same trial (same global batch) on 1 rank and on 2 ranks, on
+# 2 ranks with the blocking reference reduction, and with train.deterministic at 1 and 2 ranks. Prints tokens/s of the training loop (from the
 # metrics rows, first to last step, one eval at the end), the 2-vs-1 speedup (goal >= 1.8 on a
 # 2-core machine), and the fraction of allreduce time hidden behind backward:
 #   1 - (overlapped: time inside backward + exposed wait) / (blocking allreduce time),
@@ -24,6 +24,10 @@ echo "load before: $(uptime)"
 mpirun -np 2 "$EXPT" run "$work/trial.yaml" --set train.ranks=2 --progress quiet --out "$work/two" > /dev/null
 EXPT_GRAD_REDUCTION=blocking mpirun -np 2 -x EXPT_GRAD_REDUCTION "$EXPT" run "$work/trial.yaml" --set train.ranks=2 \
   --progress quiet --out "$work/two_blocking" > /dev/null
+# train.deterministic: the cost of fixed micro-shards (8 shards of 4 sequences) at 1 and 2 ranks.
+"$EXPT" run "$work/trial.yaml" --set train.deterministic=true --progress quiet --out "$work/det1" > /dev/null
+mpirun -np 2 "$EXPT" run "$work/trial.yaml" --set train.ranks=2 --set train.deterministic=true --progress quiet \
+  --out "$work/det2" > /dev/null
 echo "load after:  $(uptime)"
 /usr/bin/python3 - "$work" <<'PY'
 import sys, re, h5py, pathlib
@@ -38,6 +42,9 @@ def reduction(d):
 one, two, blocking = tps("one"), tps("two"), tps("two_blocking")
 print(f"tokens/s: 1 rank {one:.0f}, 2 ranks overlapped {two:.0f} ({two / one:.2f}x), "
       f"2 ranks blocking {blocking:.0f} ({blocking / one:.2f}x)")
+det1, det2 = tps("det1"), tps("det2")
+print(f"train.deterministic tokens/s: 1 rank {det1:.0f} ({det1 / one:.2f}x the default 1 rank), "
+      f"2 ranks {det2:.0f} ({det2 / two:.2f}x the default 2 ranks)")
 line_o, inside_o, exposed_o = reduction("two")
 line_b, _, exposed_b = reduction("two_blocking")
 print("overlapped:", line_o)
