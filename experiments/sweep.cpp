@@ -642,6 +642,11 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
   std::vector<int> waiting;              // leaders that asked for work and got none yet
   int shut_down = 0, signal = 0;
   auto last_status = std::chrono::steady_clock::now();
+  // status.json, sweep.h5 and state.h5 (with their fsyncs) are rewritten after a result only once
+  // no message is waiting: the group that reported it asks for its next trial at once, and gets it
+  // without waiting on the coordinator's disk writes. Nothing is lost by the delay: the trial's
+  // own result.h5 is already durable, and a restart rebuilds everything from the trial folders.
+  bool files_stale = false;
   // Nothing here blocks: the loop polls. A rank that dies makes the launcher end the whole job
   // (MPI's default error handler); a trial that throws is reported by its leader as FAILED.
   while (shut_down < n_groups) {
@@ -679,8 +684,7 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
         if (interrupted) signal = j.at("signal").get<int>();
         std::printf("[sweep] %s\n", describe_outcome(t, s).c_str());
         std::fflush(stdout);
-        sched.write_status(seconds_since(t0));
-        sched.write_index();
+        files_stale = true;
       }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -705,6 +709,16 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
         it = waiting.erase(it);
       } else {
         ++it;  // a coordinate-descent round waits on trials still running
+      }
+    }
+    if (files_stale) {
+      int more = 0;
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &more, MPI_STATUS_IGNORE);
+      if (!more) {
+        sched.write_status(seconds_since(t0));
+        sched.write_index();
+        files_stale = false;
+        last_status = std::chrono::steady_clock::now();
       }
     }
     if (seconds_since(last_status) > 2.0) {
