@@ -339,8 +339,9 @@ void Scheduler::write_state() const {
     // /cd_rounds: one packed row per (cell, round), in cell then round order.
     const h5::Datatype s64 = h5::string_type(64), s256 = h5::string_type(256), s1024 = h5::string_type(1024);
     const h5::CompoundField fields[] = {
-        {"cell", s64.id()},         {"round", H5T_NATIVE_INT32},     {"centre", s256.id()},
-        {"best_loss", H5T_NATIVE_DOUBLE}, {"todo", H5T_NATIVE_INT64}, {"converged", H5T_NATIVE_UINT8},
+        {"cell", s64.id()},         {"round", H5T_NATIVE_INT32},
+        {"centre", s256.id()},      {"best_loss", H5T_NATIVE_DOUBLE},
+        {"todo", H5T_NATIVE_INT64}, {"converged", H5T_NATIVE_UINT8},
         {"near_best", s1024.id()},  {"edge_alarms", s1024.id()},
     };
     std::vector<std::size_t> off;
