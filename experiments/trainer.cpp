@@ -428,7 +428,6 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
   }
   comm_.barrier();
   outcome.summary = std::move(summary);
-  if (reducer_) outcome.reduction = reducer_->times();
   return outcome;
 }
 

@@ -56,7 +56,6 @@ struct TrialOutcome {
   bool interrupted = false;        // stopped by SIGINT/SIGTERM after checkpointing
   int signal = 0;                  // the signal that interrupted it
   std::filesystem::path result;    // result.h5 (empty when interrupted)
-  comm::ReductionTimes reduction;  // data-parallel gradient reduction times of this attempt
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
