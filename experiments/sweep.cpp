@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -116,6 +117,7 @@ void Scheduler::plan_cell(std::size_t cell) {
   // round, so plan again until the round's trials are all really outstanding.
   for (;;) {
     CdRound round = planner_.cd_round(cell, store_);
+    round_history_[{cell, round.round}] = round;
     const std::size_t known = store_.size();
     for (const PlannedTrial& t : round.todo) add(t);
     if (store_.size() == known) {
@@ -133,6 +135,7 @@ std::optional<PlannedTrial> Scheduler::next(int group) {
   best->state = "running";
   best->group = group;
   best->started_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  best->live_step = -1;
   return best->trial;
 }
 
@@ -155,6 +158,16 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   for (const TrialRecord& r : records_)
     if (r.trial.cell == rec.trial.cell && (r.state == "pending" || r.state == "running")) return;
   plan_cell(rec.trial.cell);
+}
+
+void Scheduler::progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s) {
+  const auto it = index_.find(id);
+  if (it == index_.end()) return;
+  TrialRecord& rec = records_[it->second];
+  if (rec.state != "running") return;
+  rec.live_step = step;
+  rec.live_loss = loss;
+  rec.live_tokens_per_s = tokens_per_s;
 }
 
 bool Scheduler::all_done() const {
@@ -191,8 +204,15 @@ std::string Scheduler::status_json(double elapsed_s) const {
                 {"steps", r.trial.config.train.steps},
                 {"dir", trial_dir(r.trial.id).string()}};
     json step = nullptr, loss = nullptr, tps = nullptr;
-    if (r.state == "running") {
-      // Live progress at checkpoint granularity: the last committed checkpoint's step.
+    if (r.state == "running" && r.live_step >= 0) {
+      // Live progress: the group leader's last report (every few seconds).
+      step = r.live_step;
+      if (std::isfinite(r.live_loss)) loss = r.live_loss;
+      tps = r.live_tokens_per_s;
+      row["group"] = r.group;
+      row["running_s"] = elapsed_s - r.started_s;
+    } else if (r.state == "running") {
+      // No report yet: the last committed checkpoint's step.
       if (const auto s = io::CheckpointStore(trial_dir(r.trial.id) / "checkpoints").latest_committed()) step = *s;
       row["group"] = r.group;
       row["running_s"] = elapsed_s - r.started_s;
@@ -296,6 +316,62 @@ void Scheduler::write_index() const {
       }
     }
     links.close();
+    file.close();
+  }
+  io::fsync_file(tmp);
+  io::rename_atomic(tmp, final_path);
+  write_state();
+}
+
+void Scheduler::write_state() const {
+  namespace h5 = io::h5;
+  const fs::path state_dir = dir_ / "coordinator";
+  fs::create_directories(state_dir);
+  const fs::path final_path = state_dir / "state.h5";
+  const fs::path tmp = state_dir / "state.h5.tmp";
+  {
+    h5::File file = h5::create_file(tmp, false);
+    h5::write_attribute(file, "schema_version", std::int64_t{1});
+    h5::write_attribute(file, "sweep_id", planner_.study().name);
+    h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
+    h5::write_attribute(file, "tolerance", planner_.study().tolerance);
+
+    // /cd_rounds: one packed row per (cell, round), in cell then round order.
+    const h5::Datatype s64 = h5::string_type(64), s256 = h5::string_type(256), s1024 = h5::string_type(1024);
+    const h5::CompoundField fields[] = {
+        {"cell", s64.id()},         {"round", H5T_NATIVE_INT32},
+        {"centre", s256.id()},      {"best_loss", H5T_NATIVE_DOUBLE},
+        {"todo", H5T_NATIVE_INT64}, {"converged", H5T_NATIVE_UINT8},
+        {"near_best", s1024.id()},  {"edge_alarms", s1024.id()},
+    };
+    std::vector<std::size_t> off;
+    const h5::Datatype row = h5::make_compound(fields, &off);
+    const std::size_t row_size = H5Tget_size(row.id());
+    std::vector<unsigned char> buf(row_size * round_history_.size(), 0);
+    std::size_t i = 0;
+    const auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const std::string& x : items) out += (out.empty() ? "" : "; ") + x;
+      return out;
+    };
+    for (const auto& [key, round] : round_history_) {
+      unsigned char* p = buf.data() + i++ * row_size;
+      const auto put_str = [&](std::size_t field, const std::string& v, std::size_t size) {
+        std::memcpy(p + off[field], v.data(), std::min(size, v.size()));
+      };
+      const auto put = [&](std::size_t field, const auto& v) { std::memcpy(p + off[field], &v, sizeof(v)); };
+      put_str(0, planner_.cells()[key.first].name, 64);
+      put(1, static_cast<std::int32_t>(round.round));
+      put_str(2, round.centre_text, 256);
+      put(3, round.best_loss);
+      put(4, static_cast<std::int64_t>(round.todo.size()));
+      put(5, static_cast<std::uint8_t>(round.converged ? 1 : 0));
+      put_str(6, join(round.near_best), 1024);
+      put_str(7, join(round.edge_alarms), 1024);
+    }
+    h5::Dataset rounds = h5::create_row_dataset(file, "cd_rounds", row.id(), {}, 64);
+    if (!round_history_.empty()) h5::append_rows(rounds, row.id(), buf.data(), round_history_.size());
+    rounds.close();
     file.close();
   }
   io::fsync_file(tmp);
@@ -421,10 +497,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // Runs one trial of the sweep on `comm`; what run_trial throws (a directory held by another trial
 // or locked by another process) ends only this trial, as FAILED.
-TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm) {
+TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm,
+                             std::function<void(const StepProgress&)> on_step) {
   cfg.out = dir.string();
   TrainerOptions options;
   options.progress = ProgressMode::quiet;
+  options.on_step = std::move(on_step);
   options.hooks = TrainerHooks::from_environment();
   try {
     return run_trial(cfg, comm, options);
@@ -434,6 +512,23 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
     outcome.summary.message = e.what();
     return outcome;
   }
+}
+
+// Live progress is reported at most this often (status.json is rewritten as often).
+constexpr double kProgressIntervalS = 2.0;
+
+// Calls `report` with a trial's step at most every kProgressIntervalS seconds (and at its first
+// step, so a short trial shows up too).
+std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&)> report) {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  auto first = std::make_shared<bool>(true);
+  return [report = std::move(report), last, first](const StepProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!*first && std::chrono::duration<double>(now - *last).count() < kProgressIntervalS) return;
+    *first = false;
+    *last = now;
+    report(p);
+  };
 }
 
 std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
@@ -477,7 +572,12 @@ int run_local(const Study& study, const Planner& planner, const fs::path& dir) {
                 static_cast<unsigned long long>(t->seed), t->point.c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));
-    const TrialOutcome outcome = run_sweep_trial(t->config, sched.trial_dir(t->id), comm);
+    const std::string id = t->id;
+    const TrialOutcome outcome =
+        run_sweep_trial(t->config, sched.trial_dir(t->id), comm, rate_limited([&](const StepProgress& p) {
+                          sched.progress(id, p.step, p.loss, p.tokens_per_s);
+                          sched.write_status(seconds_since(t0));
+                        }));
     sched.finished(t->id, outcome.summary, outcome.interrupted);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary).c_str());
     std::fflush(stdout);
@@ -501,6 +601,7 @@ constexpr int kTagRequest = 1;   // leader -> 0: ready for a trial (empty)
 constexpr int kTagAssign = 2;    // 0 -> leader: "<id>\n<canonical trial yaml>"
 constexpr int kTagShutdown = 3;  // 0 -> leader: no more work (empty)
 constexpr int kTagResult = 4;    // leader -> 0: JSON of the outcome
+constexpr int kTagProgress = 5;  // leader -> 0: JSON {step, loss, tokens_per_s} of the running trial
 
 std::string receive_string(int source, int tag, MPI_Comm comm, MPI_Status* status_out) {
   MPI_Status status;
@@ -542,6 +643,11 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
   std::vector<int> waiting;              // leaders that asked for work and got none yet
   int shut_down = 0, signal = 0;
   auto last_status = std::chrono::steady_clock::now();
+  // status.json, sweep.h5 and state.h5 (with their fsyncs) are rewritten after a result only once
+  // no message is waiting: the group that reported it asks for its next trial at once, and gets it
+  // without waiting on the coordinator's disk writes. Nothing is lost by the delay: the trial's
+  // own result.h5 is already durable, and a restart rebuilds everything from the trial folders.
+  bool files_stale = false;
   // Nothing here blocks: the loop polls. A rank that dies makes the launcher end the whole job
   // (MPI's default error handler); a trial that throws is reported by its leader as FAILED.
   while (shut_down < n_groups) {
@@ -552,6 +658,16 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
       const std::string msg = receive_string(status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD, nullptr);
       if (status.MPI_TAG == kTagRequest) {
         waiting.push_back(status.MPI_SOURCE);
+      } else if (status.MPI_TAG == kTagProgress) {
+        // A group reports the trial it runs; MPI keeps one sender's messages in order, so a
+        // report never arrives after that trial's result.
+        const auto it = assigned.find(status.MPI_SOURCE);
+        if (it != assigned.end()) {
+          const auto j = nlohmann::json::parse(msg);
+          sched.progress(it->second.id, j.at("step").get<std::int64_t>(),
+                         j.at("loss").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("loss").get<double>(),
+                         j.at("tokens_per_s").get<double>());
+        }
       } else if (status.MPI_TAG == kTagResult) {
         const auto j = nlohmann::json::parse(msg);
         io::TrialSummary s;
@@ -569,8 +685,7 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
         if (interrupted) signal = j.at("signal").get<int>();
         std::printf("[sweep] %s\n", describe_outcome(t, s).c_str());
         std::fflush(stdout);
-        sched.write_status(seconds_since(t0));
-        sched.write_index();
+        files_stale = true;
       }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -595,6 +710,16 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
         it = waiting.erase(it);
       } else {
         ++it;  // a coordinate-descent round waits on trials still running
+      }
+    }
+    if (files_stale) {
+      int more = 0;
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &more, MPI_STATUS_IGNORE);
+      if (!more) {
+        sched.write_status(seconds_since(t0));
+        sched.write_index();
+        files_stale = false;
+        last_status = std::chrono::steady_clock::now();
       }
     }
     if (seconds_since(last_status) > 2.0) {
@@ -636,7 +761,17 @@ int work(int world_rank, int group_size) {
     TrialOutcome outcome;
     try {
       const config::TrialConfig cfg = config::parse_trial_config(msg.substr(nl + 1), "trial " + id);
-      outcome = run_sweep_trial(cfg, cfg.out, comm);
+      // The leader reports progress to the coordinator every few seconds. The message is small
+      // (eager protocol), so MPI_Send returns at once and does not wait for the coordinator.
+      std::function<void(const StepProgress&)> report;
+      if (leader)
+        report = rate_limited([](const StepProgress& p) {
+          const nlohmann::json j = {{"step", p.step},
+                                    {"loss", std::isfinite(p.loss) ? nlohmann::json(p.loss) : nullptr},
+                                    {"tokens_per_s", p.tokens_per_s}};
+          send_string(j.dump(), 0, kTagProgress);
+        });
+      outcome = run_sweep_trial(cfg, cfg.out, comm, std::move(report));
     } catch (const std::exception& e) {
       // The coordinator sent a config that does not parse: a bug, not a trial failure.
       std::fprintf(stderr, "expt: rank %d: cannot read the config of trial %s: %s\n", world_rank, id.c_str(), e.what());

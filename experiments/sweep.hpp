@@ -29,6 +29,10 @@ struct TrialRecord {
   io::TrialSummary summary;  // of the last attempt that ended
   int group = -1;            // running: the rank group (0 in one-rank mode)
   double started_s = 0;      // running: seconds since the sweep started
+  // running: the last progress report of the trial's group leader (live_step < 0: none yet)
+  std::int64_t live_step = -1;
+  double live_loss = 0;
+  double live_tokens_per_s = 0;
 };
 
 class Scheduler {
@@ -44,6 +48,8 @@ class Scheduler {
   // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
   // round has no trial left pending or running.
   void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
+  // A progress report of a running trial (ignored when the trial is not running).
+  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s);
   bool all_done() const;
   std::size_t running() const;
 
@@ -56,9 +62,13 @@ class Scheduler {
 
   // status.json: counts by state and one row per trial (step, loss, tokens/s), CD rounds.
   std::string status_json(double elapsed_s) const;
-  // Writes status.json and sweep.h5 (tmp + rename).
+  // Writes status.json, and sweep.h5 plus coordinator/state.h5 (tmp + rename).
   void write_status(double elapsed_s) const;
   void write_index() const;
+  // coordinator/state.h5: the coordinate-descent table, one row per (cell, round) planned so far
+  // (docs/results-format.md); tmp + rename. Rounds are a pure function of the finished trials, so a
+  // resumed sweep rewrites the same rows.
+  void write_state() const;
   // The end-of-sweep report: counts, failures with their paths, dropped points, CD outcomes.
   std::string summary_text() const;
 
@@ -79,6 +89,8 @@ class Scheduler {
   std::map<std::string, std::size_t> index_;
   ResultStore store_;                      // done trials -> final loss (+inf diverged / failed for good)
   std::map<std::size_t, CdRound> rounds_;  // coordinate descent: current round per cell
+  // coordinate descent: every round planned, by (cell, round number); the latest planning wins
+  std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 

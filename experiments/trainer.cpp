@@ -106,6 +106,53 @@ class TrialLog {
   std::ofstream out_;
 };
 
+// Sums equal-length vectors pushed one at a time as a perfect binary tree in push order (for a
+// power-of-two count): leaves g0..g3 give (g0 + g1) + (g2 + g3). A stack of partial sums, one per
+// tree level, so memory is O(log count) vectors. The deterministic mode relies on this order being
+// the same whatever the number of ranks.
+class TreeSum {
+ public:
+  void reset() { depth_ = 0; }
+  void push(std::span<const float> g) {
+    if (depth_ == sums_.size()) {
+      sums_.emplace_back();
+      leaves_.push_back(0);
+    }
+    sums_[depth_].assign(g.begin(), g.end());
+    leaves_[depth_] = 1;
+    ++depth_;
+    // Merge the two top subtrees while they are of equal size: left += right.
+    while (depth_ >= 2 && leaves_[depth_ - 1] == leaves_[depth_ - 2]) {
+      std::vector<float>& left = sums_[depth_ - 2];
+      const std::vector<float>& right = sums_[depth_ - 1];
+      for (std::size_t i = 0; i < left.size(); ++i) left[i] += right[i];
+      leaves_[depth_ - 2] *= 2;
+      --depth_;
+    }
+  }
+  // The sum once a power-of-two number of vectors has been pushed.
+  std::span<const float> root() const {
+    if (depth_ != 1) throw std::logic_error("TreeSum::root: the pushed count is not a power of two");
+    return sums_[0];
+  }
+
+ private:
+  std::vector<std::vector<float>> sums_;
+  std::vector<long> leaves_;
+  std::size_t depth_ = 0;
+};
+
+comm::ReductionMode reduction_mode(const TrainerOptions& opt) {
+  if (opt.reduction) return *opt.reduction;
+  const char* env = std::getenv("EXPT_GRAD_REDUCTION");
+  if (env == nullptr || *env == '\0') return comm::ReductionMode::overlapped;
+  return comm::reduction_mode_from_string(env);
+}
+
+// Buckets of at least this many floats (256 KiB): smaller layers are merged with their neighbours
+// so that a tiny layer does not cost a collective's latency on its own.
+constexpr std::size_t kMinBucketElements = std::size_t{1} << 16;
+
 struct EvalResult {
   std::vector<float> values;                   // loss, token_acc, seq_acc per eval length
   std::vector<std::vector<float>> prefix_acc;  // per eval length, [length]
@@ -149,10 +196,23 @@ class Trainer {
       throw std::runtime_error(fmt::format("train.batch_size {} is not divisible by the {} ranks of the trial",
                                            cfg.train.batch_size, comm.size()));
     local_batch_ = cfg.train.batch_size / comm.size();
+    micro_shards_ = config::deterministic_micro_shards(cfg.train.batch_size);
+    if (cfg.train.deterministic && micro_shards_ % comm.size() != 0)
+      throw std::runtime_error(fmt::format(
+          "train.deterministic cuts train.batch_size {} into {} micro-shard(s), which {} ranks cannot share",
+          cfg.train.batch_size, micro_shards_, comm.size()));
     store_.allocate();
     model_.init_parameters(cfg.seed);
     optimizer_ = optim::make_optimizer(cfg.optimizer, store_.params());
     refs_ = optim::param_refs(store_);
+    if (comm.size() > 1 && !cfg.train.deterministic) {
+      // Buckets cut where backward finishes a layer, in backward order (highest offsets first).
+      std::vector<std::size_t> ready_offsets;
+      for (std::size_t id : model_.ready_ids()) ready_offsets.push_back(store_.params()[id].offset);
+      reducer_ = std::make_unique<comm::BucketedAllreduce>(
+          comm, store_.grads(), comm::make_gradient_buckets(ready_offsets, store_.size(), kMinBucketElements),
+          reduction_mode(opt));
+    }
     params_before_.resize(store_.size());
     for (int L : task_->eval_lengths()) {
       eval_schema_.fields.push_back(fmt::format("loss@{}", L));
@@ -170,6 +230,14 @@ class Trainer {
   void restore(std::int64_t step);
   StateDict checkpoint_state() const;
   EvalResult evaluate();
+  // One forward of `batch` at eval length L; adds loss, labelled count, correct labels and the
+  // first-error histogram [L + 1] into acc[0..3+L].
+  void accumulate_eval(const data::Batch& batch, int L, double* acc);
+  // Gradient of the step in the store's gradient buffer (summed over the ranks) and the global
+  // loss sum. The data-parallel path reduces buckets while backward runs; the deterministic path
+  // sums fixed micro-shards in a fixed tree order.
+  double data_parallel_gradient(const data::Batch& batch, double n_labels);
+  double deterministic_gradient(const data::Batch& batch, double n_labels);
   void open_segment(std::int64_t first_step);
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
@@ -189,6 +257,12 @@ class Trainer {
   std::vector<float> dlogits_;
   std::vector<std::uint8_t> correct_;
   int local_batch_ = 1;
+  int micro_shards_ = 1;                              // train.deterministic: micro-shards of the global batch
+  std::unique_ptr<comm::BucketedAllreduce> reducer_;  // data-parallel (size > 1, not deterministic)
+  TreeSum tree_;
+  std::vector<float> gathered_;         // deterministic: every rank's partial gradient sum
+  std::vector<double> shard_loss_;      // deterministic: this rank's micro-shard loss sums
+  std::vector<double> all_shard_loss_;  // deterministic: every micro-shard's, in shard order
   io::EvalSchema eval_schema_;
   std::unique_ptr<io::MetricsSegmentWriter> segment_;
   std::string hash_;
@@ -250,6 +324,25 @@ void Trainer::open_segment(std::int64_t first_step) {
 // sequences, split over the ranks (rank r takes sequences [r*b, (r+1)*b) of each batch, so the
 // set is the same whatever the rank count). Per-length sequence accuracy ("prefix accuracy") for
 // prefix n is the fraction of sequences whose first n positions are all correct.
+void Trainer::accumulate_eval(const data::Batch& batch, int L, double* acc) {
+  const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
+  correct_.resize(batch.inputs.size());
+  const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), batch.batch * batch.length, vocab_,
+                                           data::kIgnoreIndex, nullptr, 0.0f, correct_.data());
+  acc[0] += st.loss_sum;
+  acc[1] += static_cast<double>(st.count);
+  acc[2] += static_cast<double>(st.correct);
+  for (int b = 0; b < batch.batch; ++b) {
+    int first_error = L;
+    for (int t = 0; t < L; ++t)
+      if (!correct_[static_cast<std::size_t>(b) * L + t]) {
+        first_error = t;
+        break;
+      }
+    acc[3 + static_cast<std::size_t>(first_error)] += 1.0;
+  }
+}
+
 EvalResult Trainer::evaluate() {
   EvalResult out;
   data::Batch batch;
@@ -257,27 +350,37 @@ EvalResult Trainer::evaluate() {
   for (std::size_t li = 0; li < lengths.size(); ++li) {
     const int L = lengths[li];
     // sums: loss, labelled count, correct labels, then first-error histogram [L + 1]
-    std::vector<double> acc(3 + static_cast<std::size_t>(L) + 1, 0.0);
-    for (int bi = 0; bi < cfg_.train.eval_batches; ++bi) {
-      task_->eval_batch(cfg_.seed, L, bi * comm_.size() + comm_.rank(), local_batch_, batch);
-      const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
-      correct_.resize(batch.inputs.size());
-      const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), batch.batch * batch.length, vocab_,
-                                               data::kIgnoreIndex, nullptr, 0.0f, correct_.data());
-      acc[0] += st.loss_sum;
-      acc[1] += static_cast<double>(st.count);
-      acc[2] += static_cast<double>(st.correct);
-      for (int b = 0; b < batch.batch; ++b) {
-        int first_error = L;
-        for (int t = 0; t < L; ++t)
-          if (!correct_[static_cast<std::size_t>(b) * L + t]) {
-            first_error = t;
-            break;
-          }
-        acc[3 + static_cast<std::size_t>(first_error)] += 1.0;
+    const std::size_t width = 3 + static_cast<std::size_t>(L) + 1;
+    std::vector<double> acc(width, 0.0);
+    if (!cfg_.train.deterministic) {
+      for (int bi = 0; bi < cfg_.train.eval_batches; ++bi) {
+        task_->eval_batch(cfg_.seed, L, bi * comm_.size() + comm_.rank(), local_batch_, batch);
+        accumulate_eval(batch, L, acc.data());
       }
+      comm_.allreduce_sum(std::span<double>(acc));
+    } else {
+      // Every eval batch in the training micro-shards; each shard's sums are kept apart, gathered,
+      // and added in shard order, so the result does not depend on the rank count.
+      const int per_rank = micro_shards_ / comm_.size();
+      const int shard_batch = cfg_.train.batch_size / micro_shards_;
+      const std::size_t local_n = static_cast<std::size_t>(cfg_.train.eval_batches) * per_rank;
+      std::vector<double> local(local_n * width, 0.0);  // [eval batch][shard of this rank][width]
+      for (int bi = 0; bi < cfg_.train.eval_batches; ++bi)
+        for (int j = 0; j < per_rank; ++j) {
+          const int shard = comm_.rank() * per_rank + j;
+          task_->eval_batch(cfg_.seed, L, bi * micro_shards_ + shard, shard_batch, batch);
+          accumulate_eval(batch, L, local.data() + (static_cast<std::size_t>(bi) * per_rank + j) * width);
+        }
+      std::vector<double> all(local.size() * static_cast<std::size_t>(comm_.size()));
+      comm_.allgather(std::span<const double>(local), std::span<double>(all));  // [rank][batch][shard][width]
+      for (int bi = 0; bi < cfg_.train.eval_batches; ++bi)
+        for (int r = 0; r < comm_.size(); ++r)
+          for (int j = 0; j < per_rank; ++j) {
+            const double* part =
+                all.data() + ((static_cast<std::size_t>(r) * cfg_.train.eval_batches + bi) * per_rank + j) * width;
+            for (std::size_t k = 0; k < width; ++k) acc[k] += part[k];
+          }
     }
-    comm_.allreduce_sum(std::span<double>(acc));
     const double n_seq = static_cast<double>(cfg_.train.eval_batches) * cfg_.train.batch_size;
     const double loss = acc[1] > 0 ? acc[0] / acc[1] : std::numeric_limits<double>::quiet_NaN();
     std::vector<float> prefix(static_cast<std::size_t>(L));
@@ -408,6 +511,75 @@ TrialOutcome Trainer::run() {
   }
 }
 
+double Trainer::data_parallel_gradient(const data::Batch& batch, double n_labels) {
+  const int rows = batch.batch * batch.length;
+  store_.zero_grad();
+  const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
+  dlogits_.resize(static_cast<std::size_t>(rows) * vocab_);
+  const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab_, data::kIgnoreIndex,
+                                           dlogits_.data(), static_cast<float>(1.0 / n_labels), nullptr);
+  if (reducer_) {
+    reducer_->begin();
+    model_.backward(dlogits_.data(), [&](std::size_t id) { reducer_->ready(store_.params()[id].offset); });
+    reducer_->finish();
+  } else {
+    model_.backward(dlogits_.data());
+  }
+  double loss_sum = st.loss_sum;
+  comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
+  return loss_sum;
+}
+
+// The global batch is cut into micro_shards_ shards of batch_size / micro_shards_ sequences; this
+// rank holds shards [rank * per_rank, (rank + 1) * per_rank), which is its local batch. Each
+// shard's gradient is computed alone (same shapes whatever the rank count), the rank sums its
+// shards as a binary tree, the ranks' partial sums are gathered and every rank finishes the same
+// tree: the float operations are those of one rank doing everything.
+double Trainer::deterministic_gradient(const data::Batch& batch, double n_labels) {
+  const int per_rank = micro_shards_ / comm_.size();
+  const int shard_batch = cfg_.train.batch_size / micro_shards_;
+  const int rows = shard_batch * batch.length;
+  const std::size_t shard_tokens = static_cast<std::size_t>(rows);
+  dlogits_.resize(shard_tokens * vocab_);
+  shard_loss_.assign(static_cast<std::size_t>(per_rank), 0.0);
+  tree_.reset();
+  for (int j = 0; j < per_rank; ++j) {
+    const std::int32_t* inputs = batch.inputs.data() + static_cast<std::size_t>(j) * shard_tokens;
+    const std::int32_t* targets = batch.targets.data() + static_cast<std::size_t>(j) * shard_tokens;
+    store_.zero_grad();
+    const float* logits = model_.forward(inputs, shard_batch, batch.length);
+    const auto st = nn::cross_entropy<float>(logits, targets, rows, vocab_, data::kIgnoreIndex, dlogits_.data(),
+                                             static_cast<float>(1.0 / n_labels), nullptr);
+    model_.backward(dlogits_.data());
+    shard_loss_[static_cast<std::size_t>(j)] = st.loss_sum;
+    tree_.push(store_.grads());
+  }
+  const std::span<const float> local = tree_.root();
+  const std::span<float> grads = store_.grads();
+  if (comm_.size() == 1) {
+    std::copy(local.begin(), local.end(), grads.begin());
+  } else {
+    // The top log2(ranks) levels of the tree, over the ranks' partial sums in rank order.
+    const std::size_t n = local.size();
+    gathered_.resize(n * static_cast<std::size_t>(comm_.size()));
+    comm_.allgather(local, std::span<float>(gathered_));
+    for (std::size_t width = static_cast<std::size_t>(comm_.size()); width > 1; width /= 2)
+      for (std::size_t i = 0; i < width / 2; ++i) {
+        float* out = gathered_.data() + i * n;
+        const float* left = gathered_.data() + 2 * i * n;
+        const float* right = left + n;
+        for (std::size_t k = 0; k < n; ++k) out[k] = left[k] + right[k];
+      }
+    std::copy(gathered_.begin(), gathered_.begin() + static_cast<std::ptrdiff_t>(n), grads.begin());
+  }
+  // Loss: every shard's sum, added in shard order.
+  all_shard_loss_.resize(static_cast<std::size_t>(micro_shards_));
+  comm_.allgather(std::span<const double>(shard_loss_), std::span<double>(all_shard_loss_));
+  double loss_sum = 0;
+  for (double x : all_shard_loss_) loss_sum += x;
+  return loss_sum;
+}
+
 TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* progress) {
   const auto latest = ckpt.latest_committed();
   if (latest) restore(*latest);
@@ -434,8 +606,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   while (step_ < total) {
     const std::int64_t step = step_ + 1;
     if (opt_.hooks.throw_at_step == step) throw std::runtime_error(fmt::format("injected failure at step {}", step));
+    const auto step_t0 = std::chrono::steady_clock::now();
     task_->train_batch(cfg_.seed, step, comm_.rank() * local_batch_, local_batch_, batch);
-    const int rows = batch.batch * batch.length;
 
     // Global count of labelled positions and the stop flag, agreed by every rank before backward.
     std::int64_t local_count = 0;
@@ -445,17 +617,12 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     if (agree[1] != 0) break;  // checkpoint below, then stop
     const double n_labels = static_cast<double>(std::max<std::int64_t>(agree[0], 1));
 
-    // Forward, loss (mean over every labelled position of the global batch), backward.
-    store_.zero_grad();
-    const float* logits = model_.forward(batch.inputs.data(), batch.batch, batch.length);
-    dlogits_.resize(static_cast<std::size_t>(rows) * vocab_);
-    const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab_, data::kIgnoreIndex,
-                                             dlogits_.data(), static_cast<float>(1.0 / n_labels), nullptr);
-    model_.backward(dlogits_.data());
-    double loss_sum = st.loss_sum;
-    if (opt_.hooks.nan_at_step == step && comm_.rank() == 0) loss_sum = std::numeric_limits<double>::quiet_NaN();
-    comm_.allreduce_sum(std::span<double>(&loss_sum, 1));
-    comm_.allreduce_sum(store_.grads());
+    // Forward, loss (mean over every labelled position of the global batch), backward, and the
+    // gradient summed over the ranks; loss and gradient norm are taken after the reduction, so
+    // every rank sees the same numbers and makes the same clipping and divergence decisions.
+    double loss_sum =
+        cfg_.train.deterministic ? deterministic_gradient(batch, n_labels) : data_parallel_gradient(batch, n_labels);
+    if (opt_.hooks.nan_at_step == step) loss_sum = std::numeric_limits<double>::quiet_NaN();
     const double loss = loss_sum / n_labels;
 
     const double grad_norm = optim::clip_grad_norm(store_.grads(), cfg_.train.grad_clip);
@@ -494,6 +661,10 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     if (leader_) {
       segment_->append_train(row);
       progress->step(step, loss, static_cast<double>(tokens_per_step));
+      if (opt_.on_step) {
+        const double dt = seconds_since(step_t0);
+        opt_.on_step(StepProgress{step, total, loss, dt > 0 ? static_cast<double>(tokens_per_step) / dt : 0.0, wall()});
+      }
     }
 
     if (on_eval_grid(step)) {
@@ -542,6 +713,15 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   }
 
   if (progress != nullptr) progress->done();
+  if (reducer_ && reducer_->times().steps > 0) {
+    const auto& t = reducer_->times();
+    log.info(
+        fmt::format("gradient allreduce ({}, {} bucket(s), {} floats): {:.3f} ms/step inside backward, {:.3f} "
+                    "ms/step exposed after backward, over {} step(s)",
+                    comm::to_string(reducer_->mode()), reducer_->buckets().size(), store_.size(),
+                    1e3 * t.in_backward_s / static_cast<double>(t.steps),
+                    1e3 * t.exposed_s / static_cast<double>(t.steps), t.steps));
+  }
   summary.steps_done = step_;
   summary.tokens_seen = tokens_;
   summary.wall_s = wall();

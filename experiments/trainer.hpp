@@ -7,9 +7,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "core/comm/communicator.hpp"
+#include "core/comm/gradient_buckets.hpp"
 #include "core/config/trial_config.hpp"
 #include "core/io/results.hpp"
 
@@ -27,17 +30,32 @@ struct TrainerHooks {
 
 enum class ProgressMode { automatic, tty, plain, quiet };
 
+// What the group leader reports after each optimizer step (sweep progress messages).
+struct StepProgress {
+  std::int64_t step = 0;
+  std::int64_t steps = 0;   // train.steps
+  double loss = 0;          // training loss of this step (after the reduction)
+  double tokens_per_s = 0;  // global batch tokens / this step's wall time
+  double wall_s = 0;        // training wall time of the trial so far
+};
+
 struct TrainerOptions {
   ProgressMode progress = ProgressMode::automatic;
   TrainerHooks hooks;
+  // Data-parallel gradient reduction (docs/distributed.md); unset: EXPT_GRAD_REDUCTION
+  // (overlapped | blocking), default overlapped. Ignored on one rank and in deterministic mode.
+  std::optional<comm::ReductionMode> reduction;
+  // Called on the group's rank 0 after every optimizer step; must be cheap (the sweep rate-limits
+  // its messages itself).
+  std::function<void(const StepProgress&)> on_step;
 };
 
 struct TrialOutcome {
   io::TrialSummary summary;
-  bool already_finished = false;  // the directory held a finished trial; nothing was run
-  bool interrupted = false;       // stopped by SIGINT/SIGTERM after checkpointing
-  int signal = 0;                 // the signal that interrupted it
-  std::filesystem::path result;   // result.h5 (empty when interrupted)
+  bool already_finished = false;   // the directory held a finished trial; nothing was run
+  bool interrupted = false;        // stopped by SIGINT/SIGTERM after checkpointing
+  int signal = 0;                  // the signal that interrupted it
+  std::filesystem::path result;    // result.h5 (empty when interrupted)
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.

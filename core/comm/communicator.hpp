@@ -24,6 +24,36 @@ class Communicator {
   virtual void broadcast(std::span<float> data, int root) = 0;
   virtual void broadcast(std::span<std::int64_t> data, int root) = 0;
   virtual void barrier() = 0;
+
+  // Non-blocking sum (data-parallel gradient buckets). start_allreduce_sum begins an in-place sum
+  // of `data` and returns a handle; `data` must stay alive and untouched until wait(handle) has
+  // returned. progress() lets the implementation advance outstanding reductions (MPI progresses
+  // only inside MPI calls); test() is true once the reduction has completed. The default
+  // implementation reduces at once (blocking), so a communicator without a non-blocking path is
+  // still correct.
+  using Pending = int;
+  virtual Pending start_allreduce_sum(std::span<float> data) {
+    allreduce_sum(data);
+    return -1;
+  }
+  virtual void wait(Pending) {}
+  virtual bool test(Pending) { return true; }
+  virtual void progress() {}
+  // Every rank gets every rank's `send` (all the same size), concatenated in rank order:
+  // recv.size() == size() * send.size(). The deterministic data-parallel mode sums these partial
+  // results itself, in a fixed order. The default writes `send` into this rank's slot of a zeroed
+  // `recv` and sums over ranks (x + 0 == x exactly); MPI overrides it with MPI_Allgather.
+  virtual void allgather(std::span<const float> send, std::span<float> recv) { allgather_by_sum(send, recv); }
+  virtual void allgather(std::span<const double> send, std::span<double> recv) { allgather_by_sum(send, recv); }
+
+ private:
+  template <class T>
+  void allgather_by_sum(std::span<const T> send, std::span<T> recv) {
+    for (auto& x : recv) x = T(0);
+    const std::size_t slot = static_cast<std::size_t>(rank()) * send.size();
+    for (std::size_t i = 0; i < send.size() && slot + i < recv.size(); ++i) recv[slot + i] = send[i];
+    allreduce_sum(recv);
+  }
 };
 
 // A group of one: every collective is the identity.

@@ -91,4 +91,53 @@ void MpiCommunicator::broadcast(std::span<std::int64_t> data, int root) {
 
 void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
+Communicator::Pending MpiCommunicator::start_allreduce_sum(std::span<float> data) {
+  if (data.size() > static_cast<std::size_t>(INT_MAX))
+    throw std::runtime_error("start_allreduce_sum: a bucket of more than INT_MAX floats");
+  // Reuse a completed slot so the table stays as small as the number of buckets in flight.
+  std::size_t slot = 0;
+  while (slot < requests_.size() && requests_[slot] != MPI_REQUEST_NULL) ++slot;
+  if (slot == requests_.size()) requests_.push_back(MPI_REQUEST_NULL);
+  check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM, comm_,
+                       &requests_[slot]),
+        "MPI_Iallreduce(float)");
+  return static_cast<Pending>(slot);
+}
+
+void MpiCommunicator::wait(Pending pending) {
+  if (pending < 0 || static_cast<std::size_t>(pending) >= requests_.size()) return;  // -1: already complete
+  check(MPI_Wait(&requests_[static_cast<std::size_t>(pending)], MPI_STATUS_IGNORE), "MPI_Wait(allreduce)");
+}
+
+bool MpiCommunicator::test(Pending pending) {
+  if (pending < 0 || static_cast<std::size_t>(pending) >= requests_.size()) return true;
+  int done = 0;
+  check(MPI_Test(&requests_[static_cast<std::size_t>(pending)], &done, MPI_STATUS_IGNORE), "MPI_Test(allreduce)");
+  return done != 0;
+}
+
+void MpiCommunicator::progress() {
+  for (MPI_Request& r : requests_) {
+    if (r == MPI_REQUEST_NULL) continue;
+    int done = 0;
+    check(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "MPI_Test(progress)");
+  }
+}
+
+void MpiCommunicator::allgather(std::span<const float> send, std::span<float> recv) {
+  if (recv.size() != send.size() * static_cast<std::size_t>(size_) || send.size() > static_cast<std::size_t>(INT_MAX))
+    throw std::invalid_argument("allgather(float): recv must hold size() * send.size() elements, send < 2^31");
+  check(MPI_Allgather(send.data(), static_cast<int>(send.size()), MPI_FLOAT, recv.data(), static_cast<int>(send.size()),
+                      MPI_FLOAT, comm_),
+        "MPI_Allgather(float)");
+}
+
+void MpiCommunicator::allgather(std::span<const double> send, std::span<double> recv) {
+  if (recv.size() != send.size() * static_cast<std::size_t>(size_) || send.size() > static_cast<std::size_t>(INT_MAX))
+    throw std::invalid_argument("allgather(double): recv must hold size() * send.size() elements, send < 2^31");
+  check(MPI_Allgather(send.data(), static_cast<int>(send.size()), MPI_DOUBLE, recv.data(),
+                      static_cast<int>(send.size()), MPI_DOUBLE, comm_),
+        "MPI_Allgather(double)");
+}
+
 }  // namespace expt::comm

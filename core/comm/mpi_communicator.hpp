@@ -4,6 +4,8 @@
 
 #include <mpi.h>
 
+#include <vector>
+
 #include "core/comm/communicator.hpp"
 
 namespace expt::comm {
@@ -30,9 +32,17 @@ class MpiCommunicator final : public Communicator {
   void broadcast(std::span<float> data, int root) override;
   void broadcast(std::span<std::int64_t> data, int root) override;
   void barrier() override;
+  // MPI_Iallreduce; progress() calls MPI_Test on every outstanding request.
+  Pending start_allreduce_sum(std::span<float> data) override;
+  void wait(Pending pending) override;
+  bool test(Pending pending) override;
+  void progress() override;
+  void allgather(std::span<const float> send, std::span<float> recv) override;
+  void allgather(std::span<const double> send, std::span<double> recv) override;
   MPI_Comm handle() const { return comm_; }
 
  private:
+  std::vector<MPI_Request> requests_;  // handle -> request; MPI_REQUEST_NULL once completed
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;

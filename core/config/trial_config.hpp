@@ -167,12 +167,22 @@ struct TrainConfig {
   std::int64_t steps = 1000;
   int batch_size = 32;            // global batch, in sequences
   int ranks = 1;                  // data-parallel ranks per trial (batch_size % ranks == 0)
+  bool deterministic = false;     // fixed micro-shards summed in a fixed order: bit-identical at any ranks
   std::int64_t eval_every = 100;  // eval on the grid k*eval_every plus the last step
   int eval_batches = 4;           // batches per eval length
   std::int64_t checkpoint_every = 0;  // 0: no periodic checkpoint
   double grad_clip = 0.0;         // global-norm clip; 0 disables
   std::int64_t log_every = 10;    // train-metric rows are written every step; this is the console cadence
 };
+
+// train.deterministic cuts the global batch into this many equal micro-shards: the largest power of
+// two that divides batch_size, at most 8. Their gradients are summed as a perfect binary tree in
+// shard order, so train.ranks must be a power of two dividing it (docs/distributed.md).
+inline int deterministic_micro_shards(int batch_size) {
+  int shards = 1;
+  while (shards < 8 && batch_size % (2 * shards) == 0) shards *= 2;
+  return shards;
+}
 
 struct TrialConfig {
   std::uint64_t seed = 0;

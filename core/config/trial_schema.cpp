@@ -390,6 +390,9 @@ const Table<TrainConfig>& train_table() {
           key("steps", &TrainConfig::steps, at_least(1), "optimizer steps"),
           key("batch_size", &TrainConfig::batch_size, at_least(1), "global batch in sequences, split over ranks"),
           key("ranks", &TrainConfig::ranks, at_least(1), "data-parallel ranks per trial; must divide batch_size"),
+          key("deterministic", &TrainConfig::deterministic, any_bool(),
+              "sum the gradients of fixed micro-shards in a fixed order: bit-identical results at 1, 2, 4 ranks "
+              "(docs/distributed.md)"),
           key("eval_every", &TrainConfig::eval_every, at_least(1),
               "eval at every multiple of this step and at the last"),
           key("eval_batches", &TrainConfig::eval_batches, at_least(1), "batches per eval length"),
@@ -461,6 +464,13 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
   if (all_valid(r, {"train.batch_size", "train.ranks"}) && train.batch_size % train.ranks != 0) {
     conflict(r, {"train.batch_size", "train.ranks"}, file,
              cat("train.batch_size ", str(train.batch_size), " is not divisible by train.ranks ", str(train.ranks)));
+  }
+  if (train.deterministic && all_valid(r, {"train.deterministic", "train.batch_size", "train.ranks"}) &&
+      deterministic_micro_shards(train.batch_size) % train.ranks != 0) {
+    conflict(r, {"train.ranks", "train.deterministic", "train.batch_size"}, file,
+             cat("train.deterministic cuts train.batch_size ", str(train.batch_size), " into ",
+                 str(deterministic_micro_shards(train.batch_size)),
+                 " micro-shard(s); train.ranks ", str(train.ranks), " must be a power of two that divides that count"));
   }
 
   const ModelConfig& model = cfg.model;

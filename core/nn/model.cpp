@@ -48,7 +48,17 @@ Model<T>::Model(const config::ModelConfig& cfg, int vocab_size, ParameterStore<T
       blocks_(make_blocks(store, cfg)),
       norm_(store, "norm.weight", cfg.d_model, cfg.norm_eps),
       head_(make_head(store, cfg, vocab_size, embed_)),
-      end_param_(store.params().size()) {}
+      end_param_(store.params().size()) {
+  norm_param_ = store.find("norm.weight");
+  // Blocks register their parameters one block after another, under "blocks.<l>.".
+  for (std::size_t l = 0; l < blocks_.size(); ++l) {
+    const std::string prefix = "blocks." + std::to_string(l) + ".";
+    std::size_t id = first_param_;
+    while (id < end_param_ && store.params()[id].name.compare(0, prefix.size(), prefix) != 0) ++id;
+    if (id == end_param_) throw std::logic_error("model: block " + std::to_string(l) + " registered no parameter");
+    block_first_param_.push_back(id);
+  }
+}
 
 template <class T>
 void Model<T>::init_parameters(std::uint64_t seed) {
@@ -100,7 +110,16 @@ const T* Model<T>::forward(const std::int32_t* inputs, int B, int L) {
 }
 
 template <class T>
-void Model<T>::backward(const T* dlogits) {
+std::vector<std::size_t> Model<T>::ready_ids() const {
+  std::vector<std::size_t> ids;
+  ids.push_back(norm_param_);  // the head (if untied) follows the norm
+  for (std::size_t l = blocks_.size(); l-- > 0;) ids.push_back(block_first_param_[l]);
+  ids.push_back(first_param_);
+  return ids;
+}
+
+template <class T>
+void Model<T>::backward(const T* dlogits, const std::function<void(std::size_t)>& on_ready) {
   if (batch_ == 0) throw std::logic_error("Model::backward without a forward");
   const int rows = batch_ * seq_len_;
   const std::size_t act = static_cast<std::size_t>(rows) * cfg_.d_model;
@@ -110,13 +129,18 @@ void Model<T>::backward(const T* dlogits) {
   // d(normed) = dlogits W_head; W_head gradient (or the tied embedding's) += dlogits^T normed.
   head_.backward(normed_.data(), dlogits, grad_a_.data(), rows, false);
   norm_.backward(acts_.data() + n_layers * act, grad_a_.data(), grad_b_.data(), rows);
+  // With tied embeddings the head's gradient went into the embedding, which is not final yet; the
+  // norm and everything after it are.
+  if (on_ready) on_ready(norm_param_);
   T* dout = grad_b_.data();  // gradient at the output of block l
   T* din = grad_a_.data();   // gradient at its input
   for (int l = n_layers - 1; l >= 0; --l) {
     blocks_[l].backward(acts_.data() + l * act, dout, din, batch_, seq_len_);
     std::swap(dout, din);
+    if (on_ready) on_ready(block_first_param_[static_cast<std::size_t>(l)]);
   }
   embed_.backward(tokens_.data(), dout, rows);
+  if (on_ready) on_ready(first_param_);
 }
 
 template <class T>

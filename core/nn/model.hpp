@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/config/trial_config.hpp"
@@ -39,7 +40,13 @@ class Model {
   // forward. Buffers grow to the largest (B, L) seen and are then reused without allocation.
   const T* forward(const std::int32_t* inputs, int B, int L);
   // Backward of the last forward from dlogits [B*L, V]; ADDS into the store's gradient buffer.
-  void backward(const T* dlogits);
+  // `on_ready(id)`, when given, is called each time every parameter with store id >= id holds its
+  // final gradient: after the head and final norm, after each block (in reverse), after the
+  // embedding. Data-parallel training starts reducing gradient buckets there while backward goes on.
+  void backward(const T* dlogits, const std::function<void(std::size_t)>& on_ready = {});
+  // The ids on_ready is called with, in backward order (strictly decreasing; the last is the
+  // model's first parameter, the embedding).
+  std::vector<std::size_t> ready_ids() const;
 
   int vocab_size() const { return vocab_; }
   std::int64_t n_params() const;           // every parameter this model registered
@@ -65,6 +72,8 @@ class Model {
   RMSNorm<T> norm_;
   Linear<T> head_;
   std::size_t end_param_;
+  std::vector<std::size_t> block_first_param_;  // store id of each block's first parameter
+  std::size_t norm_param_ = 0;                  // store id of norm.weight
 
   int batch_ = 0;
   int seq_len_ = 0;

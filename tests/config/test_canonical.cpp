@@ -123,6 +123,7 @@ TEST_CASE("the default config emits every key in schema order with canonical sca
       "  steps: 1000\n"
       "  batch_size: 32\n"
       "  ranks: 1\n"
+      "  deterministic: false\n"
       "  eval_every: 100\n"
       "  eval_batches: 4\n"
       "  checkpoint_every: 0\n"

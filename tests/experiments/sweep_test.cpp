@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -116,5 +117,71 @@ TEST_CASE("one-rank sweep: a failing trial ends only itself and is retried up to
     // Two attempts in the first sweep; the rerun starts none (max_attempts reached).
     CHECK(t["attempts"] == 2);
     CHECK(t["message"].get<std::string>().find("injected failure") != std::string::npos);
+  }
+}
+
+namespace {
+
+struct RoundRow {
+  std::int32_t round;
+  std::uint8_t converged;
+};
+
+// (round, converged) of every row of coordinator/state.h5's /cd_rounds, read by field name into a
+// packed memory type (5 bytes a row).
+std::vector<RoundRow> read_rounds(const fs::path& out) {
+  auto file = io::h5::open_file(out / "coordinator" / "state.h5");
+  auto rounds = io::h5::open_dataset(file, "cd_rounds");
+  const io::h5::CompoundField fields[] = {{"round", H5T_NATIVE_INT32}, {"converged", H5T_NATIVE_UINT8}};
+  std::vector<std::size_t> off;
+  const io::h5::Datatype mem = io::h5::make_compound(fields, &off);
+  const std::size_t row_size = H5Tget_size(mem.id());
+  const hsize_t n = io::h5::dataset_dims(rounds).at(0);
+  std::vector<unsigned char> raw(row_size * n);
+  io::h5::read_rows(rounds, mem.id(), raw.data(), n);
+  std::vector<RoundRow> rows(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::memcpy(&rows[i].round, raw.data() + i * row_size + off[0], sizeof(std::int32_t));
+    std::memcpy(&rows[i].converged, raw.data() + i * row_size + off[1], sizeof(std::uint8_t));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("coordinate-descent sweep: coordinator state.h5 lists every round and is rewritten the same on rerun",
+          "[sweep]") {
+  const fs::path dir = fresh_dir("cd_state");
+  const fs::path study = dir / "study.yaml";
+  std::ofstream(study) << "study: tiny_cd\n"
+                          "base:\n"
+                          "  task: {type: word_problem, group: Z3, seq_len: 8}\n"
+                          "  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: "
+                          "{intermediate_size: 32}}\n"
+                          "  optimizer: {lr: 1.0e-4}\n"
+                          "  train: {steps: 6, batch_size: 4, eval_every: 3, eval_batches: 1}\n"
+                          "search:\n"
+                          "  strategy: coordinate_descent\n"
+                          "  space: {optimizer.lr: [1.0e-4, 1.0e-3, 1.0e-2, 3.0e-2]}\n";
+  const fs::path out = dir / "out";
+  REQUIRE(run_sweep(study, out) == 0);
+  const auto rows = read_rounds(out);
+  REQUIRE(!rows.empty());
+  // Rounds 0, 1, ... in order, only the last one converged.
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i].round == static_cast<std::int32_t>(i));
+    CHECK(rows[i].converged == (i + 1 == rows.size() ? 1 : 0));
+  }
+  const auto status = status_of(out);
+  REQUIRE(status["coordinate_descent"].size() == 1);
+  CHECK(status["coordinate_descent"][0]["round"] == rows.back().round);
+
+  // A rerun runs nothing and replays the same rounds from the trials on disk.
+  REQUIRE(run_sweep(study, out) == 0);
+  const auto again = read_rounds(out);
+  REQUIRE(again.size() == rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    CHECK(again[i].round == rows[i].round);
+    CHECK(again[i].converged == rows[i].converged);
   }
 }
