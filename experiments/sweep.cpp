@@ -43,6 +43,17 @@ double store_loss(const io::TrialSummary& s) {
   return finite_loss(s) ? s.final_eval_loss : std::numeric_limits<double>::infinity();
 }
 
+// Names in <trial_dir>/quarantine (damaged files moved aside by the trainer), sorted.
+std::vector<std::string> quarantined_files(const fs::path& trial_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!fs::is_directory(trial_dir / "quarantine", ec)) return names;
+  for (const auto& e : fs::directory_iterator(trial_dir / "quarantine", ec))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string indent(const std::string& text, int spaces) {
   std::string out;
   std::istringstream in(text);
@@ -202,6 +213,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
       if (r.summary.wall_s > 0) tps = static_cast<double>(r.summary.tokens_seen) / r.summary.wall_s;
       if (!r.summary.message.empty()) row["message"] = r.summary.message;
     }
+    if (const auto q = quarantined_files(trial_dir(r.trial.id)); !q.empty()) row["quarantined"] = q;
     row["step"] = step;
     row["loss"] = loss;
     row["tokens_per_s"] = tps;
@@ -318,6 +330,9 @@ std::string Scheduler::summary_text() const {
                      r.trial.seed, r.trial.point, r.attempts, r.summary.message,
                      (trial_dir(r.trial.id) / "log.txt").string());
   }
+  for (const TrialRecord& r : records_)
+    for (const std::string& q : quarantined_files(trial_dir(r.trial.id)))
+      s += fmt::format("quarantined (damaged, kept aside): {}\n", (trial_dir(r.trial.id) / "quarantine" / q).string());
   const auto drops = dropped();
   if (!drops.empty()) {
     s += fmt::format("{} infeasible point(s) dropped:\n", drops.size());
@@ -437,6 +452,9 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
 }
 
 std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
+  if (s.status == "RUNNING")
+    return fmt::format("{} interrupted at step {} ({} seed {} {}): checkpoint written, rerun to resume", t.id,
+                       s.steps_done, t.cell_name, t.seed, t.point);
   std::string detail = s.status == "FAILED" ? s.message : fmt::format("final eval loss {:.4f}", s.final_eval_loss);
   return fmt::format("{} {} ({} seed {} {}): {}", t.id, s.status, t.cell_name, t.seed, t.point, detail);
 }
