@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "core/comm/mpi_communicator.hpp"
+#include "core/comm/watchdog.hpp"
 #include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
@@ -368,7 +369,8 @@ std::string resolved_study_yaml(const Planner& planner) {
       y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
     y += "]\n";
   }
-  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\ncells:\n", st.ranks_per_trial, st.max_attempts);
+  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\ncells:\n",
+                   st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
   for (std::size_t c = 0; c < planner.cells().size(); ++c) {
     const Cell& cell = planner.cells()[c];
     y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
@@ -628,10 +630,21 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
   return sweep_exit_code(sched, signal);
 }
 
-int work(int world_rank, int group_size) {
+int work(int world_rank, int group_size, double collective_timeout_s) {
   MPI_Comm group;
   MPI_Comm_split(MPI_COMM_WORLD, (world_rank - 1) / group_size, world_rank, &group);
-  comm::MpiCommunicator comm(group);
+  comm::MpiCommunicator mpi(group);
+  // Every collective of a trial runs under the watchdog: a rank stuck longer than the timeout
+  // ends the whole job (rerun to resume) instead of hanging it (docs/reliability.md).
+  comm::Watchdog watchdog(collective_timeout_s, [](const std::string& what) {
+    std::fprintf(stderr,
+                 "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this group is stuck or dead. Aborting "
+                 "the job (exit code %d); rerun the same command to resume\n",
+                 what.c_str(), kExitWatchdog);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, kExitWatchdog);
+  });
+  comm::WatchedCommunicator comm(mpi, watchdog, fmt::format("rank {} (world rank {})", mpi.rank(), world_rank));
   const bool leader = comm.rank() == 0;
   install_stop_signal_handlers();
   int signal = 0;
@@ -651,6 +664,7 @@ int work(int world_rank, int group_size) {
     MPI_Bcast(msg.data(), static_cast<int>(header[1]), MPI_CHAR, 0, group);
     const std::size_t nl = msg.find('\n');
     const std::string id = msg.substr(0, nl);
+    comm.set_label(fmt::format("rank {} of trial {} (world rank {})", comm.rank(), id, world_rank));
     TrialOutcome outcome;
     try {
       const config::TrialConfig cfg = config::parse_trial_config(msg.substr(nl + 1), "trial " + id);
@@ -740,7 +754,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
                    world_size, study->ranks_per_trial, study->ranks_per_trial);
     return kExitUsage;
   }
-  if (world_size > 1 && world_rank != 0) return work(world_rank, study->ranks_per_trial);
+  if (world_size > 1 && world_rank != 0) return work(world_rank, study->ranks_per_trial, study->collective_timeout_s);
 
   std::optional<Planner> planner;
   try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Faults inside a sweep (docs/reliability.md): a trial is fed NaN (DIVERGED, loss +inf, ranked
-# last, both ranks of its 2-rank group agree), a trial throws (FAILED with its message in log.txt,
+# last, both ranks of its 2-rank group agree), a rank stalls inside a collective (the watchdog
+# aborts the job, the rerun resumes and equals a clean sweep), a trial throws (FAILED with its message in log.txt,
 # status.json and the summary), a second sweep on a directory in use is refused, and a sweep whose
 # files cannot grow (RLIMIT_FSIZE, i.e. a full disk) fails with a clear error while the results
 # written before stay intact and readable. In every case the other trials go on.
@@ -28,7 +29,8 @@ one=(--set sweep.ranks_per_trial=1)
 faults=0
 
 # ---- NaN at step 8 in a 2-rank trial (injected on rank 0 only) ----
-mpirun -np 3 "$EXPT" sweep "$study" --out "$work/clean2" > "$work/clean2.out" 2>&1 \
+wd=(--set sweep.collective_timeout_s=3)
+mpirun -np 3 "$EXPT" sweep "$study" "${wd[@]}" --out "$work/clean2" > "$work/clean2.out" 2>&1 \
   || die "clean 2-rank sweep failed: $(cat "$work/clean2.out")"
 EXPT_TEST_NAN_AT_STEP=8 mpirun -np 3 "$EXPT" sweep "$study" --out "$work/nan" > "$work/nan.out" 2>&1 \
   || die "a sweep with a diverging trial must exit 0: $(cat "$work/nan.out")"
@@ -63,6 +65,23 @@ short_id=$("$EXPT_PYTHON" -c "
 import json, sys; print([t['id'] for t in json.load(open(sys.argv[1]))['trials'] if t['steps'] == 6][0])" "$work/nan/status.json")
 "$EXPT_PYTHON" "$scripts/compare_results.py" "$work/clean2/trials/$short_id/result.h5" "$work/nan/trials/$short_id/result.h5" \
   || die "the trial after the diverged one differs from a clean sweep's"
+
+# ---- Watchdog: group rank 1 stalls inside its 40th collective (about step 11 of the first trial);
+# the job must abort with a message naming the rank and the trial, and the rerun resumes. ----
+set +e
+EXPT_TEST_STALL_COLLECTIVE=1:40 timeout 300 mpirun -np 3 "$EXPT" sweep "$study" "${wd[@]}" --out "$work/stall" \
+  > "$work/stall.out" 2>&1
+rc=$?
+set -e
+faults=$((faults + 1))
+[[ $rc -eq 124 ]] || die "a stuck collective must abort the job with exit code 124, got $rc: $(cat "$work/stall.out")"
+grep -q "expt: watchdog: rank [01] of trial [0-9a-f]* (world rank [12]) inside .*: no progress for" "$work/stall.out" \
+  || die "no watchdog message naming the rank and trial: $(cat "$work/stall.out")"
+mpirun -np 3 "$EXPT" sweep "$study" "${wd[@]}" --out "$work/stall" > "$work/stall2.out" 2>&1 \
+  || die "rerun after the watchdog abort failed: $(cat "$work/stall2.out")"
+grep -h '"event":"start"' "$work"/stall/trials/*/attempts.jsonl | grep -qv '"from_step":0' \
+  || die "the rerun did not resume from a checkpoint"
+"$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/clean2" "$work/stall" || die "resumed after the watchdog: results differ"
 
 # ---- An exception at step 8: FAILED after max_attempts, message everywhere, others go on ----
 set +e
@@ -137,5 +156,5 @@ PY
 "$EXPT" sweep "$study" "${one[@]}" --set 'search.seeds=[1, 2]' --set sweep.max_attempts=3 --out "$work/full" \
   > "$work/full2.out" 2>&1 || die "rerun after the disk-full failure failed: $(cat "$work/full2.out")"
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/full" || die "results after the disk-full failure differ"
-echo "sweep_faults: faults injected: $faults (NaN in a 2-rank trial, 2 exceptions, 2 refused second sweeps," \
+echo "sweep_faults: faults injected: $faults (NaN in a 2-rank trial, a stuck collective, 2 exceptions, 2 refused second sweeps," \
   "file-size limit), other trials went on, data lost: 0"
