@@ -14,6 +14,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitDiverged = 4;
+inline constexpr int kExitWatchdog = 124;  // a collective blocked past sweep.collective_timeout_s (as timeout(1))
 
 int run_cli(int argc, char** argv);
 

@@ -140,12 +140,14 @@ struct Planner::Impl {
     try {
       counts = count_params(cfg);
     } catch (const std::exception& e) {
-      // The model or task cannot be built (an unsupported size, a missing data file).
-      const YamlNode* model = doc.find("model");
-      const Position at = c.model >= 0       ? study.models[static_cast<std::size_t>(c.model)].pos
-                          : model != nullptr ? model->pos
-                                             : Position{study.file, 0, 0, 0};
-      m.errors.push_back(config::ConfigError{at.source, at.line, at.col, "model", e.what()});
+      // The model or task cannot be built (an unsupported size, a missing data file). The task's
+      // errors name their key ("task.paths: ..."): point at the task section then.
+      const bool task_error = std::string(e.what()).rfind("task.", 0) == 0;
+      const YamlNode* node = doc.find(task_error ? "task" : "model");
+      const Position at = !task_error && c.model >= 0 ? study.models[static_cast<std::size_t>(c.model)].pos
+                          : node != nullptr           ? node->pos
+                                                      : Position{study.file, 0, 0, 0};
+      m.errors.push_back(config::ConfigError{at.source, at.line, at.col, task_error ? "base.task" : "model", e.what()});
       return m;
     }
     if (c.data_ratio > 0) {

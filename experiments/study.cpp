@@ -495,8 +495,11 @@ Study parse_study(const std::string& text, const std::string& filename, const st
   }
 
   if (const YamlEntry* sweep = top.entry("sweep")) {
-    SectionReader sec(sweep->value, "sweep", {"ranks_per_trial", "max_attempts"}, r);
+    SectionReader sec(sweep->value, "sweep", {"ranks_per_trial", "max_attempts", "collective_timeout_s"}, r);
     if (sec.check_mapping()) {
+      if (const YamlEntry* e = sec.entry("collective_timeout_s"))
+        schema::read_value(e->value, sec.path("collective_timeout_s"), schema::real_at_least(0),
+                           study.collective_timeout_s, r);
       if (const YamlEntry* e = sec.entry("ranks_per_trial"))
         schema::read_value(e->value, sec.path("ranks_per_trial"), schema::at_least(1), study.ranks_per_trial, r);
       if (const YamlEntry* e = sec.entry("max_attempts"))

@@ -82,6 +82,7 @@ struct Study {
   std::vector<double> data_ratios;
   double tokens_per_param = 20;
   int ranks_per_trial = 1;  // ranks of one data-parallel trial (sets train.ranks of every trial)
+  double collective_timeout_s = 600;  // watchdog: a collective blocked longer aborts the job; 0: off
   int max_attempts = 2;     // a FAILED trial is started at most this many times in all
 };
 

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "core/comm/mpi_communicator.hpp"
+#include "core/comm/watchdog.hpp"
 #include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
@@ -42,6 +43,17 @@ bool finite_loss(const io::TrialSummary& s) { return s.status == "COMPLETED" && 
 
 double store_loss(const io::TrialSummary& s) {
   return finite_loss(s) ? s.final_eval_loss : std::numeric_limits<double>::infinity();
+}
+
+// Names in <trial_dir>/quarantine (damaged files moved aside by the trainer), sorted.
+std::vector<std::string> quarantined_files(const fs::path& trial_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!fs::is_directory(trial_dir / "quarantine", ec)) return names;
+  for (const auto& e : fs::directory_iterator(trial_dir / "quarantine", ec))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string indent(const std::string& text, int spaces) {
@@ -222,6 +234,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
       if (r.summary.wall_s > 0) tps = static_cast<double>(r.summary.tokens_seen) / r.summary.wall_s;
       if (!r.summary.message.empty()) row["message"] = r.summary.message;
     }
+    if (const auto q = quarantined_files(trial_dir(r.trial.id)); !q.empty()) row["quarantined"] = q;
     row["step"] = step;
     row["loss"] = loss;
     row["tokens_per_s"] = tps;
@@ -394,6 +407,9 @@ std::string Scheduler::summary_text() const {
                      r.trial.seed, r.trial.point, r.attempts, r.summary.message,
                      (trial_dir(r.trial.id) / "log.txt").string());
   }
+  for (const TrialRecord& r : records_)
+    for (const std::string& q : quarantined_files(trial_dir(r.trial.id)))
+      s += fmt::format("quarantined (damaged, kept aside): {}\n", (trial_dir(r.trial.id) / "quarantine" / q).string());
   const auto drops = dropped();
   if (!drops.empty()) {
     s += fmt::format("{} infeasible point(s) dropped:\n", drops.size());
@@ -429,7 +445,8 @@ std::string resolved_study_yaml(const Planner& planner) {
       y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
     y += "]\n";
   }
-  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\ncells:\n", st.ranks_per_trial, st.max_attempts);
+  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\ncells:\n",
+                   st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
   for (std::size_t c = 0; c < planner.cells().size(); ++c) {
     const Cell& cell = planner.cells()[c];
     y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
@@ -532,6 +549,9 @@ std::function<void(const StepProgress&)> rate_limited(std::function<void(const S
 }
 
 std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
+  if (s.status == "RUNNING")
+    return fmt::format("{} interrupted at step {} ({} seed {} {}): checkpoint written, rerun to resume", t.id,
+                       s.steps_done, t.cell_name, t.seed, t.point);
   std::string detail = s.status == "FAILED" ? s.message : fmt::format("final eval loss {:.4f}", s.final_eval_loss);
   return fmt::format("{} {} ({} seed {} {}): {}", t.id, s.status, t.cell_name, t.seed, t.point, detail);
 }
@@ -735,10 +755,21 @@ int coordinate(const Study& study, const Planner& planner, const fs::path& dir, 
   return sweep_exit_code(sched, signal);
 }
 
-int work(int world_rank, int group_size) {
+int work(int world_rank, int group_size, double collective_timeout_s) {
   MPI_Comm group;
   MPI_Comm_split(MPI_COMM_WORLD, (world_rank - 1) / group_size, world_rank, &group);
-  comm::MpiCommunicator comm(group);
+  comm::MpiCommunicator mpi(group);
+  // Every collective of a trial runs under the watchdog: a rank stuck longer than the timeout
+  // ends the whole job (rerun to resume) instead of hanging it (docs/reliability.md).
+  comm::Watchdog watchdog(collective_timeout_s, [](const std::string& what) {
+    std::fprintf(stderr,
+                 "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this group is stuck or dead. Aborting "
+                 "the job (exit code %d); rerun the same command to resume\n",
+                 what.c_str(), kExitWatchdog);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, kExitWatchdog);
+  });
+  comm::WatchedCommunicator comm(mpi, watchdog, fmt::format("rank {} (world rank {})", mpi.rank(), world_rank));
   const bool leader = comm.rank() == 0;
   install_stop_signal_handlers();
   int signal = 0;
@@ -758,6 +789,7 @@ int work(int world_rank, int group_size) {
     MPI_Bcast(msg.data(), static_cast<int>(header[1]), MPI_CHAR, 0, group);
     const std::size_t nl = msg.find('\n');
     const std::string id = msg.substr(0, nl);
+    comm.set_label(fmt::format("rank {} of trial {} (world rank {})", comm.rank(), id, world_rank));
     TrialOutcome outcome;
     try {
       const config::TrialConfig cfg = config::parse_trial_config(msg.substr(nl + 1), "trial " + id);
@@ -857,7 +889,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
                    world_size, study->ranks_per_trial, study->ranks_per_trial);
     return kExitUsage;
   }
-  if (world_size > 1 && world_rank != 0) return work(world_rank, study->ranks_per_trial);
+  if (world_size > 1 && world_rank != 0) return work(world_rank, study->ranks_per_trial, study->collective_timeout_s);
 
   std::optional<Planner> planner;
   try {
@@ -888,6 +920,10 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
   }
 }
 
+namespace {
+void print_status_table(const nlohmann::json& j, std::ostream& out);
+}  // namespace
+
 int status_command(const std::string& dir, std::ostream& out) {
   const fs::path path = fs::path(dir) / "status.json";
   std::ifstream in(path);
@@ -898,34 +934,44 @@ int status_command(const std::string& dir, std::ostream& out) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
+    print_status_table(j, out);
   } catch (const std::exception& e) {
+    // Not JSON, or JSON of another shape (a field missing or of another type): a clear error.
     std::fprintf(stderr, "expt: cannot read %s: %s\n", path.string().c_str(), e.what());
     return kExitFailed;
   }
+  return kExitOk;
+}
+
+namespace {
+
+void print_status_table(const nlohmann::json& j, std::ostream& out) {
   out << fmt::format("sweep {} ({}), {:.0f} s:", j.value("study", ""), j.value("strategy", ""),
                      j.value("elapsed_s", 0.0));
-  for (const auto& [state, n] : j["counts"].items()) out << fmt::format(" {} {}", n.get<int>(), state);
+  for (const auto& [state, n] : j.at("counts").items()) out << fmt::format(" {} {}", n.get<int>(), state);
   out << "\n";
   out << fmt::format("{:<16}  {:<22} {:>4}  {:<9} {:>13} {:>9} {:>10} {:>3}  {}\n", "trial", "cell", "seed", "state",
                      "step", "loss", "tok/s", "att", "point");
   const auto num = [](const nlohmann::json& v, const char* fmtstr) {
     return v.is_null() ? std::string("-") : fmt::format(fmt::runtime(fmtstr), v.get<double>());
   };
-  for (const auto& t : j["trials"]) {
-    const std::string step =
-        fmt::format("{}/{}", t["step"].is_null() ? std::string("-") : std::to_string(t["step"].get<std::int64_t>()),
-                    t["steps"].get<std::int64_t>());
-    out << fmt::format("{:<16}  {:<22} {:>4}  {:<9} {:>13} {:>9} {:>10} {:>3}  {}\n", t["id"].get<std::string>(),
-                       t["cell"].get<std::string>(), t["seed"].get<std::uint64_t>(), t["state"].get<std::string>(),
-                       step, num(t["loss"], "{:.4f}"), num(t["tokens_per_s"], "{:.0f}"), t["attempts"].get<int>(),
-                       t["point"].get<std::string>());
+  for (const auto& t : j.at("trials")) {
+    const std::string step = fmt::format(
+        "{}/{}", t.at("step").is_null() ? std::string("-") : std::to_string(t.at("step").get<std::int64_t>()),
+        t.at("steps").get<std::int64_t>());
+    out << fmt::format("{:<16}  {:<22} {:>4}  {:<9} {:>13} {:>9} {:>10} {:>3}  {}\n", t.at("id").get<std::string>(),
+                       t.at("cell").get<std::string>(), t.at("seed").get<std::uint64_t>(),
+                       t.at("state").get<std::string>(), step, num(t.at("loss"), "{:.4f}"),
+                       num(t.at("tokens_per_s"), "{:.0f}"), t.at("attempts").get<int>(),
+                       t.at("point").get<std::string>());
   }
-  for (const auto& c : j["coordinate_descent"]) {
-    out << fmt::format("cd {}: round {} centre {} {}\n", c["cell"].get<std::string>(), c["round"].get<int>(),
-                       c["centre"].get<std::string>(), c["converged"].get<bool>() ? "converged" : "running");
-    for (const auto& a : c["edge_alarms"]) out << "  ALARM " << a.get<std::string>() << "\n";
+  for (const auto& c : j.at("coordinate_descent")) {
+    out << fmt::format("cd {}: round {} centre {} {}\n", c.at("cell").get<std::string>(), c.at("round").get<int>(),
+                       c.at("centre").get<std::string>(), c.at("converged").get<bool>() ? "converged" : "running");
+    for (const auto& a : c.at("edge_alarms")) out << "  ALARM " << a.get<std::string>() << "\n";
   }
-  return kExitOk;
 }
+
+}  // namespace
 
 }  // namespace expt::experiments

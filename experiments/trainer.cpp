@@ -441,6 +441,25 @@ TrialOutcome Trainer::run() {
   std::optional<DirectoryLock> lock;
   if (leader_) lock.emplace(dir_);
 
+  // Damaged files of earlier attempts are moved to quarantine/ (never deleted) before anything
+  // reads them: a result.h5 that will not open is rebuilt from the checkpoints and segments, and
+  // a segment that will not read back is redone after the resume (docs/reliability.md).
+  std::vector<std::string> quarantined;
+  if (leader_) {
+    const fs::path result_h5 = dir_ / "result.h5";
+    if (fs::exists(result_h5)) {
+      try {
+        io::read_summary(result_h5);
+      } catch (const std::exception& e) {
+        quarantined.push_back(
+            fmt::format("unreadable result {} ({})", io::move_to_quarantine(result_h5, dir_).string(), e.what()));
+      }
+    }
+    for (const auto& q : io::quarantine_unreadable_segments(dir_))
+      quarantined.push_back(fmt::format("unreadable metrics segment {}", q.string()));
+  }
+  comm_.barrier();
+
   // A directory belongs to one trial: refuse to mix another config's results into it.
   const fs::path trial_yaml = dir_ / "trial.yaml";
   const std::string canonical = config::to_canonical_yaml(cfg_);
@@ -486,6 +505,10 @@ TrialOutcome Trainer::run() {
     attempt_ = static_cast<int>(a);
   }
 
+  for (const auto& q : quarantined) {
+    log.info("quarantined " + q);
+    write_attempt("quarantine", {{"what", q}});
+  }
   io::CheckpointStore ckpt(dir_ / "checkpoints");
   if (leader_)
     for (const auto& q : ckpt.quarantine_incomplete()) {

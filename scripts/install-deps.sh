@@ -13,6 +13,7 @@ packages=(
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
+  clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
 )
 if [[ ${1:-} == --bench ]]; then
   packages+=(python3-torch)

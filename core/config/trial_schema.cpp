@@ -1,8 +1,11 @@
 #include "core/config/trial_schema.hpp"
 
+#include <glob.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <set>
 
@@ -415,6 +418,22 @@ void conflict(schema::Reader& r, const std::vector<std::string>& paths, const st
   r.error(Position{file, 0, 0, 0}, paths.front(), message);
 }
 
+// Input files are checked with the config, before anything runs: "" when `pattern` (a file name,
+// or a glob pattern as the data tasks expand it) names at least one existing file, else why not.
+std::string missing_input(const std::string& pattern) {
+  if (pattern.find_first_of("*?[") == std::string::npos) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(pattern, ec)) return cat("'", pattern, "' is a directory, not a file");
+    if (!std::filesystem::exists(pattern, ec)) return cat("file '", pattern, "' does not exist");
+    return "";
+  }
+  glob_t matches{};
+  const int status = ::glob(pattern.c_str(), 0, nullptr, &matches);
+  const bool none = status != 0 || matches.gl_pathc == 0;
+  ::globfree(&matches);
+  return none ? cat("no file matches the pattern '", pattern, "'") : "";
+}
+
 bool all_valid(const schema::Reader& r, const std::vector<std::string>& paths) {
   for (const std::string& p : paths)
     if (r.failed(p)) return false;
@@ -554,10 +573,16 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
   }
   if (task.type == "text" && all_valid(r, {"task.paths"}) && task.paths.empty())
     conflict(r, {"task.paths", "task.type"}, file, "task.type text needs at least one file in task.paths");
+  if (task.type == "text" && all_valid(r, {"task.paths"}))
+    for (const std::string& pattern : task.paths)
+      if (const std::string problem = missing_input(pattern); !problem.empty())
+        conflict(r, {"task.paths", "task.type"}, file, problem);
   if (task.type == "tokens") {
     for (const std::string p : {"task.train_path", "task.val_path"}) {
       const std::string& value = p == "task.train_path" ? task.train_path : task.val_path;
       if (all_valid(r, {p}) && value.empty()) conflict(r, {"task.type"}, file, cat("task.type tokens needs ", p));
+      if (all_valid(r, {p}) && !value.empty())
+        if (const std::string problem = missing_input(value); !problem.empty()) conflict(r, {p}, file, problem);
     }
   }
 }

@@ -168,6 +168,11 @@ void H5Handle::close() {
 
 // ---- errors ----
 
+// HDF5's atexit handler closes every id still open, and crashes (1.10) on a file whose flush
+// failed (disk full): such an id stays open by design (see close()). Every file is closed by its
+// owner before exit, so the handler has nothing to do; it must be disabled before HDF5's first use.
+[[maybe_unused]] const herr_t kNoAtexit = H5dont_atexit();
+
 ErrorGuard::ErrorGuard() {
   H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -179,7 +184,15 @@ void throw_hdf5_error(const std::string& what) {
   std::string stack;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, append_error_entry, &stack);
   H5Eclear2(H5E_DEFAULT);
-  throw std::runtime_error("HDF5: cannot " + what + (stack.empty() ? std::string() : " (" + stack + ")"));
+  // A failed system call (disk full, file too large, permission) is named first: HDF5 buries its
+  // strerror text deep in the stack as "error message = '<text>'".
+  std::string cause;
+  const std::string marker = "error message = '";
+  if (const std::size_t at = stack.find(marker); at != std::string::npos) {
+    const std::size_t from = at + marker.size(), to = stack.find('\'', from);
+    if (to != std::string::npos) cause = ": " + stack.substr(from, to - from);
+  }
+  throw std::runtime_error("HDF5: cannot " + what + cause + (stack.empty() ? std::string() : " (" + stack + ")"));
 }
 
 hid_t check_id(hid_t id, const std::string& what) {

@@ -31,7 +31,10 @@ constexpr std::size_t kMessageBytes = 4096;
 struct SegmentFile {
   fs::path path;
   std::int64_t attempt = 0, first_step = 0;
+  bool quarantined = false;  // only its "<name>.quarantined" marker is left: no rows, first_step counts
 };
+
+constexpr std::string_view kQuarantineMarker = ".quarantined";
 
 // A decimal number without sign or leading zeros ("0" itself is fine), so that every segment has
 // exactly one spelling and two names cannot denote the same (attempt, first_step).
@@ -183,6 +186,13 @@ ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& in
   if (fs::exists(metrics_dir)) {
     for (const auto& entry : fs::directory_iterator(metrics_dir)) {
       const std::string name = entry.path().filename().string();
+      if (name.rfind("seg-", 0) == 0 && entry.path().extension() == kQuarantineMarker) {
+        if (auto seg = parse_segment_name(entry.path().parent_path() / entry.path().stem())) {
+          seg->quarantined = true;
+          segments.push_back(*seg);
+        }
+        continue;
+      }
       if (name.rfind("seg-", 0) != 0 || entry.path().extension() != ".h5") continue;
       if (auto seg = parse_segment_name(entry.path()))
         segments.push_back(*seg);
@@ -201,6 +211,7 @@ ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& in
   SegmentRows all;
   bool have_schema = false;
   for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (segments[i].quarantined) continue;  // reported when it was moved
     SegmentRows rows;
     try {
       rows = read_segment(segments[i]);
@@ -241,6 +252,50 @@ ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& in
     throw;
   }
   return report;
+}
+
+fs::path move_to_quarantine(const fs::path& file, const fs::path& trial_dir) {
+  const fs::path quarantine = trial_dir / "quarantine";
+  fs::create_directories(quarantine);
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  const std::string base = file.filename().string() + "-" + stamp;
+  fs::path target = quarantine / base;
+  for (int n = 2; fs::exists(target); ++n) target = quarantine / (base + "-" + std::to_string(n));
+  fs::rename(file, target);
+  fsync_directory(quarantine);
+  fsync_directory(file.parent_path());
+  return target;
+}
+
+std::vector<fs::path> quarantine_unreadable_segments(const fs::path& trial_dir) {
+  std::vector<fs::path> moved;
+  const fs::path metrics_dir = trial_dir / "metrics";
+  if (!fs::is_directory(metrics_dir)) return moved;
+  std::vector<SegmentFile> bad;
+  for (const auto& entry : fs::directory_iterator(metrics_dir)) {
+    if (entry.path().extension() != ".h5") continue;
+    const auto seg = parse_segment_name(entry.path());
+    if (!seg) continue;  // not a segment name: write_result reports it, nothing to quarantine
+    try {
+      const SegmentRows rows = read_segment(*seg);
+      require_increasing(rows.train, "train", trial_dir);
+      require_increasing(rows.eval, "eval", trial_dir);
+    } catch (const std::exception&) {
+      bad.push_back(*seg);
+    }
+  }
+  for (const SegmentFile& seg : bad) {
+    fs::path marker = seg.path;
+    marker += kQuarantineMarker;
+    const fs::path target = move_to_quarantine(seg.path, trial_dir);
+    write_file_atomic(marker, target.filename().string() + "\n");
+    moved.push_back(target);
+  }
+  return moved;
 }
 
 TrialSummary read_summary(const fs::path& result_h5) {

@@ -58,6 +58,18 @@ ConsolidationReport write_result(const std::filesystem::path& trial_dir, const R
 // /summary of a result.h5.
 TrialSummary read_summary(const std::filesystem::path& result_h5);
 
+// Quarantine (docs/reliability.md): damaged files are moved, never deleted, to
+// <trial_dir>/quarantine/<file name>-<YYYYMMDDTHHMMSSZ>[-k], and the directories are fsynced.
+// Returns the new path.
+std::filesystem::path move_to_quarantine(const std::filesystem::path& file, const std::filesystem::path& trial_dir);
+
+// Moves every metrics segment that will not read back whole (will not open, missing datasets,
+// attributes that contradict its name, steps out of order) to the quarantine and leaves
+// "metrics/<name>.quarantined" in its place: write_result still counts that segment's first_step
+// in the consolidation rule (its name proves an attempt restarted there) but reads no rows from
+// it. Returns the quarantined segments' new paths.
+std::vector<std::filesystem::path> quarantine_unreadable_segments(const std::filesystem::path& trial_dir);
+
 // Attributes of a group (/hparams or /scale) of a result.h5, in name order.
 std::vector<std::pair<std::string, AttributeValue>> read_attribute_group(const std::filesystem::path& result_h5,
                                                                          const std::string& group);

@@ -469,3 +469,63 @@ TEST_CASE("consolidation matches the timeline model on random crash histories", 
   REQUIRE(histories_with_skips >= 5);
   REQUIRE(deep_restarts >= 5);
 }
+
+TEST_CASE("quarantine: unreadable segments are moved aside and the consolidation is unchanged", "[results]") {
+  // Same damage as above: a truncated crash tail (seg-1-101), a garbage tail (seg-2-151), and a
+  // readable file whose attributes contradict its name (seg-4-5).
+  TempDir trial;
+  const auto s10 = write_segment(trial.path(), 1, 0, 1, 100, {0, 100});
+  const auto s11 = write_segment(trial.path(), 1, 101, 101, 180, {150});
+  const std::string full = read_whole_file(s11);
+  write_whole_file(s11, full.substr(0, full.size() / 2));
+  const auto s21 = write_segment(trial.path(), 2, 101, 101, 150, {150});
+  const auto s22 = segment_path(trial.path(), 2, 151);
+  write_whole_file(s22, std::string(3000, '\x5a'));
+  const auto s31 = write_segment(trial.path(), 3, 151, 151, 200, {200});
+  const auto renamed = segment_path(trial.path(), 4, 5);
+  fs::copy_file(s10, renamed);
+
+  io::write_result(trial.path(), info(), summary("FAILED"));
+  const auto before = train_of(trial / "result.h5");
+  const auto before_eval = eval_of(trial / "result.h5");
+  REQUIRE(before == span_of(1, 4, 1));  // seg-4-5 cuts at 5, as documented
+
+  const auto moved = io::quarantine_unreadable_segments(trial.path());
+  REQUIRE(moved.size() == 3);
+  std::set<std::string> originals;
+  for (const auto& p : moved) {
+    REQUIRE(p.parent_path() == trial / "quarantine");
+    REQUIRE(fs::file_size(p) > 0);  // kept, never deleted
+    originals.insert(p.filename().string().substr(0, p.filename().string().find(".h5") + 3));
+  }
+  REQUIRE(originals == std::set<std::string>{"seg-1-101.h5", "seg-2-151.h5", "seg-4-5.h5"});
+  for (const auto& p : {s11, s22, renamed}) {
+    REQUIRE_FALSE(fs::exists(p));
+    REQUIRE(fs::exists(fs::path(p.string() + ".quarantined")));
+  }
+  REQUIRE(io::quarantine_unreadable_segments(trial.path()).empty());  // the good ones stay
+
+  // The markers keep the consolidation rule: the same rows as before the move.
+  const auto report = io::write_result(trial.path(), info(), summary("FAILED"));
+  REQUIRE(as_set(report.used) == std::set<fs::path>{s10, s21, s31});
+  REQUIRE(report.skipped_unreadable.empty());
+  REQUIRE(train_of(trial / "result.h5") == before);
+  REQUIRE(eval_of(trial / "result.h5") == before_eval);
+  fs::remove(fs::path(renamed.string() + ".quarantined"));
+  io::write_result(trial.path(), info(), summary("FAILED"));
+  REQUIRE(train_of(trial / "result.h5") ==
+          concat(concat(span_of(1, 100, 1), span_of(101, 150, 2)), span_of(151, 200, 3)));
+}
+
+TEST_CASE("quarantine: move_to_quarantine keeps every copy under a distinct name", "[results]") {
+  TempDir trial;
+  std::set<fs::path> targets;
+  for (int i = 0; i < 3; ++i) {
+    write_whole_file(trial / "result.h5", "damaged " + std::to_string(i));
+    const fs::path t = io::move_to_quarantine(trial / "result.h5", trial.path());
+    REQUIRE(read_whole_file(t) == "damaged " + std::to_string(i));
+    targets.insert(t);
+  }
+  REQUIRE(targets.size() == 3);
+  REQUIRE_FALSE(fs::exists(trial / "result.h5"));
+}

@@ -37,8 +37,9 @@ def compare_compound(name, a, b):
             fail(f"{name}.{field}: first difference at row {i} (step {a['step'][i]}): {x[i]!r} vs {y[i]!r}")
 
 
-def main():
-    fa, fb = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+def main(argv=None, quiet=False):
+    argv = sys.argv[1:] if argv is None else argv
+    fa, fb = h5py.File(argv[0], "r"), h5py.File(argv[1], "r")
     for ds in ("metrics/train", "metrics/eval"):
         compare_compound(ds, fa[ds][:], fb[ds][:])
     steps = fa["metrics/train"]["step"][:]
@@ -61,6 +62,8 @@ def main():
                 fail(f"summary.{key}: {va!r} vs {vb!r}")
         elif va != vb:
             fail(f"summary.{key}: {va!r} vs {vb!r}")
+    if quiet:
+        return
     print(f"IDENTICAL: {len(steps)} train rows, {fa['metrics/eval'].shape[0]} eval rows, "
           f"{len(prefix_a)} prefix-accuracy sets")
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bad input (docs/reliability.md): every file of tests/corpus/bad is a broken trial config
+# (<name>.yaml, checked with `expt validate`) or study (<name>.study.yaml, `expt plan`), optional
+# extra arguments in <name>.args (e.g. a bad --set), and the exact expected stderr in
+# <name>.expected: `file:line:col: key.path: message` lines and the count. Each must exit 2 with
+# exactly that output. Then malformed data inputs (token files, result.h5, status.json) through the
+# real tool: a clear error naming the file, or (result.h5 of a trial) quarantine and a rebuild;
+# never a crash (exit code >= 128).
+source "$(dirname "$0")/lib.sh"
+corpus=$EXPT_SOURCE_DIR/tests/corpus/bad
+tried=0
+
+cd "$corpus"
+for f in *.yaml; do
+  name=${f%.yaml}
+  args=()
+  [[ -e $name.args ]] && read -ra args < "$name.args"
+  cmd=validate
+  [[ $f == *.study.yaml ]] && cmd=plan
+  rc=0
+  "$EXPT" "$cmd" "$f" "${args[@]}" > /dev/null 2> "$work/$name.err" || rc=$?
+  [[ $rc -eq 2 ]] || die "$f: expected exit code 2, got $rc: $(cat "$work/$name.err")"
+  diff -u "$name.expected" "$work/$name.err" > "$work/$name.diff" || die "$f: other errors than expected:
+$(cat "$work/$name.diff")"
+  tried=$((tried + 1))
+done
+((tried >= 40)) || die "the corpus has only $tried cases"
+cd "$work"
+
+# ---- malformed data inputs ----
+no_crash() {  # $1 name, $2 expected exit code, $3 text the error must contain, then the command
+  local name=$1 want=$2 text=$3 rc=0
+  shift 3
+  "$@" > "$work/$name.out" 2>&1 || rc=$?
+  ((rc < 128)) || die "$name: crashed (exit code $rc): $(tail -5 "$work/$name.out")"
+  [[ $rc -eq $want ]] || die "$name: expected exit code $want, got $rc: $(tail -5 "$work/$name.out")"
+  grep -qF -- "$text" "$work/$name.out" || die "$name: no '$text' in: $(tail -5 "$work/$name.out")"
+  tried=$((tried + 1))
+}
+token_config() {  # $1 token file, $2 format
+  printf 'task: {type: tokens, train_path: %s, val_path: %s, format: %s, seq_len: 16}\n' "$1" "$1" "$2"
+  printf 'model: {d_model: 16, n_layers: 1}\ntrain: {steps: 2, batch_size: 2, eval_every: 1, eval_batches: 1}\n'
+}
+head -c 2048 /dev/urandom > "$work/random.bin"
+head -c 100 /dev/urandom > "$work/short.bin"
+head -c 4097 /dev/zero > "$work/odd.bin"
+token_config "$work/random.bin" llmc > "$work/t1.yaml"
+token_config "$work/short.bin" llmc > "$work/t2.yaml"
+token_config "$work/odd.bin" nanogpt > "$work/t3.yaml"
+no_crash tokens_bad_magic 1 "random.bin: bad magic" "$EXPT" run "$work/t1.yaml" --out "$work/t1"
+no_crash tokens_short_header 1 "short.bin: truncated" "$EXPT" run "$work/t2.yaml" --out "$work/t2"
+no_crash tokens_odd_length 1 "odd.bin: 4097 bytes is not a whole number of uint16 tokens" \
+  "$EXPT" run "$work/t3.yaml" --out "$work/t3"
+
+# A trial whose result.h5 is garbage: quarantined, rebuilt from its checkpoint and segments.
+printf 'task: {type: word_problem, group: Z5, seq_len: 8}\nmodel: {d_model: 16, n_layers: 1}\n' > "$work/tiny.yaml"
+printf 'train: {steps: 6, batch_size: 4, eval_every: 3, eval_batches: 1, checkpoint_every: 3}\n' >> "$work/tiny.yaml"
+"$EXPT" run "$work/tiny.yaml" --out "$work/ref" > /dev/null 2>&1 || die "tiny run failed"
+"$EXPT" run "$work/tiny.yaml" --out "$work/garbage" > /dev/null 2>&1 || die "tiny run failed"
+head -c 5000 /dev/urandom > "$work/garbage/result.h5"
+no_crash result_garbage 0 "quarantined unreadable result" "$EXPT" run "$work/tiny.yaml" --progress plain --out "$work/garbage"
+"$EXPT_PYTHON" "$scripts/compare_results.py" "$work/ref/result.h5" "$work/garbage/result.h5" \
+  || die "the rebuilt result differs"
+# `expt status` on damaged or missing sweep files.
+mkdir -p "$work/sweep_dir"
+printf '{"study": "x", "counts": {' > "$work/sweep_dir/status.json"
+no_crash status_truncated_json 1 "cannot read $work/sweep_dir/status.json" "$EXPT" status "$work/sweep_dir"
+no_crash status_missing 1 "not found (is $work/nothing a sweep directory?)" "$EXPT" status "$work/nothing"
+echo '{"study": 5}' > "$work/sweep_dir/status.json"
+no_crash status_wrong_types 1 "cannot read $work/sweep_dir/status.json" "$EXPT" status "$work/sweep_dir"
+echo "bad_input_corpus: bad inputs tried: $tried (configs and studies from tests/corpus/bad, token files," \
+  "result.h5, status.json), each a clear error, no crash"
