@@ -105,5 +105,14 @@ void WatchedCommunicator::broadcast(std::span<std::int64_t> data, int root) {
 void WatchedCommunicator::barrier() {
   watched("barrier", [&] { inner_.barrier(); });
 }
+void WatchedCommunicator::wait(Pending pending) {
+  watched("wait(allreduce_sum)", [&] { inner_.wait(pending); });
+}
+void WatchedCommunicator::allgather(std::span<const float> send, std::span<float> recv) {
+  watched("allgather(float)", [&] { inner_.allgather(send, recv); });
+}
+void WatchedCommunicator::allgather(std::span<const double> send, std::span<double> recv) {
+  watched("allgather(double)", [&] { inner_.allgather(send, recv); });
+}
 
 }  // namespace expt::comm

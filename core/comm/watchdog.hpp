@@ -69,6 +69,14 @@ class WatchedCommunicator final : public Communicator {
   void broadcast(std::span<float> data, int root) override;
   void broadcast(std::span<std::int64_t> data, int root) override;
   void barrier() override;
+  // Non-blocking reductions start and progress unwatched (they return at once); the wait, where a
+  // stuck peer would hang this rank, is watched like a blocking collective.
+  Pending start_allreduce_sum(std::span<float> data) override { return inner_.start_allreduce_sum(data); }
+  void wait(Pending pending) override;
+  bool test(Pending pending) override { return inner_.test(pending); }
+  void progress() override { inner_.progress(); }
+  void allgather(std::span<const float> send, std::span<float> recv) override;
+  void allgather(std::span<const double> send, std::span<double> recv) override;
 
  private:
   template <class Fn>

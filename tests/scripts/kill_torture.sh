@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # Kill -9 torture (docs/reliability.md): a real sweep under mpirun (a coordinator and 2 groups, 6
 # trials checkpointing every 5 steps) is killed with SIGKILL (mpirun and every rank at once) at
 # random moments, at least 10 times, and rerun after each kill. The final sweep.h5 and every

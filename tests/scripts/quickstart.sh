@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # README command 1 end to end, shortened: the quickstart study (scripts/quickstart_study.sh: sweep on
 # 2 training ranks, `expt analyze`, plots) at tokens_per_param 1 instead of 4, ending with the
 # analysis table and the plot paths; the Python reader agrees with `expt analyze` on it
