@@ -13,6 +13,7 @@
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/data_commands.hpp"
+#include "experiments/replay_command.hpp"
 #include "experiments/sweep_commands.hpp"
 #include "experiments/trainer.hpp"
 
@@ -162,6 +163,9 @@ int run_cli(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
 
+  ReplayArgs replay_args;
+  auto* replay = add_replay_command(app, replay_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,6 +187,7 @@ int run_cli(int argc, char** argv) {
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
   if (*status) return status_command(status_dir, std::cout);
+  if (*replay) return replay_command(replay_args);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 

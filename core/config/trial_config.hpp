@@ -172,6 +172,8 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 0;  // 0: no periodic checkpoint
   double grad_clip = 0.0;         // global-norm clip; 0 disables
   std::int64_t log_every = 10;    // train-metric rows are written every step; this is the console cadence
+  std::string record_grad_trace;  // gradient trace file (docs/trace-format.md); empty: none
+  std::int64_t diagnostics_every = 0;  // per-matrix optimizer diagnostics cadence; 0: off
 };
 
 struct TrialConfig {
