@@ -154,6 +154,7 @@ class Trainer {
     store_.allocate();
     model_.init_parameters(cfg.seed);
     optimizer_ = optim::make_optimizer(cfg.optimizer, store_.params());
+    optimizer_->set_communicator(&comm_);
     refs_ = optim::param_refs(store_);
     if (cfg.train.diagnostics_every > 0) diagnostics_ = std::make_unique<DiagnosticsRecorder>(store_);
     params_before_.resize(store_.size());

@@ -118,6 +118,7 @@ struct OptimizerConfig {
   double ns_eps = 1e-7;
   std::string ns_coefficients = "keller_jordan";  // keller_jordan | classic_quintic
   std::string scale = "original";                 // original: sqrt(max(1, m/n)) | moonlight: 0.2*sqrt(max(m, n))
+  bool shard = true;  // data-parallel trials: one owner rank per matrix runs NS, then broadcasts
   // SOAP (block_size also M-FAC's)
   double shampoo_beta = -1.0;  // < 0: use beta2
   int precondition_frequency = 10;
