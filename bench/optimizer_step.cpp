@@ -10,9 +10,11 @@
 //   soap_refresh/n/f         SOAP on n x n with precondition_frequency f (1: every step refreshes;
 //                            1000000: never): the refresh cost amortised over f steps
 //   mfac_window/m            M-FAC on d = 65536 (one 256 x 256 matrix) with window m
+//   diagnostics/model        train.diagnostics_every's work for one step of the model above
 // Gradients are fixed Gaussian; each iteration is one step (step counter increasing).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <random>
 #include <string>
@@ -23,6 +25,7 @@
 #include "core/nn/model.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/newton_schulz.hpp"
+#include "optimizers/diagnostics.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace {
@@ -71,6 +74,30 @@ void model_step(benchmark::State& state, const std::string& type) {
   auto opt = expt::optim::make_optimizer(optimizer_config(type), store.params());
   state.counters["params"] = static_cast<double>(store.size());
   run_steps(state, *opt, store);
+}
+
+void diagnostics(benchmark::State& state) {
+  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
+  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
+  ParameterStore<float> store;
+  expt::nn::Model<float> model(cfg.model, vocab, store);
+  store.allocate();
+  model.init_parameters(1);
+  fill_gaussian(store.grads(), 2, 1e-3f);
+  std::vector<float> before(store.values().begin(), store.values().end());
+  fill_gaussian(before, 3, 1e-3f);
+  std::size_t largest = 0;
+  for (const auto& p : store.params())
+    largest = std::max(largest, p.size + static_cast<std::size_t>(p.rows() + p.cols()));
+  std::vector<double> work(largest);
+  for (auto _ : state)
+    for (std::size_t i = 0; i < store.params().size(); ++i) {
+      const auto& p = store.params()[i];
+      if (p.shape.size() != 2) continue;
+      auto d = expt::optim::matrix_diagnostics(before.data() + p.offset, store.value(i), store.grad(i),
+                                               static_cast<int>(p.rows()), static_cast<int>(p.cols()), work.data());
+      benchmark::DoNotOptimize(d);
+    }
 }
 
 void matrix_step(benchmark::State& state, const std::string& type) {
@@ -185,6 +212,7 @@ void register_all() {
       ->Unit(benchmark::kMillisecond)
       ->Args({512, 1})
       ->Args({512, 1000000});
+  benchmark::RegisterBenchmark("diagnostics/model", diagnostics)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("mfac_window", mfac_window)
       ->Unit(benchmark::kMillisecond)
       ->Arg(16)
