@@ -14,6 +14,7 @@
 #include "analysis/analyze_command.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/data_commands.hpp"
+#include "experiments/replay_command.hpp"
 #include "experiments/sweep_commands.hpp"
 #include "experiments/trainer.hpp"
 
@@ -166,6 +167,9 @@ int run_cli(int argc, char** argv) {
   auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
   analysis::add_analyze_options(*analyze, analyze_args);
 
+  ReplayArgs replay_args;
+  auto* replay = add_replay_command(app, replay_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -188,6 +192,7 @@ int run_cli(int argc, char** argv) {
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
+  if (*replay) return replay_command(replay_args);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 

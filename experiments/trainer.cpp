@@ -28,6 +28,8 @@
 #include "core/nn/cross_entropy.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "experiments/grad_trace.hpp"
+#include "experiments/optimizer_diagnostics.hpp"
 #include "experiments/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
@@ -204,6 +206,7 @@ class Trainer {
     store_.allocate();
     model_.init_parameters(cfg.seed);
     optimizer_ = optim::make_optimizer(cfg.optimizer, store_.params());
+    optimizer_->set_communicator(&comm_);
     refs_ = optim::param_refs(store_);
     if (comm.size() > 1 && !cfg.train.deterministic) {
       // Buckets cut where backward finishes a layer, in backward order (highest offsets first).
@@ -213,6 +216,7 @@ class Trainer {
           comm, store_.grads(), comm::make_gradient_buckets(ready_offsets, store_.size(), kMinBucketElements),
           reduction_mode(opt));
     }
+    if (cfg.train.diagnostics_every > 0) diagnostics_ = std::make_unique<DiagnosticsRecorder>(store_);
     params_before_.resize(store_.size());
     for (int L : task_->eval_lengths()) {
       eval_schema_.fields.push_back(fmt::format("loss@{}", L));
@@ -254,6 +258,8 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<optim::ParamRef> refs_;
   std::vector<float> params_before_;
+  std::unique_ptr<GradTraceWriter> trace_;  // train.record_grad_trace, leader only
+  std::unique_ptr<DiagnosticsRecorder> diagnostics_;  // train.diagnostics_every > 0
   std::vector<float> dlogits_;
   std::vector<std::uint8_t> correct_;
   int local_batch_ = 1;
@@ -290,6 +296,7 @@ StateDict Trainer::checkpoint_state() const {
   StateDict s;
   s.put("params", std::span<const float>(store_.values()));
   s.merge("optimizer", optimizer_->state());
+  if (diagnostics_) diagnostics_->save(s);
   s.put_scalar("trainer/step", step_);
   s.put_scalar("trainer/tokens", tokens_);
   s.put_scalar("trainer/wall_s", wall());
@@ -307,6 +314,7 @@ void Trainer::restore(std::int64_t step) {
                                          step, dir_.string(), s.string("trainer/config_hash"), hash_));
   s.get_into("params", store_.values());
   if (!opt_.hooks.drop_optimizer_state) optimizer_->load_state(s.sub("optimizer"));
+  if (diagnostics_) diagnostics_->load(s);
   step_ = s.scalar_int("trainer/step");
   tokens_ = s.scalar_int("trainer/tokens");
   wall_offset_ = s.scalar_double("trainer/wall_s");
@@ -420,6 +428,7 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
     if (segment_) segment_->close();
     segment_.reset();
     summary.n_attempts = attempt_;
+    if (diagnostics_) diagnostics_->write(dir_ / "diagnostics.h5");
     const auto report = io::write_result(dir_, result_info(), summary);
     for (const auto& p : report.skipped_unreadable)
       write_attempt("segment_skipped", {{"path", p.string()}, {"reason", "will not open"}});
@@ -617,6 +626,15 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   const auto on_eval_grid = [&](std::int64_t s) { return s % cfg_.train.eval_every == 0 || s == total; };
 
   open_segment(step_ == 0 ? 0 : step_ + 1);
+  if (leader_ && !cfg_.train.record_grad_trace.empty()) {
+    // A trace holds a whole run from the initial parameters; a resumed attempt cannot extend one.
+    if (step_ == 0)
+      trace_ = std::make_unique<GradTraceWriter>(cfg_.train.record_grad_trace, store_);
+    else
+      log.info(fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
+                           "uninterrupted run from step 0)",
+                           cfg_.train.record_grad_trace, step_));
+  }
   if (step_ == 0) {  // eval of the initial model, step 0
     const auto ev = evaluate();
     if (leader_) segment_->append_eval(io::EvalRow{0, 0, wall(), ev.values, ev.prefix_acc});
@@ -668,6 +686,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     }
 
     std::copy(store_.values().begin(), store_.values().end(), params_before_.begin());
+    if (trace_) trace_->append(store_, lr);
     optimizer_->step(refs_, step, lr);
     double upd2 = 0, par2 = 0;
     const auto values = store_.values();
@@ -676,6 +695,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
       upd2 += d * d;
       par2 += static_cast<double>(values[i]) * values[i];
     }
+    if (diagnostics_ && leader_ && step % cfg_.train.diagnostics_every == 0)
+      diagnostics_->record(step, store_, params_before_);
     step_ = step;
     tokens_ += tokens_per_step;
     row.update_norm = static_cast<float>(std::sqrt(upd2));
@@ -744,6 +765,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
                     comm::to_string(reducer_->mode()), reducer_->buckets().size(), store_.size(),
                     1e3 * t.in_backward_s / static_cast<double>(t.steps),
                     1e3 * t.exposed_s / static_cast<double>(t.steps), t.steps));
+  }
+  if (trace_) {
+    const std::int64_t recorded = trace_->finish();
+    log.info(fmt::format("gradient trace: {} steps written to {}", recorded, cfg_.train.record_grad_trace));
+    trace_.reset();
   }
   summary.steps_done = step_;
   summary.tokens_seen = tokens_;

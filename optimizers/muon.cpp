@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
+
+#include "core/comm/communicator.hpp"
 
 namespace expt::optim {
 
@@ -33,6 +36,7 @@ Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   nesterov_ = cfg.nesterov;
   ns_eps_ = cfg.ns_eps;
   scale_ = muon_scale_from_string(cfg.scale);
+  shard_ = cfg.shard;
   ns_steps_ = ns_schedule(cfg.ns_coefficients, cfg.ns_steps);
   groups_ = routing_.groups;
 
@@ -52,6 +56,32 @@ Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   ns_input_.assign(largest, 0.0f);
   ns_output_.assign(largest, 0.0f);
   ns_workspace_.assign(largest_workspace, 0.0f);
+}
+
+void Muon::set_communicator(comm::Communicator* comm) {
+  comm_ = nullptr;
+  owner_.clear();
+  if (comm == nullptr || comm->size() < 2 || !shard_) return;
+  comm_ = comm;
+  const int ranks = comm->size();
+  const std::size_t count = routing_.main_params.size();
+  std::vector<double> cost(count);
+  for (std::size_t k = 0; k < count; ++k) {
+    const auto& p = params_[routing_.main_params[k]];
+    const double r = static_cast<double>(std::min(p.rows(), p.cols())),
+                 c = static_cast<double>(std::max(p.rows(), p.cols()));
+    cost[k] = static_cast<double>(ns_steps_.size()) * (4.0 * r * r * c + 2.0 * r * r * r);
+  }
+  std::vector<std::size_t> order(count);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  std::vector<double> load(static_cast<std::size_t>(ranks), 0.0);
+  owner_.assign(count, 0);
+  for (std::size_t k : order) {
+    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
+    owner_[k] = static_cast<int>(least);
+    load[static_cast<std::size_t>(least)] += cost[k];
+  }
 }
 
 void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) {
@@ -74,11 +104,17 @@ void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) 
       mom[e] = mu * mom[e] + one_minus_mu * g[e];
       u[e] = nesterov_ ? one_minus_mu * g[e] + mu * mom[e] : mom[e];
     }
+    if (comm_ != nullptr && owner_[k] != comm_->rank()) continue;  // the owner broadcasts it below
     kernels::newton_schulz<float>(u, m, n, ns_steps_, ns_eps_, ns_output_.data(), std::span<float>(ns_workspace_));
     const float step_size = static_cast<float>(lr_main * muon_scale_factor(scale_, m, n));
     const float* o = ns_output_.data();
     for (std::size_t e = 0; e < p.size; ++e) w[e] = w[e] * decay - step_size * o[e];
   }
+  if (comm_ != nullptr)
+    for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+      const std::size_t i = routing_.main_params[k];
+      comm_->broadcast(std::span<float>(params[i].value, params_[i].size), owner_[k]);
+    }
 
   for (std::size_t k = 0; k < routing_.adam_params.size(); ++k) adam_refs_[k] = params[routing_.adam_params[k]];
   adam_->step(adam_refs_, step, lr);

@@ -46,6 +46,14 @@ class Muon : public Optimizer {
   // Keys "momentum/<name>" for the Muon matrices and "adamw/..." for the AdamW part.
   StateDict state() const override;
   void load_state(const StateDict& state) override;
+  // With cfg.shard and more than one rank: owner rank per Muon matrix, by greedy balance of the NS
+  // cost k·(4r²c + 2r³) (r = min(m, n), c = max(m, n); largest first, to the least-loaded rank,
+  // ties to the lower rank). Every rank updates every momentum (elementwise, cheap, keeps the state
+  // replicated for checkpoints); only the owner runs NS and the update, then broadcasts the matrix,
+  // so the parameters equal the unsharded run's bit for bit and agree on every rank.
+  void set_communicator(comm::Communicator* comm) override;
+  // Owner rank of each Muon matrix (in muon_params() order); empty when not sharded.
+  const std::vector<int>& owners() const { return owner_; }
 
   // Parameter indices handled by Muon itself (the rest go to the AdamW part).
   const std::vector<std::size_t>& muon_params() const { return routing_.main_params; }
@@ -65,6 +73,9 @@ class Muon : public Optimizer {
   bool nesterov_ = true;
   double ns_eps_ = 1e-7;
   MuonScale scale_ = MuonScale::original;
+  bool shard_ = true;
+  comm::Communicator* comm_ = nullptr;
+  std::vector<int> owner_;
 };
 
 }  // namespace expt::optim

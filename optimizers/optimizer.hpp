@@ -15,6 +15,10 @@
 #include "core/nn/parameter_store.hpp"
 #include "core/util/state_dict.hpp"
 
+namespace expt::comm {
+class Communicator;
+}
+
 namespace expt::optim {
 
 // A view of one parameter tensor and its gradient.
@@ -27,8 +31,8 @@ struct ParamRef {
 
 // Per-parameter settings resolved from the group rules.
 struct ParamGroup {
-  std::string name;          // e.g. "decay", "no_decay"
-  double lr_scale = 1.0;     // multiplies the scheduled lr
+  std::string name;       // e.g. "decay", "no_decay"
+  double lr_scale = 1.0;  // multiplies the scheduled lr
   double weight_decay = 0.0;
   std::vector<std::size_t> params;  // indices into the ParamRef list
 };
@@ -42,6 +46,10 @@ class Optimizer {
   // Resumable state: everything step() needs to continue bit-exactly.
   virtual StateDict state() const = 0;
   virtual void load_state(const StateDict& state) = 0;
+  // The data-parallel ranks of the trial, for optimizers that split their work over them (Muon,
+  // docs/optimizers.md "Distributed"); the others ignore it. Every rank must call step() with the
+  // same (reduced) gradients. nullptr or a group of one: no splitting.
+  virtual void set_communicator(comm::Communicator* comm) { (void)comm; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
 
  protected:

@@ -118,6 +118,7 @@ struct OptimizerConfig {
   double ns_eps = 1e-7;
   std::string ns_coefficients = "keller_jordan";  // keller_jordan | classic_quintic
   std::string scale = "original";                 // original: sqrt(max(1, m/n)) | moonlight: 0.2*sqrt(max(m, n))
+  bool shard = true;  // data-parallel trials: one owner rank per matrix runs NS, then broadcasts
   // SOAP (block_size also M-FAC's)
   double shampoo_beta = -1.0;  // < 0: use beta2
   int precondition_frequency = 10;
@@ -173,6 +174,8 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 0;  // 0: no periodic checkpoint
   double grad_clip = 0.0;         // global-norm clip; 0 disables
   std::int64_t log_every = 10;    // train-metric rows are written every step; this is the console cadence
+  std::string record_grad_trace;  // gradient trace file (docs/trace-format.md); empty: none
+  std::int64_t diagnostics_every = 0;  // per-matrix optimizer diagnostics cadence; 0: off
 };
 
 // train.deterministic cuts the global batch into this many equal micro-shards: the largest power of

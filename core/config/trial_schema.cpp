@@ -330,6 +330,10 @@ const Table<OptimizerConfig>& optimizer_table() {
               "EMA momentum of the update; mfac 0 (no momentum)", {"muon", "mfac"}),
           key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)",
               {"muon"}),
+          key("shard", &OptimizerConfig::shard, any_bool(),
+              "with several ranks, each matrix's Newton-Schulz runs on one owner rank (balanced by cost) and the "
+              "updated matrix is broadcast; false: every rank computes every matrix",
+              {"muon"}),
           key("ns_steps", &OptimizerConfig::ns_steps, int_range(1, 100, "[1, 100]"), "Newton-Schulz iterations",
               {"muon"}),
           key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)",
@@ -385,6 +389,11 @@ const Table<ScheduleConfig>& schedule_table() {
   return table;
 }
 
+// A file path; empty means "off".
+Domain<std::string> any_path() {
+  return {"a file path (empty: off)", [](const std::string&) -> std::optional<std::string> { return std::nullopt; }};
+}
+
 const Table<TrainConfig>& train_table() {
   static const Table<TrainConfig> table{
       "",
@@ -402,6 +411,10 @@ const Table<TrainConfig>& train_table() {
           key("checkpoint_every", &TrainConfig::checkpoint_every, at_least(0), "periodic checkpoint cadence; 0: none"),
           key("grad_clip", &TrainConfig::grad_clip, real_at_least(0), "global gradient-norm clip; 0: no clipping"),
           key("log_every", &TrainConfig::log_every, at_least(1), "console progress cadence in steps"),
+          key("record_grad_trace", &TrainConfig::record_grad_trace, any_path(),
+              "write the gradient trace (docs/trace-format.md) to this file; empty: none"),
+          key("diagnostics_every", &TrainConfig::diagnostics_every, at_least(0),
+              "per-matrix optimizer diagnostics every this many steps (docs/results-format.md); 0: off"),
       }};
   return table;
 }

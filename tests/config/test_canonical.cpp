@@ -129,6 +129,8 @@ TEST_CASE("the default config emits every key in schema order with canonical sca
       "  checkpoint_every: 0\n"
       "  grad_clip: 0.0e+00\n"
       "  log_every: 10\n"
+      "  record_grad_trace: \"\"\n"
+      "  diagnostics_every: 0\n"
       "out: runs/trial\n";
   CHECK(to_canonical_yaml(TrialConfig{}) == expected);
   CHECK(to_canonical_yaml(parse_trial_config("", "empty.yaml")) == expected);

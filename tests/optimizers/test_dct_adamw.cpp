@@ -164,3 +164,45 @@ TEST_CASE("DCT-AdamW: resume is bit-exact, step allocates nothing, least squares
   for (std::size_t k = 1; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
   CHECK(losses.back() < 0.5 * losses.front());
 }
+
+TEST_CASE("DCT-AdamW recovers a planted support exactly with zero reconstruction error (right and left)",
+          "[optimizers][dct_adamw]") {
+  // Spec 8.5.3 (section 5.4): for G = X·C[:, S]ᵀ (right, m ≥ n) or G = C[:, S]·X (left), with
+  // |S| = r, the refresh at t = 1 must select exactly S (sorted ascending), and the low-rank
+  // gradient a must reconstruct G with zero error: a·C[:, S]ᵀ = G (right), C[:, S]·a = G (left).
+  // With M = 0 at t = 1, M = (1 − β1)·a, read back from the optimizer state.
+  const std::vector<std::int64_t> S = {2, 5, 11, 12};
+  const int s = 16, big = 24, r = static_cast<int>(S.size());
+  std::vector<double> c(static_cast<std::size_t>(s) * s);
+  expt::kernels::dct2_matrix<double>(s, c);
+  const Mat C = Eigen::Map<const Mat>(c.data(), s, s);
+  Mat CS(s, r);
+  for (int k = 0; k < r; ++k) CS.col(k) = C.col(static_cast<int>(S[k]));
+  for (const bool right : {true, false}) {
+    const int m = right ? big : s, n = right ? s : big;
+    Mat X(right ? big : r, right ? r : big);
+    for (int k = 0; k < X.size(); ++k)
+      X(k / X.cols(), k % X.cols()) = expt::rng::normal(23, expt::rng::Stream::test, right, 0, k);
+    const Mat G = right ? Mat(X * CS.transpose()) : Mat(CS * X);
+    ParameterStore<float> store;
+    store.add("w", {m, n}, ParamRole::matrix);
+    store.allocate();
+    for (int k = 0; k < m * n; ++k) store.grads()[k] = static_cast<float>(G(k / n, k % n));
+    auto cfg = optimizer_defaults("dct_adamw");
+    cfg.rank = r;
+    DctAdamW opt(cfg, store.params());
+    auto refs = param_refs(store);
+    opt.step(refs, 1, 0.01);
+    const auto I = opt.indices(0);
+    REQUIRE(I.size() == S.size());
+    for (int k = 0; k < r; ++k) CHECK(I[k] == S[k]);
+    const auto M = opt.state().floats("M/w");
+    Mat a(right ? m : r, right ? r : n);
+    REQUIRE(M.size() == static_cast<std::size_t>(a.size()));
+    for (int k = 0; k < a.size(); ++k) a(k / a.cols(), k % a.cols()) = M[k] / (1.0 - cfg.beta1);
+    const Mat recon = right ? Mat(a * CS.transpose()) : Mat(CS * a);
+    // Zero up to the float rounding of G and of the sgemm that produced a.
+    CHECK((recon - G).cwiseAbs().maxCoeff() < 1e-5 * G.cwiseAbs().maxCoeff());
+    CHECK(a.cwiseAbs().maxCoeff() > 0.1);
+  }
+}

@@ -3,9 +3,13 @@
 #include <Eigen/Dense>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <variant>
 #include <vector>
 
 #include "allocation_counter.hpp"
+#include "core/comm/communicator.hpp"
 #include "kernels/newton_schulz.hpp"
 #include "optimizer_test_util.hpp"
 #include "optimizers/adamw.hpp"
@@ -184,4 +188,78 @@ TEST_CASE("Muon: resume is bit-exact, step allocates nothing, least squares decr
   const auto losses = expt::test::run_least_squares(*opt2, fresh, 100, 0.01);
   for (std::size_t k = 1; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
   CHECK(losses.back() < 0.5 * losses.front());
+}
+
+namespace {
+
+// A stand-in for one rank of a 2-rank group, without MPI: collectives do nothing, so the
+// parameters after step() show exactly what this rank computed itself.
+class SecondOfTwoRanks final : public expt::comm::Communicator {
+ public:
+  explicit SecondOfTwoRanks(int rank) : rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return 2; }
+  std::string kind() const override { return "test"; }
+  void allreduce_sum(std::span<float>) override {}
+  void allreduce_sum(std::span<double>) override {}
+  void allreduce_sum(std::span<std::int64_t>) override {}
+  void broadcast(std::span<float>, int) override { ++broadcasts; }
+  void broadcast(std::span<std::int64_t>, int) override {}
+  void barrier() override {}
+  int broadcasts = 0;
+
+ private:
+  int rank_;
+};
+
+}  // namespace
+
+TEST_CASE("Muon sharding: cost-balanced owners, each rank computes only its own matrices", "[optimizers][muon]") {
+  // Four Muon matrices of NS cost ∝ 4r²c + 2r³: 16x16 (24576), 16x8 (5120), 8x8 (3072), 8x4 (640).
+  // Greedy, largest first: 16x16 -> rank 0, 16x8 -> 1, 8x8 -> 1, 8x4 -> 1.
+  const std::vector<std::pair<int, int>> shapes = {{8, 8}, {16, 16}, {8, 4}, {16, 8}};
+  for (int rank : {0, 1}) {
+    ParameterStore<float> store, reference;
+    for (auto* s : {&store, &reference}) {
+      for (std::size_t k = 0; k < shapes.size(); ++k)
+        s->add("blocks." + std::to_string(k) + ".mlp.up_proj.weight", {shapes[k].first, shapes[k].second},
+               ParamRole::matrix);
+      s->allocate();
+      for (std::size_t e = 0; e < s->size(); ++e) {
+        s->values()[e] = static_cast<float>(0.1 * expt::rng::normal(4, expt::rng::Stream::test, 60, 0, e));
+        s->grads()[e] = static_cast<float>(expt::rng::normal(4, expt::rng::Stream::test, 61, 0, e));
+      }
+    }
+    auto cfg = optimizer_defaults("muon");
+    Muon sharded(cfg, store.params()), plain(cfg, reference.params());
+    SecondOfTwoRanks comm(rank);
+    sharded.set_communicator(&comm);
+    CHECK(sharded.owners() == std::vector<int>{1, 0, 1, 1});
+    auto refs = param_refs(store), ref_refs = param_refs(reference);
+    const std::vector<float> before(store.values().begin(), store.values().end());
+    sharded.step(refs, 1, 0.02);
+    plain.step(ref_refs, 1, 0.02);
+    CHECK(comm.broadcasts == 4);
+    for (std::size_t k = 0; k < shapes.size(); ++k) {
+      const auto& p = store.params()[k];
+      const bool mine = sharded.owners()[k] == rank;
+      // Owned: exactly the unsharded result; not owned: untouched (the owner's broadcast fills it).
+      const float* expected = mine ? reference.value(k) : before.data() + p.offset;
+      CHECK(std::memcmp(store.value(k), expected, p.size * sizeof(float)) == 0);
+    }
+    // Momentum is replicated: the state equals the unsharded optimizer's on every rank.
+    const auto s1 = sharded.state(), s2 = plain.state();
+    for (const auto& [key, entry] : s2.entries())
+      if (std::holds_alternative<std::vector<float>>(entry.data)) CHECK(s1.floats(key) == s2.floats(key));
+  }
+  // shard: false keeps every matrix on every rank.
+  ParameterStore<float> store;
+  store.add("w", {8, 8}, ParamRole::matrix);
+  store.allocate();
+  auto cfg = optimizer_defaults("muon");
+  cfg.shard = false;
+  Muon unsharded(cfg, store.params());
+  SecondOfTwoRanks comm(1);
+  unsharded.set_communicator(&comm);
+  CHECK(unsharded.owners().empty());
 }

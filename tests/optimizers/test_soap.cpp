@@ -2,9 +2,11 @@
 // gradient, reduction to Adam without preconditioners, orthonormal sorted bases after refreshes,
 // the parameter-space momentum through refreshes, blocking; resume, allocation, least squares.
 #include <Eigen/Dense>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "allocation_counter.hpp"
@@ -227,4 +229,69 @@ TEST_CASE("SOAP: resume is bit-exact, step allocates nothing, least squares decr
   const auto losses = expt::test::run_least_squares(*opt2, fresh, 100, 0.01);
   for (std::size_t k = 2; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
   CHECK(losses.back() < 0.5 * losses.front());
+}
+
+TEST_CASE("SOAP refresh from exact eigenbases stored in ascending order sorts them descending and permutes V",
+          "[optimizers][soap]") {
+  // Spec 8.3.6. Plant, for a 5 x 3 matrix, L and R with distinct eigenvalues, Q_L and Q_R = their
+  // exact eigenvectors in ascending eigenvalue order, V with distinct entries and M = 0, then take
+  // one step with a zero gradient on a refresh step (f = 1). The zero gradient only scales the
+  // statistics (L ← β_s L, V ← β2 V), so the refresh sees P Q = Q diag(β_s λ ascending): the Rayleigh
+  // quotients are β_s λ, their descending argsort π reverses the order, and one power step + QR of
+  // Q[:, π]·diag(λ[π]) returns Q[:, π] up to column signs. V must be permuted on both axes:
+  // V_new[i][j] = β2·V_old[π_L(i)][π_R(j)].
+  const int m = 5, n = 3;
+  ParameterStore<float> store;
+  store.add("w", {m, n}, ParamRole::matrix);
+  store.allocate();
+  auto cfg = optimizer_defaults("soap");
+  cfg.precondition_frequency = 1;
+  Soap opt(cfg, store.params());
+
+  auto planted_spd = [](int size, std::uint64_t seed) {
+    Mat a(size, size);
+    for (int k = 0; k < size * size; ++k)
+      a(k / size, k % size) = expt::rng::normal(seed, expt::rng::Stream::test, 30, 0, k);
+    return Mat(a * a.transpose() + 0.1 * Mat::Identity(size, size));
+  };
+  const Mat L = planted_spd(m, 1), R = planted_spd(n, 2);
+  Eigen::SelfAdjointEigenSolver<Mat> eig_l(L), eig_r(R);  // ascending eigenvalues
+  const Mat QL_asc = eig_l.eigenvectors(), QR_asc = eig_r.eigenvectors();
+  Mat V(m, n);
+  for (int k = 0; k < m * n; ++k) V(k / n, k % n) = 1.0 + k;  // distinct entries
+
+  expt::StateDict sd = opt.state();
+  auto put = [&](const std::string& key, const Mat& x) {
+    sd.put("w/0/" + key, std::span<const double>(x.data(), static_cast<std::size_t>(x.size())), {x.rows(), x.cols()});
+  };
+  put("L", L);
+  put("QL", QL_asc);
+  put("R", R);
+  put("QR", QR_asc);
+  put("V", V);
+  put("M", Mat::Zero(m, n));
+  sd.put_scalar("w/initialized", std::int64_t{1});
+  sd.put_scalar("w/t", std::int64_t{0});
+  opt.load_state(sd);
+
+  auto refs = param_refs(store);
+  opt.step(refs, 2, 0.01);  // zero gradient, t becomes 1, 1 mod f = 0: refresh
+  for (float w : store.values()) CHECK(w == 0.0f);
+
+  // π: descending argsort of the eigenvalues (Eigen gives them ascending, so π reverses).
+  auto descending = [](const Eigen::VectorXd& ev) {
+    std::vector<int> order(static_cast<std::size_t>(ev.size()));
+    for (std::size_t j = 0; j < order.size(); ++j) order[j] = static_cast<int>(j);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return ev(a) > ev(b); });
+    return order;
+  };
+  const auto pi_l = descending(eig_l.eigenvalues()), pi_r = descending(eig_r.eigenvalues());
+  CHECK(pi_l == std::vector<int>{4, 3, 2, 1, 0});
+  const Soap::Block& b = opt.blocks(0)[0];
+  const Mat QL = as_mat(b.QL, m, m), QR = as_mat(b.QR, n, n);
+  for (int j = 0; j < m; ++j) CHECK(std::abs(QL.col(j).dot(QL_asc.col(pi_l[j]))) == Approx(1.0).margin(1e-10));
+  for (int j = 0; j < n; ++j) CHECK(std::abs(QR.col(j).dot(QR_asc.col(pi_r[j]))) == Approx(1.0).margin(1e-10));
+  const Mat V_new = as_mat(b.V, m, n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) CHECK(V_new(i, j) == Approx(cfg.beta2 * V(pi_l[i], pi_r[j])).epsilon(1e-14));
 }
