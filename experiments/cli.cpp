@@ -12,6 +12,7 @@
 
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
+#include "experiments/bench_command.hpp"
 #include "experiments/data_commands.hpp"
 #include "experiments/sweep_commands.hpp"
 #include "experiments/trainer.hpp"
@@ -162,6 +163,17 @@ int run_cli(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
 
+  // expt bench: training throughput, MFU, phases and memory of one config (docs/performance.md).
+  CommonArgs bench_args;
+  BenchOptions bench_options;
+  auto* bench = app.add_subcommand("bench", "Measure training throughput, MFU, phase times and memory of a config");
+  bench->add_option("config", bench_args.config, "Trial config (YAML)")->required();
+  bench->add_option("--set", bench_args.sets, "Override a key (repeatable)");
+  bench->add_option("--steps", bench_options.steps, "Timed steps")->check(CLI::Range(1, 1000000));
+  bench->add_option("--warmup", bench_options.warmup, "Untimed steps first")->check(CLI::Range(0, 1000000));
+  bench->add_option("--format", bench_options.format, "Output")->check(CLI::IsMember({"table", "json"}));
+  bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,6 +195,7 @@ int run_cli(int argc, char** argv) {
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
   if (*status) return status_command(status_dir, std::cout);
+  if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 
