@@ -43,8 +43,10 @@ def main():
     sets = [a for s in args.sets for a in ("--set", s)]
 
     with tempfile.TemporaryDirectory() as dump:
-        subprocess.run([args.expt, "bench", args.config, *sets, "--warmup", "0", "--steps", "2", "--format", "json",
-                        "--dump", dump], check=True, capture_output=True)
+        run = subprocess.run([args.expt, "bench", args.config, *sets, "--warmup", "0", "--steps", "2", "--format",
+                              "json", "--dump", dump], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"FAIL: expt bench --dump exited {run.returncode}: {run.stderr}")
         manifest = json.load(open(os.path.join(dump, "manifest.json")))
 
         def load(name, dtype):
