@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +40,14 @@ using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
+// CPU time of this process (all threads), in seconds: on a shared machine the step's CPU time
+// is steadier than its wall time, which includes the time other processes held the core.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Peak resident set size of this process so far, in bytes (Linux reports ru_maxrss in KiB).
 double peak_rss_bytes() {
   rusage usage{};
@@ -70,7 +79,8 @@ constexpr const char* kPhaseNames[kPhases] = {"data", "forward", "backward", "re
 
 struct BenchResult {
   double sgemm_gflops = 0;
-  double step_s = 0;  // mean wall time of a timed step
+  double step_s = 0;      // mean wall time of a timed step
+  double cpu_step_s = 0;  // mean process CPU time of a timed step
   double phase_s[kPhases] = {};
   std::vector<double> losses;  // every step, warmup included
   double rss_baseline = 0, rss_peak = 0;
@@ -165,8 +175,12 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   std::vector<float> dlogits;
   double phase_sum[kPhases] = {};
   Clock::time_point timed_start = Clock::now();
+  double cpu_start = process_cpu_seconds();
   for (int step = 1; step <= total; ++step) {
-    if (step == opt.warmup + 1) timed_start = Clock::now();
+    if (step == opt.warmup + 1) {
+      timed_start = Clock::now();
+      cpu_start = process_cpu_seconds();
+    }
     const auto t0 = Clock::now();
     task->train_batch(cfg.seed, step, comm.rank() * local_batch, local_batch, batch);
     std::int64_t count = 0;
@@ -211,6 +225,7 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   }
   const double timed = seconds(timed_start, Clock::now());
   res.step_s = timed / opt.steps;
+  res.cpu_step_s = (process_cpu_seconds() - cpu_start) / opt.steps;
   for (int p = 0; p < kPhases; ++p) res.phase_s[p] = phase_sum[p] / opt.steps;
   res.rss_peak = peak_rss_bytes();
 
@@ -266,10 +281,13 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["step_s"] = r.step_s;
   j["steps_per_s"] = 1.0 / r.step_s;
   j["tokens_per_s"] = tokens_s;
+  j["cpu_step_s"] = r.cpu_step_s;
+  j["tokens_per_cpu_s"] = tokens_per_step / r.cpu_step_s;
   j["flops_per_token"] = flops;
   j["achieved_gflops"] = achieved_gflops;
   j["sgemm_peak_gflops"] = r.sgemm_gflops;
   j["mfu"] = achieved_gflops / (ranks * r.sgemm_gflops);
+  j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
   for (int p = 0; p < kPhases; ++p)
@@ -302,12 +320,14 @@ std::string to_table(const nlohmann::json& j) {
   s += fmt::format("  steps           {} timed after {} warmup\n", j["steps"].get<int>(), j["warmup"].get<int>());
   s += fmt::format("  step            {:.2f} ms ({:.2f} steps/s)\n", 1e3 * j["step_s"].get<double>(),
                    j["steps_per_s"].get<double>());
-  s += fmt::format("  tokens/s        {:.0f}\n", j["tokens_per_s"].get<double>());
+  s += fmt::format("  tokens/s        {:.0f} (per CPU second of the process: {:.0f})\n",
+                   j["tokens_per_s"].get<double>(), j["tokens_per_cpu_s"].get<double>());
   s += fmt::format("  model FLOPs     {:.3g} per token, {:.2f} GFLOP/s\n", j["flops_per_token"].get<double>(),
                    j["achieved_gflops"].get<double>());
   s += fmt::format("  sgemm peak      {:.2f} GFLOP/s (1 thread, n = 512 and 1024, best of 5)\n",
                    j["sgemm_peak_gflops"].get<double>());
-  s += fmt::format("  MFU             {:.1f} % of ranks x sgemm peak\n", 100 * j["mfu"].get<double>());
+  s += fmt::format("  MFU             {:.1f} % of ranks x sgemm peak (by CPU time: {:.1f} %)\n",
+                   100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>());
   s += "  phase           ms/step   share\n";
   for (const char* p : kPhaseNames)
     s += fmt::format("    {:<13} {:8.2f}  {:5.1f} %\n", p, 1e3 * j["phases"][p]["s"].get<double>(),

@@ -8,7 +8,8 @@
 For every (mixer, optimizer, d_model) case it runs `expt bench` and peer_bench.py in turn, `repeats`
 times (expt, peer, expt, peer, ...), each as a fresh process with OMP_NUM_THREADS=1
 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side), and prints
-the median tokens/s of each side, their ratio, expt's MFU against its in-run sgemm peak, the
+the median tokens/s of each side, their ratio (also by process CPU time, steadier on a shared
+machine), expt's MFU against its in-run sgemm peak, the
 optimizer's share of expt's step and expt's peak RSS over the analytic bytes. The configs are
 bench/configs/<mixer>.yaml (4 layers, length 256, batch 8) with d_model and optimizer.type set.
 """
@@ -44,8 +45,8 @@ def main():
     args = ap.parse_args()
 
     rows, record = [], []
-    header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "expt MFU", "opt share",
-              "RSS/analytic")
+    header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",
+              "MFU (CPU time)", "opt share", "RSS/analytic")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for mixer in args.mixers:
@@ -65,15 +66,20 @@ def main():
                                      f"peer {peer_runs[0]['n_params']}")
                 e = statistics.median(r["tokens_per_s"] for r in expt_runs)
                 p = statistics.median(r["tokens_per_s"] for r in peer_runs)
+                e_cpu = statistics.median(r["tokens_per_cpu_s"] for r in expt_runs)
+                p_cpu = statistics.median(r["tokens_per_cpu_s"] for r in peer_runs)
                 mfu = statistics.median(r["mfu"] for r in expt_runs)
+                mfu_cpu = statistics.median(r["mfu_cpu"] for r in expt_runs)
                 share = statistics.median(r["phases"]["optimizer"]["share"] for r in expt_runs)
                 rss = statistics.median(r["memory"]["rss_over_analytic"] for r in expt_runs)
-                row = (mixer, opt, d, f"{e:.0f}", f"{p:.0f}", f"{e / p:.2f}", f"{100 * mfu:.1f} %",
-                       f"{100 * share:.1f} %", f"{rss:.2f}")
+                row = (mixer, opt, d, f"{e:.0f}", f"{p:.0f}", f"{e / p:.2f}", f"{e_cpu / p_cpu:.2f}",
+                       f"{100 * mfu:.1f} %", f"{100 * mfu_cpu:.1f} %", f"{100 * share:.1f} %", f"{rss:.2f}")
                 print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
                 rows.append(row)
                 record.append({"mixer": mixer, "optimizer": opt, "d_model": d, "expt_tokens_per_s": e,
-                               "peer_tokens_per_s": p, "ratio": e / p, "expt_mfu": mfu, "expt_optimizer_share": share,
+                               "peer_tokens_per_s": p, "ratio": e / p, "expt_tokens_per_cpu_s": e_cpu,
+                               "peer_tokens_per_cpu_s": p_cpu, "ratio_cpu": e_cpu / p_cpu, "expt_mfu": mfu,
+                               "expt_mfu_cpu": mfu_cpu, "expt_optimizer_share": share,
                                "expt_rss_over_analytic": rss, "expt_runs": expt_runs, "peer_runs": peer_runs})
     if args.json:
         with open(args.json, "w") as f:

@@ -72,7 +72,7 @@ def main():
     for step in range(total):
         inputs, targets = data[step, :, :-1], data[step, :, 1:]
         if step == args.warmup:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss = model.forward(inputs, targets)
@@ -89,6 +89,7 @@ def main():
             phases["backward"] += t2 - t1
             phases["optimizer"] += t3 - t2
     step_s = (time.perf_counter() - start) / args.steps
+    cpu_step_s = (time.process_time() - cpu_start) / args.steps
     out = {
         "side": "pytorch",
         "torch": torch.__version__,
@@ -100,6 +101,8 @@ def main():
         "steps": args.steps,
         "step_s": step_s,
         "tokens_per_s": B * L / step_s,
+        "cpu_step_s": cpu_step_s,
+        "tokens_per_cpu_s": B * L / cpu_step_s,
         "phases": {k: {"s": v / args.steps, "share": v / args.steps / step_s} for k, v in phases.items()},
         "losses": losses,
     }
