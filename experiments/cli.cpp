@@ -13,6 +13,7 @@
 #include "core/comm/mpi_communicator.hpp"
 #include "analysis/analyze_command.hpp"
 #include "core/config/loader.hpp"
+#include "experiments/bench_command.hpp"
 #include "experiments/data_commands.hpp"
 #include "experiments/replay_command.hpp"
 #include "experiments/sweep_commands.hpp"
@@ -170,6 +171,17 @@ int run_cli(int argc, char** argv) {
   ReplayArgs replay_args;
   auto* replay = add_replay_command(app, replay_args);
 
+  // expt bench: training throughput, MFU, phases and memory of one config (docs/performance.md).
+  CommonArgs bench_args;
+  BenchOptions bench_options;
+  auto* bench = app.add_subcommand("bench", "Measure training throughput, MFU, phase times and memory of a config");
+  bench->add_option("config", bench_args.config, "Trial config (YAML)")->required();
+  bench->add_option("--set", bench_args.sets, "Override a key (repeatable)");
+  bench->add_option("--steps", bench_options.steps, "Timed steps")->check(CLI::Range(1, 1000000));
+  bench->add_option("--warmup", bench_options.warmup, "Untimed steps first")->check(CLI::Range(0, 1000000));
+  bench->add_option("--format", bench_options.format, "Output")->check(CLI::IsMember({"table", "json"}));
+  bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -193,6 +205,7 @@ int run_cli(int argc, char** argv) {
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);
+  if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);
   return cmd_run(argc, argv, run_args, out, progress);
 }
 

@@ -3,6 +3,7 @@
 //   expt validate CONFIG [--set key.path=value]... [--print]
 //   expt data preview CONFIG [--count N] | expt data dump CONFIG --split train|eval --count N --out F.h5
 //   expt plan STUDY | expt sweep STUDY [--out DIR] (under mpirun or alone) | expt status DIR
+//   expt bench CONFIG [--steps N] [--warmup N] [--format table|json] [--dump DIR]   (docs/performance.md)
 // Exit codes (docs/cli.md): 0 done (COMPLETED, or already finished), 1 the trial FAILED or a
 // runtime error, 2 bad configuration or usage, 4 the trial DIVERGED, 128+N stopped by signal N
 // after writing a checkpoint (130 SIGINT, 143 SIGTERM).

@@ -9,8 +9,8 @@ CBLAS_TRANSPOSE cblas(Trans t) { return t == Trans::yes ? CblasTrans : CblasNoTr
 }  // namespace
 
 template <>
-void gemm<float>(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-                 int ldb, float beta, float* C, int ldc) {
+void gemm<float>(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                 float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   cblas_sgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -22,9 +22,35 @@ void gemm<double>(Trans ta, Trans tb, int M, int N, int K, double alpha, const d
   cblas_dgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+template <>
+void syrk_upper<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
+  if (n == 0) return;
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+template <>
+void syrk_upper<double>(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
+  if (n == 0) return;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+template <>
+void symm_upper_left<float>(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
+                            float* C, int ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+}
+
+template <>
+void symm_upper_left<double>(int m, int n, double alpha, const double* S, int lds, const double* B, int ldb,
+                             double beta, double* C, int ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+}
+
 template <class T>
-void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
-                    T beta, T* C, int ldc) {
+void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+                    T* C, int ldc) {
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
       T acc = 0;

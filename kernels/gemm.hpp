@@ -14,8 +14,18 @@ void gemm(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda,
 
 // Plain triple loop with the same contract; the reference the tests hold gemm() equal to.
 template <class T>
-void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
-                    T beta, T* C, int ldc);
+void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+                    T* C, int ldc);
+
+// Symmetric products (ssyrk/ssymm, dsyrk/dsymm), row-major, touching only the UPPER triangle of the
+// symmetric matrix (half the flops of the general product):
+//   syrk_upper: C = alpha A A^T + beta C on the upper triangle of C (n x n); A is n x k, row stride lda.
+//   symm_upper_left: C = alpha S B + beta C, S (m x m) symmetric read from its upper triangle,
+//                    B and C m x n.
+template <class T>
+void syrk_upper(int n, int k, T alpha, const T* A, int lda, T beta, T* C, int ldc);
+template <class T>
+void symm_upper_left(int m, int n, T alpha, const T* S, int lds, const T* B, int ldb, T beta, T* C, int ldc);
 
 // Number of BLAS threads (1 by default: MPI ranks are the unit of parallelism).
 void set_blas_threads(int n);

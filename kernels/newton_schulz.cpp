@@ -44,17 +44,23 @@ void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> ste
     for (std::size_t k = 0; k < rc; ++k) X[k] = U[k] * inv_norm;
   }
 
+  // A and B are symmetric: A = X·Xᵀ and A·A = A·Aᵀ go through syrk (upper triangle, half the flops of
+  // gemm) and B·X through symm, which reads B's upper triangle. syrk of A·Aᵀ needs all of A, so the
+  // lower triangle is mirrored from the upper one first (r² copies against r³ flops saved).
+  const std::size_t rr = static_cast<std::size_t>(r) * static_cast<std::size_t>(r);
   for (const NsCoefficients& s : steps) {
-    // A = X·Xᵀ (r x r).
-    gemm<T>(Trans::no, Trans::yes, r, r, c, T(1), X, c, X, c, T(0), A, r);
-    // B = c·A·A + b·A (r x r).
-    gemm<T>(Trans::no, Trans::no, r, r, r, static_cast<T>(s.c), A, r, A, r, T(0), B, r);
+    // A = X·Xᵀ (r x r), upper triangle, then mirrored.
+    syrk_upper<T>(r, c, T(1), X, c, T(0), A, r);
+    for (int i = 0; i < r; ++i)
+      for (int j = 0; j < i; ++j) A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
+    // B = c·A·Aᵀ + b·A (r x r), upper triangle.
+    syrk_upper<T>(r, r, static_cast<T>(s.c), A, r, T(0), B, r);
     const T b = static_cast<T>(s.b);
-    for (std::size_t k = 0; k < static_cast<std::size_t>(r) * r; ++k) B[k] += b * A[k];
+    for (std::size_t k = 0; k < rr; ++k) B[k] += b * A[k];  // the lower half is never read
     // X' = a·X + B·X (r x c).
     const T a = static_cast<T>(s.a);
     for (std::size_t k = 0; k < rc; ++k) X_next[k] = a * X[k];
-    gemm<T>(Trans::no, Trans::no, r, c, r, T(1), B, r, X, c, T(1), X_next, c);
+    symm_upper_left<T>(r, c, T(1), B, r, X, c, T(1), X_next, c);
     std::swap(X, X_next);
   }
 

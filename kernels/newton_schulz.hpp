@@ -8,7 +8,8 @@
 //   NS_k(U) = P·diag(φ_k(…φ_1(σ_i/(‖U‖_F + ε))))·Qᵀ.
 // X starts as U/(‖U‖_F + ε); a tall U (m > n) is transposed first so that X is r x c with
 // r = min(m, n) ≤ c = max(m, n) and the Gram matrix A is the small one. A zero U gives a zero
-// result (ε > 0). One iteration costs 2r²c (A) + 2r³ (A·A) + 2r²c (B·X) flops, all through gemm.
+// result (ε > 0). A and B are symmetric, so one iteration costs r²c (A, syrk) + r³ (A·A, syrk) +
+// 2r²c (B·X, symm) flops instead of 2r²c + 2r³ + 2r²c with general products.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +35,7 @@ std::size_t newton_schulz_workspace_size(int m, int n);
 
 // out = NS(U) with one iteration per entry of `steps` (in order). U and out are m x n row-major
 // and may alias. `workspace` holds at least newton_schulz_workspace_size(m, n) scalars. The
-// products go through kernels::gemm (sgemm/dgemm); the Frobenius norm is accumulated in double.
+// products go through BLAS syrk/symm; the Frobenius norm is accumulated in double.
 // Allocates nothing.
 template <class T>
 void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,

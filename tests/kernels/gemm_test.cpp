@@ -1,9 +1,12 @@
 // kernels::gemm (BLAS) against kernels::gemm_reference (triple loop), all four transpose
-// combinations, float and double, with row strides larger than the logical widths.
+// combinations, float and double, with row strides larger than the logical widths; the symmetric
+// products (syrk, symm) against the same reference.
 #include "kernels/gemm.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "tests/kernels/gradient_check.hpp"
@@ -63,3 +66,59 @@ void check_all(double tol) {
 TEST_CASE("gemm equals gemm_reference for all transposes (double)", "[gemm]") { check_all<double>(1e-13); }
 
 TEST_CASE("gemm equals gemm_reference for all transposes (float)", "[gemm]") { check_all<float>(1e-5); }
+
+namespace {
+
+// syrk_upper equals gemm_reference(A, A^T) on the upper triangle and leaves the strict lower
+// triangle untouched; symm_upper_left equals gemm_reference with the full symmetric matrix while
+// its lower triangle holds garbage (so it must read only the upper one).
+template <class T>
+void check_symmetric_products(double tol) {
+  const int n = 37, k = 53, m = 29;
+  std::mt19937 gen(7);
+  std::normal_distribution<double> dist;
+  auto fill = [&](std::vector<T>& v) {
+    for (T& x : v) x = static_cast<T>(dist(gen));
+  };
+  std::vector<T> A(static_cast<std::size_t>(n) * (k + 3)), C(static_cast<std::size_t>(n) * n), C_ref;
+  fill(A);
+  fill(C);
+  const std::vector<T> C0 = C;
+  C_ref = C;
+  expt::kernels::syrk_upper<T>(n, k, T(0.8), A.data(), k + 3, T(-0.5), C.data(), n);
+  expt::kernels::gemm_reference<T>(Trans::no, Trans::yes, n, n, k, T(0.8), A.data(), k + 3, A.data(), k + 3, T(-0.5),
+                                   C_ref.data(), n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      const std::size_t e = static_cast<std::size_t>(i) * n + j;
+      INFO("syrk " << i << "," << j);
+      REQUIRE(std::abs(static_cast<double>(C[e]) - static_cast<double>(j >= i ? C_ref[e] : C0[e])) <= tol);
+    }
+
+  std::vector<T> S(static_cast<std::size_t>(n) * n), S_full(S.size()), B(static_cast<std::size_t>(n) * m),
+      D(static_cast<std::size_t>(n) * m);
+  fill(S);
+  fill(B);
+  fill(D);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      S_full[static_cast<std::size_t>(i) * n + j] = S[static_cast<std::size_t>(std::min(i, j)) * n + std::max(i, j)];
+  std::vector<T> D_ref = D;
+  expt::kernels::symm_upper_left<T>(n, m, T(1.1), S.data(), n, B.data(), m, T(0.3), D.data(), m);
+  expt::kernels::gemm_reference<T>(Trans::no, Trans::no, n, m, n, T(1.1), S_full.data(), n, B.data(), m, T(0.3),
+                                   D_ref.data(), m);
+  for (std::size_t e = 0; e < D.size(); ++e) {
+    INFO("symm element " << e);
+    REQUIRE(std::abs(static_cast<double>(D[e]) - static_cast<double>(D_ref[e])) <= tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (double)", "[gemm]") {
+  check_symmetric_products<double>(1e-12);
+}
+
+TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (float)", "[gemm]") {
+  check_symmetric_products<float>(1e-4);
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""expt against its PyTorch peer: tokens/s of a full training step, both sides alternately.
+
+    /usr/bin/python3 bench/peer/compare.py --expt build/release/expt \
+        [--mixers gla deltaproduct] [--optimizers adamw muon] [--d-models 128 256] \
+        [--repeats 3] [--steps 10] [--json out.json]
+
+For every (mixer, optimizer, d_model) case it runs `expt bench` and peer_bench.py in turn, `repeats`
+times (expt, peer, expt, peer, ...), each as a fresh process with OMP_NUM_THREADS=1
+OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side), and prints
+the median tokens/s of each side, their ratio (also by process CPU time, steadier on a shared
+machine), expt's MFU against its in-run sgemm peak, the
+optimizer's share of expt's step and expt's peak RSS over the analytic bytes. The configs are
+bench/configs/<mixer>.yaml (4 layers, length 256, batch 8) with d_model and optimizer.type set.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PINNED = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=PINNED).stdout
+    return json.loads(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--expt", default=os.path.join(ROOT, "build/release/expt"))
+    ap.add_argument("--mixers", nargs="+", default=["gla", "deltaproduct"])
+    ap.add_argument("--optimizers", nargs="+", default=["adamw", "muon"])
+    ap.add_argument("--d-models", nargs="+", type=int, default=[128, 256])
+    ap.add_argument("--set", action="append", default=[], dest="sets", help="extra override for both sides")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--json", help="write every run here")
+    args = ap.parse_args()
+
+    rows, record = [], []
+    header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",
+              "MFU (CPU time)", "opt share", "RSS/analytic")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for mixer in args.mixers:
+        for opt in args.optimizers:
+            for d in args.d_models:
+                config = os.path.join(ROOT, "bench/configs", f"{mixer}.yaml")
+                sets = [f"model.d_model={d}", f"optimizer.type={opt}"] + args.sets
+                set_args = [a for s in sets for a in ("--set", s)]
+                steps = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+                expt_runs, peer_runs = [], []
+                for _ in range(args.repeats):
+                    expt_runs.append(run_json([args.expt, "bench", config, *set_args, *steps, "--format", "json"]))
+                    peer_runs.append(run_json([sys.executable, os.path.join(HERE, "peer_bench.py"), config, "--expt",
+                                               args.expt, *set_args, *steps]))
+                if expt_runs[0]["n_params"] != peer_runs[0]["n_params"]:
+                    raise SystemExit(f"parameter counts differ: expt {expt_runs[0]['n_params']}, "
+                                     f"peer {peer_runs[0]['n_params']}")
+                e = statistics.median(r["tokens_per_s"] for r in expt_runs)
+                p = statistics.median(r["tokens_per_s"] for r in peer_runs)
+                e_cpu = statistics.median(r["tokens_per_cpu_s"] for r in expt_runs)
+                p_cpu = statistics.median(r["tokens_per_cpu_s"] for r in peer_runs)
+                mfu = statistics.median(r["mfu"] for r in expt_runs)
+                mfu_cpu = statistics.median(r["mfu_cpu"] for r in expt_runs)
+                share = statistics.median(r["phases"]["optimizer"]["share"] for r in expt_runs)
+                rss = statistics.median(r["memory"]["rss_over_analytic"] for r in expt_runs)
+                row = (mixer, opt, d, f"{e:.0f}", f"{p:.0f}", f"{e / p:.2f}", f"{e_cpu / p_cpu:.2f}",
+                       f"{100 * mfu:.1f} %", f"{100 * mfu_cpu:.1f} %", f"{100 * share:.1f} %", f"{rss:.2f}")
+                print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
+                rows.append(row)
+                record.append({"mixer": mixer, "optimizer": opt, "d_model": d, "expt_tokens_per_s": e,
+                               "peer_tokens_per_s": p, "ratio": e / p, "expt_tokens_per_cpu_s": e_cpu,
+                               "peer_tokens_per_cpu_s": p_cpu, "ratio_cpu": e_cpu / p_cpu, "expt_mfu": mfu,
+                               "expt_mfu_cpu": mfu_cpu, "expt_optimizer_share": share,
+                               "expt_rss_over_analytic": rss, "expt_runs": expt_runs, "peer_runs": peer_runs})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"sets": args.sets, "repeats": args.repeats, "steps": args.steps, "cases": record}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+#include "experiments/bench_command.hpp"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/comm/mpi_communicator.hpp"
+#include "core/config/loader.hpp"
+#include "core/data/task.hpp"
+#include "core/nn/cross_entropy.hpp"
+#include "core/nn/mlp.hpp"
+#include "core/nn/model.hpp"
+#include "core/nn/parameter_store.hpp"
+#include "experiments/cli.hpp"
+#include "kernels/gemm.hpp"
+#include "optimizers/clip.hpp"
+#include "optimizers/optimizer.hpp"
+#include "optimizers/schedule.hpp"
+
+namespace fs = std::filesystem;
+
+namespace expt::experiments {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// CPU time of this process (all threads), in seconds: on a shared machine the step's CPU time
+// is steadier than its wall time, which includes the time other processes held the core.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Peak resident set size of this process so far, in bytes (Linux reports ru_maxrss in KiB).
+double peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0;
+}
+
+// Bytes of every array of an optimizer's resumable state (moments, momentum, bases, windows).
+double state_bytes(const StateDict& state) {
+  double bytes = 0;
+  for (const auto& [key, array] : state.entries()) {
+    if (const auto* f = std::get_if<std::vector<float>>(&array.data)) bytes += 4.0 * static_cast<double>(f->size());
+    if (const auto* d = std::get_if<std::vector<double>>(&array.data)) bytes += 8.0 * static_cast<double>(d->size());
+    if (const auto* i = std::get_if<std::vector<std::int64_t>>(&array.data))
+      bytes += 8.0 * static_cast<double>(i->size());
+  }
+  return bytes;
+}
+
+template <class T>
+void write_binary(const fs::path& path, std::span<const T> data) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size_bytes()));
+}
+
+enum Phase { kData, kForward, kBackward, kReduce, kOptimizer, kPhases };
+constexpr const char* kPhaseNames[kPhases] = {"data", "forward", "backward", "reduce", "optimizer"};
+
+struct BenchResult {
+  double sgemm_gflops = 0;
+  double step_s = 0;      // mean wall time of a timed step
+  double cpu_step_s = 0;  // mean process CPU time of a timed step
+  double phase_s[kPhases] = {};
+  std::vector<double> losses;  // every step, warmup included
+  double rss_baseline = 0, rss_peak = 0;
+  double bytes_params = 0, bytes_grads = 0, bytes_optimizer = 0, bytes_activations = 0;
+};
+
+}  // namespace
+
+double bench_activation_floats_per_token(const config::ModelConfig& cfg, int vocab) {
+  const config::MixerConfig& m = cfg.mixer;
+  const double d = cfg.d_model, H = m.heads;
+  double mixer = 0;
+  if (m.type == "attention") {
+    mixer = 4 * d + H;  // q, k, v (after RoPE), o; log-sum-exp per head
+  } else if (m.type == "gla") {
+    const double dk = static_cast<int>(d * m.expand_k), dv = static_cast<int>(d * m.expand_v), r = m.gate_low_rank_dim;
+    // q, k, v kernel inputs; x W_a1 (r); gate logits z and log-decay g (D_k each); kernel output o,
+    // output gate x W_r, normed (the o_proj input): 3 D_v; with short conv the pre-conv projections too.
+    mixer = (2 * dk + dv) + r + 2 * dk + 3 * dv + (m.use_short_conv ? 2 * dk + dv : 0);
+  } else if (m.type == "deltanet" || m.type == "deltaproduct" || m.type == "gated_deltaproduct") {
+    const bool product = m.type != "deltanet";
+    const double nh = product ? m.num_householder : 1;
+    const double dk = product ? (m.head_dim > 0 ? m.head_dim : d / H) : static_cast<int>(d * m.expand_k) / H;
+    const double dv = product ? dk * m.expand_v : static_cast<int>(d * m.expand_v) / H;
+    const double q = H * dk, k = nh * H * dk, v = nh * H * dv, o = H * dv;
+    const bool gate = m.use_forget_gate || m.type == "gated_deltaproduct";
+    // projections before the activation (q, k, v), normalised q, k and activated v (kernel inputs),
+    // beta logits and beta, forget-gate logits and g, kernel output, output gate, normed.
+    mixer = (q + k + v) + (q + k + v) + 2 * nh * H + (gate ? 2 * H : 0) + o + (m.use_output_gate ? o : 0) + o;
+  }
+  const double mlp = cfg.mlp.type == "swiglu" ? 3.0 * nn::swiglu_intermediate_size(cfg.mlp, cfg.d_model) : 0.0;
+  // Per block: its input (the residual stream), the two norm outputs and the mid-block residual h,
+  // the mixer's and the MLP's saved tensors. Model: final block output, final norm, logits, dlogits.
+  const double block = d + (m.type != "none" ? d : 0) + (mlp > 0 ? 2 * d : 0) + mixer + mlp;
+  return cfg.n_layers * block + 2 * d + 2.0 * vocab;
+}
+
+double sgemm_peak_gflops(const std::vector<int>& sizes, int repeats) {
+  double best = 0;
+  for (int n : sizes) {
+    const std::size_t nn = static_cast<std::size_t>(n) * n;
+    std::vector<float> a(nn), b(nn), c(nn, 0.0f);
+    for (std::size_t i = 0; i < nn; ++i) {
+      a[i] = static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f;
+      b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f;
+    }
+    // One untimed product warms the caches and OpenBLAS's buffers.
+    kernels::gemm<float>(kernels::Trans::no, kernels::Trans::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                         c.data(), n);
+    for (int r = 0; r < repeats; ++r) {
+      const auto t0 = Clock::now();
+      kernels::gemm<float>(kernels::Trans::no, kernels::Trans::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                           c.data(), n);
+      const double s = seconds(t0, Clock::now());
+      best = std::max(best, 2.0 * n * static_cast<double>(n) * n / s * 1e-9);
+    }
+  }
+  return best;
+}
+
+namespace {
+
+BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, const BenchOptions& opt,
+                      nlohmann::json& info) {
+  BenchResult res;
+  kernels::set_blas_threads(1);
+  res.sgemm_gflops = sgemm_peak_gflops({512, 1024}, 5);
+  res.rss_baseline = peak_rss_bytes();
+
+  const auto task = data::make_task(cfg.task);
+  const int vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : task->vocab_size();
+  nn::ParameterStore<float> store;
+  nn::Model<float> model(cfg.model, vocab, store);
+  if (cfg.train.batch_size % comm.size() != 0)
+    throw std::runtime_error(
+        fmt::format("train.batch_size {} is not divisible by the {} ranks", cfg.train.batch_size, comm.size()));
+  const int local_batch = cfg.train.batch_size / comm.size();
+  store.allocate();
+  model.init_parameters(cfg.seed);
+  const auto optimizer = optim::make_optimizer(cfg.optimizer, store.params());
+  const auto refs = optim::param_refs(store);
+
+  const bool dump = !opt.dump_dir.empty() && comm.rank() == 0;
+  const int dump_steps = 2;
+  if (dump) {
+    fs::create_directories(opt.dump_dir);
+    write_binary<float>(fs::path(opt.dump_dir) / "params0.f32", store.values());
+  }
+
+  const int total = opt.warmup + opt.steps;
+  data::Batch batch;
+  std::vector<float> dlogits;
+  double phase_sum[kPhases] = {};
+  Clock::time_point timed_start = Clock::now();
+  double cpu_start = process_cpu_seconds();
+  for (int step = 1; step <= total; ++step) {
+    if (step == opt.warmup + 1) {
+      timed_start = Clock::now();
+      cpu_start = process_cpu_seconds();
+    }
+    const auto t0 = Clock::now();
+    task->train_batch(cfg.seed, step, comm.rank() * local_batch, local_batch, batch);
+    std::int64_t count = 0;
+    for (auto t : batch.targets) count += t != data::kIgnoreIndex;
+    comm.allreduce_sum(std::span<std::int64_t>(&count, 1));
+    const double n_labels = static_cast<double>(std::max<std::int64_t>(count, 1));
+    const int rows = batch.batch * batch.length;
+    const auto t1 = Clock::now();
+
+    store.zero_grad();
+    const float* logits = model.forward(batch.inputs.data(), batch.batch, batch.length);
+    dlogits.resize(static_cast<std::size_t>(rows) * vocab);
+    const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab, data::kIgnoreIndex,
+                                             dlogits.data(), static_cast<float>(1.0 / n_labels), nullptr);
+    const auto t2 = Clock::now();
+    model.backward(dlogits.data());
+    const auto t3 = Clock::now();
+    double loss_sum = st.loss_sum;
+    comm.allreduce_sum(std::span<double>(&loss_sum, 1));
+    comm.allreduce_sum(store.grads());
+    const auto t4 = Clock::now();
+    if (dump && step <= dump_steps) {
+      write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("inputs{}.i32", step), batch.inputs);
+      write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("targets{}.i32", step), batch.targets);
+      if (step == 1) write_binary<float>(fs::path(opt.dump_dir) / "grads1.f32", store.grads());
+    }
+    optim::clip_grad_norm(store.grads(), cfg.train.grad_clip);
+    const double lr = optim::scheduled_lr(cfg.schedule, cfg.optimizer.lr, std::min<std::int64_t>(step, cfg.train.steps),
+                                          cfg.train.steps);
+    optimizer->step(refs, step, lr);
+    const auto t5 = Clock::now();
+    if (dump && step == 1) write_binary<float>(fs::path(opt.dump_dir) / "params1.f32", store.values());
+
+    res.losses.push_back(loss_sum / n_labels);
+    if (step > opt.warmup) {
+      phase_sum[kData] += seconds(t0, t1);
+      phase_sum[kForward] += seconds(t1, t2);
+      phase_sum[kBackward] += seconds(t2, t3);
+      phase_sum[kReduce] += seconds(t3, t4);
+      phase_sum[kOptimizer] += seconds(t4, t5);
+    }
+  }
+  const double timed = seconds(timed_start, Clock::now());
+  res.step_s = timed / opt.steps;
+  res.cpu_step_s = (process_cpu_seconds() - cpu_start) / opt.steps;
+  for (int p = 0; p < kPhases; ++p) res.phase_s[p] = phase_sum[p] / opt.steps;
+  res.rss_peak = peak_rss_bytes();
+
+  res.bytes_params = 4.0 * static_cast<double>(store.size());
+  res.bytes_grads = 4.0 * static_cast<double>(store.size());
+  res.bytes_optimizer = state_bytes(optimizer->state());
+  const double tokens_local = static_cast<double>(local_batch) * task->train_length();
+  res.bytes_activations = 4.0 * tokens_local * bench_activation_floats_per_token(cfg.model, vocab);
+
+  info["vocab"] = vocab;
+  info["n_params"] = model.n_params();
+  info["n_params_nonembed"] = model.n_params_nonembed();
+  info["flops_per_token"] = model.flops_per_token();
+  info["seq_len"] = task->train_length();
+  if (dump) {
+    nlohmann::json manifest;
+    manifest["config_yaml"] = config::to_canonical_yaml(cfg);
+    manifest["vocab"] = vocab;
+    manifest["batch"] = local_batch;
+    manifest["seq_len"] = task->train_length();
+    manifest["dump_steps"] = dump_steps;
+    manifest["losses"] = res.losses;
+    manifest["lr"] = nlohmann::json::array();
+    for (int s = 1; s <= dump_steps; ++s)
+      manifest["lr"].push_back(optim::scheduled_lr(cfg.schedule, cfg.optimizer.lr, s, cfg.train.steps));
+    for (const auto& p : store.params())
+      manifest["params"].push_back({{"name", p.name},
+                                    {"shape", p.shape},
+                                    {"role", std::string(nn::to_string(p.role))},
+                                    {"offset", p.offset},
+                                    {"size", p.size}});
+    std::ofstream(fs::path(opt.dump_dir) / "manifest.json") << manifest.dump(1) << '\n';
+  }
+  return res;
+}
+
+nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, const nlohmann::json& info, int ranks,
+                       int steps, int warmup) {
+  const double tokens_per_step = static_cast<double>(cfg.train.batch_size) * info["seq_len"].get<int>();
+  const double tokens_s = tokens_per_step / r.step_s;
+  const double flops = info["flops_per_token"].get<double>();
+  const double achieved_gflops = flops * tokens_s * 1e-9;
+  nlohmann::json j;
+  j["config"] = {{"mixer", cfg.model.mixer.type}, {"optimizer", cfg.optimizer.type},
+                 {"d_model", cfg.model.d_model},  {"n_layers", cfg.model.n_layers},
+                 {"batch", cfg.train.batch_size}, {"seq_len", info["seq_len"]},
+                 {"vocab", info["vocab"]},        {"ranks", ranks},
+                 {"threads_per_rank", 1}};
+  j["n_params"] = info["n_params"];
+  j["n_params_nonembed"] = info["n_params_nonembed"];
+  j["steps"] = steps;
+  j["warmup"] = warmup;
+  j["step_s"] = r.step_s;
+  j["steps_per_s"] = 1.0 / r.step_s;
+  j["tokens_per_s"] = tokens_s;
+  j["cpu_step_s"] = r.cpu_step_s;
+  j["tokens_per_cpu_s"] = tokens_per_step / r.cpu_step_s;
+  j["flops_per_token"] = flops;
+  j["achieved_gflops"] = achieved_gflops;
+  j["sgemm_peak_gflops"] = r.sgemm_gflops;
+  j["mfu"] = achieved_gflops / (ranks * r.sgemm_gflops);
+  j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
+  double phase_total = 0;
+  for (double s : r.phase_s) phase_total += s;
+  for (int p = 0; p < kPhases; ++p)
+    j["phases"][kPhaseNames[p]] = {{"s", r.phase_s[p]}, {"share", phase_total > 0 ? r.phase_s[p] / r.step_s : 0.0}};
+  const double analytic = r.bytes_params + r.bytes_grads + r.bytes_optimizer + r.bytes_activations;
+  j["memory"] = {{"peak_rss_bytes", r.rss_peak},
+                 {"baseline_rss_bytes", r.rss_baseline},
+                 {"analytic_bytes", analytic},
+                 {"params_bytes", r.bytes_params},
+                 {"grads_bytes", r.bytes_grads},
+                 {"optimizer_bytes", r.bytes_optimizer},
+                 {"activations_bytes", r.bytes_activations},
+                 {"rss_over_analytic", r.rss_peak / analytic},
+                 {"rss_above_baseline_over_analytic", (r.rss_peak - r.rss_baseline) / analytic}};
+  j["losses"] = r.losses;
+  return j;
+}
+
+std::string to_table(const nlohmann::json& j) {
+  const auto& c = j["config"];
+  const auto mib = [](double b) { return b / (1024.0 * 1024.0); };
+  std::string s;
+  s +=
+      fmt::format("expt bench: {} / {}, d_model {}, {} layers, batch {} x length {}, vocab {}, {} rank(s) x 1 thread\n",
+                  c["mixer"].get<std::string>(), c["optimizer"].get<std::string>(), c["d_model"].get<int>(),
+                  c["n_layers"].get<int>(), c["batch"].get<int>(), c["seq_len"].get<int>(), c["vocab"].get<int>(),
+                  c["ranks"].get<int>());
+  s += fmt::format("  parameters      {} ({} non-embedding)\n", j["n_params"].get<std::int64_t>(),
+                   j["n_params_nonembed"].get<std::int64_t>());
+  s += fmt::format("  steps           {} timed after {} warmup\n", j["steps"].get<int>(), j["warmup"].get<int>());
+  s += fmt::format("  step            {:.2f} ms ({:.2f} steps/s)\n", 1e3 * j["step_s"].get<double>(),
+                   j["steps_per_s"].get<double>());
+  s += fmt::format("  tokens/s        {:.0f} (per CPU second of the process: {:.0f})\n",
+                   j["tokens_per_s"].get<double>(), j["tokens_per_cpu_s"].get<double>());
+  s += fmt::format("  model FLOPs     {:.3g} per token, {:.2f} GFLOP/s\n", j["flops_per_token"].get<double>(),
+                   j["achieved_gflops"].get<double>());
+  s += fmt::format("  sgemm peak      {:.2f} GFLOP/s (1 thread, n = 512 and 1024, best of 5)\n",
+                   j["sgemm_peak_gflops"].get<double>());
+  s += fmt::format("  MFU             {:.1f} % of ranks x sgemm peak (by CPU time: {:.1f} %)\n",
+                   100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>());
+  s += "  phase           ms/step   share\n";
+  for (const char* p : kPhaseNames)
+    s += fmt::format("    {:<13} {:8.2f}  {:5.1f} %\n", p, 1e3 * j["phases"][p]["s"].get<double>(),
+                     100 * j["phases"][p]["share"].get<double>());
+  const auto& m = j["memory"];
+  s += fmt::format("  peak RSS        {:.1f} MiB (process baseline before the model {:.1f} MiB)\n",
+                   mib(m["peak_rss_bytes"].get<double>()), mib(m["baseline_rss_bytes"].get<double>()));
+  s += fmt::format(
+      "  analytic        {:.1f} MiB = params {:.1f} + grads {:.1f} + optimizer {:.1f} + activations {:.1f}\n",
+      mib(m["analytic_bytes"].get<double>()), mib(m["params_bytes"].get<double>()), mib(m["grads_bytes"].get<double>()),
+      mib(m["optimizer_bytes"].get<double>()), mib(m["activations_bytes"].get<double>()));
+  s += fmt::format("  RSS / analytic  {:.2f} (above baseline: {:.2f})\n", m["rss_over_analytic"].get<double>(),
+                   m["rss_above_baseline_over_analytic"].get<double>());
+  return s;
+}
+
+}  // namespace
+
+int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
+                  const BenchOptions& options) {
+  std::unique_ptr<comm::MpiSession> mpi;
+  std::unique_ptr<comm::Communicator> comm;
+  if (comm::launched_by_mpi()) {
+    mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
+    comm = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD);
+  } else {
+    comm = std::make_unique<comm::LocalCommunicator>();
+  }
+  const int rank = comm->rank();
+  config::TrialConfig cfg;
+  try {
+    cfg = config::load_trial_config(config_path, sets);
+  } catch (const config::ConfigErrors& e) {
+    if (rank == 0) {
+      for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
+      std::fprintf(stderr, "expt: %zu configuration error(s); nothing was run\n", e.errors().size());
+    }
+    return kExitUsage;
+  }
+  if (options.steps < 1 || options.warmup < 0) {
+    if (rank == 0) std::fprintf(stderr, "expt bench: --steps must be >= 1 and --warmup >= 0\n");
+    return kExitUsage;
+  }
+  if (!options.dump_dir.empty() && options.warmup + options.steps < 2) {
+    if (rank == 0) std::fprintf(stderr, "expt bench: --dump needs at least 2 steps (warmup + steps)\n");
+    return kExitUsage;
+  }
+  try {
+    nlohmann::json info;
+    const BenchResult result = run_bench(cfg, *comm, options, info);
+    if (rank == 0) {
+      const auto j = to_json(cfg, result, info, comm->size(), options.steps, options.warmup);
+      if (options.format == "json")
+        std::printf("%s\n", j.dump(2).c_str());
+      else
+        std::fputs(to_table(j).c_str(), stdout);
+    }
+    return kExitOk;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "expt: error: %s\n", e.what());
+    return kExitFailed;
+  }
+}
+
+}  // namespace expt::experiments

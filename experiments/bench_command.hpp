@@ -1,0 +1,44 @@
+// `expt bench CONFIG [--steps N] [--warmup N] [--format table|json] [--dump DIR]`: the training
+// throughput of one trial config, measured with the trainer's step (data, forward + loss, backward,
+// gradient all-reduce, clip + optimizer) run through the same task, model and optimizer APIs.
+// docs/performance.md describes every figure; the short version:
+//   tokens/s      global batch * train length * steps / time of the timed steps (warmup excluded)
+//   MFU           flops_per_token * tokens/s / (ranks * sgemm peak), the peak being the best
+//                 single-thread OpenBLAS sgemm GFLOP/s at n = 512 and 1024 measured in this run
+//   phases        wall time per step of each phase, and its share of the step
+//   memory        peak RSS (getrusage) against the analytic bytes: parameters + gradients +
+//                 optimizer state (its state() arrays) + activations (bench_activation_floats)
+// --dump DIR writes the initial parameters, the first batches and the losses of the first steps,
+// so that bench/peer/ can check that its PyTorch model is the same function (docs/performance.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config/trial_config.hpp"
+
+namespace expt::experiments {
+
+struct BenchOptions {
+  int steps = 20;                // timed steps
+  int warmup = 2;                // untimed steps before them (first-call allocations, caches)
+  std::string format = "table";  // table | json
+  std::string dump_dir;          // empty: no dump
+};
+
+// Floats of activations per token that the backward of the model of `cfg` reads (saved forward
+// tensors: block inputs, norm outputs, every Linear input, every nonlinearity input, the logits and
+// their gradient), at sequence length `seq_len` and vocabulary `vocab`. Kernel-internal scratch
+// (chunk states, recomputed in backward) is not counted. Formula per mixer in docs/performance.md.
+double bench_activation_floats_per_token(const config::ModelConfig& cfg, int vocab);
+
+// Best single-thread sgemm GFLOP/s over square sizes `sizes` (2 n^3 flops per product, best of
+// `repeats`).
+double sgemm_peak_gflops(const std::vector<int>& sizes, int repeats);
+
+// argc/argv go to MPI_Init when launched by mpirun (data-parallel benchmark over the ranks).
+int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
+                  const BenchOptions& options);
+
+}  // namespace expt::experiments

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `expt bench` through the real tool at a tiny size: the table and the JSON report come out, the
+# JSON parses and its figures are consistent (tokens/s = batch * length / step time, phase times
+# within the step, analytic bytes = the sum of its parts, parameter bytes = 4 * n_params); bad
+# options are refused; --dump writes the files bench/peer/check_same_model.py reads.
+source "$(dirname "$0")/lib.sh"
+config=$EXPT_SOURCE_DIR/bench/configs/gla.yaml
+tiny=(--set model.d_model=32 --set model.n_layers=1 --set task.seq_len=32 --set train.batch_size=2
+      --set model.mlp.intermediate_size=64)
+
+"$EXPT" bench "$config" "${tiny[@]}" --steps 2 --warmup 1 > "$work/table.txt" 2>&1 \
+  || die "expt bench (table) failed: $(cat "$work/table.txt")"
+for field in "tokens/s" "MFU" "sgemm peak" "optimizer" "peak RSS" "analytic"; do
+  grep -q "$field" "$work/table.txt" || die "table lacks '$field': $(cat "$work/table.txt")"
+done
+
+for mixer in gla deltaproduct attention; do
+  "$EXPT" bench "$EXPT_SOURCE_DIR/bench/configs/$mixer.yaml" "${tiny[@]}" --set optimizer.type=muon --steps 3 \
+    --warmup 1 --format json --dump "$work/dump_$mixer" > "$work/$mixer.json" 2> "$work/$mixer.err" \
+    || die "expt bench $mixer --format json failed: $(cat "$work/$mixer.err")"
+  "$EXPT_PYTHON" - "$work/$mixer.json" "$work/dump_$mixer" "$mixer" <<'PY' || die "bad JSON report for $mixer"
+import json, math, os, sys
+j = json.load(open(sys.argv[1]))
+c = j["config"]
+assert c["mixer"] == sys.argv[3] and c["optimizer"] == "muon" and c["d_model"] == 32, c
+assert j["steps"] == 3 and j["warmup"] == 1 and len(j["losses"]) == 4, (j["steps"], j["losses"])
+assert all(math.isfinite(x) and x > 0 for x in j["losses"]), j["losses"]
+assert abs(j["tokens_per_s"] - c["batch"] * c["seq_len"] / j["step_s"]) <= 1e-6 * j["tokens_per_s"]
+assert abs(j["steps_per_s"] * j["step_s"] - 1) < 1e-9
+assert j["sgemm_peak_gflops"] > 0 and j["flops_per_token"] > 6 * j["n_params_nonembed"]
+assert abs(j["mfu"] - j["achieved_gflops"] / j["sgemm_peak_gflops"]) < 1e-9
+phases = j["phases"]
+assert set(phases) == {"data", "forward", "backward", "reduce", "optimizer"}, phases
+assert all(p["s"] >= 0 for p in phases.values())
+assert sum(p["s"] for p in phases.values()) <= j["step_s"] * 1.0001, (phases, j["step_s"])
+m = j["memory"]
+assert m["params_bytes"] == 4 * j["n_params"] == m["grads_bytes"], m
+parts = m["params_bytes"] + m["grads_bytes"] + m["optimizer_bytes"] + m["activations_bytes"]
+assert abs(m["analytic_bytes"] - parts) <= 1e-9 * parts, m
+assert m["optimizer_bytes"] > m["params_bytes"], m  # Muon momentum + AdamW m, v of the rest
+assert m["peak_rss_bytes"] >= m["baseline_rss_bytes"] > 0, m
+assert abs(m["rss_over_analytic"] - m["peak_rss_bytes"] / m["analytic_bytes"]) < 1e-9
+d = sys.argv[2]
+man = json.load(open(os.path.join(d, "manifest.json")))
+assert sum(p["size"] for p in man["params"]) == j["n_params"]
+assert man["losses"][:2] == j["losses"][:2]
+for name in ("params0.f32", "grads1.f32", "params1.f32"):
+    assert os.path.getsize(os.path.join(d, name)) == 4 * j["n_params"], name
+for name in ("inputs1.i32", "targets2.i32"):
+    assert os.path.getsize(os.path.join(d, name)) == 4 * man["batch"] * man["seq_len"], name
+PY
+done
+
+if "$EXPT" bench "$config" --steps 0 > "$work/bad.txt" 2>&1; then die "--steps 0 was accepted"; fi
+if "$EXPT" bench "$config" --format yaml > "$work/bad.txt" 2>&1; then die "--format yaml was accepted"; fi
+if "$EXPT" bench "$config" --set model.d_model=0 > "$work/bad.txt" 2>&1; then die "d_model 0 was accepted"; fi
+grep -q "model.d_model" "$work/bad.txt" || die "config error not reported: $(cat "$work/bad.txt")"
+echo "expt bench: table, JSON and dump OK"
