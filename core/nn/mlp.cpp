@@ -1,8 +1,7 @@
 #include "core/nn/mlp.hpp"
 
+#include <cmath>
 #include <cstddef>
-
-#include "kernels/swiglu.hpp"
 
 namespace expt::nn {
 
@@ -28,8 +27,12 @@ void SwiGLU<T>::forward(const T* x, T* y, int rows) {
   hidden_.resize(n);
   gate_.forward(x, gate_out_.data(), rows);
   up_.forward(x, up_out_.data(), rows);
-  // hidden = silu(a) * u = a * sigmoid(a) * u (vectorised, kernels/swiglu.hpp)
-  kernels::swiglu_forward(gate_out_.data(), up_out_.data(), hidden_.data(), n);
+  // hidden = silu(a) * u = a * sigmoid(a) * u
+  for (std::size_t i = 0; i < n; ++i) {
+    const T a = gate_out_[i];
+    const T sig = T(1) / (T(1) + std::exp(-a));
+    hidden_[i] = a * sig * up_out_[i];
+  }
   down_.forward(hidden_.data(), y, rows);
 }
 
@@ -42,7 +45,14 @@ void SwiGLU<T>::backward(const T* x, const T* dy, T* dx, int rows) {
   // dh = dy W_down [rows, I]; dW_down += dy^T h
   down_.backward(hidden_.data(), dy, dhidden_.data(), rows, false);
   // da = dh * u * silu'(a), silu'(a) = sig (1 + a (1 - sig));  du = dh * silu(a).
-  kernels::swiglu_backward(gate_out_.data(), up_out_.data(), dhidden_.data(), dgate_.data(), dup_.data(), n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T a = gate_out_[i];
+    const T u = up_out_[i];
+    const T sig = T(1) / (T(1) + std::exp(-a));
+    const T dh = dhidden_[i];
+    dgate_[i] = dh * u * sig * (T(1) + a * (T(1) - sig));
+    dup_[i] = dh * a * sig;
+  }
   // dx = da W_gate + du W_up
   gate_.backward(x, dgate_.data(), dx, rows, false);
   up_.backward(x, dup_.data(), dx, rows, true);
