@@ -18,6 +18,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare_results  # noqa: E402
 
+# n_attempts counts launches, which a killed-and-rerun sweep has more of by design; every other
+# field (losses, steps, tokens, status) must match bit for bit.
 SKIP_FIELDS = {"n_attempts"}
 
 
