@@ -1,6 +1,7 @@
 // Compiled only when CMake finds CUDA and NCCL (see nccl_communicator.hpp).
 #include "core/comm/nccl_communicator.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -118,69 +119,75 @@ std::size_t NcclCommunicator::stage(std::size_t bytes) {
   return slot;
 }
 
-void NcclCommunicator::allreduce_sum(std::span<float> data) {
-  if (data.empty()) return;
-  const std::size_t slot = stage(data.size_bytes());
+// Host in (`in_bytes` at byte `in_offset` of the slot's device buffer), the collective on the
+// device buffer, host out (`out_bytes`), and the slot's completion event: all ordered on the stream.
+std::size_t NcclCommunicator::enqueue_staged(const void* in, std::size_t in_bytes, std::size_t in_offset, void* out,
+                                             std::size_t out_bytes, const char* what,
+                                             const std::function<ncclResult_t(void* device)>& collective) {
+  const std::size_t slot = stage(std::max(in_offset + in_bytes, out_bytes));
   Staged& s = staged_[slot];
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllReduce(s.device, s.device, data.size(), nccl_type<float>(), ncclSum, comm_, stream_),
-             "ncclAllReduce(float)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
+  if (out_bytes > 0) {
+    char* device = static_cast<char*>(s.device);
+    check_cuda(cudaMemcpyAsync(device + in_offset, in, in_bytes, cudaMemcpyHostToDevice, stream_), "copy in");
+    check_nccl(collective(s.device), what);
+    check_cuda(cudaMemcpyAsync(out, s.device, out_bytes, cudaMemcpyDeviceToHost, stream_), "copy out");
+  }
   check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclAllReduce(float)");
+  return slot;
+}
+
+void NcclCommunicator::run_staged(const void* in, std::size_t in_bytes, std::size_t in_offset, void* out,
+                                  std::size_t out_bytes, const char* what,
+                                  const std::function<ncclResult_t(void* device)>& collective) {
+  if (out_bytes == 0) return;
+  Staged& s = staged_[enqueue_staged(in, in_bytes, in_offset, out, out_bytes, what, collective)];
+  wait_event(s.done, what);
   s.busy = false;
 }
 
-void NcclCommunicator::allreduce_sum(std::span<double> data) {
-  if (data.empty()) return;
-  const std::size_t slot = stage(data.size_bytes());
-  Staged& s = staged_[slot];
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllReduce(s.device, s.device, data.size(), nccl_type<double>(), ncclSum, comm_, stream_),
-             "ncclAllReduce(double)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclAllReduce(double)");
-  s.busy = false;
+// In-place all-reduce of a host span through a staging buffer; the element count comes from the span.
+template <class T>
+void NcclCommunicator::staged_allreduce(std::span<T> data, const char* what) {
+  run_staged(data.data(), data.size_bytes(), 0, data.data(), data.size_bytes(), what, [&](void* device) {
+    return ncclAllReduce(device, device, data.size(), nccl_type<T>(), ncclSum, comm_, stream_);
+  });
 }
 
-void NcclCommunicator::allreduce_sum(std::span<std::int64_t> data) {
-  if (data.empty()) return;
-  const std::size_t slot = stage(data.size_bytes());
-  Staged& s = staged_[slot];
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllReduce(s.device, s.device, data.size(), nccl_type<std::int64_t>(), ncclSum, comm_, stream_),
-             "ncclAllReduce(int64)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclAllReduce(int64)");
-  s.busy = false;
+template <class T>
+void NcclCommunicator::staged_broadcast(std::span<T> data, int root, const char* what) {
+  run_staged(data.data(), data.size_bytes(), 0, data.data(), data.size_bytes(), what, [&](void* device) {
+    return ncclBroadcast(device, device, data.size(), nccl_type<T>(), root, comm_, stream_);
+  });
 }
 
+// In place as NCCL allows: this rank's block is copied to its slot of the receive buffer.
+template <class T>
+void NcclCommunicator::staged_allgather(std::span<const T> send, std::span<T> recv, const char* what) {
+  if (recv.size() != send.size() * static_cast<std::size_t>(size_))
+    throw std::invalid_argument(std::string(what) + ": recv must hold size() * send.size() elements");
+  if (send.empty()) return;
+  const std::size_t offset = static_cast<std::size_t>(rank_) * send.size_bytes();
+  run_staged(send.data(), send.size_bytes(), offset, recv.data(), recv.size_bytes(), what, [&](void* device) {
+    T* all = static_cast<T*>(device);
+    return ncclAllGather(all + static_cast<std::size_t>(rank_) * send.size(), all, send.size(), nccl_type<T>(), comm_,
+                         stream_);
+  });
+}
+
+void NcclCommunicator::allreduce_sum(std::span<float> data) { staged_allreduce(data, "ncclAllReduce(float)"); }
+void NcclCommunicator::allreduce_sum(std::span<double> data) { staged_allreduce(data, "ncclAllReduce(double)"); }
+void NcclCommunicator::allreduce_sum(std::span<std::int64_t> data) { staged_allreduce(data, "ncclAllReduce(int64)"); }
 void NcclCommunicator::broadcast(std::span<float> data, int root) {
-  if (data.empty()) return;
-  const std::size_t slot = stage(data.size_bytes());
-  Staged& s = staged_[slot];
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclBroadcast(s.device, s.device, data.size(), nccl_type<float>(), root, comm_, stream_),
-             "ncclBroadcast(float)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclBroadcast(float)");
-  s.busy = false;
+  staged_broadcast(data, root, "ncclBroadcast(float)");
 }
-
 void NcclCommunicator::broadcast(std::span<std::int64_t> data, int root) {
-  if (data.empty()) return;
-  const std::size_t slot = stage(data.size_bytes());
-  Staged& s = staged_[slot];
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclBroadcast(s.device, s.device, data.size(), nccl_type<std::int64_t>(), root, comm_, stream_),
-             "ncclBroadcast(int64)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclBroadcast(int64)");
-  s.busy = false;
+  staged_broadcast(data, root, "ncclBroadcast(int64)");
+}
+void NcclCommunicator::allgather(std::span<const float> send, std::span<float> recv) {
+  staged_allgather(send, recv, "ncclAllGather(float)");
+}
+void NcclCommunicator::allgather(std::span<const double> send, std::span<double> recv) {
+  staged_allgather(send, recv, "ncclAllGather(double)");
 }
 
 void NcclCommunicator::barrier() {
@@ -189,19 +196,14 @@ void NcclCommunicator::barrier() {
   allreduce_sum(std::span<float>(&one, 1));
 }
 
+// Enqueued, not waited: the slot index is the Pending handle. An empty bucket still gets a slot
+// whose event completes at once, so wait/test treat every handle alike.
 Communicator::Pending NcclCommunicator::start_allreduce_sum(std::span<float> data) {
-  const std::size_t slot = stage(data.size_bytes());
-  Staged& s = staged_[slot];
-  if (data.empty()) {
-    check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-    return static_cast<Pending>(slot);
-  }
-  check_cuda(cudaMemcpyAsync(s.device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllReduce(s.device, s.device, data.size(), nccl_type<float>(), ncclSum, comm_, stream_),
-             "ncclAllReduce(float, bucket)");
-  check_cuda(cudaMemcpyAsync(data.data(), s.device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  return static_cast<Pending>(slot);
+  const std::size_t bytes = data.size_bytes();
+  return static_cast<Pending>(
+      enqueue_staged(data.data(), bytes, 0, data.data(), bytes, "ncclAllReduce(float, bucket)", [&](void* device) {
+        return ncclAllReduce(device, device, data.size(), nccl_type<float>(), ncclSum, comm_, stream_);
+      }));
 }
 
 void NcclCommunicator::wait(Pending pending) {
@@ -221,38 +223,6 @@ bool NcclCommunicator::test(Pending pending) {
   if (q != cudaSuccess) abort_job(std::string("bucket allreduce: ") + cudaGetErrorString(q));
   s.busy = false;
   return true;
-}
-
-void NcclCommunicator::allgather(std::span<const float> send, std::span<float> recv) {
-  if (recv.size() != send.size() * static_cast<std::size_t>(size_))
-    throw std::invalid_argument("allgather(float): recv must hold size() * send.size() elements");
-  if (send.empty()) return;
-  const std::size_t slot = stage(recv.size_bytes());
-  Staged& s = staged_[slot];
-  float* dev = static_cast<float*>(s.device);
-  float* mine = dev + static_cast<std::size_t>(rank_) * send.size();  // in-place: send at the rank's slot
-  check_cuda(cudaMemcpyAsync(mine, send.data(), send.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllGather(mine, dev, send.size(), nccl_type<float>(), comm_, stream_), "ncclAllGather(float)");
-  check_cuda(cudaMemcpyAsync(recv.data(), dev, recv.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclAllGather(float)");
-  s.busy = false;
-}
-
-void NcclCommunicator::allgather(std::span<const double> send, std::span<double> recv) {
-  if (recv.size() != send.size() * static_cast<std::size_t>(size_))
-    throw std::invalid_argument("allgather(double): recv must hold size() * send.size() elements");
-  if (send.empty()) return;
-  const std::size_t slot = stage(recv.size_bytes());
-  Staged& s = staged_[slot];
-  double* dev = static_cast<double*>(s.device);
-  double* mine = dev + static_cast<std::size_t>(rank_) * send.size();
-  check_cuda(cudaMemcpyAsync(mine, send.data(), send.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy in");
-  check_nccl(ncclAllGather(mine, dev, send.size(), nccl_type<double>(), comm_, stream_), "ncclAllGather(double)");
-  check_cuda(cudaMemcpyAsync(recv.data(), dev, recv.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy out");
-  check_cuda(cudaEventRecord(s.done, stream_), "cudaEventRecord");
-  wait_event(s.done, "ncclAllGather(double)");
-  s.busy = false;
 }
 
 void NcclCommunicator::device_allreduce_sum(float* data, std::size_t count) {

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -79,6 +80,19 @@ class NcclCommunicator final : public Communicator {
   std::size_t stage(std::size_t bytes);                  // a free staging slot (device buffer >= bytes), now busy
   void wait_event(cudaEvent_t event, const char* what);  // the watchdog loop
   [[noreturn]] void abort_job(const std::string& why);
+  // The staged host collectives (one body for every type: the element count always comes from the
+  // span, the NCCL type from its element type). enqueue_staged returns the busy slot.
+  std::size_t enqueue_staged(const void* in, std::size_t in_bytes, std::size_t in_offset, void* out,
+                             std::size_t out_bytes, const char* what,
+                             const std::function<ncclResult_t(void* device)>& collective);
+  void run_staged(const void* in, std::size_t in_bytes, std::size_t in_offset, void* out, std::size_t out_bytes,
+                  const char* what, const std::function<ncclResult_t(void* device)>& collective);
+  template <class T>
+  void staged_allreduce(std::span<T> data, const char* what);
+  template <class T>
+  void staged_broadcast(std::span<T> data, int root, const char* what);
+  template <class T>
+  void staged_allgather(std::span<const T> send, std::span<T> recv, const char* what);
 
   MPI_Comm group_;
   int rank_ = 0;
