@@ -348,23 +348,14 @@ std::string to_table(const nlohmann::json& j) {
 
 int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
                   const BenchOptions& options) {
-  std::unique_ptr<comm::MpiSession> mpi;
-  std::unique_ptr<comm::Communicator> comm;
-  if (comm::launched_by_mpi()) {
-    mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
-    comm = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD);
-  } else {
-    comm = std::make_unique<comm::LocalCommunicator>();
-  }
+  const comm::WorldCommunicator world = comm::open_world_communicator(&argc, &argv);
+  comm::Communicator* comm = world.comm.get();
   const int rank = comm->rank();
   config::TrialConfig cfg;
   try {
     cfg = config::load_trial_config(config_path, sets);
   } catch (const config::ConfigErrors& e) {
-    if (rank == 0) {
-      for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
-      std::fprintf(stderr, "expt: %zu configuration error(s); nothing was run\n", e.errors().size());
-    }
+    if (rank == 0) config::report_errors(e);
     return kExitUsage;
   }
   if (options.steps < 1 || options.warmup < 0) {

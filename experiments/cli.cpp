@@ -1,5 +1,8 @@
 #include "experiments/cli.hpp"
 
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -7,11 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
-#include "core/comm/mpi_communicator.hpp"
 #include "analysis/analyze_command.hpp"
+#include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/bench_command.hpp"
 #include "experiments/data_commands.hpp"
@@ -33,10 +33,7 @@ std::optional<config::TrialConfig> load_or_report(const CommonArgs& args, int ra
   try {
     return config::load_trial_config(args.config, args.sets);
   } catch (const config::ConfigErrors& e) {
-    if (rank == 0) {
-      for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
-      std::fprintf(stderr, "expt: %zu configuration error(s); nothing was run\n", e.errors().size());
-    }
+    if (rank == 0) config::report_errors(e);
     return std::nullopt;
   }
 }
@@ -61,14 +58,8 @@ int cmd_validate(const CommonArgs& args, bool print) {
 
 int cmd_run(int argc, char** argv, CommonArgs args, const std::string& out, const std::string& progress) {
   if (!out.empty()) args.sets.push_back("out=" + out);
-  std::unique_ptr<comm::MpiSession> mpi;
-  std::unique_ptr<comm::Communicator> comm;
-  if (comm::launched_by_mpi()) {
-    mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
-    comm = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD);
-  } else {
-    comm = std::make_unique<comm::LocalCommunicator>();
-  }
+  const comm::WorldCommunicator world = comm::open_world_communicator(&argc, &argv);
+  comm::Communicator* comm = world.comm.get();
   const int rank = comm->rank();
   const auto cfg = load_or_report(args, rank);
   if (!cfg) return kExitUsage;
@@ -95,10 +86,10 @@ int cmd_run(int argc, char** argv, CommonArgs args, const std::string& out, cons
     const auto& s = outcome.summary;
     if (outcome.already_finished)
       std::fprintf(stderr, "expt: %s already finished (%s); nothing to do\n", cfg->out.c_str(), s.status.c_str());
-    std::printf("%s\n", fmt::format("status {} | final eval loss {:.4f} | best {:.4f} | steps {} | {:.1f} s | {}",
-                                    s.status, s.final_eval_loss, s.best_eval_loss, s.steps_done, s.wall_s,
-                                    outcome.result.string())
-                            .c_str());
+    std::printf("%s\n",
+                fmt::format("status {} | final eval loss {:.4f} | best {:.4f} | steps {} | {:.1f} s | {}", s.status,
+                            s.final_eval_loss, s.best_eval_loss, s.steps_done, s.wall_s, outcome.result.string())
+                    .c_str());
     if (s.status == "FAILED") {
       std::fprintf(stderr, "expt: trial FAILED: %s\n", s.message.c_str());
       return kExitFailed;

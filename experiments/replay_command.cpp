@@ -24,8 +24,7 @@ int replay_command(const ReplayArgs& args) {
   try {
     cfg = config::load_trial_config(args.optimizer_config, args.sets);
   } catch (const config::ConfigErrors& e) {
-    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
-    std::fprintf(stderr, "expt: %zu configuration error(s); nothing was run\n", e.errors().size());
+    config::report_errors(e);
     return kExitUsage;
   }
   try {

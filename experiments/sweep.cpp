@@ -473,11 +473,6 @@ std::string resolved_study_yaml(const Planner& planner) {
 
 namespace {
 
-void print_errors(const config::ConfigErrors& e, const char* what) {
-  for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
-  std::fprintf(stderr, "expt: %zu configuration error(s) in the %s; nothing was run\n", e.errors().size(), what);
-}
-
 std::string trial_line(const PlannedTrial& t) {
   return fmt::format("{}  {:<22} seed {:<3} steps {:<6} params {:<8} {}", t.id, t.cell_name, t.seed,
                      t.config.train.steps, t.n_params, t.point);
@@ -859,7 +854,7 @@ int plan_command(const std::string& study_path, const std::vector<std::string>& 
     }
     return kExitOk;
   } catch (const config::ConfigErrors& e) {
-    print_errors(e, "study");
+    config::report_errors(e, "study");
     return kExitUsage;
   }
 }
@@ -877,7 +872,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
   try {
     study = load_study(study_path, sets);
   } catch (const config::ConfigErrors& e) {
-    if (world_rank == 0) print_errors(e, "study");
+    if (world_rank == 0) config::report_errors(e, "study");
     return kExitUsage;
   }
   const fs::path dir = out.empty() ? fs::path("runs") / study->name : fs::path(out);
@@ -895,7 +890,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
   try {
     planner.emplace(*study);
   } catch (const config::ConfigErrors& e) {
-    print_errors(e, "study");
+    config::report_errors(e, "study");
     if (world_size > 1) MPI_Abort(MPI_COMM_WORLD, kExitUsage);
     return kExitUsage;
   }

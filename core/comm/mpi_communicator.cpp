@@ -140,4 +140,15 @@ void MpiCommunicator::allgather(std::span<const double> send, std::span<double> 
         "MPI_Allgather(double)");
 }
 
+WorldCommunicator open_world_communicator(int* argc, char*** argv) {
+  WorldCommunicator world;
+  if (launched_by_mpi()) {
+    world.session = std::make_unique<MpiSession>(argc, argv);
+    world.comm = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+  } else {
+    world.comm = std::make_unique<LocalCommunicator>();
+  }
+  return world;
+}
+
 }  // namespace expt::comm

@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <memory>
 #include <vector>
 
 #include "core/comm/communicator.hpp"
@@ -19,6 +20,14 @@ class MpiSession {
   int world_rank() const;
   int world_size() const;
 };
+
+// The communicator of a whole launch: under mpirun an MpiSession and MPI_COMM_WORLD, otherwise a
+// LocalCommunicator (one rank, no MPI). `session` is empty without mpirun.
+struct WorldCommunicator {
+  std::unique_ptr<MpiSession> session;
+  std::unique_ptr<Communicator> comm;
+};
+WorldCommunicator open_world_communicator(int* argc, char*** argv);
 
 class MpiCommunicator final : public Communicator {
  public:

@@ -1,6 +1,7 @@
 #include "core/config/config_error.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 
 namespace expt::config {
@@ -55,6 +56,12 @@ std::vector<ConfigError> ErrorList::sorted() const {
 
 void ErrorList::throw_if_any() const {
   if (!entries_.empty()) throw ConfigErrors(sorted());
+}
+
+void report_errors(const ConfigErrors& errors, const char* what) {
+  for (const auto& err : errors.errors()) std::fprintf(stderr, "%s\n", err.str().c_str());
+  std::fprintf(stderr, "expt: %zu configuration error(s)%s%s; nothing was run\n", errors.errors().size(),
+               what != nullptr ? " in the " : "", what != nullptr ? what : "");
 }
 
 }  // namespace expt::config

@@ -40,6 +40,10 @@ class ConfigErrors : public std::runtime_error {
   std::vector<ConfigError> errors_;
 };
 
+// Prints every error (one `file:line:col: key.path: message` line each) and then
+// "expt: N configuration error(s)[ in the <what>]; nothing was run" to stderr.
+void report_errors(const ConfigErrors& errors, const char* what = nullptr);
+
 // Collects errors while a config is read; hands them out sorted by (source, line, column), in the
 // order they were found among errors at the same position.
 class ErrorList {
