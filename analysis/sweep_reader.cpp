@@ -9,6 +9,7 @@
 
 #include "core/io/hdf5.hpp"
 #include "core/io/results.hpp"
+#include "core/io/sweep_index.hpp"
 
 namespace expt::analysis {
 
@@ -57,52 +58,23 @@ std::vector<std::pair<std::string, std::string>> parse_point(const std::string& 
 
 namespace {
 
-// The packed row of sweep.h5 /trials as the coordinator writes it (experiments/sweep.cpp).
-constexpr std::size_t kId = 16, kOptimizer = 32, kCell = 64, kModel = 32, kPoint = 256, kState = 16;
-
-std::string fixed_string(const unsigned char* p, std::size_t size) {
-  const char* c = reinterpret_cast<const char*>(p);
-  return std::string(c, strnlen(c, size));
-}
-
 std::vector<TrialRow> read_trial_table(const h5::File& file, const fs::path& path) {
-  const h5::Datatype s16 = h5::string_type(kId), s32 = h5::string_type(kOptimizer), s64 = h5::string_type(kCell),
-                     s256 = h5::string_type(kPoint);
-  const h5::CompoundField fields[] = {
-      {"trial_id", s16.id()},      {"optimizer", s32.id()},      {"seed", H5T_NATIVE_INT64},
-      {"cell", s64.id()},          {"model_tag", s32.id()},      {"data_ratio", H5T_NATIVE_DOUBLE},
-      {"point", s256.id()},        {"status", s16.id()},         {"final_eval_loss", H5T_NATIVE_DOUBLE},
-      {"steps", H5T_NATIVE_INT64}, {"tokens", H5T_NATIVE_INT64}, {"n_attempts", H5T_NATIVE_INT32},
-  };
-  std::vector<std::size_t> off;
-  const h5::Datatype row = h5::make_compound(fields, &off);
-  const std::size_t row_size = H5Tget_size(row.id());
-  const h5::Dataset ds = h5::open_dataset(file, "trials");
-  const auto dims = h5::dataset_dims(ds);
-  if (dims.size() != 1) throw std::runtime_error(path.string() + ":/trials is not a 1-D table");
-  std::vector<unsigned char> buf(row_size * dims[0]);
-  h5::read_rows(ds, row.id(), buf.data(), dims[0]);
   std::vector<TrialRow> rows;
-  for (hsize_t i = 0; i < dims[0]; ++i) {
-    const unsigned char* p = buf.data() + i * row_size;
-    const auto get = [&](std::size_t field, auto& v) { std::memcpy(&v, p + off[field], sizeof(v)); };
+  for (io::SweepIndexRow& in : io::read_sweep_index(file, "trials", path.string() + ":/trials")) {
     TrialRow r;
-    r.id = fixed_string(p + off[0], kId);
-    r.optimizer = fixed_string(p + off[1], kOptimizer);
-    get(2, r.seed);
-    r.cell = fixed_string(p + off[3], kCell);
-    r.model_tag = fixed_string(p + off[4], kModel);
-    get(5, r.data_ratio);
-    r.point = fixed_string(p + off[6], kPoint);
-    r.state = fixed_string(p + off[7], kState);
-    double loss = 0;
-    get(8, loss);
-    r.loss = (r.state == "COMPLETED" && std::isfinite(loss)) ? loss : std::numeric_limits<double>::infinity();
-    get(9, r.steps);
-    get(10, r.tokens);
-    std::int32_t attempts = 0;
-    get(11, attempts);
-    r.attempts = attempts;
+    r.id = std::move(in.trial_id);
+    r.optimizer = std::move(in.optimizer);
+    r.seed = in.seed;
+    r.cell = std::move(in.cell);
+    r.model_tag = std::move(in.model_tag);
+    r.data_ratio = in.data_ratio;
+    r.point = std::move(in.point);
+    r.state = std::move(in.status);
+    r.loss = (r.state == "COMPLETED" && std::isfinite(in.final_eval_loss)) ? in.final_eval_loss
+                                                                           : std::numeric_limits<double>::infinity();
+    r.steps = in.steps;
+    r.tokens = in.tokens;
+    r.attempts = in.n_attempts;
     rows.push_back(std::move(r));
   }
   return rows;

@@ -29,6 +29,7 @@
 #include "core/io/atomic_file.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/hdf5.hpp"
+#include "core/io/sweep_index.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/sweep_commands.hpp"
 #include "experiments/trainer.hpp"
@@ -279,42 +280,25 @@ void Scheduler::write_index() const {
     h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
     h5::write_string_dataset(file, "config", resolved_study_yaml(planner_));
 
-    // /trials: one packed row per trial, fixed-size NUL-padded strings.
-    const h5::Datatype s16 = h5::string_type(16), s32 = h5::string_type(32), s64 = h5::string_type(64),
-                       s256 = h5::string_type(256);
-    const h5::CompoundField fields[] = {
-        {"trial_id", s16.id()},      {"optimizer", s32.id()},      {"seed", H5T_NATIVE_INT64},
-        {"cell", s64.id()},          {"model_tag", s32.id()},      {"data_ratio", H5T_NATIVE_DOUBLE},
-        {"point", s256.id()},        {"status", s16.id()},         {"final_eval_loss", H5T_NATIVE_DOUBLE},
-        {"steps", H5T_NATIVE_INT64}, {"tokens", H5T_NATIVE_INT64}, {"n_attempts", H5T_NATIVE_INT32},
-    };
-    std::vector<std::size_t> off;
-    const h5::Datatype row = h5::make_compound(fields, &off);
-    const std::size_t row_size = H5Tget_size(row.id());
-    std::vector<unsigned char> buf(row_size * records_.size(), 0);
-    for (std::size_t i = 0; i < records_.size(); ++i) {
-      const TrialRecord& r = records_[i];
-      unsigned char* p = buf.data() + i * row_size;
-      const auto put_str = [&](std::size_t field, const std::string& s, std::size_t size) {
-        std::memcpy(p + off[field], s.data(), std::min(size, s.size()));
-      };
-      const auto put = [&](std::size_t field, const auto& v) { std::memcpy(p + off[field], &v, sizeof(v)); };
-      put_str(0, r.trial.id, 16);
-      put_str(1, r.trial.optimizer, 32);
-      put(2, static_cast<std::int64_t>(r.trial.seed));
-      put_str(3, r.trial.cell_name, 64);
-      put_str(4, r.trial.model_tag, 32);
-      put(5, r.trial.data_ratio);
-      put_str(6, r.trial.point, 256);
-      put_str(7, r.state, 16);
-      put(8, r.has_summary ? r.summary.final_eval_loss : std::numeric_limits<double>::infinity());
-      put(9, static_cast<std::int64_t>(r.trial.config.train.steps));
-      put(10, static_cast<std::int64_t>(r.has_summary ? r.summary.tokens_seen : 0));
-      put(11, static_cast<std::int32_t>(r.attempts));
+    // /trials: one packed row per trial (core/io/sweep_index.hpp).
+    std::vector<io::SweepIndexRow> rows;
+    rows.reserve(records_.size());
+    for (const TrialRecord& r : records_) {
+      rows.push_back(
+          {.trial_id = r.trial.id,
+           .optimizer = r.trial.optimizer,
+           .seed = static_cast<std::int64_t>(r.trial.seed),
+           .cell = r.trial.cell_name,
+           .model_tag = r.trial.model_tag,
+           .data_ratio = r.trial.data_ratio,
+           .point = r.trial.point,
+           .status = r.state,
+           .final_eval_loss = r.has_summary ? r.summary.final_eval_loss : std::numeric_limits<double>::infinity(),
+           .steps = static_cast<std::int64_t>(r.trial.config.train.steps),
+           .tokens = static_cast<std::int64_t>(r.has_summary ? r.summary.tokens_seen : 0),
+           .n_attempts = static_cast<std::int32_t>(r.attempts)});
     }
-    h5::Dataset trials = h5::create_row_dataset(file, "trials", row.id(), {}, 64);
-    if (!records_.empty()) h5::append_rows(trials, row.id(), buf.data(), records_.size());
-    trials.close();
+    io::write_sweep_index(file, "trials", rows);
 
     // /trial_files/<id>: external links, resolved relative to sweep.h5's directory.
     h5::Group links = h5::create_group(file, "trial_files");
