@@ -65,7 +65,6 @@ DctAdamW::DctAdamW(const config::OptimizerConfig& cfg, const std::vector<nn::Par
   scores_.assign(largest_s, 0.0f);
   ranking_.assign(largest_s, {0.0f, 0});
   projected_.assign(largest_full, 0.0f);  // S = G·Q or Qᵀ·G has the shape of G
-  direction_.assign(largest_full, 0.0f);
   q_selected_.assign(largest_q, 0.0f);
   low_grad_.assign(largest_low, 0.0f);
   remap_.assign(largest_low, 0.0f);
@@ -190,14 +189,12 @@ void DctAdamW::step(std::span<const ParamRef> params, std::int64_t step, double 
       p.V[k] = b2 * p.V[k] + one_minus_b2 * a * a;
       low_grad_[k] = p.M[k] / (eps_eff + std::sqrt(p.V[k]));
     }
-    // Δ = U·Q[:, I]ᵀ (right) or Q[:, I]·U (left).
+    // W ← decay·W − step·Δ, Δ = U·Q[:, I]ᵀ (right) or Q[:, I]·U (left): one sgemm with beta = decay
+    // updates W in place (no m x n Δ buffer and no separate pass over W).
     if (p.right)
-      gemm<float>(Trans::no, Trans::yes, m, n, r, 1.0f, low_grad_.data(), r, q_selected_.data(), r, 0.0f,
-                  direction_.data(), n);
+      gemm<float>(Trans::no, Trans::yes, m, n, r, -step_size, low_grad_.data(), r, q_selected_.data(), r, decay, W, n);
     else
-      gemm<float>(Trans::no, Trans::no, m, n, r, 1.0f, q_selected_.data(), r, low_grad_.data(), n, 0.0f,
-                  direction_.data(), n);
-    for (std::size_t e = 0; e < params_[i].size; ++e) W[e] = W[e] * decay - step_size * direction_[e];
+      gemm<float>(Trans::no, Trans::no, m, n, r, -step_size, q_selected_.data(), r, low_grad_.data(), n, decay, W, n);
   }
   if (ownership_.sharded())
     for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {

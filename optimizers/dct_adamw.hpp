@@ -73,7 +73,7 @@ class DctAdamW : public Optimizer {
   std::vector<std::size_t> low_rank_of_;   // parameter index -> slot in low_rank_ (or npos)
   std::map<int, std::vector<float>> dct_;  // s -> C (s x s)
   // Scratch for the largest matrix.
-  std::vector<float> scores_, projected_, q_selected_, low_grad_, direction_, remap_;
+  std::vector<float> scores_, projected_, q_selected_, low_grad_, remap_;
   std::vector<std::pair<float, std::int64_t>> ranking_;
   std::int64_t t_ = 0;
   double beta1_ = 0.9, beta2_ = 0.999, eps_ = 1e-8;
