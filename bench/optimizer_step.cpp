@@ -13,8 +13,8 @@
 //                            bench/optimizer_step.sh prints step / floor per optimizer.
 //   matrix_step/soap_per_step/n, matrix_floor/soap_per_step/n
 //                            SOAP without refreshes (precondition_frequency 10⁶): the per-step part
-//   ns/n, ns_gemm_only/n     Muon's Newton–Schulz (5 Keller-Jordan steps) on n x n, and the same
-//                            15 sgemm calls alone on the same shapes
+//   ns/m/n, ns_gemm_only/n   Muon's Newton–Schulz (5 Keller-Jordan steps) on m x n, and 15 sgemm
+//                            calls on n x n (the NS shapes with gemm in place of syrk/symm)
 //   soap_refresh/n/f         SOAP on n x n with precondition_frequency f (1: every step refreshes;
 //                            1000000: never): the refresh cost amortised over f steps
 //   mfac_window/m            M-FAC on d = 65536 (one 256 x 256 matrix) with window m
@@ -126,13 +126,13 @@ void matrix_step(benchmark::State& state, const std::string& type) {
 
 void ns(benchmark::State& state) {
   k::set_blas_threads(1);
-  const int n = static_cast<int>(state.range(0));
-  std::vector<float> u(static_cast<std::size_t>(n) * n), out(u.size()), ws(k::newton_schulz_workspace_size(n, n));
+  const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1));
+  std::vector<float> u(static_cast<std::size_t>(m) * n), out(u.size()), ws(k::newton_schulz_workspace_size(m, n));
   fill_gaussian(u, 3, 1.0f);
   const k::NsCoefficients steps[5] = {k::kKellerJordanNs, k::kKellerJordanNs, k::kKellerJordanNs, k::kKellerJordanNs,
                                       k::kKellerJordanNs};
   for (auto _ : state) {
-    k::newton_schulz<float>(u.data(), n, n, steps, 1e-7, out.data(), ws);
+    k::newton_schulz<float>(u.data(), m, n, steps, 1e-7, out.data(), ws);
     benchmark::DoNotOptimize(out.data());
   }
 }
@@ -356,7 +356,9 @@ void register_all() {
         ->Unit(benchmark::kMillisecond)
         ->Arg(n);
   }
-  benchmark::RegisterBenchmark("ns", ns)->Unit(benchmark::kMillisecond)->Arg(256)->Arg(512)->Arg(1024)->Arg(2048);
+  auto* ns_bench = benchmark::RegisterBenchmark("ns", ns)->Unit(benchmark::kMillisecond);
+  for (int n : {256, 512, 1024, 2048}) ns_bench->Args({n, n});
+  ns_bench->Args({768, 256})->Args({256, 768});  // the model's tall (transposed) and wide MLP matrices
   benchmark::RegisterBenchmark("ns_gemm_only", ns_gemm_only)
       ->Unit(benchmark::kMillisecond)
       ->Arg(256)
