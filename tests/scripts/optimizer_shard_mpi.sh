@@ -30,7 +30,7 @@ run() {  # run <optimizer> <ranks> <out> [env...]
 kill_after_step_4() {  # <optimizer> <out>
   local opt=$1 out=$2 sid i=0
   # shellcheck disable=SC2086
-  EXPT_TEST_STEP_DELAY_MS=300 setsid mpirun -np 2 -x EXPT_TEST_STEP_DELAY_MS "$EXPT" run "$work/trial.yaml" \
+  EXPT_TEST_STEP_DELAY_MS=800 setsid mpirun -np 2 -x EXPT_TEST_STEP_DELAY_MS "$EXPT" run "$work/trial.yaml" \
     ${sets[$opt]} --set train.ranks=2 --progress quiet --out "$work/$out" > "$work/$out.killed.out" 2>&1 &
   sid=$!
   wait_for_file "$work/$out/checkpoints/step-4/COMMIT" 120
