@@ -1,12 +1,20 @@
-// Optimizer step time, single BLAS thread, fp32 parameters (docs/optimizers.md "Performance").
+// Optimizer step time, single BLAS thread, fp32 parameters (docs/optimizers.md "Performance"),
+// each against its BLAS floor: the same BLAS calls with the same shapes, alone, in the same run.
 //   model_step/<type>        one step over the parameters of the 4-layer d_model 256 model of
 //                            kModelYaml (attention, SwiGLU 768, 3.3 M parameters; M-FAC window 16)
 //   matrix_step/<type>/n     one step on a single n x n matrix (role matrix); M-FAC window 16;
 //                            SOAP only up to 1024 (its double rotations cost 8·n³ flops per step)
-//   ns/n, ns_gemm_only/n     Muon's Newton–Schulz (5 Keller-Jordan steps) on n x n, and the same
-//                            15 sgemm calls alone on the same shapes: the BLAS floor of NS
-//   soap_gemm_only/n         the 6 dgemm calls of a SOAP step (rotate to the basis and back, L and
-//                            R): its BLAS floor
+//   model_floor/<type>, matrix_floor/<type>/n
+//                            the BLAS calls the step makes, alone (Muon: the 3 syrk/syrk/symm per
+//                            NS iteration; SOAP: the rotation and statistics dgemms plus, every
+//                            precondition_frequency steps, the refresh's rotations and P·Q; DCT:
+//                            the projection sgemms plus, every refresh_every steps, the full G·Q).
+//                            Steps counted as in the optimizer, so refreshes are amortised alike.
+//                            bench/optimizer_step.sh prints step / floor per optimizer.
+//   matrix_step/soap_per_step/n, matrix_floor/soap_per_step/n
+//                            SOAP without refreshes (precondition_frequency 10⁶): the per-step part
+//   ns/m/n, ns_gemm_only/n   Muon's Newton–Schulz (5 Keller-Jordan steps) on m x n, and 15 sgemm
+//                            calls on n x n (the NS shapes with gemm in place of syrk/symm)
 //   soap_refresh/n/f         SOAP on n x n with precondition_frequency f (1: every step refreshes;
 //                            1000000: never): the refresh cost amortised over f steps
 //   mfac_window/m            M-FAC on d = 65536 (one 256 x 256 matrix) with window m
@@ -25,12 +33,16 @@
 #include "core/nn/model.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/newton_schulz.hpp"
+#include "optimizers/dct_adamw.hpp"
 #include "optimizers/diagnostics.hpp"
+#include "optimizers/muon.hpp"
 #include "optimizers/optimizer.hpp"
+#include "optimizers/soap.hpp"
 
 namespace {
 
 namespace k = expt::kernels;
+constexpr int kNoRefresh = 1000000;
 using expt::nn::ParameterStore;
 
 // The model of the "Muon step vs training step" comparison; `expt run configs/quickstart.yaml`
@@ -114,13 +126,13 @@ void matrix_step(benchmark::State& state, const std::string& type) {
 
 void ns(benchmark::State& state) {
   k::set_blas_threads(1);
-  const int n = static_cast<int>(state.range(0));
-  std::vector<float> u(static_cast<std::size_t>(n) * n), out(u.size()), ws(k::newton_schulz_workspace_size(n, n));
+  const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1));
+  std::vector<float> u(static_cast<std::size_t>(m) * n), out(u.size()), ws(k::newton_schulz_workspace_size(m, n));
   fill_gaussian(u, 3, 1.0f);
   const k::NsCoefficients steps[5] = {k::kKellerJordanNs, k::kKellerJordanNs, k::kKellerJordanNs, k::kKellerJordanNs,
                                       k::kKellerJordanNs};
   for (auto _ : state) {
-    k::newton_schulz<float>(u.data(), n, n, steps, 1e-7, out.data(), ws);
+    k::newton_schulz<float>(u.data(), m, n, steps, 1e-7, out.data(), ws);
     benchmark::DoNotOptimize(out.data());
   }
 }
@@ -142,21 +154,150 @@ void ns_gemm_only(benchmark::State& state) {
   }
 }
 
-// A SOAP step's dgemm calls on an n x n block: Q_Lᵀ G, (·) Q_R, Q_L (·), (·) Q_Rᵀ, L += G Gᵀ, R += Gᵀ G.
-void soap_gemm_only(benchmark::State& state) {
+// The BLAS work of one optimizer over a parameter set, replayed alone: one call of run(t) does
+// the BLAS calls of optimizer step t, with the same shapes, transposes and precision.
+class BlasFloor {
+ public:
+  BlasFloor(const std::string& type, const expt::config::OptimizerConfig& cfg,
+            const std::vector<expt::nn::ParamInfo>& params, expt::optim::Optimizer& opt)
+      : type_(type), cfg_(cfg) {
+    if (type == "muon") {
+      for (std::size_t i : dynamic_cast<expt::optim::Muon&>(opt).muon_params())
+        shapes_.push_back({static_cast<int>(params[i].rows()), static_cast<int>(params[i].cols()), true, true});
+    } else if (type == "soap") {
+      auto& soap = dynamic_cast<expt::optim::Soap&>(opt);
+      for (std::size_t i = 0; i < params.size(); ++i)
+        for (const auto& b : soap.blocks(i))
+          if (b.left || b.right) shapes_.push_back({b.rows, b.cols, b.left, b.right});
+    } else if (type == "dct_adamw") {
+      for (std::size_t i : dynamic_cast<expt::optim::DctAdamW&>(opt).low_rank_params())
+        shapes_.push_back({static_cast<int>(params[i].rows()), static_cast<int>(params[i].cols()), true, true});
+    }
+    std::size_t largest = 1;
+    for (const auto& s : shapes_)
+      largest = std::max<std::size_t>(largest, static_cast<std::size_t>(std::max(s.m, s.n)) * std::max(s.m, s.n));
+    for (auto* v : {&f1_, &f2_, &f3_, &f4_}) v->assign(largest, 1e-3f);
+    for (auto* v : {&d1_, &d2_, &d3_, &d4_, &d5_}) v->assign(largest, 1e-3);
+  }
+  bool empty() const { return shapes_.empty(); }
+
+  void run(std::int64_t t) {
+    using k::gemm;
+    using k::Trans;
+    for (const auto& s : shapes_) {
+      if (type_ == "muon") {
+        const int r = std::min(s.m, s.n), c = std::max(s.m, s.n);
+        for (int it = 0; it < cfg_.ns_steps; ++it) {
+          k::syrk_upper<float>(r, c, 1.0f, f1_.data(), c, 0.0f, f2_.data(), r);
+          k::syrk_upper<float>(r, r, 1.0f, f2_.data(), r, 0.0f, f3_.data(), r);
+          k::symm_upper_left<float>(r, c, 1.0f, f3_.data(), r, f1_.data(), c, 1.0f, f4_.data(), c);
+        }
+      } else if (type_ == "soap") {
+        const int h = s.m, w = s.n;
+        const auto rotate = [&](bool to_basis) {
+          if (s.left)
+            gemm<double>(to_basis ? Trans::yes : Trans::no, Trans::no, h, w, h, 1.0, d1_.data(), h, d2_.data(), w, 0.0,
+                         d3_.data(), w);
+          if (s.right)
+            gemm<double>(Trans::no, to_basis ? Trans::no : Trans::yes, h, w, w, 1.0, d3_.data(), w, d1_.data(), w, 0.0,
+                         d4_.data(), w);
+        };
+        rotate(true);
+        rotate(false);
+        if (s.left)
+          gemm<double>(Trans::no, Trans::yes, h, h, w, 0.05, d2_.data(), w, d2_.data(), w, 0.95, d5_.data(), h);
+        if (s.right)
+          gemm<double>(Trans::yes, Trans::no, w, w, h, 0.05, d2_.data(), w, d2_.data(), w, 0.95, d5_.data(), w);
+        // The optimizer's own counter lags run_steps' by one (its first call only initialises).
+        if ((t - 1) % cfg_.precondition_frequency == 0) {  // refresh: M back and forth, P·Q per side
+          rotate(false);
+          rotate(true);
+          for (int side : {s.left ? h : 0, s.right ? w : 0})
+            if (side > 0)
+              gemm<double>(Trans::no, Trans::no, side, side, side, 1.0, d5_.data(), side, d1_.data(), side, 0.0,
+                           d3_.data(), side);
+        }
+      } else if (type_ == "dct_adamw") {
+        const bool right = s.m >= s.n;
+        const int m = s.m, n = s.n, sd = std::min(m, n), r = std::min(cfg_.rank, sd);
+        const bool refresh = t == 1 || t % cfg_.refresh_every == 0;
+        if (refresh && right)
+          gemm<float>(Trans::no, Trans::no, m, sd, n, 1.0f, f1_.data(), n, f2_.data(), sd, 0.0f, f3_.data(), sd);
+        else if (refresh)
+          gemm<float>(Trans::yes, Trans::no, sd, n, m, 1.0f, f2_.data(), sd, f1_.data(), n, 0.0f, f3_.data(), n);
+        else if (right)
+          gemm<float>(Trans::no, Trans::no, m, r, n, 1.0f, f1_.data(), n, f2_.data(), r, 0.0f, f3_.data(), r);
+        else
+          gemm<float>(Trans::yes, Trans::no, r, n, m, 1.0f, f2_.data(), r, f1_.data(), n, 0.0f, f3_.data(), n);
+        if (right)
+          gemm<float>(Trans::no, Trans::yes, m, n, r, 1.0f, f3_.data(), r, f2_.data(), r, 0.0f, f4_.data(), n);
+        else
+          gemm<float>(Trans::no, Trans::no, m, n, r, 1.0f, f2_.data(), r, f3_.data(), n, 0.0f, f4_.data(), n);
+      }
+    }
+  }
+
+ private:
+  struct Shape {
+    int m, n;
+    bool left, right;
+  };
+  std::string type_;
+  expt::config::OptimizerConfig cfg_;
+  std::vector<Shape> shapes_;
+  std::vector<float> f1_, f2_, f3_, f4_;
+  std::vector<double> d1_, d2_, d3_, d4_, d5_;
+};
+
+// The floor of `type` on the parameters of `store`, with the step counting of run_steps.
+void run_floor(benchmark::State& state, const std::string& type, const expt::config::OptimizerConfig& cfg,
+               ParameterStore<float>& store) {
+  auto opt = expt::optim::make_optimizer(cfg, store.params());
+  BlasFloor floor(type, cfg, store.params(), *opt);
+  if (floor.empty()) {
+    state.SkipWithError("no BLAS work");
+    return;
+  }
+  std::int64_t t = 1;  // run_steps' first call (SOAP's initialisation) is outside the timing
+  for (auto _ : state) {
+    floor.run(++t);
+    benchmark::ClobberMemory();
+  }
+}
+
+void model_floor(benchmark::State& state, const std::string& type) {
+  k::set_blas_threads(1);
+  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
+  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
+  ParameterStore<float> store;
+  expt::nn::Model<float> model(cfg.model, vocab, store);
+  store.allocate();
+  run_floor(state, type, optimizer_config(type), store);
+}
+
+void matrix_floor(benchmark::State& state, const std::string& type, int frequency) {
   k::set_blas_threads(1);
   const int n = static_cast<int>(state.range(0));
-  const std::size_t nn = static_cast<std::size_t>(n) * n;
-  std::vector<double> g(nn, 1e-3), q(nn, 1.0 / n), t1(nn), t2(nn), l(nn), r(nn);
-  for (auto _ : state) {
-    k::gemm<double>(k::Trans::yes, k::Trans::no, n, n, n, 1.0, q.data(), n, g.data(), n, 0.0, t1.data(), n);
-    k::gemm<double>(k::Trans::no, k::Trans::no, n, n, n, 1.0, t1.data(), n, q.data(), n, 0.0, t2.data(), n);
-    k::gemm<double>(k::Trans::no, k::Trans::no, n, n, n, 1.0, q.data(), n, t2.data(), n, 0.0, t1.data(), n);
-    k::gemm<double>(k::Trans::no, k::Trans::yes, n, n, n, 1.0, t1.data(), n, q.data(), n, 0.0, t2.data(), n);
-    k::gemm<double>(k::Trans::no, k::Trans::yes, n, n, n, 0.05, g.data(), n, g.data(), n, 0.95, l.data(), n);
-    k::gemm<double>(k::Trans::yes, k::Trans::no, n, n, n, 0.05, g.data(), n, g.data(), n, 0.95, r.data(), n);
-    benchmark::DoNotOptimize(t2.data());
-  }
+  ParameterStore<float> store;
+  store.add("blocks.0.mlp.up_proj.weight", {n, n}, expt::nn::ParamRole::matrix);
+  store.allocate();
+  auto cfg = optimizer_config(type);
+  if (frequency > 0) cfg.precondition_frequency = frequency;
+  run_floor(state, type, cfg, store);
+}
+
+void soap_per_step(benchmark::State& state) {
+  k::set_blas_threads(1);
+  const int n = static_cast<int>(state.range(0));
+  ParameterStore<float> store;
+  store.add("blocks.0.mlp.up_proj.weight", {n, n}, expt::nn::ParamRole::matrix);
+  store.allocate();
+  fill_gaussian(store.values(), 1, 0.02f);
+  fill_gaussian(store.grads(), 2, 1e-3f);
+  auto cfg = optimizer_config("soap");
+  cfg.precondition_frequency = kNoRefresh;
+  auto opt = expt::optim::make_optimizer(cfg, store.params());
+  run_steps(state, *opt, store);
 }
 
 void soap_refresh(benchmark::State& state) {
@@ -188,30 +329,46 @@ void register_all() {
   const char* types[] = {"adamw", "muon", "soap", "mfac", "dct_adamw"};
   for (const char* type : types) {
     const std::string t = type;
+    const bool has_floor = t == "muon" || t == "soap" || t == "dct_adamw";
     benchmark::RegisterBenchmark(("model_step/" + t).c_str(), [t](benchmark::State& s) {
       model_step(s, t);
     })->Unit(benchmark::kMillisecond);
-    auto* b =
-        benchmark::RegisterBenchmark(("matrix_step/" + t).c_str(), [t](benchmark::State& s) { matrix_step(s, t); });
-    b->Unit(benchmark::kMillisecond)->Arg(256)->Arg(512)->Arg(1024);
-    if (t != "soap") b->Arg(2048);
+    if (has_floor)
+      benchmark::RegisterBenchmark(("model_floor/" + t).c_str(), [t](benchmark::State& s) {
+        model_floor(s, t);
+      })->Unit(benchmark::kMillisecond);
+    for (const std::string kind : {"step", "floor"}) {
+      if (kind == "floor" && !has_floor) continue;
+      auto* b = benchmark::RegisterBenchmark(("matrix_" + kind + "/" + t).c_str(), [t, kind](benchmark::State& s) {
+        if (kind == "step")
+          matrix_step(s, t);
+        else
+          matrix_floor(s, t, 0);
+      });
+      b->Unit(benchmark::kMillisecond)->Arg(256)->Arg(512)->Arg(1024);
+      if (t != "soap") b->Arg(2048);
+    }
   }
-  benchmark::RegisterBenchmark("ns", ns)->Unit(benchmark::kMillisecond)->Arg(256)->Arg(512)->Arg(1024)->Arg(2048);
+  for (int n : {256, 512, 1024}) {
+    benchmark::RegisterBenchmark("matrix_step/soap_per_step", soap_per_step)->Unit(benchmark::kMillisecond)->Arg(n);
+    benchmark::RegisterBenchmark("matrix_floor/soap_per_step",
+                                 [](benchmark::State& s) { matrix_floor(s, "soap", kNoRefresh); })
+        ->Unit(benchmark::kMillisecond)
+        ->Arg(n);
+  }
+  auto* ns_bench = benchmark::RegisterBenchmark("ns", ns)->Unit(benchmark::kMillisecond);
+  for (int n : {256, 512, 1024, 2048}) ns_bench->Args({n, n});
+  ns_bench->Args({768, 256})->Args({256, 768});  // the model's tall (transposed) and wide MLP matrices
   benchmark::RegisterBenchmark("ns_gemm_only", ns_gemm_only)
       ->Unit(benchmark::kMillisecond)
       ->Arg(256)
       ->Arg(512)
       ->Arg(1024)
       ->Arg(2048);
-  benchmark::RegisterBenchmark("soap_gemm_only", soap_gemm_only)
-      ->Unit(benchmark::kMillisecond)
-      ->Arg(256)
-      ->Arg(512)
-      ->Arg(1024);
   benchmark::RegisterBenchmark("soap_refresh", soap_refresh)
       ->Unit(benchmark::kMillisecond)
       ->Args({512, 1})
-      ->Args({512, 1000000});
+      ->Args({512, kNoRefresh});
   benchmark::RegisterBenchmark("diagnostics/model", diagnostics)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("mfac_window", mfac_window)
       ->Unit(benchmark::kMillisecond)

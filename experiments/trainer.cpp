@@ -725,10 +725,12 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     const bool periodic = cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0 && step < total;
     if (periodic) {
       // Order fixed by results-format.md: close the segment, write the checkpoint, COMMIT, new segment.
+      // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
+      const StateDict state = checkpoint_state();
       if (leader_) {
         segment_->append_event(io::EventRow{step, wall(), "checkpoint", ""});
         segment_->close();
-        ckpt.save(step, checkpoint_state());
+        ckpt.save(step, state);
       }
       comm_.barrier();
       open_segment(step + 1);
@@ -739,10 +741,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   if (summary.status == "COMPLETED" && step_ < total) {
     // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here.
     const int sig = g_stop_signal.load();
+    const StateDict state = checkpoint_state();  // on every rank, as above
     if (leader_) {
       segment_->close();
       segment_.reset();
-      if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, checkpoint_state());
+      if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
       log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume",
                            sig, step_));
       write_attempt("interrupted", {{"signal", sig}});

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/comm/communicator.hpp"
 #include "kernels/dct.hpp"
 #include "kernels/gemm.hpp"
 
@@ -29,6 +30,7 @@ DctAdamW::DctAdamW(const config::OptimizerConfig& cfg, const std::vector<nn::Par
   rank_ = cfg.rank;
   refresh_every_ = cfg.refresh_every;
   remap_on_refresh_ = cfg.on_refresh == "remap";
+  shard_ = cfg.shard;
   groups_ = routing_.groups;
   adam_ = std::make_unique<AdamW>(cfg, routing_.adam_infos, routing_.adam_rules);
   adam_refs_.resize(routing_.adam_params.size());
@@ -63,10 +65,26 @@ DctAdamW::DctAdamW(const config::OptimizerConfig& cfg, const std::vector<nn::Par
   scores_.assign(largest_s, 0.0f);
   ranking_.assign(largest_s, {0.0f, 0});
   projected_.assign(largest_full, 0.0f);  // S = G·Q or Qᵀ·G has the shape of G
-  direction_.assign(largest_full, 0.0f);
   q_selected_.assign(largest_q, 0.0f);
   low_grad_.assign(largest_low, 0.0f);
   remap_.assign(largest_low, 0.0f);
+}
+
+void DctAdamW::set_communicator(comm::Communicator* comm) {
+  std::vector<double> cost;
+  for (const LowRank& p : low_rank_) {
+    const double m = p.m, n = p.n;
+    cost.push_back(2.0 * m * n * p.r + m * n * p.s / refresh_every_);
+  }
+  ownership_.assign(comm, shard_, cost);
+  for (std::size_t k = 0; k < low_rank_.size(); ++k) {
+    LowRank& p = low_rank_[k];
+    const std::size_t size = ownership_.owns(k) ? static_cast<std::size_t>(std::max(p.m, p.n)) * p.r : 0;
+    for (auto* moment : {&p.M, &p.V}) {
+      moment->assign(size, 0.0f);
+      moment->shrink_to_fit();
+    }
+  }
 }
 
 std::span<const std::int64_t> DctAdamW::indices(std::size_t i) const {
@@ -89,8 +107,10 @@ void DctAdamW::step(std::span<const ParamRef> params, std::int64_t step, double 
   const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
   const float one_minus_b1 = static_cast<float>(1.0 - beta1_), one_minus_b2 = static_cast<float>(1.0 - beta2_);
 
-  for (std::size_t i : routing_.main_params) {
-    LowRank& p = low_rank_[low_rank_of_[i]];
+  for (std::size_t slot = 0; slot < routing_.main_params.size(); ++slot) {
+    if (!ownership_.owns(slot)) continue;  // the owner broadcasts it below
+    const std::size_t i = routing_.main_params[slot];
+    LowRank& p = low_rank_[slot];
     const int m = p.m, n = p.n, s = p.s, r = p.r;
     const float* G = params[i].grad;
     float* W = params[i].value;
@@ -169,15 +189,18 @@ void DctAdamW::step(std::span<const ParamRef> params, std::int64_t step, double 
       p.V[k] = b2 * p.V[k] + one_minus_b2 * a * a;
       low_grad_[k] = p.M[k] / (eps_eff + std::sqrt(p.V[k]));
     }
-    // Δ = U·Q[:, I]ᵀ (right) or Q[:, I]·U (left).
+    // W ← decay·W − step·Δ, Δ = U·Q[:, I]ᵀ (right) or Q[:, I]·U (left): one sgemm with beta = decay
+    // updates W in place (no m x n Δ buffer and no separate pass over W).
     if (p.right)
-      gemm<float>(Trans::no, Trans::yes, m, n, r, 1.0f, low_grad_.data(), r, q_selected_.data(), r, 0.0f,
-                  direction_.data(), n);
+      gemm<float>(Trans::no, Trans::yes, m, n, r, -step_size, low_grad_.data(), r, q_selected_.data(), r, decay, W, n);
     else
-      gemm<float>(Trans::no, Trans::no, m, n, r, 1.0f, q_selected_.data(), r, low_grad_.data(), n, 0.0f,
-                  direction_.data(), n);
-    for (std::size_t k = 0; k < params_[i].size; ++k) W[k] = W[k] * decay - step_size * direction_[k];
+      gemm<float>(Trans::no, Trans::no, m, n, r, -step_size, q_selected_.data(), r, low_grad_.data(), n, decay, W, n);
   }
+  if (ownership_.sharded())
+    for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+      const std::size_t i = routing_.main_params[k];
+      ownership_.share(k, std::span<float>(params[i].value, params_[i].size));
+    }
 
   for (std::size_t k = 0; k < routing_.adam_params.size(); ++k) adam_refs_[k] = params[routing_.adam_params[k]];
   adam_->step(adam_refs_, step, lr);
@@ -186,14 +209,25 @@ void DctAdamW::step(std::span<const ParamRef> params, std::int64_t step, double 
 StateDict DctAdamW::state() const {
   StateDict sd;
   sd.put_scalar("t", t_);
-  for (std::size_t i : routing_.main_params) {
-    const LowRank& p = low_rank_[low_rank_of_[i]];
-    const std::string& name = params_[i].name;
+  for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+    const LowRank& p = low_rank_[k];
+    const std::string& name = params_[routing_.main_params[k]].name;
     const std::vector<std::int64_t> shape =
         p.right ? std::vector<std::int64_t>{p.m, p.r} : std::vector<std::int64_t>{p.r, p.n};
-    sd.put("M/" + name, std::span<const float>(p.M), shape);
-    sd.put("V/" + name, std::span<const float>(p.V), shape);
-    sd.put("I/" + name, std::span<const std::int64_t>(p.I));
+    // Sharded: every rank receives the owner's entries (a non-owner's M and V are empty).
+    const std::size_t low_size = static_cast<std::size_t>(std::max(p.m, p.n)) * p.r;
+    std::vector<float> M(low_size, 0.0f), V(low_size, 0.0f);
+    std::vector<std::int64_t> I = p.I;
+    if (ownership_.owns(k)) {
+      std::copy(p.M.begin(), p.M.end(), M.begin());
+      std::copy(p.V.begin(), p.V.end(), V.begin());
+    }
+    ownership_.share(k, std::span<float>(M));
+    ownership_.share(k, std::span<float>(V));
+    ownership_.share(k, std::span<std::int64_t>(I));
+    sd.put("M/" + name, std::span<const float>(M), shape);
+    sd.put("V/" + name, std::span<const float>(V), shape);
+    sd.put("I/" + name, std::span<const std::int64_t>(I));
   }
   sd.merge("adamw", adam_->state());
   return sd;
@@ -203,10 +237,11 @@ void DctAdamW::load_state(const StateDict& state) {
   const StateDict adam_state = state.sub("adamw");
   if (state.entries().size() != 1 + 3 * routing_.main_params.size() + adam_state.entries().size())
     throw std::runtime_error("dct_adamw state: unexpected entries");
-  for (std::size_t i : routing_.main_params) {
-    const LowRank& p = low_rank_[low_rank_of_[i]];
-    const std::string& name = params_[i].name;
-    if (state.floats("M/" + name).size() != p.M.size() || state.floats("V/" + name).size() != p.V.size() ||
+  for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+    const LowRank& p = low_rank_[k];
+    const std::string& name = params_[routing_.main_params[k]].name;
+    const std::size_t low_size = static_cast<std::size_t>(std::max(p.m, p.n)) * p.r;
+    if (state.floats("M/" + name).size() != low_size || state.floats("V/" + name).size() != low_size ||
         state.ints("I/" + name).size() != p.I.size())
       throw std::runtime_error("dct_adamw state: entries of '" + name + "' have the wrong size");
     for (std::int64_t j : state.ints("I/" + name))
@@ -214,13 +249,14 @@ void DctAdamW::load_state(const StateDict& state) {
   }
   adam_->load_state(adam_state);
   t_ = state.scalar_int("t");
-  for (std::size_t i : routing_.main_params) {
-    LowRank& p = low_rank_[low_rank_of_[i]];
-    const std::string& name = params_[i].name;
-    state.get_into("M/" + name, std::span<float>(p.M));
-    state.get_into("V/" + name, std::span<float>(p.V));
+  for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+    LowRank& p = low_rank_[k];
+    const std::string& name = params_[routing_.main_params[k]].name;
     p.I = state.ints("I/" + name);
     p.I_prev = p.I;
+    if (!ownership_.owns(k)) continue;
+    state.get_into("M/" + name, std::span<float>(p.M));
+    state.get_into("V/" + name, std::span<float>(p.V));
   }
 }
 

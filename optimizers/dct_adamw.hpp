@@ -28,6 +28,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "optimizers/adamw.hpp"
 #include "optimizers/hybrid_routing.hpp"
+#include "optimizers/matrix_ownership.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace expt::optim {
@@ -40,8 +41,17 @@ class DctAdamW : public Optimizer {
   // Allocates nothing.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
   // "t", per low-rank matrix "M/<name>", "V/<name>", "I/<name>"; "adamw/..." for the AdamW part.
+  // Sharded, a collective that gathers each low-rank matrix's entries from its owner.
   StateDict state() const override;
   void load_state(const StateDict& state) override;
+  // With cfg.shard and more than one rank: each low-rank matrix has one owner rank
+  // (matrix_ownership.hpp), by the projection cost 2·m·n·r + m·n·s/refresh_every (multiply-adds
+  // per step: G·Q[:, I] and U·Q[:, I]ᵀ, and the full S = G·Q of a refresh). The owner alone keeps
+  // M, V, I (the other ranks free M and V), computes the update and broadcasts the matrix; the
+  // AdamW part stays replicated. Every rank keeps t. Call before the first step and load_state.
+  void set_communicator(comm::Communicator* comm) override;
+  // Owner rank of each low-rank matrix (in low_rank_params() order); empty when not sharded.
+  const std::vector<int>& owners() const { return ownership_.owners(); }
 
   // The selected DCT indices of parameter i (which must be routed to the low-rank part).
   std::span<const std::int64_t> indices(std::size_t i) const;
@@ -63,12 +73,14 @@ class DctAdamW : public Optimizer {
   std::vector<std::size_t> low_rank_of_;   // parameter index -> slot in low_rank_ (or npos)
   std::map<int, std::vector<float>> dct_;  // s -> C (s x s)
   // Scratch for the largest matrix.
-  std::vector<float> scores_, projected_, q_selected_, low_grad_, direction_, remap_;
+  std::vector<float> scores_, projected_, q_selected_, low_grad_, remap_;
   std::vector<std::pair<float, std::int64_t>> ranking_;
   std::int64_t t_ = 0;
   double beta1_ = 0.9, beta2_ = 0.999, eps_ = 1e-8;
   int rank_ = 32, refresh_every_ = 200;
   bool remap_on_refresh_ = false;
+  bool shard_ = true;
+  MatrixOwnership ownership_;
 };
 
 }  // namespace expt::optim

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <stdexcept>
 
 #include "core/comm/communicator.hpp"
@@ -59,29 +58,14 @@ Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
 }
 
 void Muon::set_communicator(comm::Communicator* comm) {
-  comm_ = nullptr;
-  owner_.clear();
-  if (comm == nullptr || comm->size() < 2 || !shard_) return;
-  comm_ = comm;
-  const int ranks = comm->size();
-  const std::size_t count = routing_.main_params.size();
-  std::vector<double> cost(count);
-  for (std::size_t k = 0; k < count; ++k) {
-    const auto& p = params_[routing_.main_params[k]];
+  std::vector<double> cost;  // Newton–Schulz: k·(4r²c + 2r³), r = min(m, n), c = max(m, n)
+  for (std::size_t i : routing_.main_params) {
+    const auto& p = params_[i];
     const double r = static_cast<double>(std::min(p.rows(), p.cols())),
                  c = static_cast<double>(std::max(p.rows(), p.cols()));
-    cost[k] = static_cast<double>(ns_steps_.size()) * (4.0 * r * r * c + 2.0 * r * r * r);
+    cost.push_back(static_cast<double>(ns_steps_.size()) * (4.0 * r * r * c + 2.0 * r * r * r));
   }
-  std::vector<std::size_t> order(count);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
-  std::vector<double> load(static_cast<std::size_t>(ranks), 0.0);
-  owner_.assign(count, 0);
-  for (std::size_t k : order) {
-    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
-    owner_[k] = static_cast<int>(least);
-    load[static_cast<std::size_t>(least)] += cost[k];
-  }
+  ownership_.assign(comm, shard_, cost);
 }
 
 void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) {
@@ -93,6 +77,7 @@ void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) 
   const float decay = static_cast<float>(1.0 - lr_main * group.weight_decay);
 
   for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
+    if (!ownership_.owns(k)) continue;  // the owner keeps the momentum and broadcasts W below
     const std::size_t i = routing_.main_params[k];
     const auto& p = params_[i];
     const int m = static_cast<int>(p.rows()), n = static_cast<int>(p.cols());
@@ -104,16 +89,15 @@ void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) 
       mom[e] = mu * mom[e] + one_minus_mu * g[e];
       u[e] = nesterov_ ? one_minus_mu * g[e] + mu * mom[e] : mom[e];
     }
-    if (comm_ != nullptr && owner_[k] != comm_->rank()) continue;  // the owner broadcasts it below
     kernels::newton_schulz<float>(u, m, n, ns_steps_, ns_eps_, ns_output_.data(), std::span<float>(ns_workspace_));
     const float step_size = static_cast<float>(lr_main * muon_scale_factor(scale_, m, n));
     const float* o = ns_output_.data();
     for (std::size_t e = 0; e < p.size; ++e) w[e] = w[e] * decay - step_size * o[e];
   }
-  if (comm_ != nullptr)
+  if (ownership_.sharded())
     for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
       const std::size_t i = routing_.main_params[k];
-      comm_->broadcast(std::span<float>(params[i].value, params_[i].size), owner_[k]);
+      ownership_.share(k, std::span<float>(params[i].value, params_[i].size));
     }
 
   for (std::size_t k = 0; k < routing_.adam_params.size(); ++k) adam_refs_[k] = params[routing_.adam_params[k]];
@@ -124,7 +108,11 @@ StateDict Muon::state() const {
   StateDict sd;
   for (std::size_t k = 0; k < routing_.main_params.size(); ++k) {
     const auto& p = params_[routing_.main_params[k]];
-    sd.put("momentum/" + p.name, std::span<const float>(momentum_.data() + momentum_offset_[k], p.size), p.shape);
+    // Sharded: the owner's momentum (share is a collective; a non-owner's copy is never updated).
+    const float* own = momentum_.data() + momentum_offset_[k];
+    std::vector<float> momentum(own, own + p.size);
+    ownership_.share(k, std::span<float>(momentum));
+    sd.put("momentum/" + p.name, std::span<const float>(momentum), p.shape);
   }
   sd.merge("adamw", adam_->state());
   return sd;

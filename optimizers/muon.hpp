@@ -10,7 +10,7 @@
 //
 // Everything else (embedding, head, vectors, and matrices named by adam_patterns) goes to an
 // internal AdamW (hybrid_routing.hpp). Momentum is float; NS runs in float through sgemm.
-// State: the momentum of each matrix and the AdamW part's state.
+// State: the momentum of each matrix and the AdamW part's state. optimizer.shard: see set_communicator.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,7 @@
 #include "kernels/newton_schulz.hpp"
 #include "optimizers/adamw.hpp"
 #include "optimizers/hybrid_routing.hpp"
+#include "optimizers/matrix_ownership.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace expt::optim {
@@ -46,14 +47,14 @@ class Muon : public Optimizer {
   // Keys "momentum/<name>" for the Muon matrices and "adamw/..." for the AdamW part.
   StateDict state() const override;
   void load_state(const StateDict& state) override;
-  // With cfg.shard and more than one rank: owner rank per Muon matrix, by greedy balance of the NS
-  // cost k·(4r²c + 2r³) (r = min(m, n), c = max(m, n); largest first, to the least-loaded rank,
-  // ties to the lower rank). Every rank updates every momentum (elementwise, cheap, keeps the state
-  // replicated for checkpoints); only the owner runs NS and the update, then broadcasts the matrix,
-  // so the parameters equal the unsharded run's bit for bit and agree on every rank.
+  // With cfg.shard and more than one rank: each Muon matrix has one owner rank
+  // (matrix_ownership.hpp), chosen by the NS cost k·(4r²c + 2r³) (r = min(m, n), c = max(m, n)).
+  // The owner alone updates the momentum, runs NS and the update, then broadcasts the matrix, so
+  // the parameters equal the unsharded run's bit for bit and agree on every rank. Call before the
+  // first step. Sharded, state() is a collective that gathers every momentum from its owner.
   void set_communicator(comm::Communicator* comm) override;
   // Owner rank of each Muon matrix (in muon_params() order); empty when not sharded.
-  const std::vector<int>& owners() const { return owner_; }
+  const std::vector<int>& owners() const { return ownership_.owners(); }
 
   // Parameter indices handled by Muon itself (the rest go to the AdamW part).
   const std::vector<std::size_t>& muon_params() const { return routing_.main_params; }
@@ -74,8 +75,7 @@ class Muon : public Optimizer {
   double ns_eps_ = 1e-7;
   MuonScale scale_ = MuonScale::original;
   bool shard_ = true;
-  comm::Communicator* comm_ = nullptr;
-  std::vector<int> owner_;
+  MatrixOwnership ownership_;
 };
 
 }  // namespace expt::optim

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "core/comm/communicator.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/hybrid_routing.hpp"
 
@@ -15,6 +16,7 @@ namespace {
 using kernels::gemm;
 using kernels::Trans;
 using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+constexpr std::size_t kReplicated = static_cast<std::size_t>(-1);
 
 // Cuts [0, size) into chunks of `block` (the last one shorter); one chunk when block is 0 or
 // the axis is not preconditioned.
@@ -56,27 +58,24 @@ Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
       for (auto [c0, cn] : chunks(ps.cols, cfg.block_size, right)) {
         Block b;
         b.row0 = r0, b.rows = rn, b.col0 = c0, b.cols = cn, b.left = left, b.right = right;
-        const std::size_t area = static_cast<std::size_t>(rn) * cn;
-        b.M.assign(area, 0.0);
-        b.V.assign(area, 0.0);
+        allocate(b, true);
         if (left) {
-          b.L.assign(static_cast<std::size_t>(rn) * rn, 0.0);
-          b.QL.assign(b.L.size(), 0.0);
           largest_side = std::max<std::size_t>(largest_side, rn);
           qr_.try_emplace(rn);
         }
         if (right) {
-          b.R.assign(static_cast<std::size_t>(cn) * cn, 0.0);
-          b.QR.assign(b.R.size(), 0.0);
           largest_side = std::max<std::size_t>(largest_side, cn);
           qr_.try_emplace(cn);
         }
-        largest = std::max(largest, area);
+        largest = std::max(largest, static_cast<std::size_t>(rn) * cn);
         blocks_.push_back(std::move(b));
       }
     ps.block_count = blocks_.size() - ps.first_block;
     state_.push_back(ps);
+    shard_slot_.push_back(left || right ? preconditioned_.size() : kReplicated);
+    if (left || right) preconditioned_.push_back(state_.size() - 1);
   }
+  shard_ = cfg.shard;
   for (auto& [size, ws] : qr_) {
     ws.qr = Eigen::HouseholderQR<Eigen::MatrixXd>(size, size);
     ws.q.resize(size, size);
@@ -87,6 +86,42 @@ Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   ev_.assign(largest_side, 0.0);
   perm_scratch_.assign(std::max(largest, largest_side * largest_side), 0.0);
   order_.assign(largest_side, 0);
+}
+
+void Soap::allocate(Block& b, bool keep) {
+  const auto sized = [keep](std::vector<double>& v, std::size_t size) {
+    v.assign(keep ? size : 0, 0.0);
+    v.shrink_to_fit();
+  };
+  const std::size_t h = static_cast<std::size_t>(b.rows), w = static_cast<std::size_t>(b.cols);
+  sized(b.M, h * w);
+  sized(b.V, h * w);
+  sized(b.L, b.left ? h * h : 0);
+  sized(b.QL, b.left ? h * h : 0);
+  sized(b.R, b.right ? w * w : 0);
+  sized(b.QR, b.right ? w * w : 0);
+}
+
+double Soap::preconditioned_cost(std::size_t i) const {
+  double cost = 0.0;
+  for (const Block& b : blocks(i)) {
+    const double h = b.rows, w = b.cols, rotation = h * h * w + h * w * w;
+    double sides = 0.0;
+    if (b.left) sides += h * h * h;
+    if (b.right) sides += w * w * w;
+    cost += 3.0 * rotation + (2.0 * rotation + (1.0 + 4.0 / 3.0) * sides) / frequency_;
+  }
+  return cost;
+}
+
+void Soap::set_communicator(comm::Communicator* comm) {
+  std::vector<double> cost;
+  for (std::size_t i : preconditioned_) cost.push_back(preconditioned_cost(i));
+  ownership_.assign(comm, shard_, cost);
+  for (std::size_t k = 0; k < preconditioned_.size(); ++k) {
+    const ParamState& ps = state_[preconditioned_[k]];
+    for (std::size_t bi = 0; bi < ps.block_count; ++bi) allocate(blocks_[ps.first_block + bi], ownership_.owns(k));
+  }
 }
 
 std::span<const Soap::Block> Soap::blocks(std::size_t i) const {
@@ -184,6 +219,10 @@ void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-p
     const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t));
     const double alpha = first_call ? 0.0 : lr_g * std::sqrt(bc2) / bc1;
     const bool refresh = !first_call && t % frequency_ == 0;
+    if (shard_slot_[i] != kReplicated && !ownership_.owns(shard_slot_[i])) {  // the owner broadcasts it below
+      ps.initialized = true;
+      continue;
+    }
 
     for (std::size_t bi = 0; bi < ps.block_count; ++bi) {
       Block& b = blocks_[ps.first_block + bi];
@@ -240,26 +279,44 @@ void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-p
     }
     ps.initialized = true;
   }
+  if (ownership_.sharded())
+    for (std::size_t k = 0; k < preconditioned_.size(); ++k) {
+      const std::size_t i = preconditioned_[k];
+      ownership_.share(k, std::span<float>(params[i].value, params_[i].size));
+    }
 }
 
 StateDict Soap::state() const {
   StateDict sd;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i].name;
+    const std::size_t k = shard_slot_[i];
+    const bool gather = k != kReplicated && ownership_.sharded();
     sd.put_scalar(name + "/t", state_[i].t);
     sd.put_scalar(name + "/initialized", static_cast<std::int64_t>(state_[i].initialized));
     for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
       const Block& b = blocks_[state_[i].first_block + bi];
       const std::string prefix = name + "/" + std::to_string(bi) + "/";
-      sd.put(prefix + "M", std::span<const double>(b.M), {b.rows, b.cols});
-      sd.put(prefix + "V", std::span<const double>(b.V), {b.rows, b.cols});
+      // Sharded: every rank receives the owner's entry (a non-owner's vectors are empty).
+      const auto put = [&](const char* key, const std::vector<double>& mine, int rows, int cols) {
+        if (!gather) {
+          sd.put(prefix + key, std::span<const double>(mine), {rows, cols});
+          return;
+        }
+        std::vector<double> entry(static_cast<std::size_t>(rows) * cols, 0.0);
+        if (ownership_.owns(k)) std::copy(mine.begin(), mine.end(), entry.begin());
+        ownership_.share(k, std::span<double>(entry));
+        sd.put(prefix + key, std::span<const double>(entry), {rows, cols});
+      };
+      put("M", b.M, b.rows, b.cols);
+      put("V", b.V, b.rows, b.cols);
       if (b.left) {
-        sd.put(prefix + "L", std::span<const double>(b.L), {b.rows, b.rows});
-        sd.put(prefix + "QL", std::span<const double>(b.QL), {b.rows, b.rows});
+        put("L", b.L, b.rows, b.rows);
+        put("QL", b.QL, b.rows, b.rows);
       }
       if (b.right) {
-        sd.put(prefix + "R", std::span<const double>(b.R), {b.cols, b.cols});
-        sd.put(prefix + "QR", std::span<const double>(b.QR), {b.cols, b.cols});
+        put("R", b.R, b.cols, b.cols);
+        put("QR", b.QR, b.cols, b.cols);
       }
     }
   }
@@ -267,20 +324,38 @@ StateDict Soap::state() const {
 }
 
 void Soap::load_state(const StateDict& state) {
-  const StateDict expected = this->state();
-  if (state.entries().size() != expected.entries().size())
+  // Expected entries from the block shapes (a sharded rank holds only its own blocks' vectors).
+  std::vector<std::pair<std::string, std::size_t>> arrays;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
+      const Block& b = blocks_[state_[i].first_block + bi];
+      const std::string prefix = params_[i].name + "/" + std::to_string(bi) + "/";
+      const std::size_t h = static_cast<std::size_t>(b.rows), w = static_cast<std::size_t>(b.cols);
+      arrays.emplace_back(prefix + "M", h * w);
+      arrays.emplace_back(prefix + "V", h * w);
+      if (b.left) {
+        arrays.emplace_back(prefix + "L", h * h);
+        arrays.emplace_back(prefix + "QL", h * h);
+      }
+      if (b.right) {
+        arrays.emplace_back(prefix + "R", w * w);
+        arrays.emplace_back(prefix + "QR", w * w);
+      }
+    }
+  const std::size_t expected = 2 * params_.size() + arrays.size();
+  if (state.entries().size() != expected)
     throw std::runtime_error("soap state: " + std::to_string(state.entries().size()) + " entries, expected " +
-                             std::to_string(expected.entries().size()));
-  for (const auto& [key, entry] : expected.entries()) {
+                             std::to_string(expected));
+  for (const auto& [key, size] : arrays) {
     if (!state.contains(key)) throw std::runtime_error("soap state: missing entry '" + key + "'");
-    if (std::holds_alternative<std::vector<double>>(entry.data) &&
-        state.doubles(key).size() != std::get<std::vector<double>>(entry.data).size())
+    if (state.doubles(key).size() != size)
       throw std::runtime_error("soap state: entry '" + key + "' has the wrong size");
   }
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i].name;
     state_[i].t = state.scalar_int(name + "/t");
     state_[i].initialized = state.scalar_int(name + "/initialized") != 0;
+    if (shard_slot_[i] != kReplicated && !ownership_.owns(shard_slot_[i])) continue;
     for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
       Block& b = blocks_[state_[i].first_block + bi];
       const std::string prefix = name + "/" + std::to_string(bi) + "/";

@@ -29,6 +29,7 @@
 
 #include "core/config/trial_config.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "optimizers/matrix_ownership.hpp"
 #include "optimizers/optimizer.hpp"
 
 namespace expt::optim {
@@ -41,8 +42,22 @@ class Soap : public Optimizer {
   // Allocates nothing after the first call, refresh steps included.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
   // Per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}".
+  // Sharded, a collective that gathers each preconditioned parameter's blocks from its owner.
   StateDict state() const override;
   void load_state(const StateDict& state) override;
+  // With cfg.shard and more than one rank: each parameter with a preconditioned side has one owner
+  // rank (matrix_ownership.hpp), by the cost of preconditioned_cost(). The owner alone keeps the
+  // blocks' M, V, L, Q_L, R, Q_R (the other ranks free them), computes the update and broadcasts
+  // the parameter; Adam-only parameters (1-D, merged, axes over max_precond_dim) stay replicated.
+  // Every rank keeps t and initialized. Call before the first step and before load_state.
+  void set_communicator(comm::Communicator* comm) override;
+  // Owner rank of each preconditioned parameter (in preconditioned_params() order); empty unsharded.
+  const std::vector<int>& owners() const { return ownership_.owners(); }
+  const std::vector<std::size_t>& preconditioned_params() const { return preconditioned_; }
+  // Multiply-adds per step of parameter i's blocks, h x w each with preconditioned sides of size
+  // s ∈ {h, w}: 3(h²w + hw²) every step (two rotations, L and R) plus, every f steps, the refresh:
+  // two rotations 2(h²w + hw²) and per side P·Q (s³) and the QR with its Q (≈ 4/3·s³).
+  double preconditioned_cost(std::size_t i) const;
 
   // One independent SOAP problem: rows [row0, row0+rows) x cols [col0, col0+cols) of a parameter.
   struct Block {
@@ -56,6 +71,9 @@ class Soap : public Optimizer {
   std::span<const Block> blocks(std::size_t i) const;
 
  private:
+  // Sizes M, V, L, Q_L, R, Q_R of a block for its shape (zeros), or frees them.
+  static void allocate(Block& b, bool keep);
+
   struct ParamState {
     std::size_t first_block = 0, block_count = 0;
     int rows = 1, cols = 1;  // the 2-D view (a vector is 1 x d)
@@ -81,6 +99,10 @@ class Soap : public Optimizer {
   // Scratch, sized for the largest block.
   std::vector<double> g_, tmp_, rotated_, direction_, pq_, ev_, perm_scratch_;
   std::vector<int> order_;
+  bool shard_ = true;
+  std::vector<std::size_t> preconditioned_;  // parameters with a preconditioned block, ascending
+  std::vector<std::size_t> shard_slot_;      // parameter -> index in preconditioned_ (or npos)
+  MatrixOwnership ownership_;
   double beta1_ = 0.95, beta2_ = 0.95, shampoo_beta_ = 0.95, eps_ = 1e-8;
   int frequency_ = 10;
 };

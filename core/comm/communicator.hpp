@@ -3,10 +3,12 @@
 // elements, never bytes.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace expt::comm {
 
@@ -23,6 +25,14 @@ class Communicator {
   // Root's data is copied to every rank.
   virtual void broadcast(std::span<float> data, int root) = 0;
   virtual void broadcast(std::span<std::int64_t> data, int root) = 0;
+  // Bit for bit (the sharded optimizers gather their double state with it). The default sends the
+  // bit patterns as int64; MPI overrides it with MPI_DOUBLE.
+  virtual void broadcast(std::span<double> data, int root) {
+    std::vector<std::int64_t> bits(data.size());
+    for (std::size_t i = 0; i < data.size(); ++i) bits[i] = std::bit_cast<std::int64_t>(data[i]);
+    broadcast(std::span<std::int64_t>(bits), root);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = std::bit_cast<double>(bits[i]);
+  }
   virtual void barrier() = 0;
 
   // Non-blocking sum (data-parallel gradient buckets). start_allreduce_sum begins an in-place sum
@@ -67,6 +77,7 @@ class LocalCommunicator final : public Communicator {
   void allreduce_sum(std::span<std::int64_t>) override {}
   void broadcast(std::span<float>, int) override {}
   void broadcast(std::span<std::int64_t>, int) override {}
+  void broadcast(std::span<double>, int) override {}
   void barrier() override {}
 };
 

@@ -89,6 +89,10 @@ void MpiCommunicator::broadcast(std::span<std::int64_t> data, int root) {
   chunked(data, [&](std::int64_t* p, int n) { check(MPI_Bcast(p, n, MPI_INT64_T, root, comm_), "MPI_Bcast(int64)"); });
 }
 
+void MpiCommunicator::broadcast(std::span<double> data, int root) {
+  chunked(data, [&](double* p, int n) { check(MPI_Bcast(p, n, MPI_DOUBLE, root, comm_), "MPI_Bcast(double)"); });
+}
+
 void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
 Communicator::Pending MpiCommunicator::start_allreduce_sum(std::span<float> data) {

@@ -40,6 +40,7 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(std::span<std::int64_t> data) override;
   void broadcast(std::span<float> data, int root) override;
   void broadcast(std::span<std::int64_t> data, int root) override;
+  void broadcast(std::span<double> data, int root) override;
   void barrier() override;
   // MPI_Iallreduce; progress() calls MPI_Test on every outstanding request.
   Pending start_allreduce_sum(std::span<float> data) override;

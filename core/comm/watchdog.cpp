@@ -102,6 +102,9 @@ void WatchedCommunicator::broadcast(std::span<float> data, int root) {
 void WatchedCommunicator::broadcast(std::span<std::int64_t> data, int root) {
   watched("broadcast(int64)", [&] { inner_.broadcast(data, root); });
 }
+void WatchedCommunicator::broadcast(std::span<double> data, int root) {
+  watched("broadcast(double)", [&] { inner_.broadcast(data, root); });
+}
 void WatchedCommunicator::barrier() {
   watched("barrier", [&] { inner_.barrier(); });
 }

@@ -68,6 +68,7 @@ class WatchedCommunicator final : public Communicator {
   void allreduce_sum(std::span<std::int64_t> data) override;
   void broadcast(std::span<float> data, int root) override;
   void broadcast(std::span<std::int64_t> data, int root) override;
+  void broadcast(std::span<double> data, int root) override;
   void barrier() override;
   // Non-blocking reductions start and progress unwatched (they return at once); the wait, where a
   // stuck peer would hang this rank, is watched like a blocking collective.
