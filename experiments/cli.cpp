@@ -1,5 +1,8 @@
 #include "experiments/cli.hpp"
 
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -7,11 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
-#include "core/comm/mpi_communicator.hpp"
 #include "analysis/analyze_command.hpp"
+#include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/bench_command.hpp"
 #include "experiments/data_commands.hpp"
@@ -95,10 +95,10 @@ int cmd_run(int argc, char** argv, CommonArgs args, const std::string& out, cons
     const auto& s = outcome.summary;
     if (outcome.already_finished)
       std::fprintf(stderr, "expt: %s already finished (%s); nothing to do\n", cfg->out.c_str(), s.status.c_str());
-    std::printf("%s\n", fmt::format("status {} | final eval loss {:.4f} | best {:.4f} | steps {} | {:.1f} s | {}",
-                                    s.status, s.final_eval_loss, s.best_eval_loss, s.steps_done, s.wall_s,
-                                    outcome.result.string())
-                            .c_str());
+    std::printf("%s\n",
+                fmt::format("status {} | final eval loss {:.4f} | best {:.4f} | steps {} | {:.1f} s | {}", s.status,
+                            s.final_eval_loss, s.best_eval_loss, s.steps_done, s.wall_s, outcome.result.string())
+                    .c_str());
     if (s.status == "FAILED") {
       std::fprintf(stderr, "expt: trial FAILED: %s\n", s.message.c_str());
       return kExitFailed;
@@ -181,6 +181,8 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--warmup", bench_options.warmup, "Untimed steps first")->check(CLI::Range(0, 1000000));
   bench->add_option("--format", bench_options.format, "Output")->check(CLI::IsMember({"table", "json"}));
   bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
+  bench->add_option("--threads", bench_options.threads,
+                    "BLAS threads per rank: a number, or auto = this node's cores / its ranks (default 1)");
 
   try {
     app.parse(argc, argv);
