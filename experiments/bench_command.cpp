@@ -25,6 +25,7 @@
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "experiments/cli.hpp"
+#include "experiments/threads.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"
@@ -78,6 +79,7 @@ enum Phase { kData, kForward, kBackward, kReduce, kOptimizer, kPhases };
 constexpr const char* kPhaseNames[kPhases] = {"data", "forward", "backward", "reduce", "optimizer"};
 
 struct BenchResult {
+  int threads = 1;  // BLAS threads per rank
   double sgemm_gflops = 0;
   double step_s = 0;      // mean wall time of a timed step
   double cpu_step_s = 0;  // mean process CPU time of a timed step
@@ -148,6 +150,8 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   BenchResult res;
   kernels::set_blas_threads(1);
   res.sgemm_gflops = sgemm_peak_gflops({512, 1024}, 5);
+  res.threads = resolve_blas_threads(opt.threads);
+  kernels::set_blas_threads(res.threads);
   res.rss_baseline = peak_rss_bytes();
 
   const auto task = data::make_task(cfg.task);
@@ -273,7 +277,7 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
                  {"d_model", cfg.model.d_model},  {"n_layers", cfg.model.n_layers},
                  {"batch", cfg.train.batch_size}, {"seq_len", info["seq_len"]},
                  {"vocab", info["vocab"]},        {"ranks", ranks},
-                 {"threads_per_rank", 1}};
+                 {"threads_per_rank", r.threads}};
   j["n_params"] = info["n_params"];
   j["n_params_nonembed"] = info["n_params_nonembed"];
   j["steps"] = steps;
@@ -286,7 +290,8 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["flops_per_token"] = flops;
   j["achieved_gflops"] = achieved_gflops;
   j["sgemm_peak_gflops"] = r.sgemm_gflops;
-  j["mfu"] = achieved_gflops / (ranks * r.sgemm_gflops);
+  // Against every core the step may use; CPU time already sums the threads of a process.
+  j["mfu"] = achieved_gflops / (ranks * r.threads * r.sgemm_gflops);
   j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
@@ -310,11 +315,11 @@ std::string to_table(const nlohmann::json& j) {
   const auto& c = j["config"];
   const auto mib = [](double b) { return b / (1024.0 * 1024.0); };
   std::string s;
-  s +=
-      fmt::format("expt bench: {} / {}, d_model {}, {} layers, batch {} x length {}, vocab {}, {} rank(s) x 1 thread\n",
-                  c["mixer"].get<std::string>(), c["optimizer"].get<std::string>(), c["d_model"].get<int>(),
-                  c["n_layers"].get<int>(), c["batch"].get<int>(), c["seq_len"].get<int>(), c["vocab"].get<int>(),
-                  c["ranks"].get<int>());
+  s += fmt::format(
+      "expt bench: {} / {}, d_model {}, {} layers, batch {} x length {}, vocab {}, {} rank(s) x {} thread(s)\n",
+      c["mixer"].get<std::string>(), c["optimizer"].get<std::string>(), c["d_model"].get<int>(),
+      c["n_layers"].get<int>(), c["batch"].get<int>(), c["seq_len"].get<int>(), c["vocab"].get<int>(),
+      c["ranks"].get<int>(), c["threads_per_rank"].get<int>());
   s += fmt::format("  parameters      {} ({} non-embedding)\n", j["n_params"].get<std::int64_t>(),
                    j["n_params_nonembed"].get<std::int64_t>());
   s += fmt::format("  steps           {} timed after {} warmup\n", j["steps"].get<int>(), j["warmup"].get<int>());
@@ -326,7 +331,7 @@ std::string to_table(const nlohmann::json& j) {
                    j["achieved_gflops"].get<double>());
   s += fmt::format("  sgemm peak      {:.2f} GFLOP/s (1 thread, n = 512 and 1024, best of 5)\n",
                    j["sgemm_peak_gflops"].get<double>());
-  s += fmt::format("  MFU             {:.1f} % of ranks x sgemm peak (by CPU time: {:.1f} %)\n",
+  s += fmt::format("  MFU             {:.1f} % of ranks x threads x sgemm peak (by CPU time: {:.1f} %)\n",
                    100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>());
   s += "  phase           ms/step   share\n";
   for (const char* p : kPhaseNames)
@@ -360,6 +365,12 @@ int bench_command(int argc, char** argv, const std::string& config_path, const s
   }
   if (options.steps < 1 || options.warmup < 0) {
     if (rank == 0) std::fprintf(stderr, "expt bench: --steps must be >= 1 and --warmup >= 0\n");
+    return kExitUsage;
+  }
+  try {
+    resolve_blas_threads(options.threads);
+  } catch (const std::invalid_argument& e) {
+    if (rank == 0) std::fprintf(stderr, "expt bench: %s\n", e.what());
     return kExitUsage;
   }
   if (!options.dump_dir.empty() && options.warmup + options.steps < 2) {

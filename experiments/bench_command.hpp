@@ -1,10 +1,10 @@
-// `expt bench CONFIG [--steps N] [--warmup N] [--format table|json] [--dump DIR]`: the training
+// `expt bench CONFIG [--steps N] [--warmup N] [--threads N|auto] [--format table|json] [--dump DIR]`: the training
 // throughput of one trial config, measured with the trainer's step (data, forward + loss, backward,
 // gradient all-reduce, clip + optimizer) run through the same task, model and optimizer APIs.
 // docs/performance.md describes every figure; the short version:
 //   tokens/s      global batch * train length * steps / time of the timed steps (warmup excluded)
-//   MFU           flops_per_token * tokens/s / (ranks * sgemm peak), the peak being the best
-//                 single-thread OpenBLAS sgemm GFLOP/s at n = 512 and 1024 measured in this run
+//   MFU           flops_per_token * tokens/s / (ranks * threads * sgemm peak), the peak being the
+//                 best single-thread OpenBLAS sgemm GFLOP/s at n = 512 and 1024 measured in this run
 //   phases        wall time per step of each phase, and its share of the step
 //   memory        peak RSS (getrusage) against the analytic bytes: parameters + gradients +
 //                 optimizer state (its state() arrays) + activations (bench_activation_floats)
@@ -25,6 +25,7 @@ struct BenchOptions {
   int warmup = 2;                // untimed steps before them (first-call allocations, caches)
   std::string format = "table";  // table | json
   std::string dump_dir;          // empty: no dump
+  std::string threads = "1";     // BLAS threads per rank: a number or auto (experiments/threads.hpp)
 };
 
 // Floats of activations per token that the backward of the model of `cfg` reads (saved forward

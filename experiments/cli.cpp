@@ -172,6 +172,8 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--warmup", bench_options.warmup, "Untimed steps first")->check(CLI::Range(0, 1000000));
   bench->add_option("--format", bench_options.format, "Output")->check(CLI::IsMember({"table", "json"}));
   bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
+  bench->add_option("--threads", bench_options.threads,
+                    "BLAS threads per rank: a number, or auto = this node's cores / its ranks (default 1)");
 
   try {
     app.parse(argc, argv);

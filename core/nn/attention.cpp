@@ -69,26 +69,27 @@ void CausalSelfAttention<T>::forward(const T* x, T* y, int batch, int seq_len) {
 }
 
 template <class T>
-void CausalSelfAttention<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+void CausalSelfAttention<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) {
   const int rows = batch * seq_len;
   const std::size_t n = static_cast<std::size_t>(rows) * d_model_;
-  do_.resize(n);
-  dq_.resize(n);
-  dk_.resize(n);
-  dv_.resize(n);
+  const typename Workspace<T>::Frame frame(ws);
+  T* d_o = ws.take(n);  // [rows, d] dL/dO
+  T* dq = ws.take(n);   // [rows, d]
+  T* dk = ws.take(n);   // [rows, d]
+  T* dv = ws.take(n);   // [rows, d]
   // dO = dy Wo, dWo += dy^T O
-  o_proj_.backward(o_.data(), dy, do_.data(), rows, false);
+  o_proj_.backward(o_.data(), dy, d_o, rows, false);
   const kernels::AttentionShape shape{batch, seq_len, heads_, head_dim_};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  kernels::attention_tiled_backward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(), do_.data(),
-                                    dq_.data(), dk_.data(), dv_.data(), workspace_.data());
+  kernels::attention_tiled_backward(shape, scale, q_.data(), k_.data(), v_.data(), o_.data(), lse_.data(), d_o, dq, dk,
+                                    dv, workspace_.data());
   // Gradients w.r.t. the projections before RoPE: the inverse rotation.
-  kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dq_.data(), batch, seq_len, heads_, head_dim_);
-  kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dk_.data(), batch, seq_len, heads_, head_dim_);
+  kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dq, batch, seq_len, heads_, head_dim_);
+  kernels::rope_backward(rope_cos_.data(), rope_sin_.data(), dk, batch, seq_len, heads_, head_dim_);
   // dx = dQ Wq + dK Wk + dV Wv; each projection's weight gradient += d(out)^T x.
-  q_proj_.backward(x, dq_.data(), dx, rows, false);
-  k_proj_.backward(x, dk_.data(), dx, rows, true);
-  v_proj_.backward(x, dv_.data(), dx, rows, true);
+  q_proj_.backward(x, dq, dx, rows, false);
+  k_proj_.backward(x, dk, dx, rows, true);
+  v_proj_.backward(x, dv, dx, rows, true);
 }
 
 template class CausalSelfAttention<float>;

@@ -27,8 +27,8 @@ class CausalSelfAttention final : public Mixer<T> {
   // x [batch*seq_len, d] -> y [batch*seq_len, d]; caches rotated Q, K, V, O and the log-sum-exp.
   void forward(const T* x, T* y, int batch, int seq_len) override;
   // From dy: parameter gradients accumulated, dx [batch*seq_len, d] overwritten. Same x and shape
-  // as the last forward.
-  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) override;
+  // as the last forward. Scratch dO, dQ, dK, dV (4 x [rows, d]) from ws.
+  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
   std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
   // Every parameter is a Linear weight: nothing beyond Model's default init.
   void init_parameters(std::uint64_t, double) override {}
@@ -63,10 +63,6 @@ class CausalSelfAttention final : public Mixer<T> {
   std::vector<T> o_;          // [rows, d] attention output before o_proj
   std::vector<T> lse_;        // [batch, heads, seq_len]
   std::vector<T> workspace_;  // attention kernel scratch
-  std::vector<T> do_;         // [rows, d] backward: dL/dO
-  std::vector<T> dq_;         // [rows, d]
-  std::vector<T> dk_;         // [rows, d]
-  std::vector<T> dv_;         // [rows, d]
 };
 
 extern template class CausalSelfAttention<float>;

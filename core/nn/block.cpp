@@ -55,26 +55,27 @@ void Block<T>::forward(const T* x, T* y, int batch, int seq_len) {
 }
 
 template <class T>
-void Block<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+void Block<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) {
   const int rows = batch * seq_len;
   const std::size_t n = static_cast<std::size_t>(rows) * d_model_;
-  dbranch_.resize(n);
+  const typename Workspace<T>::Frame frame(ws);
+  T* dbranch = ws.take(n);  // [rows, d] gradient at a branch input
   // dh = dy + RMSNorm_mlp'(h)^T MLP'^T dy (the residual passes dy through unchanged).
   const T* dh = dy;
   if (mlp_) {
-    dh_.resize(n);
-    mlp_->backward(mlp_in_.data(), dy, dbranch_.data(), rows);
-    mlp_norm_->backward(h_.data(), dbranch_.data(), dh_.data(), rows);
-    for (std::size_t i = 0; i < n; ++i) dh_[i] += dy[i];
-    dh = dh_.data();
+    T* dh_mlp = ws.take(n);  // [rows, d] dL/dh
+    mlp_->backward(mlp_in_.data(), dy, dbranch, rows, ws);
+    mlp_norm_->backward(h_.data(), dbranch, dh_mlp, rows);
+    for (std::size_t i = 0; i < n; ++i) dh_mlp[i] += dy[i];
+    dh = dh_mlp;
   }
   if (!mixer_) {
     std::copy(dh, dh + n, dx);
     return;
   }
   // dx = dh + RMSNorm_attn'(x)^T Mixer'^T dh
-  mixer_->backward(attn_in_.data(), dh, dbranch_.data(), batch, seq_len);
-  attn_norm_->backward(x, dbranch_.data(), dx, rows);
+  mixer_->backward(attn_in_.data(), dh, dbranch, batch, seq_len, ws);
+  attn_norm_->backward(x, dbranch, dx, rows);
   for (std::size_t i = 0; i < n; ++i) dx[i] += dh[i];
 }
 

@@ -15,6 +15,7 @@
 #include "core/nn/mlp.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/rmsnorm.hpp"
+#include "core/nn/workspace.hpp"
 
 namespace expt::nn {
 
@@ -27,8 +28,9 @@ class Block {
   // x [batch*seq_len, d] -> y [batch*seq_len, d] (y must not alias x); caches what backward needs.
   void forward(const T* x, T* y, int batch, int seq_len);
   // From dy: parameter gradients accumulated, dx overwritten (dx must not alias dy). Same x and
-  // shape as the last forward.
-  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len);
+  // shape as the last forward. Gradient scratch from ws (dL/dh, a branch's input gradient and the
+  // mixer's and MLP's own), released before returning.
+  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws);
 
   // Empty / nullptr when mixer.type is `none`.
   const std::optional<RMSNorm<T>>& attn_norm() const { return attn_norm_; }
@@ -48,8 +50,6 @@ class Block {
   std::vector<T> h_;        // [rows, d] x + Mixer(...)
   std::vector<T> mlp_in_;   // [rows, d] RMSNorm_mlp(h)
   std::vector<T> branch_;   // [rows, d] output of the mixer / MLP before the residual add
-  std::vector<T> dh_;       // [rows, d] backward: dL/dh
-  std::vector<T> dbranch_;  // [rows, d] backward: gradient at a branch input
 };
 
 extern template class Block<float>;

@@ -218,51 +218,44 @@ void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
 }
 
 template <class T>
-void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) {
   const int H = opt_.heads, nh = opt_.householder_steps, dk = opt_.key_dim, dv = opt_.value_dim;
   const int rows = batch * seq_len;
   const int Q = H * dk, K = nh * H * dk, V = nh * H * dv, O = H * dv;
   const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
-  dnormed_.resize(sz(O));
-  do_.resize(sz(O));
-  dq_.resize(sz(Q));
-  dk_.resize(sz(K));
-  dv_.resize(sz(V));
-  dbeta_.resize(sz(nh * H));
-  dpre_.resize(sz(std::max({Q, K, V})));
+  const typename Workspace<T>::Frame frame(ws);
+  T* const dnormed = ws.take(sz(O));
+  T* const d_o = ws.take(sz(O));
+  T* const dq = ws.take(sz(Q));
+  T* const dkey = ws.take(sz(K));
+  T* const dvalue = ws.take(sz(V));
+  T* const dbeta = ws.take(sz(nh * H));
+  T* const dpre = ws.take(sz(std::max({Q, K, V})));
+  T* const dgate = g_proj_ ? ws.take(sz(O)) : nullptr;
+  T* const dg = a_proj_ ? ws.take(sz(H)) : nullptr;
 
   // dnormed = dy W_o;  dW_o += dy^T normed.
-  o_proj_.backward(normed_.data(), dy, dnormed_.data(), rows, false);
-  const T* gate = nullptr;
-  T* dgate = nullptr;
-  if (g_proj_) {
-    dgate_.resize(sz(O));
-    gate = gate_.data();
-    dgate = dgate_.data();
-  }
-  o_norm_.backward(o_.data(), gate, dnormed_.data(), do_.data(), dgate, rows);
+  o_proj_.backward(normed_.data(), dy, dnormed, rows, false);
+  const T* gate = g_proj_ ? gate_.data() : nullptr;
+  o_norm_.backward(o_.data(), gate, dnormed, d_o, dgate, rows);
   // dx starts with the output gate's path (or the first projection below overwrites it).
   bool dx_written = false;
   if (g_proj_) {
-    g_proj_->backward(x, dgate_.data(), dx, rows, false);
+    g_proj_->backward(x, dgate, dx, rows, false);
     dx_written = true;
   }
 
   // The kernel: dq, dk (w.r.t. the normalised q, k), dv, dbeta, dg.
   const T* g = a_proj_ ? g_.data() : nullptr;
-  if (a_proj_) dg_.resize(sz(H));
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
   const kernels::DeltaRuleInputs<T> in{q_.data(), k_.data(), v_.data(), beta_.data(), g, nullptr};
-  const kernels::DeltaRuleGradients<T> grads{
-      dq_.data(), dk_.data(), dv_.data(), dbeta_.data(), a_proj_ ? dg_.data() : nullptr, nullptr};
+  const kernels::DeltaRuleGradients<T> grads{dq, dkey, dvalue, dbeta, dg, nullptr};
   if (opt_.product_kernel) {
     const kernels::DeltaProductShape shape{batch, seq_len, H, dk, dv, nh};
-    kernels::delta_product_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads,
-                                    opt_.chunk_size);
+    kernels::delta_product_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, opt_.chunk_size);
   } else {
     const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
-    kernels::delta_rule_chunked_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads,
-                                         opt_.chunk_size);
+    kernels::delta_rule_chunked_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, opt_.chunk_size);
   }
 
   // Forget gate: g = -e^A softplus(u), u = a_logit + dt_bias:
@@ -275,33 +268,33 @@ void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_le
     for (int r = 0; r < rows; ++r)
       for (int h = 0; h < H; ++h) {
         const std::size_t i = static_cast<std::size_t>(r) * H + h;
-        da_log[h] += dg_[i] * g_[i];
-        const T du = -dg_[i] * std::exp(a_log[h]) * sigmoid(a_logit_[i] + dt_bias[h]);
+        da_log[h] += dg[i] * g_[i];
+        const T du = -dg[i] * std::exp(a_log[h]) * sigmoid(a_logit_[i] + dt_bias[h]);
         ddt_bias[h] += du;
-        dg_[i] = du;  // now dL/da_logit
+        dg[i] = du;  // now dL/da_logit
       }
-    a_proj_->backward(x, dg_.data(), dx, rows, dx_written);
+    a_proj_->backward(x, dg, dx, rows, dx_written);
     dx_written = true;
   }
 
-  // beta = c sigmoid(z): dz = dbeta c sigmoid(z) (1 - sigmoid(z)); dbeta_ is reused for dz.
+  // beta = c sigmoid(z): dz = dbeta c sigmoid(z) (1 - sigmoid(z)); dbeta is reused for dz.
   const T beta_scale = opt_.allow_neg_eigval ? T(2) : T(1);
-  for (std::size_t i = 0; i < dbeta_.size(); ++i) {
+  for (std::size_t i = 0, n = sz(nh * H); i < n; ++i) {
     const T s = sigmoid(beta_logit_[i]);
-    dbeta_[i] *= beta_scale * s * (T(1) - s);
+    dbeta[i] *= beta_scale * s * (T(1) - s);
   }
-  b_proj_.backward(x, dbeta_.data(), dx, rows, dx_written);
+  b_proj_.backward(x, dbeta, dx, rows, dx_written);
 
   // q, k: through the L2 norm (in place), the activation and the projection; v: activation and
   // projection.
-  l2norm_backward(q_.data(), q_rstd_.data(), dq_.data(), dq_.data(), sz(H), dk);
-  l2norm_backward(k_.data(), k_rstd_.data(), dk_.data(), dk_.data(), sz(nh * H), dk);
-  activate_backward(q_conv_id_, q_pre_.data(), dq_.data(), dpre_.data(), Q, batch, seq_len);
-  q_proj_.backward(x, dpre_.data(), dx, rows, true);
-  activate_backward(k_conv_id_, k_pre_.data(), dk_.data(), dpre_.data(), K, batch, seq_len);
-  k_proj_.backward(x, dpre_.data(), dx, rows, true);
-  activate_backward(v_conv_id_, v_pre_.data(), dv_.data(), dpre_.data(), V, batch, seq_len);
-  v_proj_.backward(x, dpre_.data(), dx, rows, true);
+  l2norm_backward(q_.data(), q_rstd_.data(), dq, dq, sz(H), dk);
+  l2norm_backward(k_.data(), k_rstd_.data(), dkey, dkey, sz(nh * H), dk);
+  activate_backward(q_conv_id_, q_pre_.data(), dq, dpre, Q, batch, seq_len);
+  q_proj_.backward(x, dpre, dx, rows, true);
+  activate_backward(k_conv_id_, k_pre_.data(), dkey, dpre, K, batch, seq_len);
+  k_proj_.backward(x, dpre, dx, rows, true);
+  activate_backward(v_conv_id_, v_pre_.data(), dvalue, dpre, V, batch, seq_len);
+  v_proj_.backward(x, dpre, dx, rows, true);
 }
 
 template class DeltaNet<float>;

@@ -60,7 +60,8 @@ class DeltaNet final : public Mixer<T> {
   DeltaNet(ParameterStore<T>& store, const std::string& prefix, const DeltaNetOptions& options);
 
   void forward(const T* x, T* y, int batch, int seq_len) override;
-  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) override;
+  // Gradient scratch (dnormed, do, dgate, dq, dk, dv, dbeta, dg, dpre) from ws.
+  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
   std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
   // Conv weights N(0, init_std); A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1)) clamped
   // at >= 1e-4 and dt_bias = dt + log(-expm1(-dt)) (the inverse softplus of dt), layers.md 2.4.
@@ -103,11 +104,7 @@ class DeltaNet final : public Mixer<T> {
   std::vector<T> o_;                      // [rows, O] kernel output
   std::vector<T> gate_;                   // [rows, O] x W_g
   std::vector<T> normed_;                 // [rows, O] input of o_proj
-  // Backward scratch.
-  std::vector<T> dnormed_, do_, dgate_;
-  std::vector<T> dq_, dk_, dv_, dbeta_, dg_;
-  std::vector<T> dpre_;
-  std::vector<T> conv_dweight_;  // [channels, width] short-conv weight gradient of one call
+  std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 
 extern template class DeltaNet<float>;

@@ -163,62 +163,58 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
 }
 
 template <class T>
-void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len) {
+void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) {
   const int H = opt_.heads, dk = opt_.key_dim, dv = opt_.value_dim, r = opt_.gate_low_rank_dim;
   const int rows = batch * seq_len;
   const int DK = H * dk, DV = H * dv;
   const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
-  dnormed_.resize(sz(DV));
-  do_.resize(sz(DV));
-  dq_.resize(sz(DK));
-  dk_.resize(sz(DK));
-  dv_.resize(sz(DV));
-  dg_.resize(sz(DK));
-  dz_low_.resize(sz(r));
+  const typename Workspace<T>::Frame frame(ws);
+  T* const dnormed = ws.take(sz(DV));
+  T* const d_o = ws.take(sz(DV));
+  T* const dq = ws.take(sz(DK));
+  T* const dkey = ws.take(sz(DK));
+  T* const dvalue = ws.take(sz(DV));
+  T* const dg = ws.take(sz(DK));
+  T* const dz_low = ws.take(sz(r));
+  T* const dgate = g_proj_ ? ws.take(sz(DV)) : nullptr;
 
   // dnormed = dy W_o;  dW_o += dy^T normed;  then the norm (and output gate).
-  o_proj_.backward(normed_.data(), dy, dnormed_.data(), rows, false);
-  const T* gate = nullptr;
-  T* dgate = nullptr;
-  if (g_proj_) {
-    dgate_.resize(sz(DV));
-    gate = gate_.data();
-    dgate = dgate_.data();
-  }
-  g_norm_.backward(o_.data(), gate, dnormed_.data(), do_.data(), dgate, rows);
+  o_proj_.backward(normed_.data(), dy, dnormed, rows, false);
+  const T* gate = g_proj_ ? gate_.data() : nullptr;
+  g_norm_.backward(o_.data(), gate, dnormed, d_o, dgate, rows);
 
   const kernels::GlaShape shape{batch, seq_len, H, dk, dv};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
   const kernels::GlaInputs<T> in{q_.data(), k_.data(), v_.data(), g_.data(), nullptr};
-  const kernels::GlaGradients<T> grads{dq_.data(), dk_.data(), dv_.data(), dg_.data(), nullptr};
+  const kernels::GlaGradients<T> grads{dq, dkey, dvalue, dg, nullptr};
   const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
-  kernels::gla_chunked_backward(shape, scale, in, do_.data(), static_cast<const T*>(nullptr), grads, chunking);
+  kernels::gla_chunked_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, chunking);
 
-  // g = logsigmoid(z) / tau: dz = dg sigmoid(-z) / tau (in place in dg_); db += sum over rows.
+  // g = logsigmoid(z) / tau: dz = dg sigmoid(-z) / tau (in place in dg); db += sum over rows.
   T* dbias = store_->grad(gk_bias_id_);
   const T inv_tau = static_cast<T>(1.0 / opt_.gate_logit_normalizer);
   for (int row = 0; row < rows; ++row)
     for (int c = 0; c < DK; ++c) {
       const std::size_t i = static_cast<std::size_t>(row) * DK + c;
-      dg_[i] *= sigmoid(-z_[i]) * inv_tau;
-      dbias[c] += dg_[i];
+      dg[i] *= sigmoid(-z_[i]) * inv_tau;
+      dbias[c] += dg[i];
     }
-  gk_up_.backward(z_low_.data(), dg_.data(), dz_low_.data(), rows, false);
-  gk_down_.backward(x, dz_low_.data(), dx, rows, false);
-  if (g_proj_) g_proj_->backward(x, dgate_.data(), dx, rows, true);
+  gk_up_.backward(z_low_.data(), dg, dz_low, rows, false);
+  gk_down_.backward(x, dz_low, dx, rows, false);
+  if (g_proj_) g_proj_->backward(x, dgate, dx, rows, true);
 
   if (opt_.use_short_conv) {
-    dpre_.resize(sz(std::max(DK, DV)));
-    activate_backward(q_conv_id_, q_pre_.data(), dq_.data(), dpre_.data(), DK, batch, seq_len);
-    q_proj_.backward(x, dpre_.data(), dx, rows, true);
-    activate_backward(k_conv_id_, k_pre_.data(), dk_.data(), dpre_.data(), DK, batch, seq_len);
-    k_proj_.backward(x, dpre_.data(), dx, rows, true);
-    activate_backward(v_conv_id_, v_pre_.data(), dv_.data(), dpre_.data(), DV, batch, seq_len);
-    v_proj_.backward(x, dpre_.data(), dx, rows, true);
+    T* const dpre = ws.take(sz(std::max(DK, DV)));
+    activate_backward(q_conv_id_, q_pre_.data(), dq, dpre, DK, batch, seq_len);
+    q_proj_.backward(x, dpre, dx, rows, true);
+    activate_backward(k_conv_id_, k_pre_.data(), dkey, dpre, DK, batch, seq_len);
+    k_proj_.backward(x, dpre, dx, rows, true);
+    activate_backward(v_conv_id_, v_pre_.data(), dvalue, dpre, DV, batch, seq_len);
+    v_proj_.backward(x, dpre, dx, rows, true);
   } else {
-    q_proj_.backward(x, dq_.data(), dx, rows, true);
-    k_proj_.backward(x, dk_.data(), dx, rows, true);
-    v_proj_.backward(x, dv_.data(), dx, rows, true);
+    q_proj_.backward(x, dq, dx, rows, true);
+    k_proj_.backward(x, dkey, dx, rows, true);
+    v_proj_.backward(x, dvalue, dx, rows, true);
   }
 }
 

@@ -49,7 +49,8 @@ class GatedLinearAttention final : public Mixer<T> {
   GatedLinearAttention(ParameterStore<T>& store, const std::string& prefix, const GlaOptions& options);
 
   void forward(const T* x, T* y, int batch, int seq_len) override;
-  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) override;
+  // Gradient scratch (dnormed, do, dgate, dq, dk, dv, dg, dz_low, dpre) from ws.
+  void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
   std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
   // Conv weights N(0, init_std), the gate bias 0.
   void init_parameters(std::uint64_t seed, double init_std) override;
@@ -88,9 +89,7 @@ class GatedLinearAttention final : public Mixer<T> {
   std::vector<T> o_;                      // [rows, D_v] kernel output
   std::vector<T> gate_;                   // [rows, D_v] x W_r
   std::vector<T> normed_;                 // [rows, D_v] input of o_proj
-  // Backward scratch.
-  std::vector<T> dnormed_, do_, dgate_, dq_, dk_, dv_, dg_, dz_low_, dpre_;
-  std::vector<T> conv_dweight_;  // [channels, width] short-conv weight gradient of one call
+  std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 
 extern template class GatedLinearAttention<float>;

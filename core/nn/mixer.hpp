@@ -11,6 +11,7 @@
 
 #include "core/config/trial_config.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/nn/workspace.hpp"
 
 namespace expt::nn {
 
@@ -23,8 +24,8 @@ class Mixer {
   // row-major, sequences independent.
   virtual void forward(const T* x, T* y, int batch, int seq_len) = 0;
   // From dy: parameter gradients accumulated into the store, dx overwritten. Same x and shape as
-  // the last forward.
-  virtual void backward(const T* x, const T* dy, T* dx, int batch, int seq_len) = 0;
+  // the last forward. Gradient scratch comes from ws (released before returning).
+  virtual void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) = 0;
 
   // Store id of the output projection o_proj (scaled down by the `rescale` init).
   virtual std::size_t output_weight_id() const = 0;

@@ -37,25 +37,25 @@ void SwiGLU<T>::forward(const T* x, T* y, int rows) {
 }
 
 template <class T>
-void SwiGLU<T>::backward(const T* x, const T* dy, T* dx, int rows) {
+void SwiGLU<T>::backward(const T* x, const T* dy, T* dx, int rows, Workspace<T>& ws) {
   const std::size_t n = static_cast<std::size_t>(rows) * width_;
-  dhidden_.resize(n);
-  dgate_.resize(n);
-  dup_.resize(n);
+  const typename Workspace<T>::Frame frame(ws);
+  T* dgate = ws.take(n);  // [rows, I] dL/dh, then dL/da in place
+  T* dup = ws.take(n);    // [rows, I] dL/du
   // dh = dy W_down [rows, I]; dW_down += dy^T h
-  down_.backward(hidden_.data(), dy, dhidden_.data(), rows, false);
+  down_.backward(hidden_.data(), dy, dgate, rows, false);
   // da = dh * u * silu'(a), silu'(a) = sig (1 + a (1 - sig));  du = dh * silu(a).
   for (std::size_t i = 0; i < n; ++i) {
     const T a = gate_out_[i];
     const T u = up_out_[i];
     const T sig = T(1) / (T(1) + std::exp(-a));
-    const T dh = dhidden_[i];
-    dgate_[i] = dh * u * sig * (T(1) + a * (T(1) - sig));
-    dup_[i] = dh * a * sig;
+    const T dh = dgate[i];
+    dgate[i] = dh * u * sig * (T(1) + a * (T(1) - sig));
+    dup[i] = dh * a * sig;
   }
   // dx = da W_gate + du W_up
-  gate_.backward(x, dgate_.data(), dx, rows, false);
-  up_.backward(x, dup_.data(), dx, rows, true);
+  gate_.backward(x, dgate, dx, rows, false);
+  up_.backward(x, dup, dx, rows, true);
 }
 
 template class SwiGLU<float>;

@@ -9,6 +9,7 @@
 #include "core/config/trial_config.hpp"
 #include "core/nn/linear.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/nn/workspace.hpp"
 
 namespace expt::nn {
 
@@ -25,7 +26,8 @@ class SwiGLU {
   // x [rows, d] -> y [rows, d]; caches gate, up and the hidden product.
   void forward(const T* x, T* y, int rows);
   // From dy [rows, d]: parameter gradients accumulated, dx [rows, d] overwritten. x as in forward.
-  void backward(const T* x, const T* dy, T* dx, int rows);
+  // Scratch (dL/dh then dL/da in place, dL/du: 2 x [rows, I]) from ws, released before returning.
+  void backward(const T* x, const T* dy, T* dx, int rows, Workspace<T>& ws);
 
   const Linear<T>& gate_proj() const { return gate_; }
   const Linear<T>& up_proj() const { return up_; }
@@ -40,9 +42,6 @@ class SwiGLU {
   std::vector<T> gate_out_;  // [rows, I]  a = gate x
   std::vector<T> up_out_;    // [rows, I]  u = up x
   std::vector<T> hidden_;    // [rows, I]  silu(a) * u
-  std::vector<T> dhidden_;   // [rows, I]  backward scratch: dL/dh
-  std::vector<T> dgate_;     // [rows, I]  dL/da
-  std::vector<T> dup_;       // [rows, I]  dL/du
 };
 
 extern template class SwiGLU<float>;

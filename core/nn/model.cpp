@@ -135,7 +135,7 @@ void Model<T>::backward(const T* dlogits, const std::function<void(std::size_t)>
   T* dout = grad_b_.data();  // gradient at the output of block l
   T* din = grad_a_.data();   // gradient at its input
   for (int l = n_layers - 1; l >= 0; --l) {
-    blocks_[l].backward(acts_.data() + l * act, dout, din, batch_, seq_len_);
+    blocks_[l].backward(acts_.data() + l * act, dout, din, batch_, seq_len_, workspace_);
     std::swap(dout, din);
     if (on_ready) on_ready(block_first_param_[static_cast<std::size_t>(l)]);
   }

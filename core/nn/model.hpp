@@ -4,7 +4,9 @@
 //
 // Parameter names and order (PyTorch/FLA): embeddings.weight, blocks.<i>.* (see block.hpp),
 // norm.weight, lm_head.weight. Activations are [B*L, d] row-major; forward caches every block input
-// and backward walks the blocks in reverse (llm.c style, no tape).
+// and backward walks the blocks in reverse (llm.c style, no tape). Each layer keeps the forward
+// tensors its backward reads; the gradients at a layer's internal tensors live in one Workspace
+// shared by all blocks, sized by the first backward (workspace.hpp).
 #pragma once
 
 #include <cstddef>
@@ -18,6 +20,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/rmsnorm.hpp"
+#include "core/nn/workspace.hpp"
 
 namespace expt::nn {
 
@@ -61,6 +64,7 @@ class Model {
   const std::vector<Block<T>>& blocks() const { return blocks_; }
   const RMSNorm<T>& final_norm() const { return norm_; }
   const Linear<T>& head() const { return head_; }
+  const Workspace<T>& workspace() const { return workspace_; }
 
  private:
   config::ModelConfig cfg_;
@@ -83,6 +87,7 @@ class Model {
   std::vector<T> logits_;             // [rows, V]
   std::vector<T> grad_a_;             // [rows, d] backward ping-pong buffers
   std::vector<T> grad_b_;             // [rows, d]
+  Workspace<T> workspace_;            // the blocks' backward scratch, shared (one block at a time)
 };
 
 extern template class Model<float>;

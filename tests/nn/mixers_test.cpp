@@ -67,7 +67,8 @@ void check_mixer_gradients(Mixer<double>& mixer, ParameterStore<double>& store, 
   auto backward = [&] {
     std::vector<double> dx(x.size());
     mixer.forward(x.data(), y.data(), B, L);
-    mixer.backward(x.data(), r.data(), dx.data(), B, L);
+    expt::nn::Workspace<double> ws;
+    mixer.backward(x.data(), r.data(), dx.data(), B, L, ws);
     return dx;
   };
   check_gradients_fine(store, loss, backward, &x);
@@ -245,8 +246,9 @@ TEST_CASE("DeltaProduct with n_h = 1 equals DeltaNet with the same weights", "[n
     REQUIRE(test::relative_error(ya, yb) < 1e-12);
     const auto r = test::random_normal(x.size(), 9);
     std::vector<double> dxa(x.size()), dxb(x.size());
-    a->backward(x.data(), r.data(), dxa.data(), B, L);
-    b->backward(x.data(), r.data(), dxb.data(), B, L);
+    expt::nn::Workspace<double> ws;
+    a->backward(x.data(), r.data(), dxa.data(), B, L, ws);
+    b->backward(x.data(), r.data(), dxb.data(), B, L, ws);
     REQUIRE(test::relative_error(dxa, dxb) < 1e-12);
     const std::vector<double> ga(s1.grads().begin(), s1.grads().end()), gb(s2.grads().begin(), s2.grads().end());
     REQUIRE(test::relative_error(ga, gb) < 1e-12);

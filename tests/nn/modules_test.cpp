@@ -162,7 +162,8 @@ TEST_CASE("SwiGLU: forward formula, gradients match central differences", "[nn][
   auto backward = [&] {
     std::vector<double> dx(x.size());
     mlp.forward(x.data(), y.data(), rows);
-    mlp.backward(x.data(), r.data(), dx.data(), rows);
+    expt::nn::Workspace<double> ws;
+    mlp.backward(x.data(), r.data(), dx.data(), rows, ws);
     return dx;
   };
   test::check_gradients(store, loss, backward, &x);
@@ -187,7 +188,8 @@ TEST_CASE("CausalSelfAttention: gradients match central differences", "[nn][atte
   auto backward = [&] {
     std::vector<double> dx(x.size());
     attn.forward(x.data(), y.data(), B, L);
-    attn.backward(x.data(), r.data(), dx.data(), B, L);
+    expt::nn::Workspace<double> ws;
+    attn.backward(x.data(), r.data(), dx.data(), B, L, ws);
     return dx;
   };
   test::check_gradients(store, loss, backward, &x);
@@ -242,7 +244,8 @@ TEST_CASE("Block: gradients match central differences (swiglu and none)", "[nn][
     auto backward = [&] {
       std::vector<double> dx(x.size());
       block.forward(x.data(), y.data(), B, L);
-      block.backward(x.data(), r.data(), dx.data(), B, L);
+      expt::nn::Workspace<double> ws;
+      block.backward(x.data(), r.data(), dx.data(), B, L, ws);
       return dx;
     };
     test::check_gradients(store, loss, backward, &x);
