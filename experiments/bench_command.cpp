@@ -113,7 +113,10 @@ double bench_activation_floats_per_token(const config::ModelConfig& cfg, int voc
     // beta logits and beta, forget-gate logits and g, kernel output, output gate, normed.
     mixer = (q + k + v) + (q + k + v) + 2 * nh * H + (gate ? 2 * H : 0) + o + (m.use_output_gate ? o : 0) + o;
   }
-  const double mlp = cfg.mlp.type == "swiglu" ? 3.0 * nn::swiglu_intermediate_size(cfg.mlp, cfg.d_model) : 0.0;
+  // Saved per token: swiglu gate, up and hidden (3 I); silu up and hidden (2 I).
+  const double mlp = cfg.mlp.type == "none"
+                         ? 0.0
+                         : (cfg.mlp.type == "swiglu" ? 3.0 : 2.0) * nn::mlp_intermediate_size(cfg.mlp, cfg.d_model);
   // Per block: its input (the residual stream), the two norm outputs and the mid-block residual h,
   // the mixer's and the MLP's saved tensors. Model: final block output, final norm, logits, dlogits.
   const double block = d + (m.type != "none" ? d : 0) + (mlp > 0 ? 2 * d : 0) + mixer + mlp;

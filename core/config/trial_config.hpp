@@ -77,7 +77,7 @@ inline MixerConfig mixer_defaults(const std::string& type) {
 }
 
 struct MlpConfig {
-  std::string type = "swiglu";  // swiglu | none
+  std::string type = "swiglu";  // swiglu | silu | none
   // 0 means FLA's rule: 256 * ceil(int(d_model * hidden_ratio * 2/3) / 256).
   int intermediate_size = 0;
   double hidden_ratio = 4.0;

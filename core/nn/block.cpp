@@ -9,9 +9,9 @@ namespace expt::nn {
 namespace {
 
 bool has_mlp(const config::ModelConfig& cfg) {
-  if (cfg.mlp.type == "swiglu") return true;
+  if (cfg.mlp.type == "swiglu" || cfg.mlp.type == "silu") return true;
   if (cfg.mlp.type == "none") return false;
-  throw std::invalid_argument("model: unknown mlp type '" + cfg.mlp.type + "' (expected swiglu or none)");
+  throw std::invalid_argument("model: unknown mlp type '" + cfg.mlp.type + "' (expected swiglu, silu or none)");
 }
 
 }  // namespace
@@ -25,7 +25,8 @@ Block<T>::Block(ParameterStore<T>& store, const std::string& prefix, const confi
   }
   if (has_mlp(cfg)) {
     mlp_norm_.emplace(store, prefix + "mlp_norm.weight", cfg.d_model, cfg.norm_eps);
-    mlp_.emplace(store, prefix + "mlp.", cfg.d_model, swiglu_intermediate_size(cfg.mlp, cfg.d_model));
+    mlp_.emplace(store, prefix + "mlp.", cfg.d_model, mlp_intermediate_size(cfg.mlp, cfg.d_model),
+                 cfg.mlp.type == "swiglu");
   }
 }
 

@@ -22,7 +22,7 @@ namespace expt::nn {
 template <class T>
 class Block {
  public:
-  // Throws std::invalid_argument for an unknown mixer or MLP type (make_mixer, swiglu / none).
+  // Throws std::invalid_argument for an unknown mixer or MLP type (make_mixer; swiglu, silu or none).
   Block(ParameterStore<T>& store, const std::string& prefix, const config::ModelConfig& cfg);
 
   // x [batch*seq_len, d] -> y [batch*seq_len, d] (y must not alias x); caches what backward needs.
@@ -38,14 +38,14 @@ class Block {
   Mixer<T>* mixer() { return mixer_.get(); }
   // Empty when mlp.type is `none`.
   const std::optional<RMSNorm<T>>& mlp_norm() const { return mlp_norm_; }
-  const std::optional<SwiGLU<T>>& mlp() const { return mlp_; }
+  const std::optional<Mlp<T>>& mlp() const { return mlp_; }
 
  private:
   int d_model_;
   std::optional<RMSNorm<T>> attn_norm_;
   std::unique_ptr<Mixer<T>> mixer_;
   std::optional<RMSNorm<T>> mlp_norm_;
-  std::optional<SwiGLU<T>> mlp_;
+  std::optional<Mlp<T>> mlp_;
   std::vector<T> attn_in_;  // [rows, d] RMSNorm_attn(x)
   std::vector<T> h_;        // [rows, d] x + Mixer(...)
   std::vector<T> mlp_in_;   // [rows, d] RMSNorm_mlp(h)

@@ -182,12 +182,12 @@ TEST_CASE("Model: parameter counts against the hand formula", "[nn][model]") {
 
 TEST_CASE("MLP width rule of layers.md 3.2", "[nn][mlp]") {
   expt::config::MlpConfig cfg;
-  REQUIRE(expt::nn::swiglu_intermediate_size(cfg, 64) == 256);
-  REQUIRE(expt::nn::swiglu_intermediate_size(cfg, 128) == 512);
-  REQUIRE(expt::nn::swiglu_intermediate_size(cfg, 256) == 768);
-  REQUIRE(expt::nn::swiglu_intermediate_size(cfg, 1024) == 2816);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 256);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 128) == 512);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 256) == 768);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 1024) == 2816);
   cfg.intermediate_size = 100;
-  REQUIRE(expt::nn::swiglu_intermediate_size(cfg, 1024) == 100);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 1024) == 100);
 }
 
 TEST_CASE("Model: initialisation statistics and determinism", "[nn][model][init]") {

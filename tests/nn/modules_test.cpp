@@ -1,5 +1,5 @@
 // Gradient checks (central differences, double) and independent forward references for each
-// module: Linear, Embedding, RMSNorm, SwiGLU, causal self-attention, block.
+// module: Linear, Embedding, RMSNorm, the MLPs (swiglu, silu), causal self-attention, block.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
@@ -121,10 +121,10 @@ TEST_CASE("RMSNorm: forward formula, gradients match central differences", "[nn]
   test::check_gradients(store, loss, backward, &x);
 }
 
-TEST_CASE("SwiGLU: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
+TEST_CASE("Mlp swiglu: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
   const int d = 5, width = 7, rows = 6;
   ParameterStore<double> store;
-  expt::nn::SwiGLU<double> mlp(store, "mlp.", d, width);
+  expt::nn::Mlp<double> mlp(store, "mlp.", d, width, /*gated=*/true);
   store.allocate();
   test::randomize(store, 9, 0.7);
   REQUIRE(store.params()[0].name == "mlp.gate_proj.weight");
@@ -167,6 +167,64 @@ TEST_CASE("SwiGLU: forward formula, gradients match central differences", "[nn][
     return dx;
   };
   test::check_gradients(store, loss, backward, &x);
+}
+
+TEST_CASE("Mlp silu: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
+  const int d = 5, width = 9, rows = 6;
+  ParameterStore<double> store;
+  expt::nn::Mlp<double> mlp(store, "mlp.", d, width, /*gated=*/false);
+  store.allocate();
+  test::randomize(store, 29, 0.7);
+  REQUIRE(store.params().size() == 2);
+  REQUIRE(store.params()[0].name == "mlp.up_proj.weight");
+  REQUIRE(store.params()[1].name == "mlp.down_proj.weight");
+  REQUIRE(mlp.gate_proj() == nullptr);
+  auto x = test::random_normal(static_cast<std::size_t>(rows) * d, 30);
+  const auto r = test::random_normal(x.size(), 31);
+  std::vector<double> y(x.size());
+
+  // y = W_down silu(W_up x) computed entry by entry
+  mlp.forward(x.data(), y.data(), rows);
+  const double *wu = store.value(0), *wd = store.value(1);
+  for (int i = 0; i < rows; ++i) {
+    std::vector<double> hidden(width);
+    for (int j = 0; j < width; ++j) {
+      double u = 0;
+      for (int c = 0; c < d; ++c) u += wu[j * d + c] * x[i * d + c];
+      hidden[j] = u / (1 + std::exp(-u));
+    }
+    for (int o = 0; o < d; ++o) {
+      double expected = 0;
+      for (int j = 0; j < width; ++j) expected += wd[o * width + j] * hidden[j];
+      REQUIRE(std::abs(y[i * d + o] - expected) < 1e-13);
+    }
+  }
+
+  auto loss = [&] {
+    mlp.forward(x.data(), y.data(), rows);
+    return test::dot(y.data(), r.data(), y.size());
+  };
+  auto backward = [&] {
+    std::vector<double> dx(x.size());
+    mlp.forward(x.data(), y.data(), rows);
+    expt::nn::Workspace<double> ws;
+    mlp.backward(x.data(), r.data(), dx.data(), rows, ws);
+    return dx;
+  };
+  test::check_gradients(store, loss, backward, &x);
+}
+
+TEST_CASE("mlp_intermediate_size: swiglu rounds FLA's 2/3 rule to 256, silu takes d_model * hidden_ratio",
+          "[nn][mlp]") {
+  expt::config::MlpConfig cfg;
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 256);
+  cfg.type = "silu";
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 256);
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 100) == 400);
+  cfg.hidden_ratio = 2.5;
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 160);
+  cfg.intermediate_size = 48;
+  REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 48);
 }
 
 TEST_CASE("CausalSelfAttention: gradients match central differences", "[nn][attention][gradcheck]") {
@@ -219,8 +277,8 @@ TEST_CASE("CausalSelfAttention is causal and sequences are independent", "[nn][a
   REQUIRE_THROWS_AS(expt::nn::CausalSelfAttention<double>(other, "b.", 12, 4, 1e4), std::invalid_argument);
 }
 
-TEST_CASE("Block: gradients match central differences (swiglu and none)", "[nn][block][gradcheck]") {
-  for (const char* mlp_type : {"swiglu", "none"}) {
+TEST_CASE("Block: gradients match central differences (swiglu, silu and none)", "[nn][block][gradcheck]") {
+  for (const char* mlp_type : {"swiglu", "silu", "none"}) {
     INFO("mlp " << mlp_type);
     expt::config::ModelConfig cfg;
     cfg.d_model = 8;
@@ -233,7 +291,8 @@ TEST_CASE("Block: gradients match central differences (swiglu and none)", "[nn][
     expt::nn::Block<double> block(store, "blocks.0.", cfg);
     store.allocate();
     test::randomize(store, 17);
-    REQUIRE(store.params().size() == (std::string(mlp_type) == "swiglu" ? 9u : 5u));
+    const std::string type = mlp_type;
+    REQUIRE(store.params().size() == (type == "swiglu" ? 9u : type == "silu" ? 8u : 5u));
     auto x = test::random_normal(static_cast<std::size_t>(B) * L * cfg.d_model, 18);
     const auto r = test::random_normal(x.size(), 19);
     std::vector<double> y(x.size());
