@@ -60,8 +60,8 @@ GatedLinearAttention<T>::GatedLinearAttention(ParameterStore<T>& store, const st
       gk_up_(store, prefix + "gk_proj.1.weight", options.gate_low_rank_dim, options.heads * options.key_dim,
              ParamRole::matrix),
       gk_bias_id_(store.add(prefix + "gk_proj.1.bias", {options.heads * options.key_dim}, ParamRole::vector)),
-      g_norm_(store, prefix + "g_norm.weight", options.heads, options.value_dim, options.norm_eps),
-      o_proj_(store, prefix + "o_proj.weight", options.heads * options.value_dim, options.d_model, ParamRole::matrix) {}
+      out_(store, prefix + "g_norm.weight", prefix + "o_proj.weight", options.d_model, options.heads, options.value_dim,
+           options.norm_eps, g_proj_ ? &*g_proj_ : nullptr) {}
 
 template <class T>
 void GatedLinearAttention<T>::init_parameters(std::uint64_t seed, double init_std) {
@@ -115,7 +115,6 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
   z_.resize(sz(DK));
   g_.resize(sz(DK));
   o_.resize(sz(DV));
-  normed_.resize(sz(DV));
 
   // q, k, v: projections, through ShortConv + SiLU when enabled.
   if (opt_.use_short_conv) {
@@ -152,14 +151,7 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
   const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
   kernels::gla_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), chunking);
 
-  const T* gate = nullptr;
-  if (g_proj_) {
-    gate_.resize(sz(DV));
-    g_proj_->forward(x, gate_.data(), rows);
-    gate = gate_.data();
-  }
-  g_norm_.forward(o_.data(), gate, normed_.data(), rows);
-  o_proj_.forward(normed_.data(), y, rows);
+  out_.forward(x, o_.data(), y, rows);
 }
 
 template <class T>
@@ -168,7 +160,6 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
   const int rows = batch * seq_len;
   const int DK = H * dk, DV = H * dv;
   const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
-  dnormed_.resize(sz(DV));
   do_.resize(sz(DV));
   dq_.resize(sz(DK));
   dk_.resize(sz(DK));
@@ -176,16 +167,8 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
   dg_.resize(sz(DK));
   dz_low_.resize(sz(r));
 
-  // dnormed = dy W_o;  dW_o += dy^T normed;  then the norm (and output gate).
-  o_proj_.backward(normed_.data(), dy, dnormed_.data(), rows, false);
-  const T* gate = nullptr;
-  T* dgate = nullptr;
-  if (g_proj_) {
-    dgate_.resize(sz(DV));
-    gate = gate_.data();
-    dgate = dgate_.data();
-  }
-  g_norm_.backward(o_.data(), gate, dnormed_.data(), do_.data(), dgate, rows);
+  // o_proj, the norm and the output gate: do = dL/do.
+  out_.backward(o_.data(), dy, do_.data(), rows);
 
   const kernels::GlaShape shape{batch, seq_len, H, dk, dv};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
@@ -205,7 +188,7 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
     }
   gk_up_.backward(z_low_.data(), dg_.data(), dz_low_.data(), rows, false);
   gk_down_.backward(x, dz_low_.data(), dx, rows, false);
-  if (g_proj_) g_proj_->backward(x, dgate_.data(), dx, rows, true);
+  out_.backward_gate(x, dx, rows, true);
 
   if (opt_.use_short_conv) {
     dpre_.resize(sz(std::max(DK, DV)));
