@@ -12,7 +12,7 @@
 //
 // FLOPs per token (forward+backward) = 6 * (matrix parameters of the layer) + core_flops_per_token(L)
 // (Mixer::core_flops_per_token: layers.md 1.5 / 2.7 chunk formulas, 3 x forward; attention
-// 6 L d). The same count as Model::flops_per_token restricted to one mixer. bench/peer/compare_mixers.py
+// 6 (L + 1) d). The same count as Model::flops_per_token restricted to one mixer. bench/peer/compare_mixers.py
 // runs this against the PyTorch peer of the same layer.
 #include <time.h>
 

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 bench/peer/compare_mixers.py [--build build/release] \
         [--mixers gla deltanet deltaproduct gated_deltaproduct attention] \
-        [--shapes 8x256x128 8x1024x256] [--repeats 3] [--iters 10] [--json out.json]
+        [--shapes 8x256x128 8x1024x256] [--repeats 3] [--iters 5] [--json out.json]
 
 A shape is BATCHxLENGTHxD_MODEL (4 heads, every other key at the mixer type's defaults; the base
 config is bench/configs/gla.yaml with model.mixer.type set). For every (mixer, shape) it runs
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], dest="sets", help="extra override for both sides")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", help="write every run here")
     args = ap.parse_args()
