@@ -1,6 +1,8 @@
-// Forward+backward time of the GLA, tiled-attention and short-convolution kernels against their
-// plain references, single BLAS thread, fp32, at T = 256 and 1024 (batch 2, 4 heads).
+// Forward+backward time of the GLA, delta-rule, tiled-attention and short-convolution kernels
+// against their plain references, single BLAS thread, fp32, at T = 256 and 1024 (batch 2, 4 heads).
 //   GLA:        d_k = d_v = 64, chunk 64 / sub-chunk 16 vs the recurrent reference
+//   delta rule: d_k = d_v = 64, unit-norm keys, beta in (0, 1), gated, chunk 64 vs the recurrent
+//               reference
 //   attention:  head_dim 32, 64 x 64 tiles vs the full-matrix reference
 //   short conv: 256 channels, width 4, channel-vectorised vs per-channel reference
 // The "tokens/s" counter counts batch * T tokens per forward+backward.
@@ -13,6 +15,7 @@
 
 #include "kernels/attention.hpp"
 #include "kernels/attention_tiled.hpp"
+#include "kernels/delta_rule.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gla.hpp"
 #include "kernels/short_conv.hpp"
@@ -37,7 +40,8 @@ void set_tokens(benchmark::State& state, int seq_len) {
       benchmark::Counter(static_cast<double>(kBatch) * seq_len, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void gla(benchmark::State& state, bool chunked) {
+// sub: the sub-chunk length of the chunked form.
+void gla(benchmark::State& state, bool chunked, int sub = 16) {
   k::set_blas_threads(1);
   const int T = static_cast<int>(state.range(0));
   const k::GlaShape s{kBatch, T, kHeads, 64, 64};
@@ -49,13 +53,46 @@ void gla(benchmark::State& state, bool chunked) {
   const k::GlaInputs<float> in{q.data(), key.data(), v.data(), g.data(), nullptr};
   const k::GlaGradients<float> grads{dq.data(), dk.data(), dv.data(), dg.data(), ds0.data()};
   const float scale = 0.125f;
+  const k::GlaChunking chunking{64, sub};
   for (auto _ : state) {
     if (chunked) {
-      k::gla_chunked_forward(s, scale, in, o.data(), fin.data());
-      k::gla_chunked_backward(s, scale, in, dout.data(), nullptr, grads);
+      k::gla_chunked_forward(s, scale, in, o.data(), fin.data(), chunking);
+      k::gla_chunked_backward(s, scale, in, dout.data(), nullptr, grads, chunking);
     } else {
       k::gla_recurrent_forward(s, scale, in, o.data(), fin.data());
       k::gla_recurrent_backward(s, scale, in, dout.data(), nullptr, grads);
+    }
+    benchmark::DoNotOptimize(dg.data());
+  }
+  set_tokens(state, T);
+}
+
+void delta_rule(benchmark::State& state, bool chunked) {
+  k::set_blas_threads(1);
+  const int T = static_cast<int>(state.range(0)), D = 64;
+  const k::DeltaRuleShape s{kBatch, T, kHeads, D, D};
+  const std::size_t rows = static_cast<std::size_t>(kBatch) * T * kHeads, n = rows * D, ns = kBatch * kHeads * D * D;
+  auto key = random_vector(n, 2);
+  for (std::size_t r = 0; r < rows; ++r) {  // unit keys, as the layer's L2 norm makes them
+    float ss = 0;
+    for (int i = 0; i < D; ++i) ss += key[r * D + i] * key[r * D + i];
+    for (int i = 0; i < D; ++i) key[r * D + i] /= std::sqrt(ss);
+  }
+  const auto q = random_vector(n, 1), v = random_vector(n, 3), dout = random_vector(n, 4);
+  auto beta = random_vector(rows, 5), g = random_vector(rows, 6);
+  for (float& x : beta) x = 1.0f / (1.0f + std::exp(-x));
+  for (float& x : g) x = -std::log1p(std::exp(-x)) / 16.0f;
+  std::vector<float> o(n), fin(ns), dq(n), dk(n), dv(n), dbeta(rows), dg(rows);
+  const k::DeltaRuleInputs<float> in{q.data(), key.data(), v.data(), beta.data(), g.data(), nullptr};
+  const k::DeltaRuleGradients<float> grads{dq.data(), dk.data(), dv.data(), dbeta.data(), dg.data(), nullptr};
+  const float scale = 0.125f;
+  for (auto _ : state) {
+    if (chunked) {
+      k::delta_rule_chunked_forward(s, scale, in, o.data(), fin.data());
+      k::delta_rule_chunked_backward(s, scale, in, dout.data(), nullptr, grads);
+    } else {
+      k::delta_rule_recurrent_forward(s, scale, in, o.data(), fin.data());
+      k::delta_rule_recurrent_backward(s, scale, in, dout.data(), nullptr, grads);
     }
     benchmark::DoNotOptimize(dg.data());
   }
@@ -109,7 +146,10 @@ void short_conv(benchmark::State& state, bool fast) {
 }
 
 void BM_GlaChunked(benchmark::State& state) { gla(state, true); }
+void BM_GlaChunkedSub(benchmark::State& state) { gla(state, true, static_cast<int>(state.range(1))); }
 void BM_GlaRecurrent(benchmark::State& state) { gla(state, false); }
+void BM_DeltaRuleChunked(benchmark::State& state) { delta_rule(state, true); }
+void BM_DeltaRuleRecurrent(benchmark::State& state) { delta_rule(state, false); }
 void BM_AttentionTiled(benchmark::State& state) { attention(state, true); }
 void BM_AttentionReference(benchmark::State& state) { attention(state, false); }
 void BM_ShortConv(benchmark::State& state) { short_conv(state, true); }
@@ -118,7 +158,11 @@ void BM_ShortConvReference(benchmark::State& state) { short_conv(state, false); 
 }  // namespace
 
 BENCHMARK(BM_GlaChunked)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+// Sub-chunk length sweep at T = 1024 (the layer uses 16).
+BENCHMARK(BM_GlaChunkedSub)->ArgsProduct({{1024}, {8, 32, 64}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GlaRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DeltaRuleChunked)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DeltaRuleRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttentionTiled)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttentionReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ShortConv)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);

@@ -181,38 +181,65 @@ void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T sca
 // with row stride L of the current chunk.
 template <class T>
 struct ChunkScratch {
-  int dk, dv;
+  int dk = 0, dv = 0;
   std::vector<T> gamma, decay, kkt, lmat, a, kb, vb, w, u_new, kd, scores;
   // backward only
   std::vector<T> d_u_new, d_scores, d_gamma, do_gated, dq_state, dkd, dw, x, y, da, tmp, dl;
-  ChunkScratch(int chunk, int key_dim, int value_dim, bool backward) : dk(key_dim), dv(value_dim) {
+  // Grows the buffers to fit chunks of `chunk` tokens (never shrinks them).
+  void fit(int chunk, int key_dim, int value_dim, bool backward) {
+    dk = key_dim;
+    dv = value_dim;
     const std::size_t cc = sz(chunk) * sz(chunk), ck = sz(chunk) * sz(dk), cv = sz(chunk) * sz(dv);
-    gamma.resize(sz(chunk));
-    decay.resize(cc);
-    kkt.resize(cc);
-    lmat.resize(cc);
-    a.resize(cc);
-    kb.resize(ck);
-    vb.resize(cv);
-    w.resize(ck);
-    u_new.resize(cv);
-    kd.resize(ck);
-    scores.resize(cc);
+    for (auto [buf, n] : {std::pair{&gamma, sz(chunk)},
+                          {&decay, cc},
+                          {&kkt, cc},
+                          {&lmat, cc},
+                          {&a, cc},
+                          {&kb, ck},
+                          {&vb, cv},
+                          {&w, ck},
+                          {&u_new, cv},
+                          {&kd, ck},
+                          {&scores, cc}})
+      grow(*buf, n);
     if (!backward) return;
-    d_u_new.resize(cv);
-    d_scores.resize(cc);
-    d_gamma.resize(sz(chunk));
-    do_gated.resize(cv);
-    dq_state.resize(ck);
-    dkd.resize(ck);
-    dw.resize(ck);
-    x.resize(ck);
-    y.resize(cv);
-    da.resize(cc);
-    tmp.resize(cc);
-    dl.resize(cc);
+    for (auto [buf, n] : {std::pair{&d_u_new, cv},
+                          {&d_scores, cc},
+                          {&d_gamma, sz(chunk)},
+                          {&do_gated, cv},
+                          {&dq_state, ck},
+                          {&dkd, ck},
+                          {&dw, ck},
+                          {&x, ck},
+                          {&y, cv},
+                          {&da, cc},
+                          {&tmp, cc},
+                          {&dl, cc}})
+      grow(*buf, n);
+  }
+  static void grow(std::vector<T>& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
   }
 };
+
+// Per-thread scratch of the chunked kernels, kept from call to call so that a call neither
+// allocates nor touches fresh pages (the per-call vectors cost about 9 % of the kernel in page
+// faults and zeroing). Every element is written before it is read within a call, so neither the
+// old contents nor the buffers' addresses can reach a result. DeltaProduct calls the delta-rule
+// kernels but never from inside one, so one workspace per thread and type suffices.
+template <class T>
+struct ChunkedWorkspace {
+  ChunkScratch<T> chunk;
+  std::vector<T> state;     // [dk, dv] the running state of the forward
+  std::vector<T> entering;  // [chunks + 1, dk, dv] S_in of every chunk of one head (backward)
+  std::vector<T> dh;        // [dk, dv] dL/dS_out of the current chunk (backward)
+};
+
+template <class T>
+ChunkedWorkspace<T>& chunked_workspace() {
+  thread_local ChunkedWorkspace<T> ws;
+  return ws;
+}
 
 // Fills gamma, decay, kkt, lmat, a, kb, vb, w, u_new (= Ũ) and kd of the chunk starting at token t0.
 template <class T>
@@ -465,11 +492,13 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
 template <class T>
 void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, const T* dout, int ld_out,
                            const T* dfinal_state, T* dq, T* dk_out, T* dv_out, T* dbeta, T* dg, T* dinitial_state,
-                           ChunkScratch<T>& c) {
+                           ChunkedWorkspace<T>& ws) {
+  ChunkScratch<T>& c = ws.chunk;
   const int chunks = (n + chunk - 1) / chunk;
   const std::size_t state_size = sz(dk) * sz(dv);
   // entering[c] = S_in of chunk c, from one forward sweep over the states only.
-  std::vector<T> entering(sz(chunks + 1) * state_size);
+  ChunkScratch<T>::grow(ws.entering, sz(chunks + 1) * state_size);
+  std::vector<T>& entering = ws.entering;
   Eigen::Map<Mat<T>> S0(entering.data(), dk, dv);
   if (x.initial_state)
     S0 = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
@@ -483,14 +512,18 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
     chunk_advance_state(L, c, s_in + state_size);
   }
   // dH = dL/dS_out of the current chunk, walking chunks in reverse.
-  std::vector<T> dh(state_size, T(0));
-  if (dfinal_state) std::copy_n(dfinal_state, state_size, dh.begin());
+  ChunkScratch<T>::grow(ws.dh, state_size);
+  std::vector<T>& dh = ws.dh;
+  if (dfinal_state)
+    std::copy_n(dfinal_state, state_size, dh.begin());
+  else
+    std::fill_n(dh.begin(), state_size, T(0));
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int t0 = ci * chunk, L = std::min(chunk, n - t0);
     chunk_backward(x, t0, L, scale, entering.data() + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out,
                    dbeta, dg, c);
   }
-  if (dinitial_state) std::copy(dh.begin(), dh.end(), dinitial_state);
+  if (dinitial_state) std::copy_n(dh.begin(), state_size, dinitial_state);
 }
 
 }  // namespace
@@ -525,13 +558,15 @@ template <class T>
 void delta_rule_chunked_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
                                 std::type_identity_t<T>* final_state, int chunk_size) {
   const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
-  ChunkScratch<T> scratch(chunk, s.key_dim, s.value_dim, false);
-  std::vector<T> state(sz(s.key_dim) * sz(s.value_dim));
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>();
+  ws.chunk.fit(chunk, s.key_dim, s.value_dim, false);
+  const std::size_t state_size = sz(s.key_dim) * sz(s.value_dim);
+  ChunkScratch<T>::grow(ws.state, state_size);
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads; ++h) {
       chunked_forward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, chunk,
-                           out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, state.data(), scratch);
-      if (final_state) std::copy(state.begin(), state.end(), final_state + state_offset(s, b, h));
+                           out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, ws.state.data(), ws.chunk);
+      if (final_state) std::copy_n(ws.state.begin(), state_size, final_state + state_offset(s, b, h));
     }
 }
 
@@ -540,7 +575,8 @@ void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRu
                                  const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
                                  int chunk_size) {
   const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
-  ChunkScratch<T> scratch(chunk, s.key_dim, s.value_dim, true);
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>();
+  ws.chunk.fit(chunk, s.key_dim, s.value_dim, true);
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads; ++h) {
       const std::size_t qk = token_offset(s, b, h, s.key_dim), v = token_offset(s, b, h, s.value_dim);
@@ -549,7 +585,7 @@ void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRu
                             s.heads * s.value_dim, dfinal_state ? dfinal_state + state : nullptr, grads.dq + qk,
                             grads.dk + qk, grads.dv + v, grads.dbeta + gate,
                             in.g && grads.dg ? grads.dg + gate : nullptr,
-                            grads.dinitial_state ? grads.dinitial_state + state : nullptr, scratch);
+                            grads.dinitial_state ? grads.dinitial_state + state : nullptr, ws);
     }
 }
 

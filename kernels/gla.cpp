@@ -52,22 +52,20 @@ void check_chunking(const GlaChunking& c) {
 // a = exp(g) <= 1, i.e. exp of a non-positive exponent. All [C, d_k] arrays are row-major, ld d_k.
 template <class T>
 struct ChunkScratch {
-  ChunkScratch(int chunk, int key_dim)
-      : gate(zu(chunk) * zu(key_dim)),
-        decay_in(gate.size()),
-        decay_out(gate.size()),
-        decay_sub(gate.size()),
-        q_rel(gate.size()),
-        q_bar(gate.size()),
-        k_bar(gate.size()),
-        key_decay(gate.size()),
-        k_rel(gate.size()),
-        block_q(gate.size()),
-        block_k(gate.size()),
-        diag_decay(zu(key_dim)),
-        scores(zu(chunk) * zu(chunk)),
-        dscores(scores.size()),
-        rho(zu(key_dim)) {}
+  // Grows every buffer to fit chunks of `chunk` rows (never shrinks them).
+  void fit(int chunk, int key_dim) {
+    const std::size_t ck = zu(chunk) * zu(key_dim);
+    for (std::vector<T>* buf :
+         {&gate, &decay_in, &decay_out, &decay_sub, &q_rel, &q_bar, &k_bar, &key_decay, &k_rel, &block_q, &block_k})
+      grow(*buf, ck);
+    grow(diag_decay, zu(key_dim));
+    grow(scores, zu(chunk) * zu(chunk));
+    grow(dscores, zu(chunk) * zu(chunk));
+    grow(rho, zu(key_dim));
+  }
+  static void grow(std::vector<T>& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+  }
   std::vector<T> gate;        // a_t = exp(g_t)
   std::vector<T> decay_in;    // exp(b_t)        = prod_{j <= t} a_j
   std::vector<T> decay_out;   // exp(b_* - b_t)  = prod_{t < j < L} a_j
@@ -84,6 +82,30 @@ struct ChunkScratch {
   std::vector<T> dscores;     // [L, L] dA = scale dO V^T, masked, ld L
   std::vector<T> rho;         // [d_k] rowsum(S_out (.) dH)
 };
+
+// Per-thread scratch of the chunked kernels, kept from call to call so that a call neither
+// allocates nor touches fresh pages (the per-call vectors cost about 9 % of the kernel in page
+// faults and zeroing at T = 1024). Every element is written before it is read within a call, so
+// neither the old contents nor the buffers' addresses can reach a result.
+template <class T>
+struct ChunkedWorkspace {
+  ChunkScratch<T> chunk;
+  std::vector<T> S, dH;       // [d_k, d_v] running state and its gradient
+  std::vector<T> entering;    // [chunks, d_k, d_v] S_in of every chunk of one head (backward)
+  std::vector<T> head_gates;  // [seq_len, d_k] exp(g) of one head (backward)
+};
+
+template <class T>
+ChunkedWorkspace<T>& chunked_workspace(int chunk, int seq_len, int key_dim, int value_dim) {
+  thread_local ChunkedWorkspace<T> ws;
+  ws.chunk.fit(chunk, key_dim);
+  const std::size_t state_size = zu(key_dim) * zu(value_dim);
+  ChunkScratch<T>::grow(ws.S, state_size);
+  ChunkScratch<T>::grow(ws.dH, state_size);
+  ChunkScratch<T>::grow(ws.entering, zu((seq_len + chunk - 1) / chunk) * state_size);
+  ChunkScratch<T>::grow(ws.head_gates, zu(seq_len) * zu(key_dim));
+  return ws;
+}
 
 // a_t = exp(g_t) for the L rows of one chunk of one head, into gate [L, d_k].
 template <class T>
@@ -298,12 +320,14 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
   const int dk = shape.key_dim, dv = shape.value_dim, n = shape.seq_len;
   const int C = std::min(chunking.chunk_size, std::max(n, 1)), sub = chunking.sub_chunk_size;
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
-  ChunkScratch<T> cs(C, dk);
-  std::vector<T> S(zu(dk) * zu(dv));
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, 0, dk, dv);
+  ChunkScratch<T>& cs = ws.chunk;
+  T* S = ws.S.data();
+  const std::size_t state_size = zu(dk) * zu(dv);
   for (int b = 0; b < shape.batch; ++b)
     for (int h = 0; h < shape.heads; ++h) {
       const HeadOffsets off = head_offsets(shape, b, h);
-      load_state(in.initial_state, off.state, S.size(), S.data());
+      load_state(in.initial_state, off.state, state_size, S);
       for (int t0 = 0; t0 < n; t0 += C) {
         const int L = std::min(C, n - t0);
         const T* q = in.q + off.key + zu(t0) * zu(ld_key);
@@ -315,11 +339,11 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
         chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
         chunk_scores(L, dk, sub, scale, q, k, ld_key, cs);
         // (F2) O = Q_bar S_in: [L, d_k] x [d_k, d_v];  (F4) O += A V: [L, L] x [L, d_v].
-        gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.q_bar.data(), dk, S.data(), dv, T(0), o, ld_value);
+        gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.q_bar.data(), dk, S, dv, T(0), o, ld_value);
         gemm(Trans::no, Trans::no, L, dv, L, T(1), cs.scores.data(), L, v, ld_value, T(1), o, ld_value);
-        chunk_state_update(L, dk, dv, v, ld_value, cs, S.data());
+        chunk_state_update(L, dk, dv, v, ld_value, cs, S);
       }
-      if (final_state) std::copy(S.begin(), S.end(), final_state + off.state);
+      if (final_state) std::copy_n(S, state_size, final_state + off.state);
     }
 }
 
@@ -333,19 +357,21 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
   const int num_chunks = (n + C - 1) / C;
   const std::size_t state_size = zu(dk) * zu(dv);
-  ChunkScratch<T> cs(C, dk);
-  std::vector<T> entering(zu(num_chunks) * state_size);  // S_in of every chunk of one head
-  std::vector<T> head_gates(zu(n) * zu(dk));             // exp(g) of one head, [seq_len, d_k]
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, n, dk, dv);
+  ChunkScratch<T>& cs = ws.chunk;
+  std::vector<T>& entering = ws.entering;      // S_in of every chunk of one head
+  std::vector<T>& head_gates = ws.head_gates;  // exp(g) of one head, [seq_len, d_k]
   auto row = [dk](std::vector<T>& buf, int t) { return Row<T>(buf.data() + zu(t) * zu(dk), dk); };
-  std::vector<T> S(state_size), dH(state_size);
+  T* S = ws.S.data();
+  T* dH = ws.dH.data();
   for (int b = 0; b < shape.batch; ++b)
     for (int h = 0; h < shape.heads; ++h) {
       const HeadOffsets off = head_offsets(shape, b, h);
       // Forward sweep: store S_in(c) for every chunk.
-      load_state(in.initial_state, off.state, state_size, S.data());
+      load_state(in.initial_state, off.state, state_size, S);
       for (int c = 0; c < num_chunks; ++c) {
         const int t0 = c * C, L = std::min(C, n - t0);
-        std::copy(S.begin(), S.end(), entering.begin() + static_cast<std::ptrdiff_t>(zu(c) * state_size));
+        std::copy_n(S, state_size, entering.begin() + static_cast<std::ptrdiff_t>(zu(c) * state_size));
         const T* q = in.q + off.key + zu(t0) * zu(ld_key);
         const T* k = in.k + off.key + zu(t0) * zu(ld_key);
         const T* g = in.g + off.key + zu(t0) * zu(ld_key);
@@ -354,10 +380,10 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         chunk_gates(L, dk, g, ld_key, gate);
         std::copy(gate, gate + zu(L) * zu(dk), cs.gate.begin());
         chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
-        chunk_state_update(L, dk, dv, v, ld_value, cs, S.data());
+        chunk_state_update(L, dk, dv, v, ld_value, cs, S);
       }
       // Reverse sweep; dH = dL/dS_out(c) from outside the chunk (later chunks and dS_T).
-      load_state(dfinal_state, off.state, state_size, dH.data());
+      load_state(dfinal_state, off.state, state_size, dH);
       for (int c = num_chunks - 1; c >= 0; --c) {
         const int t0 = c * C, L = std::min(C, n - t0);
         const T* q = in.q + off.key + zu(t0) * zu(ld_key);
@@ -376,7 +402,7 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
 
         // (D1) dV = A^T dO + K_bar dH: [L, L]^T x [L, d_v] + [L, d_k] x [d_k, d_v].
         gemm(Trans::yes, Trans::no, L, dv, L, T(1), cs.scores.data(), L, dO, ld_value, T(0), dV, ld_value);
-        gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.k_bar.data(), dk, dH.data(), dv, T(1), dV, ld_value);
+        gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.k_bar.data(), dk, dH, dv, T(1), dV, ld_value);
 
         // (D2) dA_ts = scale (do_t . v_s) for s <= t, else 0: [L, d_v] x [d_v, L].
         T* dA = cs.dscores.data();
@@ -385,12 +411,12 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
 
         // (D4) inter-chunk parts: dq_t = scale exp(b_t) (.) (S_in do_t), dk_t = exp(b_* - b_t) (.) (dH v_t).
         gemm(Trans::no, Trans::yes, L, dk, dv, scale, dO, ld_value, S_in, dv, T(0), dq, ld_key);
-        gemm(Trans::no, Trans::yes, L, dk, dv, T(1), v, ld_value, dH.data(), dv, T(0), dkk, ld_key);
+        gemm(Trans::no, Trans::yes, L, dk, dv, T(1), v, ld_value, dH, dv, T(0), dkk, ld_key);
         // rho = rowsum(S_out (.) dH) = exp(b_*) (.) rowsum(S_in (.) dH) + sum_t k_t (.) dk_t^inter.
         using StateMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
         const ConstRow<T> decay_last(cs.decay_in.data() + zu(L - 1) * zu(dk), dk);
         Row<T> rho(cs.rho.data(), dk);
-        rho = decay_last * (StateMap(S_in, dk, dv) * StateMap(dH.data(), dk, dv)).rowwise().sum();
+        rho = decay_last * (StateMap(S_in, dk, dv) * StateMap(dH, dk, dv)).rowwise().sum();
         for (int t = 0; t < L; ++t) {
           Row<T> dq_t(dq + zu(t) * zu(ld_key), dk), dk_t(dkk + zu(t) * zu(ld_key), dk);
           dq_t *= row(cs.decay_in, t);
@@ -438,10 +464,10 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         }
 
         // dH(c-1) = Diag(exp(b_*)) dH(c) + Q_bar^T dO: [L, d_k]^T x [L, d_v].
-        for (int i = 0; i < dk; ++i) Row<T>(dH.data() + zu(i) * zu(dv), dv) *= decay_last(i);
-        gemm(Trans::yes, Trans::no, dk, dv, L, T(1), cs.q_bar.data(), dk, dO, ld_value, T(1), dH.data(), dv);
+        for (int i = 0; i < dk; ++i) Row<T>(dH + zu(i) * zu(dv), dv) *= decay_last(i);
+        gemm(Trans::yes, Trans::no, dk, dv, L, T(1), cs.q_bar.data(), dk, dO, ld_value, T(1), dH, dv);
       }
-      if (grads.dinitial_state) std::copy(dH.begin(), dH.end(), grads.dinitial_state + off.state);
+      if (grads.dinitial_state) std::copy_n(dH, state_size, grads.dinitial_state + off.state);
     }
 }
 

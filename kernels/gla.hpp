@@ -19,8 +19,9 @@
 // of a cumulative log-gate is ever formed, so strong gates underflow to 0 instead of overflowing.
 // The math is exact for any g, but g > 0 is outside the contract (factors then exceed 1).
 //
-// Scratch memory is allocated inside each call (O(chunk_size * (d_k + d_v + chunk_size)) per call,
-// plus one d_k x d_v state per chunk of one head in the chunked backward).
+// Scratch memory of the chunked kernels (O(chunk_size * (d_k + chunk_size)), plus one d_k x d_v
+// state per chunk and the gates of one head in the backward) is kept per thread between calls and
+// only grows; the recurrent references allocate theirs in each call.
 #pragma once
 
 #include <type_traits>

@@ -76,8 +76,8 @@ DeltaNet<T>::DeltaNet(ParameterStore<T>& store, const std::string& prefix, const
                   ? std::optional<Linear<T>>(std::in_place, store, prefix + "g_proj.weight", options.d_model,
                                              options.heads * options.value_dim, ParamRole::matrix)
                   : std::nullopt),
-      o_norm_(store, prefix + "o_norm.weight", options.heads, options.value_dim, options.norm_eps),
-      o_proj_(store, prefix + "o_proj.weight", options.heads * options.value_dim, options.d_model, ParamRole::matrix) {}
+      out_(store, prefix + "o_norm.weight", prefix + "o_proj.weight", options.d_model, options.heads, options.value_dim,
+           options.norm_eps, g_proj_ ? &*g_proj_ : nullptr) {}
 
 template <class T>
 void DeltaNet<T>::init_parameters(std::uint64_t seed, double init_std) {
@@ -162,7 +162,6 @@ void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
   beta_logit_.resize(sz(nh * H));
   beta_.resize(sz(nh * H));
   o_.resize(sz(O));
-  normed_.resize(sz(O));
 
   // q, k, v: projection, (conv +) SiLU, and per-head L2 norm of q and k.
   q_proj_.forward(x, q_pre_.data(), rows);
@@ -207,14 +206,7 @@ void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
   }
 
   // Output norm (and gate), then o_proj.
-  const T* gate = nullptr;
-  if (g_proj_) {
-    gate_.resize(sz(O));
-    g_proj_->forward(x, gate_.data(), rows);
-    gate = gate_.data();
-  }
-  o_norm_.forward(o_.data(), gate, normed_.data(), rows);
-  o_proj_.forward(normed_.data(), y, rows);
+  out_.forward(x, o_.data(), y, rows);
 }
 
 template <class T>
@@ -224,26 +216,19 @@ void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_le
   const int Q = H * dk, K = nh * H * dk, V = nh * H * dv, O = H * dv;
   const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
   const typename Workspace<T>::Frame frame(ws);
-  T* const dnormed = ws.take(sz(O));
   T* const d_o = ws.take(sz(O));
   T* const dq = ws.take(sz(Q));
   T* const dkey = ws.take(sz(K));
   T* const dvalue = ws.take(sz(V));
   T* const dbeta = ws.take(sz(nh * H));
   T* const dpre = ws.take(sz(std::max({Q, K, V})));
-  T* const dgate = g_proj_ ? ws.take(sz(O)) : nullptr;
+  T* const dgate = out_.has_gate() ? ws.take(sz(O)) : nullptr;
   T* const dg = a_proj_ ? ws.take(sz(H)) : nullptr;
 
-  // dnormed = dy W_o;  dW_o += dy^T normed.
-  o_proj_.backward(normed_.data(), dy, dnormed, rows, false);
-  const T* gate = g_proj_ ? gate_.data() : nullptr;
-  o_norm_.backward(o_.data(), gate, dnormed, d_o, dgate, rows);
-  // dx starts with the output gate's path (or the first projection below overwrites it).
-  bool dx_written = false;
-  if (g_proj_) {
-    g_proj_->backward(x, dgate, dx, rows, false);
-    dx_written = true;
-  }
+  // o_proj, the norm and the output gate: do = dL/do. dx starts with the output gate's path (or
+  // the first projection below overwrites it).
+  out_.backward(o_.data(), dy, d_o, dgate, rows, ws);
+  bool dx_written = out_.backward_gate(x, dgate, dx, rows, false);
 
   // The kernel: dq, dk (w.r.t. the normalised q, k), dv, dbeta, dg.
   const T* g = a_proj_ ? g_.data() : nullptr;

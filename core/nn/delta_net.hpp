@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "core/nn/head_rmsnorm.hpp"
+#include "core/nn/gated_output.hpp"
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
@@ -60,9 +60,9 @@ class DeltaNet final : public Mixer<T> {
   DeltaNet(ParameterStore<T>& store, const std::string& prefix, const DeltaNetOptions& options);
 
   void forward(const T* x, T* y, int batch, int seq_len) override;
-  // Gradient scratch (dnormed, do, dgate, dq, dk, dv, dbeta, dg, dpre) from ws.
+  // Gradient scratch (do, dgate, dq, dk, dv, dbeta, dg, dpre; the output head's dnormed) from ws.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
-  std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
+  std::size_t output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std); A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1)) clamped
   // at >= 1e-4 and dt_bias = dt + log(-expm1(-dt)) (the inverse softplus of dt), layers.md 2.4.
   void init_parameters(std::uint64_t seed, double init_std) override;
@@ -90,8 +90,7 @@ class DeltaNet final : public Mixer<T> {
   std::optional<std::size_t> k_conv_id_;
   std::optional<std::size_t> v_conv_id_;
   std::optional<Linear<T>> g_proj_;
-  HeadRMSNorm<T> o_norm_;
-  Linear<T> o_proj_;
+  GatedOutput<T> out_;  // o_norm.weight, o_proj.weight; output gate through g_proj_
 
   // Activations of the last forward; rows = batch * seq_len, Q = H d_k, K = n_h H d_k,
   // V = n_h H d_v, O = H d_v.
@@ -102,8 +101,6 @@ class DeltaNet final : public Mixer<T> {
   std::vector<T> beta_logit_, beta_;      // [rows, n_h H]
   std::vector<T> a_logit_, g_;            // [rows, H] forget gate
   std::vector<T> o_;                      // [rows, O] kernel output
-  std::vector<T> gate_;                   // [rows, O] x W_g
-  std::vector<T> normed_;                 // [rows, O] input of o_proj
   std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 

@@ -60,8 +60,8 @@ GatedLinearAttention<T>::GatedLinearAttention(ParameterStore<T>& store, const st
       gk_up_(store, prefix + "gk_proj.1.weight", options.gate_low_rank_dim, options.heads * options.key_dim,
              ParamRole::matrix),
       gk_bias_id_(store.add(prefix + "gk_proj.1.bias", {options.heads * options.key_dim}, ParamRole::vector)),
-      g_norm_(store, prefix + "g_norm.weight", options.heads, options.value_dim, options.norm_eps),
-      o_proj_(store, prefix + "o_proj.weight", options.heads * options.value_dim, options.d_model, ParamRole::matrix) {}
+      out_(store, prefix + "g_norm.weight", prefix + "o_proj.weight", options.d_model, options.heads, options.value_dim,
+           options.norm_eps, g_proj_ ? &*g_proj_ : nullptr) {}
 
 template <class T>
 void GatedLinearAttention<T>::init_parameters(std::uint64_t seed, double init_std) {
@@ -115,7 +115,6 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
   z_.resize(sz(DK));
   g_.resize(sz(DK));
   o_.resize(sz(DV));
-  normed_.resize(sz(DV));
 
   // q, k, v: projections, through ShortConv + SiLU when enabled.
   if (opt_.use_short_conv) {
@@ -152,14 +151,7 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
   const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
   kernels::gla_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), chunking);
 
-  const T* gate = nullptr;
-  if (g_proj_) {
-    gate_.resize(sz(DV));
-    g_proj_->forward(x, gate_.data(), rows);
-    gate = gate_.data();
-  }
-  g_norm_.forward(o_.data(), gate, normed_.data(), rows);
-  o_proj_.forward(normed_.data(), y, rows);
+  out_.forward(x, o_.data(), y, rows);
 }
 
 template <class T>
@@ -169,19 +161,16 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
   const int DK = H * dk, DV = H * dv;
   const auto sz = [rows](int width) { return static_cast<std::size_t>(rows) * width; };
   const typename Workspace<T>::Frame frame(ws);
-  T* const dnormed = ws.take(sz(DV));
   T* const d_o = ws.take(sz(DV));
   T* const dq = ws.take(sz(DK));
   T* const dkey = ws.take(sz(DK));
   T* const dvalue = ws.take(sz(DV));
   T* const dg = ws.take(sz(DK));
   T* const dz_low = ws.take(sz(r));
-  T* const dgate = g_proj_ ? ws.take(sz(DV)) : nullptr;
+  T* const dgate = out_.has_gate() ? ws.take(sz(DV)) : nullptr;
 
-  // dnormed = dy W_o;  dW_o += dy^T normed;  then the norm (and output gate).
-  o_proj_.backward(normed_.data(), dy, dnormed, rows, false);
-  const T* gate = g_proj_ ? gate_.data() : nullptr;
-  g_norm_.backward(o_.data(), gate, dnormed, d_o, dgate, rows);
+  // o_proj, the norm and the output gate: do = dL/do.
+  out_.backward(o_.data(), dy, d_o, dgate, rows, ws);
 
   const kernels::GlaShape shape{batch, seq_len, H, dk, dv};
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
@@ -190,7 +179,7 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
   const kernels::GlaChunking chunking{opt_.chunk_size, std::min(16, opt_.chunk_size)};
   kernels::gla_chunked_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, chunking);
 
-  // g = logsigmoid(z) / tau: dz = dg sigmoid(-z) / tau (in place in dg); db += sum over rows.
+  // g = logsigmoid(z) / tau: dz = dg sigmoid(-z) / tau (in place in dg_); db += sum over rows.
   T* dbias = store_->grad(gk_bias_id_);
   const T inv_tau = static_cast<T>(1.0 / opt_.gate_logit_normalizer);
   for (int row = 0; row < rows; ++row)
@@ -201,7 +190,7 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
     }
   gk_up_.backward(z_low_.data(), dg, dz_low, rows, false);
   gk_down_.backward(x, dz_low, dx, rows, false);
-  if (g_proj_) g_proj_->backward(x, dgate, dx, rows, true);
+  out_.backward_gate(x, dgate, dx, rows, true);
 
   if (opt_.use_short_conv) {
     T* const dpre = ws.take(sz(std::max(DK, DV)));

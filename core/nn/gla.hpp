@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/nn/head_rmsnorm.hpp"
+#include "core/nn/gated_output.hpp"
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
@@ -49,9 +49,9 @@ class GatedLinearAttention final : public Mixer<T> {
   GatedLinearAttention(ParameterStore<T>& store, const std::string& prefix, const GlaOptions& options);
 
   void forward(const T* x, T* y, int batch, int seq_len) override;
-  // Gradient scratch (dnormed, do, dgate, dq, dk, dv, dg, dz_low, dpre) from ws.
+  // Gradient scratch (do, dgate, dq, dk, dv, dg, dz_low, dpre; the output head's dnormed) from ws.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
-  std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
+  std::size_t output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std), the gate bias 0.
   void init_parameters(std::uint64_t seed, double init_std) override;
   // 3 x forward; forward per head ~ 4 d_k d_v + 2 C (d_k + d_v) (layers.md 1.5, full C x C blocks).
@@ -77,8 +77,7 @@ class GatedLinearAttention final : public Mixer<T> {
   Linear<T> gk_down_;  // gk_proj.0: d -> r
   Linear<T> gk_up_;    // gk_proj.1: r -> D_k (plus bias)
   std::size_t gk_bias_id_;
-  HeadRMSNorm<T> g_norm_;
-  Linear<T> o_proj_;
+  GatedOutput<T> out_;  // g_norm.weight, o_proj.weight; output gate through g_proj_
 
   // Activations of the last forward (rows = batch * seq_len).
   std::vector<T> q_pre_, k_pre_, v_pre_;  // [rows, D_k|D_k|D_v] projections (short conv only)
@@ -87,8 +86,6 @@ class GatedLinearAttention final : public Mixer<T> {
   std::vector<T> z_;                      // [rows, D_k] gate logits
   std::vector<T> g_;                      // [rows, D_k] log-decay
   std::vector<T> o_;                      // [rows, D_v] kernel output
-  std::vector<T> gate_;                   // [rows, D_v] x W_r
-  std::vector<T> normed_;                 // [rows, D_v] input of o_proj
   std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 
