@@ -338,7 +338,7 @@ void MFac::set_communicator(comm::Communicator* comm) {
   build_windows();
 }
 
-void MFac::gather_flat(std::span<const float> local, std::span<float> full) {
+void MFac::gather_flat(std::span<const float> local, std::span<float> full) const {
   // Rank r's columns start at r·chunk_, so the allgather's concatenation is the flat vector.
   std::fill(send_.begin(), send_.end(), 0.0f);
   std::copy(local.begin(), local.end(), send_.begin());
@@ -399,60 +399,41 @@ void MFac::step(std::span<const ParamRef> params, std::int64_t /*step*/, double 
     for (std::size_t i = 0; i < params.size(); ++i)
       std::copy_n(recv_.begin() + static_cast<std::ptrdiff_t>(param_start_[i]), params_[i].size, params[i].value);
   }
-  ++steps_done_;
-}
-
-void MFac::prepare_state() {
-  if (comm_ == nullptr) return;
-  const bool root = comm_->rank() == 0;
-  std::vector<float> row(hi_ - lo_), scratch(dim_);
-  if (root) {
-    gathered_G_.assign(windows_.size(), {});
-    for (std::size_t b = 0; b < windows_.size(); ++b)
-      gathered_G_[b].assign(static_cast<std::size_t>(window_) * (block_start_[b + 1] - block_start_[b]), 0.0f);
-  }
-  // Row i of every window: this rank's columns are contiguous in [lo_, hi_), block after block.
-  for (int i = 0; i < window_; ++i) {
-    std::size_t at = 0;
-    for (const auto& w : windows_) {
-      const auto g = w.gradients().subspan(static_cast<std::size_t>(i) * w.dim(), w.dim());
-      std::copy(g.begin(), g.end(), row.begin() + static_cast<std::ptrdiff_t>(at));
-      at += w.dim();
-    }
-    gather_flat(row, scratch);
-    if (root)
-      for (std::size_t b = 0; b < windows_.size(); ++b) {
-        const std::size_t n = block_start_[b + 1] - block_start_[b];
-        std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(block_start_[b]), n,
-                    gathered_G_[b].begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * n));
-      }
-  }
-  gather_flat(momentum_, scratch);
-  if (root) {
-    gathered_momentum_ = scratch;
-    gathered_at_ = steps_done_;
-  }
 }
 
 StateDict MFac::state() const {
-  const bool sharded = comm_ != nullptr;
-  if (sharded && (comm_->rank() != 0 || gathered_at_ != steps_done_))
-    throw std::logic_error("mfac: a sharded state() is rank 0's, right after prepare_state() on every rank");
   StateDict sd;
-  sd.put("momentum", std::span<const float>(sharded ? gathered_momentum_ : momentum_));
+  if (comm_ == nullptr) {
+    sd.put("momentum", std::span<const float>(momentum_));
+  } else {
+    std::vector<float> full(dim_);
+    gather_flat(momentum_, full);
+    sd.put("momentum", std::span<const float>(full));
+  }
+  std::vector<float> row(comm_ != nullptr ? hi_ - lo_ : 0), scratch(comm_ != nullptr ? dim_ : 0), G;
   for (std::size_t b = 0; b < windows_.size(); ++b) {
     const auto& w = windows_[b];
     const std::string prefix = "block" + std::to_string(b) + "/";
-    const std::int64_t n = static_cast<std::int64_t>(block_start_[b + 1] - block_start_[b]);
-    sd.put(prefix + "G", sharded ? std::span<const float>(gathered_G_[b]) : w.gradients(), {w.window(), n});
+    const std::size_t n = block_start_[b + 1] - block_start_[b];
+    if (comm_ == nullptr) {
+      sd.put(prefix + "G", w.gradients(), {w.window(), static_cast<std::int64_t>(n)});
+    } else {
+      // Row i of this block from every rank's columns (the allgather's concatenation is the flat
+      // vector; rank r's columns of the block start at max(block start, r·c)).
+      G.assign(static_cast<std::size_t>(window_) * n, 0.0f);
+      for (int i = 0; i < window_; ++i) {
+        const auto g = w.gradients().subspan(static_cast<std::size_t>(i) * w.dim(), w.dim());
+        std::fill(row.begin(), row.end(), 0.0f);
+        std::copy(g.begin(), g.end(), row.begin() + static_cast<std::ptrdiff_t>(std::max(block_start_[b], lo_) - lo_));
+        gather_flat(row, scratch);
+        std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(block_start_[b]), n,
+                    G.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * n));
+      }
+      sd.put(prefix + "G", std::span<const float>(G), {w.window(), static_cast<std::int64_t>(n)});
+    }
     sd.put(prefix + "R", w.factor(), {w.window(), w.window()});
     sd.put_scalar(prefix + "slot", static_cast<std::int64_t>(w.next_slot()));
     sd.put_scalar(prefix + "count", static_cast<std::int64_t>(w.count()));
-  }
-  if (sharded) {  // the gathered copy is m·d floats: not kept past this checkpoint
-    gathered_G_ = {};
-    gathered_momentum_ = {};
-    gathered_at_ = -1;
   }
   return sd;
 }
@@ -480,7 +461,6 @@ void MFac::load_state(const StateDict& state) {
   std::copy(mom.begin() + static_cast<std::ptrdiff_t>(lo_), mom.begin() + static_cast<std::ptrdiff_t>(hi_),
             momentum_.begin());
   started_ = true;
-  steps_done_ = 0;
 }
 
 }  // namespace expt::optim

@@ -129,7 +129,8 @@ class MFac : public Optimizer {
   // Allocates nothing after the first call.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
   // "momentum" (d floats), per block b "block<b>/G" (m x block dim), "block<b>/R" (m x m),
-  // "block<b>/slot", "block<b>/count". Sharded: rank 0 only, after prepare_state() on every rank.
+  // "block<b>/slot", "block<b>/count". Sharded: a collective (every rank calls it and gets the
+  // full state; the window is all-gathered row by row, transiently m·d floats per rank).
   StateDict state() const override;
   // Every rank loads the full state and keeps its columns.
   void load_state(const StateDict& state) override;
@@ -139,8 +140,6 @@ class MFac : public Optimizer {
   // every rank, and an allgather of the updated parameters. Must come before the first step and
   // before load_state.
   void set_communicator(comm::Communicator* comm) override;
-  // Sharded: gathers the window and momentum columns to rank 0 for the next state().
-  void prepare_state() override;
 
   std::size_t block_count() const { return windows_.size(); }
   const MfacWindow<float>& window(std::size_t block) const { return windows_[block]; }
@@ -149,7 +148,7 @@ class MFac : public Optimizer {
 
  private:
   void build_windows();
-  void gather_flat(std::span<const float> local, std::span<float> full);  // every rank's columns
+  void gather_flat(std::span<const float> local, std::span<float> full) const;  // every rank's columns
 
   std::vector<nn::ParamInfo> params_;
   std::vector<std::size_t> param_start_;  // flat offset of each parameter
@@ -163,15 +162,11 @@ class MFac : public Optimizer {
   double mu_ = 0.0;
   bool coupled_ = true;
   bool shard_ = true;
-  bool started_ = false;         // a step or load_state happened
-  std::int64_t steps_done_ = 0;  // step() calls since construction or load_state
+  bool started_ = false;  // a step or load_state happened
   comm::Communicator* comm_ = nullptr;
   std::size_t lo_ = 0, hi_ = 0, chunk_ = 0;
-  std::vector<float> send_, recv_;  // chunk_ and P·chunk_ floats: the parameter allgather
-  // Rank 0's gathered copy for the next state() (released by it), taken after steps_done_ steps.
-  mutable std::vector<std::vector<float>> gathered_G_;
-  mutable std::vector<float> gathered_momentum_;
-  mutable std::int64_t gathered_at_ = -1;
+  // chunk_ and P·chunk_ floats: the parameter allgather (and state()'s, hence mutable).
+  mutable std::vector<float> send_, recv_;
 };
 
 extern template class MfacWindow<float>;

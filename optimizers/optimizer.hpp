@@ -50,9 +50,6 @@ class Optimizer {
   // docs/optimizers.md "Distributed"); the others ignore it. Every rank must call step() with the
   // same (reduced) gradients. nullptr or a group of one: no splitting.
   virtual void set_communicator(comm::Communicator* comm) { (void)comm; }
-  // Collective: every rank calls it before rank 0 calls state() for a checkpoint. An optimizer
-  // whose state is split over the ranks (sharded M-FAC) gathers it to rank 0 here.
-  virtual void prepare_state() {}
   const std::vector<ParamGroup>& groups() const { return groups_; }
 
  protected:

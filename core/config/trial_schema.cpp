@@ -221,7 +221,8 @@ const Table<MixerConfig>& mixer_table() {
               "rank of the forget-gate projection d -> r -> D_k", {"gla"}),
           key("gate_logit_normalizer", &MixerConfig::gate_logit_normalizer, above(0),
               "log-gate = logsigmoid(z) / gate_logit_normalizer", {"gla"}),
-          key("chunk_size", &MixerConfig::chunk_size, at_least(1), "chunk length of the chunked kernels", recurrent),
+          key("chunk_size", &MixerConfig::chunk_size, at_least(1), "chunk length of the chunked kernels",
+              recurrent),
           key("rope_base", &MixerConfig::rope_base, above(0), "RoPE theta", {"attention"}),
       }};
   return table;
@@ -283,7 +284,8 @@ Domain<std::string> glob_list_domain() {
 schema::Key<OptimizerConfig> optimizer_type_key() {
   auto k = key("type", &OptimizerConfig::type, one_of({"adamw", "muon", "soap", "mfac", "dct_adamw"}),
                "optimizer (docs/optimizers.md); sets the per-type defaults named in the other rows");
-  k.read = [plain = k.read](const YamlNode& node, OptimizerConfig& s, const std::string& path, schema::Reader& r) {
+  k.read = [plain = k.read](const YamlNode& node, OptimizerConfig& s, const std::string& path,
+                            schema::Reader& r) {
     if (!plain(node, s, path, r)) return false;
     s = optimizer_defaults(s.type);
     return true;
@@ -297,17 +299,19 @@ const Table<OptimizerConfig>& optimizer_table() {
       &OptimizerConfig::type,
       {
           optimizer_type_key(),
-          key("lr", &OptimizerConfig::lr, above(0), "peak learning rate (before the schedule); muon 0.02, soap 0.003"),
+          key("lr", &OptimizerConfig::lr, above(0),
+              "peak learning rate (before the schedule); muon 0.02, soap 0.003"),
           key("weight_decay", &OptimizerConfig::weight_decay, real_at_least(0),
               "decoupled weight decay coefficient, applied as lr_t * weight_decay * W (muon, dct_adamw: their "
               "matrices; mfac: see wd_mode)"),
           key("beta1", &OptimizerConfig::beta1, real_range(0, 1, Upper::open),
-              "first-moment EMA decay (of the AdamW part for muon); soap 0.95", {"adamw", "muon", "soap", "dct_adamw"}),
+              "first-moment EMA decay (of the AdamW part for muon); soap 0.95",
+              {"adamw", "muon", "soap", "dct_adamw"}),
           key("beta2", &OptimizerConfig::beta2, real_range(0, 1, Upper::open),
               "second-moment EMA decay (of the AdamW part for muon); muon 0.95, soap 0.95",
               {"adamw", "muon", "soap", "dct_adamw"}),
-          key("eps", &OptimizerConfig::eps, real_at_least(0),
-              "denominator epsilon (of the AdamW part for muon); muon 1e-10", {"adamw", "muon", "soap", "dct_adamw"}),
+          key("eps", &OptimizerConfig::eps, real_at_least(0), "denominator epsilon (of the AdamW part for muon); muon 1e-10",
+              {"adamw", "muon", "soap", "dct_adamw"}),
           key("eps_mode", &OptimizerConfig::eps_mode, one_of({"torch", "hf"}),
               "where eps enters: torch after bias correction, hf before (optimizers.md 1.2)", {"adamw"}),
           key("decay_embeddings", &OptimizerConfig::decay_embeddings, any_bool(),
@@ -324,7 +328,8 @@ const Table<OptimizerConfig>& optimizer_table() {
               {"muon", "dct_adamw"}),
           key("momentum", &OptimizerConfig::momentum, real_range(0, 1, Upper::open),
               "EMA momentum of the update; mfac 0 (no momentum)", {"muon", "mfac"}),
-          key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)", {"muon"}),
+          key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)",
+              {"muon"}),
           key("shard", &OptimizerConfig::shard, any_bool(),
               "with several ranks, muon: each matrix's Newton-Schulz runs on one owner rank (balanced by cost) and "
               "the updated matrix is broadcast; mfac: each rank keeps a contiguous column range of the window and "
@@ -335,7 +340,8 @@ const Table<OptimizerConfig>& optimizer_table() {
           key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)",
               {"muon"}),
           key("ns_coefficients", &OptimizerConfig::ns_coefficients, one_of({"keller_jordan", "classic_quintic"}),
-              "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)", {"muon"}),
+              "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)",
+              {"muon"}),
           key("scale", &OptimizerConfig::scale, one_of({"original", "moonlight"}),
               "update scale: original sqrt(max(1, out/in)), moonlight 0.2 sqrt(max(out, in))", {"muon"}),
           key("shampoo_beta", &OptimizerConfig::shampoo_beta, real_range(-1, 1, Upper::open),
@@ -346,8 +352,8 @@ const Table<OptimizerConfig>& optimizer_table() {
               "an axis longer than this is not preconditioned (identity)", {"soap"}),
           key("merge_dims", &OptimizerConfig::merge_dims, any_bool(),
               "merge consecutive axes while the product stays <= max_precond_dim", {"soap"}),
-          key("one_sided", &OptimizerConfig::one_sided, any_bool(), "precondition only the first eligible axis (rows)",
-              {"soap"}),
+          key("one_sided", &OptimizerConfig::one_sided, any_bool(),
+              "precondition only the first eligible axis (rows)", {"soap"}),
           key("block_size", &OptimizerConfig::block_size, at_least(0),
               "soap: cut axes into blocks of this size; mfac: blocks of this many scalars; 0: no blocking",
               {"soap", "mfac"}),
@@ -357,8 +363,8 @@ const Table<OptimizerConfig>& optimizer_table() {
           key("wd_mode", &OptimizerConfig::wd_mode, one_of({"coupled_l2", "decoupled_lr_scaled"}),
               "coupled_l2: add weight_decay * W to the gradient; decoupled_lr_scaled: W *= 1 - lr * weight_decay",
               {"mfac"}),
-          key("rank", &OptimizerConfig::rank, at_least(1), "DCT columns kept per matrix (capped at min(out, in))",
-              {"dct_adamw"}),
+          key("rank", &OptimizerConfig::rank, at_least(1),
+              "DCT columns kept per matrix (capped at min(out, in))", {"dct_adamw"}),
           key("refresh_every", &OptimizerConfig::refresh_every, at_least(1),
               "reselect the DCT columns at step 1 and every this many steps", {"dct_adamw"}),
           key("on_refresh", &OptimizerConfig::on_refresh, one_of({"keep", "remap"}),
@@ -496,8 +502,8 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
       deterministic_micro_shards(train.batch_size) % train.ranks != 0) {
     conflict(r, {"train.ranks", "train.deterministic", "train.batch_size"}, file,
              cat("train.deterministic cuts train.batch_size ", str(train.batch_size), " into ",
-                 str(deterministic_micro_shards(train.batch_size)), " micro-shard(s); train.ranks ", str(train.ranks),
-                 " must be a power of two that divides that count"));
+                 str(deterministic_micro_shards(train.batch_size)),
+                 " micro-shard(s); train.ranks ", str(train.ranks), " must be a power of two that divides that count"));
   }
 
   const ModelConfig& model = cfg.model;
