@@ -329,9 +329,11 @@ const Table<OptimizerConfig>& optimizer_table() {
               "EMA momentum of the update; mfac 0 (no momentum)", {"muon", "mfac"}),
           key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)", {"muon"}),
           key("shard", &OptimizerConfig::shard, any_bool(),
-              "with several ranks, each matrix's state and update live on one owner rank (balanced by cost) and "
-              "the updated matrix is broadcast; false: every rank computes every matrix",
-              {"muon", "soap", "dct_adamw"}),
+              "with several ranks, muon, soap, dct_adamw: each matrix's state and update live on one owner rank "
+              "(balanced by cost) and the updated matrix is broadcast; mfac: each rank keeps a contiguous column "
+              "range of the window and updates it, then the parameters are all-gathered; false: every rank computes "
+              "everything",
+              {"muon", "soap", "dct_adamw", "mfac"}),
           key("ns_steps", &OptimizerConfig::ns_steps, int_range(1, 100, "[1, 100]"), "Newton-Schulz iterations",
               {"muon"}),
           key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)",
