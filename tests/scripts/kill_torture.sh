@@ -40,19 +40,6 @@ launch_slow() {
   echo $!
 }
 
-# SIGKILL to every process of the session at once, then waits until none is left.
-kill_session() {
-  local sid=$1 pids i=0
-  pids=$(ps -o pid= -s "$sid" || true)
-  [[ -z $pids ]] || kill -9 $pids 2> /dev/null || true
-  wait "$sid" 2> /dev/null || true
-  while [[ -n $(ps -o pid= -s "$sid" || true) ]]; do
-    sleep 0.05
-    i=$((i + 1))
-    ((i < 200)) || die "processes of session $sid survived SIGKILL"
-  done
-}
-
 # Reference: uninterrupted.
 sweep "$work/ref" > "$work/ref.out" 2>&1 || die "reference sweep failed: $(cat "$work/ref.out")"
 

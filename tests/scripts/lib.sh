@@ -19,3 +19,16 @@ wait_for_file() {
     ((i < limit * 20)) || die "timed out waiting for $f"
   done
 }
+
+# SIGKILLs every process of session $1 (a job started with setsid) and waits until all are gone.
+kill_session() {
+  local sid=$1 pids i=0
+  pids=$(ps -o pid= -s "$sid" || true)
+  [[ -z $pids ]] || kill -9 $pids 2> /dev/null || true
+  wait "$sid" 2> /dev/null || true
+  while [[ -n $(ps -o pid= -s "$sid" || true) ]]; do
+    sleep 0.05
+    i=$((i + 1))
+    ((i < 200)) || die "processes of session $sid survived SIGKILL"
+  done
+}

@@ -28,19 +28,13 @@ run() {  # run <optimizer> <ranks> <out> [env...]
 # Starts a slowed-down 2-rank run in a new session and SIGKILLs every process of it once the
 # checkpoint of step 4 is committed.
 kill_after_step_4() {  # <optimizer> <out>
-  local opt=$1 out=$2 sid i=0
+  local opt=$1 out=$2 sid
   # shellcheck disable=SC2086
   EXPT_TEST_STEP_DELAY_MS=800 setsid mpirun -np 2 -x EXPT_TEST_STEP_DELAY_MS "$EXPT" run "$work/trial.yaml" \
     ${sets[$opt]} --set train.ranks=2 --progress quiet --out "$work/$out" > "$work/$out.killed.out" 2>&1 &
   sid=$!
   wait_for_file "$work/$out/checkpoints/step-4/COMMIT" 120
-  kill -9 $(ps -o pid= -s "$sid") 2> /dev/null || true
-  wait "$sid" 2> /dev/null || true
-  while [[ -n $(ps -o pid= -s "$sid" || true) ]]; do
-    sleep 0.05
-    i=$((i + 1))
-    ((i < 200)) || die "processes of session $sid survived SIGKILL"
-  done
+  kill_session "$sid"
   [[ ! -e $work/$out/result.h5 ]] || die "$out finished before it was killed; the test proves nothing"
 }
 
