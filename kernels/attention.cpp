@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
 
 namespace expt::kernels {
@@ -27,7 +28,7 @@ void recompute_probs(const AttentionShape& s, T scale, const T* q, const T* k, c
   gemm(Trans::no, Trans::yes, n, n, s.head_dim, scale, q, ld, k, ld, T(0), probs, n);
   for (int i = 0; i < n; ++i) {
     T* row = probs + static_cast<std::size_t>(i) * n;
-    for (int j = 0; j <= i; ++j) row[j] = std::exp(row[j] - lse[i]);
+    for (int j = 0; j <= i; ++j) row[j] = math::exp(row[j] - lse[i]);
     std::fill(row + i + 1, row + n, T(0));
   }
 }
@@ -51,7 +52,7 @@ void attention_reference_forward(const AttentionShape& s, T scale, const T* q, c
         const T row_max = *std::max_element(row, row + i + 1);
         double sum = 0;
         for (int j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - row_max);
+          row[j] = math::exp(row[j] - row_max);
           sum += static_cast<double>(row[j]);
         }
         const T inv_sum = static_cast<T>(1.0 / sum);

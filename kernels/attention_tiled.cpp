@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
 
 namespace expt::kernels {
@@ -69,10 +70,10 @@ void attention_tiled_forward(const AttentionShape& s, T scale, const T* q, const
             if (visible == 0) continue;  // the row has no causal key in this tile: P row = 0
             const T m_new = std::max(row_max[r], *std::max_element(row, row + visible));
             // exp(m - m') rescales what was accumulated under the old maximum (0 on the first tile).
-            const T correction = std::exp(row_max[r] - m_new);
+            const T correction = math::exp(row_max[r] - m_new);
             T sum = 0;
             for (int j = 0; j < visible; ++j) {
-              row[j] = std::exp(row[j] - m_new);
+              row[j] = math::exp(row[j] - m_new);
               sum += row[j];
             }
             row_sum[r] = correction * row_sum[r] + sum;
@@ -134,7 +135,7 @@ void attention_tiled_backward(const AttentionShape& s, T scale, const T* q, cons
           for (int r = 0; r < rows; ++r) {
             T* row = probs + zu(r) * zu(Bc);
             const int visible = visible_keys(r0 + r, c0, cols);
-            for (int j = 0; j < visible; ++j) row[j] = std::exp(row[j] - lse_bh[r0 + r]);
+            for (int j = 0; j < visible; ++j) row[j] = math::exp(row[j] - lse_bh[r0 + r]);
             std::fill(row + visible, row + cols, T(0));
           }
           // dV_J += P^T dO_I: [cols, rows] x [rows, D].

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
 
 namespace expt::kernels {
@@ -66,7 +67,7 @@ void recurrent_step(const HeadSlice<T>& x, int t, int dk, int dv, Eigen::Map<Mat
   const Eigen::Map<const Vec<T>> k(x.k + sz(t) * sz(x.ld_qk), dk);
   const Eigen::Map<const Vec<T>> v(x.v + sz(t) * sz(x.ld_v), dv);
   const T beta = x.beta[sz(t) * sz(x.ld_gate)];
-  if (x.g) S *= std::exp(x.g[sz(t) * sz(x.ld_gate)]);
+  if (x.g) S *= math::exp(x.g[sz(t) * sz(x.ld_gate)]);
   u.noalias() = beta * (v - S.transpose() * k);
   S.noalias() += k * u.transpose();
 }
@@ -139,7 +140,7 @@ void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T sca
       const Eigen::Map<const Vec<T>> v(x.v + sz(t) * sz(x.ld_v), dv);
       const Eigen::Map<const Vec<T>> d_o(dout + sz(t) * sz(ld_out), dv);
       const T beta = x.beta[sz(t) * sz(x.ld_gate)];
-      const T a = x.g ? std::exp(x.g[sz(t) * sz(x.ld_gate)]) : T(1);
+      const T a = x.g ? math::exp(x.g[sz(t) * sz(x.ld_gate)]) : T(1);
       S_prime = a * S_prev;
       e.noalias() = v - S_prime.transpose() * k;
       u = beta * e;
@@ -257,7 +258,7 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
   Eigen::Map<Mat<T>> decay(c.decay.data(), L, L);
   if (x.g) {
     for (int i = 0; i < L; ++i) {
-      for (int j = 0; j <= i; ++j) decay(i, j) = std::exp(c.gamma[sz(i)] - c.gamma[sz(j)]);
+      for (int j = 0; j <= i; ++j) decay(i, j) = math::exp(c.gamma[sz(i)] - c.gamma[sz(j)]);
       for (int j = i + 1; j < L; ++j) decay(i, j) = 0;
     }
   } else {
@@ -285,8 +286,8 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
 
   const T gamma_last = c.gamma[sz(L - 1)];
   for (int i = 0; i < L; ++i) {
-    const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = std::exp(c.gamma[sz(i)]);
-    const T end_decay = std::exp(gamma_last - c.gamma[sz(i)]);
+    const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = math::exp(c.gamma[sz(i)]);
+    const T end_decay = math::exp(gamma_last - c.gamma[sz(i)]);
     for (int m = 0; m < dk; ++m) {
       const T km = k[sz(i) * sz(x.ld_qk) + sz(m)];
       c.kb[sz(i) * sz(dk) + sz(m)] = b * Gamma * km;
@@ -312,7 +313,7 @@ void chunk_scores(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c) {
 // S <- Gamma_{L-1} S + Kd^T Ũ (in place; the factors of the chunk must be current).
 template <class T>
 void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
-  Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= std::exp(c.gamma[sz(L - 1)]);
+  Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= math::exp(c.gamma[sz(L - 1)]);
   gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new.data(), c.dv, T(1), state, c.dv);
 }
 
@@ -332,7 +333,7 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
     T* o = out + sz(t0) * sz(ld_out);
     gemm(Trans::no, Trans::no, L, dv, dk, scale, x.q + sz(t0) * sz(x.ld_qk), x.ld_qk, state, dv, T(0), o, ld_out);
     if (x.g)
-      for (int i = 0; i < L; ++i) Eigen::Map<Vec<T>>(o + sz(i) * sz(ld_out), dv) *= std::exp(c.gamma[sz(i)]);
+      for (int i = 0; i < L; ++i) Eigen::Map<Vec<T>>(o + sz(i) * sz(ld_out), dv) *= math::exp(c.gamma[sz(i)]);
     gemm(Trans::no, Trans::no, L, dv, L, scale, c.scores.data(), L, c.u_new.data(), dv, T(1), o, ld_out);
     chunk_advance_state(L, c, state);
   }
@@ -383,7 +384,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
 
   // diag(Gamma) dO [L, dv]
   for (int i = 0; i < L; ++i) {
-    const T Gamma = std::exp(c.gamma[sz(i)]);
+    const T Gamma = math::exp(c.gamma[sz(i)]);
     for (int m = 0; m < dv; ++m) c.do_gated[sz(i) * sz(dv) + sz(m)] = Gamma * d_o[sz(i) * sz(ld_out) + sz(m)];
   }
 
@@ -395,10 +396,10 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   gemm(Trans::no, Trans::yes, L, dk, dv, T(1), c.u_new.data(), dv, dh, dv, T(0), c.dkd.data(), dk);
   const Eigen::Map<const Mat<T>> S_in(s_in, dk, dv);
   Eigen::Map<Mat<T>> dH(dh, dk, dv);
-  dgam[sz(L - 1)] += std::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
+  dgam[sz(L - 1)] += math::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
 
   // dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ   (in place in dh)
-  dH *= std::exp(gamma_last);
+  dH *= math::exp(gamma_last);
   gemm(Trans::yes, Trans::no, dk, dv, L, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
   gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.w.data(), dk, c.d_u_new.data(), dv, T(1), dh, dv);
 
@@ -432,7 +433,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     const T through_key = dkd_i.dot(Eigen::Map<const Vec<T>>(c.kd.data() + sz(i) * sz(dk), dk));
     dgam[sz(L - 1)] += through_key;
     dgam[sz(i)] -= through_key;
-    Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += std::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
+    Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += math::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
   }
 
   // WY part. dW = -dŨ S_in^T; dA = tril(dW Kb^T + dŨ Vb^T, -1); X = A^T dW; Y = A^T dŨ.
@@ -444,7 +445,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.a.data(), L, c.dw.data(), dk, T(0), c.x.data(), dk);
   gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a.data(), L, c.d_u_new.data(), dv, T(0), c.y.data(), dv);
   for (int i = 0; i < L; ++i) {
-    const T b = beta[sz(i) * sz(ldg)], Gamma = std::exp(c.gamma[sz(i)]);
+    const T b = beta[sz(i) * sz(ldg)], Gamma = math::exp(c.gamma[sz(i)]);
     const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
     const Eigen::Map<const Vec<T>> y_i(c.y.data() + sz(i) * sz(dv), dv);
     const Eigen::Map<const Vec<T>> k_i(k + sz(i) * sz(x.ld_qk), dk);

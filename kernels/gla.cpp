@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
 
 namespace expt::kernels {
@@ -113,7 +114,7 @@ void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
   for (int t = 0; t < L; ++t) {
     const T* g_t = g + zu(t) * zu(ld_key);
     T* a_t = gate + zu(t) * zu(dk);
-    for (int i = 0; i < dk; ++i) a_t[i] = std::exp(g_t[i]);
+    for (int i = 0; i < dk; ++i) a_t[i] = math::exp(g_t[i]);
   }
 }
 
@@ -222,7 +223,7 @@ void gla_recurrent_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaI
         T* o_t = out + off.value + zu(t) * ld_value;
         // S = Diag(exp(g_t)) S + k_t v_t^T
         for (int i = 0; i < dk; ++i) {
-          const T a = std::exp(g_t[i]), ki = k_t[i];
+          const T a = math::exp(g_t[i]), ki = k_t[i];
           T* row = S.data() + zu(i) * zu(dv);
           for (int j = 0; j < dv; ++j) row[j] = a * row[j] + ki * v_t[j];
         }
@@ -257,7 +258,7 @@ void gla_recurrent_backward(const GlaShape& shape, GlaScalar<T> scale, const Gla
         const T* do_t = dout + off.value + zu(t) * ld_value;
         T* dq_t = grads.dq + off.key + zu(t) * ld_key;
         for (int i = 0; i < dk; ++i) {
-          const T a = std::exp(g_t[i]), ki = k_t[i];
+          const T a = math::exp(g_t[i]), ki = k_t[i];
           T* row = S.data() + zu(i) * zu(dv);
           T acc = 0;
           for (int j = 0; j < dv; ++j) {
@@ -303,7 +304,7 @@ void gla_recurrent_backward(const GlaShape& shape, GlaScalar<T> scale, const Gla
         for (int i = 0; i < dk; ++i) {
           gamma[zu(i)] += q_t[i] * dq_t[i] - k_t[i] * dk_t[i];
           dg_t[i] = gamma[zu(i)];
-          const T a = std::exp(g_t[i]);
+          const T a = math::exp(g_t[i]);
           T* row = D.data() + zu(i) * zu(dv);
           for (int j = 0; j < dv; ++j) row[j] *= a;
         }

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/elementwise_math.hpp"
+
 namespace expt::kernels {
 
 namespace {
@@ -17,10 +19,7 @@ void check_shape(const ShortConvShape& s) {
     throw std::invalid_argument("short_conv: negative dimension or width < 1");
 }
 
-template <class T>
-T sigmoid(T p) {
-  return T(1) / (T(1) + std::exp(-p));
-}
+using math::sigmoid;
 
 // weight [channels, width] -> transposed [width, channels], so that tap i is a contiguous row.
 template <class T>

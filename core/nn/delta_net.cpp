@@ -8,22 +8,15 @@
 #include "core/util/random.hpp"
 #include "kernels/delta_product.hpp"
 #include "kernels/delta_rule.hpp"
+#include "kernels/elementwise_math.hpp"
 #include "kernels/short_conv.hpp"
 
 namespace expt::nn {
 
 namespace {
 
-template <class T>
-T sigmoid(T z) {
-  return T(1) / (T(1) + std::exp(-z));
-}
-
-// softplus(u) = log(1 + e^u), written so that neither branch overflows.
-template <class T>
-T softplus(T u) {
-  return u > T(0) ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
-}
+using kernels::math::sigmoid;
+using kernels::math::softplus;
 
 const DeltaNetOptions& checked(const DeltaNetOptions& o) {
   if (o.d_model <= 0 || o.heads <= 0 || o.key_dim <= 0 || o.value_dim <= 0 || o.householder_steps <= 0 ||

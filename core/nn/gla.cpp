@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/util/random.hpp"
+#include "kernels/elementwise_math.hpp"
 #include "kernels/gla.hpp"
 #include "kernels/short_conv.hpp"
 
@@ -12,16 +13,8 @@ namespace expt::nn {
 
 namespace {
 
-template <class T>
-T sigmoid(T z) {
-  return T(1) / (T(1) + std::exp(-z));
-}
-
-// log sigmoid(z) = -softplus(-z), without overflow for either sign.
-template <class T>
-T log_sigmoid(T z) {
-  return z < T(0) ? z - std::log1p(std::exp(z)) : -std::log1p(std::exp(-z));
-}
+using kernels::math::log_sigmoid;
+using kernels::math::sigmoid;
 
 const GlaOptions& checked(const GlaOptions& o) {
   if (o.d_model <= 0 || o.heads <= 0 || o.key_dim <= 0 || o.value_dim <= 0 || o.gate_low_rank_dim <= 0 ||

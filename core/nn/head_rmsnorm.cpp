@@ -2,14 +2,11 @@
 
 #include <cmath>
 
+#include "kernels/elementwise_math.hpp"
+
 namespace expt::nn {
 
-namespace {
-template <class T>
-T sigmoid(T z) {
-  return T(1) / (T(1) + std::exp(-z));
-}
-}  // namespace
+using kernels::math::sigmoid;
 
 template <class T>
 HeadRMSNorm<T>::HeadRMSNorm(ParameterStore<T>& store, const std::string& name, int heads, int head_dim, double eps)

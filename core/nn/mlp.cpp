@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <stdexcept>
 
+#include "kernels/elementwise_math.hpp"
+
 namespace expt::nn {
 
 int mlp_intermediate_size(const config::MlpConfig& cfg, int d_model) {
@@ -44,14 +46,14 @@ void Mlp<T>::forward(const T* x, T* y, int rows) {
     // hidden = silu(a) * u = a * sigmoid(a) * u
     for (std::size_t i = 0; i < n; ++i) {
       const T a = gate_out_[i];
-      const T sig = T(1) / (T(1) + std::exp(-a));
+      const T sig = kernels::math::sigmoid(a);
       hidden_[i] = a * sig * up_out_[i];
     }
   } else {
     // hidden = silu(u) = u * sigmoid(u)
     for (std::size_t i = 0; i < n; ++i) {
       const T u = up_out_[i];
-      hidden_[i] = u / (T(1) + std::exp(-u));
+      hidden_[i] = u * kernels::math::sigmoid(u);
     }
   }
   down_.forward(hidden_.data(), y, rows);
@@ -68,7 +70,7 @@ void Mlp<T>::backward(const T* x, const T* dy, T* dx, int rows, Workspace<T>& ws
     // du = dh * silu'(u),  silu'(u) = sig (1 + u (1 - sig)).  dx = du W_up
     for (std::size_t i = 0; i < n; ++i) {
       const T u = up_out_[i];
-      const T sig = T(1) / (T(1) + std::exp(-u));
+      const T sig = kernels::math::sigmoid(u);
       dup[i] *= sig * (T(1) + u * (T(1) - sig));
     }
     up_.backward(x, dup, dx, rows, false);
@@ -79,7 +81,7 @@ void Mlp<T>::backward(const T* x, const T* dy, T* dx, int rows, Workspace<T>& ws
   for (std::size_t i = 0; i < n; ++i) {
     const T a = gate_out_[i];
     const T u = up_out_[i];
-    const T sig = T(1) / (T(1) + std::exp(-a));
+    const T sig = kernels::math::sigmoid(a);
     const T dh = dup[i];
     dgate[i] = dh * u * sig * (T(1) + a * (T(1) - sig));
     dup[i] = dh * a * sig;
