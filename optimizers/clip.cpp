@@ -2,12 +2,12 @@
 
 #include <cmath>
 
+#include "kernels/reduction.hpp"
+
 namespace expt::optim {
 
 double squared_norm(std::span<const float> grads) {
-  double sum = 0.0;
-  for (float g : grads) sum += static_cast<double>(g) * static_cast<double>(g);
-  return sum;
+  return kernels::sum_squares_fixed_order<double>(grads.data(), grads.size());
 }
 
 double clip_grad_norm(std::span<const std::span<float>> buffers, double max_norm) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/elementwise_math.hpp"
+#include "kernels/reduction.hpp"
 
 namespace expt::nn {
 
@@ -23,8 +24,7 @@ void HeadRMSNorm<T>::forward(const T* o, const T* gate, T* y, int rows) {
   rstd_.resize(groups);
   for (std::size_t g = 0; g < groups; ++g) {
     const std::size_t base = g * head_dim_;
-    T sum_sq = 0;
-    for (int i = 0; i < head_dim_; ++i) sum_sq += o[base + i] * o[base + i];
+    const T sum_sq = kernels::sum_squares_fixed_order<T>(o + base, static_cast<std::size_t>(head_dim_));
     const T r = T(1) / std::sqrt(sum_sq / head_dim_ + static_cast<T>(eps_));
     rstd_[g] = r;
     for (int i = 0; i < head_dim_; ++i) {
@@ -42,8 +42,8 @@ void HeadRMSNorm<T>::backward(const T* o, const T* gate, const T* dy, T* d_o, T*
   for (std::size_t g = 0; g < groups; ++g) {
     const std::size_t base = g * head_dim_;
     const T r = rstd_[g];
-    // First pass: gate terms, dw, and mean(q (.) n) for the normalisation backward.
-    T q_dot_n = 0;
+    // First pass: gate terms, dw, and q = dy w s; then mean(q (.) n) for the normalisation
+    // backward, as r (q . o) (n = o r).
     for (int i = 0; i < head_dim_; ++i) {
       const T n = o[base + i] * r;
       T s = 1;
@@ -56,8 +56,8 @@ void HeadRMSNorm<T>::backward(const T* o, const T* gate, const T* dy, T* d_o, T*
       dw[i] += dy[base + i] * n * s;
       const T q = dy[base + i] * w[i] * s;
       d_o[base + i] = q;  // holds q until the second pass
-      q_dot_n += q * n;
     }
+    const T q_dot_n = r * kernels::dot_fixed_order<T>(d_o + base, o + base, static_cast<std::size_t>(head_dim_));
     const T mean_qn = q_dot_n / head_dim_;
     for (int i = 0; i < head_dim_; ++i) d_o[base + i] = r * (d_o[base + i] - o[base + i] * r * mean_qn);
   }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/reduction.hpp"
+
 namespace expt::nn {
 
 template <class T>
@@ -9,8 +11,7 @@ void l2norm_forward(const T* x, T* y, T* rstd, std::size_t groups, int dim, T ep
   for (std::size_t g = 0; g < groups; ++g) {
     const T* xg = x + g * dim;
     T* yg = y + g * dim;
-    T sum_sq = 0;
-    for (int i = 0; i < dim; ++i) sum_sq += xg[i] * xg[i];
+    const T sum_sq = kernels::sum_squares_fixed_order<T>(xg, static_cast<std::size_t>(dim));
     const T r = T(1) / std::sqrt(sum_sq + eps);
     for (int i = 0; i < dim; ++i) yg[i] = xg[i] * r;
     rstd[g] = r;
@@ -23,8 +24,7 @@ void l2norm_backward(const T* y, const T* rstd, const T* dy, T* dx, std::size_t 
     const T* yg = y + g * dim;
     const T* dyg = dy + g * dim;
     T* dxg = dx + g * dim;
-    T y_dot_dy = 0;
-    for (int i = 0; i < dim; ++i) y_dot_dy += yg[i] * dyg[i];
+    const T y_dot_dy = kernels::dot_fixed_order<T>(yg, dyg, static_cast<std::size_t>(dim));
     for (int i = 0; i < dim; ++i) dxg[i] = rstd[g] * (dyg[i] - yg[i] * y_dot_dy);
   }
 }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/reduction.hpp"
+
 namespace expt::nn {
 
 template <class T>
@@ -15,8 +17,7 @@ void RMSNorm<T>::forward(const T* x, T* y, int rows) {
   for (int i = 0; i < rows; ++i) {
     const T* xi = x + static_cast<std::size_t>(i) * dim_;
     T* yi = y + static_cast<std::size_t>(i) * dim_;
-    double sum_sq = 0;
-    for (int c = 0; c < dim_; ++c) sum_sq += static_cast<double>(xi[c]) * static_cast<double>(xi[c]);
+    const double sum_sq = kernels::sum_squares_fixed_order<double>(xi, static_cast<std::size_t>(dim_));
     const T rstd = static_cast<T>(1.0 / std::sqrt(sum_sq / dim_ + eps_));
     rstd_[static_cast<std::size_t>(i)] = rstd;
     for (int c = 0; c < dim_; ++c) yi[c] = xi[c] * rstd * w[c];
@@ -32,15 +33,14 @@ void RMSNorm<T>::backward(const T* x, const T* dy, T* dx, int rows) {
     const T* dyi = dy + static_cast<std::size_t>(i) * dim_;
     T* dxi = dx + static_cast<std::size_t>(i) * dim_;
     const T rstd = rstd_[static_cast<std::size_t>(i)];
-    // mean(g * xhat) with g = dy * w, xhat = x * rstd
-    double dot = 0;
+    // mean(g * xhat) with g = dy * w, xhat = x * rstd; g goes through dx as scratch.
     for (int c = 0; c < dim_; ++c) {
-      const T xhat = xi[c] * rstd;
-      dw[c] += dyi[c] * xhat;
-      dot += static_cast<double>(dyi[c] * w[c]) * static_cast<double>(xhat);
+      dw[c] += dyi[c] * (xi[c] * rstd);
+      dxi[c] = dyi[c] * w[c];
     }
+    const double dot = kernels::dot_fixed_order<double>(dxi, xi, static_cast<std::size_t>(dim_)) * rstd;
     const T mean_dot = static_cast<T>(dot / dim_);
-    for (int c = 0; c < dim_; ++c) dxi[c] = rstd * (dyi[c] * w[c] - xi[c] * rstd * mean_dot);
+    for (int c = 0; c < dim_; ++c) dxi[c] = rstd * (dxi[c] - xi[c] * rstd * mean_dot);
   }
 }
 
