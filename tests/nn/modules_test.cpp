@@ -121,36 +121,24 @@ TEST_CASE("RMSNorm: forward formula, gradients match central differences", "[nn]
   test::check_gradients(store, loss, backward, &x);
 }
 
-TEST_CASE("Mlp swiglu: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
-  const int d = 5, width = 7, rows = 6;
-  ParameterStore<double> store;
-  expt::nn::Mlp<double> mlp(store, "mlp.", d, width, /*gated=*/true);
-  store.allocate();
-  test::randomize(store, 9, 0.7);
-  REQUIRE(store.params()[0].name == "mlp.gate_proj.weight");
-  REQUIRE(store.params()[1].name == "mlp.up_proj.weight");
-  REQUIRE(store.params()[2].name == "mlp.down_proj.weight");
-  REQUIRE(store.params()[2].shape == std::vector<std::int64_t>{d, width});
-  auto x = test::random_normal(static_cast<std::size_t>(rows) * d, 10);
-  const auto r = test::random_normal(x.size(), 11);
-  std::vector<double> y(x.size());
+namespace {
 
-  // y = W_down (silu(W_gate x) * (W_up x)) computed entry by entry
+// The Mlp's forward against y = W_down h(x) computed entry by entry (hidden(x_row, j) gives unit
+// j of h for one input row), then its gradients against central differences. x [rows, d].
+template <class Hidden>
+void check_mlp(expt::nn::Mlp<double>& mlp, ParameterStore<double>& store, int d, int width, int rows,
+               std::uint64_t seed, Hidden hidden) {
+  auto x = test::random_normal(static_cast<std::size_t>(rows) * d, seed);
+  const auto r = test::random_normal(x.size(), seed + 1);
+  std::vector<double> y(x.size());
   mlp.forward(x.data(), y.data(), rows);
-  const double *wg = store.value(0), *wu = store.value(1), *wd = store.value(2);
+  const double* wd = store.value(store.params().size() - 1);
   for (int i = 0; i < rows; ++i) {
-    std::vector<double> hidden(width);
-    for (int j = 0; j < width; ++j) {
-      double a = 0, u = 0;
-      for (int c = 0; c < d; ++c) {
-        a += wg[j * d + c] * x[i * d + c];
-        u += wu[j * d + c] * x[i * d + c];
-      }
-      hidden[j] = a / (1 + std::exp(-a)) * u;
-    }
+    std::vector<double> h(width);
+    for (int j = 0; j < width; ++j) h[j] = hidden(x.data() + i * d, j);
     for (int o = 0; o < d; ++o) {
       double expected = 0;
-      for (int j = 0; j < width; ++j) expected += wd[o * width + j] * hidden[j];
+      for (int j = 0; j < width; ++j) expected += wd[o * width + j] * h[j];
       REQUIRE(std::abs(y[i * d + o] - expected) < 1e-13);
     }
   }
@@ -169,6 +157,33 @@ TEST_CASE("Mlp swiglu: forward formula, gradients match central differences", "[
   test::check_gradients(store, loss, backward, &x);
 }
 
+// Row j of the weight w [width, d] applied to one input row.
+double unit(const double* w, const double* x_row, int j, int d) {
+  double sum = 0;
+  for (int c = 0; c < d; ++c) sum += w[j * d + c] * x_row[c];
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("Mlp swiglu: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
+  const int d = 5, width = 7, rows = 6;
+  ParameterStore<double> store;
+  expt::nn::Mlp<double> mlp(store, "mlp.", d, width, /*gated=*/true);
+  store.allocate();
+  test::randomize(store, 9, 0.7);
+  REQUIRE(store.params()[0].name == "mlp.gate_proj.weight");
+  REQUIRE(store.params()[1].name == "mlp.up_proj.weight");
+  REQUIRE(store.params()[2].name == "mlp.down_proj.weight");
+  REQUIRE(store.params()[2].shape == std::vector<std::int64_t>{d, width});
+  // h = silu(W_gate x) * (W_up x)
+  const double *wg = store.value(0), *wu = store.value(1);
+  check_mlp(mlp, store, d, width, rows, 10, [&](const double* x_row, int j) {
+    const double a = unit(wg, x_row, j, d), u = unit(wu, x_row, j, d);
+    return a / (1 + std::exp(-a)) * u;
+  });
+}
+
 TEST_CASE("Mlp silu: forward formula, gradients match central differences", "[nn][mlp][gradcheck]") {
   const int d = 5, width = 9, rows = 6;
   ParameterStore<double> store;
@@ -179,39 +194,12 @@ TEST_CASE("Mlp silu: forward formula, gradients match central differences", "[nn
   REQUIRE(store.params()[0].name == "mlp.up_proj.weight");
   REQUIRE(store.params()[1].name == "mlp.down_proj.weight");
   REQUIRE(mlp.gate_proj() == nullptr);
-  auto x = test::random_normal(static_cast<std::size_t>(rows) * d, 30);
-  const auto r = test::random_normal(x.size(), 31);
-  std::vector<double> y(x.size());
-
-  // y = W_down silu(W_up x) computed entry by entry
-  mlp.forward(x.data(), y.data(), rows);
-  const double *wu = store.value(0), *wd = store.value(1);
-  for (int i = 0; i < rows; ++i) {
-    std::vector<double> hidden(width);
-    for (int j = 0; j < width; ++j) {
-      double u = 0;
-      for (int c = 0; c < d; ++c) u += wu[j * d + c] * x[i * d + c];
-      hidden[j] = u / (1 + std::exp(-u));
-    }
-    for (int o = 0; o < d; ++o) {
-      double expected = 0;
-      for (int j = 0; j < width; ++j) expected += wd[o * width + j] * hidden[j];
-      REQUIRE(std::abs(y[i * d + o] - expected) < 1e-13);
-    }
-  }
-
-  auto loss = [&] {
-    mlp.forward(x.data(), y.data(), rows);
-    return test::dot(y.data(), r.data(), y.size());
-  };
-  auto backward = [&] {
-    std::vector<double> dx(x.size());
-    mlp.forward(x.data(), y.data(), rows);
-    expt::nn::Workspace<double> ws;
-    mlp.backward(x.data(), r.data(), dx.data(), rows, ws);
-    return dx;
-  };
-  test::check_gradients(store, loss, backward, &x);
+  // h = silu(W_up x)
+  const double* wu = store.value(0);
+  check_mlp(mlp, store, d, width, rows, 30, [&](const double* x_row, int j) {
+    const double u = unit(wu, x_row, j, d);
+    return u / (1 + std::exp(-u));
+  });
 }
 
 TEST_CASE("mlp_intermediate_size: swiglu rounds FLA's 2/3 rule to 256, silu takes d_model * hidden_ratio",
