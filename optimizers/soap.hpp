@@ -19,9 +19,9 @@
 // and get 1e-12·trace/size·I before the eigensolver; a zero statistic keeps the basis (identity
 // at init).
 //
-// Precision (docs/optimizers.md "Optimizer step"): L, R, Q_L, Q_R, the eigensolver, the QR, the
-// refresh's carry of M and the moments M, V are double (the checkpoint entries are double). The
-// per-step work is float: the rotations Q_Lᵀ G Q_R and back are sgemms on float copies of Q_L, Q_R
+// Precision (docs/optimizers.md "SOAP", decision 55): L, R, Q_L, Q_R, the eigensolver, the refresh's
+// P·Q and QR, and the moments M, V are double (the checkpoint entries are double). The per-step
+// work is float: the rotations Q_Lᵀ G Q_R and back are sgemms on float copies of Q_L, Q_R
 // (refreshed with Q: init, refresh, load_state), and the statistics G Gᵀ, Gᵀ G are ssyrks (upper
 // triangle, half the flops of a gemm) accumulated into the upper triangle of the double L, R. The
 // lower triangle is mirrored from the upper where a full matrix is read: before the eigensolver, before
