@@ -3,12 +3,13 @@
 //   model_step/<type>        one step over the parameters of the 4-layer d_model 256 model of
 //                            kModelYaml (attention, SwiGLU 768, 3.3 M parameters; M-FAC window 16)
 //   matrix_step/<type>/n     one step on a single n x n matrix (role matrix); M-FAC window 16;
-//                            SOAP only up to 1024 (its double rotations cost 8·n³ flops per step)
+//                            SOAP only up to 1024 (its rotations cost 8·n³ flops per step)
 //   model_floor/<type>, matrix_floor/<type>/n
 //                            the BLAS calls the step makes, alone (Muon: the 3 syrk/syrk/symm per
-//                            NS iteration; SOAP: the rotation and statistics dgemms plus, every
-//                            precondition_frequency steps, the refresh's rotations and P·Q; DCT:
-//                            the projection sgemms plus, every refresh_every steps, the full G·Q).
+//                            NS iteration; SOAP: the rotation sgemms and statistics ssyrks plus,
+//                            every precondition_frequency steps, the refresh's rotations (sgemm)
+//                            and P·Q (dgemm); DCT: the projection sgemms plus, every refresh_every
+//                            steps, the full G·Q).
 //                            Steps counted as in the optimizer, so refreshes are amortised alike.
 //                            bench/optimizer_step.sh prints step / floor per optimizer.
 //   matrix_step/soap_per_step/n, matrix_floor/soap_per_step/n
@@ -194,7 +195,7 @@ class BlasFloor {
     for (const auto& s : shapes_)
       largest = std::max<std::size_t>(largest, static_cast<std::size_t>(std::max(s.m, s.n)) * std::max(s.m, s.n));
     for (auto* v : {&f1_, &f2_, &f3_, &f4_}) v->assign(largest, 1e-3f);
-    for (auto* v : {&d1_, &d2_, &d3_, &d4_, &d5_}) v->assign(largest, 1e-3);
+    for (auto* v : {&d1_, &d2_, &d3_}) v->assign(largest, 1e-3);
   }
   bool empty() const { return shapes_.empty(); }
 
@@ -210,28 +211,28 @@ class BlasFloor {
           k::symm_upper_left<float>(r, c, 1.0f, f3_.data(), r, f1_.data(), c, 1.0f, f4_.data(), c);
         }
       } else if (type_ == "soap") {
+        // Per step: the float rotations (sgemm) and the statistics (ssyrk, upper triangle); every
+        // precondition_frequency steps the refresh: M back and forth (sgemm), P·Q per side (dgemm).
         const int h = s.m, w = s.n;
         const auto rotate = [&](bool to_basis) {
           if (s.left)
-            gemm<double>(to_basis ? Trans::yes : Trans::no, Trans::no, h, w, h, 1.0, d1_.data(), h, d2_.data(), w, 0.0,
-                         d3_.data(), w);
+            gemm<float>(to_basis ? Trans::yes : Trans::no, Trans::no, h, w, h, 1.0f, f1_.data(), h, f2_.data(), w, 0.0f,
+                        f3_.data(), w);
           if (s.right)
-            gemm<double>(Trans::no, to_basis ? Trans::no : Trans::yes, h, w, w, 1.0, d3_.data(), w, d1_.data(), w, 0.0,
-                         d4_.data(), w);
+            gemm<float>(Trans::no, to_basis ? Trans::no : Trans::yes, h, w, w, 1.0f, f3_.data(), w, f1_.data(), w, 0.0f,
+                        f4_.data(), w);
         };
         rotate(true);
         rotate(false);
-        if (s.left)
-          gemm<double>(Trans::no, Trans::yes, h, h, w, 0.05, d2_.data(), w, d2_.data(), w, 0.95, d5_.data(), h);
-        if (s.right)
-          gemm<double>(Trans::yes, Trans::no, w, w, h, 0.05, d2_.data(), w, d2_.data(), w, 0.95, d5_.data(), w);
+        if (s.left) k::syrk_upper<float>(h, w, 1.0f, f2_.data(), w, 0.0f, f3_.data(), h);
+        if (s.right) k::syrk_upper_trans<float>(w, h, 1.0f, f2_.data(), w, 0.0f, f3_.data(), w);
         // The optimizer's own counter lags run_steps' by one (its first call only initialises).
-        if ((t - 1) % cfg_.precondition_frequency == 0) {  // refresh: M back and forth, P·Q per side
+        if ((t - 1) % cfg_.precondition_frequency == 0) {
           rotate(false);
           rotate(true);
           for (int side : {s.left ? h : 0, s.right ? w : 0})
             if (side > 0)
-              gemm<double>(Trans::no, Trans::no, side, side, side, 1.0, d5_.data(), side, d1_.data(), side, 0.0,
+              gemm<double>(Trans::no, Trans::no, side, side, side, 1.0, d1_.data(), side, d2_.data(), side, 0.0,
                            d3_.data(), side);
         }
       } else if (type_ == "dct_adamw") {
@@ -263,7 +264,7 @@ class BlasFloor {
   expt::config::OptimizerConfig cfg_;
   std::vector<Shape> shapes_;
   std::vector<float> f1_, f2_, f3_, f4_;
-  std::vector<double> d1_, d2_, d3_, d4_, d5_;
+  std::vector<double> d1_, d2_, d3_;
 };
 
 // The floor of `type` on the parameters of `store`, with the step counting of run_steps.

@@ -35,6 +35,18 @@ void syrk_upper<double>(int n, int k, double alpha, const double* A, int lda, do
 }
 
 template <>
+void syrk_upper_trans<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
+  if (n == 0) return;
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+template <>
+void syrk_upper_trans<double>(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
+  if (n == 0) return;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+template <>
 void symm_upper_left<float>(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
                             float* C, int ldc) {
   if (m == 0 || n == 0) return;

@@ -20,6 +20,16 @@ constexpr std::size_t kReplicated = static_cast<std::size_t>(-1);
 
 // Cuts [0, size) into chunks of `block` (the last one shorter); one chunk when block is 0 or
 // the axis is not preconditioned.
+void to_float(const std::vector<double>& src, std::vector<float>& dst) {
+  std::transform(src.begin(), src.end(), dst.begin(), [](double x) { return static_cast<float>(x); });
+}
+
+// Copies the upper triangle of the size x size row-major P over its lower triangle.
+void mirror_upper(std::vector<double>& P, int size) {
+  for (int i = 1; i < size; ++i)
+    for (int j = 0; j < i; ++j) P[static_cast<std::size_t>(i) * size + j] = P[static_cast<std::size_t>(j) * size + i];
+}
+
 std::vector<std::pair<int, int>> chunks(int size, int block, bool cut) {
   std::vector<std::pair<int, int>> out;
   if (!cut || block <= 0 || size <= block) return {{0, size}};
@@ -86,6 +96,8 @@ Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   ev_.assign(largest_side, 0.0);
   perm_scratch_.assign(std::max(largest, largest_side * largest_side), 0.0);
   order_.assign(largest_side, 0);
+  for (auto* buffer : {&rotated_f_, &tmp_f_, &direction_f_}) buffer->assign(largest, 0.0f);
+  stat_f_.assign(largest_side * largest_side, 0.0f);
 }
 
 void Soap::allocate(Block& b, bool keep) {
@@ -100,6 +112,10 @@ void Soap::allocate(Block& b, bool keep) {
   sized(b.QL, b.left ? h * h : 0);
   sized(b.R, b.right ? w * w : 0);
   sized(b.QR, b.right ? w * w : 0);
+  b.QLf.assign(keep && b.left ? h * h : 0, 0.0f);
+  b.QLf.shrink_to_fit();
+  b.QRf.assign(keep && b.right ? w * w : 0, 0.0f);
+  b.QRf.shrink_to_fit();
 }
 
 double Soap::preconditioned_cost(std::size_t i) const {
@@ -109,7 +125,7 @@ double Soap::preconditioned_cost(std::size_t i) const {
     double sides = 0.0;
     if (b.left) sides += h * h * h;
     if (b.right) sides += w * w * w;
-    cost += 3.0 * rotation + (2.0 * rotation + (1.0 + 4.0 / 3.0) * sides) / frequency_;
+    cost += 1.25 * rotation + (rotation + (1.0 + 4.0 / 3.0) * sides) / frequency_;
   }
   return cost;
 }
@@ -144,6 +160,47 @@ void Soap::rotate(const Block& b, const double* src, double* dst, bool to_basis)
                  w);
   } else if (after_left != dst) {
     std::copy(after_left, after_left + area, dst);
+  }
+}
+
+void Soap::rotate_float(const Block& b, const float* src, int lds, float* dst, bool to_basis) {
+  const int h = b.rows, w = b.cols;
+  // Left factor: to_basis Q_Lᵀ·X, back Q_L·X (h x w into tmp_f_, row stride w).
+  const float* after_left = src;
+  int ld = lds;
+  if (b.left) {
+    gemm<float>(to_basis ? Trans::yes : Trans::no, Trans::no, h, w, h, 1.0f, b.QLf.data(), h, src, lds, 0.0f,
+                tmp_f_.data(), w);
+    after_left = tmp_f_.data();
+    ld = w;
+  }
+  // Right factor: to_basis X·Q_R, back X·Q_Rᵀ.
+  if (b.right) {
+    gemm<float>(Trans::no, to_basis ? Trans::no : Trans::yes, h, w, w, 1.0f, after_left, ld, b.QRf.data(), w, 0.0f, dst,
+                w);
+  } else if (after_left != dst) {
+    for (int r = 0; r < h; ++r)
+      std::copy_n(after_left + static_cast<std::size_t>(r) * ld, w, dst + static_cast<std::size_t>(r) * w);
+  }
+}
+
+void Soap::accumulate_statistics(std::vector<double>& P, const float* g, int ldg, int rows, int cols, bool rows_axis,
+                                 double keep) {
+  const int size = rows_axis ? rows : cols;
+  // The float product of float gradients rounds each sum once in float (relative 2^-24·inner
+  // length at worst); the eigenbases only need L and R to that accuracy, and the EMA is in double.
+  if (rows_axis)
+    kernels::syrk_upper<float>(rows, cols, 1.0f, g, ldg, 0.0f, stat_f_.data(), size);
+  else
+    kernels::syrk_upper_trans<float>(cols, rows, 1.0f, g, ldg, 0.0f, stat_f_.data(), size);
+  const double scale = 1.0 - shampoo_beta_;
+  for (int i = 0; i < size; ++i) {
+    double* p = P.data() + static_cast<std::size_t>(i) * size;
+    const float* x = stat_f_.data() + static_cast<std::size_t>(i) * size;
+    if (keep == 0.0)
+      for (int j = i; j < size; ++j) p[j] = scale * static_cast<double>(x[j]);
+    else
+      for (int j = i; j < size; ++j) p[j] = keep * p[j] + scale * static_cast<double>(x[j]);
   }
 }
 
@@ -206,7 +263,6 @@ void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-p
   check_param_refs("soap", params, params_);
   const ParamGroup& group = groups_.front();
   const double lr_g = lr * group.lr_scale;
-  const double one_minus_bs = 1.0 - shampoo_beta_;
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
     ParamState& ps = state_[i];
@@ -224,58 +280,14 @@ void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-p
       continue;
     }
 
+    const double decay = 1.0 - lr_g * group.weight_decay;
     for (std::size_t bi = 0; bi < ps.block_count; ++bi) {
       Block& b = blocks_[ps.first_block + bi];
-      const int h = b.rows, w = b.cols;
-      const std::size_t area = static_cast<std::size_t>(h) * w;
-      for (int r = 0; r < h; ++r)
-        for (int c = 0; c < w; ++c)
-          g_[static_cast<std::size_t>(r) * w + c] = grad[static_cast<std::size_t>(b.row0 + r) * ps.cols + b.col0 + c];
-
-      if (first_call) {
-        // I1, I2: statistics from this gradient, exact eigenbases; the parameter is not touched.
-        if (b.left) {
-          gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.L.data(), h);
-          init_side(b.L, b.QL, h);
-        }
-        if (b.right) {
-          gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.R.data(), w);
-          init_side(b.R, b.QR, w);
-        }
-        continue;
-      }
-
-      // S1-S4: Adam in the eigenbasis.
-      rotate(b, g_.data(), rotated_.data(), true);
-      for (std::size_t k = 0; k < area; ++k) {
-        const double gh = rotated_[k];
-        b.M[k] = beta1_ * b.M[k] + (1.0 - beta1_) * gh;
-        b.V[k] = beta2_ * b.V[k] + (1.0 - beta2_) * gh * gh;
-        rotated_[k] = b.M[k] / (std::sqrt(b.V[k]) + eps_);
-      }
-      // S6, S8, S9: back to parameter space, step, decay after the step.
-      rotate(b, rotated_.data(), direction_.data(), false);
-      const double decay = 1.0 - lr_g * group.weight_decay;
-      for (int r = 0; r < h; ++r)
-        for (int c = 0; c < w; ++c) {
-          float& x = value[static_cast<std::size_t>(b.row0 + r) * ps.cols + b.col0 + c];
-          x = static_cast<float>((static_cast<double>(x) - alpha * direction_[static_cast<std::size_t>(r) * w + c]) *
-                                 decay);
-        }
-
-      // S10: statistics, and on refresh steps the basis change with M carried exactly.
-      if (b.left)
-        gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_,
-                     b.L.data(), h);
-      if (b.right)
-        gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_,
-                     b.R.data(), w);
-      if (refresh && (b.left || b.right)) {
-        rotate(b, b.M.data(), direction_.data(), false);  // M_orig = Q_L M Q_Rᵀ
-        if (b.left) refresh_side(b.L, b.QL, h, b, true);
-        if (b.right) refresh_side(b.R, b.QR, w, b, false);
-        rotate(b, direction_.data(), b.M.data(), true);
-      }
+      const std::size_t offset = static_cast<std::size_t>(b.row0) * ps.cols + b.col0;
+      if (reference_)
+        step_block_reference(b, grad + offset, ps.cols, value + offset, first_call, refresh, alpha, decay);
+      else
+        step_block(b, grad + offset, ps.cols, value + offset, first_call, refresh, alpha, decay);
     }
     ps.initialized = true;
   }
@@ -284,6 +296,133 @@ void Soap::step(std::span<const ParamRef> params, std::int64_t /*step: the per-p
       const std::size_t i = preconditioned_[k];
       ownership_.share(k, std::span<float>(params[i].value, params_[i].size));
     }
+}
+
+void Soap::step_block(Block& b, const float* grad, int ldg, float* value, bool first_call, bool refresh, double alpha,
+                      double decay) {
+  const int h = b.rows, w = b.cols;
+  const std::size_t area = static_cast<std::size_t>(h) * w;
+  if (first_call) {
+    // I1, I2: statistics from this gradient, exact eigenbases; the parameter is not touched.
+    if (b.left) {
+      accumulate_statistics(b.L, grad, ldg, h, w, true, 0.0);
+      mirror_upper(b.L, h);
+      init_side(b.L, b.QL, h);
+      to_float(b.QL, b.QLf);
+    }
+    if (b.right) {
+      accumulate_statistics(b.R, grad, ldg, h, w, false, 0.0);
+      mirror_upper(b.R, w);
+      init_side(b.R, b.QR, w);
+      to_float(b.QR, b.QRf);
+    }
+    return;
+  }
+  if (!b.left && !b.right) {  // Adam alone, in double as the reference (no rotation to round)
+    for (int r = 0; r < h; ++r)
+      for (int c = 0; c < w; ++c) {
+        const std::size_t k = static_cast<std::size_t>(r) * w + c;
+        const double g = grad[static_cast<std::size_t>(r) * ldg + c];
+        b.M[k] = beta1_ * b.M[k] + (1.0 - beta1_) * g;
+        b.V[k] = beta2_ * b.V[k] + (1.0 - beta2_) * g * g;
+        float& x = value[static_cast<std::size_t>(r) * ldg + c];
+        x = static_cast<float>((static_cast<double>(x) - alpha * (b.M[k] / (std::sqrt(b.V[k]) + eps_))) * decay);
+      }
+    return;
+  }
+
+  // S1-S4: Adam in the eigenbasis; Ĝ by float rotations, the moments in double.
+  rotate_float(b, grad, ldg, rotated_f_.data(), true);
+  for (std::size_t k = 0; k < area; ++k) {
+    const double gh = rotated_f_[k];
+    b.M[k] = beta1_ * b.M[k] + (1.0 - beta1_) * gh;
+    b.V[k] = beta2_ * b.V[k] + (1.0 - beta2_) * gh * gh;
+    rotated_f_[k] = static_cast<float>(b.M[k] / (std::sqrt(b.V[k]) + eps_));
+  }
+  // S6, S8, S9: back to parameter space, step, decay after the step.
+  rotate_float(b, rotated_f_.data(), w, direction_f_.data(), false);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      float& x = value[static_cast<std::size_t>(r) * ldg + c];
+      x = static_cast<float>(
+          (static_cast<double>(x) - alpha * static_cast<double>(direction_f_[static_cast<std::size_t>(r) * w + c])) *
+          decay);
+    }
+
+  // S10: statistics, and on refresh steps the basis change (L, R, the product P·Q and the QR in double).
+  if (b.left) accumulate_statistics(b.L, grad, ldg, h, w, true, shampoo_beta_);
+  if (b.right) accumulate_statistics(b.R, grad, ldg, h, w, false, shampoo_beta_);
+  if (refresh) {
+    // M_orig = Q_L M Q_Rᵀ and back into the new basis with the float bases: orthogonal rotations
+    // that round M by 2^-24 relatively, as every step's Ĝ.
+    to_float(b.M, rotated_f_);
+    rotate_float(b, rotated_f_.data(), w, direction_f_.data(), false);
+    if (b.left) {
+      mirror_upper(b.L, h);
+      refresh_side(b.L, b.QL, h, b, true);
+      to_float(b.QL, b.QLf);
+    }
+    if (b.right) {
+      mirror_upper(b.R, w);
+      refresh_side(b.R, b.QR, w, b, false);
+      to_float(b.QR, b.QRf);
+    }
+    rotate_float(b, direction_f_.data(), w, rotated_f_.data(), true);
+    std::copy_n(rotated_f_.begin(), area, b.M.begin());
+  }
+}
+
+void Soap::step_block_reference(Block& b, const float* grad, int ldg, float* value, bool first_call, bool refresh,
+                                double alpha, double decay) {
+  const int h = b.rows, w = b.cols;
+  const std::size_t area = static_cast<std::size_t>(h) * w;
+  const double one_minus_bs = 1.0 - shampoo_beta_;
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) g_[static_cast<std::size_t>(r) * w + c] = grad[static_cast<std::size_t>(r) * ldg + c];
+
+  if (first_call) {  // I1, I2
+
+    if (b.left) {
+      gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.L.data(), h);
+      init_side(b.L, b.QL, h);
+    }
+    if (b.right) {
+      gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, 0.0, b.R.data(), w);
+      init_side(b.R, b.QR, w);
+    }
+    return;
+  }
+
+  // S1-S4: Adam in the eigenbasis.
+  rotate(b, g_.data(), rotated_.data(), true);
+  for (std::size_t k = 0; k < area; ++k) {
+    const double gh = rotated_[k];
+    b.M[k] = beta1_ * b.M[k] + (1.0 - beta1_) * gh;
+    b.V[k] = beta2_ * b.V[k] + (1.0 - beta2_) * gh * gh;
+    rotated_[k] = b.M[k] / (std::sqrt(b.V[k]) + eps_);
+  }
+  // S6, S8, S9: back to parameter space, step, decay after the step.
+  rotate(b, rotated_.data(), direction_.data(), false);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      float& x = value[static_cast<std::size_t>(r) * ldg + c];
+      x = static_cast<float>((static_cast<double>(x) - alpha * direction_[static_cast<std::size_t>(r) * w + c]) *
+                             decay);
+    }
+
+  // S10: statistics (full dgemms), and on refresh steps the basis change with M carried in double.
+  if (b.left)
+    gemm<double>(Trans::no, Trans::yes, h, h, w, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_, b.L.data(),
+                 h);
+  if (b.right)
+    gemm<double>(Trans::yes, Trans::no, w, w, h, one_minus_bs, g_.data(), w, g_.data(), w, shampoo_beta_, b.R.data(),
+                 w);
+  if (refresh && (b.left || b.right)) {
+    rotate(b, b.M.data(), direction_.data(), false);  // M_orig = Q_L M Q_Rᵀ
+    if (b.left) refresh_side(b.L, b.QL, h, b, true);
+    if (b.right) refresh_side(b.R, b.QR, w, b, false);
+    rotate(b, direction_.data(), b.M.data(), true);
+  }
 }
 
 StateDict Soap::state() const {
@@ -310,12 +449,18 @@ StateDict Soap::state() const {
       };
       put("M", b.M, b.rows, b.cols);
       put("V", b.V, b.rows, b.cols);
+      // The fast path keeps only the upper triangle of L and R current between refreshes.
+      const auto symmetric = [&](const std::vector<double>& P, int size) {
+        std::vector<double> full = P;
+        if (!reference_ && !full.empty()) mirror_upper(full, size);
+        return full;
+      };
       if (b.left) {
-        put("L", b.L, b.rows, b.rows);
+        put("L", symmetric(b.L, b.rows), b.rows, b.rows);
         put("QL", b.QL, b.rows, b.rows);
       }
       if (b.right) {
-        put("R", b.R, b.cols, b.cols);
+        put("R", symmetric(b.R, b.cols), b.cols, b.cols);
         put("QR", b.QR, b.cols, b.cols);
       }
     }
@@ -364,10 +509,12 @@ void Soap::load_state(const StateDict& state) {
       if (b.left) {
         state.get_into(prefix + "L", std::span<double>(b.L));
         state.get_into(prefix + "QL", std::span<double>(b.QL));
+        to_float(b.QL, b.QLf);
       }
       if (b.right) {
         state.get_into(prefix + "R", std::span<double>(b.R));
         state.get_into(prefix + "QR", std::span<double>(b.QR));
+        to_float(b.QR, b.QRf);
       }
     }
   }

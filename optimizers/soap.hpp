@@ -17,7 +17,17 @@
 // preconditioned axis longer than B into blocks of B (the last one shorter), each block an
 // independent SOAP problem (Levanter's blocking). Eigen guards of section 7: L and R are symmetrised
 // and get 1e-12·trace/size·I before the eigensolver; a zero statistic keeps the basis (identity
-// at init). All preconditioner state and the moments are double.
+// at init).
+//
+// Precision (docs/optimizers.md "SOAP", decision 55): L, R, Q_L, Q_R, the eigensolver, the refresh's
+// P·Q and QR, and the moments M, V are double (the checkpoint entries are double). The per-step
+// work is float: the rotations Q_Lᵀ G Q_R and back are sgemms on float copies of Q_L, Q_R
+// (refreshed with Q: init, refresh, load_state), and the statistics G Gᵀ, Gᵀ G are ssyrks (upper
+// triangle, half the flops of a gemm) accumulated into the upper triangle of the double L, R. The
+// lower triangle is mirrored from the upper where a full matrix is read: before the eigensolver, before
+// each refresh (its norm and P·Q) and in state(). On refresh steps M is carried to the new basis by
+// float rotations too. SoapReference keeps the all-double step (full dgemms) the tests hold the fast
+// path to.
 #pragma once
 
 #include <Eigen/Dense>
@@ -54,9 +64,11 @@ class Soap : public Optimizer {
   // Owner rank of each preconditioned parameter (in preconditioned_params() order); empty unsharded.
   const std::vector<int>& owners() const { return ownership_.owners(); }
   const std::vector<std::size_t>& preconditioned_params() const { return preconditioned_; }
-  // Multiply-adds per step of parameter i's blocks, h x w each with preconditioned sides of size
-  // s ∈ {h, w}: 3(h²w + hw²) every step (two rotations, L and R) plus, every f steps, the refresh:
-  // two rotations 2(h²w + hw²) and per side P·Q (s³) and the QR with its Q (≈ 4/3·s³).
+  // Cost per step of parameter i's blocks in double multiply-adds (a float one counted as half:
+  // sgemm runs at twice dgemm's rate), h x w each with preconditioned sides of size s ∈ {h, w}:
+  // every step the two float rotations 2(h²w + hw²) and the float syrks (h²w + hw²)/2, so
+  // 1.25(h²w + hw²); every f steps the refresh: two float rotations of M (h²w + hw²) and per side,
+  // in double, P·Q (s³) and the QR with its Q (≈ 4/3·s³).
   double preconditioned_cost(std::size_t i) const;
 
   // One independent SOAP problem: rows [row0, row0+rows) x cols [col0, col0+cols) of a parameter.
@@ -64,11 +76,18 @@ class Soap : public Optimizer {
     int row0 = 0, rows = 0, col0 = 0, cols = 0;
     bool left = false, right = false;  // preconditioned sides
     std::vector<double> M, V;          // rows x cols, in the eigenbasis
-    std::vector<double> L, QL;         // rows x rows (left only)
-    std::vector<double> R, QR;         // cols x cols (right only)
+    // rows x rows (left only) and cols x cols (right only). Soap keeps only the upper triangle of L
+    // and R current between refreshes (state() gives them whole); SoapReference the whole matrices.
+    std::vector<double> L, QL;
+    std::vector<double> R, QR;
+    std::vector<float> QLf, QRf;  // float copies of QL, QR for the per-step rotations
   };
   // Blocks of parameter i, for tests and diagnostics.
   std::span<const Block> blocks(std::size_t i) const;
+
+ protected:
+  // Selects SoapReference's all-double step.
+  bool reference_ = false;
 
  private:
   // Sizes M, V, L, Q_L, R, Q_R of a block for its shape (zeros), or frees them.
@@ -91,13 +110,28 @@ class Soap : public Optimizer {
   void refresh_side(const std::vector<double>& P, std::vector<double>& Q, int size, Block& block, bool rows_axis);
   // dst = Q_Lᵀ src Q_R (to the eigenbasis) or Q_L src Q_Rᵀ (back); src and dst are rows x cols.
   void rotate(const Block& b, const double* src, double* dst, bool to_basis);
+  // The same with the float copies of the bases; src has row stride lds, dst row stride cols.
+  void rotate_float(const Block& b, const float* src, int lds, float* dst, bool to_basis);
+  // P ← keep·P + (1−β_s)·X with X = G Gᵀ (rows_axis, P rows x rows) or Gᵀ G (P cols x cols) on the
+  // upper triangle of P: ssyrk into the upper triangle of a float scratch, accumulated in double.
+  // g is the block's gradient, rows x cols with row stride ldg; keep = 0 overwrites P.
+  void accumulate_statistics(std::vector<double>& P, const float* g, int ldg, int rows, int cols, bool rows_axis,
+                             double keep);
+  // One step of one block. alpha: the step's lr·sqrt(1−β2^t)/(1−β1^t); decay: 1 − lr·λ.
+  void step_block(Block& b, const float* grad, int ldg, float* value, bool first_call, bool refresh, double alpha,
+                  double decay);
+  void step_block_reference(Block& b, const float* grad, int ldg, float* value, bool first_call, bool refresh,
+                            double alpha, double decay);
 
   std::vector<nn::ParamInfo> params_;
   std::vector<ParamState> state_;
   std::vector<Block> blocks_;
   std::map<int, QrWorkspace> qr_;
   // Scratch, sized for the largest block.
+  // g_, tmp_, rotated_, direction_: SoapReference's double step; the *_f_: Soap's float step;
+  // pq_, ev_, perm_scratch_, order_: the refresh (both).
   std::vector<double> g_, tmp_, rotated_, direction_, pq_, ev_, perm_scratch_;
+  std::vector<float> rotated_f_, tmp_f_, direction_f_, stat_f_;
   std::vector<int> order_;
   bool shard_ = true;
   std::vector<std::size_t> preconditioned_;  // parameters with a preconditioned block, ascending
@@ -105,6 +139,16 @@ class Soap : public Optimizer {
   MatrixOwnership ownership_;
   double beta1_ = 0.95, beta2_ = 0.95, shampoo_beta_ = 0.95, eps_ = 1e-8;
   int frequency_ = 10;
+};
+
+// The all-double SOAP step (rotations and statistics by full dgemms on a double copy of the
+// gradient): the plain reference the tests hold Soap's float fast path to. Same state, checkpoint
+// entries and sharding as Soap; not in the registry.
+class SoapReference final : public Soap {
+ public:
+  SoapReference(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) : Soap(cfg, params) {
+    reference_ = true;
+  }
 };
 
 }  // namespace expt::optim

@@ -1,6 +1,7 @@
 // SOAP against optimizers.md 8.3: the skipped first call, minus the polar factor on a repeated
 // gradient, reduction to Adam without preconditioners, orthonormal sorted bases after refreshes,
-// the parameter-space momentum through refreshes, blocking; resume, allocation, least squares.
+// the parameter-space momentum through refreshes, blocking; resume, allocation, least squares;
+// the float fast path against the all-double SoapReference.
 #include <Eigen/Dense>
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "allocation_counter.hpp"
+#include "kernels/gemm.hpp"
 #include "optimizer_test_util.hpp"
 #include "optimizers/registry.hpp"
 #include "optimizers/soap.hpp"
@@ -51,17 +53,35 @@ TEST_CASE("SOAP: call 1 changes nothing, and the first update on a repeated grad
   CHECK(opt.state().scalar_int("blocks.0.mlp.up_proj.weight/t") == 0);
 
   cfg.weight_decay = 0.0;
-  Soap opt2(cfg, store.params());
-  opt2.step(refs, 1, 1.0);
-  opt2.step(refs, 2, 1.0);
   Mat G(5, 3);
   for (int k = 0; k < 15; ++k) G(k / 3, k % 3) = g[k];
   Eigen::JacobiSVD<Mat> svd(G, Eigen::ComputeThinU | Eigen::ComputeThinV);
   const Mat polar = svd.matrixU() * svd.matrixV().transpose();
-  double diff = 0;
-  for (int k = 0; k < 15; ++k) diff = std::max(diff, std::abs(store.values()[k] + polar(k / 3, k % 3)));
-  CHECK(diff < 1e-6);
+  const auto distance_to_minus_polar = [&] {
+    double diff = 0;
+    for (int k = 0; k < 15; ++k) diff = std::max(diff, std::abs(store.values()[k] + polar(k / 3, k % 3)));
+    return diff;
+  };
+  // The exact algorithm: on a repeated gradient Ĝ = Q_Lᵀ G Q_R = diag(σ) padded with zero rows, and
+  // the first update Q_L sign(Ĝ) Q_Rᵀ is minus the polar factor.
+  expt::optim::SoapReference opt2(cfg, store.params());
+  opt2.step(refs, 1, 1.0);
+  opt2.step(refs, 2, 1.0);
+  CHECK(distance_to_minus_polar() < 1e-6);
   CHECK(opt2.state().scalar_int("blocks.0.mlp.up_proj.weight/t") == 1);
+
+  // The float path: Ĝ's exact zeros come out as float rounding, about 2^-24·‖G‖ ≈ 3e-7, and the
+  // first step normalises each entry by |Ĝ| + ε/sqrt(1−β2) = |Ĝ| + 4.5ε, turning those zeros into
+  // steps of size noise / (noise + 4.5ε): O(1) at ε = 1e-8 (PyTorch's fp32 SOAP alike). With
+  // ε = 1e-4 they are below 1e-3, and the diagonal is σ / (σ + 4.5ε), off 1 by below 1e-3 for
+  // σ >= 1: minus the polar factor to 2e-3.
+  std::fill(store.values().begin(), store.values().end(), 0.0f);
+  cfg.eps = 1e-4;
+  Soap opt3(cfg, store.params());
+  opt3.step(refs, 1, 1.0);
+  opt3.step(refs, 2, 1.0);
+  CHECK(svd.singularValues().minCoeff() >= 1.0);
+  CHECK(distance_to_minus_polar() < 2e-3);
 }
 
 TEST_CASE("SOAP without preconditioned axes is HF-style Adam with decay after the step, shifted by one call",
@@ -294,4 +314,126 @@ TEST_CASE("SOAP refresh from exact eigenbases stored in ascending order sorts th
   const Mat V_new = as_mat(b.V, m, n);
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) CHECK(V_new(i, j) == Approx(cfg.beta2 * V(pi_l[i], pi_r[j])).epsilon(1e-14));
+}
+
+TEST_CASE("syrk_upper_trans equals gemm_reference(Aᵀ, A) on the upper triangle", "[gemm][soap]") {
+  // A is k x n with row stride n + 2; the strict lower triangle of C must be left alone.
+  const int n = 5, k = 7, lda = n + 2;
+  std::vector<float> a(static_cast<std::size_t>(k) * lda), c(n * n), ref(n * n);
+  for (std::size_t q = 0; q < a.size(); ++q)
+    a[q] = static_cast<float>(expt::rng::normal(3, expt::rng::Stream::test, 40, 0, q));
+  for (int q = 0; q < n * n; ++q) c[q] = ref[q] = static_cast<float>(q);
+  expt::kernels::syrk_upper_trans<float>(n, k, 0.5f, a.data(), lda, 2.0f, c.data(), n);
+  expt::kernels::gemm_reference<float>(expt::kernels::Trans::yes, expt::kernels::Trans::no, n, n, k, 0.5f, a.data(),
+                                       lda, a.data(), lda, 2.0f, ref.data(), n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      if (j >= i)
+        CHECK(c[i * n + j] == Approx(ref[i * n + j]).epsilon(1e-5));
+      else
+        CHECK(c[i * n + j] == static_cast<float>(i * n + j));
+}
+
+TEST_CASE("SOAP's float step tracks the all-double SoapReference over 30 steps with refreshes", "[optimizers][soap]") {
+  // Both start from the same planted state: per block L, R with well-separated eigenvalues
+  // 100·(1 + j) and their exact bases (descending), M = V = 0, past the initialising call. A state
+  // from a single gradient would not do: G (h x w) has rank min(h, w), so L or R of a rectangular
+  // block has a degenerate zero eigenspace whose basis the eigensolver picks arbitrarily from
+  // rounding, and Adam, elementwise in that basis, then takes different (equally valid) steps.
+  struct Case {
+    const char* what;
+    int rows, cols, block;
+    bool one_sided;
+  };
+  const Case cases[] = {{"square", 8, 8, 0, false},
+                        {"tall", 12, 5, 0, false},
+                        {"wide", 5, 12, 0, false},
+                        {"blocked", 10, 7, 4, false},
+                        {"one-sided", 9, 6, 0, true}};
+  const auto planted = [](int size, std::uint64_t seed, Mat& basis) {
+    Mat a(size, size);
+    for (int k = 0; k < size * size; ++k)
+      a(k / size, k % size) = expt::rng::normal(seed, expt::rng::Stream::test, 60, 0, k);
+    basis = Eigen::HouseholderQR<Mat>(a).householderQ() * Mat::Identity(size, size);
+    Eigen::VectorXd ev(size);
+    for (int j = 0; j < size; ++j) ev(j) = 100.0 * (size - j);  // descending along the columns
+    return Mat(basis * ev.asDiagonal() * basis.transpose());
+  };
+  for (const Case& cs : cases) {
+    INFO(cs.what);
+    ParameterStore<float> fast_store, ref_store;
+    for (auto* s : {&fast_store, &ref_store}) {
+      s->add("w", {cs.rows, cs.cols}, ParamRole::matrix);
+      s->add("b", {cs.cols}, ParamRole::vector);
+      s->allocate();
+    }
+    auto cfg = optimizer_defaults("soap");
+    cfg.precondition_frequency = 4;  // 7 refreshes in 30 steps
+    cfg.block_size = cs.block;
+    cfg.one_sided = cs.one_sided;
+    cfg.weight_decay = 0.1;
+    Soap fast(cfg, fast_store.params());
+    expt::optim::SoapReference ref(cfg, ref_store.params());
+    expt::StateDict sd = ref.state();
+    sd.put_scalar("w/initialized", std::int64_t{1});
+    sd.put_scalar("b/initialized", std::int64_t{1});
+    for (std::size_t bi = 0; bi < ref.blocks(0).size(); ++bi) {
+      const Soap::Block& b = ref.blocks(0)[bi];
+      const std::string prefix = "w/" + std::to_string(bi) + "/";
+      const auto put = [&](const char* key, const Mat& x) {
+        sd.put(prefix + key, std::span<const double>(x.data(), static_cast<std::size_t>(x.size())),
+               {x.rows(), x.cols()});
+      };
+      Mat q;
+      if (b.left) {
+        put("L", planted(b.rows, 2 * bi + 1, q));
+        put("QL", q);
+      }
+      if (b.right) {
+        put("R", planted(b.cols, 2 * bi + 2, q));
+        put("QR", q);
+      }
+    }
+    fast.load_state(sd);
+    ref.load_state(sd);
+    auto fr = param_refs(fast_store), rr = param_refs(ref_store);
+    for (int call = 1; call <= 30; ++call) {
+      auto g = fast_store.grads();
+      for (std::size_t k = 0; k < g.size(); ++k)
+        g[k] = static_cast<float>(expt::rng::normal(21, expt::rng::Stream::test, 50, call, k));
+      std::copy(g.begin(), g.end(), ref_store.grads().begin());
+      fast.step(fr, call, 0.01);
+      ref.step(rr, call, 0.01);
+    }
+    // Parameters start at 0, so max |W_ref| is the size of the 30 updates (≈ 0.3). The fast path
+    // rounds each sum of the rotations and syrks once in float (relative 2^-24 times the inner
+    // length, <= 12 here: <= 1e-6 of each update), and the statistics' rounding moves the refreshed
+    // bases by about that times ‖L‖/gap (<= 12). Measured: 1e-7 to 2e-7 of the displacement, about
+    // W's own float rounding; the bound 1e-5 leaves room for the basis term. A float basis left
+    // stale after a refresh gives 2e-3 to 5e-3 here.
+    double diff = 0, size = 0;
+    for (std::size_t k = 0; k < fast_store.values().size(); ++k) {
+      diff = std::max(diff, static_cast<double>(std::abs(fast_store.values()[k] - ref_store.values()[k])));
+      size = std::max(size, static_cast<double>(std::abs(ref_store.values()[k])));
+    }
+    INFO("relative parameter difference " << diff / size);
+    CHECK(size > 0.1);
+    CHECK(diff < 1e-5 * size);
+    // L and R (whole, as state() gives them): the same EMA in double of G Gᵀ rounded once in float
+    // against exact in double.
+    const expt::StateDict fs = fast.state(), rs = ref.state();
+    for (std::size_t bi = 0; bi < fast.blocks(0).size(); ++bi)
+      for (const char* key : {"L", "R"}) {
+        const std::string name = "w/" + std::to_string(bi) + "/" + key;
+        if (!rs.contains(name)) continue;
+        const std::vector<double>&x = fs.doubles(name), &y = rs.doubles(name);
+        double d = 0, m = 0;
+        for (std::size_t k = 0; k < x.size(); ++k) {
+          d = std::max(d, std::abs(x[k] - y[k]));
+          m = std::max(m, std::abs(y[k]));
+        }
+        INFO(name);
+        CHECK(d <= 1e-6 * m);
+      }
+  }
 }
