@@ -81,6 +81,27 @@ void fill_mfac_windows(const expt::optim::MFac& opt) {
   }
 }
 
+// The bench model's parameters (kModelYaml) in `store`, allocated; with `filled`, the values
+// initialised as in training and the gradients Gaussian (1e-3).
+void build_model_params(ParameterStore<float>& store, bool filled) {
+  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
+  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
+  expt::nn::Model<float> model(cfg.model, vocab, store);
+  store.allocate();
+  if (!filled) return;
+  model.init_parameters(1);
+  fill_gaussian(store.grads(), 2, 1e-3f);
+}
+
+// One n x n matrix parameter `name` in `store`, allocated, gradients Gaussian (1e-3) and, with
+// `values`, values Gaussian (0.02).
+void build_matrix_param(ParameterStore<float>& store, const std::string& name, int n, bool values) {
+  store.add(name, {n, n}, expt::nn::ParamRole::matrix);
+  store.allocate();
+  if (values) fill_gaussian(store.values(), 1, 0.02f);
+  fill_gaussian(store.grads(), 2, 1e-3f);
+}
+
 void run_steps(benchmark::State& state, expt::optim::Optimizer& opt, ParameterStore<float>& store) {
   if (const auto* mfac = dynamic_cast<const expt::optim::MFac*>(&opt)) fill_mfac_windows(*mfac);
   auto refs = expt::optim::param_refs(store);
@@ -94,26 +115,16 @@ void run_steps(benchmark::State& state, expt::optim::Optimizer& opt, ParameterSt
 
 void model_step(benchmark::State& state, const std::string& type) {
   k::set_blas_threads(1);
-  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
-  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
   ParameterStore<float> store;
-  expt::nn::Model<float> model(cfg.model, vocab, store);
-  store.allocate();
-  model.init_parameters(1);
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_model_params(store, true);
   auto opt = expt::optim::make_optimizer(optimizer_config(type), store.params());
   state.counters["params"] = static_cast<double>(store.size());
   run_steps(state, *opt, store);
 }
 
 void diagnostics(benchmark::State& state) {
-  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
-  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
   ParameterStore<float> store;
-  expt::nn::Model<float> model(cfg.model, vocab, store);
-  store.allocate();
-  model.init_parameters(1);
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_model_params(store, true);
   std::vector<float> before(store.values().begin(), store.values().end());
   fill_gaussian(before, 3, 1e-3f);
   std::size_t largest = 0;
@@ -134,10 +145,7 @@ void matrix_step(benchmark::State& state, const std::string& type) {
   k::set_blas_threads(1);
   const int n = static_cast<int>(state.range(0));
   ParameterStore<float> store;
-  store.add("blocks.0.mlp.up_proj.weight", {n, n}, expt::nn::ParamRole::matrix);
-  store.allocate();
-  fill_gaussian(store.values(), 1, 0.02f);
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_matrix_param(store, "blocks.0.mlp.up_proj.weight", n, true);
   auto opt = expt::optim::make_optimizer(optimizer_config(type), store.params());
   run_steps(state, *opt, store);
 }
@@ -285,11 +293,8 @@ void run_floor(benchmark::State& state, const std::string& type, const expt::con
 
 void model_floor(benchmark::State& state, const std::string& type) {
   k::set_blas_threads(1);
-  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
-  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
   ParameterStore<float> store;
-  expt::nn::Model<float> model(cfg.model, vocab, store);
-  store.allocate();
+  build_model_params(store, false);
   run_floor(state, type, optimizer_config(type), store);
 }
 
@@ -308,10 +313,7 @@ void soap_per_step(benchmark::State& state) {
   k::set_blas_threads(1);
   const int n = static_cast<int>(state.range(0));
   ParameterStore<float> store;
-  store.add("blocks.0.mlp.up_proj.weight", {n, n}, expt::nn::ParamRole::matrix);
-  store.allocate();
-  fill_gaussian(store.values(), 1, 0.02f);
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_matrix_param(store, "blocks.0.mlp.up_proj.weight", n, true);
   auto cfg = optimizer_config("soap");
   cfg.precondition_frequency = kNoRefresh;
   auto opt = expt::optim::make_optimizer(cfg, store.params());
@@ -322,9 +324,7 @@ void soap_refresh(benchmark::State& state) {
   k::set_blas_threads(1);
   const int n = static_cast<int>(state.range(0));
   ParameterStore<float> store;
-  store.add("w", {n, n}, expt::nn::ParamRole::matrix);
-  store.allocate();
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_matrix_param(store, "w", n, false);
   auto cfg = optimizer_config("soap");
   cfg.precondition_frequency = static_cast<int>(state.range(1));
   auto opt = expt::optim::make_optimizer(cfg, store.params());
@@ -334,9 +334,7 @@ void soap_refresh(benchmark::State& state) {
 void mfac_window(benchmark::State& state) {
   k::set_blas_threads(1);
   ParameterStore<float> store;
-  store.add("w", {256, 256}, expt::nn::ParamRole::matrix);
-  store.allocate();
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_matrix_param(store, "w", 256, false);
   auto cfg = optimizer_config("mfac");
   cfg.window = static_cast<int>(state.range(0));
   expt::optim::MFac opt(cfg, store.params());
@@ -351,13 +349,8 @@ double cpu_seconds() {
 
 void mfac_model(benchmark::State& state) {
   k::set_blas_threads(1);
-  const auto cfg = expt::config::parse_trial_config(kModelYaml, "bench", {});
-  const int vocab = expt::data::make_task(cfg.task)->vocab_size();
   ParameterStore<float> store;
-  expt::nn::Model<float> model(cfg.model, vocab, store);
-  store.allocate();
-  model.init_parameters(1);
-  fill_gaussian(store.grads(), 2, 1e-3f);
+  build_model_params(store, true);
   auto ocfg = optimizer_config("mfac");
   ocfg.window = static_cast<int>(state.range(0));
   expt::optim::MFac opt(ocfg, store.params());
