@@ -286,6 +286,14 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
+// y[0..n) -= l x[0..n) for a compile-time n, as fixed-size Eigen vectors so that it is a few vector
+// operations (GCC unrolls the plain loop into n scalar ones). Elementwise: no reduction, so no
+// dependence on alignment.
+template <int n, class T>
+void subtract_scaled_block(T l, const T* x, T* y) {
+  Eigen::Map<Eigen::Matrix<T, n, 1>>(y) -= l * Eigen::Map<const Eigen::Matrix<T, n, 1>>(x);
+}
+
 // Points kkt, a, wu at `slot` and fills gamma, decay, lmat, [Kb | Vb] and kd of the chunk starting
 // at virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A
 // and [W | Ũ] (Ũ = U - W S_in).
@@ -345,7 +353,10 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
   if (cached) return;
 
   // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
-  // Row j of A is zero beyond column j, so row i only needs columns <= j of row j.
+  // Row j of A is zero beyond column j, so row i only needs columns <= j of row j; they are taken
+  // in whole blocks of 16 (one vector; the extra columns of row j are zeros and leave a_i as it is),
+  // so the update has no variable-length tail.
+  constexpr int block = 16;
   T* A = c.a;
   for (int i = 0; i < L; ++i) {
     T* a_i = A + sz(i) * sz(L);
@@ -356,7 +367,9 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
       const T l = l_i[j];
       if (l == T(0)) continue;
       const T* a_j = A + sz(j) * sz(L);
-      for (int m = 0; m <= j; ++m) a_i[m] -= l * a_j[m];
+      int m0 = 0;
+      for (; m0 <= j && m0 + block <= L; m0 += block) subtract_scaled_block<block>(l, a_j + m0, a_i + m0);
+      for (int m = m0; m <= j; ++m) a_i[m] -= l * a_j[m];
     }
   }
   // [W | U] = A [Kb | Vb] [L, dk + dv],  then Ũ = U - W S_in [L, dv]
