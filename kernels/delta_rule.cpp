@@ -286,14 +286,6 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
-// y[0..n) -= l x[0..n) for a compile-time n, as fixed-size Eigen vectors so that it is a few vector
-// operations (GCC unrolls the plain loop into n scalar ones). Elementwise: no reduction, so no
-// dependence on alignment.
-template <int n, class T>
-void subtract_scaled_block(T l, const T* x, T* y) {
-  Eigen::Map<Eigen::Matrix<T, n, 1>>(y) -= l * Eigen::Map<const Eigen::Matrix<T, n, 1>>(x);
-}
-
 // Points kkt, a, wu at `slot` and fills gamma, decay, lmat, [Kb | Vb] and kd of the chunk starting
 // at virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A
 // and [W | Ũ] (Ũ = U - W S_in).
@@ -353,24 +345,29 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
   if (cached) return;
 
   // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
-  // Row j of A is zero beyond column j, so row i only needs columns <= j of row j; they are taken
-  // in whole blocks of 16 (one vector; the extra columns of row j are zeros and leave a_i as it is),
-  // so the update has no variable-length tail.
+  // Row j of A is zero beyond column j, so columns [m0, m0 + 16) of row i only take rows j >= m0.
+  // Each such block of row i is summed in a register (a fixed-size vector; j ascending, the order
+  // of the plain row-by-row form) and stored once; the last partial block, if L is not a multiple
+  // of 16, element by element.
   constexpr int block = 16;
+  using Block = Eigen::Matrix<T, block, 1>;
   T* A = c.a;
   for (int i = 0; i < L; ++i) {
     T* a_i = A + sz(i) * sz(L);
-    for (int m = 0; m < L; ++m) a_i[m] = T(0);
-    a_i[i] = T(1);
     const T* l_i = c.lmat.data() + sz(i) * sz(L);
-    for (int j = 0; j < i; ++j) {
-      const T l = l_i[j];
-      if (l == T(0)) continue;
-      const T* a_j = A + sz(j) * sz(L);
-      int m0 = 0;
-      for (; m0 <= j && m0 + block <= L; m0 += block) subtract_scaled_block<block>(l, a_j + m0, a_i + m0);
-      for (int m = m0; m <= j; ++m) a_i[m] -= l * a_j[m];
+    int m0 = 0;
+    for (; m0 < i && m0 + block <= L; m0 += block) {
+      Block sum = Block::Zero();
+      for (int j = m0; j < i; ++j) sum -= l_i[j] * Eigen::Map<const Block>(A + sz(j) * sz(L) + sz(m0));
+      Eigen::Map<Block>(a_i + m0) = sum;
     }
+    for (int m = m0; m < i; ++m) {
+      T sum = 0;
+      for (int j = m; j < i; ++j) sum -= l_i[j] * A[sz(j) * sz(L) + sz(m)];
+      a_i[m] = sum;
+    }
+    for (int m = std::max(m0, i); m < L; ++m) a_i[m] = T(0);
+    a_i[i] = T(1);
   }
   // [W | U] = A [Kb | Vb] [L, dk + dv],  then Ũ = U - W S_in [L, dv]
   gemm(Trans::no, Trans::no, L, lw, L, T(1), c.a, L, c.kbv.data(), lw, T(0), c.wu, lw);
