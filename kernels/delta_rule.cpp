@@ -217,47 +217,45 @@ void product(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int l
 }
 
 // Scratch of one chunk, sized for the longest chunk and reused; every L x L matrix is stored densely
-// with row stride L of the current chunk. The costly factors (K K^T, A, [W | U]) live in a slot
-// (`kkt`, `a`, `wu` point into it): the forward's own, or the backward's per-chunk cache, filled by
-// its state sweep and read again by its reverse sweep.
+// with row stride L of the current chunk. The costly factors (K K^T, A, Ũ) live in a slot (`kkt`,
+// `a`, `u_new` point into it): the forward's own, or the backward's per-chunk cache, filled by its
+// state sweep and read again by its reverse sweep.
 template <class T>
 struct ChunkScratch {
   int dk = 0, dv = 0;
-  std::vector<T> gamma, decay, lmat, kbv, kd, scores, slot;
-  // [Kb | Vb] [L, dk + dv] and [W | U] [L, dk + dv] side by side, so that W and U (and in the
-  // backward X and Y, dA) are one product each.
+  std::vector<T> gamma, decay, lmat, kb, rhs, kd, scores, slot;
   T* kkt = nullptr;
   T* a = nullptr;
-  T* wu = nullptr;
+  T* u_new = nullptr;
   // backward only
-  std::vector<T> dwu, d_scores, d_gamma, do_gated, dq_state, dkd, xy, da, tmp, dl;
+  std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl;
 
-  static std::size_t slot_size(int chunk, int key_dim, int value_dim) {
-    return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(key_dim + value_dim);
+  static std::size_t slot_size(int chunk, int value_dim) {
+    return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(value_dim);
   }
   // Grows the buffers to fit chunks of `chunk` virtual steps (never shrinks them).
   void fit(int chunk, int key_dim, int value_dim, bool backward) {
     dk = key_dim;
     dv = value_dim;
-    const std::size_t cc = sz(chunk) * sz(chunk), ck = sz(chunk) * sz(dk), cw = sz(chunk) * sz(dk + dv);
+    const std::size_t cc = sz(chunk) * sz(chunk), ck = sz(chunk) * sz(dk), cv = sz(chunk) * sz(dv);
     for (auto [buf, n] : {std::pair{&gamma, sz(chunk)},
                           {&decay, cc},
                           {&lmat, cc},
-                          {&kbv, cw},
+                          {&kb, ck},
+                          {&rhs, cv},
                           {&kd, ck},
                           {&scores, cc},
-                          {&slot, slot_size(chunk, dk, dv)}})
+                          {&slot, slot_size(chunk, dv)}})
       grow(*buf, n);
     if (!backward) return;
-    for (auto [buf, n] : {std::pair{&dwu, cw},
+    for (auto [buf, n] : {std::pair{&du, cv},
                           {&d_scores, cc},
                           {&d_gamma, sz(chunk)},
-                          {&do_gated, sz(chunk) * sz(dv)},
+                          {&do_gated, cv},
                           {&dq_state, ck},
                           {&dkd, ck},
-                          {&xy, cw},
-                          {&da, cc},
-                          {&tmp, cc},
+                          {&x, ck},
+                          {&y, cv},
                           {&dl, cc}})
       grow(*buf, n);
   }
@@ -286,18 +284,18 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
-// Points kkt, a, wu at `slot` and fills gamma, decay, lmat, [Kb | Vb] and kd of the chunk starting
-// at virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A
-// and [W | Ũ] (Ũ = U - W S_in).
+// Points kkt, a, u_new at `slot` and fills gamma, decay, lmat, Kb and kd of the chunk starting at
+// virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A and
+// Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward).
 template <class T>
 void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot, bool cached) {
-  const int dk = c.dk, dv = c.dv, lw = dk + dv;
+  const int dk = c.dk, dv = c.dv;
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
   const T* v = x.v + sz(t0) * sz(x.ld_v);
   const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
   c.kkt = slot;
   c.a = slot + sz(L) * sz(L);
-  c.wu = slot + 2 * sz(L) * sz(L);
+  c.u_new = slot + 2 * sz(L) * sz(L);
 
   T acc = 0;
   for (int i = 0; i < L; ++i) {
@@ -333,16 +331,23 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
     const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = math::exp(c.gamma[sz(i)]);
     const T end_decay = math::exp(gamma_last - c.gamma[sz(i)]);
     const T* k_i = k + sz(i) * sz(x.ld_qk);
-    const T* v_i = v + sz(i) * sz(x.ld_v);
-    T* kbv_i = c.kbv.data() + sz(i) * sz(lw);
+    T* kb_i = c.kb.data() + sz(i) * sz(dk);
     T* kd_i = c.kd.data() + sz(i) * sz(dk);
     for (int m = 0; m < dk; ++m) {
-      kbv_i[m] = b * Gamma * k_i[m];
+      kb_i[m] = b * Gamma * k_i[m];
       kd_i[m] = end_decay * k_i[m];
     }
-    for (int m = 0; m < dv; ++m) kbv_i[dk + m] = b * v_i[m];
   }
   if (cached) return;
+
+  // rhs = Vb - Kb S_in [L, dv]
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(x.ld_gate)];
+    const T* v_i = v + sz(i) * sz(x.ld_v);
+    T* rhs_i = c.rhs.data() + sz(i) * sz(dv);
+    for (int m = 0; m < dv; ++m) rhs_i[m] = b * v_i[m];
+  }
+  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.kb.data(), dk, s_in, dv, T(1), c.rhs.data(), dv);
 
   // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
   // Row j of A is zero beyond column j, so columns [m0, m0 + 16) of row i only take rows j >= m0.
@@ -369,9 +374,8 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
     for (int m = std::max(m0, i); m < L; ++m) a_i[m] = T(0);
     a_i[i] = T(1);
   }
-  // [W | U] = A [Kb | Vb] [L, dk + dv],  then Ũ = U - W S_in [L, dv]
-  gemm(Trans::no, Trans::no, L, lw, L, T(1), c.a, L, c.kbv.data(), lw, T(0), c.wu, lw);
-  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.wu, lw, s_in, dv, T(1), c.wu + dk, lw);
+  // Ũ = A (Vb - Kb S_in) [L, dv]
+  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a, L, c.rhs.data(), dv, T(0), c.u_new, dv);
 }
 
 // P = (Q K^T) (.) decay into c.scores [rows.count, L]: the chunk's query rows only.
@@ -392,7 +396,7 @@ void chunk_scores(const HeadSlice<T>& x, int t0, int L, const QueryRows& rows, C
 template <class T>
 void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
   Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= math::exp(c.gamma[sz(L - 1)]);
-  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.wu + c.dk, c.dk + c.dv, T(1), state, c.dv);
+  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new, c.dv, T(1), state, c.dv);
 }
 
 // n = virtual steps of the head (tokens * steps); out has the per-token rows.
@@ -417,7 +421,7 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
       if (x.g)
         for (int r = 0; r < rows.count; ++r)
           Eigen::Map<Vec<T>>(o + sz(r) * sz(ld_out), dv) *= math::exp(c.gamma[sz(rows.first + r * x.steps)]);
-      gemm(Trans::no, Trans::no, rows.count, dv, L, scale, c.scores.data(), L, c.wu + dk, dk + dv, T(1), o, ld_out);
+      gemm(Trans::no, Trans::no, rows.count, dv, L, scale, c.scores.data(), L, c.u_new, dv, T(1), o, ld_out);
     }
     chunk_advance_state(L, c, state);
   }
@@ -425,17 +429,20 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 
 // Backward of one chunk given dO (the per-token rows of dout, stride ld_out) and dH = dL/dS_out
 // [dk, dv]; overwrites dH with dL/dS_in and writes the chunk's rows of dk, dv, dbeta and its
-// tokens' rows of dq, dg. With Ũ, W, A, P from chunk_factors / chunk_scores (all products below are
-// [derived], layers.md 2.6.2 plus the gate; Q, P, dO, dP have the query rows only):
+// tokens' rows of dq, dg. With Ũ, A, P, Kb from chunk_factors / chunk_scores (all products below
+// are [derived], layers.md 2.6.2 plus the gate; Q, P, dO, dP have the query rows only):
 //   dŨ    = s P^T dO + Kd dH
-//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ
+//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)
+//   X     = A^T dW = -Y S_in^T       (= dKb; dW = -dŨ S_in^T from Ũ = U - W S_in, W = A Kb)
+//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y
 //   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q
 //   dKd   = Ũ dH^T;                  dK += diag(exp(gamma_{L-1} - gamma)) dKd
-//   dW    = -dŨ S_in^T;  dU = dŨ;    dA = tril([dW | dU] [Kb | Vb]^T, -1)   (A stays unit lower under
-//                                    any perturbation of Lmat, so only its strict lower part matters)
-//   [X | Y] = A^T [dW | dU]          (X = dKb, Y = dVb)
 //   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i
-//   dLmat = -tril(A^T dA A^T, -1);  with Lmat_ij = beta_i (k_i . k_j) decay_ij:
+//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1):
+//     A^T dA A^T = X W^T + Y U^T = Y (U - W S_in)^T.  (Only the strict lower part of dA matters, A
+//     staying unit lower; its upper part with the diagonal, times the upper triangular A^T on both
+//     sides, stays upper, so the full dA gives the same strict lower part.)
+//   With Lmat_ij = beta_i (k_i . k_j) decay_ij:
 //     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += (E + E^T) K
 // Gate, through gamma (dL/dgamma accumulated as dgam):
 //   every factor decay_ij = exp(gamma_i - gamma_j) on a term X_ij adds X_ij dX_ij to dgam_i and
@@ -446,7 +453,7 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 template <class T>
 void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in, const T* dout, int ld_out, T* dh,
                     T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, T* slot, bool cached) {
-  const int dk = c.dk, dv = c.dv, lw = dk + dv;
+  const int dk = c.dk, dv = c.dv;
   const QueryRows rows = query_rows(t0, L, x.steps);
   const int nq = rows.count;
   const T* q = x.q + sz(rows.r0) * sz(x.ld_qk);
@@ -465,13 +472,11 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   chunk_scores(x, t0, L, rows, c);
   const T* decay = c.decay.data();
   const T* scores = c.scores.data();
-  const T* w = c.wu;
-  const T* u_new = c.wu + dk;
+  const T* u_new = c.u_new;
   const T gamma_last = c.gamma[sz(L - 1)];
   T* dgam = c.d_gamma.data();
   std::fill_n(dgam, L, T(0));
-  T* dw = c.dwu.data();
-  T* du = c.dwu.data() + dk;  // dŨ [L, dv] beside dW, row stride lw
+  T* du = c.du.data();
 
   // diag(Gamma) dO [nq, dv]
   for (int r = 0; r < nq; ++r) {
@@ -480,24 +485,26 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   }
 
   // dŨ = s P^T dO + Kd dH
-  product(Trans::yes, Trans::no, L, dv, nq, scale, scores, L, d_o, ld_out, T(0), du, lw);
-  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), du, lw);
+  product(Trans::yes, Trans::no, L, dv, nq, scale, scores, L, d_o, ld_out, T(0), du, dv);
+  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), du, dv);
 
   // Chunk-end gate terms need dH before it is replaced by dS_in: dKd = Ũ dH^T, sum(S_in (.) dH).
-  gemm(Trans::no, Trans::yes, L, dk, dv, T(1), u_new, lw, dh, dv, T(0), c.dkd.data(), dk);
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(1), u_new, dv, dh, dv, T(0), c.dkd.data(), dk);
   const Eigen::Map<const Mat<T>> S_in(s_in, dk, dv);
   Eigen::Map<Mat<T>> dH(dh, dk, dv);
   dgam[sz(L - 1)] += math::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
 
-  // dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ   (in place in dh)
+  // Y = A^T dŨ; dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - Kb^T Y   (in place in dh)
+  T* y = c.y.data();
+  gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a, L, du, dv, T(0), y, dv);
   dH *= math::exp(gamma_last);
   product(Trans::yes, Trans::no, dk, dv, nq, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
-  gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), w, lw, du, lw, T(1), dh, dv);
+  gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.kb.data(), dk, y, dv, T(1), dh, dv);
 
   // dP = s dO Ũ^T on the causal part; its gate terms; then dP (.) decay in place.
   T* dP = c.d_scores.data();
   if (nq > 0) {
-    gemm(Trans::no, Trans::yes, nq, L, dv, scale, d_o, ld_out, u_new, lw, T(0), dP, L);
+    gemm(Trans::no, Trans::yes, nq, L, dv, scale, d_o, ld_out, u_new, dv, T(0), dP, L);
     for (int r = 0; r < nq; ++r) {
       const int i = qrow(r);
       const T* p = scores + sz(r) * sz(L);
@@ -533,16 +540,13 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += math::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
   }
 
-  // WY part. dW = -dŨ S_in^T; dA = tril([dW | dŨ] [Kb | Vb]^T, -1); [X | Y] = A^T [dW | dŨ].
-  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), du, lw, s_in, dv, T(0), dw, lw);
-  gemm(Trans::no, Trans::yes, L, L, lw, T(1), c.dwu.data(), lw, c.kbv.data(), lw, T(0), c.da.data(), L);
-  for (int i = 0; i < L; ++i)
-    for (int j = i; j < L; ++j) c.da[sz(i) * sz(L) + sz(j)] = T(0);
-  gemm(Trans::yes, Trans::no, L, lw, L, T(1), c.a, L, c.dwu.data(), lw, T(0), c.xy.data(), lw);
+  // WY part. X = -Y S_in^T, then the rows of dK, dV, dbeta and dgam through Kb = diag(beta Gamma) K
+  // and Vb = diag(beta) V.
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), y, dv, s_in, dv, T(0), c.x.data(), dk);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)], Gamma = math::exp(c.gamma[sz(i)]);
-    const Eigen::Map<const Vec<T>> x_i(c.xy.data() + sz(i) * sz(lw), dk);
-    const Eigen::Map<const Vec<T>> y_i(c.xy.data() + sz(i) * sz(lw) + sz(dk), dv);
+    const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
+    const Eigen::Map<const Vec<T>> y_i(y + sz(i) * sz(dv), dv);
     const Eigen::Map<const Vec<T>> k_i(k + sz(i) * sz(x.ld_qk), dk);
     const Eigen::Map<const Vec<T>> v_i(v + sz(i) * sz(x.ld_v), dv);
     const T kx = k_i.dot(x_i);
@@ -551,10 +555,9 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + v_i.dot(y_i);
     dgam[sz(i)] += b * Gamma * kx;
   }
-  // dLmat = -tril(A^T dA A^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
+  // dLmat = -tril(Y Ũ^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
   // gate and E = dLmat (.) diag(beta) decay; F = E + E^T (stored in dl) for the keys.
-  gemm(Trans::yes, Trans::no, L, L, L, T(1), c.a, L, c.da.data(), L, T(0), c.tmp.data(), L);
-  gemm(Trans::no, Trans::yes, L, L, L, T(-1), c.tmp.data(), L, c.a, L, T(0), c.dl.data(), L);
+  gemm(Trans::no, Trans::yes, L, L, dv, T(-1), y, dv, u_new, dv, T(0), c.dl.data(), L);
   T* F = c.dl.data();
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)];
@@ -595,7 +598,7 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
                            ChunkedWorkspace<T>& ws) {
   ChunkScratch<T>& c = ws.chunk;
   const int chunks = (n + chunk - 1) / chunk;
-  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dk, dv);
+  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
   // entering[c] = S_in of chunk c, from one forward sweep over the states only; the sweep's factors
   // stay in the per-chunk slots for the reverse sweep (all but the last chunk's).
   ChunkScratch<T>::grow(ws.entering, sz(chunks + 1) * state_size);
