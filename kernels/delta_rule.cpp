@@ -284,6 +284,82 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
+// Fixed-order reductions for the chunked kernels. Each keeps 16 running partial sums (element m of
+// every whole block of 16 goes to lane m % 16), adds the lanes 0..15 in order, then the remaining
+// elements in order: the order depends only on the length, never on where the buffers lie (Eigen's
+// dot starts its vector loop at the first aligned element), and the lanes are one vector register.
+constexpr int kLanes = 16;
+template <class T>
+using Lanes = Eigen::Array<T, kLanes, 1>;
+
+template <class T>
+T sum_lanes(const Lanes<T>& part) {
+  T sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  return sum;
+}
+
+// sum_m a[m] b[m]
+template <class T>
+T dot(const T* a, const T* b, int n) {
+  Lanes<T> part = Lanes<T>::Zero();
+  int m = 0;
+  for (; m + kLanes <= n; m += kLanes) part += Eigen::Map<const Lanes<T>>(a + m) * Eigen::Map<const Lanes<T>>(b + m);
+  T sum = sum_lanes(part);
+  for (; m < n; ++m) sum += a[m] * b[m];
+  return sum;
+}
+
+// Gate terms of one row of P (scores row p, its gradient dp, decay row d, over columns j < n):
+// term_j = p_j dp_j is subtracted from dgam_j and its sum returned (for dgam_i); dp_j *= d_j.
+template <class T>
+T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
+  Lanes<T> part = Lanes<T>::Zero();
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const Lanes<T> term = Eigen::Map<const Lanes<T>>(p + j) * Eigen::Map<const Lanes<T>>(dp + j);
+    part += term;
+    Eigen::Map<Lanes<T>>(dgam + j) -= term;
+    Eigen::Map<Lanes<T>>(dp + j) *= Eigen::Map<const Lanes<T>>(d + j);
+  }
+  T sum = sum_lanes(part);
+  for (; j < n; ++j) {
+    const T term = p[j] * dp[j];
+    sum += term;
+    dgam[j] -= term;
+    dp[j] *= d[j];
+  }
+  return sum;
+}
+
+// One row i of dLmat (e, columns j < n = i) through Lmat_ij = b (k_i . k_j) decay_ij: returns
+// sum_j e_j kkt_j d_j (for dbeta_i) and adds sum_j lmat_j e_j to *gate_row (for dgam_i),
+// subtracting each term from dgam_j; then e_j <- e_j b d_j (E of chunk_backward).
+template <class T>
+T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n, T* gate_row) {
+  Lanes<T> part_beta = Lanes<T>::Zero(), part_gate = Lanes<T>::Zero();
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const Eigen::Map<const Lanes<T>> dj(d + j);
+    Eigen::Map<Lanes<T>> ej(e + j);
+    part_beta += ej * Eigen::Map<const Lanes<T>>(kkt + j) * dj;
+    const Lanes<T> term = Eigen::Map<const Lanes<T>>(lmat + j) * ej;
+    part_gate += term;
+    Eigen::Map<Lanes<T>>(dgam + j) -= term;
+    ej *= b * dj;
+  }
+  T sum_beta = sum_lanes(part_beta), sum_gate = sum_lanes(part_gate);
+  for (; j < n; ++j) {
+    sum_beta += e[j] * kkt[j] * d[j];
+    const T term = lmat[j] * e[j];
+    sum_gate += term;
+    dgam[j] -= term;
+    e[j] *= b * d[j];
+  }
+  *gate_row += sum_gate;
+  return sum_beta;
+}
+
 // Points kkt, a, u_new at `slot` and fills gamma, decay, lmat, Kb and kd of the chunk starting at
 // virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A and
 // Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward).
@@ -490,9 +566,8 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
 
   // Chunk-end gate terms need dH before it is replaced by dS_in: dKd = Ũ dH^T, sum(S_in (.) dH).
   gemm(Trans::no, Trans::yes, L, dk, dv, T(1), u_new, dv, dh, dv, T(0), c.dkd.data(), dk);
-  const Eigen::Map<const Mat<T>> S_in(s_in, dk, dv);
   Eigen::Map<Mat<T>> dH(dh, dk, dv);
-  dgam[sz(L - 1)] += math::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
+  dgam[sz(L - 1)] += math::exp(gamma_last) * dot(s_in, dh, dk * dv);
 
   // Y = A^T dŨ; dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - Kb^T Y   (in place in dh)
   T* y = c.y.data();
@@ -510,14 +585,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
       const T* p = scores + sz(r) * sz(L);
       const T* d = decay + sz(i) * sz(L);
       T* dp = dP + sz(r) * sz(L);
-      T row_sum = 0;
-      for (int j = 0; j <= i; ++j) {
-        const T term = p[j] * dp[j];
-        row_sum += term;
-        dgam[sz(j)] -= term;
-        dp[j] *= d[j];
-      }
-      dgam[sz(i)] += row_sum;
+      dgam[sz(i)] += score_gate_terms(p, dp, d, dgam, i + 1);
       for (int j = i + 1; j < L; ++j) dp[j] = T(0);
     }
     // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
@@ -526,7 +594,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     for (int r = 0; r < nq; ++r) {
       Eigen::Map<Vec<T>> dq_r(dq + sz(r) * sz(x.ld_qk), dk);
       const Eigen::Map<const Vec<T>> dq_state_r(c.dq_state.data() + sz(r) * sz(dk), dk);
-      dgam[sz(qrow(r))] += dq_state_r.dot(Eigen::Map<const Vec<T>>(q + sz(r) * sz(x.ld_qk), dk));
+      dgam[sz(qrow(r))] += dot(c.dq_state.data() + sz(r) * sz(dk), q + sz(r) * sz(x.ld_qk), dk);
       dq_r += dq_state_r;
     }
   }
@@ -534,7 +602,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   product(Trans::yes, Trans::no, L, dk, nq, T(1), dP, L, q, x.ld_qk, T(0), dkk, x.ld_qk);
   for (int i = 0; i < L; ++i) {
     const Eigen::Map<const Vec<T>> dkd_i(c.dkd.data() + sz(i) * sz(dk), dk);
-    const T through_key = dkd_i.dot(Eigen::Map<const Vec<T>>(c.kd.data() + sz(i) * sz(dk), dk));
+    const T through_key = dot(c.dkd.data() + sz(i) * sz(dk), c.kd.data() + sz(i) * sz(dk), dk);
     dgam[sz(L - 1)] += through_key;
     dgam[sz(i)] -= through_key;
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += math::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
@@ -547,12 +615,10 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     const T b = beta[sz(i) * sz(ldg)], Gamma = math::exp(c.gamma[sz(i)]);
     const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
     const Eigen::Map<const Vec<T>> y_i(y + sz(i) * sz(dv), dv);
-    const Eigen::Map<const Vec<T>> k_i(k + sz(i) * sz(x.ld_qk), dk);
-    const Eigen::Map<const Vec<T>> v_i(v + sz(i) * sz(x.ld_v), dv);
-    const T kx = k_i.dot(x_i);
+    const T kx = dot(k + sz(i) * sz(x.ld_qk), c.x.data() + sz(i) * sz(dk), dk);
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += (b * Gamma) * x_i;
     Eigen::Map<Vec<T>>(dvv + sz(i) * sz(x.ld_v), dv) = b * y_i;
-    dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + v_i.dot(y_i);
+    dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + dot(v + sz(i) * sz(x.ld_v), y + sz(i) * sz(dv), dv);
     dgam[sz(i)] += b * Gamma * kx;
   }
   // dLmat = -tril(Y Ũ^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
@@ -565,16 +631,9 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     const T* lmat = c.lmat.data() + sz(i) * sz(L);
     const T* d = decay + sz(i) * sz(L);
     T* e = F + sz(i) * sz(L);
-    T dbeta_i = 0, row_sum = 0;
-    for (int j = 0; j < i; ++j) {
-      const T dlmat = e[j];
-      dbeta_i += dlmat * kkt[j] * d[j];
-      const T term = lmat[j] * dlmat;
-      row_sum += term;
-      dgam[sz(j)] -= term;
-      e[j] = dlmat * b * d[j];
-    }
-    dgam[sz(i)] += row_sum;
+    T gate_row = 0;
+    const T dbeta_i = lmat_terms(e, kkt, lmat, d, b, dgam, i, &gate_row);
+    dgam[sz(i)] += gate_row;
     e[i] = T(0);
     dbeta[sz(t0 + i) * sz(ldg)] += dbeta_i;
   }
