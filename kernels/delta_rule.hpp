@@ -81,9 +81,10 @@ template <class T>
 void delta_rule_chunked_forward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
                                 std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk);
 
-// Backward of the chunked form: one forward sweep storing each chunk's entering state, then one
-// reverse sweep over chunks that recomputes the chunk's WY factors and back-propagates through them
-// (the derivation is written out in delta_rule.cpp). Same contract as the recurrent backward.
+// Backward of the chunked form: one forward sweep storing each chunk's entering state and WY
+// factors (per head, in per-thread scratch), then one reverse sweep over chunks that
+// back-propagates through them (the derivation is written out in delta_rule.cpp). Same contract as
+// the recurrent backward.
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                  const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
