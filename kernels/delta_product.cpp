@@ -43,6 +43,21 @@ std::size_t virtual_rows(const DeltaProductShape& s) { return sz(s.batch) * sz(s
 template <class T>
 void delta_product_forward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
                            std::type_identity_t<T>* final_state, int chunk_size) {
+  delta_rule_interleaved_forward(DeltaRuleShape{s.batch, s.seq_len, s.heads, s.key_dim, s.value_dim},
+                                 s.householder_steps, scale, in, out, final_state, chunk_size);
+}
+
+template <class T>
+void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
+                            const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
+                            int chunk_size) {
+  delta_rule_interleaved_backward(DeltaRuleShape{s.batch, s.seq_len, s.heads, s.key_dim, s.value_dim},
+                                  s.householder_steps, scale, in, dout, dfinal_state, grads, chunk_size);
+}
+
+template <class T>
+void delta_product_recurrent_forward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                     std::type_identity_t<T>* final_state) {
   const int last = s.householder_steps - 1;
   const std::size_t rows = virtual_rows(s);
   // Virtual queries: q_t at the last step of token t, zero elsewhere (the outputs there are dropped).
@@ -57,14 +72,13 @@ void delta_product_forward(const DeltaProductShape& s, T scale, const DeltaRuleI
   std::vector<T> out_virtual(rows * sz(s.heads) * sz(s.value_dim));
   const DeltaRuleInputs<T> virt{q_virtual.data(), in.k, in.v, in.beta, in.g ? g_virtual.data() : nullptr,
                                 in.initial_state};
-  delta_rule_chunked_forward(virtual_shape(s), scale, virt, out_virtual.data(), final_state, chunk_size);
+  delta_rule_recurrent_forward(virtual_shape(s), scale, virt, out_virtual.data(), final_state);
   virtual_to_real(s, s.value_dim, last, out_virtual.data(), out);
 }
 
 template <class T>
-void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
-                            const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                            int chunk_size) {
+void delta_product_recurrent_backward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
+                                      const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads) {
   const int last = s.householder_steps - 1;
   const std::size_t rows = virtual_rows(s);
   std::vector<T> q_virtual(rows * sz(s.heads) * sz(s.key_dim), T(0));
@@ -84,7 +98,7 @@ void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRule
                                 in.initial_state};
   const DeltaRuleGradients<T> virt_grads{
       dq_virtual.data(), grads.dk, grads.dv, grads.dbeta, in.g ? dg_virtual.data() : nullptr, grads.dinitial_state};
-  delta_rule_chunked_backward(virtual_shape(s), scale, virt, dout_virtual.data(), dfinal_state, virt_grads, chunk_size);
+  delta_rule_recurrent_backward(virtual_shape(s), scale, virt, dout_virtual.data(), dfinal_state, virt_grads);
   // The real query and gate are read at one virtual position each; the gradients at the other
   // positions belong to the zeros placed there and are dropped.
   virtual_to_real(s, s.key_dim, last, dq_virtual.data(), grads.dq);
@@ -94,7 +108,10 @@ void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRule
 #define EXPT_INSTANTIATE_DELTA_PRODUCT(T)                                                                             \
   template void delta_product_forward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, T*, T*, int);        \
   template void delta_product_backward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, const T*, const T*, \
-                                          const DeltaRuleGradients<T>&, int);
+                                          const DeltaRuleGradients<T>&, int);                                         \
+  template void delta_product_recurrent_forward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, T*, T*);   \
+  template void delta_product_recurrent_backward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, const T*, \
+                                                    const T*, const DeltaRuleGradients<T>&);
 
 EXPT_INSTANTIATE_DELTA_PRODUCT(float)
 EXPT_INSTANTIATE_DELTA_PRODUCT(double)

@@ -9,8 +9,10 @@
 // Computed as the delta rule (delta_rule.hpp) on the virtual sequence of length seq_len * n_h in
 // which position t*n_h + j carries step j+1 of token t: its key, value and beta; the gate g_t at
 // j = 0 and 0 elsewhere; the query q_t at j = n_h - 1 and 0 elsewhere; only the outputs at
-// j = n_h - 1 are kept. The chunked delta-rule kernels run on that sequence, so chunk_size counts
-// virtual steps.
+// j = n_h - 1 are kept. The chunked kernels run on that sequence without forming it
+// (delta_rule_interleaved_*: they read q, g and write out, dq, dg per token and skip the zero query
+// rows), so chunk_size counts virtual steps. The recurrent references build the virtual sequence
+// explicitly and run the recurrent delta rule on it.
 //
 // Memory layout (row-major; the step index j is the slower one inside a token, as in fla's fused
 // projections, so k, v and beta already are the virtual sequence and are not copied):
@@ -49,5 +51,15 @@ template <class T>
 void delta_product_backward(const DeltaProductShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                             const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
                             int chunk_size = kDeltaRuleDefaultChunk);
+
+// Plain references: the virtual q, g, out (and dout, dq, dg) buffers written out and the
+// recurrent delta rule (delta_rule_recurrent_forward / _backward) run on them.
+template <class T>
+void delta_product_recurrent_forward(const DeltaProductShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                     std::type_identity_t<T>* final_state);
+template <class T>
+void delta_product_recurrent_backward(const DeltaProductShape& shape, T scale, const DeltaRuleInputs<T>& in,
+                                      const T* dout, const std::type_identity_t<T>* dfinal_state,
+                                      const DeltaRuleGradients<T>& grads);
 
 }  // namespace expt::kernels

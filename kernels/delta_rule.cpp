@@ -31,21 +31,31 @@ struct HeadSlice {
   const T* g;              // nullptr: ungated
   const T* initial_state;  // nullptr: zero
   int ld_qk, ld_v, ld_gate;
+  // Virtual steps per token (1: the plain delta rule). With steps > 1, k, v and beta have one row
+  // per virtual step t * steps + j and q, g one per token t (the interleaved form below; only the
+  // chunked kernels take it).
+  int steps;
+
+  // The gate of virtual step p: g of its token at the token's first step, 0 at the others.
+  T gate(int p) const { return g && p % steps == 0 ? g[sz(p / steps) * sz(ld_gate)] : T(0); }
 };
 
+// s.seq_len counts tokens; the head has s.seq_len * steps virtual steps.
 template <class T>
-HeadSlice<T> head_slice(const DeltaRuleShape& s, const DeltaRuleInputs<T>& in, int b, int h) {
+HeadSlice<T> head_slice(const DeltaRuleShape& s, const DeltaRuleInputs<T>& in, int b, int h, int steps = 1) {
   const std::size_t token0 = sz(b) * sz(s.seq_len) * sz(s.heads) + sz(h);
+  const std::size_t step0 = sz(b) * sz(s.seq_len) * sz(steps) * sz(s.heads) + sz(h);
   const std::size_t state = (sz(b) * sz(s.heads) + sz(h)) * sz(s.key_dim) * sz(s.value_dim);
   return {in.q + token0 * sz(s.key_dim),
-          in.k + token0 * sz(s.key_dim),
-          in.v + token0 * sz(s.value_dim),
-          in.beta + token0,
+          in.k + step0 * sz(s.key_dim),
+          in.v + step0 * sz(s.value_dim),
+          in.beta + step0,
           in.g ? in.g + token0 : nullptr,
           in.initial_state ? in.initial_state + state : nullptr,
           s.heads * s.key_dim,
           s.heads * s.value_dim,
-          s.heads};
+          s.heads,
+          steps};
 }
 
 // Offsets of (b, h) into a [B, T, H, D] buffer (token 0), a [B, T, H] buffer and a state buffer.
@@ -177,44 +187,75 @@ void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T sca
 //   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K
 // Why: inside the chunk S_i = Gamma_i S_in + sum_{j<=i} exp(gamma_i - gamma_j) k_j u_j^T, and
 // substituting it into u_i = beta_i (v_i - a_i S_{i-1}^T k_i) gives (I + Lmat) Ũ = Vb - Kb S_in.
+//
+// Interleaved sequences (DeltaProduct, steps = n_h > 1): the rows above are virtual steps, and the
+// query, output and gate exist once per token: q_r and o_r at row t*n_h + n_h - 1 (the other rows'
+// queries are zero, their outputs dropped), g_r at row t*n_h (0 elsewhere). So Q, P, O and dO only
+// have the chunk's query rows (QueryRows below), read from and written to the per-token buffers
+// directly: the query-side products shrink by n_h and no virtual copies are made.
+
+// The query rows of the chunk of L virtual steps starting at t0: tokens r0 .. r0 + count - 1, token
+// r0 + r at chunk row first + r * steps (its last virtual step).
+struct QueryRows {
+  int r0 = 0, count = 0, first = 0;
+};
+QueryRows query_rows(int t0, int L, int steps) {
+  const int r0 = t0 / steps, r_end = (t0 + L) / steps;
+  return {r0, r_end - r0, r0 * steps + steps - 1 - t0};
+}
+
+// gemm that accepts an empty inner dimension (a chunk without query rows): C = beta C.
+template <class T>
+void product(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+             int ldc) {
+  if (K > 0) {
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) C[sz(i) * sz(ldc) + sz(j)] *= beta;
+}
 
 // Scratch of one chunk, sized for the longest chunk and reused; every L x L matrix is stored densely
-// with row stride L of the current chunk.
+// with row stride L of the current chunk. The costly factors (K K^T, A, Ũ) live in a slot (`kkt`,
+// `a`, `u_new` point into it): the forward's own, or the backward's per-chunk cache, filled by its
+// state sweep and read again by its reverse sweep.
 template <class T>
 struct ChunkScratch {
   int dk = 0, dv = 0;
-  std::vector<T> gamma, decay, kkt, lmat, a, kb, vb, w, u_new, kd, scores;
+  std::vector<T> gamma, decay, lmat, kb, rhs, kd, scores, slot;
+  T* kkt = nullptr;
+  T* a = nullptr;
+  T* u_new = nullptr;
   // backward only
-  std::vector<T> d_u_new, d_scores, d_gamma, do_gated, dq_state, dkd, dw, x, y, da, tmp, dl;
-  // Grows the buffers to fit chunks of `chunk` tokens (never shrinks them).
+  std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl;
+
+  static std::size_t slot_size(int chunk, int value_dim) {
+    return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(value_dim);
+  }
+  // Grows the buffers to fit chunks of `chunk` virtual steps (never shrinks them).
   void fit(int chunk, int key_dim, int value_dim, bool backward) {
     dk = key_dim;
     dv = value_dim;
     const std::size_t cc = sz(chunk) * sz(chunk), ck = sz(chunk) * sz(dk), cv = sz(chunk) * sz(dv);
     for (auto [buf, n] : {std::pair{&gamma, sz(chunk)},
                           {&decay, cc},
-                          {&kkt, cc},
                           {&lmat, cc},
-                          {&a, cc},
                           {&kb, ck},
-                          {&vb, cv},
-                          {&w, ck},
-                          {&u_new, cv},
+                          {&rhs, cv},
                           {&kd, ck},
-                          {&scores, cc}})
+                          {&scores, cc},
+                          {&slot, slot_size(chunk, dv)}})
       grow(*buf, n);
     if (!backward) return;
-    for (auto [buf, n] : {std::pair{&d_u_new, cv},
+    for (auto [buf, n] : {std::pair{&du, cv},
                           {&d_scores, cc},
                           {&d_gamma, sz(chunk)},
                           {&do_gated, cv},
                           {&dq_state, ck},
                           {&dkd, ck},
-                          {&dw, ck},
                           {&x, ck},
                           {&y, cv},
-                          {&da, cc},
-                          {&tmp, cc},
                           {&dl, cc}})
       grow(*buf, n);
   }
@@ -233,6 +274,7 @@ struct ChunkedWorkspace {
   ChunkScratch<T> chunk;
   std::vector<T> state;     // [dk, dv] the running state of the forward
   std::vector<T> entering;  // [chunks + 1, dk, dv] S_in of every chunk of one head (backward)
+  std::vector<T> factors;   // [chunks, slot_size] the factor slots of one head (backward)
   std::vector<T> dh;        // [dk, dv] dL/dS_out of the current chunk (backward)
 };
 
@@ -242,81 +284,198 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
-// Fills gamma, decay, kkt, lmat, a, kb, vb, w, u_new (= Ũ) and kd of the chunk starting at token t0.
+// Fixed-order reductions for the chunked kernels. Each keeps 16 running partial sums (element m of
+// every whole block of 16 goes to lane m % 16), adds the lanes 0..15 in order, then the remaining
+// elements in order: the order depends only on the length, never on where the buffers lie (Eigen's
+// dot starts its vector loop at the first aligned element), and the lanes are one vector register.
+constexpr int kLanes = 16;
 template <class T>
-void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c) {
+using Lanes = Eigen::Array<T, kLanes, 1>;
+
+template <class T>
+T sum_lanes(const Lanes<T>& part) {
+  T sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  return sum;
+}
+
+// sum_m a[m] b[m]
+template <class T>
+T dot(const T* a, const T* b, int n) {
+  Lanes<T> part = Lanes<T>::Zero();
+  int m = 0;
+  for (; m + kLanes <= n; m += kLanes) part += Eigen::Map<const Lanes<T>>(a + m) * Eigen::Map<const Lanes<T>>(b + m);
+  T sum = sum_lanes(part);
+  for (; m < n; ++m) sum += a[m] * b[m];
+  return sum;
+}
+
+// Gate terms of one row of P (scores row p, its gradient dp, decay row d, over columns j < n):
+// term_j = p_j dp_j is subtracted from dgam_j and its sum returned (for dgam_i); dp_j *= d_j.
+template <class T>
+T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
+  Lanes<T> part = Lanes<T>::Zero();
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const Lanes<T> term = Eigen::Map<const Lanes<T>>(p + j) * Eigen::Map<const Lanes<T>>(dp + j);
+    part += term;
+    Eigen::Map<Lanes<T>>(dgam + j) -= term;
+    Eigen::Map<Lanes<T>>(dp + j) *= Eigen::Map<const Lanes<T>>(d + j);
+  }
+  T sum = sum_lanes(part);
+  for (; j < n; ++j) {
+    const T term = p[j] * dp[j];
+    sum += term;
+    dgam[j] -= term;
+    dp[j] *= d[j];
+  }
+  return sum;
+}
+
+// One row i of dLmat (e, columns j < n = i) through Lmat_ij = b (k_i . k_j) decay_ij: returns
+// sum_j e_j kkt_j d_j (for dbeta_i) and adds sum_j lmat_j e_j to *gate_row (for dgam_i),
+// subtracting each term from dgam_j; then e_j <- e_j b d_j (E of chunk_backward).
+template <class T>
+T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n, T* gate_row) {
+  Lanes<T> part_beta = Lanes<T>::Zero(), part_gate = Lanes<T>::Zero();
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const Eigen::Map<const Lanes<T>> dj(d + j);
+    Eigen::Map<Lanes<T>> ej(e + j);
+    part_beta += ej * Eigen::Map<const Lanes<T>>(kkt + j) * dj;
+    const Lanes<T> term = Eigen::Map<const Lanes<T>>(lmat + j) * ej;
+    part_gate += term;
+    Eigen::Map<Lanes<T>>(dgam + j) -= term;
+    ej *= b * dj;
+  }
+  T sum_beta = sum_lanes(part_beta), sum_gate = sum_lanes(part_gate);
+  for (; j < n; ++j) {
+    sum_beta += e[j] * kkt[j] * d[j];
+    const T term = lmat[j] * e[j];
+    sum_gate += term;
+    dgam[j] -= term;
+    e[j] *= b * d[j];
+  }
+  *gate_row += sum_gate;
+  return sum_beta;
+}
+
+// Points kkt, a, u_new at `slot` and fills gamma, decay, lmat, Kb and kd of the chunk starting at
+// virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A and
+// Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward).
+template <class T>
+void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot, bool cached) {
   const int dk = c.dk, dv = c.dv;
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
   const T* v = x.v + sz(t0) * sz(x.ld_v);
   const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
+  c.kkt = slot;
+  c.a = slot + sz(L) * sz(L);
+  c.u_new = slot + 2 * sz(L) * sz(L);
 
   T acc = 0;
   for (int i = 0; i < L; ++i) {
-    if (x.g) acc += x.g[sz(t0 + i) * sz(x.ld_gate)];
+    acc += x.gate(t0 + i);
     c.gamma[sz(i)] = acc;
   }
-  Eigen::Map<Mat<T>> decay(c.decay.data(), L, L);
-  if (x.g) {
-    for (int i = 0; i < L; ++i) {
-      for (int j = 0; j <= i; ++j) decay(i, j) = math::exp(c.gamma[sz(i)] - c.gamma[sz(j)]);
-      for (int j = i + 1; j < L; ++j) decay(i, j) = 0;
+  // decay row by row: the lower part, then zeros (plain loops over contiguous rows, vectorised).
+  T* decay = c.decay.data();
+  for (int i = 0; i < L; ++i) {
+    T* row = decay + sz(i) * sz(L);
+    if (x.g) {
+      const T gi = c.gamma[sz(i)];
+      for (int j = 0; j <= i; ++j) row[j] = math::exp(gi - c.gamma[sz(j)]);
+    } else {
+      for (int j = 0; j <= i; ++j) row[j] = T(1);
     }
-  } else {
-    decay.setZero();
-    decay.template triangularView<Eigen::Lower>().setOnes();
+    for (int j = i + 1; j < L; ++j) row[j] = T(0);
   }
 
   // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal.
-  gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt.data(), L);
-  Eigen::Map<Mat<T>> lmat(c.lmat.data(), L, L);
-  const Eigen::Map<const Mat<T>> kkt(c.kkt.data(), L, L);
+  if (!cached) gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt, L);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)];
-    for (int j = 0; j < L; ++j) lmat(i, j) = j < i ? b * kkt(i, j) * decay(i, j) : T(0);
+    const T* kkt = c.kkt + sz(i) * sz(L);
+    const T* d = decay + sz(i) * sz(L);
+    T* l = c.lmat.data() + sz(i) * sz(L);
+    for (int j = 0; j < i; ++j) l[j] = b * kkt[j] * d[j];
+    for (int j = i; j < L; ++j) l[j] = T(0);
   }
-  // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
-  // Row j of A is zero beyond column j, so row i only needs columns < i.
-  Eigen::Map<Mat<T>> A(c.a.data(), L, L);
-  A.setIdentity();
-  for (int i = 1; i < L; ++i)
-    for (int j = 0; j < i; ++j) {
-      const T l = lmat(i, j);
-      if (l != T(0)) A.row(i).head(j + 1) -= l * A.row(j).head(j + 1);
-    }
 
   const T gamma_last = c.gamma[sz(L - 1)];
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = math::exp(c.gamma[sz(i)]);
     const T end_decay = math::exp(gamma_last - c.gamma[sz(i)]);
+    const T* k_i = k + sz(i) * sz(x.ld_qk);
+    T* kb_i = c.kb.data() + sz(i) * sz(dk);
+    T* kd_i = c.kd.data() + sz(i) * sz(dk);
     for (int m = 0; m < dk; ++m) {
-      const T km = k[sz(i) * sz(x.ld_qk) + sz(m)];
-      c.kb[sz(i) * sz(dk) + sz(m)] = b * Gamma * km;
-      c.kd[sz(i) * sz(dk) + sz(m)] = end_decay * km;
+      kb_i[m] = b * Gamma * k_i[m];
+      kd_i[m] = end_decay * k_i[m];
     }
-    for (int m = 0; m < dv; ++m) c.vb[sz(i) * sz(dv) + sz(m)] = b * v[sz(i) * sz(x.ld_v) + sz(m)];
   }
-  // W = A Kb [L, dk],  Ũ = A Vb - W S_in [L, dv]
-  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.a.data(), L, c.kb.data(), dk, T(0), c.w.data(), dk);
-  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a.data(), L, c.vb.data(), dv, T(0), c.u_new.data(), dv);
-  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.w.data(), dk, s_in, dv, T(1), c.u_new.data(), dv);
+  if (cached) return;
+
+  // rhs = Vb - Kb S_in [L, dv]
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(x.ld_gate)];
+    const T* v_i = v + sz(i) * sz(x.ld_v);
+    T* rhs_i = c.rhs.data() + sz(i) * sz(dv);
+    for (int m = 0; m < dv; ++m) rhs_i[m] = b * v_i[m];
+  }
+  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.kb.data(), dk, s_in, dv, T(1), c.rhs.data(), dv);
+
+  // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
+  // Row j of A is zero beyond column j, so columns [m0, m0 + 16) of row i only take rows j >= m0.
+  // Each such block of row i is summed in a register (a fixed-size vector; j ascending, the order
+  // of the plain row-by-row form) and stored once; the last partial block, if L is not a multiple
+  // of 16, element by element.
+  constexpr int block = 16;
+  using Block = Eigen::Matrix<T, block, 1>;
+  T* A = c.a;
+  for (int i = 0; i < L; ++i) {
+    T* a_i = A + sz(i) * sz(L);
+    const T* l_i = c.lmat.data() + sz(i) * sz(L);
+    int m0 = 0;
+    for (; m0 < i && m0 + block <= L; m0 += block) {
+      Block sum = Block::Zero();
+      for (int j = m0; j < i; ++j) sum -= l_i[j] * Eigen::Map<const Block>(A + sz(j) * sz(L) + sz(m0));
+      Eigen::Map<Block>(a_i + m0) = sum;
+    }
+    for (int m = m0; m < i; ++m) {
+      T sum = 0;
+      for (int j = m; j < i; ++j) sum -= l_i[j] * A[sz(j) * sz(L) + sz(m)];
+      a_i[m] = sum;
+    }
+    for (int m = std::max(m0, i); m < L; ++m) a_i[m] = T(0);
+    a_i[i] = T(1);
+  }
+  // Ũ = A (Vb - Kb S_in) [L, dv]
+  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a, L, c.rhs.data(), dv, T(0), c.u_new, dv);
 }
 
-// P = (Q K^T) (.) decay into c.scores [L, L].
+// P = (Q K^T) (.) decay into c.scores [rows.count, L]: the chunk's query rows only.
 template <class T>
-void chunk_scores(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c) {
-  const T* q = x.q + sz(t0) * sz(x.ld_qk);
+void chunk_scores(const HeadSlice<T>& x, int t0, int L, const QueryRows& rows, ChunkScratch<T>& c) {
+  if (rows.count == 0) return;
+  const T* q = x.q + sz(rows.r0) * sz(x.ld_qk);
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
-  gemm(Trans::no, Trans::yes, L, L, c.dk, T(1), q, x.ld_qk, k, x.ld_qk, T(0), c.scores.data(), L);
-  Eigen::Map<Mat<T>>(c.scores.data(), L, L).array() *= Eigen::Map<const Mat<T>>(c.decay.data(), L, L).array();
+  gemm(Trans::no, Trans::yes, rows.count, L, c.dk, T(1), q, x.ld_qk, k, x.ld_qk, T(0), c.scores.data(), L);
+  for (int r = 0; r < rows.count; ++r) {
+    const T* d = c.decay.data() + sz(rows.first + r * x.steps) * sz(L);
+    T* p = c.scores.data() + sz(r) * sz(L);
+    for (int j = 0; j < L; ++j) p[j] *= d[j];
+  }
 }
 
 // S <- Gamma_{L-1} S + Kd^T Ũ (in place; the factors of the chunk must be current).
 template <class T>
 void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
   Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= math::exp(c.gamma[sz(L - 1)]);
-  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new.data(), c.dv, T(1), state, c.dv);
+  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new, c.dv, T(1), state, c.dv);
 }
 
+// n = virtual steps of the head (tokens * steps); out has the per-token rows.
 template <class T>
 void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, T* out, int ld_out,
                           T* state, ChunkScratch<T>& c) {
@@ -327,31 +486,40 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
     S.setZero();
   for (int t0 = 0; t0 < n; t0 += chunk) {
     const int L = std::min(chunk, n - t0);
-    chunk_factors(x, t0, L, state, c);
-    chunk_scores(x, t0, L, c);
-    // O = s diag(Gamma) Q S_in + s P Ũ
-    T* o = out + sz(t0) * sz(ld_out);
-    gemm(Trans::no, Trans::no, L, dv, dk, scale, x.q + sz(t0) * sz(x.ld_qk), x.ld_qk, state, dv, T(0), o, ld_out);
-    if (x.g)
-      for (int i = 0; i < L; ++i) Eigen::Map<Vec<T>>(o + sz(i) * sz(ld_out), dv) *= math::exp(c.gamma[sz(i)]);
-    gemm(Trans::no, Trans::no, L, dv, L, scale, c.scores.data(), L, c.u_new.data(), dv, T(1), o, ld_out);
+    const QueryRows rows = query_rows(t0, L, x.steps);
+    chunk_factors(x, t0, L, state, c, c.slot.data(), false);
+    chunk_scores(x, t0, L, rows, c);
+    if (rows.count > 0) {
+      // O = s diag(Gamma) Q S_in + s P Ũ on the query rows
+      T* o = out + sz(rows.r0) * sz(ld_out);
+      gemm(Trans::no, Trans::no, rows.count, dv, dk, scale, x.q + sz(rows.r0) * sz(x.ld_qk), x.ld_qk, state, dv, T(0),
+           o, ld_out);
+      if (x.g)
+        for (int r = 0; r < rows.count; ++r)
+          Eigen::Map<Vec<T>>(o + sz(r) * sz(ld_out), dv) *= math::exp(c.gamma[sz(rows.first + r * x.steps)]);
+      gemm(Trans::no, Trans::no, rows.count, dv, L, scale, c.scores.data(), L, c.u_new, dv, T(1), o, ld_out);
+    }
     chunk_advance_state(L, c, state);
   }
 }
 
-// Backward of one chunk given dO (rows t0.., stride ld_out) and dH = dL/dS_out [dk, dv]; overwrites
-// dH with dL/dS_in and writes the chunk's rows of dq, dk, dv, dbeta, dg. With Ũ, W, A, P from
-// chunk_factors / chunk_scores (all products below are [derived], layers.md 2.6.2 plus the gate):
+// Backward of one chunk given dO (the per-token rows of dout, stride ld_out) and dH = dL/dS_out
+// [dk, dv]; overwrites dH with dL/dS_in and writes the chunk's rows of dk, dv, dbeta and its
+// tokens' rows of dq, dg. With Ũ, A, P, Kb from chunk_factors / chunk_scores (all products below
+// are [derived], layers.md 2.6.2 plus the gate; Q, P, dO, dP have the query rows only):
 //   dŨ    = s P^T dO + Kd dH
-//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ
+//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)
+//   X     = A^T dW = -Y S_in^T       (= dKb; dW = -dŨ S_in^T from Ũ = U - W S_in, W = A Kb)
+//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y
 //   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q
 //   dKd   = Ũ dH^T;                  dK += diag(exp(gamma_{L-1} - gamma)) dKd
-//   dW    = -dŨ S_in^T;  dU = dŨ;    dA = tril(dW Kb^T + dU Vb^T, -1)   (A stays unit lower under any
-//                                    perturbation of Lmat, so only its strict lower part matters)
-//   X = A^T dW (= dKb);  Y = A^T dU (= dVb)
 //   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i
-//   dLmat = -tril(A^T dA A^T, -1);  with Lmat_ij = beta_i (k_i . k_j) decay_ij:
-//     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += E K + E^T K
+//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1):
+//     A^T dA A^T = X W^T + Y U^T = Y (U - W S_in)^T.  (Only the strict lower part of dA matters, A
+//     staying unit lower; its upper part with the diagonal, times the upper triangular A^T on both
+//     sides, stays upper, so the full dA gives the same strict lower part.)
+//   With Lmat_ij = beta_i (k_i . k_j) decay_ij:
+//     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += (E + E^T) K
 // Gate, through gamma (dL/dgamma accumulated as dgam):
 //   every factor decay_ij = exp(gamma_i - gamma_j) on a term X_ij adds X_ij dX_ij to dgam_i and
 //   subtracts it from dgam_j (for P and Lmat); every row scaling Gamma_i adds (scaled row . its
@@ -360,132 +528,125 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 //   Finally dg_m = sum_{i >= m} dgam_i, since gamma_i = g_0 + ... + g_i.
 template <class T>
 void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in, const T* dout, int ld_out, T* dh,
-                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c) {
+                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, T* slot, bool cached) {
   const int dk = c.dk, dv = c.dv;
-  const T* q = x.q + sz(t0) * sz(x.ld_qk);
+  const QueryRows rows = query_rows(t0, L, x.steps);
+  const int nq = rows.count;
+  const T* q = x.q + sz(rows.r0) * sz(x.ld_qk);
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
   const T* v = x.v + sz(t0) * sz(x.ld_v);
   const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
-  const T* d_o = dout + sz(t0) * sz(ld_out);
-  T* dq = dq_out + sz(t0) * sz(x.ld_qk);
+  const T* d_o = dout + sz(rows.r0) * sz(ld_out);
+  T* dq = dq_out + sz(rows.r0) * sz(x.ld_qk);
   T* dkk = dk_out + sz(t0) * sz(x.ld_qk);
   T* dvv = dv_out + sz(t0) * sz(x.ld_v);
   const int ldg = x.ld_gate;
+  // chunk row of query row r
+  const auto qrow = [&](int r) { return rows.first + r * x.steps; };
 
-  chunk_factors(x, t0, L, s_in, c);
-  chunk_scores(x, t0, L, c);
-  const Eigen::Map<const Mat<T>> decay(c.decay.data(), L, L);
-  const Eigen::Map<const Mat<T>> scores(c.scores.data(), L, L);
-  const Eigen::Map<const Mat<T>> lmat(c.lmat.data(), L, L);
-  const Eigen::Map<const Mat<T>> kkt(c.kkt.data(), L, L);
+  chunk_factors(x, t0, L, s_in, c, slot, cached);
+  chunk_scores(x, t0, L, rows, c);
+  const T* decay = c.decay.data();
+  const T* scores = c.scores.data();
+  const T* u_new = c.u_new;
   const T gamma_last = c.gamma[sz(L - 1)];
-  std::vector<T>& dgam = c.d_gamma;
-  std::fill_n(dgam.begin(), L, T(0));
+  T* dgam = c.d_gamma.data();
+  std::fill_n(dgam, L, T(0));
+  T* du = c.du.data();
 
-  // diag(Gamma) dO [L, dv]
-  for (int i = 0; i < L; ++i) {
-    const T Gamma = math::exp(c.gamma[sz(i)]);
-    for (int m = 0; m < dv; ++m) c.do_gated[sz(i) * sz(dv) + sz(m)] = Gamma * d_o[sz(i) * sz(ld_out) + sz(m)];
+  // diag(Gamma) dO [nq, dv]
+  for (int r = 0; r < nq; ++r) {
+    const T Gamma = math::exp(c.gamma[sz(qrow(r))]);
+    for (int m = 0; m < dv; ++m) c.do_gated[sz(r) * sz(dv) + sz(m)] = Gamma * d_o[sz(r) * sz(ld_out) + sz(m)];
   }
 
   // dŨ = s P^T dO + Kd dH
-  gemm(Trans::yes, Trans::no, L, dv, L, scale, c.scores.data(), L, d_o, ld_out, T(0), c.d_u_new.data(), dv);
-  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), c.d_u_new.data(), dv);
+  product(Trans::yes, Trans::no, L, dv, nq, scale, scores, L, d_o, ld_out, T(0), du, dv);
+  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), du, dv);
 
   // Chunk-end gate terms need dH before it is replaced by dS_in: dKd = Ũ dH^T, sum(S_in (.) dH).
-  gemm(Trans::no, Trans::yes, L, dk, dv, T(1), c.u_new.data(), dv, dh, dv, T(0), c.dkd.data(), dk);
-  const Eigen::Map<const Mat<T>> S_in(s_in, dk, dv);
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(1), u_new, dv, dh, dv, T(0), c.dkd.data(), dk);
   Eigen::Map<Mat<T>> dH(dh, dk, dv);
-  dgam[sz(L - 1)] += math::exp(gamma_last) * S_in.cwiseProduct(dH).sum();
+  dgam[sz(L - 1)] += math::exp(gamma_last) * dot(s_in, dh, dk * dv);
 
-  // dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ   (in place in dh)
+  // Y = A^T dŨ; dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - Kb^T Y   (in place in dh)
+  T* y = c.y.data();
+  gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a, L, du, dv, T(0), y, dv);
   dH *= math::exp(gamma_last);
-  gemm(Trans::yes, Trans::no, dk, dv, L, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
-  gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.w.data(), dk, c.d_u_new.data(), dv, T(1), dh, dv);
+  product(Trans::yes, Trans::no, dk, dv, nq, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
+  gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.kb.data(), dk, y, dv, T(1), dh, dv);
 
   // dP = s dO Ũ^T on the causal part; its gate terms; then dP (.) decay in place.
-  gemm(Trans::no, Trans::yes, L, L, dv, scale, d_o, ld_out, c.u_new.data(), dv, T(0), c.d_scores.data(), L);
-  Eigen::Map<Mat<T>> dP(c.d_scores.data(), L, L);
-  for (int i = 0; i < L; ++i)
-    for (int j = 0; j < L; ++j) {
-      if (j > i) {
-        dP(i, j) = 0;
-        continue;
-      }
-      const T term = scores(i, j) * dP(i, j);
-      dgam[sz(i)] += term;
-      dgam[sz(j)] -= term;
-      dP(i, j) *= decay(i, j);
+  T* dP = c.d_scores.data();
+  if (nq > 0) {
+    gemm(Trans::no, Trans::yes, nq, L, dv, scale, d_o, ld_out, u_new, dv, T(0), dP, L);
+    for (int r = 0; r < nq; ++r) {
+      const int i = qrow(r);
+      const T* p = scores + sz(r) * sz(L);
+      const T* d = decay + sz(i) * sz(L);
+      T* dp = dP + sz(r) * sz(L);
+      dgam[sz(i)] += score_gate_terms(p, dp, d, dgam, i + 1);
+      for (int j = i + 1; j < L; ++j) dp[j] = T(0);
     }
-  // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
-  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.d_scores.data(), L, k, x.ld_qk, T(0), dq, x.ld_qk);
-  gemm(Trans::no, Trans::yes, L, dk, dv, scale, c.do_gated.data(), dv, s_in, dv, T(0), c.dq_state.data(), dk);
-  for (int i = 0; i < L; ++i) {
-    Eigen::Map<Vec<T>> dq_i(dq + sz(i) * sz(x.ld_qk), dk);
-    const Eigen::Map<const Vec<T>> dq_state_i(c.dq_state.data() + sz(i) * sz(dk), dk);
-    dgam[sz(i)] += dq_state_i.dot(Eigen::Map<const Vec<T>>(q + sz(i) * sz(x.ld_qk), dk));
-    dq_i += dq_state_i;
+    // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
+    gemm(Trans::no, Trans::no, nq, dk, L, T(1), dP, L, k, x.ld_qk, T(0), dq, x.ld_qk);
+    gemm(Trans::no, Trans::yes, nq, dk, dv, scale, c.do_gated.data(), dv, s_in, dv, T(0), c.dq_state.data(), dk);
+    for (int r = 0; r < nq; ++r) {
+      Eigen::Map<Vec<T>> dq_r(dq + sz(r) * sz(x.ld_qk), dk);
+      const Eigen::Map<const Vec<T>> dq_state_r(c.dq_state.data() + sz(r) * sz(dk), dk);
+      dgam[sz(qrow(r))] += dot(c.dq_state.data() + sz(r) * sz(dk), q + sz(r) * sz(x.ld_qk), dk);
+      dq_r += dq_state_r;
+    }
   }
   // dK = (dP (.) decay)^T Q + diag(exp(gamma_{L-1} - gamma)) dKd
-  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.d_scores.data(), L, q, x.ld_qk, T(0), dkk, x.ld_qk);
+  product(Trans::yes, Trans::no, L, dk, nq, T(1), dP, L, q, x.ld_qk, T(0), dkk, x.ld_qk);
   for (int i = 0; i < L; ++i) {
     const Eigen::Map<const Vec<T>> dkd_i(c.dkd.data() + sz(i) * sz(dk), dk);
-    const T through_key = dkd_i.dot(Eigen::Map<const Vec<T>>(c.kd.data() + sz(i) * sz(dk), dk));
+    const T through_key = dot(c.dkd.data() + sz(i) * sz(dk), c.kd.data() + sz(i) * sz(dk), dk);
     dgam[sz(L - 1)] += through_key;
     dgam[sz(i)] -= through_key;
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += math::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
   }
 
-  // WY part. dW = -dŨ S_in^T; dA = tril(dW Kb^T + dŨ Vb^T, -1); X = A^T dW; Y = A^T dŨ.
-  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), c.d_u_new.data(), dv, s_in, dv, T(0), c.dw.data(), dk);
-  gemm(Trans::no, Trans::yes, L, L, dk, T(1), c.dw.data(), dk, c.kb.data(), dk, T(0), c.da.data(), L);
-  gemm(Trans::no, Trans::yes, L, L, dv, T(1), c.d_u_new.data(), dv, c.vb.data(), dv, T(1), c.da.data(), L);
-  Eigen::Map<Mat<T>> dA(c.da.data(), L, L);
-  dA.template triangularView<Eigen::Upper>().setZero();
-  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.a.data(), L, c.dw.data(), dk, T(0), c.x.data(), dk);
-  gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a.data(), L, c.d_u_new.data(), dv, T(0), c.y.data(), dv);
+  // WY part. X = -Y S_in^T, then the rows of dK, dV, dbeta and dgam through Kb = diag(beta Gamma) K
+  // and Vb = diag(beta) V.
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), y, dv, s_in, dv, T(0), c.x.data(), dk);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)], Gamma = math::exp(c.gamma[sz(i)]);
     const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
-    const Eigen::Map<const Vec<T>> y_i(c.y.data() + sz(i) * sz(dv), dv);
-    const Eigen::Map<const Vec<T>> k_i(k + sz(i) * sz(x.ld_qk), dk);
-    const Eigen::Map<const Vec<T>> v_i(v + sz(i) * sz(x.ld_v), dv);
-    const T kx = k_i.dot(x_i);
+    const Eigen::Map<const Vec<T>> y_i(y + sz(i) * sz(dv), dv);
+    const T kx = dot(k + sz(i) * sz(x.ld_qk), c.x.data() + sz(i) * sz(dk), dk);
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += (b * Gamma) * x_i;
     Eigen::Map<Vec<T>>(dvv + sz(i) * sz(x.ld_v), dv) = b * y_i;
-    dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + v_i.dot(y_i);
+    dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + dot(v + sz(i) * sz(x.ld_v), y + sz(i) * sz(dv), dv);
     dgam[sz(i)] += b * Gamma * kx;
   }
-  // dLmat = -tril(A^T dA A^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
-  // gate and E = dLmat (.) diag(beta) decay (stored in dl) for the keys.
-  gemm(Trans::yes, Trans::no, L, L, L, T(1), c.a.data(), L, c.da.data(), L, T(0), c.tmp.data(), L);
-  gemm(Trans::no, Trans::yes, L, L, L, T(-1), c.tmp.data(), L, c.a.data(), L, T(0), c.dl.data(), L);
-  Eigen::Map<Mat<T>> E(c.dl.data(), L, L);
+  // dLmat = -tril(Y Ũ^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
+  // gate and E = dLmat (.) diag(beta) decay; F = E + E^T (stored in dl) for the keys.
+  gemm(Trans::no, Trans::yes, L, L, dv, T(-1), y, dv, u_new, dv, T(0), c.dl.data(), L);
+  T* F = c.dl.data();
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)];
-    T dbeta_i = 0;
-    for (int j = 0; j < L; ++j) {
-      if (j >= i) {
-        E(i, j) = 0;
-        continue;
-      }
-      const T dlmat = E(i, j);
-      dbeta_i += dlmat * kkt(i, j) * decay(i, j);
-      const T term = lmat(i, j) * dlmat;
-      dgam[sz(i)] += term;
-      dgam[sz(j)] -= term;
-      E(i, j) = dlmat * b * decay(i, j);
-    }
+    const T* kkt = c.kkt + sz(i) * sz(L);
+    const T* lmat = c.lmat.data() + sz(i) * sz(L);
+    const T* d = decay + sz(i) * sz(L);
+    T* e = F + sz(i) * sz(L);
+    T gate_row = 0;
+    const T dbeta_i = lmat_terms(e, kkt, lmat, d, b, dgam, i, &gate_row);
+    dgam[sz(i)] += gate_row;
+    e[i] = T(0);
     dbeta[sz(t0 + i) * sz(ldg)] += dbeta_i;
   }
-  gemm(Trans::no, Trans::no, L, dk, L, T(1), c.dl.data(), L, k, x.ld_qk, T(1), dkk, x.ld_qk);
-  gemm(Trans::yes, Trans::no, L, dk, L, T(1), c.dl.data(), L, k, x.ld_qk, T(1), dkk, x.ld_qk);
+  for (int i = 0; i < L; ++i)
+    for (int j = i + 1; j < L; ++j) F[sz(i) * sz(L) + sz(j)] = F[sz(j) * sz(L) + sz(i)];
+  gemm(Trans::no, Trans::no, L, dk, L, T(1), F, L, k, x.ld_qk, T(1), dkk, x.ld_qk);
 
   if (dg) {
+    // dg of token r: at its first virtual step r * steps, if that lies in this chunk.
     T acc = 0;
     for (int i = L - 1; i >= 0; --i) {
       acc += dgam[sz(i)];
-      dg[sz(t0 + i) * sz(ldg)] = acc;
+      if ((t0 + i) % x.steps == 0) dg[sz((t0 + i) / x.steps) * sz(ldg)] = acc;
     }
   }
 }
@@ -496,9 +657,11 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
                            ChunkedWorkspace<T>& ws) {
   ChunkScratch<T>& c = ws.chunk;
   const int chunks = (n + chunk - 1) / chunk;
-  const std::size_t state_size = sz(dk) * sz(dv);
-  // entering[c] = S_in of chunk c, from one forward sweep over the states only.
+  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
+  // entering[c] = S_in of chunk c, from one forward sweep over the states only; the sweep's factors
+  // stay in the per-chunk slots for the reverse sweep (all but the last chunk's).
   ChunkScratch<T>::grow(ws.entering, sz(chunks + 1) * state_size);
+  ChunkScratch<T>::grow(ws.factors, sz(chunks) * slot_size);
   std::vector<T>& entering = ws.entering;
   Eigen::Map<Mat<T>> S0(entering.data(), dk, dv);
   if (x.initial_state)
@@ -508,7 +671,7 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
   for (int ci = 0; ci + 1 < chunks; ++ci) {
     const int t0 = ci * chunk, L = std::min(chunk, n - t0);
     T* s_in = entering.data() + sz(ci) * state_size;
-    chunk_factors(x, t0, L, s_in, c);
+    chunk_factors(x, t0, L, s_in, c, ws.factors.data() + sz(ci) * slot_size, false);
     std::copy_n(s_in, state_size, s_in + state_size);
     chunk_advance_state(L, c, s_in + state_size);
   }
@@ -522,7 +685,7 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int t0 = ci * chunk, L = std::min(chunk, n - t0);
     chunk_backward(x, t0, L, scale, entering.data() + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out,
-                   dbeta, dg, c);
+                   dbeta, dg, c, ws.factors.data() + sz(ci) * slot_size, ci + 1 < chunks);
   }
   if (dinitial_state) std::copy_n(dh.begin(), state_size, dinitial_state);
 }
@@ -556,47 +719,68 @@ void delta_rule_recurrent_backward(const DeltaRuleShape& s, T scale, const Delta
 }
 
 template <class T>
-void delta_rule_chunked_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
-                                std::type_identity_t<T>* final_state, int chunk_size) {
-  const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
+void delta_rule_interleaved_forward(const DeltaRuleShape& s, int steps, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                    std::type_identity_t<T>* final_state, int chunk_size) {
+  const int n = s.seq_len * steps;
+  const int chunk = std::max(1, std::min(chunk_size, n));
   ChunkedWorkspace<T>& ws = chunked_workspace<T>();
   ws.chunk.fit(chunk, s.key_dim, s.value_dim, false);
   const std::size_t state_size = sz(s.key_dim) * sz(s.value_dim);
   ChunkScratch<T>::grow(ws.state, state_size);
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads; ++h) {
-      chunked_forward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, chunk,
+      chunked_forward_head(head_slice(s, in, b, h, steps), n, s.key_dim, s.value_dim, scale, chunk,
                            out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, ws.state.data(), ws.chunk);
       if (final_state) std::copy_n(ws.state.begin(), state_size, final_state + state_offset(s, b, h));
     }
 }
 
 template <class T>
-void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
-                                 const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                                 int chunk_size) {
-  const int chunk = std::max(1, std::min(chunk_size, s.seq_len));
+void delta_rule_interleaved_backward(const DeltaRuleShape& s, int steps, T scale, const DeltaRuleInputs<T>& in,
+                                     const T* dout, const std::type_identity_t<T>* dfinal_state,
+                                     const DeltaRuleGradients<T>& grads, int chunk_size) {
+  const int n = s.seq_len * steps;
+  const int chunk = std::max(1, std::min(chunk_size, n));
   ChunkedWorkspace<T>& ws = chunked_workspace<T>();
   ws.chunk.fit(chunk, s.key_dim, s.value_dim, true);
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads; ++h) {
-      const std::size_t qk = token_offset(s, b, h, s.key_dim), v = token_offset(s, b, h, s.value_dim);
+      // per token: q, out, g; per virtual step: k, v, beta
+      const std::size_t q = token_offset(s, b, h, s.key_dim), o = token_offset(s, b, h, s.value_dim);
       const std::size_t gate = token_offset(s, b, h, 1), state = state_offset(s, b, h);
-      chunked_backward_head(head_slice(s, in, b, h), s.seq_len, s.key_dim, s.value_dim, scale, chunk, dout + v,
-                            s.heads * s.value_dim, dfinal_state ? dfinal_state + state : nullptr, grads.dq + qk,
-                            grads.dk + qk, grads.dv + v, grads.dbeta + gate,
+      const std::size_t step0 = sz(b) * sz(n) * sz(s.heads) + sz(h);
+      chunked_backward_head(head_slice(s, in, b, h, steps), n, s.key_dim, s.value_dim, scale, chunk, dout + o,
+                            s.heads * s.value_dim, dfinal_state ? dfinal_state + state : nullptr, grads.dq + q,
+                            grads.dk + step0 * sz(s.key_dim), grads.dv + step0 * sz(s.value_dim), grads.dbeta + step0,
                             in.g && grads.dg ? grads.dg + gate : nullptr,
                             grads.dinitial_state ? grads.dinitial_state + state : nullptr, ws);
     }
 }
 
-#define EXPT_INSTANTIATE_DELTA_RULE(T)                                                                           \
-  template void delta_rule_recurrent_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*);    \
-  template void delta_rule_recurrent_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,  \
-                                                 const T*, const DeltaRuleGradients<T>&);                        \
-  template void delta_rule_chunked_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*, int); \
-  template void delta_rule_chunked_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,    \
-                                               const T*, const DeltaRuleGradients<T>&, int);
+template <class T>
+void delta_rule_chunked_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
+                                std::type_identity_t<T>* final_state, int chunk_size) {
+  delta_rule_interleaved_forward(s, 1, scale, in, out, final_state, chunk_size);
+}
+
+template <class T>
+void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
+                                 const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
+                                 int chunk_size) {
+  delta_rule_interleaved_backward(s, 1, scale, in, dout, dfinal_state, grads, chunk_size);
+}
+
+#define EXPT_INSTANTIATE_DELTA_RULE(T)                                                                                 \
+  template void delta_rule_recurrent_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*);          \
+  template void delta_rule_recurrent_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,        \
+                                                 const T*, const DeltaRuleGradients<T>&);                              \
+  template void delta_rule_chunked_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*, int);       \
+  template void delta_rule_chunked_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,          \
+                                               const T*, const DeltaRuleGradients<T>&, int);                           \
+  template void delta_rule_interleaved_forward<T>(const DeltaRuleShape&, int, T, const DeltaRuleInputs<T>&, T*, T*,    \
+                                                  int);                                                                \
+  template void delta_rule_interleaved_backward<T>(const DeltaRuleShape&, int, T, const DeltaRuleInputs<T>&, const T*, \
+                                                   const T*, const DeltaRuleGradients<T>&, int);
 
 EXPT_INSTANTIATE_DELTA_RULE(float)
 EXPT_INSTANTIATE_DELTA_RULE(double)

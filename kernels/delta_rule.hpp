@@ -81,12 +81,28 @@ template <class T>
 void delta_rule_chunked_forward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
                                 std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk);
 
-// Backward of the chunked form: one forward sweep storing each chunk's entering state, then one
-// reverse sweep over chunks that recomputes the chunk's WY factors and back-propagates through them
-// (the derivation is written out in delta_rule.cpp). Same contract as the recurrent backward.
+// Backward of the chunked form: one forward sweep storing each chunk's entering state and WY
+// factors (per head, in per-thread scratch), then one reverse sweep over chunks that
+// back-propagates through them (the derivation is written out in delta_rule.cpp). Same contract as
+// the recurrent backward.
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                  const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
                                  int chunk_size = kDeltaRuleDefaultChunk);
+
+// The chunked kernels on an interleaved sequence of `steps` virtual steps per token (DeltaProduct's,
+// delta_product.hpp): shape.seq_len counts tokens; k, v, beta and their gradients have one row per
+// virtual step, [batch, seq_len * steps, heads, ...] with virtual step t * steps + j for step j of
+// token t; q, g, out, dout and dq, dg one row per token. The query of token t is read at its last
+// virtual step (zero at the others, whose outputs are dropped) and its gate at its first (0 at the
+// others); chunk_size counts virtual steps. steps = 1 is delta_rule_chunked_forward / _backward.
+template <class T>
+void delta_rule_interleaved_forward(const DeltaRuleShape& shape, int steps, T scale, const DeltaRuleInputs<T>& in,
+                                    T* out, std::type_identity_t<T>* final_state,
+                                    int chunk_size = kDeltaRuleDefaultChunk);
+template <class T>
+void delta_rule_interleaved_backward(const DeltaRuleShape& shape, int steps, T scale, const DeltaRuleInputs<T>& in,
+                                     const T* dout, const std::type_identity_t<T>* dfinal_state,
+                                     const DeltaRuleGradients<T>& grads, int chunk_size = kDeltaRuleDefaultChunk);
 
 }  // namespace expt::kernels

@@ -32,14 +32,34 @@ std::vector<T> transpose_weight(const ShortConvShape& s, const T* weight) {
 
 // pre_t = sum_i wt[i] (.) x_{t-W+1+i} over the taps that fall inside the sequence; x points at the
 // sequence's first row.
+// The first tap assigns (the same value as adding it to zero), so the row is written once, not
+// zeroed first.
 template <class T>
 void pre_activation_row(const ShortConvShape& s, const T* x, const T* wt, int t, T* pre) {
   const int D = s.channels;
-  std::fill(pre, pre + D, T(0));
-  for (int i = std::max(0, s.width - 1 - t); i < s.width; ++i) {
+  const int first = std::max(0, s.width - 1 - t);
+  for (int i = first; i < s.width; ++i) {
     const T* x_row = x + zu(t - s.width + 1 + i) * zu(D);
     const T* w_row = wt + zu(i) * zu(D);
-    for (int c = 0; c < D; ++c) pre[c] += w_row[c] * x_row[c];
+    if (i == first)
+      for (int c = 0; c < D; ++c) pre[c] = w_row[c] * x_row[c];
+    else
+      for (int c = 0; c < D; ++c) pre[c] += w_row[c] * x_row[c];
+  }
+}
+
+// dx_u = sum over the taps i with t = u + W - 1 - i in [u, last] of wt[i] (.) dpre_t, t ascending
+// (the order in which the scatter form adds them); dpre_t is row t % W of the ring.
+template <class T>
+void gather_dx_row(const ShortConvShape& s, const T* wt, const T* ring, int u, int last, T* dx_row) {
+  const int D = s.channels, W = s.width;
+  for (int t = u; t <= std::min(last, u + W - 1); ++t) {
+    const T* w_row = wt + zu(u + W - 1 - t) * zu(D);
+    const T* d_row = ring + zu(t % W) * zu(D);
+    if (t == u)
+      for (int c = 0; c < D; ++c) dx_row[c] = w_row[c] * d_row[c];
+    else
+      for (int c = 0; c < D; ++c) dx_row[c] += w_row[c] * d_row[c];
   }
 }
 
@@ -61,36 +81,38 @@ void short_conv_forward(const ShortConvShape& s, const T* x, const T* weight, T*
   }
 }
 
+// Per sequence, t ascending: dpre_t into a ring of the last W rows, the weight gradient taps of
+// row t, then dx_{t-W+1}, whose W contributions are all known now (gathered: dx is written once,
+// neither zeroed first nor read back per tap); the last W - 1 rows of dx at the end.
 template <class T>
 void short_conv_backward(const ShortConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight) {
   check_shape(s);
   const int D = s.channels, W = s.width;
   const std::vector<T> wt = transpose_weight(s, weight);
-  std::vector<T> dwt(wt.size(), T(0)), dpre(zu(D));
-  std::fill(dx, dx + zu(s.batch) * zu(s.seq_len) * zu(D), T(0));
+  std::vector<T> dwt(wt.size(), T(0)), ring(zu(W) * zu(D));
   for (int b = 0; b < s.batch; ++b) {
     const T* xb = x + zu(b) * zu(s.seq_len) * zu(D);
     const T* dyb = dy + zu(b) * zu(s.seq_len) * zu(D);
     T* dxb = dx + zu(b) * zu(s.seq_len) * zu(D);
     for (int t = 0; t < s.seq_len; ++t) {
       // dpre = dy (.) SiLU'(pre), pre recomputed.
-      pre_activation_row(s, xb, wt.data(), t, dpre.data());
+      T* dpre = ring.data() + zu(t % W) * zu(D);
+      pre_activation_row(s, xb, wt.data(), t, dpre);
       const T* dy_row = dyb + zu(t) * zu(D);
       for (int c = 0; c < D; ++c) {
         const T p = dpre[zu(c)], sg = sigmoid(p);
         dpre[zu(c)] = dy_row[c] * sg * (T(1) + p * (T(1) - sg));
       }
-      // Scatter to the taps: dx_{t-W+1+i} += wt[i] (.) dpre,  dwt[i] += x_{t-W+1+i} (.) dpre.
+      // dwt[i] += x_{t-W+1+i} (.) dpre over the taps inside the sequence.
       for (int i = std::max(0, W - 1 - t); i < W; ++i) {
         const std::size_t r = zu(t - W + 1 + i) * zu(D);
-        const T* w_row = wt.data() + zu(i) * zu(D);
         T* dw_row = dwt.data() + zu(i) * zu(D);
-        for (int c = 0; c < D; ++c) {
-          dxb[r + zu(c)] += w_row[c] * dpre[zu(c)];
-          dw_row[c] += xb[r + zu(c)] * dpre[zu(c)];
-        }
+        for (int c = 0; c < D; ++c) dw_row[c] += xb[r + zu(c)] * dpre[zu(c)];
       }
+      if (t - W + 1 >= 0) gather_dx_row(s, wt.data(), ring.data(), t - W + 1, t, dxb + zu(t - W + 1) * zu(D));
     }
+    for (int u = std::max(0, s.seq_len - W + 1); u < s.seq_len; ++u)
+      gather_dx_row(s, wt.data(), ring.data(), u, s.seq_len - 1, dxb + zu(u) * zu(D));
   }
   for (int c = 0; c < D; ++c)
     for (int i = 0; i < W; ++i) dweight[zu(c) * zu(W) + zu(i)] = dwt[zu(i) * zu(D) + zu(c)];

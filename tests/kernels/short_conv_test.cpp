@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "tests/kernels/gradient_check.hpp"
@@ -82,6 +83,25 @@ TEST_CASE("short conv backward matches central differences", "[short_conv]") {
   expt::kernels::short_conv_backward(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data());
   CHECK(expt::test::relative_error(std::vector<double>(dxf.begin(), dxf.end()), dx) < 1e-5);
   CHECK(expt::test::relative_error(std::vector<double>(dwf.begin(), dwf.end()), dw) < 1e-5);
+}
+
+TEST_CASE("short conv backward equals the reference backward", "[short_conv]") {
+  // Sequences shorter than, equal to and longer than the width; dx and dweight start as NaN, so
+  // every element must be written.
+  for (int width : {1, 3, 4})
+    for (int seq_len : {1, 2, 4, 9}) {
+      const ShortConvShape s{2, seq_len, 5, width};
+      INFO("W=" << width << " T=" << seq_len);
+      const auto x = expt::test::random_normal(elems(s), 41 + seq_len);
+      const auto w = expt::test::random_normal(static_cast<std::size_t>(s.channels) * width, 42 + width);
+      const auto dy = expt::test::random_normal(elems(s), 43);
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      std::vector<double> dx(x.size(), nan), dw(w.size(), nan), dx_ref(x.size()), dw_ref(w.size());
+      expt::kernels::short_conv_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data());
+      expt::kernels::short_conv_reference_backward(s, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data());
+      CHECK(expt::test::relative_error(dx, dx_ref) < 1e-13);
+      CHECK(expt::test::relative_error(dw, dw_ref) < 1e-13);
+    }
 }
 
 TEST_CASE("short conv is causal and w = e_{W-1} gives SiLU(x)", "[short_conv]") {
