@@ -45,14 +45,17 @@ inline constexpr NsCoefficients kClassicQuinticNs{15.0 / 8.0, -10.0 / 8.0, 3.0 /
 enum class NsMethod { gram, standard };
 
 // The Gram form is chosen when c >= kGramMinAspect·r: below that its flop saving (break-even at
-// c/r = 5/3 for 5 steps, one restart) is eaten by the less efficient r x r BLAS calls.
+// c/r = 5/3 for 5 steps, one restart) is eaten by the less efficient r x r BLAS calls. Measured
+// (float, one thread, r = 256): Gram/standard time 0.82 at c = 3r, 0.97 at 2r, 1.12 at 1.5r, 1.36
+// square.
 inline constexpr int kGramMinAspect = 2;
 
 // The Gram form restarts (X formed explicitly, fresh Gram matrix) before every iteration j > 0 with
 // j % kGramRestartPeriod == 0: with 5 KJ steps one restart, before iteration 3. Chosen by float
 // accuracy against a double reference (tests/kernels/newton_schulz_test.cpp): with singular values
-// spread over 1e-6..1, no restart is 15-50x less accurate than the standard form, a restart
-// before iteration 2 (the authors' choice for bf16/fp16) 2-3x, before 3 1.1-1.3x, at the same cost.
+// spread over 1e-6..1 or rank-deficient inputs, no restart is 15-50x less accurate than the
+// standard form, a restart before iteration 2 (the authors' choice for bf16/fp16) 2-3x, before 3
+// 0.9-1.5x at the same cost (every 2 iterations: 1.0-1.2x, but one more restart, +3r²c).
 inline constexpr int kGramRestartPeriod = 3;
 
 // Scalars newton_schulz() needs as workspace for an m x n input, either method: X and X'
