@@ -213,11 +213,14 @@ class BlasFloor {
     for (const auto& s : shapes_) {
       if (type_ == "muon") {
         const int r = std::min(s.m, s.n), c = std::max(s.m, s.n);
-        for (int it = 0; it < cfg_.ns_steps; ++it) {
-          k::syrk_upper<float>(r, c, 1.0f, f1_.data(), c, 0.0f, f2_.data(), r);
-          k::syrk_upper<float>(r, r, 1.0f, f2_.data(), r, 0.0f, f3_.data(), r);
-          k::symm_upper_left<float>(r, c, 1.0f, f3_.data(), r, f1_.data(), c, 1.0f, f4_.data(), c);
-        }
+        if (cfg_.ns_method == "gram" && c >= k::kGramMinAspect * r)
+          gram_ns(r, c);
+        else
+          for (int it = 0; it < cfg_.ns_steps; ++it) {
+            k::syrk_upper<float>(r, c, 1.0f, f1_.data(), c, 0.0f, f2_.data(), r);
+            k::syrk_upper<float>(r, r, 1.0f, f2_.data(), r, 0.0f, f3_.data(), r);
+            k::symm_upper_left<float>(r, c, 1.0f, f3_.data(), r, f1_.data(), c, 1.0f, f4_.data(), c);
+          }
       } else if (type_ == "soap") {
         // Per step: the float rotations (sgemm) and the statistics (ssyrk, upper triangle); every
         // precondition_frequency steps the refresh: M back and forth (sgemm), P·Q per side (dgemm).
@@ -268,6 +271,32 @@ class BlasFloor {
     int m, n;
     bool left, right;
   };
+
+  // The BLAS calls of kernels::newton_schulz_gram on an r x c matrix (kernels/newton_schulz.cpp):
+  // G = X·Xᵀ; per iteration R² (syrk), Z·Q (symm, not on the first iteration of a Gram run) and the
+  // R update Z² (syrk) + Z²·R (symm) unless the run ends or restarts next; a restart is Q·X (gemm)
+  // + a fresh X·Xᵀ; at the end X = Q·X_0 (gemm).
+  void gram_ns(int r, int c) {
+    const int steps = cfg_.ns_steps, period = k::kGramRestartPeriod;
+    const auto restarts = [&](int j) { return j > 0 && j % period == 0; };
+    k::syrk_upper<float>(r, c, 1.0f, f1_.data(), c, 0.0f, f2_.data(), r);
+    bool fresh = true;
+    for (int j = 0; j < steps; ++j) {
+      if (restarts(j)) {
+        k::gemm<float>(k::Trans::no, k::Trans::no, r, c, r, 1.0f, f3_.data(), r, f1_.data(), c, 0.0f, f4_.data(), c);
+        k::syrk_upper<float>(r, c, 1.0f, f4_.data(), c, 0.0f, f2_.data(), r);
+        fresh = true;
+      }
+      k::syrk_upper<float>(r, r, 1.0f, f2_.data(), r, 0.0f, f3_.data(), r);
+      if (!fresh) k::symm_upper_left<float>(r, r, 1.0f, f3_.data(), r, f2_.data(), r, 0.0f, f4_.data(), r);
+      fresh = false;
+      if (j + 1 < steps && !restarts(j + 1)) {
+        k::syrk_upper<float>(r, r, 1.0f, f3_.data(), r, 0.0f, f4_.data(), r);
+        k::symm_upper_left<float>(r, r, 1.0f, f4_.data(), r, f2_.data(), r, 0.0f, f3_.data(), r);
+      }
+    }
+    k::gemm<float>(k::Trans::no, k::Trans::no, r, c, r, 1.0f, f3_.data(), r, f1_.data(), c, 0.0f, f4_.data(), c);
+  }
   std::string type_;
   expt::config::OptimizerConfig cfg_;
   std::vector<Shape> shapes_;

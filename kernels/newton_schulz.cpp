@@ -1,5 +1,6 @@
 #include "kernels/newton_schulz.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -12,47 +13,76 @@ namespace expt::kernels {
 std::size_t newton_schulz_workspace_size(int m, int n) {
   const std::size_t r = static_cast<std::size_t>(m < n ? m : n);
   const std::size_t c = static_cast<std::size_t>(m < n ? n : m);
-  return 2 * r * c + 2 * r * r;
+  return 2 * r * c + 5 * r * r;
 }
 
-template <class T>
-void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,
-                   std::span<T> workspace) {
+namespace {
+
+void check_arguments(int m, int n, std::size_t workspace_size) {
   if (m <= 0 || n <= 0) throw std::invalid_argument("newton_schulz: matrix dimensions must be positive");
-  if (workspace.size() < newton_schulz_workspace_size(m, n))
+  if (workspace_size < newton_schulz_workspace_size(m, n))
     throw std::invalid_argument("newton_schulz: workspace too small");
-  const bool transposed = m > n;
-  const int r = transposed ? n : m;
-  const int c = transposed ? m : n;
+}
+
+// X = U/(‖U‖_F + ε) as an r x c matrix (Uᵀ when U is tall). ‖U‖_F is accumulated in double, so
+// that large matrices do not lose the norm to float rounding.
+template <class T>
+void load_normalised(const T* U, int m, int n, double eps, T* X) {
+  const std::size_t mn = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
+  double sum_sq = 0.0;
+  for (std::size_t k = 0; k < mn; ++k) sum_sq += static_cast<double>(U[k]) * static_cast<double>(U[k]);
+  const T inv_norm = static_cast<T>(1.0 / (std::sqrt(sum_sq) + eps));
+  if (m > n) {
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j)
+        X[static_cast<std::size_t>(j) * m + i] = U[static_cast<std::size_t>(i) * n + j] * inv_norm;
+  } else {
+    for (std::size_t k = 0; k < mn; ++k) X[k] = U[k] * inv_norm;
+  }
+}
+
+// out (m x n) from the r x c iterate X, transposing back for a tall U.
+template <class T>
+void store(const T* X, int m, int n, T* out) {
+  if (m > n) {
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) out[static_cast<std::size_t>(i) * n + j] = X[static_cast<std::size_t>(j) * m + i];
+  } else {
+    const std::size_t mn = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
+    for (std::size_t k = 0; k < mn; ++k) out[k] = X[k];
+  }
+}
+
+// Lower triangle of the r x r matrix A := its upper triangle (syrk writes only the upper one).
+template <class T>
+void mirror_upper(T* A, int r) {
+  for (int i = 0; i < r; ++i)
+    for (int j = 0; j < i; ++j) A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
+}
+
+}  // namespace
+
+template <class T>
+void newton_schulz_standard(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,
+                            std::span<T> workspace) {
+  check_arguments(m, n, workspace.size());
+  const int r = m > n ? n : m;
+  const int c = m > n ? m : n;
   const std::size_t rc = static_cast<std::size_t>(r) * static_cast<std::size_t>(c);
+  const std::size_t rr = static_cast<std::size_t>(r) * static_cast<std::size_t>(r);
   T* X = workspace.data();
   T* X_next = X + rc;
   T* A = X_next + rc;
-  T* B = A + static_cast<std::size_t>(r) * static_cast<std::size_t>(r);
-
-  // ‖U‖_F in double, so that large matrices do not lose the norm to float rounding.
-  double sum_sq = 0.0;
-  for (std::size_t k = 0; k < rc; ++k) sum_sq += static_cast<double>(U[k]) * static_cast<double>(U[k]);
-  const T inv_norm = static_cast<T>(1.0 / (std::sqrt(sum_sq) + eps));
-
-  // X = U/(‖U‖_F + ε), r x c (Uᵀ when U is tall).
-  if (transposed) {
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j)
-        X[static_cast<std::size_t>(j) * c + i] = U[static_cast<std::size_t>(i) * n + j] * inv_norm;
-  } else {
-    for (std::size_t k = 0; k < rc; ++k) X[k] = U[k] * inv_norm;
-  }
+  T* B = A + rr;
+  load_normalised(U, m, n, eps, X);
 
   // A and B are symmetric: A = X·Xᵀ and A·A = A·Aᵀ go through syrk (upper triangle, half the flops of
   // gemm) and B·X through symm, which reads B's upper triangle. syrk of A·Aᵀ needs all of A, so the
   // lower triangle is mirrored from the upper one first (r² copies against r³ flops saved).
-  const std::size_t rr = static_cast<std::size_t>(r) * static_cast<std::size_t>(r);
   for (const NsCoefficients& s : steps) {
     // A = X·Xᵀ (r x r), upper triangle, then mirrored.
     syrk_upper<T>(r, c, T(1), X, c, T(0), A, r);
-    for (int i = 0; i < r; ++i)
-      for (int j = 0; j < i; ++j) A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
+    mirror_upper(A, r);
     // B = c·A·Aᵀ + b·A (r x r), upper triangle.
     syrk_upper<T>(r, r, static_cast<T>(s.c), A, r, T(0), B, r);
     const T b = static_cast<T>(s.b);
@@ -63,12 +93,87 @@ void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> ste
     symm_upper_left<T>(r, c, T(1), B, r, X, c, T(1), X_next, c);
     std::swap(X, X_next);
   }
+  store(X, m, n, out);
+}
 
-  if (transposed) {
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) out[static_cast<std::size_t>(i) * n + j] = X[static_cast<std::size_t>(j) * c + i];
+template <class T>
+void newton_schulz_gram(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,
+                        std::span<T> workspace, int restart_period) {
+  check_arguments(m, n, workspace.size());
+  const int r = m > n ? n : m;
+  const int c = m > n ? m : n;
+  const std::size_t rc = static_cast<std::size_t>(r) * static_cast<std::size_t>(c);
+  const std::size_t rr = static_cast<std::size_t>(r) * static_cast<std::size_t>(r);
+  T* X = workspace.data();  // X_0 of the current Gram run, r x c
+  T* X_next = X + rc;
+  T* R = X_next + rc;  // R_k = X_k·X_kᵀ, r x r, full (both triangles)
+  T* Z = R + rr;       // Z_k = a·I + b·R_k + c·R_k², full
+  T* Z2 = Z + rr;      // Z_k², upper triangle
+  T* Q = Z2 + rr;      // Q_k with X_k = Q_k·X_0, full
+  T* Q_next = Q + rr;  // scratch for Z·Q
+  load_normalised(U, m, n, eps, X);
+
+  // Q = I is kept implicit (q_identity) until the first iteration sets Q = Z_0.
+  bool q_identity = true;
+  auto fresh_gram = [&] {
+    syrk_upper<T>(r, c, T(1), X, c, T(0), R, r);
+    mirror_upper(R, r);
+    q_identity = true;
+  };
+  fresh_gram();
+  const int K = static_cast<int>(steps.size());
+  auto restarts_at = [&](int j) { return restart_period > 0 && j > 0 && j % restart_period == 0; };
+  for (int j = 0; j < K; ++j) {
+    if (restarts_at(j)) {
+      if (!q_identity) {  // X_j = Q_j·X_0 (r x c), then a fresh Gram matrix from it
+        gemm<T>(Trans::no, Trans::no, r, c, r, T(1), Q, r, X, c, T(0), X_next, c);
+        std::swap(X, X_next);
+        fresh_gram();
+      }
+    }
+    const NsCoefficients& s = steps[static_cast<std::size_t>(j)];
+    // Z = c·R·Rᵀ + b·R + a·I (upper by syrk, then mirrored for symm's right operand below).
+    syrk_upper<T>(r, r, static_cast<T>(s.c), R, r, T(0), Z, r);
+    const T b = static_cast<T>(s.b);
+    for (std::size_t k = 0; k < rr; ++k) Z[k] += b * R[k];
+    for (int i = 0; i < r; ++i) Z[static_cast<std::size_t>(i) * r + i] += static_cast<T>(s.a);
+    mirror_upper(Z, r);
+    // Q ← Z·Q.
+    if (q_identity) {
+      std::copy(Z, Z + rr, Q);
+      q_identity = false;
+    } else {
+      symm_upper_left<T>(r, r, T(1), Z, r, Q, r, T(0), Q_next, r);
+      std::swap(Q, Q_next);
+    }
+    // R ← Z²·R (= Z·R·Z), unless nothing reads it: after the last iteration or before a restart.
+    if (j + 1 < K && !restarts_at(j + 1)) {
+      syrk_upper<T>(r, r, T(1), Z, r, T(0), Z2, r);
+      symm_upper_left<T>(r, r, T(1), Z2, r, R, r, T(0), Z, r);
+      // Z²·R is symmetric in exact arithmetic; keep R exactly symmetric (syrk reads all of it).
+      for (int i = 0; i < r; ++i)
+        for (int k = i; k < r; ++k) {
+          const std::size_t up = static_cast<std::size_t>(i) * r + k, low = static_cast<std::size_t>(k) * r + i;
+          R[up] = R[low] = T(0.5) * (Z[up] + Z[low]);
+        }
+    }
+  }
+  if (!q_identity) {  // X_K = Q_K·X_0
+    gemm<T>(Trans::no, Trans::no, r, c, r, T(1), Q, r, X, c, T(0), X_next, c);
+    std::swap(X, X_next);
+  }
+  store(X, m, n, out);
+}
+
+template <class T>
+void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,
+                   std::span<T> workspace, NsMethod method) {
+  const int r = m > n ? n : m;
+  const int c = m > n ? m : n;
+  if (method == NsMethod::gram && static_cast<long long>(c) >= static_cast<long long>(kGramMinAspect) * r) {
+    newton_schulz_gram(U, m, n, steps, eps, out, workspace, kGramRestartPeriod);
   } else {
-    for (std::size_t k = 0; k < rc; ++k) out[k] = X[k];
+    newton_schulz_standard(U, m, n, steps, eps, out, workspace);
   }
 }
 
@@ -107,9 +212,17 @@ void newton_schulz_reference(const T* U, int m, int n, std::span<const NsCoeffic
 }
 
 template void newton_schulz<float>(const float*, int, int, std::span<const NsCoefficients>, double, float*,
-                                   std::span<float>);
+                                   std::span<float>, NsMethod);
 template void newton_schulz<double>(const double*, int, int, std::span<const NsCoefficients>, double, double*,
-                                    std::span<double>);
+                                    std::span<double>, NsMethod);
+template void newton_schulz_standard<float>(const float*, int, int, std::span<const NsCoefficients>, double, float*,
+                                            std::span<float>);
+template void newton_schulz_standard<double>(const double*, int, int, std::span<const NsCoefficients>, double, double*,
+                                             std::span<double>);
+template void newton_schulz_gram<float>(const float*, int, int, std::span<const NsCoefficients>, double, float*,
+                                        std::span<float>, int);
+template void newton_schulz_gram<double>(const double*, int, int, std::span<const NsCoefficients>, double, double*,
+                                         std::span<double>, int);
 template void newton_schulz_reference<float>(const float*, int, int, std::span<const NsCoefficients>, double, float*);
 template void newton_schulz_reference<double>(const double*, int, int, std::span<const NsCoefficients>, double,
                                               double*);

@@ -20,6 +20,12 @@ double muon_scale_factor(MuonScale scale, std::int64_t m, std::int64_t n) {
   return 0.2 * std::sqrt(std::max(md, nd));
 }
 
+kernels::NsMethod ns_method_from_string(std::string_view name) {
+  if (name == "gram") return kernels::NsMethod::gram;
+  if (name == "standard") return kernels::NsMethod::standard;
+  throw std::invalid_argument("unknown ns_method '" + std::string(name) + "' (known: gram, standard)");
+}
+
 std::vector<kernels::NsCoefficients> ns_schedule(const std::string& name, int steps) {
   if (steps < 1) throw std::invalid_argument("ns_steps must be >= 1");
   if (name == "keller_jordan") return std::vector<kernels::NsCoefficients>(steps, kernels::kKellerJordanNs);
@@ -37,6 +43,7 @@ Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   scale_ = muon_scale_from_string(cfg.scale);
   shard_ = cfg.shard;
   ns_steps_ = ns_schedule(cfg.ns_coefficients, cfg.ns_steps);
+  ns_method_ = ns_method_from_string(cfg.ns_method);
   groups_ = routing_.groups;
 
   adam_ = std::make_unique<AdamW>(cfg, routing_.adam_infos, routing_.adam_rules);
@@ -89,7 +96,8 @@ void Muon::step(std::span<const ParamRef> params, std::int64_t step, double lr) 
       mom[e] = mu * mom[e] + one_minus_mu * g[e];
       u[e] = nesterov_ ? one_minus_mu * g[e] + mu * mom[e] : mom[e];
     }
-    kernels::newton_schulz<float>(u, m, n, ns_steps_, ns_eps_, ns_output_.data(), std::span<float>(ns_workspace_));
+    kernels::newton_schulz<float>(u, m, n, ns_steps_, ns_eps_, ns_output_.data(), std::span<float>(ns_workspace_),
+                                  ns_method_);
     const float step_size = static_cast<float>(lr_main * muon_scale_factor(scale_, m, n));
     const float* o = ns_output_.data();
     for (std::size_t e = 0; e < p.size; ++e) w[e] = w[e] * decay - step_size * o[e];

@@ -36,6 +36,8 @@ MuonScale muon_scale_from_string(std::string_view name);  // "original" | "moonl
 double muon_scale_factor(MuonScale scale, std::int64_t m, std::int64_t n);
 // The k-step coefficient list named by cfg.ns_coefficients ("keller_jordan" | "classic_quintic").
 std::vector<kernels::NsCoefficients> ns_schedule(const std::string& name, int steps);
+// cfg.ns_method: "gram" (Gram NS where c >= 2r, kernels/newton_schulz.hpp) | "standard".
+kernels::NsMethod ns_method_from_string(std::string_view name);
 
 class Muon : public Optimizer {
  public:
@@ -70,6 +72,7 @@ class Muon : public Optimizer {
   std::vector<float> ns_output_;  // O of the current matrix
   std::vector<float> ns_workspace_;
   std::vector<kernels::NsCoefficients> ns_steps_;
+  kernels::NsMethod ns_method_ = kernels::NsMethod::gram;
   double momentum_beta_ = 0.95;
   bool nesterov_ = true;
   double ns_eps_ = 1e-7;

@@ -117,6 +117,7 @@ struct OptimizerConfig {
   int ns_steps = 5;
   double ns_eps = 1e-7;
   std::string ns_coefficients = "keller_jordan";  // keller_jordan | classic_quintic
+  std::string ns_method = "gram";                 // gram (Gram NS where max >= 2 min) | standard
   std::string scale = "original";                 // original: sqrt(max(1, m/n)) | moonlight: 0.2*sqrt(max(m, n))
   bool shard = true;  // data-parallel trials: one owner rank per matrix runs NS, then broadcasts
   // SOAP (block_size also M-FAC's)

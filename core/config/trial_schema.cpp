@@ -340,6 +340,11 @@ const Table<OptimizerConfig>& optimizer_table() {
               {"muon"}),
           key("ns_coefficients", &OptimizerConfig::ns_coefficients, one_of({"keller_jordan", "classic_quintic"}),
               "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)", {"muon"}),
+          key("ns_method", &OptimizerConfig::ns_method, one_of({"gram", "standard"}),
+              "gram: Gram Newton-Schulz (iterates on the r x r Gram matrix, restart before iteration 3) on "
+              "matrices with max(m, n) >= 2 min(m, n), standard NS on the others; standard: standard NS everywhere "
+              "(same result up to float rounding)",
+              {"muon"}),
           key("scale", &OptimizerConfig::scale, one_of({"original", "moonlight"}),
               "update scale: original sqrt(max(1, out/in)), moonlight 0.2 sqrt(max(out, in))", {"muon"}),
           key("shampoo_beta", &OptimizerConfig::shampoo_beta, real_range(-1, 1, Upper::open),
