@@ -6,6 +6,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/elementwise_math.hpp"
+#include "kernels/reduction.hpp"
+
 namespace expt::nn {
 
 template <class T>
@@ -24,19 +27,28 @@ CrossEntropyStats cross_entropy(const T* logits, const std::int32_t* targets, in
     if (target < 0 || target >= V)
       throw std::out_of_range("cross_entropy: target " + std::to_string(target) + " outside [0, " + std::to_string(V) +
                               ")");
-    // lse = m + log sum_j exp(l_j - m), m = max_j l_j; loss = lse - l_target.
+    // lse = m + log sum_j exp(l_j - m), m = max_j l_j; loss = lse - l_target. The exponentials in T
+    // (kernels/elementwise_math: vectorised for float), their sum in double in a fixed order.
     const int argmax = static_cast<int>(std::max_element(row, row + V) - row);
-    const double row_max = static_cast<double>(row[argmax]);
+    const T row_max = row[argmax];
+    const std::size_t n = static_cast<std::size_t>(V);
     double sum = 0;
-    for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j]) - row_max);
-    const double lse = row_max + std::log(sum);
+    if (drow) {
+      for (int j = 0; j < V; ++j) drow[j] = kernels::math::exp(row[j] - row_max);
+      sum = kernels::sum_fixed_order<double>(n, [drow](std::size_t j) { return static_cast<double>(drow[j]); });
+    } else {
+      sum = kernels::sum_fixed_order<double>(
+          n, [row, row_max](std::size_t j) { return static_cast<double>(kernels::math::exp(row[j] - row_max)); });
+    }
+    const double lse = static_cast<double>(row_max) + std::log(sum);
     stats.loss_sum += lse - static_cast<double>(row[target]);
     stats.count += 1;
     stats.correct += argmax == target ? 1 : 0;
     if (correct) correct[i] = argmax == target ? 1 : 0;
     if (drow) {
-      // d loss / d l_j = softmax_j - [j == target]
-      for (int j = 0; j < V; ++j) drow[j] = grad_scale * static_cast<T>(std::exp(static_cast<double>(row[j]) - lse));
+      // d loss / d l_j = softmax_j - [j == target], softmax_j = exp(l_j - m) / sum
+      const T scale = static_cast<T>(static_cast<double>(grad_scale) / sum);
+      for (int j = 0; j < V; ++j) drow[j] *= scale;
       drow[target] -= grad_scale;
     }
   }
