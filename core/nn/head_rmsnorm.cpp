@@ -39,27 +39,31 @@ void HeadRMSNorm<T>::backward(const T* o, const T* gate, const T* dy, T* d_o, T*
   const T* w = store_->value(weight_id_);
   T* dw = store_->grad(weight_id_);
   const std::size_t groups = static_cast<std::size_t>(rows) * heads_;
-  for (std::size_t g = 0; g < groups; ++g) {
-    const std::size_t base = g * head_dim_;
-    const T r = rstd_[g];
+  // The per-head loops are short (head_dim elements); restrict-qualified views spare GCC a run-time
+  // alias check before every one of them.
+  const auto pass = [&](T r, const T* __restrict og, const T* __restrict zg, const T* __restrict dyg, T* __restrict dog,
+                        T* __restrict dzg, const T* __restrict wv, T* __restrict dwv) {
     // First pass: gate terms, dw, and q = dy w s; then mean(q (.) n) for the normalisation
     // backward, as r (q . o) (n = o r).
     for (int i = 0; i < head_dim_; ++i) {
-      const T n = o[base + i] * r;
+      const T n = og[i] * r;
       T s = 1;
-      if (gate) {
-        const T z = gate[base + i];
+      if (zg) {
+        const T z = zg[i];
         const T sig = sigmoid(z);
         s = z * sig;
-        dgate[base + i] = dy[base + i] * n * w[i] * sig * (T(1) + z * (T(1) - sig));
+        dzg[i] = dyg[i] * n * wv[i] * sig * (T(1) + z * (T(1) - sig));
       }
-      dw[i] += dy[base + i] * n * s;
-      const T q = dy[base + i] * w[i] * s;
-      d_o[base + i] = q;  // holds q until the second pass
+      dwv[i] += dyg[i] * n * s;
+      dog[i] = dyg[i] * wv[i] * s;  // holds q until the second pass
     }
-    const T q_dot_n = r * kernels::dot_fixed_order<T>(d_o + base, o + base, static_cast<std::size_t>(head_dim_));
+    const T q_dot_n = r * kernels::dot_fixed_order<T>(dog, og, static_cast<std::size_t>(head_dim_));
     const T mean_qn = q_dot_n / head_dim_;
-    for (int i = 0; i < head_dim_; ++i) d_o[base + i] = r * (d_o[base + i] - o[base + i] * r * mean_qn);
+    for (int i = 0; i < head_dim_; ++i) dog[i] = r * (dog[i] - og[i] * r * mean_qn);
+  };
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::size_t base = g * head_dim_;
+    pass(rstd_[g], o + base, gate ? gate + base : nullptr, dy + base, d_o + base, gate ? dgate + base : nullptr, w, dw);
   }
 }
 
