@@ -84,7 +84,8 @@ struct BenchResult {
   double step_s = 0;      // mean wall time of a timed step
   double cpu_step_s = 0;  // mean process CPU time of a timed step
   double phase_s[kPhases] = {};
-  std::vector<double> losses;  // every step, warmup included
+  kernels::BlasTotals phase_blas[kPhases] = {};  // per timed step: BLAS calls, flops, seconds
+  std::vector<double> losses;                    // every step, warmup included
   double rss_baseline = 0, rss_peak = 0;
   double bytes_params = 0, bytes_grads = 0, bytes_optimizer = 0, bytes_activations = 0;
 };
@@ -181,13 +182,17 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   data::Batch batch;
   std::vector<float> dlogits;
   double phase_sum[kPhases] = {};
+  kernels::BlasTotals blas_sum[kPhases] = {};
+  kernels::BlasTotals blas_mark[kPhases + 1];  // totals at the phase boundaries of a step
   Clock::time_point timed_start = Clock::now();
   double cpu_start = process_cpu_seconds();
   for (int step = 1; step <= total; ++step) {
     if (step == opt.warmup + 1) {
+      kernels::set_blas_accounting(true);  // timed steps only
       timed_start = Clock::now();
       cpu_start = process_cpu_seconds();
     }
+    blas_mark[kData] = kernels::blas_totals();
     const auto t0 = Clock::now();
     task->train_batch(cfg.seed, step, comm.rank() * local_batch, local_batch, batch);
     std::int64_t count = 0;
@@ -196,6 +201,7 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
     const double n_labels = static_cast<double>(std::max<std::int64_t>(count, 1));
     const int rows = batch.batch * batch.length;
     const auto t1 = Clock::now();
+    blas_mark[kForward] = kernels::blas_totals();
 
     store.zero_grad();
     const float* logits = model.forward(batch.inputs.data(), batch.batch, batch.length);
@@ -203,12 +209,15 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
     const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab, data::kIgnoreIndex,
                                              dlogits.data(), static_cast<float>(1.0 / n_labels), nullptr);
     const auto t2 = Clock::now();
+    blas_mark[kBackward] = kernels::blas_totals();
     model.backward(dlogits.data());
     const auto t3 = Clock::now();
+    blas_mark[kReduce] = kernels::blas_totals();
     double loss_sum = st.loss_sum;
     comm.allreduce_sum(std::span<double>(&loss_sum, 1));
     comm.allreduce_sum(store.grads());
     const auto t4 = Clock::now();
+    blas_mark[kOptimizer] = kernels::blas_totals();
     if (dump && step <= dump_steps) {
       write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("inputs{}.i32", step), batch.inputs);
       write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("targets{}.i32", step), batch.targets);
@@ -219,6 +228,7 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
                                           cfg.train.steps);
     optimizer->step(refs, step, lr);
     const auto t5 = Clock::now();
+    blas_mark[kPhases] = kernels::blas_totals();
     if (dump && step == 1) write_binary<float>(fs::path(opt.dump_dir) / "params1.f32", store.values());
 
     res.losses.push_back(loss_sum / n_labels);
@@ -228,12 +238,21 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
       phase_sum[kBackward] += seconds(t2, t3);
       phase_sum[kReduce] += seconds(t3, t4);
       phase_sum[kOptimizer] += seconds(t4, t5);
+      for (int p = 0; p < kPhases; ++p) {
+        blas_sum[p].calls += blas_mark[p + 1].calls - blas_mark[p].calls;
+        blas_sum[p].flops += blas_mark[p + 1].flops - blas_mark[p].flops;
+        blas_sum[p].seconds += blas_mark[p + 1].seconds - blas_mark[p].seconds;
+      }
     }
   }
+  kernels::set_blas_accounting(false);
   const double timed = seconds(timed_start, Clock::now());
   res.step_s = timed / opt.steps;
   res.cpu_step_s = (process_cpu_seconds() - cpu_start) / opt.steps;
-  for (int p = 0; p < kPhases; ++p) res.phase_s[p] = phase_sum[p] / opt.steps;
+  for (int p = 0; p < kPhases; ++p) {
+    res.phase_s[p] = phase_sum[p] / opt.steps;
+    res.phase_blas[p] = {blas_sum[p].calls / opt.steps, blas_sum[p].flops / opt.steps, blas_sum[p].seconds / opt.steps};
+  }
   res.rss_peak = peak_rss_bytes();
 
   res.bytes_params = 4.0 * static_cast<double>(store.size());
@@ -298,8 +317,39 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
-  for (int p = 0; p < kPhases; ++p)
-    j["phases"][kPhaseNames[p]] = {{"s", r.phase_s[p]}, {"share", phase_total > 0 ? r.phase_s[p] / r.step_s : 0.0}};
+  kernels::BlasTotals blas;
+  for (int p = 0; p < kPhases; ++p) {
+    const kernels::BlasTotals& b = r.phase_blas[p];
+    j["phases"][kPhaseNames[p]] = {{"s", r.phase_s[p]},
+                                   {"share", phase_total > 0 ? r.phase_s[p] / r.step_s : 0.0},
+                                   {"blas_calls", b.calls},
+                                   {"blas_flops", b.flops},
+                                   {"blas_s", b.seconds}};
+    blas.calls += b.calls;
+    blas.flops += b.flops;
+    blas.seconds += b.seconds;
+  }
+  const auto rate = [](double count, double s) { return s > 0 ? count / s * 1e-9 : 0.0; };
+  j["blas"] = {{"calls", blas.calls},
+               {"flops", blas.flops},
+               {"s", blas.seconds},
+               {"gflops", rate(blas.flops, blas.seconds)},
+               {"share", blas.seconds / r.step_s},
+               {"outside_s", r.step_s - blas.seconds}};
+  // The optimizer's products against the model's: at the rate the forward and backward products
+  // ran, how long the optimizer's products would take and what share of the step that would be.
+  // It separates arithmetic (more flops) from inefficiency (a slower rate) in the optimizer share.
+  const kernels::BlasTotals& fwd = r.phase_blas[kForward];
+  const kernels::BlasTotals& bwd = r.phase_blas[kBackward];
+  const kernels::BlasTotals& optb = r.phase_blas[kOptimizer];
+  const double model_rate = rate(fwd.flops + bwd.flops, fwd.seconds + bwd.seconds);
+  const double at_model_rate = model_rate > 0 ? optb.flops / (model_rate * 1e9) : 0.0;
+  j["optimizer_arithmetic"] = {
+      {"flops", optb.flops},
+      {"flops_over_model", fwd.flops + bwd.flops > 0 ? optb.flops / (fwd.flops + bwd.flops) : 0.0},
+      {"model_blas_gflops", model_rate},
+      {"s_at_model_rate", at_model_rate},
+      {"share_at_model_rate", at_model_rate / (r.step_s - r.phase_s[kOptimizer] + at_model_rate)}};
   const double analytic = r.bytes_params + r.bytes_grads + r.bytes_optimizer + r.bytes_activations;
   j["memory"] = {{"peak_rss_bytes", r.rss_peak},
                  {"baseline_rss_bytes", r.rss_baseline},
@@ -336,10 +386,26 @@ std::string to_table(const nlohmann::json& j) {
                    j["sgemm_peak_gflops"].get<double>());
   s += fmt::format("  MFU             {:.1f} % of ranks x threads x sgemm peak (by CPU time: {:.1f} %)\n",
                    100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>());
-  s += "  phase           ms/step   share\n";
-  for (const char* p : kPhaseNames)
-    s += fmt::format("    {:<13} {:8.2f}  {:5.1f} %\n", p, 1e3 * j["phases"][p]["s"].get<double>(),
-                     100 * j["phases"][p]["share"].get<double>());
+  s += "  phase           ms/step   share    BLAS ms  BLAS GFLOP  GFLOP/s  calls\n";
+  for (const char* p : kPhaseNames) {
+    const auto& ph = j["phases"][p];
+    const double blas_s = ph["blas_s"].get<double>(), blas_flops = ph["blas_flops"].get<double>();
+    s += fmt::format("    {:<13} {:8.2f}  {:5.1f} %  {:8.2f}  {:10.3f}  {:7.1f}  {:5}\n", p,
+                     1e3 * ph["s"].get<double>(), 100 * ph["share"].get<double>(), 1e3 * blas_s, 1e-9 * blas_flops,
+                     blas_s > 0 ? 1e-9 * blas_flops / blas_s : 0.0, ph["blas_calls"].get<std::int64_t>());
+  }
+  const auto& blas = j["blas"];
+  s +=
+      fmt::format("  BLAS            {:.2f} ms/step ({:.1f} % of the step) at {:.1f} GFLOP/s; outside BLAS {:.2f} ms\n",
+                  1e3 * blas["s"].get<double>(), 100 * blas["share"].get<double>(), blas["gflops"].get<double>(),
+                  1e3 * blas["outside_s"].get<double>());
+  const auto& oa = j["optimizer_arithmetic"];
+  if (oa["flops"].get<double>() > 0)
+    s += fmt::format(
+        "  optimizer       products {:.3f} GFLOP/step = {:.1f} % of the model's; at the model's BLAS rate "
+        "{:.2f} ms = {:.1f} % of the step\n",
+        1e-9 * oa["flops"].get<double>(), 100 * oa["flops_over_model"].get<double>(),
+        1e3 * oa["s_at_model_rate"].get<double>(), 100 * oa["share_at_model_rate"].get<double>());
   const auto& m = j["memory"];
   s += fmt::format("  peak RSS        {:.1f} MiB (process baseline before the model {:.1f} MiB)\n",
                    mib(m["peak_rss_bytes"].get<double>()), mib(m["baseline_rss_bytes"].get<double>()));

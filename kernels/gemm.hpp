@@ -4,6 +4,8 @@
 //   op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
 #pragma once
 
+#include <cstdint>
+
 namespace expt::kernels {
 
 enum class Trans { no, yes };
@@ -32,5 +34,24 @@ void symm_upper_left(int m, int n, T alpha, const T* S, int lds, const T* B, int
 
 // Number of BLAS threads (1 by default: MPI ranks are the unit of parallelism).
 void set_blas_threads(int n);
+
+// Floating-point operations of one call of the products above, counting a multiply-add as 2:
+// gemm 2MNK, syrk n(n+1)k (the upper triangle only), symm 2m²n.
+double gemm_flops(int M, int N, int K);
+double syrk_flops(int n, int k);
+double symm_flops(int m, int n);
+
+// Accounting of every call above, float and double (expt bench's BLAS figures: how much of a
+// phase is in BLAS and at what rate). While enabled, each call adds its flops and its wall time to
+// process-wide totals (relaxed atomics; any thread). Disabled (the default), a call costs one
+// relaxed atomic load. Products that Eigen computes itself (SOAP's QR and eigensolver) are not
+// BLAS calls and are not counted.
+struct BlasTotals {
+  std::int64_t calls = 0;
+  double flops = 0;
+  double seconds = 0;
+};
+void set_blas_accounting(bool on);
+BlasTotals blas_totals();  // sums of the calls made while accounting was on
 
 }  // namespace expt::kernels

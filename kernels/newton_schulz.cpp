@@ -16,6 +16,29 @@ std::size_t newton_schulz_workspace_size(int m, int n) {
   return 2 * r * c + 5 * r * r;
 }
 
+double newton_schulz_flops(int m, int n, int steps, NsMethod method) {
+  const int r = m > n ? n : m;
+  const int c = m > n ? m : n;
+  if (method != NsMethod::gram || static_cast<long long>(c) < static_cast<long long>(kGramMinAspect) * r)
+    return steps * (syrk_flops(r, c) + syrk_flops(r, r) + symm_flops(r, c));
+  // The calls of newton_schulz_gram() with restart period kGramRestartPeriod, in its order.
+  auto restarts_at = [](int j) { return j > 0 && j % kGramRestartPeriod == 0; };
+  double flops = syrk_flops(r, c);  // the first Gram matrix
+  bool q_identity = true;
+  for (int j = 0; j < steps; ++j) {
+    if (restarts_at(j) && !q_identity) {
+      flops += gemm_flops(r, c, r) + syrk_flops(r, c);
+      q_identity = true;
+    }
+    flops += syrk_flops(r, r);                   // Z
+    if (!q_identity) flops += symm_flops(r, r);  // Q ← Z·Q
+    q_identity = false;
+    if (j + 1 < steps && !restarts_at(j + 1)) flops += syrk_flops(r, r) + symm_flops(r, r);  // R ← Z²·R
+  }
+  if (!q_identity) flops += gemm_flops(r, c, r);  // X = Q·X_0
+  return flops;
+}
+
 namespace {
 
 void check_arguments(int m, int n, std::size_t workspace_size) {

@@ -58,6 +58,11 @@ inline constexpr int kGramMinAspect = 2;
 // 0.9-1.5x at the same cost (every 2 iterations: 1.0-1.2x, but one more restart, +3r²c).
 inline constexpr int kGramRestartPeriod = 3;
 
+// Floating-point operations of the BLAS calls newton_schulz(U, m, n, steps, ..., method) makes, with
+// `steps` iterations, by kernels/gemm.hpp's conventions (gemm 2MNK, syrk n(n+1)k, symm 2m²n). The
+// elementwise work (normalisation, B += b·A, mirroring) is not counted. Muon's shard cost model.
+double newton_schulz_flops(int m, int n, int steps, NsMethod method);
+
 // Scalars newton_schulz() needs as workspace for an m x n input, either method: X and X'
 // (r x c each) and five r x r matrices (the standard form uses two of them).
 std::size_t newton_schulz_workspace_size(int m, int n);

@@ -65,12 +65,11 @@ Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
 }
 
 void Muon::set_communicator(comm::Communicator* comm) {
-  std::vector<double> cost;  // Newton–Schulz: k·(4r²c + 2r³), r = min(m, n), c = max(m, n)
+  std::vector<double> cost;  // the flops of the Newton–Schulz form each matrix runs (standard or Gram)
   for (std::size_t i : routing_.main_params) {
     const auto& p = params_[i];
-    const double r = static_cast<double>(std::min(p.rows(), p.cols())),
-                 c = static_cast<double>(std::max(p.rows(), p.cols()));
-    cost.push_back(static_cast<double>(ns_steps_.size()) * (4.0 * r * r * c + 2.0 * r * r * r));
+    cost.push_back(kernels::newton_schulz_flops(static_cast<int>(p.rows()), static_cast<int>(p.cols()),
+                                                static_cast<int>(ns_steps_.size()), ns_method_));
   }
   ownership_.assign(comm, shard_, cost);
 }

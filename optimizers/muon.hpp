@@ -50,7 +50,8 @@ class Muon : public Optimizer {
   StateDict state() const override;
   void load_state(const StateDict& state) override;
   // With cfg.shard and more than one rank: each Muon matrix has one owner rank
-  // (matrix_ownership.hpp), chosen by the NS cost k·(4r²c + 2r³) (r = min(m, n), c = max(m, n)).
+  // (matrix_ownership.hpp), chosen by the flops of its Newton–Schulz (kernels::newton_schulz_flops,
+  // which counts the Gram form where ns_method runs it).
   // The owner alone updates the momentum, runs NS and the update, then broadcasts the matrix, so
   // the parameters equal the unsharded run's bit for bit and agree on every rank. Call before the
   // first step. Sharded, state() is a collective that gathers every momentum from its owner.

@@ -10,7 +10,10 @@ times (expt, peer, expt, peer, ...), each as a fresh process with OMP_NUM_THREAD
 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side), and prints
 the median tokens/s of each side, their ratio (also by process CPU time, steadier on a shared
 machine), expt's MFU against its in-run sgemm peak, the
-optimizer's share of expt's step and expt's peak RSS over the analytic bytes. The configs are
+optimizer's share of expt's step (measured, and at the model's BLAS rate: the share its products
+alone would take), expt's peak RSS over the analytic bytes, and each side's BLAS time per step
+against the rest of its step (expt: its kernels/gemm calls; peer: the aten BLAS operators under
+torch.profiler), which tells a faster BLAS path from less work around it. The configs are
 bench/configs/<mixer>.yaml (4 layers, length 256, batch 8) with d_model and optimizer.type set.
 """
 
@@ -46,7 +49,8 @@ def main():
 
     rows, record = [], []
     header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",
-              "MFU (CPU time)", "opt share", "RSS/analytic")
+              "MFU (CPU time)", "opt share", "opt share at model rate", "RSS/analytic", "BLAS ms expt / peer",
+              "outside BLAS ms expt / peer")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for mixer in args.mixers:
@@ -71,16 +75,25 @@ def main():
                 mfu = statistics.median(r["mfu"] for r in expt_runs)
                 mfu_cpu = statistics.median(r["mfu_cpu"] for r in expt_runs)
                 share = statistics.median(r["phases"]["optimizer"]["share"] for r in expt_runs)
+                share_arith = statistics.median(r["optimizer_arithmetic"]["share_at_model_rate"] for r in expt_runs)
                 rss = statistics.median(r["memory"]["rss_over_analytic"] for r in expt_runs)
+                e_blas = statistics.median(r["blas"]["s"] for r in expt_runs)
+                e_out = statistics.median(r["blas"]["outside_s"] for r in expt_runs)
+                p_blas = statistics.median(r["blas"]["s"] for r in peer_runs)
+                p_out = statistics.median(r["step_s"] - r["blas"]["s"] for r in peer_runs)
                 row = (mixer, opt, d, f"{e:.0f}", f"{p:.0f}", f"{e / p:.2f}", f"{e_cpu / p_cpu:.2f}",
-                       f"{100 * mfu:.1f} %", f"{100 * mfu_cpu:.1f} %", f"{100 * share:.1f} %", f"{rss:.2f}")
+                       f"{100 * mfu:.1f} %", f"{100 * mfu_cpu:.1f} %", f"{100 * share:.1f} %",
+                       f"{100 * share_arith:.1f} %", f"{rss:.2f}", f"{1e3 * e_blas:.0f} / {1e3 * p_blas:.0f}",
+                       f"{1e3 * e_out:.0f} / {1e3 * p_out:.0f}")
                 print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
                 rows.append(row)
                 record.append({"mixer": mixer, "optimizer": opt, "d_model": d, "expt_tokens_per_s": e,
                                "peer_tokens_per_s": p, "ratio": e / p, "expt_tokens_per_cpu_s": e_cpu,
                                "peer_tokens_per_cpu_s": p_cpu, "ratio_cpu": e_cpu / p_cpu, "expt_mfu": mfu,
                                "expt_mfu_cpu": mfu_cpu, "expt_optimizer_share": share,
-                               "expt_rss_over_analytic": rss, "expt_runs": expt_runs, "peer_runs": peer_runs})
+                               "expt_optimizer_share_at_model_rate": share_arith,
+                               "expt_rss_over_analytic": rss, "expt_blas_s": e_blas, "expt_outside_blas_s": e_out,
+                               "peer_blas_s": p_blas, "peer_outside_blas_s": p_out, "expt_runs": expt_runs, "peer_runs": peer_runs})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"sets": args.sets, "repeats": args.repeats, "steps": args.steps, "cases": record}, f, indent=1)

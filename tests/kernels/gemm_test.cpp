@@ -122,3 +122,24 @@ TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (d
 TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (float)", "[gemm]") {
   check_symmetric_products<float>(1e-4);
 }
+
+TEST_CASE("BLAS accounting counts every call's flops while on, nothing while off", "[gemm]") {
+  using expt::kernels::Trans;
+  std::vector<float> a(6 * 5, 0.5f), b(5 * 4, 0.25f), c(6 * 6, 0.0f);
+  const auto before = expt::kernels::blas_totals();
+  expt::kernels::gemm<float>(Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+  const auto off = expt::kernels::blas_totals();
+  CHECK(off.calls == before.calls);
+  CHECK(off.flops == before.flops);
+
+  expt::kernels::set_blas_accounting(true);
+  expt::kernels::gemm<float>(Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+  expt::kernels::syrk_upper<float>(6, 5, 1.0f, a.data(), 5, 0.0f, c.data(), 6);
+  expt::kernels::symm_upper_left<float>(6, 1, 1.0f, c.data(), 6, a.data(), 5, 0.0f, b.data(), 4);
+  expt::kernels::gemm<float>(Trans::no, Trans::no, 0, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+  expt::kernels::set_blas_accounting(false);
+  const auto on = expt::kernels::blas_totals();
+  CHECK(on.calls - off.calls == 3);  // the empty product makes no BLAS call
+  CHECK(on.flops - off.flops == 2.0 * 6 * 4 * 5 + 6.0 * 7 * 5 + 2.0 * 6 * 6 * 1);
+  CHECK(on.seconds >= off.seconds);
+}

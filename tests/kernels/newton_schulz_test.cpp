@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/util/random.hpp"
+#include "kernels/gemm.hpp"
 
 using expt::kernels::kClassicQuinticNs;
 using expt::kernels::kKellerJordanNs;
@@ -253,4 +254,26 @@ TEST_CASE("Gram NS in float is about as accurate as standard NS in float, given 
       CHECK(gram < 2.0 * standard);
       if (family > 0) CHECK(float_error(U, ref, true, 0) > 4.0 * standard);
     }
+}
+
+TEST_CASE("newton_schulz_flops equals the flops of the BLAS calls newton_schulz makes", "[kernels][newton_schulz]") {
+  for (auto method : {expt::kernels::NsMethod::gram, expt::kernels::NsMethod::standard})
+    for (auto [m, n] : {std::pair{10, 20}, std::pair{20, 10}, std::pair{10, 19}, std::pair{9, 9}, std::pair{4, 30}})
+      for (int k : {1, 3, 5, 7}) {
+        const Mat U = gaussian(m, n, 70 + m + k);
+        std::vector<float> uf(U.data(), U.data() + U.size()), out(U.size());
+        std::vector<float> work(expt::kernels::newton_schulz_workspace_size(m, n));
+        const std::vector<expt::kernels::NsCoefficients> steps(static_cast<std::size_t>(k),
+                                                               expt::kernels::kKellerJordanNs);
+        expt::kernels::set_blas_accounting(true);
+        const auto before = expt::kernels::blas_totals();
+        expt::kernels::newton_schulz<float>(uf.data(), m, n, steps, 1e-7, out.data(), std::span<float>(work), method);
+        const auto after = expt::kernels::blas_totals();
+        expt::kernels::set_blas_accounting(false);
+        CAPTURE(m, n, k, method == expt::kernels::NsMethod::gram);
+        CHECK(after.flops - before.flops == expt::kernels::newton_schulz_flops(m, n, k, method));
+      }
+  // The figures of the Muon sharding test (tests/optimizers/test_muon.cpp).
+  CHECK(expt::kernels::newton_schulz_flops(16, 16, 5, expt::kernels::NsMethod::gram) == 84480);
+  CHECK(expt::kernels::newton_schulz_flops(8, 8, 5, expt::kernels::NsMethod::gram) == 10880);
 }

@@ -215,8 +215,9 @@ class SecondOfTwoRanks final : public expt::comm::Communicator {
 }  // namespace
 
 TEST_CASE("Muon sharding: cost-balanced owners, each rank computes only its own matrices", "[optimizers][muon]") {
-  // Four Muon matrices of NS cost ∝ 4r²c + 2r³: 16x16 (24576), 16x8 (5120), 8x8 (3072), 8x4 (640).
-  // Greedy, largest first: 16x16 -> rank 0, 16x8 -> 1, 8x8 -> 1, 8x4 -> 1.
+  // Four Muon matrices; NS flops (kernels::newton_schulz_flops, 5 steps): 16x16 84480 (standard),
+  // 16x8 17536 (Gram), 8x8 10880, 8x4 (Gram) the least. Greedy, largest first: 16x16 -> rank 0,
+  // 16x8 -> 1, 8x8 -> 1, 8x4 -> 1.
   const std::vector<std::pair<int, int>> shapes = {{8, 8}, {16, 16}, {8, 4}, {16, 8}};
   for (int rank : {0, 1}) {
     ParameterStore<float> store, reference;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `expt bench` through the real tool at a tiny size: the table and the JSON report come out, the
 # JSON parses and its figures are consistent (tokens/s = batch * length / step time, phase times
-# within the step, analytic bytes = the sum of its parts, parameter bytes = 4 * n_params); bad
+# within the step, BLAS time and flops per phase, analytic bytes = the sum of its parts, parameter bytes = 4 * n_params); bad
 # options are refused; --dump writes the files bench/peer/check_same_model.py reads.
 source "$(dirname "$0")/lib.sh"
 config=$EXPT_SOURCE_DIR/bench/configs/gla.yaml
@@ -10,9 +10,11 @@ tiny=(--set model.d_model=32 --set model.n_layers=1 --set task.seq_len=32 --set 
 
 "$EXPT" bench "$config" "${tiny[@]}" --steps 2 --warmup 1 > "$work/table.txt" 2>&1 \
   || die "expt bench (table) failed: $(cat "$work/table.txt")"
-for field in "tokens/s" "MFU" "sgemm peak" "optimizer" "peak RSS" "analytic"; do
+for field in "tokens/s" "MFU" "sgemm peak" "optimizer" "peak RSS" "analytic" "BLAS"; do
   grep -q "$field" "$work/table.txt" || die "table lacks '$field': $(cat "$work/table.txt")"
 done
+# AdamW (the config's optimizer) makes no BLAS call, so the table has no optimizer-products line.
+if grep -q "optimizer       products" "$work/table.txt"; then die "AdamW reported BLAS products"; fi
 
 for mixer in gla deltaproduct attention; do
   "$EXPT" bench "$EXPT_SOURCE_DIR/bench/configs/$mixer.yaml" "${tiny[@]}" --set optimizer.type=muon --steps 3 \
@@ -33,6 +35,19 @@ phases = j["phases"]
 assert set(phases) == {"data", "forward", "backward", "reduce", "optimizer"}, phases
 assert all(p["s"] >= 0 for p in phases.values())
 assert sum(p["s"] for p in phases.values()) <= j["step_s"] * 1.0001, (phases, j["step_s"])
+# BLAS accounting: the model's products in forward and backward, Newton-Schulz in the optimizer,
+# none in data and reduce; each phase's BLAS time within the phase; totals = sums of the phases.
+assert all(p["blas_s"] <= p["s"] * 1.0001 + 1e-6 for p in phases.values()), phases
+for name in ("forward", "backward", "optimizer"):
+    assert phases[name]["blas_flops"] > 0 and phases[name]["blas_calls"] > 0, (name, phases[name])
+for name in ("data", "reduce"):
+    assert phases[name]["blas_flops"] == 0 and phases[name]["blas_calls"] == 0, (name, phases[name])
+b = j["blas"]
+assert abs(b["flops"] - sum(p["blas_flops"] for p in phases.values())) <= 1e-9 * b["flops"], b
+assert abs(b["s"] + b["outside_s"] - j["step_s"]) <= 1e-9 * j["step_s"], b
+oa = j["optimizer_arithmetic"]
+assert oa["flops"] == phases["optimizer"]["blas_flops"], oa
+assert 0 < oa["share_at_model_rate"] < 1 and oa["model_blas_gflops"] > 0, oa
 m = j["memory"]
 assert m["params_bytes"] == 4 * j["n_params"] == m["grads_bytes"], m
 parts = m["params_bytes"] + m["grads_bytes"] + m["optimizer_bytes"] + m["activations_bytes"]
