@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/reduction.hpp"
 
 namespace expt::kernels {
 
@@ -47,18 +48,33 @@ void check_arguments(int m, int n, std::size_t workspace_size) {
     throw std::invalid_argument("newton_schulz: workspace too small");
 }
 
-// X = U/(‖U‖_F + ε) as an r x c matrix (Uᵀ when U is tall). ‖U‖_F is accumulated in double, so
-// that large matrices do not lose the norm to float rounding.
+// Tiles of the blocked transposes below: a 32 x 32 float tile (4 KiB) of source and destination
+// stays in L1, so the strided side of a transpose touches each cache line once per tile instead of
+// once per element (a 768-wide matrix has rows 3 KiB apart).
+constexpr int kTile = 32;
+
+// dst (cols x rows, row stride ldd) = scale · srcᵀ (src rows x cols, row stride lds), by tiles.
+template <class T>
+void transpose_scaled(const T* src, int rows, int cols, int lds, T scale, T* dst, int ldd) {
+  for (int i0 = 0; i0 < rows; i0 += kTile)
+    for (int j0 = 0; j0 < cols; j0 += kTile) {
+      const int i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+      for (int i = i0; i < i1; ++i)
+        for (int j = j0; j < j1; ++j)
+          dst[static_cast<std::size_t>(j) * ldd + i] = scale * src[static_cast<std::size_t>(i) * lds + j];
+    }
+}
+
+// X = U/(‖U‖_F + ε) as an r x c matrix (Uᵀ when U is tall). ‖U‖_F is accumulated in double in
+// fixed lanes (kernels/reduction.hpp: vectorised, independent of alignment), so that large
+// matrices do not lose the norm to float rounding.
 template <class T>
 void load_normalised(const T* U, int m, int n, double eps, T* X) {
   const std::size_t mn = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
-  double sum_sq = 0.0;
-  for (std::size_t k = 0; k < mn; ++k) sum_sq += static_cast<double>(U[k]) * static_cast<double>(U[k]);
+  const double sum_sq = sum_squares_fixed_order<double>(U, mn);
   const T inv_norm = static_cast<T>(1.0 / (std::sqrt(sum_sq) + eps));
   if (m > n) {
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j)
-        X[static_cast<std::size_t>(j) * m + i] = U[static_cast<std::size_t>(i) * n + j] * inv_norm;
+    transpose_scaled(U, m, n, n, inv_norm, X, m);
   } else {
     for (std::size_t k = 0; k < mn; ++k) X[k] = U[k] * inv_norm;
   }
@@ -68,19 +84,38 @@ void load_normalised(const T* U, int m, int n, double eps, T* X) {
 template <class T>
 void store(const T* X, int m, int n, T* out) {
   if (m > n) {
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) out[static_cast<std::size_t>(i) * n + j] = X[static_cast<std::size_t>(j) * m + i];
+    transpose_scaled(X, n, m, m, T(1), out, n);
   } else {
     const std::size_t mn = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
-    for (std::size_t k = 0; k < mn; ++k) out[k] = X[k];
+    std::copy(X, X + mn, out);
   }
 }
 
-// Lower triangle of the r x r matrix A := its upper triangle (syrk writes only the upper one).
+// Lower triangle of the r x r matrix A := its upper triangle (syrk writes only the upper one), by
+// tiles: tile (I, J) below the diagonal from tile (J, I) above it.
 template <class T>
 void mirror_upper(T* A, int r) {
-  for (int i = 0; i < r; ++i)
-    for (int j = 0; j < i; ++j) A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
+  for (int i0 = 0; i0 < r; i0 += kTile)
+    for (int j0 = 0; j0 <= i0; j0 += kTile) {
+      const int i1 = std::min(r, i0 + kTile), j1 = std::min(r, j0 + kTile);
+      for (int i = i0; i < i1; ++i)
+        for (int j = j0; j < std::min(j1, i); ++j)
+          A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
+    }
+}
+
+// R := (Z + Zᵀ)/2 for the r x r matrix Z (both triangles), by tiles.
+template <class T>
+void symmetric_part(const T* Z, int r, T* R) {
+  for (int i0 = 0; i0 < r; i0 += kTile)
+    for (int j0 = 0; j0 <= i0; j0 += kTile) {
+      const int i1 = std::min(r, i0 + kTile), j1 = std::min(r, j0 + kTile);
+      for (int i = i0; i < i1; ++i)
+        for (int k = j0; k < std::min(j1, i + 1); ++k) {
+          const std::size_t low = static_cast<std::size_t>(i) * r + k, up = static_cast<std::size_t>(k) * r + i;
+          R[up] = R[low] = T(0.5) * (Z[up] + Z[low]);
+        }
+    }
 }
 
 }  // namespace
@@ -174,11 +209,7 @@ void newton_schulz_gram(const T* U, int m, int n, std::span<const NsCoefficients
       syrk_upper<T>(r, r, T(1), Z, r, T(0), Z2, r);
       symm_upper_left<T>(r, r, T(1), Z2, r, R, r, T(0), Z, r);
       // Z²·R is symmetric in exact arithmetic; keep R exactly symmetric (syrk reads all of it).
-      for (int i = 0; i < r; ++i)
-        for (int k = i; k < r; ++k) {
-          const std::size_t up = static_cast<std::size_t>(i) * r + k, low = static_cast<std::size_t>(k) * r + i;
-          R[up] = R[low] = T(0.5) * (Z[up] + Z[low]);
-        }
+      symmetric_part(Z, r, R);
     }
   }
   if (!q_identity) {  // X_K = Q_K·X_0
