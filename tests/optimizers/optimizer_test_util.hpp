@@ -1,7 +1,9 @@
-// Shared checks for every optimizer: a least-squares problem whose loss must decrease, and the
-// save / load-into-a-fresh-optimizer / continue check that resume is bit-exact.
+// Shared checks for every optimizer: a least-squares problem whose loss must decrease, the
+// save / load-into-a-fresh-optimizer / continue check that resume is bit-exact, and the count of
+// allocations in step().
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -10,6 +12,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "core/util/random.hpp"
 #include "optimizers/optimizer.hpp"
+#include "tests/optimizers/allocation_counter.hpp"
 
 namespace expt::test {
 
@@ -91,11 +94,35 @@ inline std::vector<double> run_least_squares(optim::Optimizer& opt, LeastSquares
   return losses;
 }
 
+// Runs `steps` steps at constant lr on `problem`; the losses must decrease at every step from the
+// loss before step `monotone_from` + 1 on (earlier steps may go up: SOAP's first call only
+// collects statistics) and end below half the first.
+inline void check_least_squares_descent(optim::Optimizer& opt, LeastSquares& problem, int steps, double lr,
+                                        std::size_t monotone_from = 1) {
+  const auto losses = run_least_squares(opt, problem, steps, lr);
+  for (std::size_t k = monotone_from; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
+  CHECK(losses.back() < 0.5 * losses.front());
+}
+
+using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(const LeastSquares&)>;
+
+// Operator-new calls made by steps 2..last_step of an optimizer made by `make` on a least-squares
+// problem, after an uncounted step 1 (a first call may size buffers). Hot paths must make none.
+inline long allocations_after_first_step(const MakeOptimizer& make, int last_step, double lr) {
+  LeastSquares problem(5);
+  auto opt = make(problem);
+  auto refs = optim::param_refs(problem.store);
+  problem.loss_and_grad();
+  opt->step(refs, 1, lr);
+  start_counting_allocations();
+  for (int t = 2; t <= last_step; ++t) opt->step(refs, t, lr);
+  return stop_counting_allocations();
+}
+
 // Trains `first` steps with one optimizer, saves its state and the parameters, loads both into a
 // fresh optimizer and a fresh problem, and continues both for `second` steps. Returns true when the
 // two parameter vectors are bitwise equal at the end.
-inline bool resume_is_bit_exact(const std::function<std::unique_ptr<optim::Optimizer>(const LeastSquares&)>& make,
-                                int first, int second, double lr) {
+inline bool resume_is_bit_exact(const MakeOptimizer& make, int first, int second, double lr) {
   LeastSquares a(3), b(3);
   auto opt_a = make(a);
   auto refs_a = optim::param_refs(a.store);

@@ -379,8 +379,7 @@ TEST_CASE("adamw: config validation and registry", "[adamw][registry]") {
   CHECK_THROWS_AS(expt::optim::make_optimizer(cfg, store.params()), std::invalid_argument);
   CHECK_THROWS_WITH(expt::optim::make_optimizer(cfg, store.params()),
                     Catch::Contains("adamax") && Catch::Contains("adamw"));
-  CHECK(expt::optim::known_optimizer_types() ==
-        std::vector<std::string>{"adamw", "muon", "soap", "mfac", "dct_adamw"});
+  CHECK(expt::optim::known_optimizer_types() == std::vector<std::string>{"adamw", "muon", "soap", "mfac", "dct_adamw"});
 }
 
 TEST_CASE("adamw: decreases a least-squares loss to its optimum", "[adamw]") {

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "allocation_counter.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizer_test_util.hpp"
 #include "optimizers/registry.hpp"
@@ -235,20 +234,11 @@ TEST_CASE("SOAP: resume is bit-exact, step allocates nothing, least squares decr
   };
   CHECK(expt::test::resume_is_bit_exact(make, 5, 6, 0.01));
 
-  expt::test::LeastSquares problem(5);
-  auto opt = make(problem);
-  auto refs = param_refs(problem.store);
-  problem.loss_and_grad();
-  opt->step(refs, 1, 0.01);
-  expt::test::start_counting_allocations();
-  for (int t = 2; t <= 7; ++t) opt->step(refs, t, 0.01);  // includes refresh steps
-  CHECK(expt::test::stop_counting_allocations() == 0);
+  CHECK(expt::test::allocations_after_first_step(make, 7, 0.01) == 0);  // includes refresh steps
 
   expt::test::LeastSquares fresh(5);
   auto opt2 = make(fresh);
-  const auto losses = expt::test::run_least_squares(*opt2, fresh, 100, 0.01);
-  for (std::size_t k = 2; k < losses.size(); ++k) CHECK(losses[k] < losses[k - 1]);
-  CHECK(losses.back() < 0.5 * losses.front());
+  expt::test::check_least_squares_descent(*opt2, fresh, 100, 0.01, 2);
 }
 
 TEST_CASE("SOAP refresh from exact eigenbases stored in ascending order sorts them descending and permutes V",
