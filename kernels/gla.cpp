@@ -59,8 +59,8 @@ struct ChunkScratch {
     const int subs = (chunk + sub - 1) / sub;
     grow(key_decay, key_block_row(subs * sub, sub) * zu(key_dim));
     grow(k_rel, key_block_row(subs * sub, sub) * zu(key_dim));
-    grow(diag_decay, zu(key_dim));
     grow(diag_keys, zu(key_dim) * zu((sub + 15) / 16 * 16));
+    grow(diag_pad, 3 * zu(sub) * zu((key_dim + 15) / 16 * 16));
     grow(scores, zu(chunk) * zu(chunk));
     grow(dscores, zu(chunk) * zu(chunk));
     grow(rho, zu(key_dim));
@@ -74,22 +74,22 @@ struct ChunkScratch {
     const std::size_t j = zu(i0 / sub);
     return j == 0 ? 0 : j * (j - 1) / 2 * zu(sub);
   }
-  std::vector<T> gate;        // a_t = exp(g_t)
-  std::vector<T> decay_in;    // exp(b_t)        = prod_{j <= t} a_j
-  std::vector<T> decay_out;   // exp(b_* - b_t)  = prod_{t < j < L} a_j
-  std::vector<T> decay_sub;   // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
-  std::vector<T> q_rel;       // q_t (.) decay_sub_t
-  std::vector<T> q_bar;       // scale q_t (.) decay_in_t                      (F1)
-  std::vector<T> k_bar;       // k_t (.) decay_out_t                          (F5)
-  std::vector<T> key_decay;   // per sub-chunk I from row i0: [i0, d_k] exp(b_i0 - b_s) = prod_{s < j <= i0} a_j
-  std::vector<T> k_rel;       // per sub-chunk I from row i0: [i0, d_k] k_s (.) key_decay_s (s < i0)
-  std::vector<T> block_q;     // [C, d_k] product scratch (query side)
-  std::vector<T> block_k;     // [C, d_k] product scratch (key side)
-  std::vector<T> diag_decay;  // [d_k] running exp(b_t - b_s) in a diagonal block (backward)
-  std::vector<T> diag_keys;   // [d_k, c rounded up to 16] KE of a diagonal block of the scores
-  std::vector<T> scores;      // [L, L] A (F3), ld L
-  std::vector<T> dscores;     // [L, L] dA = scale dO V^T, masked, ld L
-  std::vector<T> rho;         // [d_k] rowsum(S_out (.) dH)
+  std::vector<T> gate;       // a_t = exp(g_t)
+  std::vector<T> decay_in;   // exp(b_t)        = prod_{j <= t} a_j
+  std::vector<T> decay_out;  // exp(b_* - b_t)  = prod_{t < j < L} a_j
+  std::vector<T> decay_sub;  // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
+  std::vector<T> q_rel;      // q_t (.) decay_sub_t
+  std::vector<T> q_bar;      // scale q_t (.) decay_in_t                      (F1)
+  std::vector<T> k_bar;      // k_t (.) decay_out_t                          (F5)
+  std::vector<T> key_decay;  // per sub-chunk I from row i0: [i0, d_k] exp(b_i0 - b_s) = prod_{s < j <= i0} a_j
+  std::vector<T> k_rel;      // per sub-chunk I from row i0: [i0, d_k] k_s (.) key_decay_s (s < i0)
+  std::vector<T> block_q;    // [C, d_k] product scratch (query side)
+  std::vector<T> block_k;    // [C, d_k] product scratch (key side)
+  std::vector<T> diag_keys;  // [d_k, c rounded up to 16] KE of a diagonal block of the scores
+  std::vector<T> diag_pad;   // 3 x [c, d_k rounded up to 16]: diagonal_gradients' padded rows
+  std::vector<T> scores;     // [L, L] A (F3), ld L
+  std::vector<T> dscores;    // [L, L] dA = scale dO V^T, masked, ld L
+  std::vector<T> rho;        // [d_k] rowsum(S_out (.) dH)
 };
 
 // The gate-only factors of one chunk, [L, d_k] each with ld d_k: in the chunk scratch in the
@@ -268,6 +268,78 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
       for (int j = 0; j < live; ++j) A_t[grp * kLanes + j] = scale * acc[j];
     }
   }
+}
+
+// The diagonal-block part of (D3) for one sub-chunk of `rows` rows (every pointer at its first row,
+// dA with ld lda):
+//   dq_t += sum_{s <= t} dA_ts k_s (.) exp(b_t - b_s),   dk_s += sum_{t >= s} dA_ts q_t (.) exp(b_t - b_s).
+// Each sum is built in a register over the other index in a fixed order (s ascending, t ascending),
+// kLanes key channels at a time, from rows decayed in place: run_s = k_s (.) exp(b_t - b_s) advanced
+// by one gate per row t, then run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going
+// down. The rows are copied to [rows, d_k rounded up to kLanes] with zero padding (pad: 3 such).
+template <class T>
+void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, const T* gate, const T* dA, int lda,
+                        T* dq, T* dkk, T* pad) {
+  constexpr int kLanes = 16;
+  typedef T Lanes __attribute__((vector_size(kLanes * sizeof(T))));
+  const int groups = (dk + kLanes - 1) / kLanes;
+  const std::size_t ld = zu(groups) * kLanes;
+  T* gate_pad = pad;
+  T* src = gate_pad + zu(rows) * ld;
+  T* run = src + zu(rows) * ld;
+  auto copy_padded = [&](const T* x, int ldx, T* y) {
+    for (int r = 0; r < rows; ++r) {
+      std::copy_n(x + zu(r) * zu(ldx), dk, y + zu(r) * ld);
+      std::fill(y + zu(r) * ld + zu(dk), y + zu(r + 1) * ld, T(0));
+    }
+  };
+  auto load = [](const T* p) {
+    Lanes x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  auto store = [](T* p, Lanes x) { std::memcpy(p, &x, sizeof x); };
+  // Adds the kLanes sums of group grp to the d_k-long row y.
+  auto add_group = [&](Lanes acc, int grp, T* y) {
+    const int m0 = grp * kLanes, live = std::min(kLanes, dk - m0);
+    for (int j = 0; j < live; ++j) y[m0 + j] += acc[j];
+  };
+  copy_padded(gate, dk, gate_pad);
+  copy_padded(k, ld_key, src);
+  for (int t = 0; t < rows; ++t)
+    for (int grp = 0; grp < groups; ++grp) {
+      const std::size_t col = zu(grp) * kLanes;
+      const Lanes a = load(gate_pad + zu(t) * ld + col);
+      Lanes acc = {};
+      for (int s = 0; s < t; ++s) {
+        T* r = run + zu(s) * ld + col;
+        const Lanes x = load(r) * a;
+        store(r, x);
+        acc += dA[zu(t) * zu(lda) + zu(s)] * x;
+      }
+      const Lanes x = load(src + zu(t) * ld + col);
+      store(run + zu(t) * ld + col, x);
+      acc += dA[zu(t) * zu(lda) + zu(t)] * x;
+      add_group(acc, grp, dq + zu(t) * zu(ld_key));
+    }
+  copy_padded(q, ld_key, src);
+  for (int s = rows - 1; s >= 0; --s)
+    for (int grp = 0; grp < groups; ++grp) {
+      const std::size_t col = zu(grp) * kLanes;
+      const Lanes x_s = load(src + zu(s) * ld + col);
+      store(run + zu(s) * ld + col, x_s);
+      Lanes acc = dA[zu(s) * zu(lda) + zu(s)] * x_s;
+      if (s + 1 < rows) {
+        const Lanes a = load(gate_pad + zu(s + 1) * ld + col);
+        for (int t = s + 1; t < rows; ++t) {
+          T* r = run + zu(t) * ld + col;
+          const Lanes x = load(r) * a;
+          store(r, x);
+          acc += dA[zu(t) * zu(lda) + zu(s)] * x;
+        }
+      }
+      add_group(acc, grp, dkk + zu(s) * zu(ld_key));
+    }
 }
 
 // (F3) with secondary chunking: A_ts = scale sum_m q_tm k_sm exp(b_tm - b_sm) for s <= t, else 0.
@@ -556,34 +628,9 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
               row_add_mul(dk, cs.key_decay.data() + first + zu(s) * zu(dk), cs.block_k.data() + zu(s) * zu(dk),
                           dkk + zu(s) * zu(ld_key));
           }
-          // Diagonal block: e = exp(b_t - b_s), advanced one gate per row t (e = 1 at t = s).
-          T* __restrict e = cs.diag_decay.data();
-          for (int s = i0; s < i1; ++s) {
-            const T* __restrict k_s = k + zu(s) * zu(ld_key);
-            T* __restrict dk_s = dkk + zu(s) * zu(ld_key);
-            const T w_ss = dA[zu(s) * zu(L) + zu(s)];
-            T* __restrict dq_s = dq + zu(s) * zu(ld_key);
-            const T* __restrict q_s = q + zu(s) * zu(ld_key);
-            for (int i = 0; i < dk; ++i) {
-              dq_s[i] += w_ss * k_s[i];
-              dk_s[i] += w_ss * q_s[i];
-            }
-            for (int t = s + 1; t < i1; ++t) {
-              const T* __restrict a_t = f.gate + zu(t) * zu(dk);
-              if (t == s + 1)
-                std::copy_n(a_t, dk, e);
-              else
-                row_mul_into(dk, a_t, e);
-              const T w = dA[zu(t) * zu(L) + zu(s)];
-              T* __restrict dq_t = dq + zu(t) * zu(ld_key);
-              const T* __restrict q_t = q + zu(t) * zu(ld_key);
-              for (int i = 0; i < dk; ++i) {
-                const T we = w * e[i];
-                dq_t[i] += we * k_s[i];
-                dk_s[i] += we * q_t[i];
-              }
-            }
-          }
+          diagonal_gradients(rows, dk, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
+                             f.gate + zu(i0) * zu(dk), dA + zu(i0) * zu(L) + zu(i0), L, dq + zu(i0) * zu(ld_key),
+                             dkk + zu(i0) * zu(ld_key), cs.diag_pad.data());
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
