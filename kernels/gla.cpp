@@ -148,6 +148,28 @@ void row_add_mul(int d, const T* __restrict a, const T* __restrict b, T* __restr
   for (int i = 0; i < d; ++i) y[i] += a[i] * b[i];
 }
 
+// kLanes elements as one GCC vector (vector_size: a value in registers, whatever the target's
+// width; plain lane-wise operations, so a lane's result is the same on every target and at every
+// address). The loops that carry a running sum or product over rows hold it in one of these
+// instead of in memory, where every row would wait on a store and a reload.
+constexpr int kLanes = 16;
+template <class T>
+struct LaneVector {
+  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
+};
+template <class T>
+using Lanes = typename LaneVector<T>::type;
+template <class T>
+Lanes<T> load_lanes(const T* p) {
+  Lanes<T> x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+template <class T>
+void store_lanes(T* p, Lanes<T> x) {
+  std::memcpy(p, &x, sizeof x);
+}
+
 // a_t = exp(g_t) for the L rows of one chunk of one head, into gate [L, d_k].
 template <class T>
 void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
@@ -231,13 +253,11 @@ void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gat
 //   KE[m][s] = k_sm exp(b_tm - b_sm)   ([d_k, rows] padded to whole groups of kLanes columns, zeros
 //                                       in the columns of keys not reached yet),
 // so that a row of A is scale sum_m q_tm KE[m][.]: d_k vector multiply-adds across the columns,
-// each column summed over m in order, the same whatever the alignment or vector width (no
+// each column summed over m in a fixed order, the same whatever the alignment or vector width (no
 // horizontal reduction; one dot product per (t, s) pair cost about 5x more at d_k = 16).
 template <class T>
 void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
                      int lda) {
-  constexpr int kLanes = 16;
-  typedef T Lanes __attribute__((vector_size(kLanes * sizeof(T))));
   typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> Index;
   typedef Index LaneIndex __attribute__((vector_size(kLanes * sizeof(T))));
   LaneIndex lane;
@@ -254,16 +274,26 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
     for (int grp = 0; grp <= t / kLanes; ++grp) {
       const bool current = grp == t / kLanes;
       const LaneIndex is_t = lane == static_cast<Index>(t % kLanes);
-      Lanes acc = {};
-      for (int m = 0; m < dk; ++m) {
+      // Advances KE[m] by one row and returns q_tm KE[m].
+      auto term = [&](int m) {
         T* ke = KE + zu(m) * ld + zu(grp) * kLanes;
-        Lanes x;
-        std::memcpy(&x, ke, sizeof x);
-        x *= a_t[m];
-        if (current) x = is_t ? Lanes{} + k_t[m] : x;
-        std::memcpy(ke, &x, sizeof x);
-        acc += q_t[m] * x;
+        Lanes<T> x = load_lanes(ke) * a_t[m];
+        if (current) x = is_t ? Lanes<T>{} + k_t[m] : x;
+        store_lanes(ke, x);
+        return q_t[m] * x;
+      };
+      // Four partial sums over m (m mod 4, the remainder in the first), added in a fixed tree: four
+      // independent multiply-add chains instead of one.
+      Lanes<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+      int m = 0;
+      for (; m + 4 <= dk; m += 4) {
+        acc0 += term(m);
+        acc1 += term(m + 1);
+        acc2 += term(m + 2);
+        acc3 += term(m + 3);
       }
+      for (; m < dk; ++m) acc0 += term(m);
+      const Lanes<T> acc = (acc0 + acc1) + (acc2 + acc3);
       const int live = current ? t % kLanes + 1 : kLanes;
       for (int j = 0; j < live; ++j) A_t[grp * kLanes + j] = scale * acc[j];
     }
@@ -280,8 +310,6 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
 template <class T>
 void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, const T* gate, const T* dA, int lda,
                         T* dq, T* dkk, T* pad) {
-  constexpr int kLanes = 16;
-  typedef T Lanes __attribute__((vector_size(kLanes * sizeof(T))));
   const int groups = (dk + kLanes - 1) / kLanes;
   const std::size_t ld = zu(groups) * kLanes;
   T* gate_pad = pad;
@@ -293,14 +321,10 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
       std::fill(y + zu(r) * ld + zu(dk), y + zu(r + 1) * ld, T(0));
     }
   };
-  auto load = [](const T* p) {
-    Lanes x;
-    std::memcpy(&x, p, sizeof x);
-    return x;
-  };
-  auto store = [](T* p, Lanes x) { std::memcpy(p, &x, sizeof x); };
+  auto load = [](const T* p) { return load_lanes(p); };
+  auto store = [](T* p, Lanes<T> x) { store_lanes(p, x); };
   // Adds the kLanes sums of group grp to the d_k-long row y.
-  auto add_group = [&](Lanes acc, int grp, T* y) {
+  auto add_group = [&](Lanes<T> acc, int grp, T* y) {
     const int m0 = grp * kLanes, live = std::min(kLanes, dk - m0);
     for (int j = 0; j < live; ++j) y[m0 + j] += acc[j];
   };
@@ -309,15 +333,15 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
   for (int t = 0; t < rows; ++t)
     for (int grp = 0; grp < groups; ++grp) {
       const std::size_t col = zu(grp) * kLanes;
-      const Lanes a = load(gate_pad + zu(t) * ld + col);
-      Lanes acc = {};
+      const Lanes<T> a = load(gate_pad + zu(t) * ld + col);
+      Lanes<T> acc = {};
       for (int s = 0; s < t; ++s) {
         T* r = run + zu(s) * ld + col;
-        const Lanes x = load(r) * a;
+        const Lanes<T> x = load(r) * a;
         store(r, x);
         acc += dA[zu(t) * zu(lda) + zu(s)] * x;
       }
-      const Lanes x = load(src + zu(t) * ld + col);
+      const Lanes<T> x = load(src + zu(t) * ld + col);
       store(run + zu(t) * ld + col, x);
       acc += dA[zu(t) * zu(lda) + zu(t)] * x;
       add_group(acc, grp, dq + zu(t) * zu(ld_key));
@@ -326,14 +350,14 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
   for (int s = rows - 1; s >= 0; --s)
     for (int grp = 0; grp < groups; ++grp) {
       const std::size_t col = zu(grp) * kLanes;
-      const Lanes x_s = load(src + zu(s) * ld + col);
+      const Lanes<T> x_s = load(src + zu(s) * ld + col);
       store(run + zu(s) * ld + col, x_s);
-      Lanes acc = dA[zu(s) * zu(lda) + zu(s)] * x_s;
+      Lanes<T> acc = dA[zu(s) * zu(lda) + zu(s)] * x_s;
       if (s + 1 < rows) {
-        const Lanes a = load(gate_pad + zu(s + 1) * ld + col);
+        const Lanes<T> a = load(gate_pad + zu(s + 1) * ld + col);
         for (int t = s + 1; t < rows; ++t) {
           T* r = run + zu(t) * ld + col;
-          const Lanes x = load(r) * a;
+          const Lanes<T> x = load(r) * a;
           store(r, x);
           acc += dA[zu(t) * zu(lda) + zu(s)] * x;
         }
@@ -634,17 +658,26 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
-        T* __restrict rho_acc = rho;
-        for (int t = L - 1; t >= 0; --t) {
-          const std::size_t r = zu(t) * zu(ld_key);
-          const T* __restrict q_t = q + r;
-          const T* __restrict k_t = k + r;
-          const T* __restrict dq_t = dq + r;
-          const T* __restrict dk_t = dkk + r;
-          T* __restrict dg_t = dg + r;
-          for (int i = 0; i < dk; ++i) {
-            rho_acc[i] += q_t[i] * dq_t[i] - k_t[i] * dk_t[i];
-            dg_t[i] = rho_acc[i];
+        // Per key channel, rho runs down the rows in a register (kLanes channels at a time; the
+        // channels past the last whole group one by one).
+        const int full = dk / kLanes * kLanes;
+        auto d6_term = [&](std::size_t r) {
+          return load_lanes(q + r) * load_lanes(dq + r) - load_lanes(k + r) * load_lanes(dkk + r);
+        };
+        for (int m0 = 0; m0 < full; m0 += kLanes) {
+          Lanes<T> run = load_lanes(rho + m0);
+          for (int t = L - 1; t >= 0; --t) {
+            const std::size_t r = zu(t) * zu(ld_key) + zu(m0);
+            run += d6_term(r);
+            store_lanes(dg + r, run);
+          }
+        }
+        for (int m = full; m < dk; ++m) {
+          T run = rho[m];
+          for (int t = L - 1; t >= 0; --t) {
+            const std::size_t r = zu(t) * zu(ld_key) + zu(m);
+            run += q[r] * dq[r] - k[r] * dkk[r];
+            dg[r] = run;
           }
         }
 
