@@ -170,6 +170,30 @@ void store_lanes(T* p, Lanes<T> x) {
   std::memcpy(p, &x, sizeof x);
 }
 
+// Runs body(m, ops) over the key channels of a row: for every whole group of kLanes channels from
+// m with ops = LaneOps (values are Lanes<T>), then for each remaining channel m with ops =
+// ScalarOps (values are T). The body is written once for both (a generic lambda); a channel
+// always goes through the same path for a given d_k, so its result does not depend on where the
+// buffers lie. Scans over rows (running products and sums) keep their running value in registers.
+template <class T>
+struct LaneOps {
+  static Lanes<T> load(const T* p) { return load_lanes(p); }
+  static void store(T* p, Lanes<T> x) { store_lanes(p, x); }
+  static Lanes<T> ones() { return Lanes<T>{} + T(1); }
+};
+template <class T>
+struct ScalarOps {
+  static T load(const T* p) { return *p; }
+  static void store(T* p, T x) { *p = x; }
+  static T ones() { return T(1); }
+};
+template <class T, class Body>
+void for_channel_groups(int dk, Body body) {
+  const int full = dk / kLanes * kLanes;
+  for (int m0 = 0; m0 < full; m0 += kLanes) body(m0, LaneOps<T>{});
+  for (int m = full; m < dk; ++m) body(m, ScalarOps<T>{});
+}
+
 // a_t = exp(g_t) for the L rows of one chunk of one head, into gate [L, d_k].
 template <class T>
 void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
@@ -183,19 +207,29 @@ void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
 // decay_in: prefix products of the gates, [L, d_k].
 template <class T>
 void chunk_decay_in(int L, int dk, const T* gate, T* decay_in) {
-  std::copy_n(gate, dk, decay_in);
-  for (int t = 1; t < L; ++t)
-    row_mul(dk, decay_in + zu(t - 1) * zu(dk), gate + zu(t) * zu(dk), decay_in + zu(t) * zu(dk));
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.load(gate + m);
+    ops.store(decay_in + m, run);
+    for (int t = 1; t < L; ++t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      run = run * ops.load(gate + r);
+      ops.store(decay_in + r, run);
+    }
+  });
 }
 
 // decay_out (suffix products excluding the row itself) and k_bar = k (.) decay_out, [L, d_k] each.
 template <class T>
 void chunk_key_factors(int L, int dk, const T* gate, const T* k, int ld_key, T* decay_out, T* k_bar) {
-  T* last = decay_out + zu(L - 1) * zu(dk);
-  std::fill_n(last, dk, T(1));
-  for (int t = L - 2; t >= 0; --t)
-    row_mul(dk, decay_out + zu(t + 1) * zu(dk), gate + zu(t + 1) * zu(dk), decay_out + zu(t) * zu(dk));
-  for (int t = 0; t < L; ++t) row_mul(dk, k + zu(t) * zu(ld_key), decay_out + zu(t) * zu(dk), k_bar + zu(t) * zu(dk));
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.ones();
+    for (int t = L - 1; t >= 0; --t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      if (t < L - 1) run = run * ops.load(gate + r + zu(dk));
+      ops.store(decay_out + r, run);
+      ops.store(k_bar + r, ops.load(k + zu(t) * zu(ld_key) + zu(m)) * run);
+    }
+  });
 }
 
 // The query-side factors of one chunk: decay_sub (prefix products restarted at each sub-chunk's
@@ -203,22 +237,20 @@ void chunk_key_factors(int L, int dk, const T* gate, const T* k, int ld_key, T* 
 template <class T>
 void chunk_query_factors(int L, int dk, int sub, T scale, const T* q, int ld_key, const ChunkDecays<T>& f,
                          ChunkScratch<T>& cs) {
-  for (int t = 0; t < L; ++t) {
-    const T* __restrict q_t = q + zu(t) * zu(ld_key);
-    const T* __restrict a_t = f.gate + zu(t) * zu(dk);
-    const T* __restrict din_t = f.decay_in + zu(t) * zu(dk);
-    T* __restrict dsub_t = cs.decay_sub.data() + zu(t) * zu(dk);
-    T* __restrict q_rel_t = cs.q_rel.data() + zu(t) * zu(dk);
-    T* __restrict q_bar_t = cs.q_bar.data() + zu(t) * zu(dk);
-    if (t % sub == 0) {
-      std::fill_n(dsub_t, dk, T(1));
-      std::copy_n(q_t, dk, q_rel_t);
-    } else {
-      row_mul(dk, dsub_t - dk, a_t, dsub_t);
-      row_mul(dk, q_t, dsub_t, q_rel_t);
+  T* decay_sub = cs.decay_sub.data();
+  T* q_rel = cs.q_rel.data();
+  T* q_bar = cs.q_bar.data();
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.ones();
+    for (int t = 0; t < L; ++t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      const auto q_t = ops.load(q + zu(t) * zu(ld_key) + zu(m));
+      run = t % sub == 0 ? ops.ones() : run * ops.load(f.gate + r);
+      ops.store(decay_sub + r, run);
+      ops.store(q_rel + r, q_t * run);
+      ops.store(q_bar + r, scale * q_t * ops.load(f.decay_in + r));
     }
-    for (int i = 0; i < dk; ++i) q_bar_t[i] = scale * q_t[i] * din_t[i];
-  }
+  });
 }
 
 // All gate factors of one chunk (the forward) into the chunk scratch; the gates are in cs.gate.
@@ -240,10 +272,15 @@ void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gat
     const std::size_t first = ChunkScratch<T>::key_block_row(i0, sub) * zu(dk);
     T* p = cs.key_decay.data() + first;
     T* kr = cs.k_rel.data() + first;
-    std::copy_n(gate + zu(i0) * zu(dk), dk, p + zu(i0 - 1) * zu(dk));
-    for (int s = i0 - 2; s >= 0; --s)
-      row_mul(dk, p + zu(s + 1) * zu(dk), gate + zu(s + 1) * zu(dk), p + zu(s) * zu(dk));
-    for (int s = 0; s < i0; ++s) row_mul(dk, k + zu(s) * zu(ld_key), p + zu(s) * zu(dk), kr + zu(s) * zu(dk));
+    for_channel_groups<T>(dk, [&](int m, auto ops) {
+      auto run = ops.load(gate + zu(i0) * zu(dk) + zu(m));
+      for (int s = i0 - 1; s >= 0; --s) {
+        const std::size_t r = zu(s) * zu(dk) + zu(m);
+        if (s < i0 - 1) run = run * ops.load(gate + r + zu(dk));
+        ops.store(p + r, run);
+        ops.store(kr + r, ops.load(k + zu(s) * zu(ld_key) + zu(m)) * run);
+      }
+    });
   }
 }
 
