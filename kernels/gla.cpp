@@ -132,14 +132,6 @@ ChunkedWorkspace<T>& chunked_workspace(int chunk, int sub, int seq_len, int key_
 // operands never overlap). Elementwise only, so no result depends on alignment; the reductions go
 // through kernels/reduction.hpp's fixed lanes.
 template <class T>
-void row_mul(int d, const T* __restrict a, const T* __restrict b, T* __restrict y) {
-  for (int i = 0; i < d; ++i) y[i] = a[i] * b[i];
-}
-template <class T>
-void row_mul_into(int d, const T* __restrict a, T* __restrict y) {
-  for (int i = 0; i < d; ++i) y[i] *= a[i];
-}
-template <class T>
 void row_scale_into(int d, T c, T* __restrict y) {
   for (int i = 0; i < d; ++i) y[i] *= c;
 }
@@ -662,12 +654,17 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         T* rho = cs.rho.data();
         for (int i = 0; i < dk; ++i)
           rho[i] = decay_last[i] * dot_fixed_order<T>(S_in + zu(i) * zu(dv), dH + zu(i) * zu(dv), zu(dv));
-        for (int t = 0; t < L; ++t) {
-          T* dk_t = dkk + zu(t) * zu(ld_key);
-          row_mul_into(dk, f.decay_in + zu(t) * zu(dk), dq + zu(t) * zu(ld_key));
-          row_mul_into(dk, f.decay_out + zu(t) * zu(dk), dk_t);
-          row_add_mul(dk, k + zu(t) * zu(ld_key), dk_t, rho);
-        }
+        for_channel_groups<T>(dk, [&](int m, auto ops) {
+          auto run = ops.load(rho + m);
+          for (int t = 0; t < L; ++t) {
+            const std::size_t rk = zu(t) * zu(ld_key) + zu(m), rf = zu(t) * zu(dk) + zu(m);
+            ops.store(dq + rk, ops.load(dq + rk) * ops.load(f.decay_in + rf));
+            const auto dk_t = ops.load(dkk + rk) * ops.load(f.decay_out + rf);
+            ops.store(dkk + rk, dk_t);
+            run = run + ops.load(k + rk) * dk_t;
+          }
+          ops.store(rho + m, run);
+        });
 
         // (D3) intra-chunk parts, with the sub-chunk factorisation of chunk_scores (whose key blocks
         // are still in cs):
@@ -695,28 +692,14 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
-        // Per key channel, rho runs down the rows in a register (kLanes channels at a time; the
-        // channels past the last whole group one by one).
-        const int full = dk / kLanes * kLanes;
-        auto d6_term = [&](std::size_t r) {
-          return load_lanes(q + r) * load_lanes(dq + r) - load_lanes(k + r) * load_lanes(dkk + r);
-        };
-        for (int m0 = 0; m0 < full; m0 += kLanes) {
-          Lanes<T> run = load_lanes(rho + m0);
-          for (int t = L - 1; t >= 0; --t) {
-            const std::size_t r = zu(t) * zu(ld_key) + zu(m0);
-            run += d6_term(r);
-            store_lanes(dg + r, run);
-          }
-        }
-        for (int m = full; m < dk; ++m) {
-          T run = rho[m];
+        for_channel_groups<T>(dk, [&](int m, auto ops) {
+          auto run = ops.load(rho + m);
           for (int t = L - 1; t >= 0; --t) {
             const std::size_t r = zu(t) * zu(ld_key) + zu(m);
-            run += q[r] * dq[r] - k[r] * dkk[r];
-            dg[r] = run;
+            run = run + (ops.load(q + r) * ops.load(dq + r) - ops.load(k + r) * ops.load(dkk + r));
+            ops.store(dg + r, run);
           }
-        }
+        });
 
         // dH(c-1) = Diag(exp(b_*)) dH(c) + Q_bar^T dO: [L, d_k]^T x [L, d_v].
         for (int i = 0; i < dk; ++i) row_scale_into(dv, decay_last[i], dH + zu(i) * zu(dv));
