@@ -60,7 +60,7 @@ struct ChunkScratch {
     grow(key_decay, key_block_row(subs * sub, sub) * zu(key_dim));
     grow(k_rel, key_block_row(subs * sub, sub) * zu(key_dim));
     grow(diag_keys, zu(key_dim) * zu((sub + 15) / 16 * 16));
-    grow(diag_pad, 3 * zu(sub) * zu((key_dim + 15) / 16 * 16));
+    grow(diag_run, zu(sub) * zu(key_dim));
     grow(scores, zu(chunk) * zu(chunk));
     grow(dscores, zu(chunk) * zu(chunk));
     grow(rho, zu(key_dim));
@@ -86,9 +86,9 @@ struct ChunkScratch {
   std::vector<T> block_q;    // [C, d_k] product scratch (query side)
   std::vector<T> block_k;    // [C, d_k] product scratch (key side)
   std::vector<T> diag_keys;  // [d_k, c rounded up to 16] KE of a diagonal block of the scores
-  std::vector<T> diag_pad;   // 3 x [c, d_k rounded up to 16]: diagonal_gradients' padded rows
+  std::vector<T> diag_run;   // [c, d_k] diagonal_gradients' decayed rows
   std::vector<T> scores;     // [L, L] A (F3), ld L
-  std::vector<T> dscores;    // [L, L] dA = scale dO V^T, masked, ld L
+  std::vector<T> dscores;    // [L, L] dA = scale dO V^T (lower triangle used), ld L
   std::vector<T> rho;        // [d_k] rowsum(S_out (.) dH)
 };
 
@@ -330,69 +330,55 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
 }
 
 // The diagonal-block part of (D3) for one sub-chunk of `rows` rows (every pointer at its first row,
-// dA with ld lda):
+// dA with ld lda; only its lower triangle is read):
 //   dq_t += sum_{s <= t} dA_ts k_s (.) exp(b_t - b_s),   dk_s += sum_{t >= s} dA_ts q_t (.) exp(b_t - b_s).
-// Each sum is built in a register over the other index in a fixed order (s ascending, t ascending),
-// kLanes key channels at a time, from rows decayed in place: run_s = k_s (.) exp(b_t - b_s) advanced
-// by one gate per row t, then run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going
-// down. The rows are copied to [rows, d_k rounded up to kLanes] with zero padding (pad: 3 such).
+// Per channel group (for_channel_groups), each sum is built in registers over the other index in
+// a fixed order (two partial sums, even and odd terms, added at the end), from rows decayed in
+// place in run [rows, d_k]: run_s = k_s (.) exp(b_t - b_s) advanced by one gate per row t, then
+// run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going down.
 template <class T>
 void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, const T* gate, const T* dA, int lda,
-                        T* dq, T* dkk, T* pad) {
-  const int groups = (dk + kLanes - 1) / kLanes;
-  const std::size_t ld = zu(groups) * kLanes;
-  T* gate_pad = pad;
-  T* src = gate_pad + zu(rows) * ld;
-  T* run = src + zu(rows) * ld;
-  auto copy_padded = [&](const T* x, int ldx, T* y) {
-    for (int r = 0; r < rows; ++r) {
-      std::copy_n(x + zu(r) * zu(ldx), dk, y + zu(r) * ld);
-      std::fill(y + zu(r) * ld + zu(dk), y + zu(r + 1) * ld, T(0));
-    }
-  };
-  auto load = [](const T* p) { return load_lanes(p); };
-  auto store = [](T* p, Lanes<T> x) { store_lanes(p, x); };
-  // Adds the kLanes sums of group grp to the d_k-long row y.
-  auto add_group = [&](Lanes<T> acc, int grp, T* y) {
-    const int m0 = grp * kLanes, live = std::min(kLanes, dk - m0);
-    for (int j = 0; j < live; ++j) y[m0 + j] += acc[j];
-  };
-  copy_padded(gate, dk, gate_pad);
-  copy_padded(k, ld_key, src);
-  for (int t = 0; t < rows; ++t)
-    for (int grp = 0; grp < groups; ++grp) {
-      const std::size_t col = zu(grp) * kLanes;
-      const Lanes<T> a = load(gate_pad + zu(t) * ld + col);
-      Lanes<T> acc = {};
+                        T* dq, T* dkk, T* run) {
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto at = [&](auto* base, std::size_t ld, int r) { return base + zu(r) * ld + zu(m); };
+    const std::size_t ldk = zu(ld_key), ldg = zu(dk);
+    for (int t = 0; t < rows; ++t) {
+      const auto a = ops.load(at(gate, ldg, t));
+      const auto x_t = ops.load(at(k, ldk, t));
+      ops.store(at(run, ldg, t), x_t);
+      auto acc0 = dA[zu(t) * zu(lda) + zu(t)] * x_t, acc1 = acc0 - acc0;
       for (int s = 0; s < t; ++s) {
-        T* r = run + zu(s) * ld + col;
-        const Lanes<T> x = load(r) * a;
-        store(r, x);
-        acc += dA[zu(t) * zu(lda) + zu(s)] * x;
+        const auto x = ops.load(at(run, ldg, s)) * a;
+        ops.store(at(run, ldg, s), x);
+        const auto term = dA[zu(t) * zu(lda) + zu(s)] * x;
+        if (s % 2 == 0)
+          acc1 = acc1 + term;
+        else
+          acc0 = acc0 + term;
       }
-      const Lanes<T> x = load(src + zu(t) * ld + col);
-      store(run + zu(t) * ld + col, x);
-      acc += dA[zu(t) * zu(lda) + zu(t)] * x;
-      add_group(acc, grp, dq + zu(t) * zu(ld_key));
+      T* y = at(dq, ldk, t);
+      ops.store(y, ops.load(y) + (acc0 + acc1));
     }
-  copy_padded(q, ld_key, src);
-  for (int s = rows - 1; s >= 0; --s)
-    for (int grp = 0; grp < groups; ++grp) {
-      const std::size_t col = zu(grp) * kLanes;
-      const Lanes<T> x_s = load(src + zu(s) * ld + col);
-      store(run + zu(s) * ld + col, x_s);
-      Lanes<T> acc = dA[zu(s) * zu(lda) + zu(s)] * x_s;
+    for (int s = rows - 1; s >= 0; --s) {
+      const auto x_s = ops.load(at(q, ldk, s));
+      ops.store(at(run, ldg, s), x_s);
+      auto acc0 = dA[zu(s) * zu(lda) + zu(s)] * x_s, acc1 = acc0 - acc0;
       if (s + 1 < rows) {
-        const Lanes<T> a = load(gate_pad + zu(s + 1) * ld + col);
+        const auto a = ops.load(at(gate, ldg, s + 1));
         for (int t = s + 1; t < rows; ++t) {
-          T* r = run + zu(t) * ld + col;
-          const Lanes<T> x = load(r) * a;
-          store(r, x);
-          acc += dA[zu(t) * zu(lda) + zu(s)] * x;
+          const auto x = ops.load(at(run, ldg, t)) * a;
+          ops.store(at(run, ldg, t), x);
+          const auto term = dA[zu(t) * zu(lda) + zu(s)] * x;
+          if ((t - s) % 2 == 1)
+            acc1 = acc1 + term;
+          else
+            acc0 = acc0 + term;
         }
       }
-      add_group(acc, grp, dkk + zu(s) * zu(ld_key));
+      T* y = at(dkk, ldk, s);
+      ops.store(y, ops.load(y) + (acc0 + acc1));
     }
+  });
 }
 
 // (F3) with secondary chunking: A_ts = scale sum_m q_tm k_sm exp(b_tm - b_sm) for s <= t, else 0.
@@ -641,10 +627,10 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         gemm(Trans::yes, Trans::no, L, dv, L, T(1), cs.scores.data(), L, dO, ld_value, T(0), dV, ld_value);
         gemm(Trans::no, Trans::no, L, dv, dk, T(1), f.k_bar, dk, dH, dv, T(1), dV, ld_value);
 
-        // (D2) dA_ts = scale (do_t . v_s) for s <= t, else 0: [L, d_v] x [d_v, L].
+        // (D2) dA_ts = scale (do_t . v_s) for s <= t: [L, d_v] x [d_v, L]. Its upper triangle (s > t,
+        // where dA is 0) is left as the product gives it: (D3) reads only s <= t.
         T* dA = cs.dscores.data();
         gemm(Trans::no, Trans::yes, L, L, dv, scale, dO, ld_value, v, ld_value, T(0), dA, L);
-        for (int t = 0; t < L; ++t) std::fill(dA + zu(t) * zu(L) + zu(t) + 1, dA + zu(t + 1) * zu(L), T(0));
 
         // (D4) inter-chunk parts: dq_t = scale exp(b_t) (.) (S_in do_t), dk_t = exp(b_* - b_t) (.) (dH v_t).
         gemm(Trans::no, Trans::yes, L, dk, dv, scale, dO, ld_value, S_in, dv, T(0), dq, ld_key);
@@ -688,7 +674,7 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
           }
           diagonal_gradients(rows, dk, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
                              f.gate + zu(i0) * zu(dk), dA + zu(i0) * zu(L) + zu(i0), L, dq + zu(i0) * zu(ld_key),
-                             dkk + zu(i0) * zu(ld_key), cs.diag_pad.data());
+                             dkk + zu(i0) * zu(ld_key), cs.diag_run.data());
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
