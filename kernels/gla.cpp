@@ -158,7 +158,7 @@ Lanes<T> load_lanes(const T* p) {
   return x;
 }
 template <class T>
-void store_lanes(T* p, Lanes<T> x) {
+void store_lanes(T* p, const Lanes<T>& x) {
   std::memcpy(p, &x, sizeof x);
 }
 
@@ -170,7 +170,7 @@ void store_lanes(T* p, Lanes<T> x) {
 template <class T>
 struct LaneOps {
   static Lanes<T> load(const T* p) { return load_lanes(p); }
-  static void store(T* p, Lanes<T> x) { store_lanes(p, x); }
+  static void store(T* p, const Lanes<T>& x) { store_lanes(p, x); }
   static Lanes<T> ones() { return Lanes<T>{} + T(1); }
 };
 template <class T>
