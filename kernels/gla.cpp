@@ -45,101 +45,6 @@ void check_chunking(const GlaChunking& c) {
     throw std::invalid_argument("gla: chunk_size and sub_chunk_size must be >= 1");
 }
 
-// Per-chunk scratch of one head. A chunk has L <= C rows t = 0..L-1 (local indices); b_t is the
-// local inclusive cumulative log-gate, b_* = b_{L-1}. Every factor below is a product of gates
-// a = exp(g) <= 1, i.e. exp of a non-positive exponent. All [C, d_k] arrays are row-major, ld d_k.
-template <class T>
-struct ChunkScratch {
-  // Grows every buffer to fit chunks of `chunk` rows split into sub-chunks of `sub` rows (never
-  // shrinks them).
-  void fit(int chunk, int sub, int key_dim) {
-    const std::size_t ck = zu(chunk) * zu(key_dim);
-    for (std::vector<T>* buf : {&gate, &decay_in, &decay_out, &decay_sub, &q_rel, &q_bar, &k_bar, &block_q, &block_k})
-      grow(*buf, ck);
-    const int subs = (chunk + sub - 1) / sub;
-    grow(key_decay, key_block_row(subs * sub, sub) * zu(key_dim));
-    grow(k_rel, key_block_row(subs * sub, sub) * zu(key_dim));
-    grow(diag_keys, zu(key_dim) * zu((sub + 15) / 16 * 16));
-    grow(diag_run, zu(sub) * zu(key_dim));
-    grow(scores, zu(chunk) * zu(chunk));
-    grow(dscores, zu(chunk) * zu(chunk));
-    grow(rho, zu(key_dim));
-  }
-  static void grow(std::vector<T>& buf, std::size_t n) {
-    if (buf.size() < n) buf.resize(n);
-  }
-  // First row of the key block of the sub-chunk starting at i0 (a multiple of sub) in key_decay and
-  // k_rel: the blocks of the sub-chunks before it hold sub + 2 sub + ... + (i0 - sub) rows.
-  static std::size_t key_block_row(int i0, int sub) {
-    const std::size_t j = zu(i0 / sub);
-    return j == 0 ? 0 : j * (j - 1) / 2 * zu(sub);
-  }
-  std::vector<T> gate;       // a_t = exp(g_t)
-  std::vector<T> decay_in;   // exp(b_t)        = prod_{j <= t} a_j
-  std::vector<T> decay_out;  // exp(b_* - b_t)  = prod_{t < j < L} a_j
-  std::vector<T> decay_sub;  // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
-  std::vector<T> q_rel;      // q_t (.) decay_sub_t
-  std::vector<T> q_bar;      // scale q_t (.) decay_in_t                      (F1)
-  std::vector<T> k_bar;      // k_t (.) decay_out_t                          (F5)
-  std::vector<T> key_decay;  // per sub-chunk I from row i0: [i0, d_k] exp(b_i0 - b_s) = prod_{s < j <= i0} a_j
-  std::vector<T> k_rel;      // per sub-chunk I from row i0: [i0, d_k] k_s (.) key_decay_s (s < i0)
-  std::vector<T> block_q;    // [C, d_k] product scratch (query side)
-  std::vector<T> block_k;    // [C, d_k] product scratch (key side)
-  std::vector<T> diag_keys;  // [d_k, c rounded up to 16] KE of a diagonal block of the scores
-  std::vector<T> diag_run;   // [c, d_k] diagonal_gradients' decayed rows
-  std::vector<T> scores;     // [L, L] A (F3), ld L
-  std::vector<T> dscores;    // [L, L] dA = scale dO V^T (lower triangle used), ld L
-  std::vector<T> rho;        // [d_k] rowsum(S_out (.) dH)
-};
-
-// The gate-only factors of one chunk, [L, d_k] each with ld d_k: in the chunk scratch in the
-// forward, in the per-head arrays of the backward's state sweep in its reverse sweep.
-template <class T>
-struct ChunkDecays {
-  const T* gate = nullptr;
-  const T* decay_in = nullptr;
-  const T* decay_out = nullptr;
-  const T* k_bar = nullptr;
-};
-
-// Per-thread scratch of the chunked kernels, kept from call to call so that a call neither
-// allocates nor touches fresh pages (the per-call vectors cost about 9 % of the kernel in page
-// faults and zeroing at T = 1024). Every element is written before it is read within a call, so
-// neither the old contents nor the buffers' addresses can reach a result.
-template <class T>
-struct ChunkedWorkspace {
-  ChunkScratch<T> chunk;
-  std::vector<T> S, dH;      // [d_k, d_v] running state and its gradient
-  std::vector<T> entering;   // [chunks, d_k, d_v] S_in of every chunk of one head (backward)
-  std::vector<T> head_gate;  // [seq_len, d_k] gate, decay_in, decay_out and k_bar of every chunk of
-  std::vector<T> head_decay_in, head_decay_out, head_k_bar;  // one head (backward)
-};
-
-template <class T>
-ChunkedWorkspace<T>& chunked_workspace(int chunk, int sub, int seq_len, int key_dim, int value_dim) {
-  thread_local ChunkedWorkspace<T> ws;
-  ws.chunk.fit(chunk, sub, key_dim);
-  const std::size_t state_size = zu(key_dim) * zu(value_dim);
-  ChunkScratch<T>::grow(ws.S, state_size);
-  ChunkScratch<T>::grow(ws.dH, state_size);
-  ChunkScratch<T>::grow(ws.entering, zu((seq_len + chunk - 1) / chunk) * state_size);
-  for (std::vector<T>* buf : {&ws.head_gate, &ws.head_decay_in, &ws.head_decay_out, &ws.head_k_bar})
-    ChunkScratch<T>::grow(*buf, zu(seq_len) * zu(key_dim));
-  return ws;
-}
-
-// Row operations on d contiguous elements as plain loops, which GCC vectorises (restrict: the
-// operands never overlap). Elementwise only, so no result depends on alignment; the reductions go
-// through kernels/reduction.hpp's fixed lanes.
-template <class T>
-void row_scale_into(int d, T c, T* __restrict y) {
-  for (int i = 0; i < d; ++i) y[i] *= c;
-}
-template <class T>
-void row_add_mul(int d, const T* __restrict a, const T* __restrict b, T* __restrict y) {
-  for (int i = 0; i < d; ++i) y[i] += a[i] * b[i];
-}
-
 // kLanes elements as one GCC vector (vector_size: a value in registers, whatever the target's
 // width; plain lane-wise operations, so a lane's result is the same on every target and at every
 // address). The loops that carry a running sum or product over rows hold it in one of these
@@ -184,6 +89,102 @@ void for_channel_groups(int dk, Body body) {
   const int full = dk / kLanes * kLanes;
   for (int m0 = 0; m0 < full; m0 += kLanes) body(m0, LaneOps<T>{});
   for (int m = full; m < dk; ++m) body(m, ScalarOps<T>{});
+}
+
+// Per-chunk scratch of one head. A chunk has L <= C rows t = 0..L-1 (local indices); b_t is the
+// local inclusive cumulative log-gate, b_* = b_{L-1}. Every factor below is a product of gates
+// a = exp(g) <= 1, i.e. exp of a non-positive exponent. All [C, d_k] arrays are row-major, ld d_k.
+template <class T>
+struct ChunkScratch {
+  // Grows every buffer to fit chunks of `chunk` rows split into sub-chunks of `sub` rows (never
+  // shrinks them).
+  void fit(int chunk, int sub, int key_dim) {
+    const std::size_t ck = zu(chunk) * zu(key_dim);
+    for (std::vector<T>* buf : {&gate, &decay_in, &decay_out, &decay_sub, &q_rel, &q_bar, &k_bar, &block_q, &block_k})
+      grow(*buf, ck);
+    const int subs = (chunk + sub - 1) / sub;
+    grow(key_decay, key_block_row(subs * sub, sub) * zu(key_dim));
+    grow(k_rel, key_block_row(subs * sub, sub) * zu(key_dim));
+    grow(diag_keys, zu(key_dim) * zu((sub + kLanes - 1) / kLanes * kLanes));
+    grow(diag_run, zu(sub) * zu(key_dim));
+    grow(scores, zu(chunk) * zu(chunk));
+    grow(dscores, zu(chunk) * zu(chunk));
+    grow(rho, zu(key_dim));
+  }
+  static void grow(std::vector<T>& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+  }
+  // First row of the key block of the sub-chunk starting at i0 (a multiple of sub) in key_decay and
+  // k_rel: the blocks of the sub-chunks before it hold sub + 2 sub + ... + (i0 - sub) rows.
+  static std::size_t key_block_row(int i0, int sub) {
+    const std::size_t j = zu(i0 / sub);
+    return j == 0 ? 0 : j * (j - 1) / 2 * zu(sub);
+  }
+  std::vector<T> gate;       // a_t = exp(g_t)
+  std::vector<T> decay_in;   // exp(b_t)        = prod_{j <= t} a_j
+  std::vector<T> decay_out;  // exp(b_* - b_t)  = prod_{t < j < L} a_j
+  std::vector<T> decay_sub;  // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
+  std::vector<T> q_rel;      // q_t (.) decay_sub_t
+  std::vector<T> q_bar;      // scale q_t (.) decay_in_t                      (F1)
+  std::vector<T> k_bar;      // k_t (.) decay_out_t                          (F5)
+  std::vector<T> key_decay;  // per sub-chunk I from row i0: [i0, d_k] exp(b_i0 - b_s) = prod_{s < j <= i0} a_j
+  std::vector<T> k_rel;      // per sub-chunk I from row i0: [i0, d_k] k_s (.) key_decay_s (s < i0)
+  std::vector<T> block_q;    // [C, d_k] product scratch (query side)
+  std::vector<T> block_k;    // [C, d_k] product scratch (key side)
+  std::vector<T> diag_keys;  // [d_k, c rounded up to kLanes] KE of a diagonal block of the scores
+  std::vector<T> diag_run;   // [c, d_k] diagonal_gradients' decayed rows
+  std::vector<T> scores;     // [L, L] A (F3), ld L
+  std::vector<T> dscores;    // [L, L] dA = scale dO V^T (lower triangle used), ld L
+  std::vector<T> rho;        // [d_k] rowsum(S_out (.) dH)
+};
+
+// The gate-only factors of one chunk, [L, d_k] each with ld d_k: in the chunk scratch in the
+// forward, in the per-head arrays of the backward's state sweep in its reverse sweep.
+template <class T>
+struct ChunkDecays {
+  const T* gate = nullptr;
+  const T* decay_in = nullptr;
+  const T* decay_out = nullptr;
+  const T* k_bar = nullptr;
+};
+
+// Per-thread scratch of the chunked kernels, kept from call to call so that a call neither
+// allocates nor touches fresh pages (the per-call vectors cost about 9 % of the kernel in page
+// faults and zeroing at T = 1024). Every element is written before it is read within a call, so
+// neither the old contents nor the buffers' addresses can reach a result.
+template <class T>
+struct ChunkedWorkspace {
+  ChunkScratch<T> chunk;
+  std::vector<T> S, dH;     // [d_k, d_v] running state and its gradient
+  std::vector<T> entering;  // [chunks, d_k, d_v] S_in of every chunk of one head (backward)
+  // [seq_len, d_k] gate, decay_in, decay_out and k_bar of every chunk of one head (backward: the
+  // state sweep's factors, reused by the reverse sweep).
+  std::vector<T> head_gate, head_decay_in, head_decay_out, head_k_bar;
+};
+
+template <class T>
+ChunkedWorkspace<T>& chunked_workspace(int chunk, int sub, int seq_len, int key_dim, int value_dim) {
+  thread_local ChunkedWorkspace<T> ws;
+  ws.chunk.fit(chunk, sub, key_dim);
+  const std::size_t state_size = zu(key_dim) * zu(value_dim);
+  ChunkScratch<T>::grow(ws.S, state_size);
+  ChunkScratch<T>::grow(ws.dH, state_size);
+  ChunkScratch<T>::grow(ws.entering, zu((seq_len + chunk - 1) / chunk) * state_size);
+  for (std::vector<T>* buf : {&ws.head_gate, &ws.head_decay_in, &ws.head_decay_out, &ws.head_k_bar})
+    ChunkScratch<T>::grow(*buf, zu(seq_len) * zu(key_dim));
+  return ws;
+}
+
+// Row operations on d contiguous elements as plain loops, which GCC vectorises (restrict: the
+// operands never overlap). Elementwise only (the same operations on every element, in the vector
+// body and the scalar remainder alike), so no result depends on alignment.
+template <class T>
+void row_scale_into(int d, T c, T* __restrict y) {
+  for (int i = 0; i < d; ++i) y[i] *= c;
+}
+template <class T>
+void row_add_mul(int d, const T* __restrict a, const T* __restrict b, T* __restrict y) {
+  for (int i = 0; i < d; ++i) y[i] += a[i] * b[i];
 }
 
 // a_t = exp(g_t) for the L rows of one chunk of one head, into gate [L, d_k].
@@ -283,7 +284,7 @@ void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gat
 //                                       in the columns of keys not reached yet),
 // so that a row of A is scale sum_m q_tm KE[m][.]: d_k vector multiply-adds across the columns,
 // each column summed over m in a fixed order, the same whatever the alignment or vector width (no
-// horizontal reduction; one dot product per (t, s) pair cost about 5x more at d_k = 16).
+// horizontal reduction; one dot product per (t, s) pair was several times slower at d_k = 16).
 template <class T>
 void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
                      int lda) {
@@ -333,7 +334,7 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
 // dA with ld lda; only its lower triangle is read):
 //   dq_t += sum_{s <= t} dA_ts k_s (.) exp(b_t - b_s),   dk_s += sum_{t >= s} dA_ts q_t (.) exp(b_t - b_s).
 // Per channel group (for_channel_groups), each sum is built in registers over the other index in
-// a fixed order (two partial sums, even and odd terms, added at the end), from rows decayed in
+// a fixed order (two partial sums taking alternate terms, added at the end), from rows decayed in
 // place in run [rows, d_k]: run_s = k_s (.) exp(b_t - b_s) advanced by one gate per row t, then
 // run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going down.
 template <class T>
@@ -346,7 +347,8 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
       const auto a = ops.load(at(gate, ldg, t));
       const auto x_t = ops.load(at(k, ldk, t));
       ops.store(at(run, ldg, t), x_t);
-      auto acc0 = dA[zu(t) * zu(lda) + zu(t)] * x_t, acc1 = acc0 - acc0;
+      auto acc0 = dA[zu(t) * zu(lda) + zu(t)] * x_t;
+      decltype(acc0) acc1{};
       for (int s = 0; s < t; ++s) {
         const auto x = ops.load(at(run, ldg, s)) * a;
         ops.store(at(run, ldg, s), x);
@@ -362,7 +364,8 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
     for (int s = rows - 1; s >= 0; --s) {
       const auto x_s = ops.load(at(q, ldk, s));
       ops.store(at(run, ldg, s), x_s);
-      auto acc0 = dA[zu(s) * zu(lda) + zu(s)] * x_s, acc1 = acc0 - acc0;
+      auto acc0 = dA[zu(s) * zu(lda) + zu(s)] * x_s;
+      decltype(acc0) acc1{};
       if (s + 1 < rows) {
         const auto a = ops.load(at(gate, ldg, s + 1));
         for (int t = s + 1; t < rows; ++t) {
