@@ -1,26 +1,23 @@
 #include "kernels/gla.hpp"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/reduction.hpp"
 
 namespace expt::kernels {
 
 namespace {
 
 std::size_t zu(int x) { return static_cast<std::size_t>(x); }
-
-// A row of d elements viewed as an Eigen array, so elementwise products vectorise.
-template <class T>
-using Row = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
-using ConstRow = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Offsets of head h of sequence b: rows of q/k/g (stride heads*key_dim), rows of v/out (stride
 // heads*value_dim), and the d_k x d_v state.
@@ -48,18 +45,68 @@ void check_chunking(const GlaChunking& c) {
     throw std::invalid_argument("gla: chunk_size and sub_chunk_size must be >= 1");
 }
 
+// kLanes elements as one GCC vector (vector_size: a value in registers, whatever the target's
+// width; plain lane-wise operations, so a lane's result is the same on every target and at every
+// address). The loops that carry a running sum or product over rows hold it in one of these
+// instead of in memory, where every row would wait on a store and a reload.
+constexpr int kLanes = 16;
+template <class T>
+struct LaneVector {
+  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
+};
+template <class T>
+using Lanes = typename LaneVector<T>::type;
+template <class T>
+Lanes<T> load_lanes(const T* p) {
+  Lanes<T> x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+template <class T>
+void store_lanes(T* p, const Lanes<T>& x) {
+  std::memcpy(p, &x, sizeof x);
+}
+
+// Runs body(m, ops) over the key channels of a row: for every whole group of kLanes channels from
+// m with ops = LaneOps (values are Lanes<T>), then for each remaining channel m with ops =
+// ScalarOps (values are T). The body is written once for both (a generic lambda); a channel
+// always goes through the same path for a given d_k, so its result does not depend on where the
+// buffers lie. Scans over rows (running products and sums) keep their running value in registers.
+template <class T>
+struct LaneOps {
+  static Lanes<T> load(const T* p) { return load_lanes(p); }
+  static void store(T* p, const Lanes<T>& x) { store_lanes(p, x); }
+  static Lanes<T> ones() { return Lanes<T>{} + T(1); }
+};
+template <class T>
+struct ScalarOps {
+  static T load(const T* p) { return *p; }
+  static void store(T* p, T x) { *p = x; }
+  static T ones() { return T(1); }
+};
+template <class T, class Body>
+void for_channel_groups(int dk, Body body) {
+  const int full = dk / kLanes * kLanes;
+  for (int m0 = 0; m0 < full; m0 += kLanes) body(m0, LaneOps<T>{});
+  for (int m = full; m < dk; ++m) body(m, ScalarOps<T>{});
+}
+
 // Per-chunk scratch of one head. A chunk has L <= C rows t = 0..L-1 (local indices); b_t is the
 // local inclusive cumulative log-gate, b_* = b_{L-1}. Every factor below is a product of gates
 // a = exp(g) <= 1, i.e. exp of a non-positive exponent. All [C, d_k] arrays are row-major, ld d_k.
 template <class T>
 struct ChunkScratch {
-  // Grows every buffer to fit chunks of `chunk` rows (never shrinks them).
-  void fit(int chunk, int key_dim) {
+  // Grows every buffer to fit chunks of `chunk` rows split into sub-chunks of `sub` rows (never
+  // shrinks them).
+  void fit(int chunk, int sub, int key_dim) {
     const std::size_t ck = zu(chunk) * zu(key_dim);
-    for (std::vector<T>* buf :
-         {&gate, &decay_in, &decay_out, &decay_sub, &q_rel, &q_bar, &k_bar, &key_decay, &k_rel, &block_q, &block_k})
+    for (std::vector<T>* buf : {&gate, &decay_in, &decay_out, &decay_sub, &q_rel, &q_bar, &k_bar, &block_q, &block_k})
       grow(*buf, ck);
-    grow(diag_decay, zu(key_dim));
+    const int subs = (chunk + sub - 1) / sub;
+    grow(key_decay, key_block_row(subs * sub, sub) * zu(key_dim));
+    grow(k_rel, key_block_row(subs * sub, sub) * zu(key_dim));
+    grow(diag_keys, zu(key_dim) * zu((sub + kLanes - 1) / kLanes * kLanes));
+    grow(diag_run, zu(sub) * zu(key_dim));
     grow(scores, zu(chunk) * zu(chunk));
     grow(dscores, zu(chunk) * zu(chunk));
     grow(rho, zu(key_dim));
@@ -67,21 +114,38 @@ struct ChunkScratch {
   static void grow(std::vector<T>& buf, std::size_t n) {
     if (buf.size() < n) buf.resize(n);
   }
-  std::vector<T> gate;        // a_t = exp(g_t)
-  std::vector<T> decay_in;    // exp(b_t)        = prod_{j <= t} a_j
-  std::vector<T> decay_out;   // exp(b_* - b_t)  = prod_{t < j < L} a_j
-  std::vector<T> decay_sub;   // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
-  std::vector<T> q_rel;       // q_t (.) decay_sub_t
-  std::vector<T> q_bar;       // scale q_t (.) decay_in_t                      (F1)
-  std::vector<T> k_bar;       // k_t (.) decay_out_t                          (F5)
-  std::vector<T> key_decay;   // per sub-chunk I: exp(b_i0 - b_s) = prod_{s < j <= i0} a_j for s < i0
-  std::vector<T> k_rel;       // per sub-chunk I: k_s (.) key_decay_s for s < i0
-  std::vector<T> block_q;     // [C, d_k] product scratch (query side)
-  std::vector<T> block_k;     // [C, d_k] product scratch (key side)
-  std::vector<T> diag_decay;  // [d_k] running exp(b_t - b_s) in a diagonal block (times k_s in the forward)
-  std::vector<T> scores;      // [L, L] A (F3), ld L
-  std::vector<T> dscores;     // [L, L] dA = scale dO V^T, masked, ld L
-  std::vector<T> rho;         // [d_k] rowsum(S_out (.) dH)
+  // First row of the key block of the sub-chunk starting at i0 (a multiple of sub) in key_decay and
+  // k_rel: the blocks of the sub-chunks before it hold sub + 2 sub + ... + (i0 - sub) rows.
+  static std::size_t key_block_row(int i0, int sub) {
+    const std::size_t j = zu(i0 / sub);
+    return j == 0 ? 0 : j * (j - 1) / 2 * zu(sub);
+  }
+  std::vector<T> gate;       // a_t = exp(g_t)
+  std::vector<T> decay_in;   // exp(b_t)        = prod_{j <= t} a_j
+  std::vector<T> decay_out;  // exp(b_* - b_t)  = prod_{t < j < L} a_j
+  std::vector<T> decay_sub;  // exp(b_t - b_i0) = prod_{i0 < j <= t} a_j, i0 = first row of t's sub-chunk
+  std::vector<T> q_rel;      // q_t (.) decay_sub_t
+  std::vector<T> q_bar;      // scale q_t (.) decay_in_t                      (F1)
+  std::vector<T> k_bar;      // k_t (.) decay_out_t                          (F5)
+  std::vector<T> key_decay;  // per sub-chunk I from row i0: [i0, d_k] exp(b_i0 - b_s) = prod_{s < j <= i0} a_j
+  std::vector<T> k_rel;      // per sub-chunk I from row i0: [i0, d_k] k_s (.) key_decay_s (s < i0)
+  std::vector<T> block_q;    // [C, d_k] product scratch (query side)
+  std::vector<T> block_k;    // [C, d_k] product scratch (key side)
+  std::vector<T> diag_keys;  // [d_k, c rounded up to kLanes] KE of a diagonal block of the scores
+  std::vector<T> diag_run;   // [c, d_k] diagonal_gradients' decayed rows
+  std::vector<T> scores;     // [L, L] A (F3), ld L
+  std::vector<T> dscores;    // [L, L] dA = scale dO V^T (formed for s < the end of t's 16-row block), ld L
+  std::vector<T> rho;        // [d_k] rowsum(S_out (.) dH)
+};
+
+// The gate-only factors of one chunk, [L, d_k] each with ld d_k: in the chunk scratch in the
+// forward, in the per-head arrays of the backward's state sweep in its reverse sweep.
+template <class T>
+struct ChunkDecays {
+  const T* gate = nullptr;
+  const T* decay_in = nullptr;
+  const T* decay_out = nullptr;
+  const T* k_bar = nullptr;
 };
 
 // Per-thread scratch of the chunked kernels, kept from call to call so that a call neither
@@ -91,21 +155,36 @@ struct ChunkScratch {
 template <class T>
 struct ChunkedWorkspace {
   ChunkScratch<T> chunk;
-  std::vector<T> S, dH;       // [d_k, d_v] running state and its gradient
-  std::vector<T> entering;    // [chunks, d_k, d_v] S_in of every chunk of one head (backward)
-  std::vector<T> head_gates;  // [seq_len, d_k] exp(g) of one head (backward)
+  std::vector<T> S, dH;     // [d_k, d_v] running state and its gradient
+  std::vector<T> entering;  // [chunks, d_k, d_v] S_in of every chunk of one head (backward)
+  // [seq_len, d_k] gate, decay_in, decay_out and k_bar of every chunk of one head (backward: the
+  // state sweep's factors, reused by the reverse sweep).
+  std::vector<T> head_gate, head_decay_in, head_decay_out, head_k_bar;
 };
 
 template <class T>
-ChunkedWorkspace<T>& chunked_workspace(int chunk, int seq_len, int key_dim, int value_dim) {
+ChunkedWorkspace<T>& chunked_workspace(int chunk, int sub, int seq_len, int key_dim, int value_dim) {
   thread_local ChunkedWorkspace<T> ws;
-  ws.chunk.fit(chunk, key_dim);
+  ws.chunk.fit(chunk, sub, key_dim);
   const std::size_t state_size = zu(key_dim) * zu(value_dim);
   ChunkScratch<T>::grow(ws.S, state_size);
   ChunkScratch<T>::grow(ws.dH, state_size);
   ChunkScratch<T>::grow(ws.entering, zu((seq_len + chunk - 1) / chunk) * state_size);
-  ChunkScratch<T>::grow(ws.head_gates, zu(seq_len) * zu(key_dim));
+  for (std::vector<T>* buf : {&ws.head_gate, &ws.head_decay_in, &ws.head_decay_out, &ws.head_k_bar})
+    ChunkScratch<T>::grow(*buf, zu(seq_len) * zu(key_dim));
   return ws;
+}
+
+// Row operations on d contiguous elements as plain loops, which GCC vectorises (restrict: the
+// operands never overlap). Elementwise only (the same operations on every element, in the vector
+// body and the scalar remainder alike), so no result depends on alignment.
+template <class T>
+void row_scale_into(int d, T c, T* __restrict y) {
+  for (int i = 0; i < d; ++i) y[i] *= c;
+}
+template <class T>
+void row_add_mul(int d, const T* __restrict a, const T* __restrict b, T* __restrict y) {
+  for (int i = 0; i < d; ++i) y[i] += a[i] * b[i];
 }
 
 // a_t = exp(g_t) for the L rows of one chunk of one head, into gate [L, d_k].
@@ -118,80 +197,221 @@ void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
   }
 }
 
-// Decay factors and the decayed queries/keys of one chunk (rows t0..t0+L-1 of one head), from the
-// gates already in cs.gate. Rows are handled as Eigen arrays so the elementwise products vectorise.
+// decay_in: prefix products of the gates, [L, d_k].
 template <class T>
-void chunk_factors(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, ChunkScratch<T>& cs) {
-  auto row = [dk](std::vector<T>& buf, int t) { return Row<T>(buf.data() + zu(t) * zu(dk), dk); };
-  auto gate = [&](int t) { return ConstRow<T>(cs.gate.data() + zu(t) * zu(dk), dk); };
-  // decay_in: prefix products; decay_sub: prefix products restarted at each sub-chunk's first row.
-  row(cs.decay_in, 0) = gate(0);
-  for (int t = 1; t < L; ++t) row(cs.decay_in, t) = row(cs.decay_in, t - 1) * gate(t);
-  for (int t = 0; t < L; ++t) {
-    if (t % sub == 0)
-      row(cs.decay_sub, t).setOnes();
-    else
-      row(cs.decay_sub, t) = row(cs.decay_sub, t - 1) * gate(t);
-  }
-  // decay_out: suffix products excluding the row itself.
-  row(cs.decay_out, L - 1).setOnes();
-  for (int t = L - 2; t >= 0; --t) row(cs.decay_out, t) = row(cs.decay_out, t + 1) * gate(t + 1);
-  for (int t = 0; t < L; ++t) {
-    const ConstRow<T> q_t(q + zu(t) * zu(ld_key), dk), k_t(k + zu(t) * zu(ld_key), dk);
-    row(cs.q_rel, t) = q_t * row(cs.decay_sub, t);
-    row(cs.q_bar, t) = scale * q_t * row(cs.decay_in, t);
-    row(cs.k_bar, t) = k_t * row(cs.decay_out, t);
+void chunk_decay_in(int L, int dk, const T* gate, T* decay_in) {
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.load(gate + m);
+    ops.store(decay_in + m, run);
+    for (int t = 1; t < L; ++t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      run = run * ops.load(gate + r);
+      ops.store(decay_in + r, run);
+    }
+  });
+}
+
+// decay_out (suffix products excluding the row itself) and k_bar = k (.) decay_out, [L, d_k] each.
+template <class T>
+void chunk_key_factors(int L, int dk, const T* gate, const T* k, int ld_key, T* decay_out, T* k_bar) {
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.ones();
+    for (int t = L - 1; t >= 0; --t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      if (t < L - 1) run = run * ops.load(gate + r + zu(dk));
+      ops.store(decay_out + r, run);
+      ops.store(k_bar + r, ops.load(k + zu(t) * zu(ld_key) + zu(m)) * run);
+    }
+  });
+}
+
+// The query-side factors of one chunk: decay_sub (prefix products restarted at each sub-chunk's
+// first row), q_rel = q (.) decay_sub and q_bar = scale q (.) decay_in, into the chunk scratch.
+template <class T>
+void chunk_query_factors(int L, int dk, int sub, T scale, const T* q, int ld_key, const ChunkDecays<T>& f,
+                         ChunkScratch<T>& cs) {
+  T* decay_sub = cs.decay_sub.data();
+  T* q_rel = cs.q_rel.data();
+  T* q_bar = cs.q_bar.data();
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = ops.ones();
+    for (int t = 0; t < L; ++t) {
+      const std::size_t r = zu(t) * zu(dk) + zu(m);
+      const auto q_t = ops.load(q + zu(t) * zu(ld_key) + zu(m));
+      run = t % sub == 0 ? ops.ones() : run * ops.load(f.gate + r);
+      ops.store(decay_sub + r, run);
+      ops.store(q_rel + r, q_t * run);
+      ops.store(q_bar + r, scale * q_t * ops.load(f.decay_in + r));
+    }
+  });
+}
+
+// All gate factors of one chunk (the forward) into the chunk scratch; the gates are in cs.gate.
+template <class T>
+ChunkDecays<T> chunk_factors(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, ChunkScratch<T>& cs) {
+  chunk_decay_in(L, dk, cs.gate.data(), cs.decay_in.data());
+  chunk_key_factors(L, dk, cs.gate.data(), k, ld_key, cs.decay_out.data(), cs.k_bar.data());
+  const ChunkDecays<T> f{cs.gate.data(), cs.decay_in.data(), cs.decay_out.data(), cs.k_bar.data()};
+  chunk_query_factors(L, dk, sub, scale, q, ld_key, f, cs);
+  return f;
+}
+
+// For every sub-chunk starting at row i0 > 0: key_decay_s = exp(b_i0 - b_s) and k_rel_s = k_s (.)
+// key_decay_s for every earlier row s < i0 of the chunk (suffix products of the gates up to i0),
+// in the sub-chunk's block of cs.key_decay / cs.k_rel.
+template <class T>
+void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gate, ChunkScratch<T>& cs) {
+  for (int i0 = sub; i0 < L; i0 += sub) {
+    const std::size_t first = ChunkScratch<T>::key_block_row(i0, sub) * zu(dk);
+    T* p = cs.key_decay.data() + first;
+    T* kr = cs.k_rel.data() + first;
+    for_channel_groups<T>(dk, [&](int m, auto ops) {
+      auto run = ops.load(gate + zu(i0) * zu(dk) + zu(m));
+      for (int s = i0 - 1; s >= 0; --s) {
+        const std::size_t r = zu(s) * zu(dk) + zu(m);
+        if (s < i0 - 1) run = run * ops.load(gate + r + zu(dk));
+        ops.store(p + r, run);
+        ops.store(kr + r, ops.load(k + zu(s) * zu(ld_key) + zu(m)) * run);
+      }
+    });
   }
 }
 
-// For the sub-chunk starting at row i0 > 0: key_decay_s = exp(b_i0 - b_s) and k_rel_s = k_s (.)
-// key_decay_s for every earlier row s < i0 of the chunk (suffix products of the gates up to i0).
+// One diagonal block of the scores, rows x rows from its first row (q, k, gate point at that row):
+// A_ts = scale sum_m q_tm k_sm exp(b_tm - b_sm) for s <= t, written to A (ld lda) for s <= t only.
+// The block's keys are kept transposed and decayed to the current row t,
+//   KE[m][s] = k_sm exp(b_tm - b_sm)   ([d_k, rows] padded to whole groups of kLanes columns, zeros
+//                                       in the columns of keys not reached yet),
+// so that a row of A is scale sum_m q_tm KE[m][.]: d_k vector multiply-adds across the columns,
+// each column summed over m in a fixed order, the same whatever the alignment or vector width (no
+// horizontal reduction; one dot product per (t, s) pair was several times slower at d_k = 16).
 template <class T>
-void sub_chunk_keys(int i0, int dk, const T* k, int ld_key, ChunkScratch<T>& cs) {
-  for (int s = i0 - 1; s >= 0; --s) {
-    Row<T> p_s(cs.key_decay.data() + zu(s) * zu(dk), dk);
-    const ConstRow<T> a_next(cs.gate.data() + zu(s + 1) * zu(dk), dk);
-    if (s == i0 - 1)
-      p_s = a_next;
-    else
-      p_s = Row<T>(cs.key_decay.data() + zu(s + 1) * zu(dk), dk) * a_next;
-    Row<T>(cs.k_rel.data() + zu(s) * zu(dk), dk) = ConstRow<T>(k + zu(s) * zu(ld_key), dk) * p_s;
+void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
+                     int lda) {
+  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> Index;
+  typedef Index LaneIndex __attribute__((vector_size(kLanes * sizeof(T))));
+  LaneIndex lane;
+  for (int j = 0; j < kLanes; ++j) lane[j] = j;
+  const int groups = (rows + kLanes - 1) / kLanes;
+  const std::size_t ld = zu(groups) * kLanes;
+  std::fill_n(KE, zu(dk) * ld, T(0));
+  for (int t = 0; t < rows; ++t) {
+    const T* a_t = gate + zu(t) * zu(dk);
+    const T* q_t = q + zu(t) * zu(ld_key);
+    const T* k_t = k + zu(t) * zu(ld_key);
+    T* A_t = A + zu(t) * zu(lda);
+    // Only the groups holding columns s <= t are live.
+    for (int grp = 0; grp <= t / kLanes; ++grp) {
+      const bool current = grp == t / kLanes;
+      const LaneIndex is_t = lane == static_cast<Index>(t % kLanes);
+      // Advances KE[m] by one row and returns q_tm KE[m].
+      auto term = [&](int m) {
+        T* ke = KE + zu(m) * ld + zu(grp) * kLanes;
+        Lanes<T> x = load_lanes(ke) * a_t[m];
+        if (current) x = is_t ? Lanes<T>{} + k_t[m] : x;
+        store_lanes(ke, x);
+        return q_t[m] * x;
+      };
+      // Four partial sums over m (m mod 4, the remainder in the first), added in a fixed tree: four
+      // independent multiply-add chains instead of one.
+      Lanes<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+      int m = 0;
+      for (; m + 4 <= dk; m += 4) {
+        acc0 += term(m);
+        acc1 += term(m + 1);
+        acc2 += term(m + 2);
+        acc3 += term(m + 3);
+      }
+      for (; m < dk; ++m) acc0 += term(m);
+      const Lanes<T> acc = (acc0 + acc1) + (acc2 + acc3);
+      const int live = current ? t % kLanes + 1 : kLanes;
+      for (int j = 0; j < live; ++j) A_t[grp * kLanes + j] = scale * acc[j];
+    }
   }
+}
+
+// The diagonal-block part of (D3) for one sub-chunk of `rows` rows (every pointer at its first row,
+// dA with ld lda; only its lower triangle is read):
+//   dq_t += sum_{s <= t} dA_ts k_s (.) exp(b_t - b_s),   dk_s += sum_{t >= s} dA_ts q_t (.) exp(b_t - b_s).
+// Per channel group (for_channel_groups), each sum is built in registers over the other index in
+// a fixed order (two partial sums taking alternate terms, added at the end), from rows decayed in
+// place in run [rows, d_k]: run_s = k_s (.) exp(b_t - b_s) advanced by one gate per row t, then
+// run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going down.
+template <class T>
+void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, const T* gate, const T* dA, int lda,
+                        T* dq, T* dkk, T* run) {
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto at = [&](auto* base, std::size_t ld, int r) { return base + zu(r) * ld + zu(m); };
+    const std::size_t ldk = zu(ld_key), ldg = zu(dk);
+    for (int t = 0; t < rows; ++t) {
+      const auto a = ops.load(at(gate, ldg, t));
+      const auto x_t = ops.load(at(k, ldk, t));
+      ops.store(at(run, ldg, t), x_t);
+      auto acc0 = dA[zu(t) * zu(lda) + zu(t)] * x_t;
+      decltype(acc0) acc1{};
+      for (int s = 0; s < t; ++s) {
+        const auto x = ops.load(at(run, ldg, s)) * a;
+        ops.store(at(run, ldg, s), x);
+        const auto term = dA[zu(t) * zu(lda) + zu(s)] * x;
+        if (s % 2 == 0)
+          acc1 = acc1 + term;
+        else
+          acc0 = acc0 + term;
+      }
+      T* y = at(dq, ldk, t);
+      ops.store(y, ops.load(y) + (acc0 + acc1));
+    }
+    for (int s = rows - 1; s >= 0; --s) {
+      const auto x_s = ops.load(at(q, ldk, s));
+      ops.store(at(run, ldg, s), x_s);
+      auto acc0 = dA[zu(s) * zu(lda) + zu(s)] * x_s;
+      decltype(acc0) acc1{};
+      if (s + 1 < rows) {
+        const auto a = ops.load(at(gate, ldg, s + 1));
+        for (int t = s + 1; t < rows; ++t) {
+          const auto x = ops.load(at(run, ldg, t)) * a;
+          ops.store(at(run, ldg, t), x);
+          const auto term = dA[zu(t) * zu(lda) + zu(s)] * x;
+          if ((t - s) % 2 == 1)
+            acc1 = acc1 + term;
+          else
+            acc0 = acc0 + term;
+        }
+      }
+      T* y = at(dkk, ldk, s);
+      ops.store(y, ops.load(y) + (acc0 + acc1));
+    }
+  });
 }
 
 // (F3) with secondary chunking: A_ts = scale sum_m q_tm k_sm exp(b_tm - b_sm) for s <= t, else 0.
 //   Off-diagonal blocks (query sub-chunk I from row i0, keys s < i0):
 //     A[I, 0:i0] = scale (q_I (.) exp(b_I - b_i0)) (k_s (.) exp(b_i0 - b_s))^T      one GEMM
-//   Diagonal blocks (s <= t in the same sub-chunk): elementwise, exp(b_t - b_s) as a running product.
+//   Diagonal blocks (s <= t in the same sub-chunk): elementwise, exp(b_t - b_s) as a running
+//     product (diagonal_scores).
+// Needs cs.q_rel (chunk_query_factors) and leaves the key blocks of sub_chunk_keys in cs.
 template <class T>
-void chunk_scores(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, ChunkScratch<T>& cs) {
+void chunk_scores(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, const T* gate,
+                  ChunkScratch<T>& cs) {
   T* A = cs.scores.data();
-  std::fill(A, A + zu(L) * zu(L), T(0));
+  sub_chunk_keys(L, dk, sub, k, ld_key, gate, cs);
   for (int i0 = 0; i0 < L; i0 += sub) {
     const int i1 = std::min(L, i0 + sub), rows = i1 - i0;
-    if (i0 > 0) {
-      sub_chunk_keys(i0, dk, k, ld_key, cs);
-      gemm(Trans::no, Trans::yes, rows, i0, dk, scale, cs.q_rel.data() + zu(i0) * zu(dk), dk, cs.k_rel.data(), dk, T(0),
-           A + zu(i0) * zu(L), L);
-    }
-    // Diagonal block: e = k_s (.) exp(b_t - b_s), advanced one gate per row t.
-    Row<T> e(cs.diag_decay.data(), dk);
-    for (int s = i0; s < i1; ++s) {
-      e = ConstRow<T>(k + zu(s) * zu(ld_key), dk);
-      for (int t = s; t < i1; ++t) {
-        if (t > s) e *= ConstRow<T>(cs.gate.data() + zu(t) * zu(dk), dk);
-        A[zu(t) * zu(L) + zu(s)] = scale * (ConstRow<T>(q + zu(t) * zu(ld_key), dk) * e).sum();
-      }
-    }
+    if (i0 > 0)
+      gemm(Trans::no, Trans::yes, rows, i0, dk, scale, cs.q_rel.data() + zu(i0) * zu(dk), dk,
+           cs.k_rel.data() + ChunkScratch<T>::key_block_row(i0, sub) * zu(dk), dk, T(0), A + zu(i0) * zu(L), L);
+    diagonal_scores(rows, dk, scale, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key, gate + zu(i0) * zu(dk),
+                    cs.diag_keys.data(), A + zu(i0) * zu(L) + zu(i0), L);
   }
+  for (int t = 0; t < L; ++t) std::fill(A + zu(t) * zu(L) + zu(t) + 1, A + zu(t + 1) * zu(L), T(0));
 }
 
 // S <- Diag(exp(b_*)) S + K_bar^T V  (F5): the state leaving the chunk. v has row stride ld_value.
 template <class T>
-void chunk_state_update(int L, int dk, int dv, const T* v, int ld_value, const ChunkScratch<T>& cs, T* S) {
-  const T* last = cs.decay_in.data() + zu(L - 1) * zu(dk);
-  for (int i = 0; i < dk; ++i) Row<T>(S + zu(i) * zu(dv), dv) *= last[i];
-  gemm(Trans::yes, Trans::no, dk, dv, L, T(1), cs.k_bar.data(), dk, v, ld_value, T(1), S, dv);
+void chunk_state_update(int L, int dk, int dv, const T* v, int ld_value, const ChunkDecays<T>& f, T* S) {
+  const T* last = f.decay_in + zu(L - 1) * zu(dk);
+  for (int i = 0; i < dk; ++i) row_scale_into(dv, last[i], S + zu(i) * zu(dv));
+  gemm(Trans::yes, Trans::no, dk, dv, L, T(1), f.k_bar, dk, v, ld_value, T(1), S, dv);
 }
 
 template <class T>
@@ -321,7 +541,7 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
   const int dk = shape.key_dim, dv = shape.value_dim, n = shape.seq_len;
   const int C = std::min(chunking.chunk_size, std::max(n, 1)), sub = chunking.sub_chunk_size;
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
-  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, 0, dk, dv);
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, sub, 0, dk, dv);
   ChunkScratch<T>& cs = ws.chunk;
   T* S = ws.S.data();
   const std::size_t state_size = zu(dk) * zu(dv);
@@ -337,12 +557,12 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
         const T* v = in.v + off.value + zu(t0) * zu(ld_value);
         T* o = out + off.value + zu(t0) * zu(ld_value);
         chunk_gates(L, dk, g, ld_key, cs.gate.data());
-        chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
-        chunk_scores(L, dk, sub, scale, q, k, ld_key, cs);
+        const ChunkDecays<T> f = chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
+        chunk_scores(L, dk, sub, scale, q, k, ld_key, f.gate, cs);
         // (F2) O = Q_bar S_in: [L, d_k] x [d_k, d_v];  (F4) O += A V: [L, L] x [L, d_v].
         gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.q_bar.data(), dk, S, dv, T(0), o, ld_value);
         gemm(Trans::no, Trans::no, L, dv, L, T(1), cs.scores.data(), L, v, ld_value, T(1), o, ld_value);
-        chunk_state_update(L, dk, dv, v, ld_value, cs, S);
+        chunk_state_update(L, dk, dv, v, ld_value, f, S);
       }
       if (final_state) std::copy_n(S, state_size, final_state + off.state);
     }
@@ -358,30 +578,36 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
   const int num_chunks = (n + C - 1) / C;
   const std::size_t state_size = zu(dk) * zu(dv);
-  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, n, dk, dv);
+  ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, sub, n, dk, dv);
   ChunkScratch<T>& cs = ws.chunk;
-  std::vector<T>& entering = ws.entering;      // S_in of every chunk of one head
-  std::vector<T>& head_gates = ws.head_gates;  // exp(g) of one head, [seq_len, d_k]
-  auto row = [dk](std::vector<T>& buf, int t) { return Row<T>(buf.data() + zu(t) * zu(dk), dk); };
   T* S = ws.S.data();
   T* dH = ws.dH.data();
   for (int b = 0; b < shape.batch; ++b)
     for (int h = 0; h < shape.heads; ++h) {
       const HeadOffsets off = head_offsets(shape, b, h);
-      // Forward sweep: store S_in(c) for every chunk.
+      // The gate factors of the chunk from row t0, rows [t0, t0 + L) of the per-head arrays.
+      auto decays = [&](int t0) {
+        const std::size_t first = zu(t0) * zu(dk);
+        return ChunkDecays<T>{ws.head_gate.data() + first, ws.head_decay_in.data() + first,
+                              ws.head_decay_out.data() + first, ws.head_k_bar.data() + first};
+      };
+      // State sweep: S_in(c) of every chunk, and the gate factors the reverse sweep reuses.
       load_state(in.initial_state, off.state, state_size, S);
       for (int c = 0; c < num_chunks; ++c) {
         const int t0 = c * C, L = std::min(C, n - t0);
-        std::copy_n(S, state_size, entering.begin() + static_cast<std::ptrdiff_t>(zu(c) * state_size));
-        const T* q = in.q + off.key + zu(t0) * zu(ld_key);
+        std::copy_n(S, state_size, ws.entering.begin() + static_cast<std::ptrdiff_t>(zu(c) * state_size));
         const T* k = in.k + off.key + zu(t0) * zu(ld_key);
         const T* g = in.g + off.key + zu(t0) * zu(ld_key);
         const T* v = in.v + off.value + zu(t0) * zu(ld_value);
-        T* gate = head_gates.data() + zu(t0) * zu(dk);
+        const std::size_t first = zu(t0) * zu(dk);
+        T* gate = ws.head_gate.data() + first;
+        T* decay_in = ws.head_decay_in.data() + first;
+        T* decay_out = ws.head_decay_out.data() + first;
+        T* k_bar = ws.head_k_bar.data() + first;
         chunk_gates(L, dk, g, ld_key, gate);
-        std::copy(gate, gate + zu(L) * zu(dk), cs.gate.begin());
-        chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
-        chunk_state_update(L, dk, dv, v, ld_value, cs, S);
+        chunk_decay_in(L, dk, gate, decay_in);
+        chunk_key_factors(L, dk, gate, k, ld_key, decay_out, k_bar);
+        chunk_state_update(L, dk, dv, v, ld_value, decays(t0), S);
       }
       // Reverse sweep; dH = dL/dS_out(c) from outside the chunk (later chunks and dS_T).
       load_state(dfinal_state, off.state, state_size, dH);
@@ -395,77 +621,83 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         T* dkk = grads.dk + off.key + zu(t0) * zu(ld_key);
         T* dg = grads.dg + off.key + zu(t0) * zu(ld_key);
         T* dV = grads.dv + off.value + zu(t0) * zu(ld_value);
-        const T* S_in = entering.data() + zu(c) * state_size;
-        const T* gate = head_gates.data() + zu(t0) * zu(dk);
-        std::copy(gate, gate + zu(L) * zu(dk), cs.gate.begin());
-        chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
-        chunk_scores(L, dk, sub, scale, q, k, ld_key, cs);
+        const T* S_in = ws.entering.data() + zu(c) * state_size;
+        const ChunkDecays<T> f = decays(t0);
+        chunk_query_factors(L, dk, sub, scale, q, ld_key, f, cs);
+        chunk_scores(L, dk, sub, scale, q, k, ld_key, f.gate, cs);
 
         // (D1) dV = A^T dO + K_bar dH: [L, L]^T x [L, d_v] + [L, d_k] x [d_k, d_v].
         gemm(Trans::yes, Trans::no, L, dv, L, T(1), cs.scores.data(), L, dO, ld_value, T(0), dV, ld_value);
-        gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.k_bar.data(), dk, dH, dv, T(1), dV, ld_value);
+        gemm(Trans::no, Trans::no, L, dv, dk, T(1), f.k_bar, dk, dH, dv, T(1), dV, ld_value);
 
-        // (D2) dA_ts = scale (do_t . v_s) for s <= t, else 0: [L, d_v] x [d_v, L].
+        // (D2) dA_ts = scale (do_t . v_s), needed for s <= t only ((D3) reads nothing else): per
+        // block of 16 rows [r0, r1), [16, d_v] x [d_v, r1]; the rest of the upper triangle is
+        // neither formed nor zeroed. (One [L, L] product took OpenBLAS's packing path at L = 64;
+        // `perf` share of its packed sgemm 17.6 % -> 6.5 % of the kernel, small kernels +9 points.)
         T* dA = cs.dscores.data();
-        gemm(Trans::no, Trans::yes, L, L, dv, scale, dO, ld_value, v, ld_value, T(0), dA, L);
-        for (int t = 0; t < L; ++t) std::fill(dA + zu(t) * zu(L) + zu(t) + 1, dA + zu(t + 1) * zu(L), T(0));
+        for (int r0 = 0; r0 < L; r0 += 16) {
+          const int r1 = std::min(L, r0 + 16);
+          gemm(Trans::no, Trans::yes, r1 - r0, r1, dv, scale, dO + zu(r0) * zu(ld_value), ld_value, v, ld_value, T(0),
+               dA + zu(r0) * zu(L), L);
+        }
 
         // (D4) inter-chunk parts: dq_t = scale exp(b_t) (.) (S_in do_t), dk_t = exp(b_* - b_t) (.) (dH v_t).
         gemm(Trans::no, Trans::yes, L, dk, dv, scale, dO, ld_value, S_in, dv, T(0), dq, ld_key);
         gemm(Trans::no, Trans::yes, L, dk, dv, T(1), v, ld_value, dH, dv, T(0), dkk, ld_key);
         // rho = rowsum(S_out (.) dH) = exp(b_*) (.) rowsum(S_in (.) dH) + sum_t k_t (.) dk_t^inter.
-        using StateMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-        const ConstRow<T> decay_last(cs.decay_in.data() + zu(L - 1) * zu(dk), dk);
-        Row<T> rho(cs.rho.data(), dk);
-        rho = decay_last * (StateMap(S_in, dk, dv) * StateMap(dH, dk, dv)).rowwise().sum();
-        for (int t = 0; t < L; ++t) {
-          Row<T> dq_t(dq + zu(t) * zu(ld_key), dk), dk_t(dkk + zu(t) * zu(ld_key), dk);
-          dq_t *= row(cs.decay_in, t);
-          dk_t *= row(cs.decay_out, t);
-          rho += ConstRow<T>(k + zu(t) * zu(ld_key), dk) * dk_t;
-        }
+        const T* decay_last = f.decay_in + zu(L - 1) * zu(dk);
+        T* rho = cs.rho.data();
+        for (int i = 0; i < dk; ++i)
+          rho[i] = decay_last[i] * dot_fixed_order<T>(S_in + zu(i) * zu(dv), dH + zu(i) * zu(dv), zu(dv));
+        for_channel_groups<T>(dk, [&](int m, auto ops) {
+          auto run = ops.load(rho + m);
+          for (int t = 0; t < L; ++t) {
+            const std::size_t rk = zu(t) * zu(ld_key) + zu(m), rf = zu(t) * zu(dk) + zu(m);
+            ops.store(dq + rk, ops.load(dq + rk) * ops.load(f.decay_in + rf));
+            const auto dk_t = ops.load(dkk + rk) * ops.load(f.decay_out + rf);
+            ops.store(dkk + rk, dk_t);
+            run = run + ops.load(k + rk) * dk_t;
+          }
+          ops.store(rho + m, run);
+        });
 
-        // (D3) intra-chunk parts, with the sub-chunk factorisation of chunk_scores:
+        // (D3) intra-chunk parts, with the sub-chunk factorisation of chunk_scores (whose key blocks
+        // are still in cs):
         //   dq_t += sum_{s <= t} dA_ts k_s (.) exp(b_t - b_s),  dk_s += sum_{t >= s} dA_ts q_t (.) exp(b_t - b_s).
         for (int i0 = 0; i0 < L; i0 += sub) {
           const int i1 = std::min(L, i0 + sub), rows = i1 - i0;
           if (i0 > 0) {
-            sub_chunk_keys(i0, dk, k, ld_key, cs);
+            const std::size_t first = ChunkScratch<T>::key_block_row(i0, sub) * zu(dk);
             // dq_I += exp(b_I - b_i0) (.) (dA[I, 0:i0] K_rel): [rows, i0] x [i0, d_k].
-            gemm(Trans::no, Trans::no, rows, dk, i0, T(1), dA + zu(i0) * zu(L), L, cs.k_rel.data(), dk, T(0),
+            gemm(Trans::no, Trans::no, rows, dk, i0, T(1), dA + zu(i0) * zu(L), L, cs.k_rel.data() + first, dk, T(0),
                  cs.block_q.data(), dk);
             // dk_s += exp(b_i0 - b_s) (.) (dA[I, 0:i0]^T Q_rel_I) for s < i0: [i0, rows] x [rows, d_k].
             gemm(Trans::yes, Trans::no, i0, dk, rows, T(1), dA + zu(i0) * zu(L), L, cs.q_rel.data() + zu(i0) * zu(dk),
                  dk, T(0), cs.block_k.data(), dk);
             for (int t = i0; t < i1; ++t)
-              Row<T>(dq + zu(t) * zu(ld_key), dk) += row(cs.decay_sub, t) * row(cs.block_q, t - i0);
+              row_add_mul(dk, cs.decay_sub.data() + zu(t) * zu(dk), cs.block_q.data() + zu(t - i0) * zu(dk),
+                          dq + zu(t) * zu(ld_key));
             for (int s = 0; s < i0; ++s)
-              Row<T>(dkk + zu(s) * zu(ld_key), dk) += row(cs.key_decay, s) * row(cs.block_k, s);
+              row_add_mul(dk, cs.key_decay.data() + first + zu(s) * zu(dk), cs.block_k.data() + zu(s) * zu(dk),
+                          dkk + zu(s) * zu(ld_key));
           }
-          // Diagonal block: e = exp(b_t - b_s), advanced one gate per row t.
-          Row<T> e(cs.diag_decay.data(), dk);
-          for (int s = i0; s < i1; ++s) {
-            const ConstRow<T> k_s(k + zu(s) * zu(ld_key), dk);
-            Row<T> dk_s(dkk + zu(s) * zu(ld_key), dk);
-            e.setOnes();
-            for (int t = s; t < i1; ++t) {
-              if (t > s) e *= row(cs.gate, t);
-              const T w = dA[zu(t) * zu(L) + zu(s)];
-              Row<T>(dq + zu(t) * zu(ld_key), dk) += w * k_s * e;
-              dk_s += w * ConstRow<T>(q + zu(t) * zu(ld_key), dk) * e;
-            }
-          }
+          diagonal_gradients(rows, dk, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
+                             f.gate + zu(i0) * zu(dk), dA + zu(i0) * zu(L) + zu(i0), L, dq + zu(i0) * zu(ld_key),
+                             dkk + zu(i0) * zu(ld_key), cs.diag_run.data());
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
-        for (int t = L - 1; t >= 0; --t) {
-          const std::size_t r = zu(t) * zu(ld_key);
-          rho += ConstRow<T>(q + r, dk) * ConstRow<T>(dq + r, dk) - ConstRow<T>(k + r, dk) * ConstRow<T>(dkk + r, dk);
-          Row<T>(dg + r, dk) = rho;
-        }
+        for_channel_groups<T>(dk, [&](int m, auto ops) {
+          auto run = ops.load(rho + m);
+          for (int t = L - 1; t >= 0; --t) {
+            const std::size_t r = zu(t) * zu(ld_key) + zu(m);
+            run = run + (ops.load(q + r) * ops.load(dq + r) - ops.load(k + r) * ops.load(dkk + r));
+            ops.store(dg + r, run);
+          }
+        });
 
         // dH(c-1) = Diag(exp(b_*)) dH(c) + Q_bar^T dO: [L, d_k]^T x [L, d_v].
-        for (int i = 0; i < dk; ++i) Row<T>(dH + zu(i) * zu(dv), dv) *= decay_last(i);
+        for (int i = 0; i < dk; ++i) row_scale_into(dv, decay_last[i], dH + zu(i) * zu(dv));
         gemm(Trans::yes, Trans::no, dk, dv, L, T(1), cs.q_bar.data(), dk, dO, ld_value, T(1), dH, dv);
       }
       if (grads.dinitial_state) std::copy_n(dH, state_size, grads.dinitial_state + off.state);

@@ -20,8 +20,8 @@
 // The math is exact for any g, but g > 0 is outside the contract (factors then exceed 1).
 //
 // Scratch memory of the chunked kernels (O(chunk_size * (d_k + chunk_size)), plus one d_k x d_v
-// state per chunk and the gates of one head in the backward) is kept per thread between calls and
-// only grows; the recurrent references allocate theirs in each call.
+// state per chunk and four [seq_len, d_k] gate-factor arrays of one head in the backward) is kept
+// per thread between calls and only grows; the recurrent references allocate theirs in each call.
 #pragma once
 
 #include <type_traits>

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -211,4 +212,59 @@ TEST_CASE("GLA chunked stays finite and exact under gates strong enough to overf
   const GlaChunking chunking{64, 16};
   require_close(run<double>(p, &chunking), reference, 1e-10);
   require_close(run<float>(p, &chunking), reference, 1e-4);
+}
+
+TEST_CASE("GLA chunked equals recurrent in fp64 with whole and partial 16-channel key groups", "[gla]") {
+  // key_dim 16 and 20 take the kernels' 16-lane paths (20: one whole group and a 4-channel tail);
+  // sub-chunks of 32 and 64 give diagonal blocks of more than one 16-column group.
+  std::uint64_t seed = 700;
+  for (int key_dim : {16, 20})
+    for (double tau : {0.1, 4.0}) {
+      const Problem p = make_problem(GlaShape{2, 75, 2, key_dim, 3}, tau, seed += 10);
+      const Result reference = run<double>(p, nullptr);
+      for (int sub : {5, 16, 32, 64}) {
+        INFO("d_k=" << key_dim << " tau=" << tau << " c=" << sub);
+        const GlaChunking chunking{64, sub};
+        require_close(run<double>(p, &chunking), reference, 1e-10);
+      }
+    }
+}
+
+TEST_CASE("GLA chunked forward and backward give the same bits at any buffer offset", "[gla][determinism]") {
+  // The same inputs copied to buffers shifted by a few floats, outputs written to shifted buffers:
+  // only the alignment changes, so every output must match bit for bit (layers.md's determinism;
+  // docs/decisions.md 44).
+  const GlaShape s{2, 150, 2, 20, 32};
+  const Problem p = make_problem(s, 1.0, 800);
+  auto run_at = [&](std::size_t offset) {
+    auto shifted = [offset](const std::vector<double>& x) {
+      std::vector<float> y(x.size() + offset);
+      std::copy(x.begin(), x.end(), y.begin() + static_cast<std::ptrdiff_t>(offset));
+      return y;
+    };
+    const auto q = shifted(p.q), k = shifted(p.k), v = shifted(p.v), g = shifted(p.g), s0 = shifted(p.s0);
+    const auto dout = shifted(p.dout), dfinal = shifted(p.dfinal);
+    std::vector<float> out(value_elems(s) + offset), fin(state_elems(s) + offset), dq(key_elems(s) + offset),
+        dk(key_elems(s) + offset), dv(value_elems(s) + offset), dg(key_elems(s) + offset), ds0(state_elems(s) + offset);
+    GlaInputs<float> in{q.data() + offset, k.data() + offset, v.data() + offset, g.data() + offset, s0.data() + offset};
+    GlaGradients<float> grads{dq.data() + offset, dk.data() + offset, dv.data() + offset, dg.data() + offset,
+                              ds0.data() + offset};
+    const GlaChunking chunking{64, 16};
+    const float scale = static_cast<float>(p.scale);
+    expt::kernels::gla_chunked_forward(s, scale, in, out.data() + offset, fin.data() + offset, chunking);
+    expt::kernels::gla_chunked_backward(s, scale, in, dout.data() + offset, dfinal.data() + offset, grads, chunking);
+    std::vector<std::vector<float>> all;
+    for (const std::vector<float>* x : {&out, &fin, &dq, &dk, &dv, &dg, &ds0})
+      all.emplace_back(x->begin() + static_cast<std::ptrdiff_t>(offset), x->end());
+    return all;
+  };
+  const auto reference = run_at(0);
+  for (std::size_t offset : {1u, 2u, 3u, 5u, 8u}) {
+    const auto got = run_at(offset);
+    for (std::size_t part = 0; part < reference.size(); ++part) {
+      INFO("offset " << offset << ", output " << part);
+      REQUIRE(got[part].size() == reference[part].size());
+      CHECK(std::memcmp(got[part].data(), reference[part].data(), got[part].size() * sizeof(float)) == 0);
+    }
+  }
 }
