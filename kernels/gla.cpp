@@ -13,6 +13,15 @@
 #include "kernels/gemm.hpp"
 #include "kernels/reduction.hpp"
 
+// The kLanes-float lane vectors below are 64 bytes; without AVX-512 (builds without -march=native,
+// e.g. the sanitizer preset) GCC notes that passing or returning them by value would change the
+// ABI (-Wpsabi). They never cross this translation unit (every function using them is in the
+// anonymous namespace and inlined), so no ABI is involved and the note is silenced here (GCC's
+// warning; clang has no -Wpsabi).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace expt::kernels {
 
 namespace {
