@@ -220,18 +220,27 @@ void chunk_decay_in(int L, int dk, const T* gate, T* decay_in) {
   });
 }
 
+// The suffix scan shared by the key-side factors: for rows s = rows-1 .. 0 of [rows, d_k],
+//   decay_s = first (.) prod_{s < j < rows} a_j,   decayed_s = k_s (.) decay_s,
+// with `first` = a_rows (the gate of the row after the block) when gate_after is given, else ones.
+template <class T>
+void suffix_key_scan(int rows, int dk, const T* gate, const T* gate_after, const T* k, int ld_key, T* decay,
+                     T* decayed) {
+  for_channel_groups<T>(dk, [&](int m, auto ops) {
+    auto run = gate_after ? ops.load(gate_after + zu(m)) : ops.ones();
+    for (int s = rows - 1; s >= 0; --s) {
+      const std::size_t r = zu(s) * zu(dk) + zu(m);
+      if (s < rows - 1) run = run * ops.load(gate + r + zu(dk));
+      ops.store(decay + r, run);
+      ops.store(decayed + r, ops.load(k + zu(s) * zu(ld_key) + zu(m)) * run);
+    }
+  });
+}
+
 // decay_out (suffix products excluding the row itself) and k_bar = k (.) decay_out, [L, d_k] each.
 template <class T>
 void chunk_key_factors(int L, int dk, const T* gate, const T* k, int ld_key, T* decay_out, T* k_bar) {
-  for_channel_groups<T>(dk, [&](int m, auto ops) {
-    auto run = ops.ones();
-    for (int t = L - 1; t >= 0; --t) {
-      const std::size_t r = zu(t) * zu(dk) + zu(m);
-      if (t < L - 1) run = run * ops.load(gate + r + zu(dk));
-      ops.store(decay_out + r, run);
-      ops.store(k_bar + r, ops.load(k + zu(t) * zu(ld_key) + zu(m)) * run);
-    }
-  });
+  suffix_key_scan<T>(L, dk, gate, nullptr, k, ld_key, decay_out, k_bar);
 }
 
 // The query-side factors of one chunk: decay_sub (prefix products restarted at each sub-chunk's
@@ -272,17 +281,8 @@ template <class T>
 void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gate, ChunkScratch<T>& cs) {
   for (int i0 = sub; i0 < L; i0 += sub) {
     const std::size_t first = ChunkScratch<T>::key_block_row(i0, sub) * zu(dk);
-    T* p = cs.key_decay.data() + first;
-    T* kr = cs.k_rel.data() + first;
-    for_channel_groups<T>(dk, [&](int m, auto ops) {
-      auto run = ops.load(gate + zu(i0) * zu(dk) + zu(m));
-      for (int s = i0 - 1; s >= 0; --s) {
-        const std::size_t r = zu(s) * zu(dk) + zu(m);
-        if (s < i0 - 1) run = run * ops.load(gate + r + zu(dk));
-        ops.store(p + r, run);
-        ops.store(kr + r, ops.load(k + zu(s) * zu(ld_key) + zu(m)) * run);
-      }
-    });
+    suffix_key_scan<T>(i0, dk, gate, gate + zu(i0) * zu(dk), k, ld_key, cs.key_decay.data() + first,
+                       cs.k_rel.data() + first);
   }
 }
 
