@@ -9,7 +9,6 @@
 #include "kernels/delta_product.hpp"
 #include "kernels/delta_rule.hpp"
 #include "kernels/elementwise_math.hpp"
-#include "kernels/short_conv.hpp"
 
 namespace expt::nn {
 
@@ -49,22 +48,12 @@ DeltaNet<T>::DeltaNet(ParameterStore<T>& store, const std::string& prefix, const
       dt_bias_id_(options.use_forget_gate
                       ? std::optional<std::size_t>(store.add(prefix + "dt_bias", {options.heads}, ParamRole::vector))
                       : std::nullopt),
-      q_conv_id_(options.use_short_conv ? std::optional<std::size_t>(store.add(
-                                              prefix + "q_conv1d.weight",
-                                              {options.heads * options.key_dim, options.conv_size}, ParamRole::vector))
-                                        : std::nullopt),
-      k_conv_id_(options.use_short_conv
-                     ? std::optional<std::size_t>(
-                           store.add(prefix + "k_conv1d.weight",
-                                     {options.householder_steps * options.heads * options.key_dim, options.conv_size},
-                                     ParamRole::vector))
-                     : std::nullopt),
-      v_conv_id_(options.use_short_conv
-                     ? std::optional<std::size_t>(
-                           store.add(prefix + "v_conv1d.weight",
-                                     {options.householder_steps * options.heads * options.value_dim, options.conv_size},
-                                     ParamRole::vector))
-                     : std::nullopt),
+      q_conv_(make_short_convolution(options.use_short_conv, store, prefix + "q_conv1d.weight",
+                                     options.heads * options.key_dim, options.conv_size)),
+      k_conv_(make_short_convolution(options.use_short_conv, store, prefix + "k_conv1d.weight",
+                                     options.householder_steps * options.heads * options.key_dim, options.conv_size)),
+      v_conv_(make_short_convolution(options.use_short_conv, store, prefix + "v_conv1d.weight",
+                                     options.householder_steps * options.heads * options.value_dim, options.conv_size)),
       g_proj_(options.use_output_gate
                   ? std::optional<Linear<T>>(std::in_place, store, prefix + "g_proj.weight", options.d_model,
                                              options.heads * options.value_dim, ParamRole::matrix)
@@ -74,13 +63,8 @@ DeltaNet<T>::DeltaNet(ParameterStore<T>& store, const std::string& prefix, const
 
 template <class T>
 void DeltaNet<T>::init_parameters(std::uint64_t seed, double init_std) {
-  for (const auto& id : {q_conv_id_, k_conv_id_, v_conv_id_}) {
-    if (!id) continue;
-    T* w = store_->value(*id);
-    const std::size_t n = store_->params()[*id].size;
-    for (std::size_t e = 0; e < n; ++e)
-      w[e] = static_cast<T>(init_std * rng::normal(seed, rng::Stream::init, *id, 0, e));
-  }
+  for (auto* conv : {&q_conv_, &k_conv_, &v_conv_})
+    if (*conv) (*conv)->init_parameters(seed, init_std);
   if (a_log_id_) {
     T* a_log = store_->value(*a_log_id_);
     T* dt_bias = store_->value(*dt_bias_id_);
@@ -104,29 +88,22 @@ double DeltaNet<T>::core_flops_per_token(int seq_len) const {
 }
 
 template <class T>
-void DeltaNet<T>::activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels, int batch,
-                                   int seq_len) {
+void DeltaNet<T>::activate_forward(const std::optional<ShortConvolution<T>>& conv, const T* pre, T* act, int channels,
+                                   int batch, int seq_len) {
   const std::size_t n = static_cast<std::size_t>(batch) * seq_len * channels;
-  if (conv_id) {
-    kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
-    kernels::short_conv_forward(shape, pre, store_->value(*conv_id), act);
+  if (conv) {
+    conv->forward(pre, act, batch, seq_len);
     return;
   }
   for (std::size_t i = 0; i < n; ++i) act[i] = pre[i] * sigmoid(pre[i]);
 }
 
 template <class T>
-void DeltaNet<T>::activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact, T* dpre,
+void DeltaNet<T>::activate_backward(std::optional<ShortConvolution<T>>& conv, const T* pre, const T* dact, T* dpre,
                                     int channels, int batch, int seq_len) {
   const std::size_t n = static_cast<std::size_t>(batch) * seq_len * channels;
-  if (conv_id) {
-    kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
-    // The kernel overwrites the weight gradient: compute it in scratch, then accumulate.
-    const std::size_t n_weight = store_->params()[*conv_id].size;
-    conv_dweight_.resize(n_weight);
-    kernels::short_conv_backward(shape, pre, store_->value(*conv_id), dact, dpre, conv_dweight_.data());
-    T* dw = store_->grad(*conv_id);
-    for (std::size_t e = 0; e < n_weight; ++e) dw[e] += conv_dweight_[e];
+  if (conv) {
+    conv->backward(pre, dact, dpre, batch, seq_len);
     return;
   }
   // SiLU'(z) = sig(z) (1 + z (1 - sig(z)))
@@ -160,9 +137,9 @@ void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
   q_proj_.forward(x, q_pre_.data(), rows);
   k_proj_.forward(x, k_pre_.data(), rows);
   v_proj_.forward(x, v_pre_.data(), rows);
-  activate_forward(q_conv_id_, q_pre_.data(), q_act_.data(), Q, batch, seq_len);
-  activate_forward(k_conv_id_, k_pre_.data(), k_act_.data(), K, batch, seq_len);
-  activate_forward(v_conv_id_, v_pre_.data(), v_.data(), V, batch, seq_len);
+  activate_forward(q_conv_, q_pre_.data(), q_act_.data(), Q, batch, seq_len);
+  activate_forward(k_conv_, k_pre_.data(), k_act_.data(), K, batch, seq_len);
+  activate_forward(v_conv_, v_pre_.data(), v_.data(), V, batch, seq_len);
   const T eps = static_cast<T>(kL2NormEps);
   l2norm_forward(q_act_.data(), q_.data(), q_rstd_.data(), sz(H), dk, eps);
   l2norm_forward(k_act_.data(), k_.data(), k_rstd_.data(), sz(nh * H), dk, eps);
@@ -267,11 +244,11 @@ void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_le
   // projection.
   l2norm_backward(q_.data(), q_rstd_.data(), dq, dq, sz(H), dk);
   l2norm_backward(k_.data(), k_rstd_.data(), dkey, dkey, sz(nh * H), dk);
-  activate_backward(q_conv_id_, q_pre_.data(), dq, dpre, Q, batch, seq_len);
+  activate_backward(q_conv_, q_pre_.data(), dq, dpre, Q, batch, seq_len);
   q_proj_.backward(x, dpre, dx, rows, true);
-  activate_backward(k_conv_id_, k_pre_.data(), dkey, dpre, K, batch, seq_len);
+  activate_backward(k_conv_, k_pre_.data(), dkey, dpre, K, batch, seq_len);
   k_proj_.backward(x, dpre, dx, rows, true);
-  activate_backward(v_conv_id_, v_pre_.data(), dvalue, dpre, V, batch, seq_len);
+  activate_backward(v_conv_, v_pre_.data(), dvalue, dpre, V, batch, seq_len);
   v_proj_.backward(x, dpre, dx, rows, true);
 }
 

@@ -32,6 +32,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/nn/short_convolution.hpp"
 
 namespace expt::nn {
 
@@ -73,8 +74,9 @@ class DeltaNet final : public Mixer<T> {
 
  private:
   // Short conv + SiLU (or SiLU alone) of a projection, forward and backward.
-  void activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels, int batch, int seq_len);
-  void activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact, T* dpre, int channels,
+  void activate_forward(const std::optional<ShortConvolution<T>>& conv, const T* pre, T* act, int channels, int batch,
+                        int seq_len);
+  void activate_backward(std::optional<ShortConvolution<T>>& conv, const T* pre, const T* dact, T* dpre, int channels,
                          int batch, int seq_len);
 
   DeltaNetOptions opt_;
@@ -86,9 +88,9 @@ class DeltaNet final : public Mixer<T> {
   std::optional<Linear<T>> a_proj_;
   std::optional<std::size_t> a_log_id_;
   std::optional<std::size_t> dt_bias_id_;
-  std::optional<std::size_t> q_conv_id_;
-  std::optional<std::size_t> k_conv_id_;
-  std::optional<std::size_t> v_conv_id_;
+  std::optional<ShortConvolution<T>> q_conv_;  // short conv + SiLU of each projection (use_short_conv)
+  std::optional<ShortConvolution<T>> k_conv_;
+  std::optional<ShortConvolution<T>> v_conv_;
   std::optional<Linear<T>> g_proj_;
   GatedOutput<T> out_;  // o_norm.weight, o_proj.weight; output gate through g_proj_
 
@@ -101,7 +103,6 @@ class DeltaNet final : public Mixer<T> {
   std::vector<T> beta_logit_, beta_;      // [rows, n_h H]
   std::vector<T> a_logit_, g_;            // [rows, H] forget gate
   std::vector<T> o_;                      // [rows, O] kernel output
-  std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 
 extern template class DeltaNet<float>;

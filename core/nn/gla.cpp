@@ -7,7 +7,6 @@
 #include "core/util/random.hpp"
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gla.hpp"
-#include "kernels/short_conv.hpp"
 
 namespace expt::nn {
 
@@ -21,12 +20,6 @@ const GlaOptions& checked(const GlaOptions& o) {
       o.chunk_size <= 0 || !(o.gate_logit_normalizer > 0) || (o.use_short_conv && o.conv_size <= 0))
     throw std::invalid_argument("gla: sizes and gate_logit_normalizer must be positive");
   return o;
-}
-
-std::optional<std::size_t> maybe_add(bool present, auto& store, const std::string& name,
-                                     std::vector<std::int64_t> shape) {
-  if (!present) return std::nullopt;
-  return store.add(name, std::move(shape), ParamRole::vector);
 }
 
 }  // namespace
@@ -43,12 +36,12 @@ GatedLinearAttention<T>::GatedLinearAttention(ParameterStore<T>& store, const st
                   ? std::optional<Linear<T>>(std::in_place, store, prefix + "g_proj.weight", options.d_model,
                                              options.heads * options.value_dim, ParamRole::matrix)
                   : std::nullopt),
-      q_conv_id_(maybe_add(options.use_short_conv, store, prefix + "q_conv1d.weight",
-                           {options.heads * options.key_dim, options.conv_size})),
-      k_conv_id_(maybe_add(options.use_short_conv, store, prefix + "k_conv1d.weight",
-                           {options.heads * options.key_dim, options.conv_size})),
-      v_conv_id_(maybe_add(options.use_short_conv, store, prefix + "v_conv1d.weight",
-                           {options.heads * options.value_dim, options.conv_size})),
+      q_conv_(make_short_convolution(options.use_short_conv, store, prefix + "q_conv1d.weight",
+                                     options.heads * options.key_dim, options.conv_size)),
+      k_conv_(make_short_convolution(options.use_short_conv, store, prefix + "k_conv1d.weight",
+                                     options.heads * options.key_dim, options.conv_size)),
+      v_conv_(make_short_convolution(options.use_short_conv, store, prefix + "v_conv1d.weight",
+                                     options.heads * options.value_dim, options.conv_size)),
       gk_down_(store, prefix + "gk_proj.0.weight", options.d_model, options.gate_low_rank_dim, ParamRole::matrix),
       gk_up_(store, prefix + "gk_proj.1.weight", options.gate_low_rank_dim, options.heads * options.key_dim,
              ParamRole::matrix),
@@ -58,13 +51,8 @@ GatedLinearAttention<T>::GatedLinearAttention(ParameterStore<T>& store, const st
 
 template <class T>
 void GatedLinearAttention<T>::init_parameters(std::uint64_t seed, double init_std) {
-  for (const auto& id : {q_conv_id_, k_conv_id_, v_conv_id_}) {
-    if (!id) continue;
-    T* w = store_->value(*id);
-    const std::size_t n = store_->params()[*id].size;
-    for (std::size_t e = 0; e < n; ++e)
-      w[e] = static_cast<T>(init_std * rng::normal(seed, rng::Stream::init, *id, 0, e));
-  }
+  for (auto* conv : {&q_conv_, &k_conv_, &v_conv_})
+    if (*conv) (*conv)->init_parameters(seed, init_std);
   T* bias = store_->value(gk_bias_id_);
   std::fill(bias, bias + store_->params()[gk_bias_id_].size, T(0));
 }
@@ -74,25 +62,6 @@ double GatedLinearAttention<T>::core_flops_per_token(int seq_len) const {
   const double dk = opt_.key_dim, dv = opt_.value_dim;
   const double chunk = std::min(opt_.chunk_size, seq_len);
   return 3.0 * opt_.heads * (4 * dk * dv + 2 * chunk * (dk + dv));
-}
-
-template <class T>
-void GatedLinearAttention<T>::activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels,
-                                               int batch, int seq_len) {
-  const kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
-  kernels::short_conv_forward(shape, pre, store_->value(*conv_id), act);
-}
-
-template <class T>
-void GatedLinearAttention<T>::activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact,
-                                                T* dpre, int channels, int batch, int seq_len) {
-  const kernels::ShortConvShape shape{batch, seq_len, channels, opt_.conv_size};
-  // The kernel overwrites the weight gradient: compute it in scratch, then accumulate.
-  const std::size_t n_weight = store_->params()[*conv_id].size;
-  conv_dweight_.resize(n_weight);
-  kernels::short_conv_backward(shape, pre, store_->value(*conv_id), dact, dpre, conv_dweight_.data());
-  T* dw = store_->grad(*conv_id);
-  for (std::size_t e = 0; e < n_weight; ++e) dw[e] += conv_dweight_[e];
 }
 
 template <class T>
@@ -117,9 +86,9 @@ void GatedLinearAttention<T>::forward(const T* x, T* y, int batch, int seq_len) 
     q_proj_.forward(x, q_pre_.data(), rows);
     k_proj_.forward(x, k_pre_.data(), rows);
     v_proj_.forward(x, v_pre_.data(), rows);
-    activate_forward(q_conv_id_, q_pre_.data(), q_.data(), DK, batch, seq_len);
-    activate_forward(k_conv_id_, k_pre_.data(), k_.data(), DK, batch, seq_len);
-    activate_forward(v_conv_id_, v_pre_.data(), v_.data(), DV, batch, seq_len);
+    q_conv_->forward(q_pre_.data(), q_.data(), batch, seq_len);
+    k_conv_->forward(k_pre_.data(), k_.data(), batch, seq_len);
+    v_conv_->forward(v_pre_.data(), v_.data(), batch, seq_len);
   } else {
     q_proj_.forward(x, q_.data(), rows);
     k_proj_.forward(x, k_.data(), rows);
@@ -187,11 +156,11 @@ void GatedLinearAttention<T>::backward(const T* x, const T* dy, T* dx, int batch
 
   if (opt_.use_short_conv) {
     T* const dpre = ws.take(sz(std::max(DK, DV)));
-    activate_backward(q_conv_id_, q_pre_.data(), dq, dpre, DK, batch, seq_len);
+    q_conv_->backward(q_pre_.data(), dq, dpre, batch, seq_len);
     q_proj_.backward(x, dpre, dx, rows, true);
-    activate_backward(k_conv_id_, k_pre_.data(), dkey, dpre, DK, batch, seq_len);
+    k_conv_->backward(k_pre_.data(), dkey, dpre, batch, seq_len);
     k_proj_.backward(x, dpre, dx, rows, true);
-    activate_backward(v_conv_id_, v_pre_.data(), dvalue, dpre, DV, batch, seq_len);
+    v_conv_->backward(v_pre_.data(), dvalue, dpre, batch, seq_len);
     v_proj_.backward(x, dpre, dx, rows, true);
   } else {
     q_proj_.backward(x, dq, dx, rows, true);

@@ -25,6 +25,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/nn/short_convolution.hpp"
 
 namespace expt::nn {
 
@@ -60,20 +61,15 @@ class GatedLinearAttention final : public Mixer<T> {
   const GlaOptions& options() const { return opt_; }
 
  private:
-  // ShortConv + SiLU of a projection (identity without short conv), forward and backward.
-  void activate_forward(std::optional<std::size_t> conv_id, const T* pre, T* act, int channels, int batch, int seq_len);
-  void activate_backward(std::optional<std::size_t> conv_id, const T* pre, const T* dact, T* dpre, int channels,
-                         int batch, int seq_len);
-
   GlaOptions opt_;
   ParameterStore<T>* store_;
   Linear<T> q_proj_;
   Linear<T> k_proj_;
   Linear<T> v_proj_;
   std::optional<Linear<T>> g_proj_;
-  std::optional<std::size_t> q_conv_id_;
-  std::optional<std::size_t> k_conv_id_;
-  std::optional<std::size_t> v_conv_id_;
+  std::optional<ShortConvolution<T>> q_conv_;  // short conv + SiLU of each projection (use_short_conv)
+  std::optional<ShortConvolution<T>> k_conv_;
+  std::optional<ShortConvolution<T>> v_conv_;
   Linear<T> gk_down_;  // gk_proj.0: d -> r
   Linear<T> gk_up_;    // gk_proj.1: r -> D_k (plus bias)
   std::size_t gk_bias_id_;
@@ -86,7 +82,6 @@ class GatedLinearAttention final : public Mixer<T> {
   std::vector<T> z_;                      // [rows, D_k] gate logits
   std::vector<T> g_;                      // [rows, D_k] log-decay
   std::vector<T> o_;                      // [rows, D_v] kernel output
-  std::vector<T> conv_dweight_;           // [channels, width] short-conv weight gradient of one call
 };
 
 extern template class GatedLinearAttention<float>;
