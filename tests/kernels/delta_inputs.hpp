@@ -1,14 +1,18 @@
 // Random inputs for the delta-rule and DeltaProduct kernel tests, in the layouts of
-// kernels/delta_rule.hpp and kernels/delta_product.hpp (steps = 1 is the plain delta rule).
+// kernels/delta_rule.hpp and kernels/delta_product.hpp (steps = 1 is the plain delta rule), the
+// results of a run, and the checks both tests make on them.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/delta_rule.hpp"
+#include "tests/kernels/gradient_check.hpp"
 
 namespace expt::test {
 
@@ -110,6 +114,41 @@ struct DeltaResults {
 template <class T>
 std::vector<double> to_double(const std::vector<T>& x) {
   return std::vector<double>(x.begin(), x.end());
+}
+
+// a and b (named `what` in the failure message) are finite and within relative error tol.
+inline void require_close(const std::string& what, const std::vector<double>& a, const std::vector<double>& b,
+                          double tol) {
+  INFO(what);
+  REQUIRE(a.size() == b.size());
+  bool finite = true;
+  for (double x : a) finite = finite && std::isfinite(x);
+  REQUIRE(finite);
+  REQUIRE(relative_error(a, b) <= tol);
+}
+
+// Every output and gradient of two runs within relative error tol.
+template <class A, class B>
+void require_same_results(const DeltaResults<A>& a, const DeltaResults<B>& b, double tol) {
+  require_close("out", to_double(a.out), to_double(b.out), tol);
+  require_close("final state", to_double(a.final_state), to_double(b.final_state), tol);
+  require_close("dq", to_double(a.dq), to_double(b.dq), tol);
+  require_close("dk", to_double(a.dk), to_double(b.dk), tol);
+  require_close("dv", to_double(a.dv), to_double(b.dv), tol);
+  require_close("dbeta", to_double(a.dbeta), to_double(b.dbeta), tol);
+  require_close("dg", to_double(a.dg), to_double(b.dg), tol);
+  require_close("dinitial_state", to_double(a.ds0), to_double(b.ds0), tol);
+}
+
+// Every gradient of r against central differences of loss() over the inputs in d (which loss reads).
+template <class Loss>
+void require_gradients_match(const DeltaResults<double>& r, DeltaTensors<double>& d, Loss loss, double tol) {
+  require_close("dq", r.dq, central_difference(d.q.data(), d.q.size(), loss), tol);
+  require_close("dk", r.dk, central_difference(d.k.data(), d.k.size(), loss), tol);
+  require_close("dv", r.dv, central_difference(d.v.data(), d.v.size(), loss), tol);
+  require_close("dbeta", r.dbeta, central_difference(d.beta.data(), d.beta.size(), loss), tol);
+  require_close("dg", r.dg, central_difference(d.g.data(), d.g.size(), loss), tol);
+  require_close("dinitial_state", r.ds0, central_difference(d.s0.data(), d.s0.size(), loss), tol);
 }
 
 }  // namespace expt::test

@@ -18,6 +18,8 @@ using namespace expt::kernels;
 using expt::test::DeltaCase;
 using expt::test::DeltaResults;
 using expt::test::DeltaTensors;
+using expt::test::require_close;
+using expt::test::require_same_results;
 
 namespace {
 
@@ -79,15 +81,6 @@ DeltaResults<T> run_product(const DeltaCase& c, const DeltaTensors<T>& d, int ch
   return r;
 }
 
-void require_close(const std::string& what, const std::vector<double>& a, const std::vector<double>& b, double tol) {
-  INFO(what);
-  REQUIRE(a.size() == b.size());
-  bool finite = true;
-  for (double x : a) finite = finite && std::isfinite(x);
-  REQUIRE(finite);
-  REQUIRE(expt::test::relative_error(a, b) <= tol);
-}
-
 }  // namespace
 
 TEST_CASE("DeltaProduct forward equals the naive product of Householder matrices", "[delta_product]") {
@@ -136,14 +129,7 @@ TEST_CASE("DeltaProduct backward matches central differences of the Householder 
       return expt::test::dot(out.data(), d.dout.data(), out.size()) +
              expt::test::dot(final_state.data(), d.dfinal.data(), final_state.size());
     };
-    using expt::test::central_difference;
-    const double tol = 1e-7;
-    require_close("dq", r.dq, central_difference(d.q.data(), d.q.size(), loss), tol);
-    require_close("dk", r.dk, central_difference(d.k.data(), d.k.size(), loss), tol);
-    require_close("dv", r.dv, central_difference(d.v.data(), d.v.size(), loss), tol);
-    require_close("dbeta", r.dbeta, central_difference(d.beta.data(), d.beta.size(), loss), tol);
-    require_close("dg", r.dg, central_difference(d.g.data(), d.g.size(), loss), tol);
-    require_close("dinitial_state", r.ds0, central_difference(d.s0.data(), d.s0.size(), loss), tol);
+    expt::test::require_gradients_match(r, d, loss, 1e-7);
   }
 }
 
@@ -154,19 +140,6 @@ DeltaResults<T> run_recurrent_product(const DeltaCase& c, const DeltaTensors<T>&
   delta_product_recurrent_forward(product_shape(c), s, d.inputs(), r.out.data(), r.final_state.data());
   delta_product_recurrent_backward(product_shape(c), s, d.inputs(), d.dout.data(), d.dfinal.data(), r.gradients());
   return r;
-}
-
-template <class A, class B>
-void require_same_results(const DeltaResults<A>& a, const DeltaResults<B>& b, double tol) {
-  using expt::test::to_double;
-  require_close("out", to_double(a.out), to_double(b.out), tol);
-  require_close("final state", to_double(a.final_state), to_double(b.final_state), tol);
-  require_close("dq", to_double(a.dq), to_double(b.dq), tol);
-  require_close("dk", to_double(a.dk), to_double(b.dk), tol);
-  require_close("dv", to_double(a.dv), to_double(b.dv), tol);
-  require_close("dbeta", to_double(a.dbeta), to_double(b.dbeta), tol);
-  require_close("dg", to_double(a.dg), to_double(b.dg), tol);
-  require_close("dinitial_state", to_double(a.ds0), to_double(b.ds0), tol);
 }
 
 TEST_CASE("DeltaProduct chunked equals its recurrent reference", "[delta_product]") {
@@ -226,14 +199,7 @@ TEST_CASE("DeltaProduct with one step equals DeltaNet", "[delta_product]") {
     const double s = scale_of(c);
     delta_rule_recurrent_forward(c.shape(), s, d.inputs(), net.out.data(), net.final_state.data());
     delta_rule_recurrent_backward(c.shape(), s, d.inputs(), d.dout.data(), d.dfinal.data(), net.gradients());
-    require_close("out", product.out, net.out, 1e-12);
-    require_close("final state", product.final_state, net.final_state, 1e-12);
-    require_close("dq", product.dq, net.dq, 1e-12);
-    require_close("dk", product.dk, net.dk, 1e-12);
-    require_close("dv", product.dv, net.dv, 1e-12);
-    require_close("dbeta", product.dbeta, net.dbeta, 1e-12);
-    require_close("dg", product.dg, net.dg, 1e-12);
-    require_close("dinitial_state", product.ds0, net.ds0, 1e-12);
+    require_same_results(product, net, 1e-12);
   }
 }
 

@@ -15,6 +15,8 @@ using namespace expt::kernels;
 using expt::test::DeltaCase;
 using expt::test::DeltaResults;
 using expt::test::DeltaTensors;
+using expt::test::require_close;
+using expt::test::require_same_results;
 
 namespace {
 
@@ -40,28 +42,6 @@ DeltaResults<T> run_chunked(const DeltaCase& c, const DeltaTensors<T>& d, int ch
   return r;
 }
 
-void require_close(const std::string& what, const std::vector<double>& a, const std::vector<double>& b, double tol) {
-  INFO(what);
-  REQUIRE(a.size() == b.size());
-  bool finite = true;
-  for (double x : a) finite = finite && std::isfinite(x);
-  REQUIRE(finite);
-  REQUIRE(expt::test::relative_error(a, b) <= tol);
-}
-
-template <class A, class B>
-void require_same_results(const DeltaResults<A>& a, const DeltaResults<B>& b, double tol) {
-  using expt::test::to_double;
-  require_close("out", to_double(a.out), to_double(b.out), tol);
-  require_close("final state", to_double(a.final_state), to_double(b.final_state), tol);
-  require_close("dq", to_double(a.dq), to_double(b.dq), tol);
-  require_close("dk", to_double(a.dk), to_double(b.dk), tol);
-  require_close("dv", to_double(a.dv), to_double(b.dv), tol);
-  require_close("dbeta", to_double(a.dbeta), to_double(b.dbeta), tol);
-  require_close("dg", to_double(a.dg), to_double(b.dg), tol);
-  require_close("dinitial_state", to_double(a.ds0), to_double(b.ds0), tol);
-}
-
 // L = sum(out (.) dout) + sum(final (.) dfinal) by the recurrent forward, so that dL/dx is what the
 // backward computes from (dout, dfinal).
 double recurrent_loss(const DeltaCase& c, const DeltaTensors<double>& d) {
@@ -75,14 +55,7 @@ void check_recurrent_gradients(const DeltaCase& c) {
   auto d = expt::test::make_delta_tensors(c, 7);
   const auto r = run_recurrent(c, d);
   auto loss = [&] { return recurrent_loss(c, d); };
-  using expt::test::central_difference;
-  const double tol = 1e-7;
-  require_close("dq", r.dq, central_difference(d.q.data(), d.q.size(), loss), tol);
-  require_close("dk", r.dk, central_difference(d.k.data(), d.k.size(), loss), tol);
-  require_close("dv", r.dv, central_difference(d.v.data(), d.v.size(), loss), tol);
-  require_close("dbeta", r.dbeta, central_difference(d.beta.data(), d.beta.size(), loss), tol);
-  require_close("dg", r.dg, central_difference(d.g.data(), d.g.size(), loss), tol);
-  require_close("dinitial_state", r.ds0, central_difference(d.s0.data(), d.s0.size(), loss), tol);
+  expt::test::require_gradients_match(r, d, loss, 1e-7);
 }
 
 }  // namespace
