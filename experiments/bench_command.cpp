@@ -238,11 +238,7 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
       phase_sum[kBackward] += seconds(t2, t3);
       phase_sum[kReduce] += seconds(t3, t4);
       phase_sum[kOptimizer] += seconds(t4, t5);
-      for (int p = 0; p < kPhases; ++p) {
-        blas_sum[p].calls += blas_mark[p + 1].calls - blas_mark[p].calls;
-        blas_sum[p].flops += blas_mark[p + 1].flops - blas_mark[p].flops;
-        blas_sum[p].seconds += blas_mark[p + 1].seconds - blas_mark[p].seconds;
-      }
+      for (int p = 0; p < kPhases; ++p) blas_sum[p] += blas_mark[p + 1] - blas_mark[p];
     }
   }
   kernels::set_blas_accounting(false);
@@ -317,19 +313,15 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
+  const auto rate = [](double count, double s) { return s > 0 ? count / s * 1e-9 : 0.0; };
   kernels::BlasTotals blas;
   for (int p = 0; p < kPhases; ++p) {
     const kernels::BlasTotals& b = r.phase_blas[p];
-    j["phases"][kPhaseNames[p]] = {{"s", r.phase_s[p]},
-                                   {"share", phase_total > 0 ? r.phase_s[p] / r.step_s : 0.0},
-                                   {"blas_calls", b.calls},
-                                   {"blas_flops", b.flops},
-                                   {"blas_s", b.seconds}};
-    blas.calls += b.calls;
-    blas.flops += b.flops;
-    blas.seconds += b.seconds;
+    j["phases"][kPhaseNames[p]] = {{"s", r.phase_s[p]},     {"share", phase_total > 0 ? r.phase_s[p] / r.step_s : 0.0},
+                                   {"blas_calls", b.calls}, {"blas_flops", b.flops},
+                                   {"blas_s", b.seconds},   {"blas_gflops", rate(b.flops, b.seconds)}};
+    blas += b;
   }
-  const auto rate = [](double count, double s) { return s > 0 ? count / s * 1e-9 : 0.0; };
   j["blas"] = {{"calls", blas.calls},
                {"flops", blas.flops},
                {"s", blas.seconds},
@@ -389,10 +381,10 @@ std::string to_table(const nlohmann::json& j) {
   s += "  phase           ms/step   share    BLAS ms  BLAS GFLOP  GFLOP/s  calls\n";
   for (const char* p : kPhaseNames) {
     const auto& ph = j["phases"][p];
-    const double blas_s = ph["blas_s"].get<double>(), blas_flops = ph["blas_flops"].get<double>();
     s += fmt::format("    {:<13} {:8.2f}  {:5.1f} %  {:8.2f}  {:10.3f}  {:7.1f}  {:5}\n", p,
-                     1e3 * ph["s"].get<double>(), 100 * ph["share"].get<double>(), 1e3 * blas_s, 1e-9 * blas_flops,
-                     blas_s > 0 ? 1e-9 * blas_flops / blas_s : 0.0, ph["blas_calls"].get<std::int64_t>());
+                     1e3 * ph["s"].get<double>(), 100 * ph["share"].get<double>(), 1e3 * ph["blas_s"].get<double>(),
+                     1e-9 * ph["blas_flops"].get<double>(), ph["blas_gflops"].get<double>(),
+                     ph["blas_calls"].get<std::int64_t>());
   }
   const auto& blas = j["blas"];
   s +=

@@ -50,6 +50,17 @@ struct BlasTotals {
   std::int64_t calls = 0;
   double flops = 0;
   double seconds = 0;
+
+  BlasTotals& operator+=(const BlasTotals& o) {
+    calls += o.calls;
+    flops += o.flops;
+    seconds += o.seconds;
+    return *this;
+  }
+  // The calls between two readings of blas_totals(): later - earlier.
+  friend BlasTotals operator-(BlasTotals later, const BlasTotals& earlier) {
+    return {later.calls - earlier.calls, later.flops - earlier.flops, later.seconds - earlier.seconds};
+  }
 };
 void set_blas_accounting(bool on);
 BlasTotals blas_totals();  // sums of the calls made while accounting was on

@@ -38,6 +38,8 @@ assert sum(p["s"] for p in phases.values()) <= j["step_s"] * 1.0001, (phases, j[
 # BLAS accounting: the model's products in forward and backward, Newton-Schulz in the optimizer,
 # none in data and reduce; each phase's BLAS time within the phase; totals = sums of the phases.
 assert all(p["blas_s"] <= p["s"] * 1.0001 + 1e-6 for p in phases.values()), phases
+assert all(abs(p["blas_gflops"] - (p["blas_flops"] / p["blas_s"] * 1e-9 if p["blas_s"] > 0 else 0)) < 1e-6
+           for p in phases.values()), phases
 for name in ("forward", "backward", "optimizer"):
     assert phases[name]["blas_flops"] > 0 and phases[name]["blas_calls"] > 0, (name, phases[name])
 for name in ("data", "reduce"):
