@@ -1,4 +1,4 @@
-#include "experiments/plan.hpp"
+#include "experiments/study/plan.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "experiments/trainer.hpp"
+#include "experiments/trial/trainer.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -28,9 +28,9 @@
 #include "core/nn/cross_entropy.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
-#include "experiments/grad_trace.hpp"
-#include "experiments/optimizer_diagnostics.hpp"
-#include "experiments/progress.hpp"
+#include "experiments/trial/grad_trace.hpp"
+#include "experiments/trial/optimizer_diagnostics.hpp"
+#include "experiments/trial/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"

@@ -1,4 +1,4 @@
-#include "experiments/sweep.hpp"
+#include "experiments/sweep/scheduler.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -30,9 +30,9 @@
 #include "core/io/checkpoint.hpp"
 #include "core/io/hdf5.hpp"
 #include "core/io/sweep_index.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/sweep_commands.hpp"
-#include "experiments/trainer.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/cli/sweep_commands.hpp"
+#include "experiments/trial/trainer.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 #include <fmt/format.h>
 
@@ -13,11 +13,11 @@
 #include "analysis/analyze_command.hpp"
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
-#include "experiments/bench_command.hpp"
-#include "experiments/data_commands.hpp"
-#include "experiments/replay_command.hpp"
-#include "experiments/sweep_commands.hpp"
-#include "experiments/trainer.hpp"
+#include "experiments/cli/bench_command.hpp"
+#include "experiments/cli/data_commands.hpp"
+#include "experiments/cli/replay_command.hpp"
+#include "experiments/cli/sweep_commands.hpp"
+#include "experiments/trial/trainer.hpp"
 
 namespace expt::experiments {
 
