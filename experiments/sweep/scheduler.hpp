@@ -1,6 +1,6 @@
 // The sweep runner's bookkeeping, independent of MPI: which trials exist, their states, what to
 // hand out next (longest first), coordinate-descent rounds re-planned as cells finish, and the
-// files the coordinator writes (status.json, sweep.h5). experiments/sweep/scheduler.cpp drives it either
+// files the coordinator writes (status.json, sweep.h5). experiments/sweep/runner.cpp drives it either
 // in-process (one rank) or from world rank 0 of an mpirun (frameworks.md sections 5.1, 5.2).
 //
 // Everything is rebuilt from the trial directories on start, so rerunning the same command
