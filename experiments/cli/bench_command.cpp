@@ -24,7 +24,7 @@
 #include "core/nn/mlp.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/threads.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"

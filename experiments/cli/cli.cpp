@@ -14,6 +14,7 @@
 #include "core/config/loader.hpp"
 #include "experiments/cli/bench_command.hpp"
 #include "experiments/cli/data_commands.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"

@@ -14,7 +14,7 @@
 #include "core/data/token_text.hpp"
 #include "core/io/atomic_file.hpp"
 #include "core/io/hdf5.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 
 namespace expt::experiments {
 

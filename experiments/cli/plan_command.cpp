@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/config/loader.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/study/plan.hpp"
 

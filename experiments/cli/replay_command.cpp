@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "core/config/loader.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/trial/grad_trace.hpp"
 
 namespace expt::experiments {

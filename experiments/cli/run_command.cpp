@@ -7,7 +7,7 @@
 
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
 #include "experiments/trial/trainer.hpp"
 
@@ -46,11 +46,11 @@ int run_command(int argc, char** argv, const std::string& path, std::vector<std:
   options.hooks = TrainerHooks::from_environment();
   try {
     const auto outcome = run_trial(*cfg, *comm, options);
-    if (rank != 0) return outcome.interrupted ? 128 + outcome.signal : kExitOk;
+    if (rank != 0) return outcome.interrupted ? exit_code_for_signal(outcome.signal) : kExitOk;
     if (outcome.interrupted) {
       std::fprintf(stderr, "expt: interrupted at step %lld; checkpoint written. Run the same command to resume.\n",
                    static_cast<long long>(outcome.summary.steps_done));
-      return 128 + outcome.signal;
+      return exit_code_for_signal(outcome.signal);
     }
     const auto& s = outcome.summary;
     if (outcome.already_finished)

@@ -8,7 +8,7 @@
 #include <ostream>
 #include <string>
 
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 
 namespace fs = std::filesystem;

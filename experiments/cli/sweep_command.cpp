@@ -9,7 +9,7 @@
 
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/study/plan.hpp"
 #include "experiments/sweep/runner.hpp"

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/config/loader.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
 
 namespace expt::experiments {

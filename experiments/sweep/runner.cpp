@@ -26,7 +26,7 @@
 #include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
-#include "experiments/cli/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/trial/trainer.hpp"
@@ -112,7 +112,7 @@ std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
 
 // Exit code of a sweep: 128+signal when stopped, 1 when a trial failed for good, else 0.
 int sweep_exit_code(const Scheduler& sched, int signal) {
-  if (signal != 0) return 128 + signal;
+  if (signal != 0) return exit_code_for_signal(signal);
   for (const TrialRecord& r : sched.records())
     if (r.state == "FAILED") return kExitFailed;
   return kExitOk;
@@ -384,7 +384,7 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
     }
   }
   MPI_Comm_free(&group);
-  return signal != 0 ? 128 + signal : kExitOk;
+  return signal != 0 ? exit_code_for_signal(signal) : kExitOk;
 }
 
 }  // namespace expt::experiments
