@@ -1,10 +1,7 @@
 #include "experiments/sweep/runner.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <mpi.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +23,7 @@
 #include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
+#include "core/io/trial_directory.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/sweep/scheduler.hpp"
@@ -41,26 +39,10 @@ std::atomic<int> g_coordinator_signal{0};
 extern "C" void on_coordinator_signal(int sig) { g_coordinator_signal.store(sig); }
 
 // An exclusive lock on <dir>/.sweep.lock: two sweeps on one directory would hand out trials twice.
-class SweepLock {
- public:
-  explicit SweepLock(const fs::path& dir) {
-    fs::create_directories(dir);
-    const fs::path path = dir / ".sweep.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error("cannot create " + path.string());
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw std::runtime_error(dir.string() + " is in use by another `expt sweep` (lock " + path.string() +
-                               " is held)");
-    }
-  }
-  ~SweepLock() { ::close(fd_); }
-  SweepLock(const SweepLock&) = delete;
-  SweepLock& operator=(const SweepLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
+io::DirectoryLock lock_sweep_directory(const fs::path& dir) {
+  fs::create_directories(dir);
+  return io::DirectoryLock(dir, ".sweep.lock", "`expt sweep`");
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -157,7 +139,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                  study.ranks_per_trial, 1 + study.ranks_per_trial, study.ranks_per_trial);
     return kExitUsage;
   }
-  SweepLock lock(dir);
+  const io::DirectoryLock lock = lock_sweep_directory(dir);
   prepare_directory(study, planner, dir);
   install_stop_signal_handlers();
   const auto t0 = std::chrono::steady_clock::now();
@@ -200,9 +182,9 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
   // The coordinator takes no part in the split's groups (work_in_sweep_group's MPI_Comm_split).
   MPI_Comm none;
   MPI_Comm_split(MPI_COMM_WORLD, MPI_UNDEFINED, 0, &none);
-  std::unique_ptr<SweepLock> lock;
+  std::optional<io::DirectoryLock> lock;
   try {
-    lock = std::make_unique<SweepLock>(dir);
+    lock.emplace(lock_sweep_directory(dir));
     prepare_directory(study, planner, dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expt: %s\n", e.what());

@@ -16,6 +16,7 @@
 #include "core/io/checkpoint.hpp"
 #include "core/io/hdf5.hpp"
 #include "core/io/sweep_index.hpp"
+#include "core/io/trial_directory.hpp"
 
 namespace fs = std::filesystem;
 
@@ -29,17 +30,6 @@ double store_loss(const io::TrialSummary& s) {
   return finite_loss(s) ? s.final_eval_loss : std::numeric_limits<double>::infinity();
 }
 
-// Names in <trial_dir>/quarantine (damaged files moved aside by the trainer), sorted.
-std::vector<std::string> quarantined_files(const fs::path& trial_dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  if (!fs::is_directory(trial_dir / "quarantine", ec)) return names;
-  for (const auto& e : fs::directory_iterator(trial_dir / "quarantine", ec))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 std::string indent(const std::string& text, int spaces) {
   std::string out;
   std::istringstream in(text);
@@ -49,15 +39,6 @@ std::string indent(const std::string& text, int spaces) {
 }
 
 }  // namespace
-
-int count_attempts(const fs::path& trial_dir) {
-  std::ifstream in(trial_dir / "attempts.jsonl");
-  std::string line;
-  int starts = 0;
-  while (std::getline(in, line))
-    if (line.find("\"event\":\"start\"") != std::string::npos) ++starts;
-  return starts;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scheduler
@@ -71,17 +52,12 @@ Scheduler::Scheduler(const Planner& planner, fs::path dir) : planner_(planner), 
 }
 
 Scheduler::OnDisk Scheduler::inspect(const std::string& id) const {
+  const io::TrialDirectory dir(trial_dir(id));
   OnDisk d;
-  const fs::path dir = trial_dir(id);
-  d.attempts = count_attempts(dir);
-  if (fs::exists(dir / "result.h5")) {
-    try {
-      d.summary = io::read_summary(dir / "result.h5");
-      d.has_summary = true;
-    } catch (const std::exception&) {
-      // An unreadable result is not trusted: the trial runs (resumes) again and rewrites it.
-      d.has_summary = false;
-    }
+  d.attempts = dir.count_attempts();
+  if (const auto summary = dir.read_result()) {
+    d.summary = *summary;
+    d.has_summary = true;
   }
   return d;
 }
@@ -142,7 +118,7 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   rec.summary = summary;
   rec.has_summary = true;
   rec.group = -1;
-  rec.attempts = std::max(rec.attempts + 1, count_attempts(trial_dir(id)));
+  rec.attempts = std::max(rec.attempts + 1, io::TrialDirectory(trial_dir(id)).count_attempts());
   OnDisk d{true, summary, rec.attempts};
   if (interrupted || !is_done(d)) {
     rec.state = "pending";
@@ -209,7 +185,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
       row["running_s"] = elapsed_s - r.started_s;
     } else if (r.state == "running") {
       // No report yet: the last committed checkpoint's step.
-      if (const auto s = io::CheckpointStore(trial_dir(r.trial.id) / "checkpoints").latest_committed()) step = *s;
+      if (const auto s = io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint()) step = *s;
       row["group"] = r.group;
       row["running_s"] = elapsed_s - r.started_s;
     } else if (r.has_summary) {
@@ -218,7 +194,8 @@ std::string Scheduler::status_json(double elapsed_s) const {
       if (r.summary.wall_s > 0) tps = static_cast<double>(r.summary.tokens_seen) / r.summary.wall_s;
       if (!r.summary.message.empty()) row["message"] = r.summary.message;
     }
-    if (const auto q = quarantined_files(trial_dir(r.trial.id)); !q.empty()) row["quarantined"] = q;
+    if (const auto q = io::TrialDirectory(trial_dir(r.trial.id)).quarantined_files(); !q.empty())
+      row["quarantined"] = q;
     row["step"] = step;
     row["loss"] = loss;
     row["tokens_per_s"] = tps;
@@ -375,7 +352,7 @@ std::string Scheduler::summary_text() const {
                      (trial_dir(r.trial.id) / "log.txt").string());
   }
   for (const TrialRecord& r : records_)
-    for (const std::string& q : quarantined_files(trial_dir(r.trial.id)))
+    for (const std::string& q : io::TrialDirectory(trial_dir(r.trial.id)).quarantined_files())
       s += fmt::format("quarantined (damaged, kept aside): {}\n", (trial_dir(r.trial.id) / "quarantine" / q).string());
   const auto drops = dropped();
   if (!drops.empty()) {

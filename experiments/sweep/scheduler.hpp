@@ -94,9 +94,6 @@ class Scheduler {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
-// Number of "start" events in a trial's attempts.jsonl (0 when missing).
-int count_attempts(const std::filesystem::path& trial_dir);
-
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
 // and the expanded axis values.
 std::string resolved_study_yaml(const Planner& planner);
