@@ -1,6 +1,8 @@
 #include "experiments/trial/trainer.hpp"
 
 #include <fcntl.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -11,14 +13,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
-
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/config/loader.hpp"
 #include "core/data/task.hpp"
@@ -56,7 +55,6 @@ std::int64_t env_int(const char* name, std::int64_t fallback) {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
 
 // log.txt of the trial (written by the group's rank 0 only) plus the console.
 class TrialLog {
@@ -230,7 +228,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<optim::ParamRef> refs_;
   std::vector<float> params_before_;
-  std::unique_ptr<GradTraceWriter> trace_;  // train.record_grad_trace, leader only
+  std::unique_ptr<GradTraceWriter> trace_;            // train.record_grad_trace, leader only
   std::unique_ptr<DiagnosticsRecorder> diagnostics_;  // train.diagnostics_every > 0
   std::vector<float> dlogits_;
   std::vector<std::uint8_t> correct_;
@@ -291,8 +289,8 @@ void Trainer::restore(std::int64_t step) {
 
 void Trainer::open_segment(std::int64_t first_step) {
   if (!leader_) return;
-  segment_ =
-      std::make_unique<io::MetricsSegmentWriter>(dir_.segment_path(attempt_, first_step), eval_schema_, attempt_, first_step);
+  segment_ = std::make_unique<io::MetricsSegmentWriter>(dir_.segment_path(attempt_, first_step), eval_schema_, attempt_,
+                                                        first_step);
 }
 
 // Evaluation on the fixed eval set: for every eval length, eval_batches batches of batch_size
@@ -422,7 +420,8 @@ TrialOutcome Trainer::run() {
   dir_.claim(cfg_, leader_);
 
   // A finished trial (COMPLETED or DIVERGED) is not rerun.
-  if (const auto summary = dir_.read_result(); summary && (summary->status == "COMPLETED" || summary->status == "DIVERGED")) {
+  if (const auto summary = dir_.read_result();
+      summary && (summary->status == "COMPLETED" || summary->status == "DIVERGED")) {
     TrialOutcome outcome;
     outcome.summary = *summary;
     outcome.already_finished = true;
@@ -556,9 +555,10 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     if (step_ == 0)
       trace_ = std::make_unique<GradTraceWriter>(cfg_.train.record_grad_trace, store_);
     else
-      log.info(fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
-                           "uninterrupted run from step 0)",
-                           cfg_.train.record_grad_trace, step_));
+      log.info(
+          fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
+                      "uninterrupted run from step 0)",
+                      cfg_.train.record_grad_trace, step_));
   }
   if (step_ == 0) {  // eval of the initial model, step 0
     const auto ev = evaluate();
@@ -594,16 +594,26 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     const double grad_norm = optim::clip_grad_norm(store_.grads(), cfg_.train.grad_clip);
     const double lr = optim::scheduled_lr(cfg_.schedule, cfg_.optimizer.lr, step, total);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
-    io::TrainRow row{step, tokens_ + tokens_per_step, 0.0, static_cast<float>(loss), static_cast<float>(lr),
-                     static_cast<float>(grad_norm), 0.0f, 0.0f, 0, static_cast<std::uint8_t>(finite ? 0 : 1)};
+    io::TrainRow row{step,
+                     tokens_ + tokens_per_step,
+                     0.0,
+                     static_cast<float>(loss),
+                     static_cast<float>(lr),
+                     static_cast<float>(grad_norm),
+                     0.0f,
+                     0.0f,
+                     0,
+                     static_cast<std::uint8_t>(finite ? 0 : 1)};
     if (!finite) {
       // Divergence is a status, never a number: loss +inf, the first non-finite step recorded.
       row.wall_s = wall();
       if (leader_) {
         segment_->append_train(row);
-        segment_->append_event(io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
+        segment_->append_event(
+            io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
       }
-      log.info(fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
+      log.info(
+          fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
       summary.status = "DIVERGED";
       summary.diverged_step = step;
       step_ = step;
@@ -671,8 +681,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
       segment_->close();
       segment_.reset();
       if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
-      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume",
-                           sig, step_));
+      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume", sig,
+                           step_));
       write_attempt("interrupted", {{"signal", sig}});
     }
     comm_.barrier();
@@ -703,8 +713,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   summary.tokens_seen = tokens_;
   summary.wall_s = wall();
   summary.best_eval_loss = best_eval_loss_;
-  summary.final_eval_loss =
-      summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
+  summary.final_eval_loss = summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));
