@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "core/config/canonical.hpp"
+#include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/hdf5.hpp"
