@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "analysis/analyze_command.hpp"
 #include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
+#include "core/config/trial_schema.hpp"
 #include "experiments/bench_command.hpp"
 #include "experiments/data_commands.hpp"
 #include "experiments/replay_command.hpp"
@@ -53,6 +55,25 @@ int cmd_validate(const CommonArgs& args, bool print) {
   } else {
     std::fprintf(stderr, "%s: valid (trial id %s)\n", args.config.c_str(), config::config_hash(*cfg).c_str());
   }
+  return kExitOk;
+}
+
+// The mixer and optimizer types (core/config/type_descriptors.hpp) with the keys that apply to each
+// and their defaults under it, as JSON: {"mixers": {name: {key: canonical YAML text}}, "optimizers":
+// ...}. Scripts (bench/peer) take the list of types from here.
+int cmd_types() {
+  nlohmann::ordered_json out;
+  for (const auto& [section, types] :
+       {std::pair{"mixers", config::mixer_type_keys()}, std::pair{"optimizers", config::optimizer_type_keys()}}) {
+    nlohmann::ordered_json& entry = out[section];
+    entry = nlohmann::ordered_json::object();
+    for (const config::TypeKeys& type : types) {
+      nlohmann::ordered_json keys = nlohmann::ordered_json::object();
+      for (const auto& [key, value] : type.keys) keys[key] = value;
+      entry[type.name] = keys;
+    }
+  }
+  std::cout << out.dump(2) << "\n";
   return kExitOk;
 }
 
@@ -123,6 +144,8 @@ int run_cli(int argc, char** argv) {
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
   validate->add_flag("--print", print, "Print the resolved config with every default filled in");
 
+  auto* types = app.add_subcommand("types", "Print the mixer and optimizer types with their keys and defaults (JSON)");
+
   // expt data preview|dump: what the trainer would see, decoded or as arrays.
   auto* data = app.add_subcommand("data", "Inspect a config's task data");
   data->require_subcommand(1);
@@ -182,6 +205,7 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (*validate) return cmd_validate(validate_args, print);
+  if (*types) return cmd_types();
   if (*data) {
     const auto cfg = load_or_report(data_args, 0);
     if (!cfg) return kExitUsage;

@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 
+import peer_types
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PINNED = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -46,6 +48,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", help="write every run here")
     args = ap.parse_args()
+    peer_types.check_choices(args.expt, mixers=args.mixers, optimizers=args.optimizers)
 
     rows, record = [], []
     header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",
