@@ -10,6 +10,27 @@
 
 namespace expt::nn {
 
+namespace {
+
+// The options the recurrent layers (GlaOptions, DeltaNetOptions) share: widths from the head split,
+// the short convolution, the output gate, the chunk length and the norm epsilon.
+template <class Options>
+Options recurrent_options(const config::ModelConfig& cfg, const config::HeadDims& dims) {
+  Options o;
+  o.d_model = cfg.d_model;
+  o.heads = dims.heads;
+  o.key_dim = dims.key_dim;
+  o.value_dim = dims.value_dim;
+  o.use_short_conv = cfg.mixer.use_short_conv;
+  o.conv_size = cfg.mixer.conv_size;
+  o.use_output_gate = cfg.mixer.use_output_gate;
+  o.chunk_size = cfg.mixer.chunk_size;
+  o.norm_eps = cfg.norm_eps;
+  return o;
+}
+
+}  // namespace
+
 template <class T>
 std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string& prefix,
                                      const config::ModelConfig& cfg) {
@@ -27,25 +48,15 @@ std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string
       throw std::invalid_argument("model: " + problem->message);
     dims = std::get<config::HeadDims>(sizing);
   }
-  const int d = cfg.d_model;
   switch (type->kind) {
     case config::MixerKind::none:
       return nullptr;
     case config::MixerKind::attention:
-      return std::make_unique<CausalSelfAttention<T>>(store, prefix, d, dims.heads, m.rope_base);
+      return std::make_unique<CausalSelfAttention<T>>(store, prefix, cfg.d_model, dims.heads, m.rope_base);
     case config::MixerKind::gla: {
-      GlaOptions o;
-      o.d_model = d;
-      o.heads = dims.heads;
-      o.key_dim = dims.key_dim;
-      o.value_dim = dims.value_dim;
+      auto o = recurrent_options<GlaOptions>(cfg, dims);
       o.gate_low_rank_dim = m.gate_low_rank_dim;
       o.gate_logit_normalizer = m.gate_logit_normalizer;
-      o.use_short_conv = m.use_short_conv;
-      o.conv_size = m.conv_size;
-      o.use_output_gate = m.use_output_gate;
-      o.chunk_size = m.chunk_size;
-      o.norm_eps = cfg.norm_eps;
       return std::make_unique<GatedLinearAttention<T>>(store, prefix, o);
     }
     case config::MixerKind::deltanet:
@@ -53,21 +64,12 @@ std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string
     case config::MixerKind::gated_deltaproduct: {
       // One layer class for the delta-rule family (decision 17): DeltaNet is one Householder step
       // on the plain kernel; the product types take num_householder steps on the product kernel.
-      DeltaNetOptions o;
-      o.d_model = d;
-      o.heads = dims.heads;
-      o.key_dim = dims.key_dim;
-      o.value_dim = dims.value_dim;
+      auto o = recurrent_options<DeltaNetOptions>(cfg, dims);
       const bool product = type->kind != config::MixerKind::deltanet;
       o.householder_steps = product ? m.num_householder : 1;
       o.product_kernel = product;
       o.use_forget_gate = m.use_forget_gate || type->kind == config::MixerKind::gated_deltaproduct;
       o.allow_neg_eigval = m.allow_neg_eigval;
-      o.use_short_conv = m.use_short_conv;
-      o.conv_size = m.conv_size;
-      o.use_output_gate = m.use_output_gate;
-      o.chunk_size = m.chunk_size;
-      o.norm_eps = cfg.norm_eps;
       return std::make_unique<DeltaNet<T>>(store, prefix, o);
     }
   }
