@@ -724,7 +724,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
 
     const bool periodic = cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0 && step < total;
     if (periodic) {
-      // Order fixed by results-format.md: close the segment, write the checkpoint, COMMIT, new segment.
+      // Order fixed by docs/results-format.md: close the segment, write the checkpoint, COMMIT, new segment.
       // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
       const StateDict state = checkpoint_state();
       if (leader_) {

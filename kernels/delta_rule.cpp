@@ -98,7 +98,8 @@ void recurrent_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scal
   }
 }
 
-// Reverse-time backward of one head (layers.md 2.6.1). With D = dL/dS_t, walking t = T-1 .. 0:
+// Reverse-time backward of one head (docs/derivations/delta_rule.md "Recurrent backward"). With
+// D = dL/dS_t, walking t = T-1 .. 0:
 //   D   += s q_t do_t^T ;          dq_t = s S_t do_t
 //   du   = D^T k_t
 //   dk_t = D u_t - beta_t S' du ;  dv_t = beta_t du ;  dbeta_t = du . e_t   (e_t = v_t - S'^T k_t)
@@ -178,13 +179,13 @@ void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T sca
 // One chunk of L tokens (rows i = 0..L-1 of Q, K [L, dk], V [L, dv]), entering state S_in:
 //   gamma_i = g_0 + ... + g_i          (local inclusive cumsum; 0 without a gate), Gamma_i = exp(gamma_i)
 //   decay_ij = exp(gamma_i - gamma_j)  for i >= j, 0 above the diagonal (exponent <= 0 for g <= 0; the
-//                                      upper triangle is never evaluated, layers.md 5.3 item 2)
-//   Lmat = tril(diag(beta) K K^T (.) decay, -1),   A = (I + Lmat)^{-1}  (unit lower triangular)
-//   Kb = diag(beta Gamma) K,  Vb = diag(beta) V,  W = A Kb,  U = A Vb
-//   Ũ = U - W S_in                                 (the pseudo-values u_i of the recurrence)
+//                                      upper triangle is never evaluated, docs/derivations/delta_rule.md)
+//   Lmat = tril(diag(beta) K K^T (.) decay, -1),   A = (I + Lmat)^{-1}  (unit lower; (U1), (U2))
+//   Kb = diag(beta Gamma) K,  Vb = diag(beta) V,  W = A Kb,  U = A Vb                        (U3)
+//   Ũ = U - W S_in                                 (the pseudo-values u_i of the recurrence; (U4))
 //   P = (Q K^T) (.) decay                          (causal, diagonal included)
-//   O = s [diag(Gamma) Q S_in + P Ũ]
-//   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K
+//   O = s [diag(Gamma) Q S_in + P Ũ]                                                         (U5)
+//   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K                (U6)
 // Why: inside the chunk S_i = Gamma_i S_in + sum_{j<=i} exp(gamma_i - gamma_j) k_j u_j^T, and
 // substituting it into u_i = beta_i (v_i - a_i S_{i-1}^T k_i) gives (I + Lmat) Ũ = Vb - Kb S_in.
 //
@@ -506,21 +507,21 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 // Backward of one chunk given dO (the per-token rows of dout, stride ld_out) and dH = dL/dS_out
 // [dk, dv]; overwrites dH with dL/dS_in and writes the chunk's rows of dk, dv, dbeta and its
 // tokens' rows of dq, dg. With Ũ, A, P, Kb from chunk_factors / chunk_scores (all products below
-// are [derived], layers.md 2.6.2 plus the gate; Q, P, dO, dP have the query rows only):
-//   dŨ    = s P^T dO + Kd dH
-//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)
+// are (B1)-(B7) of docs/derivations/delta_rule.md; Q, P, dO, dP have the query rows only):
+//   dŨ    = s P^T dO + Kd dH                                                     (B1)
+//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)          (B2)
 //   X     = A^T dW = -Y S_in^T       (= dKb; dW = -dŨ S_in^T from Ũ = U - W S_in, W = A Kb)
-//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y
-//   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q
+//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y      (B3)
+//   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q  (B4)
 //   dKd   = Ũ dH^T;                  dK += diag(exp(gamma_{L-1} - gamma)) dKd
-//   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i
-//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1):
+//   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i   (B5)
+//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1)   (B6):
 //     A^T dA A^T = X W^T + Y U^T = Y (U - W S_in)^T.  (Only the strict lower part of dA matters, A
 //     staying unit lower; its upper part with the diagonal, times the upper triangular A^T on both
 //     sides, stays upper, so the full dA gives the same strict lower part.)
 //   With Lmat_ij = beta_i (k_i . k_j) decay_ij:
 //     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += (E + E^T) K
-// Gate, through gamma (dL/dgamma accumulated as dgam):
+// Gate, through gamma (dL/dgamma accumulated as dgam; (B7)):
 //   every factor decay_ij = exp(gamma_i - gamma_j) on a term X_ij adds X_ij dX_ij to dgam_i and
 //   subtracts it from dgam_j (for P and Lmat); every row scaling Gamma_i adds (scaled row . its
 //   gradient) to dgam_i (Q S_in rows, Kb rows); the chunk-end factors add sum(Gamma_{L-1} S_in (.) dH)

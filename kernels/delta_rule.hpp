@@ -1,7 +1,7 @@
 // The (gated) delta rule on raw row-major buffers: a recurrent reference and the chunked WY/UT
-// algorithm, forward and backward (layers.md sections 2.2, 2.4, 2.5, 2.6).
+// algorithm, forward and backward (docs/derivations/delta_rule.md).
 //
-// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (layers.md 0.2; the DeltaNet papers
+// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (the DeltaNet papers
 // store the transpose), column vectors q_t, k_t in R^{d_k}, v_t in R^{d_v}, scalars beta_t and g_t:
 //   a_t = exp(g_t)                               (a_t = 1 when there is no gate: plain DeltaNet)
 //   S'  = a_t S_{t-1}
@@ -66,15 +66,15 @@ template <class T>
 void delta_rule_recurrent_forward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
                                   std::type_identity_t<T>* final_state);
 
-// Backward of the recurrent form in reverse time (layers.md 2.6.1). dout = dL/dout; dfinal_state =
+// Backward of the recurrent form in reverse time (docs/derivations/delta_rule.md). dout = dL/dout; dfinal_state =
 // dL/dS_{T-1} or nullptr for zero. States are recomputed from checkpoints kept every
 // kDeltaRuleDefaultChunk steps, never reconstructed by subtracting updates.
 template <class T>
 void delta_rule_recurrent_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                    const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads);
 
-// Chunked WY/UT form (layers.md 2.5): chunks of chunk_size tokens (the last may be shorter; a
-// chunk_size above seq_len means one chunk, below 1 is taken as 1), the
+// Chunked WY/UT form ((U1)-(U6), docs/derivations/delta_rule.md): chunks of chunk_size tokens (the
+// last may be shorter; a chunk_size above seq_len means one chunk, below 1 is taken as 1), the
 // intra-chunk part through the UT transform A = (I + tril(diag(beta) K K^T (.) decay, -1))^{-1} and
 // matrix products, the state passed from chunk to chunk. Same contract as the recurrent forward.
 template <class T>
@@ -83,7 +83,7 @@ void delta_rule_chunked_forward(const DeltaRuleShape& shape, T scale, const Delt
 
 // Backward of the chunked form: one forward sweep storing each chunk's entering state and WY
 // factors (per head, in per-thread scratch), then one reverse sweep over chunks that
-// back-propagates through them (the derivation is written out in delta_rule.cpp). Same contract as
+// back-propagates through them ((B1)-(B7), docs/derivations/delta_rule.md). Same contract as
 // the recurrent backward.
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,

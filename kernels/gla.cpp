@@ -13,6 +13,9 @@
 #include "kernels/gemm.hpp"
 #include "kernels/reduction.hpp"
 
+// The equation labels (F1)-(F5) and (D1)-(D6) below are those of docs/derivations/gla.md, which
+// derives them.
+
 // The kLanes-float lane vectors below are 64 bytes; without AVX-512 (builds without -march=native,
 // e.g. the sanitizer preset) GCC notes that passing or returning them by value would change the
 // ABI (-Wpsabi). They never cross this translation unit (every function using them is in the

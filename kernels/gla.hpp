@@ -1,7 +1,7 @@
 // Gated Linear Attention (GLA) on raw row-major buffers: a recurrent reference and the chunked
-// algorithm with secondary (sub-)chunking, forward and backward (layers.md sections 1.2-1.4).
+// algorithm with secondary (sub-)chunking, forward and backward (docs/derivations/gla.md).
 //
-// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (layers.md 0.2), column vectors
+// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (docs/derivations/gla.md), column vectors
 // q_t, k_t, g_t in R^{d_k}, v_t in R^{d_v}, and the per-channel log-decay g_t <= 0:
 //   S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T
 //   o_t = scale * S_t^T q_t                       (the output reads the state after the update)
@@ -71,28 +71,29 @@ struct GlaChunking {
 template <class T>
 using GlaScalar = std::type_identity_t<T>;
 
-// Recurrent reference (layers.md 1.2): one token at a time, O(d_k d_v) per token. Writes out and,
-// when non-null, final_state.
+// Recurrent reference (docs/derivations/gla.md "Recurrence"): one token at a time, O(d_k d_v) per
+// token. Writes out and, when non-null, final_state.
 template <class T>
 void gla_recurrent_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, T* out,
                            GlaScalar<T>* final_state);
 
-// Backward of the recurrent form (layers.md 1.4.1). dout = dL/dout; dfinal_state = dL/dS_{T-1} or
-// nullptr for zero. A forward sweep recomputes the states and dq_t = scale S_t dout_t; a reverse
-// sweep carries D = dL/dS_t and gets dk, dv from it and dg by the reverse cumulative sum
+// Backward of the recurrent form (docs/derivations/gla.md "Recurrent backward"). dout = dL/dout;
+// dfinal_state = dL/dS_{T-1} or nullptr for zero. A forward sweep recomputes the states and
+// dq_t = scale S_t dout_t; a reverse sweep carries D = dL/dS_t and gets dk, dv from it and dg by the
+// reverse cumulative sum
 //   dg_t = sum_{u >= t} (q_u (.) dq_u - k_u (.) dk_u) + rowsum(S_{T-1} (.) dS_{T-1}).
 template <class T>
 void gla_recurrent_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, const T* dout,
                             const GlaScalar<T>* dfinal_state, const GlaGradients<T>& grads);
 
-// Chunked form (layers.md 1.3): per chunk, the inter-chunk part (scaled, decayed queries times the
+// Chunked form ((F1)-(F5), docs/derivations/gla.md): per chunk, the inter-chunk part (scaled, decayed queries times the
 // entering state), the intra-chunk part through the causal score matrix A (sub-chunked), then the
 // state passed on. Same contract as the recurrent forward.
 template <class T>
 void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, T* out,
                          GlaScalar<T>* final_state, const GlaChunking& chunking = {});
 
-// Backward of the chunked form (layers.md 1.4.2): a forward sweep stores every chunk's entering
+// Backward of the chunked form ((D1)-(D6), docs/derivations/gla.md): a forward sweep stores every chunk's entering
 // state, then one reverse sweep over chunks carries dH = dL/dS_out(chunk) and computes dq, dk, dv
 // chunk by chunk, dg by the reverse cumulative sum inside the chunk plus the chunk-boundary term.
 // Same contract as the recurrent backward.
