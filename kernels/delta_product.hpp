@@ -31,12 +31,8 @@
 
 namespace expt::kernels {
 
-struct DeltaProductShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
+// The token sequence's shape (seq_len counts tokens) and the steps per token.
+struct DeltaProductShape : RecurrentShape {
   int householder_steps = 1;  // n_h
 };
 

@@ -8,6 +8,7 @@
 
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/reduction.hpp"
 
 namespace expt::kernels {
 
@@ -56,14 +57,6 @@ HeadSlice<T> head_slice(const DeltaRuleShape& s, const DeltaRuleInputs<T>& in, i
           s.heads * s.value_dim,
           s.heads,
           steps};
-}
-
-// Offsets of (b, h) into a [B, T, H, D] buffer (token 0), a [B, T, H] buffer and a state buffer.
-std::size_t token_offset(const DeltaRuleShape& s, int b, int h, int dim) {
-  return (sz(b) * sz(s.seq_len) * sz(s.heads) + sz(h)) * sz(dim);
-}
-std::size_t state_offset(const DeltaRuleShape& s, int b, int h) {
-  return (sz(b) * sz(s.heads) + sz(h)) * sz(s.key_dim) * sz(s.value_dim);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,28 +278,27 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
-// Fixed-order reductions for the chunked kernels. Each keeps 16 running partial sums (element m of
-// every whole block of 16 goes to lane m % 16), adds the lanes 0..15 in order, then the remaining
-// elements in order: the order depends only on the length, never on where the buffers lie (Eigen's
-// dot starts its vector loop at the first aligned element), and the lanes are one vector register.
-constexpr int kLanes = 16;
-template <class T>
-using Lanes = Eigen::Array<T, kLanes, 1>;
+// Fixed-order reductions for the chunked kernels, all in LaneOrder::in_order_then_tail
+// (kernels/reduction.hpp): 16 running partial sums (element m of every whole block of 16 goes to
+// lane m % 16), the lanes added 0..15 in order, then the remaining elements in order. The order
+// depends only on the length, never on where the buffers lie (Eigen's dot starts its vector loop at
+// the first aligned element), and the lanes are one vector value.
+constexpr int kLanes = static_cast<int>(kSumLanes);
+constexpr LaneOrder kOrder = LaneOrder::in_order_then_tail;
 
-template <class T>
-T sum_lanes(const Lanes<T>& part) {
-  T sum = 0;
-  for (int l = 0; l < kLanes; ++l) sum += part[l];
-  return sum;
-}
-
-// sum_m a[m] b[m]
+// sum_m a[m] b[m]. The products accumulate as an Eigen array expression, not as Lanes<T> or
+// lane_dot: those forms round some products differently (GCC fuses a multiply and an add into an
+// fma in some of these forms and not in others: lane_dot changed the float results, Lanes<T> the
+// double ones), and the kernel's results, the delta-rule models' losses among them, stay as they
+// were.
 template <class T>
 T dot(const T* a, const T* b, int n) {
-  Lanes<T> part = Lanes<T>::Zero();
+  using ArrayLanes = Eigen::Array<T, kLanes, 1>;
+  ArrayLanes part = ArrayLanes::Zero();
   int m = 0;
-  for (; m + kLanes <= n; m += kLanes) part += Eigen::Map<const Lanes<T>>(a + m) * Eigen::Map<const Lanes<T>>(b + m);
-  T sum = sum_lanes(part);
+  for (; m + kLanes <= n; m += kLanes)
+    part += Eigen::Map<const ArrayLanes>(a + m) * Eigen::Map<const ArrayLanes>(b + m);
+  T sum = fold_lanes<kOrder, T>(part);
   for (; m < n; ++m) sum += a[m] * b[m];
   return sum;
 }
@@ -315,15 +307,20 @@ T dot(const T* a, const T* b, int n) {
 // term_j = p_j dp_j is subtracted from dgam_j and its sum returned (for dgam_i); dp_j *= d_j.
 template <class T>
 T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
-  Lanes<T> part = Lanes<T>::Zero();
+  Lanes<T> part = {};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    const Lanes<T> term = Eigen::Map<const Lanes<T>>(p + j) * Eigen::Map<const Lanes<T>>(dp + j);
+    Lanes<T> pj, dpj, dj, gj;
+    load_lanes(p + j, pj);
+    load_lanes(dp + j, dpj);
+    load_lanes(d + j, dj);
+    load_lanes(dgam + j, gj);
+    const Lanes<T> term = pj * dpj;
     part += term;
-    Eigen::Map<Lanes<T>>(dgam + j) -= term;
-    Eigen::Map<Lanes<T>>(dp + j) *= Eigen::Map<const Lanes<T>>(d + j);
+    store_lanes(dgam + j, gj - term);
+    store_lanes(dp + j, dpj * dj);
   }
-  T sum = sum_lanes(part);
+  T sum = fold_lanes<kOrder, T>(part);
   for (; j < n; ++j) {
     const T term = p[j] * dp[j];
     sum += term;
@@ -338,18 +335,22 @@ T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
 // subtracting each term from dgam_j; then e_j <- e_j b d_j (E of chunk_backward).
 template <class T>
 T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n, T* gate_row) {
-  Lanes<T> part_beta = Lanes<T>::Zero(), part_gate = Lanes<T>::Zero();
+  Lanes<T> part_beta = {}, part_gate = {};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    const Eigen::Map<const Lanes<T>> dj(d + j);
-    Eigen::Map<Lanes<T>> ej(e + j);
-    part_beta += ej * Eigen::Map<const Lanes<T>>(kkt + j) * dj;
-    const Lanes<T> term = Eigen::Map<const Lanes<T>>(lmat + j) * ej;
+    Lanes<T> dj, ej, kktj, lj, gj;
+    load_lanes(d + j, dj);
+    load_lanes(e + j, ej);
+    load_lanes(kkt + j, kktj);
+    load_lanes(lmat + j, lj);
+    load_lanes(dgam + j, gj);
+    part_beta += ej * kktj * dj;
+    const Lanes<T> term = lj * ej;
     part_gate += term;
-    Eigen::Map<Lanes<T>>(dgam + j) -= term;
-    ej *= b * dj;
+    store_lanes(dgam + j, gj - term);
+    store_lanes(e + j, ej * (b * dj));
   }
-  T sum_beta = sum_lanes(part_beta), sum_gate = sum_lanes(part_gate);
+  T sum_beta = fold_lanes<kOrder, T>(part_beta), sum_gate = fold_lanes<kOrder, T>(part_gate);
   for (; j < n; ++j) {
     sum_beta += e[j] * kkt[j] * d[j];
     const T term = lmat[j] * e[j];

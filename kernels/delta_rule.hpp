@@ -11,51 +11,17 @@
 // S_{-1} is the initial state (zero when not given); the final state is S_{T-1}. The kernels do not
 // normalise q or k: the layer L2-normalises them (and chooses beta in [0,1] or [0,2]).
 //
-// Memory layout (row-major):
-//   q, k           [batch, seq_len, heads, key_dim]    (the d -> H*d_k projection output, head h in
-//                                                        columns [h*key_dim, (h+1)*key_dim))
-//   v, out         [batch, seq_len, heads, value_dim]
-//   beta, g        [batch, seq_len, heads]             (g = log-decay, <= 0 for a decaying gate)
-//   states         [batch, heads, key_dim, value_dim]  (S row-major: S[i][j], i over keys)
-// Gradients have the layout of the tensor they belong to.
+// Layout: kernels/recurrent.hpp (beta, g: [batch, seq_len, heads], g = log-decay, <= 0 for a
+// decaying gate).
 #pragma once
 
 #include <type_traits>
 
+#include "kernels/recurrent.hpp"
+
 namespace expt::kernels {
 
-struct DeltaRuleShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
-};
-
-// The forward inputs. g == nullptr is the plain (ungated) delta rule; initial_state == nullptr
-// starts from S = 0.
-template <class T>
-struct DeltaRuleInputs {
-  const T* q = nullptr;
-  const T* k = nullptr;
-  const T* v = nullptr;
-  const T* beta = nullptr;
-  const T* g = nullptr;
-  const T* initial_state = nullptr;
-};
-
-// Gradient outputs, overwritten by the backward. dq, dk, dv, dbeta are required; dg is written when
-// both it and the inputs' g are non-null; dinitial_state (dL/dS_{-1}) when non-null, also if the
-// forward started from zero.
-template <class T>
-struct DeltaRuleGradients {
-  T* dq = nullptr;
-  T* dk = nullptr;
-  T* dv = nullptr;
-  T* dbeta = nullptr;
-  T* dg = nullptr;
-  T* dinitial_state = nullptr;
-};
+using DeltaRuleShape = RecurrentShape;
 
 // Chunk length of the chunked kernels unless the caller picks another (fla's default).
 inline constexpr int kDeltaRuleDefaultChunk = 64;

@@ -7,12 +7,7 @@
 //   o_t = scale * S_t^T q_t                       (the output reads the state after the update)
 // S_{-1} is the initial state (zero when not given); the final state is S_{T-1}.
 //
-// Memory layout (row-major):
-//   q, k, g        [batch, seq_len, heads, key_dim]    (the d -> H*d_k projection output, head h in
-//                                                        columns [h*key_dim, (h+1)*key_dim))
-//   v, out         [batch, seq_len, heads, value_dim]
-//   states         [batch, heads, key_dim, value_dim]  (S row-major: S[i][j], i over keys)
-// Gradients have the layout of the tensor they belong to.
+// Layout: kernels/recurrent.hpp (g: [batch, seq_len, heads, key_dim], one log-decay per channel).
 //
 // Numerics: every decay factor the kernels form is exp of a non-positive number, built as a product
 // of per-token gates a = exp(g) <= 1 over a span that never crosses the chunk; nothing like exp(-b)
@@ -26,36 +21,11 @@
 
 #include <type_traits>
 
+#include "kernels/recurrent.hpp"
+
 namespace expt::kernels {
 
-struct GlaShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
-};
-
-// The forward inputs; initial_state == nullptr starts from S = 0.
-template <class T>
-struct GlaInputs {
-  const T* q = nullptr;
-  const T* k = nullptr;
-  const T* v = nullptr;
-  const T* g = nullptr;
-  const T* initial_state = nullptr;
-};
-
-// Gradient outputs, overwritten by the backward. dq, dk, dv, dg are required; dinitial_state
-// (dL/dS_{-1}) is written when non-null, also if the forward started from zero.
-template <class T>
-struct GlaGradients {
-  T* dq = nullptr;
-  T* dk = nullptr;
-  T* dv = nullptr;
-  T* dg = nullptr;
-  T* dinitial_state = nullptr;
-};
+using GlaShape = RecurrentShape;
 
 // Chunk length C (fla's default) and sub-chunk length c of the chunked kernels. Chunks cover
 // [i*C, min((i+1)*C, T)); inside a chunk, sub-chunks of c rows split the intra-chunk score matrix
