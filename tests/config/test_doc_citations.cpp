@@ -58,7 +58,7 @@ const std::regex& outside_citation() {
   static const std::regex re(
       R"(frameworks\.md|DESIGN\.md|shared[/]docs|)"
       "\xC2\xA7"  // the section sign in UTF-8
-      R"(|\b[Ss]pec(ification)? ([0-9]|section)|\b(?!decisions\.md)[A-Za-z0-9_-]+\.md,? (sections? )?[0-9])"
+      R"(|\b[Ss]pec(ification)? ([0-9]|section)|\b(?!decisions\.md)[A-Za-z0-9_-]+\.md (sections? [0-9]|[0-9]+\.[0-9]))"
       R"(|\bsections? [0-9])");
   return re;
 }
