@@ -1,6 +1,6 @@
 // The /trials table of a sweep's sweep.h5 (docs/results-format.md "sweep.h5"): one packed
 // compound row per trial with fixed-size NUL-padded strings. The coordinator writes it
-// (experiments/sweep.cpp) and `expt analyze` reads it (analysis/sweep_reader.cpp); this is the one
+// (experiments/sweep/scheduler.cpp) and `expt analyze` reads it (analysis/sweep_reader.cpp); this is the one
 // definition of its layout.
 #pragma once
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/config/trial_config.hpp"
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 namespace expt::experiments {
 
