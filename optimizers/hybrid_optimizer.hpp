@@ -1,4 +1,4 @@
-// The part Muon and DCT-AdamW share (optimizers.md 0.1, 2.4): hidden matrices go to the derived
+// The part Muon and DCT-AdamW share (docs/optimizers.md "Routing"): hidden matrices go to the derived
 // optimizer's matrix update, everything else to an internal AdamW (hybrid_routing.hpp), and with
 // optimizer.shard each routed matrix has one owner rank (matrix_ownership.hpp) that alone keeps its
 // state and computes its update, then broadcasts the matrix. The base class routes, builds the

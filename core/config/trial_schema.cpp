@@ -347,7 +347,7 @@ const Table<OptimizerConfig>& optimizer_table() {
               "second-moment EMA decay (of the AdamW part for muon)"),
           key("eps", &OptimizerConfig::eps, real_at_least(0), "denominator epsilon (of the AdamW part for muon)"),
           choice("eps_mode", &OptimizerConfig::eps_mode,
-                 "where eps enters: torch after bias correction, hf before (optimizers.md 1.2)"),
+                 "where eps enters: torch after bias correction, hf before (docs/derivations/adamw.md)"),
           key("decay_embeddings", &OptimizerConfig::decay_embeddings, any_bool(),
               "apply weight decay to the embedding (and tied head) weights"),
           adam_patterns_key(

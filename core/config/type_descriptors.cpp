@@ -13,7 +13,7 @@ namespace {
 
 std::string str(std::int64_t v) { return std::to_string(v); }
 
-// ---- optimizers (optimizers.md sections 1.3, 2.5, 3.7, 4.6, 5.8) ----
+// ---- optimizers (docs/derivations/: the reference defaults of each method) ----
 
 void muon_defaults(OptimizerConfig& c) {
   c.lr = 0.02;
