@@ -45,12 +45,12 @@ ProgressMode parse_progress(const std::string& s) {
   return ProgressMode::automatic;
 }
 
-int cmd_validate(const CommonArgs& args, bool print) {
+int cmd_validate(const CommonArgs& args, bool print, bool minimal) {
   const auto cfg = load_or_report(args, 0);
   if (!cfg) return kExitUsage;
-  if (print) {
-    std::fputs(config::to_canonical_yaml(*cfg).c_str(), stdout);
-  } else {
+  if (print) std::fputs(config::to_canonical_yaml(*cfg).c_str(), stdout);
+  if (minimal) std::fputs(config::minimal_yaml(*cfg).c_str(), stdout);
+  if (!print && !minimal) {
     std::fprintf(stderr, "%s: valid (trial id %s)\n", args.config.c_str(), config::config_hash(*cfg).c_str());
   }
   return kExitOk;
@@ -121,7 +121,10 @@ int run_cli(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "Check a config; --print writes the resolved canonical YAML");
   validate->add_option("config", validate_args.config, "Trial config (YAML)")->required();
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
-  validate->add_flag("--print", print, "Print the resolved config with every default filled in");
+  auto* print_flag = validate->add_flag("--print", print, "Print the resolved config with every default filled in");
+  bool minimal = false;
+  validate->add_flag("--minimal", minimal, "Print the keys that differ from their defaults (what the trial id hashes)")
+      ->excludes(print_flag);
 
   // expt data preview|dump: what the trainer would see, decoded or as arrays.
   auto* data = app.add_subcommand("data", "Inspect a config's task data");
@@ -181,7 +184,7 @@ int run_cli(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (*validate) return cmd_validate(validate_args, print);
+  if (*validate) return cmd_validate(validate_args, print, minimal);
   if (*data) {
     const auto cfg = load_or_report(data_args, 0);
     if (!cfg) return kExitUsage;
