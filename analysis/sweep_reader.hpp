@@ -1,8 +1,9 @@
 // Reading a sweep directory for analysis (docs/sweeps.md "Files written", docs/analysis.md).
 //
 // The coordinator's index sweep.h5 is the authority on which trials exist and which are finished:
-// /trials holds one row per planned trial with its cell, point, seed and state, and /config the
-// resolved study (sweep.resolved.yaml: per cell its axis values, the tolerance, ranks per trial).
+// /trials holds one row per planned trial with its cell, seed and state, /point and /axes its
+// point (label and typed values), and /config the resolved study (sweep.resolved.yaml: per cell
+// its axis values as written, the tolerance, ranks per trial).
 // For every finished trial the reader also opens trials/<id>/result.h5 for its summary (wall time).
 // A trial is finished when its state is COMPLETED, DIVERGED or FAILED (the coordinator marks a trial
 // FAILED only after its last attempt); pending and running trials are counted but not analysed, so

@@ -335,8 +335,6 @@ void Scheduler::write_state() const {
     h5::write_attribute(file, "schema_version", std::int64_t{1});
     h5::write_attribute(file, "sweep_id", planner_.study().name);
     h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
-    h5::write_attribute(file, "config_schema", config::kConfigSchemaVersion);  // of the trial ids below
-    h5::write_attribute(file, "git_sha", io::build_git_sha());
     h5::write_attribute(file, "tolerance", planner_.study().tolerance);
 
     // /cd_rounds: one packed row per (cell, round), in cell then round order.

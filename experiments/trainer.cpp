@@ -1,8 +1,6 @@
 #include "experiments/trainer.hpp"
 
 #include <fcntl.h>
-#include <fmt/chrono.h>
-#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -13,11 +11,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/config/loader.hpp"
 #include "core/data/task.hpp"
@@ -56,7 +57,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string utc_now() { return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr))); }
+std::string utc_now() {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+}
 
 // An exclusive advisory lock on <dir>/.lock for the life of the run: a second run on the same
 // directory refuses instead of interleaving writes.
@@ -256,7 +259,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<optim::ParamRef> refs_;
   std::vector<float> params_before_;
-  std::unique_ptr<GradTraceWriter> trace_;            // train.record_grad_trace, leader only
+  std::unique_ptr<GradTraceWriter> trace_;  // train.record_grad_trace, leader only
   std::unique_ptr<DiagnosticsRecorder> diagnostics_;  // train.diagnostics_every > 0
   std::vector<float> dlogits_;
   std::vector<std::uint8_t> correct_;
@@ -285,8 +288,8 @@ class Trainer {
 
 void Trainer::write_attempt(const std::string& event, const nlohmann::json& extra) {
   if (!leader_) return;
-  nlohmann::json j = {{"attempt", attempt_},   {"event", event},        {"step", step_},
-                      {"time_utc", utc_now()}, {"ranks", comm_.size()}, {"host_pid", static_cast<long>(::getpid())}};
+  nlohmann::json j = {{"attempt", attempt_}, {"event", event}, {"step", step_}, {"time_utc", utc_now()},
+                      {"ranks", comm_.size()}, {"host_pid", static_cast<long>(::getpid())}};
   j.update(extra);
   io::append_line_durable(dir_ / "attempts.jsonl", j.dump());
 }
@@ -472,9 +475,9 @@ TrialOutcome Trainer::run() {
   // A directory belongs to one trial: refuse to mix another config's results into it.
   if (const auto existing = read_directory_trial(dir_)) {
     if (existing->id != hash_)
-      throw std::runtime_error(
-          fmt::format("{} already holds trial {} (a different config from this one, {}); use another --out",
-                      dir_.string(), existing->id.empty() ? "of another config schema" : existing->id, hash_));
+      throw std::runtime_error(fmt::format(
+          "{} already holds trial {} (a different config from this one, {}); use another --out", dir_.string(),
+          existing->id.empty() ? "of another config schema" : existing->id, hash_));
     legacy_id_ = existing->legacy_id;
   } else if (leader_) {
     io::write_file_atomic(dir_ / "trial.yaml", trial_yaml_text(cfg_));
@@ -629,10 +632,9 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     if (step_ == 0)
       trace_ = std::make_unique<GradTraceWriter>(cfg_.train.record_grad_trace, store_);
     else
-      log.info(
-          fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
-                      "uninterrupted run from step 0)",
-                      cfg_.train.record_grad_trace, step_));
+      log.info(fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
+                           "uninterrupted run from step 0)",
+                           cfg_.train.record_grad_trace, step_));
   }
   if (step_ == 0) {  // eval of the initial model, step 0
     const auto ev = evaluate();
@@ -668,26 +670,16 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     const double grad_norm = optim::clip_grad_norm(store_.grads(), cfg_.train.grad_clip);
     const double lr = optim::scheduled_lr(cfg_.schedule, cfg_.optimizer.lr, step, total);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
-    io::TrainRow row{step,
-                     tokens_ + tokens_per_step,
-                     0.0,
-                     static_cast<float>(loss),
-                     static_cast<float>(lr),
-                     static_cast<float>(grad_norm),
-                     0.0f,
-                     0.0f,
-                     0,
-                     static_cast<std::uint8_t>(finite ? 0 : 1)};
+    io::TrainRow row{step, tokens_ + tokens_per_step, 0.0, static_cast<float>(loss), static_cast<float>(lr),
+                     static_cast<float>(grad_norm), 0.0f, 0.0f, 0, static_cast<std::uint8_t>(finite ? 0 : 1)};
     if (!finite) {
       // Divergence is a status, never a number: loss +inf, the first non-finite step recorded.
       row.wall_s = wall();
       if (leader_) {
         segment_->append_train(row);
-        segment_->append_event(
-            io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
+        segment_->append_event(io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
       }
-      log.info(
-          fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
+      log.info(fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
       summary.status = "DIVERGED";
       summary.diverged_step = step;
       step_ = step;
@@ -755,8 +747,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
       segment_->close();
       segment_.reset();
       if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
-      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume", sig,
-                           step_));
+      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume",
+                           sig, step_));
       write_attempt("interrupted", {{"signal", sig}});
     }
     comm_.barrier();
@@ -787,7 +779,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   summary.tokens_seen = tokens_;
   summary.wall_s = wall();
   summary.best_eval_loss = best_eval_loss_;
-  summary.final_eval_loss = summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
+  summary.final_eval_loss =
+      summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));
