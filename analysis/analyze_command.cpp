@@ -7,6 +7,7 @@
 
 #include "analysis/report.hpp"
 #include "core/io/atomic_file.hpp"
+#include "experiments/cli/exit_codes.hpp"
 
 namespace expt::analysis {
 
@@ -40,7 +41,7 @@ int analyze_command(const AnalyzeCommandArgs& args, std::ostream& out) {
     tables = make_tables(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expt analyze: %s\n", e.what());
-    return 1;
+    return experiments::kExitFailed;
   }
   const std::string text = render_text(a, tables), markdown = render_markdown(a, tables), json = render_json(a, tables);
   if (args.format == "csv")
@@ -70,10 +71,10 @@ int analyze_command(const AnalyzeCommandArgs& args, std::ostream& out) {
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expt analyze: could not write %s: %s\n", dest.string().c_str(), e.what());
-    return 1;
+    return experiments::kExitFailed;
   }
   std::fprintf(stderr, "expt analyze: tables written to %s/\n", dest.string().c_str());
-  return 0;
+  return experiments::kExitOk;
 }
 
 }  // namespace expt::analysis

@@ -23,7 +23,7 @@ struct AnalyzeCommandArgs {
   AnalysisOptions options;
 };
 
-// Registers DIR and the options above on the `analyze` subcommand (experiments/cli.cpp).
+// Registers DIR and the options above on the `analyze` subcommand (experiments/cli/cli.cpp).
 void add_analyze_options(CLI::App& command, AnalyzeCommandArgs& args);
 
 int analyze_command(const AnalyzeCommandArgs& args, std::ostream& out);

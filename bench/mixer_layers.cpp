@@ -32,7 +32,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/workspace.hpp"
 #include "core/util/random.hpp"
-#include "experiments/bench_command.hpp"
+#include "experiments/cli/bench_command.hpp"
 #include "kernels/gemm.hpp"
 
 namespace {

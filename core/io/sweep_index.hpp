@@ -1,7 +1,7 @@
-// The trial table of a sweep's sweep.h5 (docs/results-format.md "sweep.h5"): one packed compound
-// row per trial in /trials, the point's label in /point and one typed column per search axis
-// under /axes, all aligned with the rows of /trials. The coordinator writes it
-// (experiments/sweep.cpp) and `expt analyze` reads it (analysis/sweep_reader.cpp); this is the one
+// The trial table of a sweep's sweep.h5 (docs/results-format.md "Sweep index"): one packed
+// compound row per trial in /trials, the point's label in /point and one typed column per search
+// axis under /axes, all aligned with the rows of /trials. The coordinator writes it
+// (experiments/sweep/scheduler.cpp) and `expt analyze` reads it (analysis/sweep_reader.cpp); this is the one
 // definition of its layout.
 #pragma once
 

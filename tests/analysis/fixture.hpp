@@ -13,9 +13,9 @@
 #include "core/io/atomic_file.hpp"
 #include "core/io/metrics.hpp"
 #include "core/io/results.hpp"
-#include "experiments/plan.hpp"
-#include "experiments/study.hpp"
-#include "experiments/sweep.hpp"
+#include "experiments/study/plan.hpp"
+#include "experiments/study/study.hpp"
+#include "experiments/sweep/scheduler.hpp"
 
 namespace fixture {
 

@@ -1,7 +1,7 @@
 // Planning: grid and Halton counts and values, derived step budgets, infeasible points dropped,
 // and coordinate descent on synthetic objectives with a known optimum (reaches it, is idempotent
 // under restarts, raises the grid-edge alarm).
-#include "experiments/plan.hpp"
+#include "experiments/study/plan.hpp"
 
 #include <catch2/catch.hpp>
 #include <cmath>

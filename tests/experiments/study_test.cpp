@@ -1,6 +1,6 @@
 // Study files: a valid study reads into the expected structure, and each kind of mistake is
 // reported at its line and column in the study file.
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 #include <catch2/catch.hpp>
 #include <string>

@@ -1,7 +1,7 @@
 // The one-rank sweep runner on tiny real trials: every planned trial runs once, status.json and
 // sweep.h5 describe them, a rerun skips finished trials, and failing trials are retried up to
 // max_attempts and then reported, never rerun.
-#include "experiments/sweep.hpp"
+#include "experiments/sweep/scheduler.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "core/io/hdf5.hpp"
-#include "experiments/sweep_commands.hpp"
+#include "experiments/cli/sweep_commands.hpp"
 
 namespace fs = std::filesystem;
 using namespace expt;

@@ -10,7 +10,7 @@
 #include "core/config/loader.hpp"
 #include "core/io/metrics.hpp"
 #include "core/io/results.hpp"
-#include "experiments/trainer.hpp"
+#include "experiments/trial/trainer.hpp"
 
 namespace fs = std::filesystem;
 using namespace expt;

@@ -15,7 +15,7 @@
 
 #include "core/config/config_error.hpp"
 #include "core/config/loader.hpp"
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 namespace {
 

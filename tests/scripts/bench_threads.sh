@@ -2,7 +2,7 @@
 # expt bench --threads: the run reports its BLAS thread count and divides the wall-clock MFU by it;
 # with 1 and 2 OpenBLAS threads the first step's loss, gradients and update agree to rounding
 # (relative 1e-4) but are NOT bit-identical, which is why trials keep one thread per rank
-# (experiments/threads.hpp, docs/decisions.md); the script prints how many elements differ. Bad
+# (experiments/cli/threads.hpp, docs/decisions.md); the script prints how many elements differ. Bad
 # --threads values are refused before anything runs.
 source "$(dirname "$0")/lib.sh"
 

@@ -1,4 +1,4 @@
-#include "experiments/optimizer_diagnostics.hpp"
+#include "experiments/trial/optimizer_diagnostics.hpp"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "experiments/trial_identity.hpp"
+#include "core/io/trial_identity.hpp"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 
-namespace expt::experiments {
+namespace expt::io {
 
 namespace fs = std::filesystem;
 
@@ -109,9 +109,9 @@ std::vector<std::string> adopt_legacy_trial_directories(const fs::path& trials_d
       continue;
     }
     fs::rename(dir, target);
-    lines.push_back(fmt::format("trials/{} -> trials/{} (legacy id; decision 71)", name, d->id));
+    lines.push_back(fmt::format("trials/{} -> trials/{} (legacy id; decision 74)", name, d->id));
   }
   return lines;
 }
 
-}  // namespace expt::experiments
+}  // namespace expt::io

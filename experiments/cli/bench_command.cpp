@@ -1,4 +1,4 @@
-#include "experiments/bench_command.hpp"
+#include "experiments/cli/bench_command.hpp"
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -24,8 +24,8 @@
 #include "core/nn/mlp.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/threads.hpp"
+#include "experiments/cli/exit_codes.hpp"
+#include "experiments/cli/threads.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"

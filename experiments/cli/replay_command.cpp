@@ -1,10 +1,10 @@
-#include "experiments/replay_command.hpp"
+#include "experiments/cli/replay_command.hpp"
 
 #include <cstdio>
 
 #include "core/config/loader.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/grad_trace.hpp"
+#include "experiments/cli/exit_codes.hpp"
+#include "experiments/trial/grad_trace.hpp"
 
 namespace expt::experiments {
 

@@ -1,4 +1,4 @@
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 #include <fmt/format.h>
 
@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "analysis/analyze_command.hpp"
-#include "core/comm/mpi_communicator.hpp"
 #include "core/config/loader.hpp"
-#include "experiments/bench_command.hpp"
-#include "experiments/data_commands.hpp"
-#include "experiments/replay_command.hpp"
-#include "experiments/sweep_commands.hpp"
-#include "experiments/trainer.hpp"
+#include "experiments/cli/bench_command.hpp"
+#include "experiments/cli/data_commands.hpp"
+#include "experiments/cli/exit_codes.hpp"
+#include "experiments/cli/replay_command.hpp"
+#include "experiments/cli/sweep_commands.hpp"
+#include "experiments/cli/trial_commands.hpp"
 
 namespace expt::experiments {
 
@@ -27,79 +27,6 @@ struct CommonArgs {
   std::string config;
   std::vector<std::string> sets;
 };
-
-// Loads and validates; on error prints every `file:line:col: key.path: message` and returns nullopt.
-std::optional<config::TrialConfig> load_or_report(const CommonArgs& args, int rank) {
-  try {
-    return config::load_trial_config(args.config, args.sets);
-  } catch (const config::ConfigErrors& e) {
-    if (rank == 0) config::report_errors(e);
-    return std::nullopt;
-  }
-}
-
-ProgressMode parse_progress(const std::string& s) {
-  if (s == "tty") return ProgressMode::tty;
-  if (s == "plain") return ProgressMode::plain;
-  if (s == "quiet") return ProgressMode::quiet;
-  return ProgressMode::automatic;
-}
-
-int cmd_validate(const CommonArgs& args, bool print, bool minimal) {
-  const auto cfg = load_or_report(args, 0);
-  if (!cfg) return kExitUsage;
-  if (print) std::fputs(config::to_canonical_yaml(*cfg).c_str(), stdout);
-  if (minimal) std::fputs(config::minimal_yaml(*cfg).c_str(), stdout);
-  if (!print && !minimal) {
-    std::fprintf(stderr, "%s: valid (trial id %s)\n", args.config.c_str(), config::config_hash(*cfg).c_str());
-  }
-  return kExitOk;
-}
-
-int cmd_run(int argc, char** argv, CommonArgs args, const std::string& out, const std::string& progress) {
-  if (!out.empty()) args.sets.push_back("out=" + out);
-  const comm::WorldCommunicator world = comm::open_world_communicator(&argc, &argv);
-  comm::Communicator* comm = world.comm.get();
-  const int rank = comm->rank();
-  const auto cfg = load_or_report(args, rank);
-  if (!cfg) return kExitUsage;
-  if (cfg->train.ranks != comm->size()) {
-    if (rank == 0)
-      std::fprintf(stderr,
-                   "expt: train.ranks is %d but this run has %d rank(s); launch `mpirun -np %d expt run ...` or set "
-                   "train.ranks\n",
-                   cfg->train.ranks, comm->size(), cfg->train.ranks);
-    return kExitUsage;
-  }
-  install_stop_signal_handlers();
-  TrainerOptions options;
-  options.progress = rank == 0 ? parse_progress(progress) : ProgressMode::quiet;
-  options.hooks = TrainerHooks::from_environment();
-  try {
-    const auto outcome = run_trial(*cfg, *comm, options);
-    if (rank != 0) return outcome.interrupted ? 128 + outcome.signal : kExitOk;
-    if (outcome.interrupted) {
-      std::fprintf(stderr, "expt: interrupted at step %lld; checkpoint written. Run the same command to resume.\n",
-                   static_cast<long long>(outcome.summary.steps_done));
-      return 128 + outcome.signal;
-    }
-    const auto& s = outcome.summary;
-    if (outcome.already_finished)
-      std::fprintf(stderr, "expt: %s already finished (%s); nothing to do\n", cfg->out.c_str(), s.status.c_str());
-    std::printf("%s\n",
-                fmt::format("status {} | final eval loss {:.4f} | best {:.4f} | steps {} | {:.1f} s | {}", s.status,
-                            s.final_eval_loss, s.best_eval_loss, s.steps_done, s.wall_s, outcome.result.string())
-                    .c_str());
-    if (s.status == "FAILED") {
-      std::fprintf(stderr, "expt: trial FAILED: %s\n", s.message.c_str());
-      return kExitFailed;
-    }
-    return s.status == "DIVERGED" ? kExitDiverged : kExitOk;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "expt: error: %s\n", e.what());
-    return kExitFailed;
-  }
-}
 
 }  // namespace
 
@@ -184,9 +111,9 @@ int run_cli(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (*validate) return cmd_validate(validate_args, print, minimal);
+  if (*validate) return validate_command(validate_args.config, validate_args.sets, print, minimal);
   if (*data) {
-    const auto cfg = load_or_report(data_args, 0);
+    const auto cfg = load_config_or_report(data_args.config, data_args.sets, 0);
     if (!cfg) return kExitUsage;
     try {
       if (*preview) return data_preview(*cfg, preview_count, std::cout);
@@ -202,7 +129,7 @@ int run_cli(int argc, char** argv) {
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);
   if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);
-  return cmd_run(argc, argv, run_args, out, progress);
+  return run_command(argc, argv, run_args.config, run_args.sets, out, progress);
 }
 
 }  // namespace expt::experiments

@@ -1,6 +1,6 @@
 // The sweep runner's bookkeeping, independent of MPI: which trials exist, their states, what to
 // hand out next (longest first), coordinate-descent rounds re-planned as cells finish, and the
-// files the coordinator writes (status.json, sweep.h5). experiments/sweep.cpp drives it either
+// files the coordinator writes (status.json, sweep.h5). experiments/sweep/runner.cpp drives it either
 // in-process (one rank) or from world rank 0 of an mpirun (frameworks.md sections 5.1, 5.2).
 //
 // Everything is rebuilt from the trial directories on start, so rerunning the same command
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/io/results.hpp"
-#include "experiments/plan.hpp"
+#include "experiments/study/plan.hpp"
 
 namespace expt::experiments {
 
@@ -93,9 +93,6 @@ class Scheduler {
   std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
-
-// Number of "start" events in a trial's attempts.jsonl (0 when missing).
-int count_attempts(const std::filesystem::path& trial_dir);
 
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
 // and the expanded axis values.

@@ -1,3 +1,3 @@
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 int main(int argc, char** argv) { return expt::experiments::run_cli(argc, argv); }

@@ -19,7 +19,7 @@
 
 #include "core/config/loader.hpp"
 #include "core/config/trial_config.hpp"
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 namespace expt::experiments {
 
@@ -38,6 +38,9 @@ struct PlannedTrial {
   double data_ratio = 0;
   std::uint64_t seed = 0;
   std::string point;  // "optimizer.lr=1.0e-03 schedule.warmup=10", the axis values as set
+  // The same values typed as their trial key (one_minus_ axes: the float as written), by axis key
+  // in study order: sweep.h5's /axes columns.
+  std::vector<std::pair<std::string, config::TypedValue>> axes;
   // The same values typed as their trial key (one_minus_ axes: the float as written), by axis key
   // in study order: sweep.h5's /axes columns.
   std::vector<std::pair<std::string, config::TypedValue>> axes;

@@ -1,6 +1,8 @@
-#include "experiments/trainer.hpp"
+#include "experiments/trial/trainer.hpp"
 
 #include <fcntl.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -11,27 +13,24 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
-
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/config/loader.hpp"
 #include "core/data/task.hpp"
 #include "core/io/atomic_file.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/metrics.hpp"
+#include "core/io/trial_directory.hpp"
 #include "core/nn/cross_entropy.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
-#include "experiments/grad_trace.hpp"
-#include "experiments/optimizer_diagnostics.hpp"
-#include "experiments/progress.hpp"
-#include "experiments/trial_identity.hpp"
+#include "experiments/trial/grad_trace.hpp"
+#include "experiments/trial/optimizer_diagnostics.hpp"
+#include "experiments/trial/progress.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"
@@ -57,36 +56,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string utc_now() {
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
-}
-
-// An exclusive advisory lock on <dir>/.lock for the life of the run: a second run on the same
-// directory refuses instead of interleaving writes.
-class DirectoryLock {
- public:
-  explicit DirectoryLock(const fs::path& dir) {
-    const fs::path path = dir / ".lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create lock file {}", path.string()));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw std::runtime_error(
-          fmt::format("{} is in use by another expt process (lock {} is held); refusing to run twice on one "
-                      "directory",
-                      dir.string(), path.string()));
-    }
-  }
-  ~DirectoryLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  DirectoryLock(const DirectoryLock&) = delete;
-  DirectoryLock& operator=(const DirectoryLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
 // log.txt of the trial (written by the group's rank 0 only) plus the console.
 class TrialLog {
  public:
@@ -98,7 +67,7 @@ class TrialLog {
   }
   void info(const std::string& msg) {
     if (!enabled_) return;
-    out_ << utc_now() << " " << msg << '\n';
+    out_ << io::utc_time_now() << " " << msg << '\n';
     out_.flush();
     if (progress_ != nullptr) progress_->message(msg);
   }
@@ -250,7 +219,7 @@ class Trainer {
   const config::TrialConfig& cfg_;
   comm::Communicator& comm_;
   TrainerOptions opt_;
-  fs::path dir_;
+  io::TrialDirectory dir_;
   bool leader_;
   std::unique_ptr<data::Task> task_;
   int vocab_;
@@ -259,7 +228,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::vector<optim::ParamRef> refs_;
   std::vector<float> params_before_;
-  std::unique_ptr<GradTraceWriter> trace_;  // train.record_grad_trace, leader only
+  std::unique_ptr<GradTraceWriter> trace_;            // train.record_grad_trace, leader only
   std::unique_ptr<DiagnosticsRecorder> diagnostics_;  // train.diagnostics_every > 0
   std::vector<float> dlogits_;
   std::vector<std::uint8_t> correct_;
@@ -273,7 +242,7 @@ class Trainer {
   io::EvalSchema eval_schema_;
   std::unique_ptr<io::MetricsSegmentWriter> segment_;
   std::string hash_;
-  std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (trial_identity.hpp)
+  std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (core/io/trial_identity.hpp)
   int attempt_ = 1;
 
   // Resumable trainer state (saved in every checkpoint).
@@ -287,11 +256,7 @@ class Trainer {
 };
 
 void Trainer::write_attempt(const std::string& event, const nlohmann::json& extra) {
-  if (!leader_) return;
-  nlohmann::json j = {{"attempt", attempt_}, {"event", event}, {"step", step_}, {"time_utc", utc_now()},
-                      {"ranks", comm_.size()}, {"host_pid", static_cast<long>(::getpid())}};
-  j.update(extra);
-  io::append_line_durable(dir_ / "attempts.jsonl", j.dump());
+  if (leader_) dir_.append_attempt_event(attempt_, event, step_, comm_.size(), extra);
 }
 
 StateDict Trainer::checkpoint_state() const {
@@ -309,12 +274,11 @@ StateDict Trainer::checkpoint_state() const {
 }
 
 void Trainer::restore(std::int64_t step) {
-  io::CheckpointStore ckpt(dir_ / "checkpoints");
-  const StateDict s = ckpt.load(step);
+  const StateDict s = dir_.checkpoints().load(step);
   const std::string& saved = s.string("trainer/config_hash");
   if (saved != hash_ && (legacy_id_.empty() || saved != legacy_id_))
     throw std::runtime_error(fmt::format("checkpoint step-{} in {} belongs to another config (hash {}, expected {})",
-                                         step, dir_.string(), s.string("trainer/config_hash"), hash_));
+                                         step, dir_.path().string(), s.string("trainer/config_hash"), hash_));
   s.get_into("params", store_.values());
   if (!opt_.hooks.drop_optimizer_state) optimizer_->load_state(s.sub("optimizer"));
   if (diagnostics_) diagnostics_->load(s);
@@ -327,8 +291,8 @@ void Trainer::restore(std::int64_t step) {
 
 void Trainer::open_segment(std::int64_t first_step) {
   if (!leader_) return;
-  segment_ = std::make_unique<io::MetricsSegmentWriter>(
-      dir_ / "metrics" / fmt::format("seg-{}-{}.h5", attempt_, first_step), eval_schema_, attempt_, first_step);
+  segment_ = std::make_unique<io::MetricsSegmentWriter>(dir_.segment_path(attempt_, first_step), eval_schema_, attempt_,
+                                                        first_step);
 }
 
 // Evaluation on the fixed eval set: for every eval length, eval_batches batches of batch_size
@@ -431,12 +395,10 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
     if (segment_) segment_->close();
     segment_.reset();
     summary.n_attempts = attempt_;
-    if (diagnostics_) diagnostics_->write(dir_ / "diagnostics.h5");
-    const auto report = io::write_result(dir_, result_info(), summary);
-    for (const auto& p : report.skipped_unreadable)
-      write_attempt("segment_skipped", {{"path", p.string()}, {"reason", "will not open"}});
+    if (diagnostics_) diagnostics_->write(dir_.diagnostics_path());
+    dir_.consolidate(result_info(), summary, attempt_, step_, comm_.size());
     write_attempt("end", {{"status", summary.status}});
-    outcome.result = dir_ / "result.h5";
+    outcome.result = dir_.result_path();
   }
   comm_.barrier();
   outcome.summary = std::move(summary);
@@ -445,83 +407,46 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
 
 TrialOutcome Trainer::run() {
   hash_ = config::config_hash(cfg_);
-  if (leader_) {
-    fs::create_directories(dir_ / "metrics");
-    fs::create_directories(dir_ / "checkpoints");
-  }
+  if (leader_) dir_.create();
   comm_.barrier();
-  std::optional<DirectoryLock> lock;
-  if (leader_) lock.emplace(dir_);
+  std::optional<io::DirectoryLock> lock;
+  if (leader_) lock.emplace(dir_.lock());
 
   // Damaged files of earlier attempts are moved to quarantine/ (never deleted) before anything
-  // reads them: a result.h5 that will not open is rebuilt from the checkpoints and segments, and
-  // a segment that will not read back is redone after the resume (docs/reliability.md).
+  // reads them (docs/reliability.md).
   std::vector<std::string> quarantined;
-  if (leader_) {
-    const fs::path result_h5 = dir_ / "result.h5";
-    if (fs::exists(result_h5)) {
-      try {
-        io::read_summary(result_h5);
-      } catch (const std::exception& e) {
-        quarantined.push_back(
-            fmt::format("unreadable result {} ({})", io::move_to_quarantine(result_h5, dir_).string(), e.what()));
-      }
-    }
-    for (const auto& q : io::quarantine_unreadable_segments(dir_))
-      quarantined.push_back(fmt::format("unreadable metrics segment {}", q.string()));
-  }
+  if (leader_) quarantined = dir_.quarantine_damaged();
   comm_.barrier();
 
   // A directory belongs to one trial: refuse to mix another config's results into it.
-  if (const auto existing = read_directory_trial(dir_)) {
-    if (existing->id != hash_)
-      throw std::runtime_error(fmt::format(
-          "{} already holds trial {} (a different config from this one, {}); use another --out", dir_.string(),
-          existing->id.empty() ? "of another config schema" : existing->id, hash_));
-    legacy_id_ = existing->legacy_id;
-  } else if (leader_) {
-    io::write_file_atomic(dir_ / "trial.yaml", trial_yaml_text(cfg_));
-  }
+  legacy_id_ = dir_.claim(cfg_, leader_);
 
   // A finished trial (COMPLETED or DIVERGED) is not rerun.
-  const fs::path result = dir_ / "result.h5";
-  if (fs::exists(result)) {
-    auto summary = io::read_summary(result);
-    if (summary.status == "COMPLETED" || summary.status == "DIVERGED") {
-      TrialOutcome outcome;
-      outcome.summary = summary;
-      outcome.already_finished = true;
-      outcome.result = result;
-      return outcome;
-    }
+  if (const auto summary = dir_.read_result();
+      summary && (summary->status == "COMPLETED" || summary->status == "DIVERGED")) {
+    TrialOutcome outcome;
+    outcome.summary = *summary;
+    outcome.already_finished = true;
+    outcome.result = dir_.result_path();
+    return outcome;
   }
 
   std::unique_ptr<Progress> progress;
   if (leader_) progress = std::make_unique<Progress>(opt_.progress, cfg_.train.steps, cfg_.train.log_every);
-  TrialLog log(dir_ / "log.txt", leader_, progress.get());
+  TrialLog log(dir_.log_path(), leader_, progress.get());
 
-  // Attempt number = previous attempts + 1, from attempts.jsonl ("start" lines).
-  if (leader_) {
-    std::ifstream in(dir_ / "attempts.jsonl");
-    std::string line;
-    int starts = 0;
-    while (std::getline(in, line))
-      if (line.find("\"event\":\"start\"") != std::string::npos) ++starts;
-    attempt_ = starts + 1;
-  }
-  {
-    std::int64_t a = attempt_;
-    comm_.broadcast(std::span<std::int64_t>(&a, 1), 0);
-    attempt_ = static_cast<int>(a);
-  }
+  // Attempt number = previous attempts + 1, agreed by every rank.
+  std::int64_t attempt = leader_ ? dir_.count_attempts() + 1 : 0;
+  comm_.broadcast(std::span<std::int64_t>(&attempt, 1), 0);
+  attempt_ = static_cast<int>(attempt);
 
   for (const auto& q : quarantined) {
     log.info("quarantined " + q);
     write_attempt("quarantine", {{"what", q}});
   }
-  io::CheckpointStore ckpt(dir_ / "checkpoints");
+  io::CheckpointStore ckpt = dir_.checkpoints();
   if (leader_)
-    for (const auto& q : ckpt.quarantine_incomplete()) {
+    for (const auto& q : dir_.quarantine_incomplete_checkpoints()) {
       log.info(fmt::format("quarantined incomplete checkpoint {}", q.string()));
       write_attempt("quarantine", {{"path", q.string()}});
     }
@@ -619,7 +544,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   write_attempt("start", {{"from_step", step_}});
   log.info(fmt::format("trial {} attempt {}: {} on {} rank(s), {} parameters, {}", hash_, attempt_,
                        latest ? fmt::format("resuming from step {}", step_) : std::string("starting"), comm_.size(),
-                       model_.n_params(), dir_.string()));
+                       model_.n_params(), dir_.path().string()));
 
   kernels::set_blas_threads(1);
   t0_ = std::chrono::steady_clock::now();
@@ -632,9 +557,10 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     if (step_ == 0)
       trace_ = std::make_unique<GradTraceWriter>(cfg_.train.record_grad_trace, store_);
     else
-      log.info(fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
-                           "uninterrupted run from step 0)",
-                           cfg_.train.record_grad_trace, step_));
+      log.info(
+          fmt::format("gradient trace {} not recorded: this attempt resumes at step {} (a trace needs one "
+                      "uninterrupted run from step 0)",
+                      cfg_.train.record_grad_trace, step_));
   }
   if (step_ == 0) {  // eval of the initial model, step 0
     const auto ev = evaluate();
@@ -670,16 +596,26 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
     const double grad_norm = optim::clip_grad_norm(store_.grads(), cfg_.train.grad_clip);
     const double lr = optim::scheduled_lr(cfg_.schedule, cfg_.optimizer.lr, step, total);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
-    io::TrainRow row{step, tokens_ + tokens_per_step, 0.0, static_cast<float>(loss), static_cast<float>(lr),
-                     static_cast<float>(grad_norm), 0.0f, 0.0f, 0, static_cast<std::uint8_t>(finite ? 0 : 1)};
+    io::TrainRow row{step,
+                     tokens_ + tokens_per_step,
+                     0.0,
+                     static_cast<float>(loss),
+                     static_cast<float>(lr),
+                     static_cast<float>(grad_norm),
+                     0.0f,
+                     0.0f,
+                     0,
+                     static_cast<std::uint8_t>(finite ? 0 : 1)};
     if (!finite) {
       // Divergence is a status, never a number: loss +inf, the first non-finite step recorded.
       row.wall_s = wall();
       if (leader_) {
         segment_->append_train(row);
-        segment_->append_event(io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
+        segment_->append_event(
+            io::EventRow{step, row.wall_s, "nan", fmt::format("loss {} grad_norm {}", loss, grad_norm)});
       }
-      log.info(fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
+      log.info(
+          fmt::format("step {}: non-finite loss ({}) or gradient norm ({}); trial DIVERGED", step, loss, grad_norm));
       summary.status = "DIVERGED";
       summary.diverged_step = step;
       step_ = step;
@@ -747,8 +683,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
       segment_->close();
       segment_.reset();
       if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
-      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume",
-                           sig, step_));
+      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume", sig,
+                           step_));
       write_attempt("interrupted", {{"signal", sig}});
     }
     comm_.barrier();
@@ -779,8 +715,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt, Progress* 
   summary.tokens_seen = tokens_;
   summary.wall_s = wall();
   summary.best_eval_loss = best_eval_loss_;
-  summary.final_eval_loss =
-      summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
+  summary.final_eval_loss = summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : last_eval_loss_;
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));

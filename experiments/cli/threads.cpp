@@ -1,4 +1,4 @@
-#include "experiments/threads.hpp"
+#include "experiments/cli/threads.hpp"
 
 #include <sched.h>
 #include <unistd.h>

@@ -1,8 +1,6 @@
-// Which trial a directory holds (experiments/trial_identity.hpp, decision 71): trial.yaml's header
+// Which trial a directory holds (core/io/trial_identity.hpp, decision 74): trial.yaml's header
 // line, legacy directories recognised from their trial.yaml text (the committed fixtures of
 // tests/fixtures/legacy were written by the binary before the change), and their adoption by a sweep.
-#include "experiments/trial_identity.hpp"
-
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include <string>
 
 #include "core/config/loader.hpp"
+#include "core/io/trial_identity.hpp"
 
 namespace fs = std::filesystem;
 using namespace expt;
@@ -58,7 +57,7 @@ TEST_CASE("the legacy id is FNV-1a of the canonical YAML without the out line", 
   std::string text = config::to_canonical_yaml(cfg);
   const std::string out_line = "out: runs/a\n";
   REQUIRE(text.substr(text.size() - out_line.size()) == out_line);
-  const std::string id = experiments::legacy_trial_id(text);
+  const std::string id = io::legacy_trial_id(text);
   text.resize(text.size() - out_line.size());
   CHECK(id == fnv1a_hex(text));
   CHECK(id != config::config_hash(cfg));
@@ -69,7 +68,7 @@ TEST_CASE("the previous binary's directories carry their legacy id", "[trial_ide
   // trial.yaml must give those names back, and the current id from the same config.
   int n = 0;
   for (const auto& e : fs::directory_iterator(kFixtures / "sweep" / "trials")) {
-    const auto d = experiments::read_directory_trial(e.path());
+    const auto d = io::read_directory_trial(e.path());
     REQUIRE(d);
     INFO(e.path());
     CHECK(d->legacy_id == e.path().filename().string());
@@ -78,7 +77,7 @@ TEST_CASE("the previous binary's directories carry their legacy id", "[trial_ide
     ++n;
   }
   CHECK(n == 3);
-  const auto finished = experiments::read_directory_trial(kFixtures / "trial_finished");
+  const auto finished = io::read_directory_trial(kFixtures / "trial_finished");
   REQUIRE(finished);
   CHECK_FALSE(finished->legacy_id.empty());
 }
@@ -86,12 +85,12 @@ TEST_CASE("the previous binary's directories carry their legacy id", "[trial_ide
 TEST_CASE("a new trial.yaml records the id and the config schema and reads as the config", "[trial_identity]") {
   const fs::path dir = fresh_dir("new");
   const config::TrialConfig cfg = tiny((dir / "t").string());
-  const std::string text = experiments::trial_yaml_text(cfg);
+  const std::string text = io::trial_yaml_text(cfg);
   CHECK(text.rfind("# trial " + config::config_hash(cfg) + ", config schema " +
                        std::to_string(config::kConfigSchemaVersion) + "\n",
                    0) == 0);
   std::ofstream(dir / "trial.yaml") << text;
-  const auto d = experiments::read_directory_trial(dir);
+  const auto d = io::read_directory_trial(dir);
   REQUIRE(d);
   CHECK(d->id == config::config_hash(cfg));
   CHECK(d->legacy_id.empty());
@@ -101,8 +100,8 @@ TEST_CASE("a new trial.yaml records the id and the config schema and reads as th
   std::ofstream(dir / "trial.yaml") << "# trial " << config::config_hash(cfg) << ", config schema "
                                     << config::kConfigSchemaVersion + 1 << "\n"
                                     << config::to_canonical_yaml(cfg);
-  CHECK(experiments::read_directory_trial(dir)->id.empty());
-  CHECK_FALSE(experiments::read_directory_trial(dir / "missing"));
+  CHECK(io::read_directory_trial(dir)->id.empty());
+  CHECK_FALSE(io::read_directory_trial(dir / "missing"));
 }
 
 TEST_CASE("a sweep adopts the legacy directories named by their legacy id, and only those", "[trial_identity]") {
@@ -114,16 +113,16 @@ TEST_CASE("a sweep adopts the legacy directories named by their legacy id, and o
   };
   const config::TrialConfig a = tiny("x"), b = config::parse_trial_config("seed: 4\n", "b.yaml");
   const config::TrialConfig c = config::parse_trial_config("seed: 5\n", "c.yaml");
-  const std::string a_old = experiments::legacy_trial_id(config::to_canonical_yaml(a));
-  const std::string b_old = experiments::legacy_trial_id(config::to_canonical_yaml(b));
+  const std::string a_old = io::legacy_trial_id(config::to_canonical_yaml(a));
+  const std::string b_old = io::legacy_trial_id(config::to_canonical_yaml(b));
   legacy(a, a_old);
   legacy(b, b_old);
   legacy(c, "not-its-id");                                  // not named by its id: not a sweep's directory, left alone
   fs::create_directories(trials / config::config_hash(b));  // b's new name is taken: left alone
   fs::create_directories(trials / config::config_hash(c));
-  std::ofstream(trials / config::config_hash(c) / "trial.yaml") << experiments::trial_yaml_text(c);
+  std::ofstream(trials / config::config_hash(c) / "trial.yaml") << io::trial_yaml_text(c);
 
-  const auto lines = experiments::adopt_legacy_trial_directories(trials);
+  const auto lines = io::adopt_legacy_trial_directories(trials);
   CHECK(read(trials / config::config_hash(a) / "marker") == a_old);
   CHECK_FALSE(fs::exists(trials / a_old));
   CHECK(fs::exists(trials / b_old / "marker"));
@@ -133,5 +132,5 @@ TEST_CASE("a sweep adopts the legacy directories named by their legacy id, and o
   const bool a_first = lines[0].find(config::config_hash(a)) != std::string::npos;
   CHECK(lines[a_first ? 0 : 1].find("-> trials/" + config::config_hash(a)) != std::string::npos);
   CHECK(lines[a_first ? 1 : 0].find("left alone") != std::string::npos);
-  CHECK(experiments::adopt_legacy_trial_directories(trials).size() == 1);  // a is done; b still reported
+  CHECK(io::adopt_legacy_trial_directories(trials).size() == 1);  // a is done; b still reported
 }

@@ -1,5 +1,5 @@
 // Which trial a trial directory holds (docs/results-format.md "Layout of a trial directory";
-// decision 71). trial.yaml starts with the comment line `# trial <id>, config schema <n>` and then
+// decision 74). trial.yaml starts with the comment line `# trial <id>, config schema <n>` and then
 // holds the full resolved config. Directories written before ids left out default keys (legacy
 // directories) have no such line; their id was the hash of the full canonical YAML, which their
 // checkpoints and result.h5 still carry, so they are recognised from trial.yaml's text and keep
@@ -15,7 +15,7 @@
 
 #include "core/config/trial_config.hpp"
 
-namespace expt::experiments {
+namespace expt::io {
 
 // The config schema whose defaults legacy directories were written with: they are recognised only
 // while kConfigSchemaVersion equals it (after a change of a default's meaning they are other trials).
@@ -44,4 +44,4 @@ std::optional<DirectoryTrial> read_directory_trial(const std::filesystem::path& 
 // left alone.
 std::vector<std::string> adopt_legacy_trial_directories(const std::filesystem::path& trials_dir);
 
-}  // namespace expt::experiments
+}  // namespace expt::io

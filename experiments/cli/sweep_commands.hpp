@@ -1,10 +1,10 @@
-// The sweep subcommands of `expt` (wired into experiments/cli.cpp):
+// The sweep subcommands of `expt` (wired into experiments/cli/cli.cpp):
 //   expt plan STUDY [--set key.path=value]...    the trials a study would run (coordinate descent:
 //                                                the first round of every cell), nothing is run
 //   expt sweep STUDY [--set ...] [--out DIR]      run it: alone (trials one by one) or under
 //                                                mpirun/srun (rank 0 coordinates, groups train)
 //   expt status DIR                               the live table of a sweep from its status.json
-// Exit codes as in experiments/cli.hpp: 0 done, 1 some trial FAILED (or a runtime error), 2 bad
+// Exit codes as in experiments/cli/exit_codes.hpp: 0 done, 1 some trial FAILED (or a runtime error), 2 bad
 // study or usage, 128+N stopped by signal N (rerun the same command to resume).
 #pragma once
 

@@ -25,7 +25,7 @@ struct BenchOptions {
   int warmup = 2;                // untimed steps before them (first-call allocations, caches)
   std::string format = "table";  // table | json
   std::string dump_dir;          // empty: no dump
-  std::string threads = "1";     // BLAS threads per rank: a number or auto (experiments/threads.hpp)
+  std::string threads = "1";     // BLAS threads per rank: a number or auto (experiments/cli/threads.hpp)
 };
 
 // Floats of activations per token that the backward of the model of `cfg` reads (saved forward

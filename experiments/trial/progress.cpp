@@ -1,4 +1,4 @@
-#include "experiments/progress.hpp"
+#include "experiments/trial/progress.hpp"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "experiments/trainer.hpp"
+#include "experiments/trial/trainer.hpp"
 
 namespace expt::experiments {
 

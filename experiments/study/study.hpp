@@ -89,7 +89,7 @@ struct Study {
 // Reads and validates a study file; `overrides` are `key.path=value` applied to the study document
 // (e.g. `base.train.batch_size=8`, `sweep.ranks_per_trial=2`). Throws config::ConfigErrors listing
 // every problem. Each optimizer's base config is validated here; the points of the search are
-// validated by the planner (experiments/plan.hpp), also at their positions in the study file.
+// validated by the planner (experiments/study/plan.hpp), also at their positions in the study file.
 Study load_study(const std::string& path, const std::vector<std::string>& overrides = {});
 Study parse_study(const std::string& text, const std::string& filename, const std::vector<std::string>& overrides = {});
 

@@ -1,4 +1,4 @@
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 #include <algorithm>
 #include <cctype>

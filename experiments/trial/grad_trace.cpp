@@ -1,4 +1,4 @@
-#include "experiments/grad_trace.hpp"
+#include "experiments/trial/grad_trace.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "experiments/data_commands.hpp"
+#include "experiments/cli/data_commands.hpp"
 
 #include <fmt/format.h>
 
@@ -14,7 +14,7 @@
 #include "core/data/token_text.hpp"
 #include "core/io/atomic_file.hpp"
 #include "core/io/hdf5.hpp"
-#include "experiments/cli.hpp"
+#include "experiments/cli/exit_codes.hpp"
 
 namespace expt::experiments {
 

@@ -1,0 +1,75 @@
+#include <mpi.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/comm/mpi_communicator.hpp"
+#include "core/config/loader.hpp"
+#include "experiments/cli/exit_codes.hpp"
+#include "experiments/cli/sweep_commands.hpp"
+#include "experiments/study/plan.hpp"
+#include "experiments/sweep/runner.hpp"
+
+namespace fs = std::filesystem;
+
+namespace expt::experiments {
+
+int sweep_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
+                  const std::string& out) {
+  std::unique_ptr<comm::MpiSession> mpi;
+  int world_rank = 0, world_size = 1;
+  if (comm::launched_by_mpi()) {
+    mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
+    world_rank = mpi->world_rank();
+    world_size = mpi->world_size();
+  }
+  std::optional<Study> study;
+  try {
+    study = load_study(study_path, sets);
+  } catch (const config::ConfigErrors& e) {
+    if (world_rank == 0) config::report_errors(e, "study");
+    return kExitUsage;
+  }
+  const fs::path dir = out.empty() ? fs::path("runs") / study->name : fs::path(out);
+  if (world_size > 1 && (world_size - 1) % study->ranks_per_trial != 0) {
+    if (world_rank == 0)
+      std::fprintf(stderr,
+                   "expt: %d ranks cannot form groups of sweep.ranks_per_trial = %d plus one coordinator; launch "
+                   "1 + k*%d ranks\n",
+                   world_size, study->ranks_per_trial, study->ranks_per_trial);
+    return kExitUsage;
+  }
+  if (world_size > 1 && world_rank != 0)
+    return work_in_sweep_group(world_rank, study->ranks_per_trial, study->collective_timeout_s);
+
+  std::optional<Planner> planner;
+  try {
+    planner.emplace(*study);
+  } catch (const config::ConfigErrors& e) {
+    config::report_errors(e, "study");
+    if (world_size > 1) MPI_Abort(MPI_COMM_WORLD, kExitUsage);
+    return kExitUsage;
+  }
+  if (world_size == 1) {
+    try {
+      return run_sweep_alone(*study, *planner, dir);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "expt: error: %s\n", e.what());
+      return kExitFailed;
+    }
+  }
+  try {
+    return coordinate_sweep(*study, *planner, dir, world_size);
+  } catch (const std::exception& e) {
+    // Groups would wait forever for work: end the whole job with the reason.
+    std::fprintf(stderr, "expt: sweep coordinator error: %s\n", e.what());
+    MPI_Abort(MPI_COMM_WORLD, kExitFailed);
+    return kExitFailed;
+  }
+}
+
+}  // namespace expt::experiments

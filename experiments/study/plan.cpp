@@ -1,0 +1,156 @@
+#include "experiments/study/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "experiments/study/planner_impl.hpp"
+
+namespace expt::experiments {
+
+double radical_inverse(std::uint64_t index, std::uint64_t base) {
+  double result = 0;
+  double scale = 1.0 / static_cast<double>(base);
+  while (index > 0) {
+    result += static_cast<double>(index % base) * scale;
+    index /= base;
+    scale /= static_cast<double>(base);
+  }
+  return result;
+}
+
+std::vector<PlannedTrial> longest_first(std::vector<PlannedTrial> trials) {
+  std::stable_sort(trials.begin(), trials.end(),
+                   [](const PlannedTrial& a, const PlannedTrial& b) { return a.cost > b.cost; });
+  return trials;
+}
+
+Planner::Planner(const Study& study) : study_(study) {
+  for (std::size_t o = 0; o < study.optimizers.size(); ++o) {
+    const std::string& opt = study.optimizers[o].name;
+    if (study.models.empty()) {
+      cells_.push_back(Cell{opt, o, -1, 0});
+    } else {
+      for (std::size_t m = 0; m < study.models.size(); ++m)
+        for (double ratio : study.data_ratios)
+          cells_.push_back(
+              Cell{cat(opt, "/", study.models[m].tag, "/x", ratio_text(ratio)), o, static_cast<int>(m), ratio});
+    }
+  }
+  impl_ = std::make_unique<Impl>(study_, cells_);
+  for (const Cell& c : cells_) {
+    YamlNode doc = study.base;
+    const OptimizerSearch& os = study.optimizers[c.optimizer];
+    config::apply_override(doc, {{"optimizer", "type"}, scalar_node(os.name, os.pos)});
+    for (const YamlEntry& e : os.base.entries) config::apply_override(doc, {{"optimizer", e.key}, e.value});
+    if (c.model >= 0)
+      for (const YamlEntry& e : study.models[static_cast<std::size_t>(c.model)].model.entries)
+        config::apply_override(doc, {{"model", e.key}, e.value});
+    impl_->cell_docs.push_back(std::move(doc));
+  }
+
+  ErrorList errors;
+  std::set<std::string> seen;
+  const auto report = [&](const std::vector<config::ConfigError>& errs) {
+    for (const config::ConfigError& e : errs)
+      if (seen.insert(e.str()).second)
+        errors.add(Position{e.file, e.file == study.file ? 0 : 1, e.line, e.col}, e.key_path, e.message);
+  };
+  const auto take = [&](std::size_t cell, const Materialised& m) {
+    report(m.errors);
+    if (!m.infeasible.empty()) {
+      dropped_.push_back(DroppedPoint{cells_[cell].name, "", m.infeasible});
+    } else if (m.trial) {
+      for (PlannedTrial& t : impl_->per_seed(*m.trial)) static_trials_.push_back(std::move(t));
+    }
+  };
+
+  for (std::size_t cell = 0; cell < cells_.size(); ++cell) {
+    const std::vector<Axis>& ax = impl_->axes(cell);
+    if (study.strategy == Strategy::grid) {
+      // Every combination, the last axis varying fastest.
+      Point p(ax.size(), 0);
+      while (true) {
+        const auto values = impl_->point_values(cell, p);
+        const std::string text = impl_->point_text(cell, values);
+        const Materialised m = impl_->materialise(cell, values, text);
+        take(cell, m);
+        if (!m.infeasible.empty()) dropped_.back().point = text;
+        std::size_t k = ax.size();
+        while (k > 0 && ++p[k - 1] == ax[k - 1].values.size()) p[--k] = 0;
+        if (k == 0) break;
+      }
+    } else if (study.strategy == Strategy::halton) {
+      // Point i (1-based) takes coordinate radical_inverse(i, prime_k) on axis k: a continuous range
+      // maps it into [min, max] (log-uniformly when log), a list picks value floor(u * n).
+      const auto primes = first_primes(ax.size());
+      for (int i = 1; i <= study.halton_points; ++i) {
+        std::vector<YamlNode> values;
+        for (std::size_t k = 0; k < ax.size(); ++k) {
+          const double u = radical_inverse(static_cast<std::uint64_t>(i), primes[k]);
+          const Axis& a = ax[k];
+          if (a.continuous) {
+            double v = a.log ? std::exp(std::log(a.min) + u * (std::log(a.max) - std::log(a.min)))
+                             : a.min + u * (a.max - a.min);
+            values.push_back(
+                scalar_node(a.integer ? std::to_string(std::llround(v)) : config::format_double(v), a.pos));
+          } else {
+            const auto n = a.values.size();
+            values.push_back(a.values[std::min(n - 1, static_cast<std::size_t>(u * static_cast<double>(n)))]);
+          }
+        }
+        const std::string text = impl_->point_text(cell, values);
+        const Materialised m = impl_->materialise(cell, values, text);
+        take(cell, m);
+        if (!m.infeasible.empty()) dropped_.back().point = text;
+      }
+    } else {
+      // Coordinate descent starts at the base config's value on every axis.
+      impl_->starts.push_back(impl_->cd_start_point(cell, errors));
+      const Point& start = impl_->starts.back();
+      // The first round uses every value of every axis once: validate it now.
+      if (errors.empty()) {
+        report(impl_->at(cell, start).errors);
+        for (std::size_t k = 0; k < ax.size(); ++k)
+          for (std::size_t i = 0; i < ax[k].values.size(); ++i) {
+            Point p = start;
+            p[k] = i;
+            report(impl_->at(cell, p).errors);
+          }
+      }
+    }
+  }
+  errors.throw_if_any();
+  // The same config reached twice (equal values after reparameterisation) runs once.
+  std::set<std::string> ids;
+  std::vector<PlannedTrial> unique;
+  for (PlannedTrial& t : static_trials_)
+    if (ids.insert(t.id).second) unique.push_back(std::move(t));
+  static_trials_ = std::move(unique);
+}
+
+Planner::~Planner() = default;
+
+config::TrialConfig Planner::cell_base(std::size_t cell) const {
+  ErrorList errors;
+  schema::Reader r(errors);
+  config::TrialConfig cfg = impl_->read(impl_->cell_docs.at(cell), r);
+  cfg.seed = study_.seeds.front();
+  const Cell& c = cells_[cell];
+  if (c.data_ratio > 0 && errors.empty()) {
+    try {
+      const double n = static_cast<double>(impl_->count_params(cfg).second);
+      const double per_step = static_cast<double>(cfg.train.batch_size) * cfg.task.seq_len;
+      cfg.train.steps = std::max<std::int64_t>(1, std::llround(c.data_ratio * study_.tokens_per_param * n / per_step));
+    } catch (const std::exception&) {
+      // The planner has reported why the model cannot be built; the base keeps its own steps.
+    }
+  }
+  return cfg;
+}
+
+const Point& Planner::cd_start(std::size_t cell) const { return impl_->starts.at(cell); }
+
+}  // namespace expt::experiments

@@ -1,0 +1,420 @@
+#include "experiments/sweep/scheduler.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/config/canonical.hpp"
+#include "core/config/loader.hpp"
+#include "core/io/atomic_file.hpp"
+#include "core/io/checkpoint.hpp"
+#include "core/io/hdf5.hpp"
+#include "core/io/results.hpp"
+#include "core/io/sweep_index.hpp"
+#include "core/io/trial_directory.hpp"
+
+namespace fs = std::filesystem;
+
+namespace expt::experiments {
+
+namespace {
+
+bool finite_loss(const io::TrialSummary& s) { return s.status == "COMPLETED" && std::isfinite(s.final_eval_loss); }
+
+double store_loss(const io::TrialSummary& s) {
+  return finite_loss(s) ? s.final_eval_loss : std::numeric_limits<double>::infinity();
+}
+
+std::string indent(const std::string& text, int spaces) {
+  std::string out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out += std::string(static_cast<std::size_t>(spaces), ' ') + line + "\n";
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler
+
+Scheduler::Scheduler(const Planner& planner, fs::path dir) : planner_(planner), dir_(std::move(dir)) {
+  if (planner_.study().strategy == Strategy::coordinate_descent) {
+    for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_cell(c);
+  } else {
+    for (const PlannedTrial& t : planner_.static_trials()) add(t);
+  }
+}
+
+Scheduler::OnDisk Scheduler::inspect(const std::string& id) const {
+  const io::TrialDirectory dir(trial_dir(id));
+  OnDisk d;
+  d.attempts = dir.count_attempts();
+  if (const auto summary = dir.read_result()) {
+    d.summary = *summary;
+    d.has_summary = true;
+  }
+  return d;
+}
+
+bool Scheduler::is_done(const OnDisk& d) const {
+  if (!d.has_summary) return false;
+  const std::string& s = d.summary.status;
+  return s == "COMPLETED" || s == "DIVERGED" || (s == "FAILED" && d.attempts >= planner_.study().max_attempts);
+}
+
+void Scheduler::add(const PlannedTrial& t) {
+  if (index_.count(t.id) != 0) return;
+  TrialRecord rec;
+  rec.trial = t;
+  const OnDisk d = inspect(t.id);
+  rec.attempts = d.attempts;
+  rec.has_summary = d.has_summary;
+  rec.summary = d.summary;
+  if (is_done(d)) {
+    rec.state = d.summary.status;
+    store_[t.id] = store_loss(d.summary);
+  }
+  index_[t.id] = records_.size();
+  records_.push_back(std::move(rec));
+}
+
+void Scheduler::plan_cell(std::size_t cell) {
+  // Trials of later rounds may already be on disk (a resumed sweep): adding them can complete the
+  // round, so plan again until the round's trials are all really outstanding.
+  for (;;) {
+    CdRound round = planner_.cd_round(cell, store_);
+    round_history_[{cell, round.round}] = round;
+    const std::size_t known = store_.size();
+    for (const PlannedTrial& t : round.todo) add(t);
+    if (store_.size() == known) {
+      rounds_[cell] = std::move(round);
+      return;
+    }
+  }
+}
+
+std::optional<PlannedTrial> Scheduler::next(int group) {
+  TrialRecord* best = nullptr;
+  for (TrialRecord& r : records_)
+    if (r.state == "pending" && (best == nullptr || r.trial.cost > best->trial.cost)) best = &r;
+  if (best == nullptr) return std::nullopt;
+  best->state = "running";
+  best->group = group;
+  best->started_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  best->live_step = -1;
+  return best->trial;
+}
+
+void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted) {
+  const auto it = index_.find(id);
+  if (it == index_.end()) throw std::logic_error("Scheduler::finished: unknown trial " + id);
+  TrialRecord& rec = records_[it->second];
+  rec.summary = summary;
+  rec.has_summary = true;
+  rec.group = -1;
+  rec.attempts = std::max(rec.attempts + 1, io::TrialDirectory(trial_dir(id)).count_attempts());
+  OnDisk d{true, summary, rec.attempts};
+  if (interrupted || !is_done(d)) {
+    rec.state = "pending";
+  } else {
+    rec.state = summary.status;
+    store_[id] = store_loss(summary);
+  }
+  if (planner_.study().strategy != Strategy::coordinate_descent) return;
+  for (const TrialRecord& r : records_)
+    if (r.trial.cell == rec.trial.cell && (r.state == "pending" || r.state == "running")) return;
+  plan_cell(rec.trial.cell);
+}
+
+void Scheduler::progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s) {
+  const auto it = index_.find(id);
+  if (it == index_.end()) return;
+  TrialRecord& rec = records_[it->second];
+  if (rec.state != "running") return;
+  rec.live_step = step;
+  rec.live_loss = loss;
+  rec.live_tokens_per_s = tokens_per_s;
+}
+
+bool Scheduler::all_done() const {
+  for (const TrialRecord& r : records_)
+    if (r.state == "pending" || r.state == "running") return false;
+  return true;
+}
+
+std::size_t Scheduler::running() const {
+  return static_cast<std::size_t>(
+      std::count_if(records_.begin(), records_.end(), [](const TrialRecord& r) { return r.state == "running"; }));
+}
+
+std::vector<DroppedPoint> Scheduler::dropped() const {
+  std::vector<DroppedPoint> out = planner_.dropped();
+  for (const auto& [cell, round] : rounds_) out.insert(out.end(), round.dropped.begin(), round.dropped.end());
+  return out;
+}
+
+std::string Scheduler::status_json(double elapsed_s) const {
+  using nlohmann::json;
+  json counts = json::object();
+  for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
+  json trials = json::array();
+  for (const TrialRecord& r : records_) {
+    counts[r.state] = counts[r.state].get<int>() + 1;
+    json row = {{"id", r.trial.id},
+                {"cell", r.trial.cell_name},
+                {"optimizer", r.trial.optimizer},
+                {"seed", r.trial.seed},
+                {"point", r.trial.point},
+                {"state", r.state},
+                {"attempts", r.attempts},
+                {"steps", r.trial.config.train.steps},
+                {"dir", trial_dir(r.trial.id).string()}};
+    json step = nullptr, loss = nullptr, tps = nullptr;
+    if (r.state == "running" && r.live_step >= 0) {
+      // Live progress: the group leader's last report (every few seconds).
+      step = r.live_step;
+      if (std::isfinite(r.live_loss)) loss = r.live_loss;
+      tps = r.live_tokens_per_s;
+      row["group"] = r.group;
+      row["running_s"] = elapsed_s - r.started_s;
+    } else if (r.state == "running") {
+      // No report yet: the last committed checkpoint's step.
+      if (const auto s = io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint()) step = *s;
+      row["group"] = r.group;
+      row["running_s"] = elapsed_s - r.started_s;
+    } else if (r.has_summary) {
+      step = r.summary.steps_done;
+      if (std::isfinite(r.summary.final_eval_loss)) loss = r.summary.final_eval_loss;
+      if (r.summary.wall_s > 0) tps = static_cast<double>(r.summary.tokens_seen) / r.summary.wall_s;
+      if (!r.summary.message.empty()) row["message"] = r.summary.message;
+    }
+    if (const auto q = io::TrialDirectory(trial_dir(r.trial.id)).quarantined_files(); !q.empty())
+      row["quarantined"] = q;
+    row["step"] = step;
+    row["loss"] = loss;
+    row["tokens_per_s"] = tps;
+    trials.push_back(std::move(row));
+  }
+  json cd = json::array();
+  for (const auto& [cell, round] : rounds_) {
+    cd.push_back({{"cell", planner_.cells()[cell].name},
+                  {"round", round.round},
+                  {"centre", round.centre_text},
+                  {"converged", round.converged},
+                  {"best_loss", std::isfinite(round.best_loss) ? json(round.best_loss) : json(nullptr)},
+                  {"todo", round.todo.size()},
+                  {"near_best", round.near_best},
+                  {"edge_alarms", round.edge_alarms}});
+  }
+  json dropped = json::array();
+  for (const DroppedPoint& d : this->dropped())
+    dropped.push_back({{"cell", d.cell}, {"point", d.point}, {"reason", d.reason}});
+  const json status = {{"study", planner_.study().name},
+                       {"strategy", strategy_name(planner_.study().strategy)},
+                       {"elapsed_s", elapsed_s},
+                       {"counts", counts},
+                       {"trials", trials},
+                       {"coordinate_descent", cd},
+                       {"dropped", dropped}};
+  return status.dump(1) + "\n";
+}
+
+void Scheduler::write_status(double elapsed_s) const {
+  io::write_file_atomic(dir_ / "status.json", status_json(elapsed_s));
+}
+
+void Scheduler::write_index() const {
+  namespace h5 = io::h5;
+  const fs::path final_path = dir_ / "sweep.h5";
+  const fs::path tmp = dir_ / "sweep.h5.tmp";
+  {
+    h5::File file = h5::create_file(tmp, false);
+    h5::write_attribute(file, "schema_version", std::int64_t{1});
+    h5::write_attribute(file, "sweep_id", planner_.study().name);
+    h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
+    h5::write_attribute(file, "config_schema", config::kConfigSchemaVersion);  // of the trial ids below
+    h5::write_attribute(file, "git_sha", io::build_git_sha());
+    h5::write_string_dataset(file, "config", resolved_study_yaml(planner_));
+
+    // /trials, /point, /axes: one row per trial (core/io/sweep_index.hpp).
+    std::vector<io::SweepIndexRow> rows;
+    rows.reserve(records_.size());
+    for (const TrialRecord& r : records_) {
+      rows.push_back(
+          {.trial_id = r.trial.id,
+           .optimizer = r.trial.optimizer,
+           .seed = static_cast<std::int64_t>(r.trial.seed),
+           .cell = r.trial.cell_name,
+           .model_tag = r.trial.model_tag,
+           .data_ratio = r.trial.data_ratio,
+           .point = r.trial.point,
+           .axes = r.trial.axes,
+           .status = r.state,
+           .final_eval_loss = r.has_summary ? r.summary.final_eval_loss : std::numeric_limits<double>::infinity(),
+           .steps = static_cast<std::int64_t>(r.trial.config.train.steps),
+           .tokens = static_cast<std::int64_t>(r.has_summary ? r.summary.tokens_seen : 0),
+           .n_attempts = static_cast<std::int32_t>(r.attempts)});
+    }
+    io::write_sweep_index(file, rows);
+
+    // /trial_files/<id>: external links, resolved relative to sweep.h5's directory.
+    h5::Group links = h5::create_group(file, "trial_files");
+    {
+      h5::ErrorGuard guard;
+      for (const TrialRecord& r : records_) {
+        if (!fs::exists(trial_dir(r.trial.id) / "result.h5")) continue;
+        const std::string target = "trials/" + r.trial.id + "/result.h5";
+        h5::check_status(
+            H5Lcreate_external(target.c_str(), "/", links.id(), r.trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+            "create external link /trial_files/" + r.trial.id + " in " + tmp.string());
+      }
+    }
+    links.close();
+    file.close();
+  }
+  io::fsync_file(tmp);
+  io::rename_atomic(tmp, final_path);
+  write_state();
+}
+
+void Scheduler::write_state() const {
+  namespace h5 = io::h5;
+  const fs::path state_dir = dir_ / "coordinator";
+  fs::create_directories(state_dir);
+  const fs::path final_path = state_dir / "state.h5";
+  const fs::path tmp = state_dir / "state.h5.tmp";
+  {
+    h5::File file = h5::create_file(tmp, false);
+    h5::write_attribute(file, "schema_version", std::int64_t{1});
+    h5::write_attribute(file, "sweep_id", planner_.study().name);
+    h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
+    h5::write_attribute(file, "tolerance", planner_.study().tolerance);
+
+    // /cd_rounds: one packed row per (cell, round), in cell then round order.
+    const h5::Datatype s64 = h5::string_type(64), s256 = h5::string_type(256), s1024 = h5::string_type(1024);
+    const h5::CompoundField fields[] = {
+        {"cell", s64.id()},         {"round", H5T_NATIVE_INT32},
+        {"centre", s256.id()},      {"best_loss", H5T_NATIVE_DOUBLE},
+        {"todo", H5T_NATIVE_INT64}, {"converged", H5T_NATIVE_UINT8},
+        {"near_best", s1024.id()},  {"edge_alarms", s1024.id()},
+    };
+    std::vector<std::size_t> off;
+    const h5::Datatype row = h5::make_compound(fields, &off);
+    const std::size_t row_size = H5Tget_size(row.id());
+    std::vector<unsigned char> buf(row_size * round_history_.size(), 0);
+    std::size_t i = 0;
+    const auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const std::string& x : items) out += (out.empty() ? "" : "; ") + x;
+      return out;
+    };
+    for (const auto& [key, round] : round_history_) {
+      unsigned char* p = buf.data() + i++ * row_size;
+      const auto put_str = [&](std::size_t field, const std::string& v, std::size_t size) {
+        std::memcpy(p + off[field], v.data(), std::min(size, v.size()));
+      };
+      const auto put = [&](std::size_t field, const auto& v) { std::memcpy(p + off[field], &v, sizeof(v)); };
+      put_str(0, planner_.cells()[key.first].name, 64);
+      put(1, static_cast<std::int32_t>(round.round));
+      put_str(2, round.centre_text, 256);
+      put(3, round.best_loss);
+      put(4, static_cast<std::int64_t>(round.todo.size()));
+      put(5, static_cast<std::uint8_t>(round.converged ? 1 : 0));
+      put_str(6, join(round.near_best), 1024);
+      put_str(7, join(round.edge_alarms), 1024);
+    }
+    h5::Dataset rounds = h5::create_row_dataset(file, "cd_rounds", row.id(), {}, 64);
+    if (!round_history_.empty()) h5::append_rows(rounds, row.id(), buf.data(), round_history_.size());
+    rounds.close();
+    file.close();
+  }
+  io::fsync_file(tmp);
+  io::rename_atomic(tmp, final_path);
+}
+
+std::string Scheduler::summary_text() const {
+  std::map<std::string, int> counts;
+  for (const TrialRecord& r : records_) ++counts[r.state];
+  std::string s = fmt::format("sweep {}: {} trial(s):", planner_.study().name, records_.size());
+  for (const char* state : {"COMPLETED", "DIVERGED", "FAILED", "pending", "running"})
+    if (counts[state] > 0) s += fmt::format(" {} {}", counts[state], state);
+  s += "\n";
+  bool header = false;
+  for (const TrialRecord& r : records_) {
+    if (r.state != "FAILED") continue;
+    if (!header) s += "failed trials:\n";
+    header = true;
+    s += fmt::format("  {} ({} seed {} {}) after {} attempt(s): {}\n    log: {}\n", r.trial.id, r.trial.cell_name,
+                     r.trial.seed, r.trial.point, r.attempts, r.summary.message,
+                     (trial_dir(r.trial.id) / "log.txt").string());
+  }
+  for (const TrialRecord& r : records_)
+    for (const std::string& q : io::TrialDirectory(trial_dir(r.trial.id)).quarantined_files())
+      s += fmt::format("quarantined (damaged, kept aside): {}\n", (trial_dir(r.trial.id) / "quarantine" / q).string());
+  const auto drops = dropped();
+  if (!drops.empty()) {
+    s += fmt::format("{} infeasible point(s) dropped:\n", drops.size());
+    for (const DroppedPoint& d : drops) s += fmt::format("  {} {}: {}\n", d.cell, d.point, d.reason);
+  }
+  for (const auto& [cell, round] : rounds_) {
+    const std::string& name = planner_.cells()[cell].name;
+    if (!round.converged) {
+      s += fmt::format("{}: round {} unfinished around {}\n", name, round.round, round.centre_text);
+      continue;
+    }
+    s += fmt::format("{}: converged after {} round(s) at {} (loss {:.4f}); {} point(s) within tolerance\n", name,
+                     round.round + 1, round.centre_text, round.best_loss, round.near_best.size());
+    for (const std::string& a : round.edge_alarms) s += fmt::format("  ALARM {}\n", a);
+  }
+  return s;
+}
+
+std::string resolved_study_yaml(const Planner& planner) {
+  const Study& st = planner.study();
+  std::string y = "study: " + st.name + "\nsearch:\n";
+  y += fmt::format("  strategy: {}\n", strategy_name(st.strategy));
+  y += "  seeds: [";
+  for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
+  y += "]\n";
+  if (st.strategy == Strategy::halton) y += fmt::format("  points: {}\n", st.halton_points);
+  if (st.strategy == Strategy::coordinate_descent)
+    y += fmt::format("  tolerance: {}\n  recentre_min_saving: {}\n", config::format_double(st.tolerance),
+                     st.recentre_min_saving);
+  if (!st.models.empty()) {
+    y += fmt::format("scales:\n  tokens_per_param: {}\n  data_ratios: [", config::format_double(st.tokens_per_param));
+    for (std::size_t i = 0; i < st.data_ratios.size(); ++i)
+      y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
+    y += "]\n";
+  }
+  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\ncells:\n",
+                   st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
+  for (std::size_t c = 0; c < planner.cells().size(); ++c) {
+    const Cell& cell = planner.cells()[c];
+    y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
+    for (const Axis& a : st.optimizers[cell.optimizer].axes) {
+      if (a.continuous) {
+        y += fmt::format("      {}: {{min: {}, max: {}, log: {}}}\n", a.key, config::format_double(a.min),
+                         config::format_double(a.max), a.log ? "true" : "false");
+        continue;
+      }
+      y += fmt::format("      {}: [", a.key);
+      for (std::size_t i = 0; i < a.values.size(); ++i)
+        y += (i ? ", " : "") + (a.values[i].plain ? a.values[i].text : config::format_string(a.values[i].text));
+      y += "]\n";
+    }
+    config::TrialConfig base = planner.cell_base(c);
+    base.out = "";
+    y += "    base:\n" + indent(config::to_canonical_yaml(base), 6);
+  }
+  return y;
+}
+
+}  // namespace expt::experiments
