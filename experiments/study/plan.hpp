@@ -41,9 +41,6 @@ struct PlannedTrial {
   // The same values typed as their trial key (one_minus_ axes: the float as written), by axis key
   // in study order: sweep.h5's /axes columns.
   std::vector<std::pair<std::string, config::TypedValue>> axes;
-  // The same values typed as their trial key (one_minus_ axes: the float as written), by axis key
-  // in study order: sweep.h5's /axes columns.
-  std::vector<std::pair<std::string, config::TypedValue>> axes;
   std::int64_t n_params = 0;
   std::int64_t n_params_nonembed = 0;
   // Relative cost for longest-first handout: steps * batch_size * n_params (~ training FLOPs / 6).
