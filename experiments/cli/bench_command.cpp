@@ -26,6 +26,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/threads.hpp"
+#include "experiments/trial/training_step.hpp"
 #include "kernels/gemm.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"
@@ -75,7 +76,9 @@ void write_binary(const fs::path& path, std::span<const T> data) {
   out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size_bytes()));
 }
 
+// The step's phases (experiments/trial/training_step.hpp), as indices and report names.
 enum Phase { kData, kForward, kBackward, kReduce, kOptimizer, kPhases };
+static_assert(kPhases == kStepPhases && kOptimizer == static_cast<int>(StepPhase::optimizer));
 constexpr const char* kPhaseNames[kPhases] = {"data", "forward", "backward", "reduce", "optimizer"};
 
 struct BenchResult {
@@ -149,6 +152,59 @@ double sgemm_peak_gflops(const std::vector<int>& sizes, int repeats) {
 
 namespace {
 
+// The phase clock of `expt bench`: wall time and BLAS totals between the phase boundaries the
+// training step reports (experiments/trial/training_step.hpp), summed over the timed steps.
+class PhaseClock final : public StepWatcher {
+ public:
+  void enter(StepPhase phase) override {
+    stop();
+    current_ = static_cast<int>(phase);
+    since_ = Clock::now();
+    blas_since_ = kernels::blas_totals();
+  }
+  // Ends the current phase (the step is over).
+  void stop() {
+    if (current_ < 0) return;
+    const auto now = Clock::now();
+    if (timing_) {
+      seconds_[current_] += seconds(since_, now);
+      blas_[current_] += kernels::blas_totals() - blas_since_;
+    }
+    current_ = -1;
+  }
+  void set_timing(bool on) { timing_ = on; }
+  double phase_seconds(int p) const { return seconds_[p]; }
+  const kernels::BlasTotals& phase_blas(int p) const { return blas_[p]; }
+
+  // --dump: the first batches and the gradient of step 1 before clipping.
+  void dump_to(const fs::path& dir, int steps) {
+    dump_dir_ = dir;
+    dump_steps_ = steps;
+  }
+  void gradient_ready(std::int64_t step, const data::Batch& batch) override {
+    if (dump_dir_.empty() || step > dump_steps_) return;
+    write_binary<std::int32_t>(dump_dir_ / fmt::format("inputs{}.i32", step), batch.inputs);
+    write_binary<std::int32_t>(dump_dir_ / fmt::format("targets{}.i32", step), batch.targets);
+    if (step == 1) write_binary<float>(dump_dir_ / "grads1.f32", grads_);
+  }
+  void watch_gradients(std::span<const float> grads) { grads_ = grads; }
+
+ private:
+  int current_ = -1;
+  bool timing_ = false;
+  Clock::time_point since_;
+  kernels::BlasTotals blas_since_;
+  double seconds_[kStepPhases] = {};
+  kernels::BlasTotals blas_[kStepPhases] = {};
+  fs::path dump_dir_;
+  int dump_steps_ = 0;
+  std::span<const float> grads_;
+};
+
+// Times warmup + steps runs of the trainer's own step (experiments/trial/training_step.hpp): the
+// same data slice, forward, backward, gradient reduction (overlapped on several ranks), clipping
+// and optimizer as `expt run`; only the training loop's bookkeeping (norms, metrics, evaluation,
+// checkpoints) is left out.
 BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, const BenchOptions& opt,
                       nlohmann::json& info) {
   BenchResult res;
@@ -158,116 +214,62 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   kernels::set_blas_threads(res.threads);
   res.rss_baseline = peak_rss_bytes();
 
-  const auto task = data::make_task(cfg.task);
-  const int vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : task->vocab_size();
-  nn::ParameterStore<float> store;
-  nn::Model<float> model(cfg.model, vocab, store);
-  if (cfg.train.batch_size % comm.size() != 0)
-    throw std::runtime_error(
-        fmt::format("train.batch_size {} is not divisible by the {} ranks", cfg.train.batch_size, comm.size()));
-  const int local_batch = cfg.train.batch_size / comm.size();
-  store.allocate();
-  model.init_parameters(cfg.seed);
-  const auto optimizer = optim::make_optimizer(cfg.optimizer, store.params());
-  const auto refs = optim::param_refs(store);
-
+  TrainingStep step_fn(cfg, comm, StepOptions{});
+  const nn::ParameterStore<float>& store = step_fn.store();
+  const int vocab = step_fn.vocab();
   const bool dump = !opt.dump_dir.empty() && comm.rank() == 0;
   const int dump_steps = 2;
+  PhaseClock clock;
   if (dump) {
     fs::create_directories(opt.dump_dir);
     write_binary<float>(fs::path(opt.dump_dir) / "params0.f32", store.values());
+    clock.dump_to(opt.dump_dir, dump_steps);
+    clock.watch_gradients(store.grads());
   }
 
   const int total = opt.warmup + opt.steps;
-  data::Batch batch;
-  std::vector<float> dlogits;
-  double phase_sum[kPhases] = {};
-  kernels::BlasTotals blas_sum[kPhases] = {};
-  kernels::BlasTotals blas_mark[kPhases + 1];  // totals at the phase boundaries of a step
   Clock::time_point timed_start = Clock::now();
   double cpu_start = process_cpu_seconds();
   for (int step = 1; step <= total; ++step) {
     if (step == opt.warmup + 1) {
       kernels::set_blas_accounting(true);  // timed steps only
+      clock.set_timing(true);
       timed_start = Clock::now();
       cpu_start = process_cpu_seconds();
     }
-    blas_mark[kData] = kernels::blas_totals();
-    const auto t0 = Clock::now();
-    task->train_batch(cfg.seed, step, comm.rank() * local_batch, local_batch, batch);
-    std::int64_t count = 0;
-    for (auto t : batch.targets) count += t != data::kIgnoreIndex;
-    comm.allreduce_sum(std::span<std::int64_t>(&count, 1));
-    const double n_labels = static_cast<double>(std::max<std::int64_t>(count, 1));
-    const int rows = batch.batch * batch.length;
-    const auto t1 = Clock::now();
-    blas_mark[kForward] = kernels::blas_totals();
-
-    store.zero_grad();
-    const float* logits = model.forward(batch.inputs.data(), batch.batch, batch.length);
-    dlogits.resize(static_cast<std::size_t>(rows) * vocab);
-    const auto st = nn::cross_entropy<float>(logits, batch.targets.data(), rows, vocab, data::kIgnoreIndex,
-                                             dlogits.data(), static_cast<float>(1.0 / n_labels), nullptr);
-    const auto t2 = Clock::now();
-    blas_mark[kBackward] = kernels::blas_totals();
-    model.backward(dlogits.data());
-    const auto t3 = Clock::now();
-    blas_mark[kReduce] = kernels::blas_totals();
-    double loss_sum = st.loss_sum;
-    comm.allreduce_sum(std::span<double>(&loss_sum, 1));
-    comm.allreduce_sum(store.grads());
-    const auto t4 = Clock::now();
-    blas_mark[kOptimizer] = kernels::blas_totals();
-    if (dump && step <= dump_steps) {
-      write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("inputs{}.i32", step), batch.inputs);
-      write_binary<std::int32_t>(fs::path(opt.dump_dir) / fmt::format("targets{}.i32", step), batch.targets);
-      if (step == 1) write_binary<float>(fs::path(opt.dump_dir) / "grads1.f32", store.grads());
-    }
-    optim::clip_grad_norm(store.grads(), cfg.train.grad_clip);
-    const double lr = optim::scheduled_lr(cfg.schedule, cfg.optimizer.lr, std::min<std::int64_t>(step, cfg.train.steps),
-                                          cfg.train.steps);
-    optimizer->step(refs, step, lr);
-    const auto t5 = Clock::now();
-    blas_mark[kPhases] = kernels::blas_totals();
+    const StepResult r = step_fn.run(step, false, &clock);
+    clock.stop();
     if (dump && step == 1) write_binary<float>(fs::path(opt.dump_dir) / "params1.f32", store.values());
-
-    res.losses.push_back(loss_sum / n_labels);
-    if (step > opt.warmup) {
-      phase_sum[kData] += seconds(t0, t1);
-      phase_sum[kForward] += seconds(t1, t2);
-      phase_sum[kBackward] += seconds(t2, t3);
-      phase_sum[kReduce] += seconds(t3, t4);
-      phase_sum[kOptimizer] += seconds(t4, t5);
-      for (int p = 0; p < kPhases; ++p) blas_sum[p] += blas_mark[p + 1] - blas_mark[p];
-    }
+    res.losses.push_back(r.loss);
   }
   kernels::set_blas_accounting(false);
   const double timed = seconds(timed_start, Clock::now());
   res.step_s = timed / opt.steps;
   res.cpu_step_s = (process_cpu_seconds() - cpu_start) / opt.steps;
   for (int p = 0; p < kPhases; ++p) {
-    res.phase_s[p] = phase_sum[p] / opt.steps;
-    res.phase_blas[p] = {blas_sum[p].calls / opt.steps, blas_sum[p].flops / opt.steps, blas_sum[p].seconds / opt.steps};
+    const kernels::BlasTotals& b = clock.phase_blas(p);
+    res.phase_s[p] = clock.phase_seconds(p) / opt.steps;
+    res.phase_blas[p] = {b.calls / opt.steps, b.flops / opt.steps, b.seconds / opt.steps};
   }
   res.rss_peak = peak_rss_bytes();
 
   res.bytes_params = 4.0 * static_cast<double>(store.size());
   res.bytes_grads = 4.0 * static_cast<double>(store.size());
-  res.bytes_optimizer = state_bytes(optimizer->state());
-  const double tokens_local = static_cast<double>(local_batch) * task->train_length();
+  res.bytes_optimizer = state_bytes(step_fn.optimizer().state());
+  const double tokens_local = static_cast<double>(step_fn.local_batch()) * step_fn.task().train_length();
   res.bytes_activations = 4.0 * tokens_local * bench_activation_floats_per_token(cfg.model, vocab);
 
   info["vocab"] = vocab;
-  info["n_params"] = model.n_params();
-  info["n_params_nonembed"] = model.n_params_nonembed();
-  info["flops_per_token"] = model.flops_per_token();
-  info["seq_len"] = task->train_length();
+  info["n_params"] = step_fn.model().n_params();
+  info["n_params_nonembed"] = step_fn.model().n_params_nonembed();
+  info["flops_per_token"] = step_fn.model().flops_per_token();
+  info["seq_len"] = step_fn.task().train_length();
   if (dump) {
     nlohmann::json manifest;
     manifest["config_yaml"] = config::to_canonical_yaml(cfg);
     manifest["vocab"] = vocab;
-    manifest["batch"] = local_batch;
-    manifest["seq_len"] = task->train_length();
+    manifest["batch"] = step_fn.local_batch();
+    manifest["seq_len"] = step_fn.task().train_length();
     manifest["dump_steps"] = dump_steps;
     manifest["losses"] = res.losses;
     manifest["lr"] = nlohmann::json::array();

@@ -1,6 +1,6 @@
 // `expt bench CONFIG [--steps N] [--warmup N] [--threads N|auto] [--format table|json] [--dump DIR]`: the training
-// throughput of one trial config, measured with the trainer's step (data, forward + loss, backward,
-// gradient all-reduce, clip + optimizer) run through the same task, model and optimizer APIs.
+// throughput of one trial config, measured on the trainer's own step (experiments/trial/training_step.hpp:
+// data, forward + loss, backward, gradient reduction, clip + optimizer), the step `expt run` runs.
 // docs/performance.md describes every figure; the short version:
 //   tokens/s      global batch * train length * steps / time of the timed steps (warmup excluded)
 //   MFU           flops_per_token * tokens/s / (ranks * threads * sgemm peak), the peak being the

@@ -1,5 +1,3 @@
-#include <mpi.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -8,6 +6,7 @@
 #include <vector>
 
 #include "core/comm/mpi_communicator.hpp"
+#include "core/comm/sweep_channel.hpp"
 #include "core/config/loader.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
@@ -51,7 +50,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
     planner.emplace(*study);
   } catch (const config::ConfigErrors& e) {
     config::report_errors(e, "study");
-    if (world_size > 1) MPI_Abort(MPI_COMM_WORLD, kExitUsage);
+    if (world_size > 1) comm::abort_job(kExitUsage);
     return kExitUsage;
   }
   if (world_size == 1) {
@@ -67,8 +66,7 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
   } catch (const std::exception& e) {
     // Groups would wait forever for work: end the whole job with the reason.
     std::fprintf(stderr, "expt: sweep coordinator error: %s\n", e.what());
-    MPI_Abort(MPI_COMM_WORLD, kExitFailed);
-    return kExitFailed;
+    comm::abort_job(kExitFailed);
   }
 }
 

@@ -1,16 +1,26 @@
 // Running a planned study: trials handed out by the Scheduler (experiments/sweep/scheduler.hpp),
-// either one by one in this process or, under mpirun/srun, from world rank 0 (the coordinator) to
-// groups of sweep.ranks_per_trial ranks that train one data-parallel trial at a time
-// (docs/sweeps.md). Each returns the sweep's exit code: 0 done, 1 some trial FAILED for good,
-// 128+N stopped by signal N (rerun the same command to resume).
+// either one by one in this process (runner.cpp) or, under mpirun/srun, from world rank 0 (the
+// coordinator) to groups of sweep.ranks_per_trial ranks that train one data-parallel trial at a
+// time (coordinator.cpp; docs/sweeps.md). Each returns the sweep's exit code
+// (experiments/cli/exit_codes.hpp): 0 done, 1 some trial FAILED for good, 128+N stopped by signal N
+// (rerun the same command to resume).
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <string>
 
+#include "core/comm/communicator.hpp"
+#include "core/io/results.hpp"
+#include "core/io/trial_directory.hpp"
 #include "experiments/study/plan.hpp"
 #include "experiments/study/study.hpp"
+#include "experiments/trial/trainer.hpp"
 
 namespace expt::experiments {
+
+class Scheduler;
 
 // One process: every trial in turn on this rank (sweep.ranks_per_trial must be 1).
 int run_sweep_alone(const Study& study, const Planner& planner, const std::filesystem::path& dir);
@@ -22,5 +32,25 @@ int coordinate_sweep(const Study& study, const Planner& planner, const std::file
 // World rank >= 1: joins group (world_rank - 1) / group_size and trains the trials the coordinator
 // sends its leader, until told to stop.
 int work_in_sweep_group(int world_rank, int group_size, double collective_timeout_s);
+
+// ---- Shared by both ways of running ----
+
+// An exclusive lock on <dir>/.sweep.lock (creating dir): two sweeps on one directory would hand
+// out trials twice.
+io::DirectoryLock lock_sweep_directory(const std::filesystem::path& dir);
+// <dir>/trials/, sweep.yaml (the study as submitted) and sweep.resolved.yaml.
+void prepare_sweep_directory(const Study& study, const Planner& planner, const std::filesystem::path& dir);
+// Runs one trial of the sweep in `dir` on `comm`; what run_trial throws (a directory held by
+// another trial or locked by another process) ends only this trial, as FAILED.
+TrialOutcome run_sweep_trial(config::TrialConfig cfg, const std::filesystem::path& dir, comm::Communicator& comm,
+                             std::function<void(const StepProgress&)> on_step);
+// Calls `report` with a trial's step at most every 2 s (and at its first step, so a short trial
+// shows up too); status.json is rewritten as often.
+std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&)> report);
+// "[id] COMPLETED (cell seed s point): final eval loss x", or why it failed or stopped.
+std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s);
+// 128+signal when stopped, 1 when a trial failed for good, else 0.
+int sweep_exit_code(const Scheduler& sched, int signal);
+double seconds_since(std::chrono::steady_clock::time_point t0);
 
 }  // namespace expt::experiments
