@@ -85,7 +85,7 @@ class TrialDirectory {
   // The directory belongs to one trial: when trial.yaml exists and names another trial
   // (core/io/trial_identity.hpp) this throws std::runtime_error naming both ids; when it is missing
   // and `write_if_missing`, it is written (trial_yaml_text). Returns the directory's legacy id
-  // when it was written before decision 76 (its checkpoints carry that id), else "". Every rank of
+  // when it was written before decision 79 (its checkpoints carry that id), else "". Every rank of
   // a trial may check; one writes.
   std::string claim(const config::TrialConfig& cfg, bool write_if_missing) const;
   // Appends {"attempt", "event", "step", "time_utc", "ranks", "host_pid"} plus `extra`'s fields as

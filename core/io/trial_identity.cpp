@@ -109,7 +109,7 @@ std::vector<std::string> adopt_legacy_trial_directories(const fs::path& trials_d
       continue;
     }
     fs::rename(dir, target);
-    lines.push_back(fmt::format("trials/{} -> trials/{} (legacy id; decision 76)", name, d->id));
+    lines.push_back(fmt::format("trials/{} -> trials/{} (legacy id; decision 79)", name, d->id));
   }
   return lines;
 }

@@ -1,5 +1,5 @@
 // Which trial a trial directory holds (docs/results-format.md "Layout of a trial directory";
-// decision 76). trial.yaml starts with the comment line `# trial <id>, config schema <n>` and then
+// decision 79). trial.yaml starts with the comment line `# trial <id>, config schema <n>` and then
 // holds the full resolved config. Directories written before ids left out default keys (legacy
 // directories) have no such line; their id was the hash of the full canonical YAML, which their
 // checkpoints and result.h5 still carry, so they are recognised from trial.yaml's text and keep

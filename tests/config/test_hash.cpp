@@ -1,6 +1,6 @@
 // The trial hash: FNV-1a (64 bit) of the config schema line and the keys that differ from their
 // defaults (minimal_yaml), 16 lowercase hex digits. Writing a default out, or a binary that adds a
-// key with a default, changes no id (decision 76).
+// key with a default, changes no id (decision 79).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -146,7 +146,7 @@ TEST_CASE("a binary that adds keys with defaults keeps every id", "[config][hash
   extended.keys.insert(extended.keys.end() - 1, added("new_per_type", [](const TrialConfig& s) {
                          return s.optimizer.type == "muon" ? std::string("2.0e-01") : std::string("1.0e-01");
                        }));
-  // The full canonical form, and with it the id of before decision 76, does change.
+  // The full canonical form, and with it the id of before decision 79, does change.
   struct Count final : Sink {
     int leaves = 0;
     void leaf(const std::string&, int, const std::string&, const std::string&) override { ++leaves; }

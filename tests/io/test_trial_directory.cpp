@@ -64,7 +64,7 @@ TEST_CASE("TrialDirectory writes trial.yaml once and refuses another trial's con
   dir.claim(cfg, false);  // a rank that does not write leaves nothing behind
   REQUIRE_FALSE(fs::exists(tmp / "trial.yaml"));
   dir.claim(cfg, true);
-  // The header line naming the trial (decision 76), then the resolved config.
+  // The header line naming the trial (decision 79), then the resolved config.
   const std::string written = read_whole_file(tmp / "trial.yaml");
   REQUIRE(written == expt::io::trial_yaml_text(cfg));
   const std::string canonical = expt::config::to_canonical_yaml(cfg);

@@ -1,4 +1,4 @@
-// Which trial a directory holds (core/io/trial_identity.hpp, decision 76): trial.yaml's header
+// Which trial a directory holds (core/io/trial_identity.hpp, decision 79): trial.yaml's header
 // line, legacy directories recognised from their trial.yaml text (the committed fixtures of
 // tests/fixtures/legacy were written by the binary before the change), and their adoption by a sweep.
 #include <catch2/catch.hpp>

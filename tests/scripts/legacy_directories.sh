@@ -1,5 +1,5 @@
 #!/bin/bash
-# Trial and sweep directories written by the binary before decision 76 (tests/fixtures/legacy,
+# Trial and sweep directories written by the binary before decision 79 (tests/fixtures/legacy,
 # trial ids = hash of the full canonical YAML) keep working with this one: a finished trial is not
 # rerun, an interrupted one resumes from its checkpoint, and a stopped sweep resumes (its legacy
 # trial folders renamed to the current ids) to the results of a fresh sweep of the same study.
