@@ -1,22 +1,32 @@
 #include "kernels/gemm.hpp"
 
 #include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace expt::kernels {
 
 namespace {
 
 CBLAS_TRANSPOSE cblas(Trans t) { return t == Trans::yes ? CblasTrans : CblasNoTrans; }
+char dnnl_trans(Trans t) { return t == Trans::yes ? 'T' : 'N'; }
+
+// ---- accounting ----
 
 std::atomic<bool> accounting_on{false};
 std::atomic<std::int64_t> accounted_calls{0};
 std::atomic<std::int64_t> accounted_nanoseconds{0};
 std::atomic<double> accounted_flops{0.0};
 
-// Times one BLAS call from construction to destruction when accounting is on.
+// Times one product from construction to destruction when accounting is on.
 class AccountedCall {
  public:
   explicit AccountedCall(double flops)
@@ -40,7 +50,111 @@ class AccountedCall {
   Clock::time_point start_;
 };
 
+// ---- backend and threads ----
+
+constexpr int kUnresolved = -1;
+std::atomic<int> backend_choice{kUnresolved};
+std::atomic<int> blas_thread_count{1};
+
+GemmBackend backend_from_environment() {
+  const char* env = std::getenv("EXPT_GEMM_BACKEND");
+  if (env == nullptr || *env == '\0') return GemmBackend::onednn;
+  try {
+    return parse_gemm_backend(env);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("EXPT_GEMM_BACKEND: ") + e.what());
+  }
+}
+
+// OpenMP's thread count is per thread (the calling thread's ICV), so the thread that runs a
+// oneDNN product sets it on its first call and whenever set_blas_threads changed it.
+void align_openmp_threads() {
+  const int want = blas_thread_count.load(std::memory_order_relaxed);
+  if (omp_get_max_threads() != want) omp_set_num_threads(want);
+}
+
+// ---- oneDNN ----
+
+void onednn_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                  int ldb, float beta, float* C, int ldc) {
+  if (K == 0) {  // BLAS semantics: C = beta C, and beta == 0 writes zeros whatever C held
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float& c = C[static_cast<std::size_t>(i) * ldc + j];
+        c = beta == 0.0f ? 0.0f : beta * c;
+      }
+    return;
+  }
+  align_openmp_threads();
+  const dnnl_status_t status = dnnl_sgemm(dnnl_trans(ta), dnnl_trans(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (status != dnnl_success)
+    throw std::runtime_error("oneDNN dnnl_sgemm failed (status " + std::to_string(static_cast<int>(status)) +
+                             ") for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+}
+
+// Per-thread, grow-only scratch for the symmetric products on oneDNN.
+float* scratch(std::vector<float>& buffer, std::size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// C = alpha op(A) op(A)^T + beta C on the upper triangle, op(A) = A (n x k) or A^T (A is k x n).
+// Row blocks of b rows: the diagonal block into scratch (its upper triangle copied out), the
+// panel right of it as one general product straight into C.
+void onednn_syrk_upper(bool trans, int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
+  constexpr int b = 128;
+  thread_local std::vector<float> diagonal;
+  float* D = scratch(diagonal, static_cast<std::size_t>(b) * b);
+  // Rows i.. of op(A): A's rows (no transpose) or A's columns (transposed).
+  auto rows_from = [&](int i) { return trans ? A + i : A + static_cast<std::size_t>(i) * lda; };
+  const Trans left = trans ? Trans::yes : Trans::no, right = trans ? Trans::no : Trans::yes;
+  for (int i = 0; i < n; i += b) {
+    const int bi = std::min(b, n - i);
+    onednn_sgemm(left, right, bi, bi, k, alpha, rows_from(i), lda, rows_from(i), lda, 0.0f, D, bi);
+    for (int r = 0; r < bi; ++r) {
+      float* c_row = C + static_cast<std::size_t>(i + r) * ldc + i;
+      const float* d_row = D + static_cast<std::size_t>(r) * bi;
+      for (int c = r; c < bi; ++c) c_row[c] = beta == 0.0f ? d_row[c] : d_row[c] + beta * c_row[c];
+    }
+    const int rest = n - i - bi;
+    if (rest > 0)
+      onednn_sgemm(left, right, bi, rest, k, alpha, rows_from(i), lda, rows_from(i + bi), lda, beta,
+                   C + static_cast<std::size_t>(i) * ldc + i + bi, ldc);
+  }
+}
+
+// C = alpha S B + beta C with S read from its upper triangle: S mirrored into a full scratch.
+void onednn_symm_upper_left(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
+                            float* C, int ldc) {
+  thread_local std::vector<float> full;
+  float* F = scratch(full, static_cast<std::size_t>(m) * m);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < m; ++j)
+      F[static_cast<std::size_t>(i) * m + j] = S[static_cast<std::size_t>(std::min(i, j)) * lds + std::max(i, j)];
+  onednn_sgemm(Trans::no, Trans::no, m, n, m, alpha, F, m, B, ldb, beta, C, ldc);
+}
+
 }  // namespace
+
+const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::onednn ? "onednn" : "openblas"; }
+
+GemmBackend parse_gemm_backend(const std::string& name) {
+  if (name == "onednn") return GemmBackend::onednn;
+  if (name == "openblas") return GemmBackend::openblas;
+  throw std::invalid_argument("unknown GEMM backend '" + name + "'; expected onednn or openblas");
+}
+
+GemmBackend gemm_backend() {
+  int b = backend_choice.load(std::memory_order_relaxed);
+  if (b == kUnresolved) {
+    b = static_cast<int>(backend_from_environment());
+    int expected = kUnresolved;
+    if (!backend_choice.compare_exchange_strong(expected, b)) b = expected;  // another thread won
+  }
+  return static_cast<GemmBackend>(b);
+}
+
+void set_gemm_backend(GemmBackend b) { backend_choice.store(static_cast<int>(b), std::memory_order_relaxed); }
 
 double gemm_flops(int M, int N, int K) { return 2.0 * M * static_cast<double>(N) * K; }
 double syrk_flops(int n, int k) { return static_cast<double>(n) * (n + 1.0) * k; }
@@ -56,12 +170,40 @@ BlasTotals blas_totals() {
   return t;
 }
 
+void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  const AccountedCall account(gemm_flops(M, N, K));
+  if (b == GemmBackend::onednn)
+    onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const float* A, int lda, float beta, float* C,
+                    int ldc) {
+  if (n == 0) return;
+  const AccountedCall account(syrk_flops(n, k));
+  if (b == GemmBackend::onednn)
+    onednn_syrk_upper(trans, n, k, alpha, A, lda, beta, C, ldc);
+  else
+    cblas_ssyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+void ssymm_upper_left_on(GemmBackend b, int m, int n, float alpha, const float* S, int lds, const float* B, int ldb,
+                         float beta, float* C, int ldc) {
+  if (m == 0 || n == 0) return;
+  const AccountedCall account(symm_flops(m, n));
+  if (b == GemmBackend::onednn)
+    onednn_symm_upper_left(m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+  else
+    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+}
+
 template <>
 void gemm<float>(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                  float beta, float* C, int ldc) {
-  if (M == 0 || N == 0) return;
-  const AccountedCall account(gemm_flops(M, N, K));
-  cblas_sgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  sgemm_on(gemm_backend(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
@@ -74,9 +216,7 @@ void gemm<double>(Trans ta, Trans tb, int M, int N, int K, double alpha, const d
 
 template <>
 void syrk_upper<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
-  if (n == 0) return;
-  const AccountedCall account(syrk_flops(n, k));
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
+  ssyrk_upper_on(gemm_backend(), false, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 template <>
@@ -88,9 +228,7 @@ void syrk_upper<double>(int n, int k, double alpha, const double* A, int lda, do
 
 template <>
 void syrk_upper_trans<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
-  if (n == 0) return;
-  const AccountedCall account(syrk_flops(n, k));
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
+  ssyrk_upper_on(gemm_backend(), true, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 template <>
@@ -103,9 +241,7 @@ void syrk_upper_trans<double>(int n, int k, double alpha, const double* A, int l
 template <>
 void symm_upper_left<float>(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
                             float* C, int ldc) {
-  if (m == 0 || n == 0) return;
-  const AccountedCall account(symm_flops(m, n));
-  cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+  ssymm_upper_left_on(gemm_backend(), m, n, alpha, S, lds, B, ldb, beta, C, ldc);
 }
 
 template <>
@@ -136,6 +272,10 @@ template void gemm_reference<float>(Trans, Trans, int, int, int, float, const fl
 template void gemm_reference<double>(Trans, Trans, int, int, int, double, const double*, int, const double*, int,
                                      double, double*, int);
 
-void set_blas_threads(int n) { openblas_set_num_threads(n); }
+void set_blas_threads(int n) {
+  openblas_set_num_threads(n);
+  blas_thread_count.store(n, std::memory_order_relaxed);
+  omp_set_num_threads(n);
+}
 
 }  // namespace expt::kernels

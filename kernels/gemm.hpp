@@ -1,14 +1,40 @@
-// GEMM front end: C = alpha * op(A) * op(B) + beta * C on row-major raw pointers.
-// float goes to OpenBLAS sgemm, double to dgemm (used by the fp64 gradient checks), so every
-// layer can be written once, templated on the scalar type.
+// GEMM front end: C = alpha * op(A) * op(B) + beta * C on row-major raw pointers, plus the two
+// symmetric products Muon's Gram Newton-Schulz and SOAP's statistics use. Every BLAS-level product
+// of expt goes through here, so every layer is written once, templated on the scalar type.
 //   op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
+//
+// Backends (docs/decisions.md, "GEMM backend"). float products go to one of
+//   onednn    oneDNN's dnnl_sgemm: JIT kernels chosen at run time from the CPU's instruction sets
+//             (AVX2, AVX-512, AMX), so a processor newer than the distribution still runs at its
+//             vector width. The default.
+//   openblas  OpenBLAS's cblas_sgemm: kernels chosen from a table of CPU models known to the
+//             library's release (Debian 12: 0.3.21), or forced by OPENBLAS_CORETYPE.
+// EXPT_GEMM_BACKEND=openblas|onednn forces one for the process (read once, at the first product);
+// set_gemm_backend() does the same from code. double products (fp64 gradient checks, SOAP's
+// double refresh) always go to OpenBLAS's dgemm/dsyrk/dsymm: oneDNN has no fp64 GEMM.
+//
+// Determinism: a backend gives the same bits for the same shapes, strides and scalars on the same
+// machine, whatever the buffers' addresses (tests/kernels/gemm_test.cpp holds both backends to it),
+// which resume and rank-count invariance rely on. Results differ between backends in the last bits
+// (summation order), so a trial's backend is part of what reproduces it bit for bit.
+// Threads: one per process by default (MPI ranks are the unit of parallelism); set_blas_threads
+// sets OpenBLAS's and OpenMP's (oneDNN's) count alike.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace expt::kernels {
 
 enum class Trans { no, yes };
+
+enum class GemmBackend { openblas, onednn };
+const char* gemm_backend_name(GemmBackend b);
+// Parses "openblas" / "onednn"; throws std::invalid_argument naming the accepted values.
+GemmBackend parse_gemm_backend(const std::string& name);
+// The backend of float products in this process: EXPT_GEMM_BACKEND if set, else onednn.
+GemmBackend gemm_backend();
+void set_gemm_backend(GemmBackend b);
 
 template <class T>
 void gemm(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
@@ -19,12 +45,16 @@ template <class T>
 void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
                     T* C, int ldc);
 
-// Symmetric products (ssyrk/ssymm, dsyrk/dsymm), row-major, touching only the UPPER triangle of the
-// symmetric matrix (half the flops of the general product):
+// Symmetric products, row-major, touching only the UPPER triangle of the symmetric matrix:
 //   syrk_upper: C = alpha A A^T + beta C on the upper triangle of C (n x n); A is n x k, row stride lda.
 //   syrk_upper_trans: C = alpha A^T A + beta C on the upper triangle of C (n x n); A is k x n.
 //   symm_upper_left: C = alpha S B + beta C, S (m x m) symmetric read from its upper triangle,
 //                    B and C m x n.
+// On OpenBLAS these are ssyrk/ssymm (half the flops of the general product). oneDNN has neither:
+// syrk runs as row panels of general products, [b, n - i] per block of b = 128 rows starting at
+// row i, the diagonal b x b block into a scratch and only its upper triangle copied (about 58 % of
+// the general product's flops at n = 768, at oneDNN's rate); symm mirrors S into a full m x m
+// scratch and runs one general product. Scratch is per thread and grow-only.
 template <class T>
 void syrk_upper(int n, int k, T alpha, const T* A, int lda, T beta, T* C, int ldc);
 template <class T>
@@ -32,11 +62,20 @@ void syrk_upper_trans(int n, int k, T alpha, const T* A, int lda, T beta, T* C, 
 template <class T>
 void symm_upper_left(int m, int n, T alpha, const T* S, int lds, const T* B, int ldb, T beta, T* C, int ldc);
 
+// The float products on an explicit backend, whatever gemm_backend() is (tests and expt bench).
+void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc);
+void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const float* A, int lda, float beta, float* C,
+                    int ldc);
+void ssymm_upper_left_on(GemmBackend b, int m, int n, float alpha, const float* S, int lds, const float* B, int ldb,
+                         float beta, float* C, int ldc);
+
 // Number of BLAS threads (1 by default: MPI ranks are the unit of parallelism).
 void set_blas_threads(int n);
 
 // Floating-point operations of one call of the products above, counting a multiply-add as 2:
-// gemm 2MNK, syrk n(n+1)k (the upper triangle only), symm 2m²n.
+// gemm 2MNK, syrk n(n+1)k (the upper triangle only), symm 2m²n. The useful flops, whatever a
+// backend spends to produce them.
 double gemm_flops(int M, int N, int K);
 double syrk_flops(int n, int k);
 double symm_flops(int m, int n);

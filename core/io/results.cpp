@@ -134,6 +134,7 @@ void write_result_file(const fs::path& tmp, const ResultInfo& info, const TrialS
   h5::write_attribute(file, "config_hash", std::string_view(info.config_hash));
   h5::write_attribute(file, "git_sha", std::string_view(EXPT_GIT_SHA));
   h5::write_attribute(file, "build_info", std::string_view(build_info()));
+  h5::write_attribute(file, "machine", std::string_view(info.machine));
   h5::write_attribute(file, "created_utc", std::string_view(utc_now()));
   h5::write_attribute(file, "status", std::string_view(summary.status));
   h5::write_string_dataset(file, "config", info.config_yaml);

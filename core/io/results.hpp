@@ -41,6 +41,9 @@ struct ResultInfo {
   std::string trial_id, config_hash, config_yaml;               // resolved canonical YAML
   std::vector<std::pair<std::string, AttributeValue>> hparams;  // /hparams attrs (unique keys)
   std::vector<std::pair<std::string, AttributeValue>> scale;    // /scale attrs (unique keys)
+  // CPU and GEMM backend of the attempt that consolidated (kernels::gemm_machine_summary): a
+  // trial's bits depend on the backend (kernels/gemm.hpp), so the result names it.
+  std::string machine;
 };
 
 struct ConsolidationReport {

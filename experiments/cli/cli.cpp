@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -18,10 +19,18 @@
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "kernels/processor.hpp"
 
 namespace expt::experiments {
 
 namespace {
+
+// Rank 0 of an mpirun/srun job, or a process started alone (before MPI is initialised).
+bool first_process_of_job() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* value = std::getenv(name)) return std::string(value) == "0";
+  return true;
+}
 
 struct CommonArgs {
   std::string config;
@@ -107,6 +116,17 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (*run || *sweep || *bench || *replay) {
+    // The GEMM backend (EXPT_GEMM_BACKEND) is resolved before anything trains, and kernels
+    // narrower than the CPU are said once per job, by the first process (docs/performance.md).
+    try {
+      const auto warning = kernels::gemm_startup_warning();
+      if (warning && first_process_of_job()) std::fprintf(stderr, "expt: warning: %s\n", warning->c_str());
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "expt: error: %s\n", e.what());
+      return kExitUsage;
+    }
   }
   if (*validate) return validate_command(validate_args.config, validate_args.sets, print);
   if (*data) {

@@ -25,6 +25,7 @@
 #include "experiments/trial/training_step.hpp"
 #include "experiments/trial/trial_log.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/processor.hpp"
 
 namespace fs = std::filesystem;
 
@@ -202,6 +203,7 @@ io::ResultInfo Trainer::result_info() const {
   info.trial_id = hash_;
   info.config_hash = hash_;
   info.config_yaml = config::to_canonical_yaml(cfg_);
+  info.machine = kernels::gemm_machine_summary();
   for (auto& [k, v] : config::typed_config(cfg_)) info.hparams.emplace_back(k, v);
   info.scale = {{"n_params", step_fn_.model().n_params()},
                 {"n_params_nonembed", step_fn_.model().n_params_nonembed()},
@@ -298,6 +300,8 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   log.info(fmt::format("trial {} attempt {}: {} on {} rank(s), {} parameters, {}", hash_, attempt_,
                        latest ? fmt::format("resuming from step {}", step_) : std::string("starting"), comm_.size(),
                        step_fn_.model().n_params(), dir_.path().string()));
+  log.info(kernels::gemm_machine_summary());
+  if (const auto warning = kernels::gemm_startup_warning()) log.info("warning: " + *warning);
 
   kernels::set_blas_threads(1);
   t0_ = std::chrono::steady_clock::now();

@@ -1,130 +1,266 @@
-// kernels::gemm (BLAS) against kernels::gemm_reference (triple loop), all four transpose
-// combinations, float and double, with row strides larger than the logical widths; the symmetric
-// products (syrk, symm) against the same reference.
+// kernels::gemm against kernels::gemm_reference (triple loop), on every backend: all four
+// transpose combinations, odd sizes, row strides larger than the logical widths, alpha/beta
+// including the accumulate form (beta = 1) and beta = 0 over garbage (NaN) in C; the symmetric
+// products (syrk, symm) against the same reference; bit-identical results across repeated calls
+// and buffer offsets; the BLAS accounting; the start-up check of the GEMM kernels against the CPU.
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "kernels/processor.hpp"
 #include "tests/kernels/gradient_check.hpp"
 
-using expt::kernels::gemm;
 using expt::kernels::gemm_reference;
+using expt::kernels::GemmBackend;
 using expt::kernels::Trans;
 
 namespace {
 
+constexpr GemmBackend kBackends[] = {GemmBackend::openblas, GemmBackend::onednn};
+
+struct Shape {
+  int M, N, K;
+};
+
+// Runs one product on `backend` (float) or the double path, with row strides `pad` wider than
+// the logical widths, and checks it against gemm_reference in double on the same inputs.
 template <class T>
-void check_gemm(Trans ta, Trans tb, T alpha, T beta, double tol) {
-  const int M = 5, N = 7, K = 3, pad = 2;
-  // op(A) is M x K: stored K x M when transposed. Strides add `pad` unused columns.
-  const int a_rows = ta == Trans::no ? M : K, a_cols = ta == Trans::no ? K : M;
-  const int b_rows = tb == Trans::no ? K : N, b_cols = tb == Trans::no ? N : K;
-  const int lda = a_cols + pad, ldb = b_cols + pad, ldc = N + pad;
-  const auto A = expt::test::random_normal<T>(static_cast<std::size_t>(a_rows) * lda, 1);
-  const auto B = expt::test::random_normal<T>(static_cast<std::size_t>(b_rows) * ldb, 2);
-  const auto C0 = expt::test::random_normal<T>(static_cast<std::size_t>(M) * ldc, 3);
-  auto C_blas = C0, C_ref = C0;
-  gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C_blas.data(), ldc);
-  gemm_reference(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C_ref.data(), ldc);
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < ldc; ++j) {
-      const std::size_t idx = static_cast<std::size_t>(i) * ldc + j;
-      if (j >= N) {
-        REQUIRE(C_blas[idx] == C0[idx]);  // padding untouched
-        REQUIRE(C_ref[idx] == C0[idx]);
-      } else {
-        REQUIRE(std::abs(static_cast<double>(C_blas[idx]) - static_cast<double>(C_ref[idx])) <= tol);
-      }
-    }
-  // The reference itself against one independently written entry: C[1][2].
-  double expected = 0;
-  for (int k = 0; k < K; ++k) {
-    const double a = ta == Trans::no ? A[1 * lda + k] : A[k * lda + 1];
-    const double b = tb == Trans::no ? B[k * ldb + 2] : B[2 * ldb + k];
-    expected += a * b;
-  }
-  expected = alpha * expected + beta * static_cast<double>(C0[1 * ldc + 2]);
-  REQUIRE(std::abs(static_cast<double>(C_ref[1 * ldc + 2]) - expected) <= tol);
+constexpr double unit_roundoff() {
+  return std::numeric_limits<T>::epsilon() / 2;
+}
+
+std::vector<double> absolute(std::vector<double> v) {
+  for (double& x : v) x = std::abs(x);
+  return v;
 }
 
 template <class T>
-void check_all(double tol) {
-  for (Trans ta : {Trans::no, Trans::yes})
-    for (Trans tb : {Trans::no, Trans::yes}) {
-      INFO("ta " << (ta == Trans::yes) << " tb " << (tb == Trans::yes));
-      check_gemm<T>(ta, tb, T(0.7), T(0), tol);
-      check_gemm<T>(ta, tb, T(-1.3), T(0.4), tol);
+void check_gemm(GemmBackend backend, Shape s, Trans ta, Trans tb, T alpha, T beta, bool garbage_c) {
+  const int pad = 3;
+  const int a_rows = ta == Trans::no ? s.M : s.K, a_cols = ta == Trans::no ? s.K : s.M;
+  const int b_rows = tb == Trans::no ? s.K : s.N, b_cols = tb == Trans::no ? s.N : s.K;
+  const int lda = a_cols + pad, ldb = b_cols + pad, ldc = s.N + pad;
+  const auto A = expt::test::random_normal<T>(static_cast<std::size_t>(a_rows) * lda, 1);
+  const auto B = expt::test::random_normal<T>(static_cast<std::size_t>(b_rows) * ldb, 2);
+  auto C0 = expt::test::random_normal<T>(static_cast<std::size_t>(s.M) * ldc, 3);
+  if (garbage_c)  // beta = 0 must not read C (BLAS semantics): NaN in the logical part only
+    for (int i = 0; i < s.M; ++i)
+      for (int j = 0; j < s.N; ++j) C0[static_cast<std::size_t>(i) * ldc + j] = std::numeric_limits<T>::quiet_NaN();
+  auto C = C0;
+  if constexpr (std::is_same_v<T, float>)
+    expt::kernels::sgemm_on(backend, ta, tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  else
+    expt::kernels::gemm<double>(ta, tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  // The reference in double on the same (T-valued) inputs, and the same product of absolute values:
+  // any summation order of K products in precision u is within (K + 2) u |alpha| |A| |B| + |beta C|
+  // of the exact result (the classic bound gamma_{K+2}); Ca holds that size per entry.
+  std::vector<double> Ad(A.begin(), A.end()), Bd(B.begin(), B.end()), Cd(C0.begin(), C0.end());
+  std::vector<double> Aa = absolute(Ad), Ba = absolute(Bd), Ca = absolute(Cd);
+  gemm_reference<double>(ta, tb, s.M, s.N, s.K, alpha, Ad.data(), lda, Bd.data(), ldb, beta, Cd.data(), ldc);
+  if (garbage_c) std::fill(Ca.begin(), Ca.end(), 0.0);
+  gemm_reference<double>(ta, tb, s.M, s.N, s.K, std::abs(alpha), Aa.data(), lda, Ba.data(), ldb, std::abs(beta),
+                         Ca.data(), ldc);
+  for (int i = 0; i < s.M; ++i)
+    for (int j = 0; j < ldc; ++j) {
+      const std::size_t idx = static_cast<std::size_t>(i) * ldc + j;
+      if (j >= s.N) {
+        REQUIRE(std::memcmp(&C[idx], &C0[idx], sizeof(T)) == 0);  // padding untouched
+      } else {
+        INFO("element " << i << "," << j << " alpha " << alpha << " beta " << beta);
+        REQUIRE(std::abs(static_cast<double>(C[idx]) - Cd[idx]) <= (s.K + 2) * unit_roundoff<T>() * Ca[idx]);
+      }
     }
+}
+
+const Shape kShapes[] = {{5, 7, 3}, {1, 1, 1}, {17, 33, 65}, {64, 32, 16}, {130, 97, 257}, {3, 300, 2}, {40, 20, 0}};
+
+template <class T>
+void check_backend(GemmBackend backend) {
+  for (const Shape& s : kShapes)
+    for (Trans ta : {Trans::no, Trans::yes})
+      for (Trans tb : {Trans::no, Trans::yes}) {
+        INFO("M " << s.M << " N " << s.N << " K " << s.K << " ta " << (ta == Trans::yes) << " tb "
+                  << (tb == Trans::yes));
+        check_gemm<T>(backend, s, ta, tb, T(0.7), T(0), false);
+        check_gemm<T>(backend, s, ta, tb, T(0.7), T(0), true);
+        check_gemm<T>(backend, s, ta, tb, T(-1.3), T(0.4), false);
+        check_gemm<T>(backend, s, ta, tb, T(1), T(1), false);
+      }
 }
 
 }  // namespace
 
-TEST_CASE("gemm equals gemm_reference for all transposes (double)", "[gemm]") { check_all<double>(1e-13); }
+TEST_CASE("gemm equals gemm_reference, every shape, transpose and alpha/beta form (double)", "[gemm]") {
+  check_backend<double>(GemmBackend::openblas);
+}
 
-TEST_CASE("gemm equals gemm_reference for all transposes (float)", "[gemm]") { check_all<float>(1e-5); }
+TEST_CASE("sgemm on OpenBLAS equals gemm_reference, every shape, transpose and alpha/beta form", "[gemm]") {
+  check_backend<float>(GemmBackend::openblas);
+}
+
+TEST_CASE("sgemm on oneDNN equals gemm_reference, every shape, transpose and alpha/beta form", "[gemm]") {
+  check_backend<float>(GemmBackend::onednn);
+}
+
+TEST_CASE("gemm_reference agrees with an independently written entry", "[gemm]") {
+  const int M = 4, N = 5, K = 6;
+  const auto A = expt::test::random_normal<double>(K * M, 11);  // stored K x M (transposed)
+  const auto B = expt::test::random_normal<double>(K * N, 12);
+  std::vector<double> C(M * N, 0.5);
+  gemm_reference<double>(Trans::yes, Trans::no, M, N, K, 2.0, A.data(), M, B.data(), N, 3.0, C.data(), N);
+  double expected = 0;
+  for (int k = 0; k < K; ++k) expected += A[k * M + 1] * B[k * N + 2];
+  REQUIRE(std::abs(C[1 * N + 2] - (2.0 * expected + 1.5)) <= 1e-14);
+}
+
+TEST_CASE("sgemm gives bit-identical results across repeated calls and buffer offsets, every backend", "[gemm]") {
+  const Shape shapes[] = {{64, 32, 16}, {256, 128, 64}, {77, 129, 300}, {2048, 48, 40}};
+  for (GemmBackend backend : kBackends)
+    for (const Shape& s : shapes)
+      for (Trans ta : {Trans::no, Trans::yes})
+        for (Trans tb : {Trans::no, Trans::yes}) {
+          INFO(expt::kernels::gemm_backend_name(backend) << " M " << s.M << " N " << s.N << " K " << s.K);
+          const int lda = ta == Trans::no ? s.K : s.M, ldb = tb == Trans::no ? s.N : s.K;
+          const std::size_t na = static_cast<std::size_t>(s.M) * s.K, nb = static_cast<std::size_t>(s.K) * s.N,
+                            nc = static_cast<std::size_t>(s.M) * s.N;
+          const auto A = expt::test::random_normal<float>(na, 21), B = expt::test::random_normal<float>(nb, 22),
+                     C0 = expt::test::random_normal<float>(nc, 23);
+          std::vector<float> first;
+          // Offsets of 0..7 floats: every alignment modulo 32 bytes, in buffers allocated anew.
+          for (int offset = 0; offset < 8; ++offset)
+            for (int repeat = 0; repeat < 2; ++repeat) {
+              std::vector<float> a(na + offset), b(nb + offset), c(nc + offset);
+              std::copy(A.begin(), A.end(), a.begin() + offset);
+              std::copy(B.begin(), B.end(), b.begin() + offset);
+              std::copy(C0.begin(), C0.end(), c.begin() + offset);
+              expt::kernels::sgemm_on(backend, ta, tb, s.M, s.N, s.K, 0.9f, a.data() + offset, lda, b.data() + offset,
+                                      ldb, 1.0f, c.data() + offset, s.N);
+              std::vector<float> result(c.begin() + offset, c.end());
+              if (first.empty())
+                first = result;
+              else
+                REQUIRE(std::memcmp(first.data(), result.data(), nc * sizeof(float)) == 0);
+            }
+        }
+}
 
 namespace {
 
-// syrk_upper equals gemm_reference(A, A^T) on the upper triangle and leaves the strict lower
-// triangle untouched; symm_upper_left equals gemm_reference with the full symmetric matrix while
-// its lower triangle holds garbage (so it must read only the upper one).
+// syrk (both forms) equals gemm_reference(op(A), op(A)^T) on the upper triangle and leaves the
+// strict lower triangle untouched; symm equals gemm_reference with the full symmetric matrix while
+// its lower triangle holds garbage (so it must read only the upper one). n = 300 exercises the
+// oneDNN path's row panels (blocks of 128) and a partial last block.
 template <class T>
-void check_symmetric_products(double tol) {
-  const int n = 37, k = 53, m = 29;
-  std::mt19937 gen(7);
+void check_symmetric_products(GemmBackend backend, int n, int k, int m) {
+  std::mt19937 gen(7 + n);
   std::normal_distribution<double> dist;
   auto fill = [&](std::vector<T>& v) {
     for (T& x : v) x = static_cast<T>(dist(gen));
   };
-  std::vector<T> A(static_cast<std::size_t>(n) * (k + 3)), C(static_cast<std::size_t>(n) * n), C_ref;
-  fill(A);
-  fill(C);
-  const std::vector<T> C0 = C;
-  C_ref = C;
-  expt::kernels::syrk_upper<T>(n, k, T(0.8), A.data(), k + 3, T(-0.5), C.data(), n);
-  expt::kernels::gemm_reference<T>(Trans::no, Trans::yes, n, n, k, T(0.8), A.data(), k + 3, A.data(), k + 3, T(-0.5),
-                                   C_ref.data(), n);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      const std::size_t e = static_cast<std::size_t>(i) * n + j;
-      INFO("syrk " << i << "," << j);
-      REQUIRE(std::abs(static_cast<double>(C[e]) - static_cast<double>(j >= i ? C_ref[e] : C0[e])) <= tol);
-    }
+  for (bool trans : {false, true}) {
+    INFO("syrk trans " << trans << " n " << n << " k " << k);
+    // A is n x k (row stride k + 3), or k x n (row stride n + 3) when transposed.
+    const int lda = trans ? n + 3 : k + 3;
+    std::vector<T> A(static_cast<std::size_t>(trans ? k : n) * lda), C(static_cast<std::size_t>(n) * n);
+    fill(A);
+    fill(C);
+    const std::vector<T> C0 = C;
+    if constexpr (std::is_same_v<T, float>)
+      expt::kernels::ssyrk_upper_on(backend, trans, n, k, T(0.8), A.data(), lda, T(-0.5), C.data(), n);
+    else if (trans)
+      expt::kernels::syrk_upper_trans<T>(n, k, T(0.8), A.data(), lda, T(-0.5), C.data(), n);
+    else
+      expt::kernels::syrk_upper<T>(n, k, T(0.8), A.data(), lda, T(-0.5), C.data(), n);
+    std::vector<double> Ad(A.begin(), A.end()), Cd(C0.begin(), C0.end());
+    std::vector<double> Aa = absolute(Ad), Ca = absolute(Cd);
+    gemm_reference<double>(trans ? Trans::yes : Trans::no, trans ? Trans::no : Trans::yes, n, n, k, 0.8, Ad.data(), lda,
+                           Ad.data(), lda, -0.5, Cd.data(), n);
+    gemm_reference<double>(trans ? Trans::yes : Trans::no, trans ? Trans::no : Trans::yes, n, n, k, 0.8, Aa.data(), lda,
+                           Aa.data(), lda, 0.5, Ca.data(), n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        const std::size_t e = static_cast<std::size_t>(i) * n + j;
+        INFO("syrk " << i << "," << j);
+        if (j >= i)
+          REQUIRE(std::abs(static_cast<double>(C[e]) - Cd[e]) <= (k + 2) * unit_roundoff<T>() * Ca[e]);
+        else
+          REQUIRE(C[e] == C0[e]);
+      }
+  }
 
-  std::vector<T> S(static_cast<std::size_t>(n) * n), S_full(S.size()), B(static_cast<std::size_t>(n) * m),
-      D(static_cast<std::size_t>(n) * m);
+  std::vector<T> S(static_cast<std::size_t>(m) * (m + 2)), B(static_cast<std::size_t>(m) * n),
+      D(static_cast<std::size_t>(m) * n);
   fill(S);
   fill(B);
   fill(D);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j)
-      S_full[static_cast<std::size_t>(i) * n + j] = S[static_cast<std::size_t>(std::min(i, j)) * n + std::max(i, j)];
-  std::vector<T> D_ref = D;
-  expt::kernels::symm_upper_left<T>(n, m, T(1.1), S.data(), n, B.data(), m, T(0.3), D.data(), m);
-  expt::kernels::gemm_reference<T>(Trans::no, Trans::no, n, m, n, T(1.1), S_full.data(), n, B.data(), m, T(0.3),
-                                   D_ref.data(), m);
+  std::vector<double> S_full(static_cast<std::size_t>(m) * m);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < m; ++j)
+      S_full[static_cast<std::size_t>(i) * m + j] =
+          S[static_cast<std::size_t>(std::min(i, j)) * (m + 2) + std::max(i, j)];
+  std::vector<double> Bd(B.begin(), B.end()), Dd(D.begin(), D.end());
+  std::vector<double> Sa = absolute(S_full), Ba = absolute(Bd), Da = absolute(Dd);
+  gemm_reference<double>(Trans::no, Trans::no, m, n, m, 1.1, Sa.data(), m, Ba.data(), n, 0.3, Da.data(),
+                         n);  // |S||B| + |D|
+  if constexpr (std::is_same_v<T, float>)
+    expt::kernels::ssymm_upper_left_on(backend, m, n, T(1.1), S.data(), m + 2, B.data(), n, T(0.3), D.data(), n);
+  else
+    expt::kernels::symm_upper_left<T>(m, n, T(1.1), S.data(), m + 2, B.data(), n, T(0.3), D.data(), n);
+  gemm_reference<double>(Trans::no, Trans::no, m, n, m, 1.1, S_full.data(), m, Bd.data(), n, 0.3, Dd.data(), n);
   for (std::size_t e = 0; e < D.size(); ++e) {
     INFO("symm element " << e);
-    REQUIRE(std::abs(static_cast<double>(D[e]) - static_cast<double>(D_ref[e])) <= tol);
+    REQUIRE(std::abs(static_cast<double>(D[e]) - Dd[e]) <= (m + 2) * unit_roundoff<T>() * Da[e]);
   }
 }
 
 }  // namespace
 
-TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (double)", "[gemm]") {
-  check_symmetric_products<double>(1e-12);
+TEST_CASE("syrk_upper, syrk_upper_trans and symm_upper_left equal the general reference product (double)", "[gemm]") {
+  check_symmetric_products<double>(GemmBackend::openblas, 37, 53, 29);
+  check_symmetric_products<double>(GemmBackend::openblas, 300, 41, 150);
 }
 
-TEST_CASE("syrk_upper and symm_upper_left equal the general reference product (float)", "[gemm]") {
-  check_symmetric_products<float>(1e-4);
+TEST_CASE("ssyrk and ssymm equal the general reference product on every backend", "[gemm]") {
+  for (GemmBackend backend : kBackends) {
+    INFO(expt::kernels::gemm_backend_name(backend));
+    check_symmetric_products<float>(backend, 37, 53, 29);
+    check_symmetric_products<float>(backend, 300, 41, 150);
+    check_symmetric_products<float>(backend, 128, 7, 129);
+  }
+}
+
+TEST_CASE("the float front end follows the selected backend bit for bit", "[gemm]") {
+  const int M = 33, N = 65, K = 129;
+  const auto A = expt::test::random_normal<float>(M * K, 31), B = expt::test::random_normal<float>(K * N, 32);
+  const GemmBackend before = expt::kernels::gemm_backend();
+  for (GemmBackend backend : kBackends) {
+    std::vector<float> via_front(M * N), direct(M * N);
+    expt::kernels::set_gemm_backend(backend);
+    expt::kernels::gemm<float>(Trans::no, Trans::yes, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, via_front.data(),
+                               N);
+    expt::kernels::sgemm_on(backend, Trans::no, Trans::yes, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f,
+                            direct.data(), N);
+    REQUIRE(std::memcmp(via_front.data(), direct.data(), direct.size() * sizeof(float)) == 0);
+  }
+  expt::kernels::set_gemm_backend(before);
+}
+
+TEST_CASE("backend names parse, and an unknown one is refused with the accepted values", "[gemm]") {
+  using expt::kernels::parse_gemm_backend;
+  REQUIRE(parse_gemm_backend("onednn") == GemmBackend::onednn);
+  REQUIRE(parse_gemm_backend("openblas") == GemmBackend::openblas);
+  REQUIRE_THROWS_WITH(parse_gemm_backend("mkl"), Catch::Contains("expected onednn or openblas"));
 }
 
 TEST_CASE("BLAS accounting counts every call's flops while on, nothing while off", "[gemm]") {
-  using expt::kernels::Trans;
   std::vector<float> a(6 * 5, 0.5f), b(5 * 4, 0.25f), c(6 * 6, 0.0f);
   const auto before = expt::kernels::blas_totals();
   expt::kernels::gemm<float>(Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
@@ -133,13 +269,87 @@ TEST_CASE("BLAS accounting counts every call's flops while on, nothing while off
   CHECK(off.flops == before.flops);
 
   expt::kernels::set_blas_accounting(true);
-  expt::kernels::gemm<float>(Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
-  expt::kernels::syrk_upper<float>(6, 5, 1.0f, a.data(), 5, 0.0f, c.data(), 6);
-  expt::kernels::symm_upper_left<float>(6, 1, 1.0f, c.data(), 6, a.data(), 5, 0.0f, b.data(), 4);
-  expt::kernels::gemm<float>(Trans::no, Trans::no, 0, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+  for (GemmBackend backend : kBackends) {
+    expt::kernels::sgemm_on(backend, Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+    expt::kernels::ssyrk_upper_on(backend, false, 6, 5, 1.0f, a.data(), 5, 0.0f, c.data(), 6);
+    expt::kernels::ssymm_upper_left_on(backend, 6, 1, 1.0f, c.data(), 6, a.data(), 5, 0.0f, b.data(), 4);
+    expt::kernels::sgemm_on(backend, Trans::no, Trans::no, 0, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, c.data(), 4);
+  }
   expt::kernels::set_blas_accounting(false);
   const auto on = expt::kernels::blas_totals();
-  CHECK(on.calls - off.calls == 3);  // the empty product makes no BLAS call
-  CHECK(on.flops - off.flops == 2.0 * 6 * 4 * 5 + 6.0 * 7 * 5 + 2.0 * 6 * 6 * 1);
+  CHECK(on.calls - off.calls == 6);  // the empty products make no call; syrk on oneDNN counts once
+  CHECK(on.flops - off.flops == 2 * (2.0 * 6 * 4 * 5 + 6.0 * 7 * 5 + 2.0 * 6 * 6 * 1));
   CHECK(on.seconds >= off.seconds);
+}
+
+namespace {
+
+expt::kernels::CpuFeatures fake_cpu(std::vector<std::string> isa) {
+  expt::kernels::CpuFeatures cpu;
+  cpu.model = "Test CPU 9000";
+  cpu.isa = std::move(isa);
+  return cpu;
+}
+
+}  // namespace
+
+TEST_CASE("the start-up GEMM check warns when the kernels are narrower than the CPU, with the factor and the fix",
+          "[gemm]") {
+  using expt::kernels::gemm_mismatch_warning;
+  using expt::kernels::openblas_core_isa;
+  using expt::kernels::VectorIsa;
+  const auto avx512 = fake_cpu({"sse2", "sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw"});
+  const auto avx2 = fake_cpu({"sse2", "sse4_2", "avx", "fma", "avx2"});
+  REQUIRE(avx512.widest() == VectorIsa::avx512);
+  REQUIRE(avx2.widest() == VectorIsa::avx2);
+  REQUIRE(fake_cpu({"sse2", "avx", "avx2"}).widest() == VectorIsa::avx);  // AVX2 without FMA
+
+  // OpenBLAS's oldest core on an AVX-512 processor: 8x, named, with the fix.
+  const auto prescott = gemm_mismatch_warning("openblas", "Prescott", openblas_core_isa("Prescott"), avx512);
+  REQUIRE(prescott.has_value());
+  CHECK_THAT(*prescott, Catch::Contains("'Prescott'") && Catch::Contains("(sse)") && Catch::Contains("avx512") &&
+                            Catch::Contains("Test CPU 9000") && Catch::Contains("up to 8x") &&
+                            Catch::Contains("onednn"));
+  const auto haswell = gemm_mismatch_warning("openblas", "Haswell", openblas_core_isa("Haswell"), avx512);
+  REQUIRE(haswell.has_value());
+  CHECK_THAT(*haswell, Catch::Contains("up to 2x"));
+  // Matching kernels: silent.
+  CHECK_FALSE(gemm_mismatch_warning("openblas", "Haswell", openblas_core_isa("Haswell"), avx2).has_value());
+  CHECK_FALSE(gemm_mismatch_warning("openblas", "SkylakeX", openblas_core_isa("SkylakeX"), avx512).has_value());
+  CHECK_FALSE(gemm_mismatch_warning("openblas", "Zen", openblas_core_isa("zen"), avx2).has_value());
+  CHECK_FALSE(gemm_mismatch_warning("onednn", "avx512_core_bf16", VectorIsa::avx512, avx512).has_value());
+  // oneDNN limited below the CPU (DNNL_MAX_CPU_ISA): warned, with the oneDNN-side fix.
+  const auto limited = gemm_mismatch_warning("onednn", "avx2", VectorIsa::avx2, avx512);
+  REQUIRE(limited.has_value());
+  CHECK_THAT(*limited, Catch::Contains("up to 2x") && Catch::Contains("DNNL_MAX_CPU_ISA"));
+  // A core name the table does not know: its speed is unchecked, said so.
+  REQUIRE_FALSE(openblas_core_isa("Zen5").has_value());
+  const auto unknown = gemm_mismatch_warning("openblas", "Zen5", std::nullopt, avx512);
+  REQUIRE(unknown.has_value());
+  CHECK_THAT(*unknown, Catch::Contains("unchecked") && Catch::Contains("expt bench"));
+}
+
+TEST_CASE("this machine's CPU features are consistent with what the compiler was told", "[gemm]") {
+  const auto& cpu = expt::kernels::cpu_features();
+  CHECK_FALSE(cpu.model.empty());
+  CHECK(cpu.has("sse2"));  // every x86-64
+#if defined(__AVX2__)
+  CHECK(cpu.has("avx2"));  // the release preset builds with -march=native
+#endif
+#if defined(__AVX512F__)
+  CHECK(cpu.has("avx512f"));
+  CHECK(cpu.widest() == expt::kernels::VectorIsa::avx512);
+#endif
+  CHECK_THAT(expt::kernels::gemm_machine_summary(), Catch::Contains(cpu.model));
+}
+
+TEST_CASE("oneDNN runs the CPU's widest kernels unless DNNL_MAX_CPU_ISA limits it", "[gemm]") {
+  // ctest runs the [gemm] cases twice: as they are, and with DNNL_MAX_CPU_ISA=AVX2 (the AVX2
+  // kernels every x86 server since 2013 has, tested on AVX-512 machines too).
+  const char* limit = std::getenv("DNNL_MAX_CPU_ISA");
+  const auto widest = expt::kernels::cpu_features().widest();
+  if (limit != nullptr && std::string(limit) == "AVX2")
+    CHECK(expt::kernels::onednn_isa() == std::min(widest, expt::kernels::VectorIsa::avx2));
+  else
+    CHECK(expt::kernels::onednn_isa() == widest);
 }

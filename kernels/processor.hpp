@@ -1,0 +1,55 @@
+// What the processor is and what each GEMM backend runs on it, and the start-up check that they
+// agree ("never silently slow", docs/performance.md).
+//
+// The CPU's instruction sets come from cpuid (leaf 1, leaf 7 subleaves 0 and 1) and the OS's
+// XCR0 register: AVX and AVX-512 count only when the OS saves their registers. OpenBLAS picks its
+// kernels from a table of CPU models known to its release (or from OPENBLAS_CORETYPE), so on a
+// newer processor it can fall back to an old core ("Prescott": SSE3) or, when forced, to a
+// narrower one than the CPU has; oneDNN's JIT dispatches on the instruction sets themselves.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace expt::kernels {
+
+// The widest fp32 vector level a GEMM kernel can use, in order. (AMX multiplies bf16 and int8
+// only, so for fp32 an AMX processor is an avx512 one.)
+enum class VectorIsa { sse, avx, avx2, avx512 };
+const char* vector_isa_name(VectorIsa isa);
+
+struct CpuFeatures {
+  std::string model;             // cpuid brand string, e.g. "AMD EPYC 9R14 96-Core Processor"
+  std::vector<std::string> isa;  // e.g. {"sse4_2", "avx", "fma", "avx2", "avx512f", ..., "avx512_bf16", "amx_bf16"}
+  bool has(std::string_view name) const;
+  VectorIsa widest() const;      // avx512 (avx512f), avx2 (avx2 + fma), avx, sse
+  std::string isa_list() const;  // space-separated
+};
+
+// This machine (cpuid + xgetbv; computed once).
+const CpuFeatures& cpu_features();
+
+// OpenBLAS's kernel (openblas_get_corename(), e.g. "Haswell") and the vector level that kernel
+// uses; nullopt for a name this table does not know.
+std::string openblas_core_name();
+std::optional<VectorIsa> openblas_core_isa(std::string_view core);
+
+// oneDNN's effective ISA for its JIT kernels (e.g. "avx512_core_bf16") and its vector level.
+std::string onednn_isa_name();
+VectorIsa onednn_isa();
+
+// The one line `expt` prints at start-up when the float GEMM backend in use runs kernels narrower
+// than the processor's widest vector level, or nullopt when they agree. Pure (unit-tested with
+// fake names): `backend` is "openblas" or "onednn", `kernel_isa` the level that backend runs
+// (nullopt: unknown kernel name), `kernel` its name as the library reports it.
+std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::string_view kernel,
+                                                 std::optional<VectorIsa> kernel_isa, const CpuFeatures& cpu);
+
+// The check above for this process's backend, and a one-line description for logs and `expt
+// bench`: "CPU AMD EPYC (avx512, isa: ...); GEMM onednn (avx512_core_bf16)".
+std::optional<std::string> gemm_startup_warning();
+std::string gemm_machine_summary();
+
+}  // namespace expt::kernels
