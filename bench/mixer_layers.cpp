@@ -16,6 +16,7 @@
 // runs this against the PyTorch peer of the same layer.
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include "core/util/random.hpp"
 #include "experiments/cli/bench_command.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/sgemm_peak.hpp"
 
 namespace {
 
@@ -84,7 +86,10 @@ int run(int argc, char** argv) {
   const int B = cfg.train.batch_size, L = cfg.task.seq_len, d = m.d_model;
 
   kernels::set_blas_threads(1);
-  const double sgemm = experiments::sgemm_peak_gflops({512, 1024}, 5);
+  // The better of the two backends in this process (expt bench also probes OpenBLAS's other core
+  // types in child processes, which this program, not being `expt`, cannot start).
+  const double sgemm = std::max(kernels::sgemm_rate_gflops(kernels::GemmBackend::onednn, {512, 1024}, 5),
+                                kernels::sgemm_rate_gflops(kernels::GemmBackend::openblas, {512, 1024}, 5));
 
   nn::ParameterStore<float> store;
   auto mixer = nn::make_mixer(store, "blocks.0.mixer.", m);

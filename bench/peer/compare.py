@@ -7,9 +7,11 @@
 
 For every (mixer, optimizer, d_model) case it runs `expt bench` and peer_bench.py in turn, `repeats`
 times (expt, peer, expt, peer, ...), each as a fresh process with OMP_NUM_THREADS=1
-OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side), and prints
-the median tokens/s of each side, their ratio (also by process CPU time, steadier on a shared
-machine), expt's MFU against its in-run sgemm peak, the
+OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side). The peer
+runs at its best: its OpenBLAS forced (OPENBLAS_CORETYPE) to the fastest core type that computed
+correct results in expt bench's sgemm probes (or --peer-core). It prints the median tokens/s of each
+side, their ratio (also by process CPU time, steadier on a shared machine), expt's MFU against the
+machine's fp32 limit (the best sgemm probe of the run), the
 optimizer's share of expt's step (measured, and at the model's BLAS rate: the share its products
 alone would take), expt's peak RSS over the analytic bytes, and each side's BLAS time per step
 against the rest of its step (expt: its kernels/gemm calls; peer: the aten BLAS operators under
@@ -29,9 +31,21 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PINNED = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=PINNED).stdout
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env or PINNED).stdout
     return json.loads(out)
+
+
+def peer_environment(expt_run, core=None):
+    """The peer at its best: its OpenBLAS forced to the fastest core type that computed correct
+    results in expt bench's probes (or `core`), OPENBLAS_L2_SIZE unset with it."""
+    if core is None:
+        good = [p for p in expt_run["sgemm_probes"]
+                if p["backend"] == "openblas" and p["correct"] and not p["error"]]
+        core = max(good, key=lambda p: p["gflops"])["kernel"]
+    env = {k: v for k, v in PINNED.items() if k != "OPENBLAS_L2_SIZE"}
+    env["OPENBLAS_CORETYPE"] = core
+    return env
 
 
 def main():
@@ -45,6 +59,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--peer-core", help="OpenBLAS core type for the peer (default: the fastest correct one "
+                    "expt bench measured)")
     args = ap.parse_args()
 
     rows, record = [], []
@@ -64,7 +80,8 @@ def main():
                 for _ in range(args.repeats):
                     expt_runs.append(run_json([args.expt, "bench", config, *set_args, *steps, "--format", "json"]))
                     peer_runs.append(run_json([sys.executable, os.path.join(HERE, "peer_bench.py"), config, "--expt",
-                                               args.expt, *set_args, *steps]))
+                                               args.expt, *set_args, *steps],
+                                              env=peer_environment(expt_runs[0], args.peer_core)))
                 if expt_runs[0]["n_params"] != peer_runs[0]["n_params"]:
                     raise SystemExit(f"parameter counts differ: expt {expt_runs[0]['n_params']}, "
                                      f"peer {peer_runs[0]['n_params']}")
@@ -93,7 +110,13 @@ def main():
                                "expt_mfu_cpu": mfu_cpu, "expt_optimizer_share": share,
                                "expt_optimizer_share_at_model_rate": share_arith,
                                "expt_rss_over_analytic": rss, "expt_blas_s": e_blas, "expt_outside_blas_s": e_out,
-                               "peer_blas_s": p_blas, "peer_outside_blas_s": p_out, "expt_runs": expt_runs, "peer_runs": peer_runs})
+                               "peer_blas_s": p_blas, "peer_outside_blas_s": p_out,
+                               "peer_openblas_core": peer_runs[0]["openblas_core"],
+                               "machine": expt_runs[0]["machine"], "sgemm_peak_gflops": expt_runs[0]["sgemm_peak_gflops"],
+                               "expt_runs": expt_runs, "peer_runs": peer_runs})
+    if record:
+        print(f"\nmachine: {record[0]['machine']}; sgemm peak {record[0]['sgemm_peak_gflops']:.1f} GFLOP/s; "
+              f"peer OpenBLAS core {record[0]['peer_openblas_core']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"sets": args.sets, "repeats": args.repeats, "steps": args.steps, "cases": record}, f, indent=1)

@@ -29,6 +29,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import expt_peer  # noqa: E402
 
 
+def openblas_core():
+    """The kernel set of the OpenBLAS this torch calls for fp32 mm (the process's libopenblas)."""
+    import ctypes
+    try:  # RTLD_NOLOAD: only if torch already loaded it (a second copy would pick its own core)
+        lib = ctypes.CDLL("libopenblas.so.0", mode=os.RTLD_NOLOAD)
+    except OSError:
+        return "not loaded"
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    return lib.openblas_get_corename().decode()
+
+
 def resolve_config(expt, config, sets):
     cmd = [expt, "validate", config, "--print"] + [a for s in sets for a in ("--set", s)]
     return yaml.safe_load(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -122,6 +133,7 @@ def main():
     out = {
         "side": "pytorch",
         "torch": torch.__version__,
+        "openblas_core": openblas_core(),
         "threads": torch.get_num_threads(),
         "config": {"mixer": cfg["model"]["mixer"]["type"], "optimizer": cfg["optimizer"]["type"],
                    "d_model": cfg["model"]["d_model"], "n_layers": cfg["model"]["n_layers"], "batch": B,

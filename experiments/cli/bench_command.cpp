@@ -25,9 +25,11 @@
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "experiments/cli/exit_codes.hpp"
+#include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/threads.hpp"
 #include "experiments/trial/training_step.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/processor.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"
 #include "optimizers/schedule.hpp"
@@ -82,8 +84,8 @@ static_assert(kPhases == kStepPhases && kOptimizer == static_cast<int>(StepPhase
 constexpr const char* kPhaseNames[kPhases] = {"data", "forward", "backward", "reduce", "optimizer"};
 
 struct BenchResult {
-  int threads = 1;  // BLAS threads per rank
-  double sgemm_gflops = 0;
+  int threads = 1;        // BLAS threads per rank
+  MachinePeak peak;       // measured before MPI started (experiments/cli/machine_peak.hpp)
   double step_s = 0;      // mean wall time of a timed step
   double cpu_step_s = 0;  // mean process CPU time of a timed step
   double phase_s[kPhases] = {};
@@ -125,29 +127,6 @@ double bench_activation_floats_per_token(const config::ModelConfig& cfg, int voc
   // the mixer's and the MLP's saved tensors. Model: final block output, final norm, logits, dlogits.
   const double block = d + (m.type != "none" ? d : 0) + (mlp > 0 ? 2 * d : 0) + mixer + mlp;
   return cfg.n_layers * block + 2 * d + 2.0 * vocab;
-}
-
-double sgemm_peak_gflops(const std::vector<int>& sizes, int repeats) {
-  double best = 0;
-  for (int n : sizes) {
-    const std::size_t nn = static_cast<std::size_t>(n) * n;
-    std::vector<float> a(nn), b(nn), c(nn, 0.0f);
-    for (std::size_t i = 0; i < nn; ++i) {
-      a[i] = static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f;
-      b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f;
-    }
-    // One untimed product warms the caches and OpenBLAS's buffers.
-    kernels::gemm<float>(kernels::Trans::no, kernels::Trans::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                         c.data(), n);
-    for (int r = 0; r < repeats; ++r) {
-      const auto t0 = Clock::now();
-      kernels::gemm<float>(kernels::Trans::no, kernels::Trans::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                           c.data(), n);
-      const double s = seconds(t0, Clock::now());
-      best = std::max(best, 2.0 * n * static_cast<double>(n) * n / s * 1e-9);
-    }
-  }
-  return best;
 }
 
 namespace {
@@ -206,10 +185,9 @@ class PhaseClock final : public StepWatcher {
 // and optimizer as `expt run`; only the training loop's bookkeeping (norms, metrics, evaluation,
 // checkpoints) is left out.
 BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, const BenchOptions& opt,
-                      nlohmann::json& info) {
+                      MachinePeak peak, nlohmann::json& info) {
   BenchResult res;
-  kernels::set_blas_threads(1);
-  res.sgemm_gflops = sgemm_peak_gflops({512, 1024}, 5);
+  res.peak = std::move(peak);
   res.threads = resolve_blas_threads(opt.threads);
   kernels::set_blas_threads(res.threads);
   res.rss_baseline = peak_rss_bytes();
@@ -309,10 +287,17 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["tokens_per_cpu_s"] = tokens_per_step / r.cpu_step_s;
   j["flops_per_token"] = flops;
   j["achieved_gflops"] = achieved_gflops;
-  j["sgemm_peak_gflops"] = r.sgemm_gflops;
+  j["machine"] = kernels::gemm_machine_summary();
+  j["gemm_backend"] = kernels::gemm_backend_name(kernels::gemm_backend());
+  j["sgemm_peak_gflops"] = r.peak.gflops;  // the machine's limit: the best correct probe
+  j["sgemm_peak_source"] = r.peak.source;
+  j["sgemm_probes"] = to_json(r.peak);
+  j["backend_sgemm_gflops"] = r.peak.backend_gflops;
   // Against every core the step may use; CPU time already sums the threads of a process.
-  j["mfu"] = achieved_gflops / (ranks * r.threads * r.sgemm_gflops);
-  j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.sgemm_gflops);
+  j["mfu"] = achieved_gflops / (ranks * r.threads * r.peak.gflops);
+  j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.peak.gflops);
+  // The same against the sgemm of the backend in use (the "same-library" figure).
+  j["mfu_backend"] = achieved_gflops / (ranks * r.threads * r.peak.backend_gflops);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
   const auto rate = [](double count, double s) { return s > 0 ? count / s * 1e-9 : 0.0; };
@@ -376,10 +361,24 @@ std::string to_table(const nlohmann::json& j) {
                    j["tokens_per_s"].get<double>(), j["tokens_per_cpu_s"].get<double>());
   s += fmt::format("  model FLOPs     {:.3g} per token, {:.2f} GFLOP/s\n", j["flops_per_token"].get<double>(),
                    j["achieved_gflops"].get<double>());
-  s += fmt::format("  sgemm peak      {:.2f} GFLOP/s (1 thread, n = 512 and 1024, best of 5)\n",
-                   j["sgemm_peak_gflops"].get<double>());
-  s += fmt::format("  MFU             {:.1f} % of ranks x threads x sgemm peak (by CPU time: {:.1f} %)\n",
-                   100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>());
+  s += fmt::format("  machine         {}\n", j["machine"].get<std::string>());
+  s += "  sgemm probes    1 thread, n = 512 and 1024, best of 5:\n";
+  for (const auto& p : j["sgemm_probes"]) {
+    const std::string what = p["backend"].get<std::string>() + " " + p["kernel"].get<std::string>() + " (" +
+                             p["how"].get<std::string>() + ")";
+    if (!p["error"].get<std::string>().empty())
+      s += fmt::format("                  {}: {}\n", what, p["error"].get<std::string>());
+    else
+      s += fmt::format("                  {}: {:.2f} GFLOP/s{}\n", what, p["gflops"].get<double>(),
+                       p["correct"].get<bool>() ? "" : " (WRONG RESULTS: not counted)");
+  }
+  s += fmt::format("  sgemm peak      {:.2f} GFLOP/s, the machine's fp32 limit: {}\n",
+                   j["sgemm_peak_gflops"].get<double>(), j["sgemm_peak_source"].get<std::string>());
+  s += fmt::format(
+      "  MFU             {:.1f} % of ranks x threads x sgemm peak (by CPU time: {:.1f} %); {:.1f} % of the {} "
+      "backend's own sgemm ({:.2f} GFLOP/s)\n",
+      100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>(), 100 * j["mfu_backend"].get<double>(),
+      j["gemm_backend"].get<std::string>(), j["backend_sgemm_gflops"].get<double>());
   s += "  phase           ms/step   share    BLAS ms  BLAS GFLOP  GFLOP/s  calls\n";
   for (const char* p : kPhaseNames) {
     const auto& ph = j["phases"][p];
@@ -416,6 +415,14 @@ std::string to_table(const nlohmann::json& j) {
 
 int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
                   const BenchOptions& options) {
+  // The machine's limit first: its probes start child processes, which is safe before MPI_Init.
+  MachinePeak peak;
+  try {
+    peak = measure_machine_peak();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "expt bench: %s\n", e.what());
+    return kExitFailed;
+  }
   const comm::WorldCommunicator world = comm::open_world_communicator(&argc, &argv);
   comm::Communicator* comm = world.comm.get();
   const int rank = comm->rank();
@@ -442,7 +449,7 @@ int bench_command(int argc, char** argv, const std::string& config_path, const s
   }
   try {
     nlohmann::json info;
-    const BenchResult result = run_bench(cfg, *comm, options, info);
+    const BenchResult result = run_bench(cfg, *comm, options, std::move(peak), info);
     if (rank == 0) {
       const auto j = to_json(cfg, result, info, comm->size(), options.steps, options.warmup);
       if (options.format == "json")

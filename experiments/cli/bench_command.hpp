@@ -34,10 +34,6 @@ struct BenchOptions {
 // (chunk states, recomputed in backward) is not counted. Formula per mixer in docs/performance.md.
 double bench_activation_floats_per_token(const config::ModelConfig& cfg, int vocab);
 
-// Best single-thread sgemm GFLOP/s over square sizes `sizes` (2 n^3 flops per product, best of
-// `repeats`).
-double sgemm_peak_gflops(const std::vector<int>& sizes, int repeats);
-
 // argc/argv go to MPI_Init when launched by mpirun (data-parallel benchmark over the ranks).
 int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
                   const BenchOptions& options);

@@ -16,6 +16,7 @@
 #include "experiments/cli/bench_command.hpp"
 #include "experiments/cli/data_commands.hpp"
 #include "experiments/cli/exit_codes.hpp"
+#include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
@@ -110,6 +111,8 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
   bench->add_option("--threads", bench_options.threads,
                     "BLAS threads per rank: a number, or auto = this node's cores / its ranks (default 1)");
+  // expt bench's child process for one OpenBLAS core type (experiments/cli/machine_peak.hpp).
+  auto* sgemm_probe = app.add_subcommand("sgemm-probe", "")->group("");
 
   try {
     app.parse(argc, argv);
@@ -145,6 +148,7 @@ int run_cli(int argc, char** argv) {
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);
+  if (*sgemm_probe) return sgemm_probe_command(std::cout);
   if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);
   return run_command(argc, argv, run_args.config, run_args.sets, out, progress);
 }

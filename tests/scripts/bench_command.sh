@@ -10,7 +10,7 @@ tiny=(--set model.d_model=32 --set model.n_layers=1 --set task.seq_len=32 --set 
 
 "$EXPT" bench "$config" "${tiny[@]}" --steps 2 --warmup 1 > "$work/table.txt" 2>&1 \
   || die "expt bench (table) failed: $(cat "$work/table.txt")"
-for field in "tokens/s" "MFU" "sgemm peak" "optimizer" "peak RSS" "analytic" "BLAS"; do
+for field in "tokens/s" "MFU" "sgemm peak" "sgemm probes" "machine" "optimizer" "peak RSS" "analytic" "BLAS"; do
   grep -q "$field" "$work/table.txt" || die "table lacks '$field': $(cat "$work/table.txt")"
 done
 # AdamW (the config's optimizer) makes no BLAS call, so the table has no optimizer-products line.
@@ -31,6 +31,16 @@ assert abs(j["tokens_per_s"] - c["batch"] * c["seq_len"] / j["step_s"]) <= 1e-6 
 assert abs(j["steps_per_s"] * j["step_s"] - 1) < 1e-9
 assert j["sgemm_peak_gflops"] > 0 and j["flops_per_token"] > 6 * j["n_params_nonembed"]
 assert abs(j["mfu"] - j["achieved_gflops"] / j["sgemm_peak_gflops"]) < 1e-9
+# The machine's limit is the best correct probe (both backends in process, OpenBLAS's other core
+# types in children), never below the backend in use; the second MFU is against that backend.
+probes = j["sgemm_probes"]
+assert {p["backend"] for p in probes} >= {"onednn", "openblas"}, probes
+assert all(p["how"] for p in probes) and sum(p["how"] == "in process" for p in probes) == 2, probes
+good = [p["gflops"] for p in probes if p["correct"] and not p["error"]]
+assert j["sgemm_peak_gflops"] == max(good), (j["sgemm_peak_gflops"], probes)
+assert j["backend_sgemm_gflops"] <= j["sgemm_peak_gflops"] and j["gemm_backend"] in ("onednn", "openblas")
+assert abs(j["mfu_backend"] - j["achieved_gflops"] / j["backend_sgemm_gflops"]) < 1e-9
+assert j["gemm_backend"] in j["machine"] and j["sgemm_peak_source"], j["machine"]
 phases = j["phases"]
 assert set(phases) == {"data", "forward", "backward", "reduce", "optimizer"}, phases
 assert all(p["s"] >= 0 for p in phases.values())
@@ -67,6 +77,24 @@ for name in ("inputs1.i32", "targets2.i32"):
     assert os.path.getsize(os.path.join(d, name)) == 4 * man["batch"] * man["seq_len"], name
 PY
 done
+
+# A forced backend is used and reported; an unknown one is refused before anything runs; OpenBLAS
+# forced to its oldest (SSE3) kernels on any AVX machine draws the start-up warning, with the fix.
+EXPT_GEMM_BACKEND=openblas "$EXPT" bench "$config" "${tiny[@]}" --steps 1 --warmup 0 --format json \
+  > "$work/openblas.json" 2> "$work/openblas.err" || die "EXPT_GEMM_BACKEND=openblas failed: $(cat "$work/openblas.err")"
+"$EXPT_PYTHON" -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["gemm_backend"] == "openblas", j["machine"]' \
+  "$work/openblas.json" || die "the forced backend is not the one reported"
+if EXPT_GEMM_BACKEND=mkl "$EXPT" bench "$config" --steps 1 > "$work/bad.txt" 2>&1; then die "EXPT_GEMM_BACKEND=mkl accepted"; fi
+grep -q "EXPT_GEMM_BACKEND: unknown GEMM backend 'mkl'; expected onednn or openblas" "$work/bad.txt" \
+  || die "unknown backend message: $(cat "$work/bad.txt")"
+if grep -qw avx /proc/cpuinfo; then
+  EXPT_GEMM_BACKEND=openblas OPENBLAS_CORETYPE=Prescott "$EXPT" bench "$config" "${tiny[@]}" --steps 1 --warmup 0 \
+    > "$work/prescott.txt" 2>&1 || die "bench on Prescott kernels failed: $(cat "$work/prescott.txt")"
+  grep -q "expt: warning: GEMM backend openblas runs its 'Prescott' kernels (sse) on a CPU with" "$work/prescott.txt" \
+    || die "no start-up warning for Prescott kernels: $(cat "$work/prescott.txt")"
+  grep -q "OPENBLAS_CORETYPE=Prescott is set" "$work/prescott.txt" || die "the warning does not say why"
+  if grep -q "expt: warning" "$work/table.txt"; then die "warning with the default backend: $(cat "$work/table.txt")"; fi
+fi
 
 if "$EXPT" bench "$config" --steps 0 > "$work/bad.txt" 2>&1; then die "--steps 0 was accepted"; fi
 if "$EXPT" bench "$config" --format yaml > "$work/bad.txt" 2>&1; then die "--format yaml was accepted"; fi

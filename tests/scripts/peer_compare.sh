@@ -2,7 +2,8 @@
 # bench/peer/compare.py end to end at a tiny size: expt bench and the PyTorch peer alternated, the
 # JSON record parses and its figures are consistent (ratio = expt / peer tokens/s; both sides' BLAS
 # time within their step, the peer's from torch.profiler; expt's optimizer share at the model's
-# BLAS rate within (0, 1) for Muon). Skipped (exit 77) when python3-torch is not installed.
+# BLAS rate within (0, 1) for Muon; the peer on the fastest correct OpenBLAS core of expt's sgemm
+# probes). Skipped (exit 77) when python3-torch is not installed.
 source "$(dirname "$0")/lib.sh"
 "$EXPT_PYTHON" -c "import torch" 2> /dev/null || { echo "python3-torch not installed: skipped"; exit 77; }
 "$EXPT_PYTHON" "$EXPT_SOURCE_DIR/bench/peer/compare.py" --expt "$EXPT" --mixers gla --optimizers muon --d-models 32 \
@@ -22,5 +23,9 @@ assert 0 < p["blas"]["s"] and p["blas"]["calls"] > 0 and "aten::mm" in p["blas"]
 assert abs(case["peer_outside_blas_s"] - (p["step_s"] - p["blas"]["s"])) < 1e-12
 assert 0 < case["expt_optimizer_share_at_model_rate"] < 1, case["expt_optimizer_share_at_model_rate"]
 assert len(p["losses"]) == 3, p["losses"]  # warmup + steps; the profiled steps are not reported
+# The peer ran on the fastest correct OpenBLAS core of expt's probes, and says which it loaded.
+good = [q for q in e["sgemm_probes"] if q["backend"] == "openblas" and q["correct"] and not q["error"]]
+assert p["openblas_core"] == max(good, key=lambda q: q["gflops"])["kernel"], (p["openblas_core"], good)
+assert case["peer_openblas_core"] == p["openblas_core"] and case["machine"] == e["machine"]
 PY
 echo "compare.py: table and record OK"
