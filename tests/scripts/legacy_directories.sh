@@ -53,6 +53,22 @@ close "$fixtures/trial_finished/result.h5" "$work/dropped/result.h5" 4 \
 run "$work/trial_interrupted" --set seed=2 > "$work/other.out" 2>&1 && die "a legacy directory accepted another config"
 grep -q "already holds trial" "$work/other.out" || die "unexpected refusal: $(cat "$work/other.out")"
 
+# Its sweep.h5 (one 256-byte point text, no typed axes) is refused by both readers, saying how to
+# rewrite it, until the sweep is resumed.
+cp -r "$fixtures/sweep" "$work/old_index"
+"$EXPT" analyze "$work/old_index" > "$work/old_index.out" 2>&1 && die "analyze read an old sweep.h5"
+grep -q "written by an older expt.*run the sweep's .expt sweep. command again" "$work/old_index.out" \
+  || die "unexpected analyze message: $(cat "$work/old_index.out")"
+"$EXPT_PYTHON" -c "
+import sys; sys.path.insert(0, '$EXPT_SOURCE_DIR/analysis/python')
+from sweep_reader import load_trials
+try:
+    load_trials('$work/old_index')
+except ValueError as e:
+    assert 'older expt' in str(e), e
+else:
+    sys.exit('load_trials read an old sweep.h5')" || die "the Python reader accepted an old sweep.h5"
+
 # The sweep: two finished trials, one interrupted at its checkpoint, one never started.
 legacy_ids=$(ls "$work/sweep/trials")
 "$EXPT" sweep "$fixtures/study.yaml" --out "$work/sweep" > "$work/sweep.out" 2>&1 || die "sweep resume failed: $(cat "$work/sweep.out")"
