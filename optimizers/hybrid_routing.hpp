@@ -1,4 +1,4 @@
-// Routing of the hybrid optimizers (Muon, DCT-AdamW; optimizers.md 0.1 and 2.4): hidden matrices
+// Routing of the hybrid optimizers (Muon, DCT-AdamW; docs/optimizers.md "Routing"): hidden matrices
 // go to the main optimizer, everything else to an internal AdamW. The rules, in first-match order:
 //
 //   adam_pattern_<k>  role matrix, name matches the k-th glob of cfg.adam_patterns
@@ -30,17 +30,9 @@ struct HybridRouting {
   std::vector<GroupRule> adam_rules;      // rules without <main>, for the AdamW part
 };
 
-// Splits a comma-separated glob list ("" gives none).
-std::vector<std::string> split_patterns(const std::string& list);
-
 // Builds the routing above. Throws std::invalid_argument when a parameter routed to the main
 // optimizer is not 2-D.
 HybridRouting route_hybrid(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params,
                            const std::string& main_group);
-
-// Checks that `params` lists the parameters `expected` (same count, names and sizes) and throws
-// std::invalid_argument naming the first mismatch otherwise.
-void check_param_refs(const std::string& optimizer, std::span<const ParamRef> params,
-                      const std::vector<nn::ParamInfo>& expected);
 
 }  // namespace expt::optim

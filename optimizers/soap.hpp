@@ -1,4 +1,4 @@
-// SOAP: Adam in the eigenbasis of Shampoo's Kronecker factors (optimizers.md section 3, reference
+// SOAP: Adam in the eigenbasis of Shampoo's Kronecker factors (docs/derivations/soap.md, reference
 // soap.py semantics). For W (m x n) with gradient G, per preconditioned side:
 //
 //   call 1:  L = (1−β_s)·G Gᵀ,  R = (1−β_s)·Gᵀ G,  Q_L, Q_R = eigenvectors (descending);
@@ -15,7 +15,7 @@
 // first eligible axis; 1-D parameters (and 2-D ones that merge_dims flattens to one axis) are Adam
 // with HF-style ε, decay after the step and a skipped first call. block_size B > 0 cuts every
 // preconditioned axis longer than B into blocks of B (the last one shorter), each block an
-// independent SOAP problem (Levanter's blocking). Eigen guards of section 7: L and R are symmetrised
+// independent SOAP problem (Levanter's blocking). Eigen guards (docs/derivations/soap.md): L and R are symmetrised
 // and get 1e-12·trace/size·I before the eigensolver; a zero statistic keeps the basis (identity
 // at init).
 //
@@ -51,10 +51,9 @@ class Soap : public Optimizer {
   std::string name() const override { return "soap"; }
   // Allocates nothing after the first call, refresh steps included.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
-  // Per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}".
-  // Sharded, a collective that gathers each preconditioned parameter's blocks from its owner.
-  StateDict state() const override;
-  void load_state(const StateDict& state) override;
+  // State: per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}"
+  // (double; L and R whole). Sharded, state() gathers each preconditioned parameter's blocks from
+  // its owner.
   // With cfg.shard and more than one rank: each parameter with a preconditioned side has one owner
   // rank (matrix_ownership.hpp), by the cost of preconditioned_cost(). The owner alone keeps the
   // blocks' M, V, L, Q_L, R, Q_R (the other ranks free them), computes the update and broadcasts
@@ -92,6 +91,8 @@ class Soap : public Optimizer {
  private:
   // Sizes M, V, L, Q_L, R, Q_R of a block for its shape (zeros), or frees them.
   static void allocate(Block& b, bool keep);
+  // The float copies of the loaded bases.
+  void after_load() override;
 
   struct ParamState {
     std::size_t first_block = 0, block_count = 0;

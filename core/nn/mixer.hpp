@@ -1,4 +1,4 @@
-// The sequence mixer of a block (layers.md 1.1, 2.1, 2.3, 3.5): a module that maps the normalised
+// The sequence mixer of a block (docs/layers.md): a module that maps the normalised
 // residual stream x [batch*seq_len, d_model] to y [batch*seq_len, d_model], mixing information
 // along time causally. Implementations register their parameters in the constructor under the
 // prefix "blocks.<i>.mixer." and cache what backward needs during forward (llm.c style, no tape).
@@ -38,9 +38,9 @@ class Mixer {
   virtual double core_flops_per_token(int seq_len) const = 0;
 };
 
-// The mixer of cfg.mixer.type (attention, gla, deltanet, deltaproduct, gated_deltaproduct) for a
-// model of width cfg.d_model; nullptr for `none`. Throws std::invalid_argument on an unknown type
-// or on sizes the layer cannot split into heads.
+// The mixer of cfg.mixer.type (a type of config::mixer_types()) for a model of width cfg.d_model,
+// sized by the type's descriptor; nullptr for `none`. Throws std::invalid_argument on an unknown
+// type or on sizes the descriptor cannot split into heads.
 template <class T>
 std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string& prefix,
                                      const config::ModelConfig& cfg);

@@ -22,11 +22,13 @@ std::optional<config::TrialConfig> load_config_or_report(const std::string& path
   }
 }
 
-int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print) {
+int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal) {
   const auto cfg = load_config_or_report(path, sets, 0);
   if (!cfg) return kExitUsage;
   if (print) {
     std::fputs(config::to_canonical_yaml(*cfg).c_str(), stdout);
+  } else if (minimal) {
+    std::fputs(config::minimal_yaml(*cfg).c_str(), stdout);
   } else {
     std::fprintf(stderr, "%s: valid (trial id %s)\n", path.c_str(), config::config_hash(*cfg).c_str());
   }

@@ -1,4 +1,4 @@
-// M-FAC against optimizers.md 8.4: the dense oracle (partial window, full, wrap-around), the worked
+// M-FAC against docs/derivations/mfac.md: the dense oracle (partial window, full, wrap-around), the worked
 // example, the empty window, symmetry and positivity, D against a Cholesky-derived LU; the
 // incremental Cholesky window against the O(m³) reference and the dense solve (5000 inserts
 // too); the optimizer against a dense double reference, blocks, and the reference window's
@@ -144,7 +144,7 @@ TEST_CASE("M-FAC window stays accurate over 5000 inserts", "[optimizers][mfac]")
     }
 }
 
-TEST_CASE("M-FAC worked example of section 4.4", "[optimizers][mfac]") {
+TEST_CASE("M-FAC worked example of docs/derivations/mfac.md", "[optimizers][mfac]") {
   MfacReferenceWindow<double> w(2, 3, 0.5);
   MfacWindow<double> fast(2, 3, 0.5);
   const double g1[3] = {1, 2, 0}, g2[3] = {0, 1, -1}, x[3] = {1, 0, 1};
@@ -198,7 +198,7 @@ TEST_CASE("M-FAC D is the LU upper factor of eps K + m I minus m I", "[optimizer
 }
 
 TEST_CASE("M-FAC optimizer follows a dense double reference (momentum, both wd modes, blocks)", "[optimizers][mfac]") {
-  for (const char* wd_mode : {"coupled_l2", "decoupled_lr_scaled"})
+  for (auto wd_mode : {expt::config::WdMode::coupled_l2, expt::config::WdMode::decoupled_lr_scaled})
     for (int block : {0, 5}) {
       ParameterStore<float> store;
       store.add("w", {3, 3}, ParamRole::matrix);
@@ -219,7 +219,7 @@ TEST_CASE("M-FAC optimizer follows a dense double reference (momentum, both wd m
       std::vector<Vec> history;
       const double lr = 0.05;
       auto refs = param_refs(store);
-      const bool coupled = std::string(wd_mode) == "coupled_l2";
+      const bool coupled = wd_mode == expt::config::WdMode::coupled_l2;
       for (int t = 1; t <= 5; ++t) {
         const Vec g = gaussian(12, 7, t);
         for (int k = 0; k < 12; ++k) store.grads()[k] = static_cast<float>(g(k));
