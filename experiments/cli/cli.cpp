@@ -89,6 +89,9 @@ int run_cli(int argc, char** argv) {
   sweep->add_option("study", study_args.config, "Study file (YAML)")->required();
   sweep->add_option("--set", study_args.sets, "Override a study key (repeatable)");
   sweep->add_option("--out", sweep_out, "Sweep output directory (overrides the study's `out`)");
+  bool add_to_existing = false;
+  sweep->add_flag("--add-to-existing", add_to_existing,
+                  "Add this study's trials to a directory that holds another study's sweep");
   std::string status_dir;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
@@ -144,7 +147,7 @@ int run_cli(int argc, char** argv) {
     }
   }
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
-  if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
+  if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);

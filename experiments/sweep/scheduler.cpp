@@ -373,7 +373,11 @@ std::string Scheduler::summary_text() const {
   return s;
 }
 
-std::string resolved_study_yaml(const Planner& planner) {
+namespace {
+
+// The resolved study; without `run_settings` the `sweep:` section (how the trials are run, not
+// which trials there are) is left out.
+std::string resolved_yaml(const Planner& planner, bool run_settings) {
   const Study& st = planner.study();
   std::string y = "study: " + st.name + "\nsearch:\n";
   y += fmt::format("  strategy: {}\n", strategy_name(st.strategy));
@@ -390,8 +394,10 @@ std::string resolved_study_yaml(const Planner& planner) {
       y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
     y += "]\n";
   }
-  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\ncells:\n",
-                   st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
+  if (run_settings)
+    y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\n",
+                     st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
+  y += "cells:\n";
   for (std::size_t c = 0; c < planner.cells().size(); ++c) {
     const Cell& cell = planner.cells()[c];
     y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
@@ -412,5 +418,11 @@ std::string resolved_study_yaml(const Planner& planner) {
   }
   return y;
 }
+
+}  // namespace
+
+std::string resolved_study_yaml(const Planner& planner) { return resolved_yaml(planner, true); }
+
+std::string study_trials_yaml(const Planner& planner) { return resolved_yaml(planner, false); }
 
 }  // namespace expt::experiments
