@@ -1,4 +1,4 @@
-// What `expt analyze` computes from a sweep (docs/analysis.md; frameworks.md 2c, 3.3-3.7):
+// What `expt analyze` computes from a sweep (docs/analysis.md):
 //   - per cell (optimizer, model size, data ratio): the best point and its final loss (mean over
 //     the seeds finished), the near-best set (points below best + tolerance), a one-at-a-time
 //     ablation around the best, state counts, grid-edge warnings and the tuning budget spent;

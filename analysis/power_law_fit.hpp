@@ -1,4 +1,4 @@
-// The AdamW data-scaling fit of frameworks.md 3.5: L(D) = alpha * D^-B + beta, fitted by least
+// The AdamW data-scaling fit (docs/analysis.md "fit and residuals"): L(D) = alpha * D^-B + beta, fitted by least
 // squares in loss space to a model size's best AdamW final losses, and its inverse
 // D_eff(L) = (( L - beta ) / alpha)^(-1/B), the AdamW token budget that reaches loss L.
 //

@@ -11,8 +11,8 @@
 // GFLOP/s against the best single-thread OpenBLAS sgemm measured in the same run.
 //
 // FLOPs per token (forward+backward) = 6 * (matrix parameters of the layer) + core_flops_per_token(L)
-// (Mixer::core_flops_per_token: layers.md 1.5 / 2.7 chunk formulas, 3 x forward; attention
-// 6 (L + 1) d). The same count as Model::flops_per_token restricted to one mixer. bench/peer/compare_mixers.py
+// (Mixer::core_flops_per_token: the chunk formulas of docs/derivations/gla.md and
+// docs/derivations/delta_rule.md, 3 x forward; attention 6 (L + 1) d). The same count as Model::flops_per_token restricted to one mixer. bench/peer/compare_mixers.py
 // runs this against the PyTorch peer of the same layer.
 #include <time.h>
 

@@ -43,16 +43,16 @@ std::size_t virtual_rows(const DeltaProductShape& s) { return sz(s.batch) * sz(s
 template <class T>
 void delta_product_forward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
                            std::type_identity_t<T>* final_state, int chunk_size) {
-  delta_rule_interleaved_forward(DeltaRuleShape{s.batch, s.seq_len, s.heads, s.key_dim, s.value_dim},
-                                 s.householder_steps, scale, in, out, final_state, chunk_size);
+  delta_rule_interleaved_forward(static_cast<const RecurrentShape&>(s), s.householder_steps, scale, in, out,
+                                 final_state, chunk_size);
 }
 
 template <class T>
 void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                             const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
                             int chunk_size) {
-  delta_rule_interleaved_backward(DeltaRuleShape{s.batch, s.seq_len, s.heads, s.key_dim, s.value_dim},
-                                  s.householder_steps, scale, in, dout, dfinal_state, grads, chunk_size);
+  delta_rule_interleaved_backward(static_cast<const RecurrentShape&>(s), s.householder_steps, scale, in, dout,
+                                  dfinal_state, grads, chunk_size);
 }
 
 template <class T>

@@ -1,5 +1,5 @@
-// DeltaProduct (layers.md 2.3): n_h generalised Householder steps per token, on raw row-major
-// buffers. Per (batch, head), with the K-major state S in R^{d_k x d_v} and a_t = exp(g_t):
+// DeltaProduct (docs/derivations/delta_rule.md "DeltaProduct"): n_h generalised Householder steps
+// per token, on raw row-major buffers. Per (batch, head), with the K-major state S in R^{d_k x d_v} and a_t = exp(g_t):
 //   S_{t,0} = a_t S_{t-1}                                   (gate applied once per token)
 //   S_{t,j} = (I - beta_{t,j} k_{t,j} k_{t,j}^T) S_{t,j-1} + beta_{t,j} k_{t,j} v_{t,j}^T,  j = 1..n_h
 //   S_t = S_{t,n_h},   o_t = scale * S_t^T q_t              (query read once, after the last step)
@@ -31,12 +31,8 @@
 
 namespace expt::kernels {
 
-struct DeltaProductShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
+// The token sequence's shape (seq_len counts tokens) and the steps per token.
+struct DeltaProductShape : RecurrentShape {
   int householder_steps = 1;  // n_h
 };
 

@@ -8,6 +8,7 @@
 
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/reduction.hpp"
 
 namespace expt::kernels {
 
@@ -58,14 +59,6 @@ HeadSlice<T> head_slice(const DeltaRuleShape& s, const DeltaRuleInputs<T>& in, i
           steps};
 }
 
-// Offsets of (b, h) into a [B, T, H, D] buffer (token 0), a [B, T, H] buffer and a state buffer.
-std::size_t token_offset(const DeltaRuleShape& s, int b, int h, int dim) {
-  return (sz(b) * sz(s.seq_len) * sz(s.heads) + sz(h)) * sz(dim);
-}
-std::size_t state_offset(const DeltaRuleShape& s, int b, int h) {
-  return (sz(b) * sz(s.heads) + sz(h)) * sz(s.key_dim) * sz(s.value_dim);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Recurrent reference
 // ---------------------------------------------------------------------------------------------
@@ -98,7 +91,8 @@ void recurrent_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scal
   }
 }
 
-// Reverse-time backward of one head (layers.md 2.6.1). With D = dL/dS_t, walking t = T-1 .. 0:
+// Reverse-time backward of one head (docs/derivations/delta_rule.md "Recurrent backward"). With
+// D = dL/dS_t, walking t = T-1 .. 0:
 //   D   += s q_t do_t^T ;          dq_t = s S_t do_t
 //   du   = D^T k_t
 //   dk_t = D u_t - beta_t S' du ;  dv_t = beta_t du ;  dbeta_t = du . e_t   (e_t = v_t - S'^T k_t)
@@ -178,13 +172,13 @@ void recurrent_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T sca
 // One chunk of L tokens (rows i = 0..L-1 of Q, K [L, dk], V [L, dv]), entering state S_in:
 //   gamma_i = g_0 + ... + g_i          (local inclusive cumsum; 0 without a gate), Gamma_i = exp(gamma_i)
 //   decay_ij = exp(gamma_i - gamma_j)  for i >= j, 0 above the diagonal (exponent <= 0 for g <= 0; the
-//                                      upper triangle is never evaluated, layers.md 5.3 item 2)
-//   Lmat = tril(diag(beta) K K^T (.) decay, -1),   A = (I + Lmat)^{-1}  (unit lower triangular)
-//   Kb = diag(beta Gamma) K,  Vb = diag(beta) V,  W = A Kb,  U = A Vb
-//   Ũ = U - W S_in                                 (the pseudo-values u_i of the recurrence)
+//                                      upper triangle is never evaluated, docs/derivations/delta_rule.md)
+//   Lmat = tril(diag(beta) K K^T (.) decay, -1),   A = (I + Lmat)^{-1}  (unit lower; (U1), (U2))
+//   Kb = diag(beta Gamma) K,  Vb = diag(beta) V,  W = A Kb,  U = A Vb                        (U3)
+//   Ũ = U - W S_in                                 (the pseudo-values u_i of the recurrence; (U4))
 //   P = (Q K^T) (.) decay                          (causal, diagonal included)
-//   O = s [diag(Gamma) Q S_in + P Ũ]
-//   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K
+//   O = s [diag(Gamma) Q S_in + P Ũ]                                                         (U5)
+//   S_out = Gamma_{L-1} S_in + Kd^T Ũ,  Kd = diag(exp(gamma_{L-1} - gamma)) K                (U6)
 // Why: inside the chunk S_i = Gamma_i S_in + sum_{j<=i} exp(gamma_i - gamma_j) k_j u_j^T, and
 // substituting it into u_i = beta_i (v_i - a_i S_{i-1}^T k_i) gives (I + Lmat) Ũ = Vb - Kb S_in.
 //
@@ -284,28 +278,27 @@ ChunkedWorkspace<T>& chunked_workspace() {
   return ws;
 }
 
-// Fixed-order reductions for the chunked kernels. Each keeps 16 running partial sums (element m of
-// every whole block of 16 goes to lane m % 16), adds the lanes 0..15 in order, then the remaining
-// elements in order: the order depends only on the length, never on where the buffers lie (Eigen's
-// dot starts its vector loop at the first aligned element), and the lanes are one vector register.
-constexpr int kLanes = 16;
-template <class T>
-using Lanes = Eigen::Array<T, kLanes, 1>;
+// Fixed-order reductions for the chunked kernels, all in LaneOrder::in_order_then_tail
+// (kernels/reduction.hpp): 16 running partial sums (element m of every whole block of 16 goes to
+// lane m % 16), the lanes added 0..15 in order, then the remaining elements in order. The order
+// depends only on the length, never on where the buffers lie (Eigen's dot starts its vector loop at
+// the first aligned element), and the lanes are one vector value.
+constexpr int kLanes = static_cast<int>(kSumLanes);
+constexpr LaneOrder kOrder = LaneOrder::in_order_then_tail;
 
-template <class T>
-T sum_lanes(const Lanes<T>& part) {
-  T sum = 0;
-  for (int l = 0; l < kLanes; ++l) sum += part[l];
-  return sum;
-}
-
-// sum_m a[m] b[m]
+// sum_m a[m] b[m]. The products accumulate as an Eigen array expression, not as Lanes<T> or
+// lane_dot: those forms round some products differently (GCC fuses a multiply and an add into an
+// fma in some of these forms and not in others: lane_dot changed the float results, Lanes<T> the
+// double ones), and the kernel's results, the delta-rule models' losses among them, stay as they
+// were.
 template <class T>
 T dot(const T* a, const T* b, int n) {
-  Lanes<T> part = Lanes<T>::Zero();
+  using ArrayLanes = Eigen::Array<T, kLanes, 1>;
+  ArrayLanes part = ArrayLanes::Zero();
   int m = 0;
-  for (; m + kLanes <= n; m += kLanes) part += Eigen::Map<const Lanes<T>>(a + m) * Eigen::Map<const Lanes<T>>(b + m);
-  T sum = sum_lanes(part);
+  for (; m + kLanes <= n; m += kLanes)
+    part += Eigen::Map<const ArrayLanes>(a + m) * Eigen::Map<const ArrayLanes>(b + m);
+  T sum = fold_lanes<kOrder, T>(part);
   for (; m < n; ++m) sum += a[m] * b[m];
   return sum;
 }
@@ -314,15 +307,20 @@ T dot(const T* a, const T* b, int n) {
 // term_j = p_j dp_j is subtracted from dgam_j and its sum returned (for dgam_i); dp_j *= d_j.
 template <class T>
 T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
-  Lanes<T> part = Lanes<T>::Zero();
+  Lanes<T> part = {};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    const Lanes<T> term = Eigen::Map<const Lanes<T>>(p + j) * Eigen::Map<const Lanes<T>>(dp + j);
+    Lanes<T> pj, dpj, dj, gj;
+    load_lanes(p + j, pj);
+    load_lanes(dp + j, dpj);
+    load_lanes(d + j, dj);
+    load_lanes(dgam + j, gj);
+    const Lanes<T> term = pj * dpj;
     part += term;
-    Eigen::Map<Lanes<T>>(dgam + j) -= term;
-    Eigen::Map<Lanes<T>>(dp + j) *= Eigen::Map<const Lanes<T>>(d + j);
+    store_lanes(dgam + j, gj - term);
+    store_lanes(dp + j, dpj * dj);
   }
-  T sum = sum_lanes(part);
+  T sum = fold_lanes<kOrder, T>(part);
   for (; j < n; ++j) {
     const T term = p[j] * dp[j];
     sum += term;
@@ -337,18 +335,22 @@ T score_gate_terms(const T* p, T* dp, const T* d, T* dgam, int n) {
 // subtracting each term from dgam_j; then e_j <- e_j b d_j (E of chunk_backward).
 template <class T>
 T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n, T* gate_row) {
-  Lanes<T> part_beta = Lanes<T>::Zero(), part_gate = Lanes<T>::Zero();
+  Lanes<T> part_beta = {}, part_gate = {};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    const Eigen::Map<const Lanes<T>> dj(d + j);
-    Eigen::Map<Lanes<T>> ej(e + j);
-    part_beta += ej * Eigen::Map<const Lanes<T>>(kkt + j) * dj;
-    const Lanes<T> term = Eigen::Map<const Lanes<T>>(lmat + j) * ej;
+    Lanes<T> dj, ej, kktj, lj, gj;
+    load_lanes(d + j, dj);
+    load_lanes(e + j, ej);
+    load_lanes(kkt + j, kktj);
+    load_lanes(lmat + j, lj);
+    load_lanes(dgam + j, gj);
+    part_beta += ej * kktj * dj;
+    const Lanes<T> term = lj * ej;
     part_gate += term;
-    Eigen::Map<Lanes<T>>(dgam + j) -= term;
-    ej *= b * dj;
+    store_lanes(dgam + j, gj - term);
+    store_lanes(e + j, ej * (b * dj));
   }
-  T sum_beta = sum_lanes(part_beta), sum_gate = sum_lanes(part_gate);
+  T sum_beta = fold_lanes<kOrder, T>(part_beta), sum_gate = fold_lanes<kOrder, T>(part_gate);
   for (; j < n; ++j) {
     sum_beta += e[j] * kkt[j] * d[j];
     const T term = lmat[j] * e[j];
@@ -506,21 +508,21 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 // Backward of one chunk given dO (the per-token rows of dout, stride ld_out) and dH = dL/dS_out
 // [dk, dv]; overwrites dH with dL/dS_in and writes the chunk's rows of dk, dv, dbeta and its
 // tokens' rows of dq, dg. With Ũ, A, P, Kb from chunk_factors / chunk_scores (all products below
-// are [derived], layers.md 2.6.2 plus the gate; Q, P, dO, dP have the query rows only):
-//   dŨ    = s P^T dO + Kd dH
-//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)
+// are (B1)-(B7) of docs/derivations/delta_rule.md; Q, P, dO, dP have the query rows only):
+//   dŨ    = s P^T dO + Kd dH                                                     (B1)
+//   Y     = A^T dŨ                   (= dVb, since U = A Vb and dU = dŨ)          (B2)
 //   X     = A^T dW = -Y S_in^T       (= dKb; dW = -dŨ S_in^T from Ũ = U - W S_in, W = A Kb)
-//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y
-//   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q
+//   dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - W^T dŨ,  W^T dŨ = Kb^T Y      (B3)
+//   dP    = s dO Ũ^T (causal part);  dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T;  dK = (dP (.) decay)^T Q  (B4)
 //   dKd   = Ũ dH^T;                  dK += diag(exp(gamma_{L-1} - gamma)) dKd
-//   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i
-//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1):
+//   dK += diag(beta Gamma) X;  dV = diag(beta) Y;  dbeta_i = Gamma_i k_i . x_i + v_i . y_i   (B5)
+//   dLmat = -tril(A^T dA A^T, -1) with dA = dW Kb^T + dU Vb^T, which is -tril(Y Ũ^T, -1)   (B6):
 //     A^T dA A^T = X W^T + Y U^T = Y (U - W S_in)^T.  (Only the strict lower part of dA matters, A
 //     staying unit lower; its upper part with the diagonal, times the upper triangular A^T on both
 //     sides, stays upper, so the full dA gives the same strict lower part.)
 //   With Lmat_ij = beta_i (k_i . k_j) decay_ij:
 //     dbeta_i += sum_j dLmat_ij (k_i . k_j) decay_ij;  E = dLmat (.) diag(beta) decay;  dK += (E + E^T) K
-// Gate, through gamma (dL/dgamma accumulated as dgam):
+// Gate, through gamma (dL/dgamma accumulated as dgam; (B7)):
 //   every factor decay_ij = exp(gamma_i - gamma_j) on a term X_ij adds X_ij dX_ij to dgam_i and
 //   subtracts it from dgam_j (for P and Lmat); every row scaling Gamma_i adds (scaled row . its
 //   gradient) to dgam_i (Q S_in rows, Kb rows); the chunk-end factors add sum(Gamma_{L-1} S_in (.) dH)

@@ -1,7 +1,7 @@
 // The (gated) delta rule on raw row-major buffers: a recurrent reference and the chunked WY/UT
-// algorithm, forward and backward (layers.md sections 2.2, 2.4, 2.5, 2.6).
+// algorithm, forward and backward (docs/derivations/delta_rule.md).
 //
-// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (layers.md 0.2; the DeltaNet papers
+// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (the DeltaNet papers
 // store the transpose), column vectors q_t, k_t in R^{d_k}, v_t in R^{d_v}, scalars beta_t and g_t:
 //   a_t = exp(g_t)                               (a_t = 1 when there is no gate: plain DeltaNet)
 //   S'  = a_t S_{t-1}
@@ -11,51 +11,17 @@
 // S_{-1} is the initial state (zero when not given); the final state is S_{T-1}. The kernels do not
 // normalise q or k: the layer L2-normalises them (and chooses beta in [0,1] or [0,2]).
 //
-// Memory layout (row-major):
-//   q, k           [batch, seq_len, heads, key_dim]    (the d -> H*d_k projection output, head h in
-//                                                        columns [h*key_dim, (h+1)*key_dim))
-//   v, out         [batch, seq_len, heads, value_dim]
-//   beta, g        [batch, seq_len, heads]             (g = log-decay, <= 0 for a decaying gate)
-//   states         [batch, heads, key_dim, value_dim]  (S row-major: S[i][j], i over keys)
-// Gradients have the layout of the tensor they belong to.
+// Layout: kernels/recurrent.hpp (beta, g: [batch, seq_len, heads], g = log-decay, <= 0 for a
+// decaying gate).
 #pragma once
 
 #include <type_traits>
 
+#include "kernels/recurrent.hpp"
+
 namespace expt::kernels {
 
-struct DeltaRuleShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
-};
-
-// The forward inputs. g == nullptr is the plain (ungated) delta rule; initial_state == nullptr
-// starts from S = 0.
-template <class T>
-struct DeltaRuleInputs {
-  const T* q = nullptr;
-  const T* k = nullptr;
-  const T* v = nullptr;
-  const T* beta = nullptr;
-  const T* g = nullptr;
-  const T* initial_state = nullptr;
-};
-
-// Gradient outputs, overwritten by the backward. dq, dk, dv, dbeta are required; dg is written when
-// both it and the inputs' g are non-null; dinitial_state (dL/dS_{-1}) when non-null, also if the
-// forward started from zero.
-template <class T>
-struct DeltaRuleGradients {
-  T* dq = nullptr;
-  T* dk = nullptr;
-  T* dv = nullptr;
-  T* dbeta = nullptr;
-  T* dg = nullptr;
-  T* dinitial_state = nullptr;
-};
+using DeltaRuleShape = RecurrentShape;
 
 // Chunk length of the chunked kernels unless the caller picks another (fla's default).
 inline constexpr int kDeltaRuleDefaultChunk = 64;
@@ -66,15 +32,15 @@ template <class T>
 void delta_rule_recurrent_forward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
                                   std::type_identity_t<T>* final_state);
 
-// Backward of the recurrent form in reverse time (layers.md 2.6.1). dout = dL/dout; dfinal_state =
+// Backward of the recurrent form in reverse time (docs/derivations/delta_rule.md). dout = dL/dout; dfinal_state =
 // dL/dS_{T-1} or nullptr for zero. States are recomputed from checkpoints kept every
 // kDeltaRuleDefaultChunk steps, never reconstructed by subtracting updates.
 template <class T>
 void delta_rule_recurrent_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                    const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads);
 
-// Chunked WY/UT form (layers.md 2.5): chunks of chunk_size tokens (the last may be shorter; a
-// chunk_size above seq_len means one chunk, below 1 is taken as 1), the
+// Chunked WY/UT form ((U1)-(U6), docs/derivations/delta_rule.md): chunks of chunk_size tokens (the
+// last may be shorter; a chunk_size above seq_len means one chunk, below 1 is taken as 1), the
 // intra-chunk part through the UT transform A = (I + tril(diag(beta) K K^T (.) decay, -1))^{-1} and
 // matrix products, the state passed from chunk to chunk. Same contract as the recurrent forward.
 template <class T>
@@ -83,7 +49,7 @@ void delta_rule_chunked_forward(const DeltaRuleShape& shape, T scale, const Delt
 
 // Backward of the chunked form: one forward sweep storing each chunk's entering state and WY
 // factors (per head, in per-thread scratch), then one reverse sweep over chunks that
-// back-propagates through them (the derivation is written out in delta_rule.cpp). Same contract as
+// back-propagates through them ((B1)-(B7), docs/derivations/delta_rule.md). Same contract as
 // the recurrent backward.
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,

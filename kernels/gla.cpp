@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -12,6 +11,9 @@
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduction.hpp"
+
+// The equation labels (F1)-(F5) and (D1)-(D6) below are those of docs/derivations/gla.md, which
+// derives them.
 
 // The kLanes-float lane vectors below are 64 bytes; without AVX-512 (builds without -march=native,
 // e.g. the sanitizer preset) GCC notes that passing or returning them by value would change the
@@ -37,11 +39,7 @@ struct HeadOffsets {
 };
 
 HeadOffsets head_offsets(const GlaShape& s, int b, int h) {
-  HeadOffsets off;
-  off.key = (zu(b) * zu(s.seq_len) * zu(s.heads) + zu(h)) * zu(s.key_dim);
-  off.value = (zu(b) * zu(s.seq_len) * zu(s.heads) + zu(h)) * zu(s.value_dim);
-  off.state = (zu(b) * zu(s.heads) + zu(h)) * zu(s.key_dim) * zu(s.value_dim);
-  return off;
+  return {token_offset(s, b, h, s.key_dim), token_offset(s, b, h, s.value_dim), state_offset(s, b, h)};
 }
 
 void check_shape(const GlaShape& s) {
@@ -54,26 +52,15 @@ void check_chunking(const GlaChunking& c) {
     throw std::invalid_argument("gla: chunk_size and sub_chunk_size must be >= 1");
 }
 
-// kLanes elements as one GCC vector (vector_size: a value in registers, whatever the target's
-// width; plain lane-wise operations, so a lane's result is the same on every target and at every
-// address). The loops that carry a running sum or product over rows hold it in one of these
-// instead of in memory, where every row would wait on a store and a reload.
-constexpr int kLanes = 16;
+// kLanes elements as one GCC vector (Lanes<T>, kernels/reduction.hpp). The loops that carry a
+// running sum or product over rows hold it in one of these instead of in memory, where every row
+// would wait on a store and a reload.
+constexpr int kLanes = static_cast<int>(kSumLanes);
 template <class T>
-struct LaneVector {
-  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
-};
-template <class T>
-using Lanes = typename LaneVector<T>::type;
-template <class T>
-Lanes<T> load_lanes(const T* p) {
+Lanes<T> lanes_at(const T* p) {
   Lanes<T> x;
-  std::memcpy(&x, p, sizeof x);
+  load_lanes(p, x);
   return x;
-}
-template <class T>
-void store_lanes(T* p, const Lanes<T>& x) {
-  std::memcpy(p, &x, sizeof x);
 }
 
 // Runs body(m, ops) over the key channels of a row: for every whole group of kLanes channels from
@@ -83,7 +70,7 @@ void store_lanes(T* p, const Lanes<T>& x) {
 // buffers lie. Scans over rows (running products and sums) keep their running value in registers.
 template <class T>
 struct LaneOps {
-  static Lanes<T> load(const T* p) { return load_lanes(p); }
+  static Lanes<T> load(const T* p) { return lanes_at(p); }
   static void store(T* p, const Lanes<T>& x) { store_lanes(p, x); }
   static Lanes<T> ones() { return Lanes<T>{} + T(1); }
 };
@@ -316,7 +303,7 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
       // Advances KE[m] by one row and returns q_tm KE[m].
       auto term = [&](int m) {
         T* ke = KE + zu(m) * ld + zu(grp) * kLanes;
-        Lanes<T> x = load_lanes(ke) * a_t[m];
+        Lanes<T> x = lanes_at(ke) * a_t[m];
         if (current) x = is_t ? Lanes<T>{} + k_t[m] : x;
         store_lanes(ke, x);
         return q_t[m] * x;
@@ -657,7 +644,7 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         const T* decay_last = f.decay_in + zu(L - 1) * zu(dk);
         T* rho = cs.rho.data();
         for (int i = 0; i < dk; ++i)
-          rho[i] = decay_last[i] * dot_fixed_order<T>(S_in + zu(i) * zu(dv), dH + zu(i) * zu(dv), zu(dv));
+          rho[i] = decay_last[i] * lane_dot<LaneOrder::tree, T>(S_in + zu(i) * zu(dv), dH + zu(i) * zu(dv), zu(dv));
         for_channel_groups<T>(dk, [&](int m, auto ops) {
           auto run = ops.load(rho + m);
           for (int t = 0; t < L; ++t) {

@@ -1,18 +1,13 @@
 // Gated Linear Attention (GLA) on raw row-major buffers: a recurrent reference and the chunked
-// algorithm with secondary (sub-)chunking, forward and backward (layers.md sections 1.2-1.4).
+// algorithm with secondary (sub-)chunking, forward and backward (docs/derivations/gla.md).
 //
-// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (layers.md 0.2), column vectors
+// Per (batch, head), with the K-major state S_t in R^{d_k x d_v} (docs/derivations/gla.md), column vectors
 // q_t, k_t, g_t in R^{d_k}, v_t in R^{d_v}, and the per-channel log-decay g_t <= 0:
 //   S_t = Diag(exp(g_t)) S_{t-1} + k_t v_t^T
 //   o_t = scale * S_t^T q_t                       (the output reads the state after the update)
 // S_{-1} is the initial state (zero when not given); the final state is S_{T-1}.
 //
-// Memory layout (row-major):
-//   q, k, g        [batch, seq_len, heads, key_dim]    (the d -> H*d_k projection output, head h in
-//                                                        columns [h*key_dim, (h+1)*key_dim))
-//   v, out         [batch, seq_len, heads, value_dim]
-//   states         [batch, heads, key_dim, value_dim]  (S row-major: S[i][j], i over keys)
-// Gradients have the layout of the tensor they belong to.
+// Layout: kernels/recurrent.hpp (g: [batch, seq_len, heads, key_dim], one log-decay per channel).
 //
 // Numerics: every decay factor the kernels form is exp of a non-positive number, built as a product
 // of per-token gates a = exp(g) <= 1 over a span that never crosses the chunk; nothing like exp(-b)
@@ -26,36 +21,11 @@
 
 #include <type_traits>
 
+#include "kernels/recurrent.hpp"
+
 namespace expt::kernels {
 
-struct GlaShape {
-  int batch = 0;
-  int seq_len = 0;
-  int heads = 0;
-  int key_dim = 0;
-  int value_dim = 0;
-};
-
-// The forward inputs; initial_state == nullptr starts from S = 0.
-template <class T>
-struct GlaInputs {
-  const T* q = nullptr;
-  const T* k = nullptr;
-  const T* v = nullptr;
-  const T* g = nullptr;
-  const T* initial_state = nullptr;
-};
-
-// Gradient outputs, overwritten by the backward. dq, dk, dv, dg are required; dinitial_state
-// (dL/dS_{-1}) is written when non-null, also if the forward started from zero.
-template <class T>
-struct GlaGradients {
-  T* dq = nullptr;
-  T* dk = nullptr;
-  T* dv = nullptr;
-  T* dg = nullptr;
-  T* dinitial_state = nullptr;
-};
+using GlaShape = RecurrentShape;
 
 // Chunk length C (fla's default) and sub-chunk length c of the chunked kernels. Chunks cover
 // [i*C, min((i+1)*C, T)); inside a chunk, sub-chunks of c rows split the intra-chunk score matrix
@@ -71,28 +41,29 @@ struct GlaChunking {
 template <class T>
 using GlaScalar = std::type_identity_t<T>;
 
-// Recurrent reference (layers.md 1.2): one token at a time, O(d_k d_v) per token. Writes out and,
-// when non-null, final_state.
+// Recurrent reference (docs/derivations/gla.md "Recurrence"): one token at a time, O(d_k d_v) per
+// token. Writes out and, when non-null, final_state.
 template <class T>
 void gla_recurrent_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, T* out,
                            GlaScalar<T>* final_state);
 
-// Backward of the recurrent form (layers.md 1.4.1). dout = dL/dout; dfinal_state = dL/dS_{T-1} or
-// nullptr for zero. A forward sweep recomputes the states and dq_t = scale S_t dout_t; a reverse
-// sweep carries D = dL/dS_t and gets dk, dv from it and dg by the reverse cumulative sum
+// Backward of the recurrent form (docs/derivations/gla.md "Recurrent backward"). dout = dL/dout;
+// dfinal_state = dL/dS_{T-1} or nullptr for zero. A forward sweep recomputes the states and
+// dq_t = scale S_t dout_t; a reverse sweep carries D = dL/dS_t and gets dk, dv from it and dg by the
+// reverse cumulative sum
 //   dg_t = sum_{u >= t} (q_u (.) dq_u - k_u (.) dk_u) + rowsum(S_{T-1} (.) dS_{T-1}).
 template <class T>
 void gla_recurrent_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, const T* dout,
                             const GlaScalar<T>* dfinal_state, const GlaGradients<T>& grads);
 
-// Chunked form (layers.md 1.3): per chunk, the inter-chunk part (scaled, decayed queries times the
+// Chunked form ((F1)-(F5), docs/derivations/gla.md): per chunk, the inter-chunk part (scaled, decayed queries times the
 // entering state), the intra-chunk part through the causal score matrix A (sub-chunked), then the
 // state passed on. Same contract as the recurrent forward.
 template <class T>
 void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInputs<T>& in, T* out,
                          GlaScalar<T>* final_state, const GlaChunking& chunking = {});
 
-// Backward of the chunked form (layers.md 1.4.2): a forward sweep stores every chunk's entering
+// Backward of the chunked form ((D1)-(D6), docs/derivations/gla.md): a forward sweep stores every chunk's entering
 // state, then one reverse sweep over chunks carries dH = dL/dS_out(chunk) and computes dq, dk, dv
 // chunk by chunk, dg by the reverse cumulative sum inside the chunk plus the chunk-boundary term.
 // Same contract as the recurrent backward.

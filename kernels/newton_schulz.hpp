@@ -1,4 +1,4 @@
-// Newton–Schulz orthogonalization (optimizers.md 2.3), the core of Muon.
+// Newton–Schulz orthogonalization (docs/derivations/newton_schulz.md), the core of Muon.
 //
 // For U (m x n, row-major) with SVD U = P·diag(σ)·Qᵀ, each iteration with coefficients (a, b, c)
 //   A = X·Xᵀ            (r x r)

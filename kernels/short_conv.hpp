@@ -1,4 +1,4 @@
-// Short causal depthwise convolution followed by SiLU (FLA ShortConvolution, layers.md 2.8), on raw
+// Short causal depthwise convolution followed by SiLU (FLA ShortConvolution, docs/derivations/short_conv.md), on raw
 // row-major buffers. For channel c and position t (zero padding on the left, no bias):
 //   pre_t[c] = sum_{i=0}^{W-1} w[c, i] x_{t-W+1+i}[c]      (w[c, W-1] multiplies the current token)
 //   y_t[c]   = SiLU(pre_t[c]) = pre_t[c] sigmoid(pre_t[c])

@@ -1,4 +1,4 @@
-// AdamW with PyTorch semantics (optimizers.md 1.2). For a parameter θ with gradient g at its t-th
+// AdamW with PyTorch semantics (docs/derivations/adamw.md). For a parameter θ with gradient g at its t-th
 // update (t counts per parameter from 1), scheduled lr η, group lr scale s and weight decay λ:
 //
 //   η' = s·η
@@ -28,7 +28,7 @@
 
 namespace expt::optim {
 
-// Where ε enters the denominator (optimizers.md 1.2).
+// Where ε enters the denominator (docs/derivations/adamw.md).
 enum class EpsMode { torch, hf };
 
 EpsMode eps_mode_from_string(std::string_view name);  // "torch" | "hf"; throws std::invalid_argument

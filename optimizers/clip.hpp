@@ -1,4 +1,4 @@
-// Global-norm gradient clipping (optimizers.md 0): with N = sqrt(Σ over all buffers Σ g²), computed
+// Global-norm gradient clipping (docs/config.md `train.grad_clip`): with N = sqrt(Σ over all buffers Σ g²), computed
 // in double, if N > c then every gradient is multiplied by c/N, so the clipped global norm is c.
 // Works on raw gradient spans: the parameter store's flat gradient buffer is one span, per-
 // parameter gradients are several.

@@ -1,4 +1,4 @@
-// DCT-projected low-rank AdamW (optimizers.md section 5, ISTA DCTAdamW semantics). For a routed
+// DCT-projected low-rank AdamW (docs/derivations/dct_adamw.md, ISTA DCTAdamW semantics). For a routed
 // matrix W (m x n) with gradient G, the smaller side s = min(m, n) is projected on r = min(rank, s)
 // columns I of the orthonormal DCT-II matrix Q = C (s x s, kernels/dct.hpp, one per size):
 //

@@ -1,4 +1,4 @@
-// Routing of the hybrid optimizers (Muon, DCT-AdamW; optimizers.md 0.1 and 2.4): hidden matrices
+// Routing of the hybrid optimizers (Muon, DCT-AdamW; docs/optimizers.md "Routing"): hidden matrices
 // go to the main optimizer, everything else to an internal AdamW. The rules, in first-match order:
 //
 //   adam_pattern_<k>  role matrix, name matches the k-th glob of cfg.adam_patterns

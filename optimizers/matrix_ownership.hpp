@@ -1,4 +1,4 @@
-// Whole-matrix ownership across the data-parallel ranks (docs/optimizers.md section 6.2, the KJ
+// Whole-matrix ownership across the data-parallel ranks (docs/optimizers.md "Distributed", the KJ
 // pattern with a greedy cost balance), shared by Muon, SOAP and DCT-AdamW when optimizer.shard is
 // on. Every rank steps with the same reduced gradient; the owner of a matrix alone keeps its state
 // and computes its update, then broadcasts the updated matrix, so every rank ends the step with the

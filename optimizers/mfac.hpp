@@ -1,4 +1,4 @@
-// M-FAC: sliding-window inverse empirical Fisher (optimizers.md section 4).
+// M-FAC: sliding-window inverse empirical Fisher (docs/derivations/mfac.md).
 //
 // Both windows hold the last m gradients g_i as the rows of G (m x d, row = ring slot; unfilled
 // rows are zero) and apply F̂⁻¹ = (λ·I + GᵀG/m)⁻¹ to a vector, with ε = 1/λ. The divisor stays m
@@ -19,15 +19,15 @@
 // R is state (saved and restored), never refactored: refactoring from K would change its bits and
 // break bit-exact resume, and the rank-1 updates keep it accurate (tests: 5000 inserts).
 //
-// Column sharding (optimizers.md 6.3): a window may hold only some columns of G (dim = this rank's
+// Column sharding (docs/optimizers.md "Distributed"): a window may hold only some columns of G (dim = this rank's
 // share); the m-vectors G g and G x are then partial sums that the caller sums over the ranks
 // (allreduce) before the factor update and the solves, which every rank runs identically on the
 // identical sums. The convenience calls take the communicator and do that themselves.
 //
-// MfacReferenceWindow: the dynamic coefficient algorithm of 4.4 (K, D, B, d; an O(m³)
+// MfacReferenceWindow: the dynamic coefficient algorithm (K, D, B, d; an O(m³)
 // refactorisation after every insert): the plain reference the tests hold MfacWindow equal to.
 //
-// MFac, the optimizer (reference optim.MFAC wrapper, 4.6): all parameters as one flat vector (or
+// MFac, the optimizer (reference optim.MFAC wrapper): all parameters as one flat vector (or
 // contiguous blocks of block_size scalars, each with its own window), per step
 //   ĝ = g + wd·θ                       (wd_mode coupled_l2; decoupled_lr_scaled: θ ← θ·(1−η·wd))
 //   insert ĝ, u = IHVP(ĝ)              (the insert's Gram row is IHVP's G ĝ: one pass saved)

@@ -1,4 +1,4 @@
-// Muon (optimizers.md section 2, Keller Jordan's reference semantics): for every hidden matrix
+// Muon (docs/derivations/muon.md, Keller Jordan's reference semantics): for every hidden matrix
 // W (m x n, out x in) with gradient G, momentum μ, scheduled lr η, weight decay λ:
 //
 //   M ← μ·M + (1−μ)·G                              EMA momentum

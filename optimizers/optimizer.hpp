@@ -1,7 +1,7 @@
 // Optimizer: one `step` over the model's parameters, state that serializes, parameter groups
 // chosen by rules (role and name pattern), in the spirit of torch.optim.
 //
-// Conventions (optimizers.md section 0): gradients are already averaged over the global batch and
+// Conventions (docs/optimizers.md): gradients are already averaged over the global batch and
 // clipped; `lr` is the scheduled learning rate of this step; 2-D weights are out x in, row-major.
 #pragma once
 

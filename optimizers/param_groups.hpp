@@ -46,7 +46,7 @@ std::vector<ParamGroup> build_param_groups(std::span<const GroupRule> rules, con
 // For each parameter index, the index of its group in `groups` (the inverse of ParamGroup::params).
 std::vector<std::size_t> group_of_params(const std::vector<ParamGroup>& groups, std::size_t param_count);
 
-// AdamW's rules (optimizers.md 0.1, "decay 2-D weights only"): group "decay" = matrix and head
+// AdamW's rules (docs/optimizers.md "Routing", "decay 2-D weights only"): group "decay" = matrix and head
 // (plus embedding when cfg.decay_embeddings) with cfg.weight_decay; group "no_decay" = vector (and
 // embedding unless cfg.decay_embeddings) with weight decay 0. Both have lr_scale 1.
 std::vector<GroupRule> adamw_default_rules(const config::OptimizerConfig& cfg);

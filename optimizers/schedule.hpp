@@ -1,4 +1,4 @@
-// Learning-rate schedules (optimizers.md 0.2). `step` is the number of the update the lr is used
+// Learning-rate schedules (docs/config.md `schedule`, decision 9). `step` is the number of the update the lr is used
 // for, 1..N with N = total_steps; η = peak_lr, η_min = min_lr_ratio·η.
 //
 // Warmup length W (in steps):

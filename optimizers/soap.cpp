@@ -223,7 +223,7 @@ void Soap::init_side(std::vector<double>& P, std::vector<double>& Q, int size) {
 void Soap::refresh_side(const std::vector<double>& P, std::vector<double>& Q, int size, Block& b, bool rows_axis) {
   double norm_sq = 0.0;
   for (std::size_t k = 0; k < static_cast<std::size_t>(size) * size; ++k) norm_sq += P[k] * P[k];
-  if (norm_sq == 0.0) return;  // section 7 guard: nothing to iterate on, keep the basis
+  if (norm_sq == 0.0) return;  // zero-statistic guard: nothing to iterate on, keep the basis
   // PQ = P·Q; e_j = q_jᵀ (P q_j), the Rayleigh quotients.
   gemm<double>(Trans::no, Trans::no, size, size, size, 1.0, P.data(), size, Q.data(), size, 0.0, pq_.data(), size);
   for (int j = 0; j < size; ++j) ev_[j] = 0.0;

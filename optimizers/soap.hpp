@@ -1,4 +1,4 @@
-// SOAP: Adam in the eigenbasis of Shampoo's Kronecker factors (optimizers.md section 3, reference
+// SOAP: Adam in the eigenbasis of Shampoo's Kronecker factors (docs/derivations/soap.md, reference
 // soap.py semantics). For W (m x n) with gradient G, per preconditioned side:
 //
 //   call 1:  L = (1−β_s)·G Gᵀ,  R = (1−β_s)·Gᵀ G,  Q_L, Q_R = eigenvectors (descending);
@@ -15,7 +15,7 @@
 // first eligible axis; 1-D parameters (and 2-D ones that merge_dims flattens to one axis) are Adam
 // with HF-style ε, decay after the step and a skipped first call. block_size B > 0 cuts every
 // preconditioned axis longer than B into blocks of B (the last one shorter), each block an
-// independent SOAP problem (Levanter's blocking). Eigen guards of section 7: L and R are symmetrised
+// independent SOAP problem (Levanter's blocking). Eigen guards (docs/derivations/soap.md): L and R are symmetrised
 // and get 1e-12·trace/size·I before the eigensolver; a zero statistic keeps the basis (identity
 // at init).
 //

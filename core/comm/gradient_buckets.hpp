@@ -1,4 +1,4 @@
-// Data-parallel gradient reduction in buckets, overlapped with backward (frameworks.md 5.4).
+// Data-parallel gradient reduction in buckets, overlapped with backward (docs/distributed.md, decision 28).
 //
 // The gradients of a model live in one flat buffer (nn::ParameterStore, registration order:
 // embedding, block 0, ..., block n-1, final norm, head). Backward runs the layers in reverse, so the

@@ -1,4 +1,4 @@
-// NcclCommunicator: the Communicator over NCCL (frameworks.md 5.3). Built only when CMake finds
+// NcclCommunicator: the Communicator over NCCL (docs/distributed.md). Built only when CMake finds
 // CUDA and NCCL (EXPT_HAVE_NCCL); the rest of the code sees only the Communicator interface.
 //
 // Bootstrap, once per rank group and reused across trials: every member sets its CUDA device (the

@@ -1,4 +1,4 @@
-// Watchdog for blocking collectives: a hang becomes a crash (frameworks.md section 6).
+// Watchdog for blocking collectives: a hang becomes a crash (docs/reliability.md, decision 33).
 //
 // A rank that stops answering (stuck in a kernel, a dead peer that the transport does not notice,
 // a deadlock) leaves every other rank of its group blocked inside a collective forever, and a sweep

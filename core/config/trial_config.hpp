@@ -12,18 +12,18 @@ namespace expt::config {
 // task: what the model learns. Keys depend on task.type; docs/tasks.md describes every task.
 struct TaskConfig {
   std::string type = "word_problem";  // word_problem | mqar | parity | mod_arith | text | tokens
-  // word_problem: group word problem (layers.md section 4.1).
+  // word_problem: group word problem (docs/tasks.md).
   std::string group = "S3";           // S3 | S4 | A5 | S5 | Z<n> (n >= 2)
   // Every task: the training length (parity, mod_arith: the longest one) and the eval lengths.
   int seq_len = 32;                   // training length
   std::vector<int> eval_lengths;      // eval lengths; empty means {seq_len}
   // mqar, tokens: vocabulary size (mqar: keys from [1, V/2), values from [V/2, V)).
   int vocab_size = 8192;
-  // mqar: Zoology's multi-query associative recall (layers.md section 4.3).
+  // mqar: Zoology's multi-query associative recall (docs/tasks.md).
   int num_kv_pairs = 8;             // key-value pairs per sequence, each queried once
   double power_a = 0.01;            // query gaps drawn with probability ~ a * i^(a-1), i = gap + 1
   bool random_non_queries = false;  // fill the unused slots with random tokens instead of 0
-  // parity, mod_arith (layers.md section 4.2): training lengths uniform in [min_len, seq_len].
+  // parity, mod_arith (docs/tasks.md): training lengths uniform in [min_len, seq_len].
   int min_len = 2;
   int modulus = 5;  // mod_arith: digits 0..modulus-1, arithmetic mod modulus
   // text: byte-level language modelling on text files (split into train/validation by blocks).
@@ -103,7 +103,7 @@ struct OptimizerConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  std::string eps_mode = "torch";  // torch | hf (optimizers.md section 1.2)
+  std::string eps_mode = "torch";  // torch | hf (docs/derivations/adamw.md)
   bool decay_embeddings = false;   // apply weight decay to embedding (and tied head) weights
   // Routing of the hybrids (muon, dct_adamw): matrices go to the main optimizer except those whose
   // name matches one of these comma-separated globs; everything else goes to an AdamW part with
@@ -137,7 +137,7 @@ struct OptimizerConfig {
   std::string on_refresh = "keep";  // keep | remap
 };
 
-// The defaults of `type` (optimizers.md sections 1.3, 2.5, 3.7, 4.6, 5.8): a config that names an
+// The defaults of `type` (the table of docs/optimizers.md): a config that names an
 // optimizer starts from these, then its explicit keys override them.
 inline OptimizerConfig optimizer_defaults(const std::string& type) {
   OptimizerConfig cfg;

@@ -312,7 +312,7 @@ const Table<OptimizerConfig>& optimizer_table() {
           key("eps", &OptimizerConfig::eps, real_at_least(0),
               "denominator epsilon (of the AdamW part for muon); muon 1e-10", {"adamw", "muon", "soap", "dct_adamw"}),
           key("eps_mode", &OptimizerConfig::eps_mode, one_of({"torch", "hf"}),
-              "where eps enters: torch after bias correction, hf before (optimizers.md 1.2)", {"adamw"}),
+              "where eps enters: torch after bias correction, hf before (docs/derivations/adamw.md)", {"adamw"}),
           key("decay_embeddings", &OptimizerConfig::decay_embeddings, any_bool(),
               "apply weight decay to the embedding (and tied head) weights"),
           key("adam_patterns", &OptimizerConfig::adam_patterns, glob_list_domain(),

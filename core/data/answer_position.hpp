@@ -1,4 +1,4 @@
-// Answer-position tasks (layers.md 4.2; the xLSTM formal-language setup of Grazzi et al.): one
+// Answer-position tasks (docs/tasks.md; the xLSTM formal-language setup of Grazzi et al.): one
 // label per sequence, at its last token, then padding.
 //
 // A sample of length n holds n input tokens, is labelled at position n - 1 (the model predicts the

@@ -1,4 +1,4 @@
-// Finite groups for the word-problem task (layers.md 4.1), each realised as permutations of
+// Finite groups for the word-problem task (docs/tasks.md), each realised as permutations of
 // `degree()` points and given by a precomputed order x order multiplication table.
 //
 //   S<n>  (2 <= n <= 6)   all permutations of n points, indexed in lexicographic order of their

@@ -1,4 +1,4 @@
-// Multi-query associative recall (MQAR), Zoology's recipe (layers.md 4.3; zoology/data/
+// Multi-query associative recall (MQAR), Zoology's recipe (docs/tasks.md; zoology/data/
 // multiquery_ar.py). Vocabulary V, sequence length L (even), N key-value pairs, num_passes = 1:
 //
 //   keys   k_1..k_N: N distinct tokens from [1, V/2), in random order

@@ -1,4 +1,4 @@
-// Group word problem (state tracking, layers.md 4.1). Vocabulary = the elements of a finite group
+// Group word problem (state tracking, docs/tasks.md). Vocabulary = the elements of a finite group
 // G (vocab_size = |G|, token k = element index k of groups.hpp). Inputs x_1..x_T are i.i.d. uniform
 // over G; the target at every position is the prefix product
 //   y_t = x_1 * x_2 * ... * x_t          (y_0 = identity, y_t = y_{t-1} * x_t),

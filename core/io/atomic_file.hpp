@@ -1,4 +1,4 @@
-// Durable file operations for the results tree (frameworks.md 4.6).
+// Durable file operations for the results tree (docs/results-format.md "Crash-consistency rules").
 //
 // Anything analysis may read is replaced whole: written to "<name>.tmp", fsynced, renamed over
 // "<name>", and the directory fsynced, so a reader (or a crash) sees the old file or the new one,

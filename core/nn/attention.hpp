@@ -1,4 +1,4 @@
-// Causal multi-head softmax self-attention with RoPE (FLA `Attention`, layers.md 3.5):
+// Causal multi-head softmax self-attention with RoPE (FLA `Attention`, docs/derivations/attention.md):
 //   Q = x Wq^T, K = x Wk^T, V = x Wv^T          (d -> d, no bias)
 //   Q, K <- RoPE(Q), RoPE(K) per head            (rotate-half, theta = rope_base)
 //   O_h = softmax(s Q_h K_h^T + causal mask) V_h, s = head_dim^(-1/2)

@@ -1,4 +1,4 @@
-// Pre-norm residual block (FLA, layers.md 3.1):
+// Pre-norm residual block (FLA, docs/layers.md):
 //   h = x + Mixer(RMSNorm_attn(x))     (h = x when mixer.type is `none`)
 //   y = h + MLP(RMSNorm_mlp(h))        (y = h when mlp.type is `none`)
 // Parameters under prefix ("blocks.3."): attn_norm.weight, mixer.* (see the mixer's header),

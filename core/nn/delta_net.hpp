@@ -1,5 +1,5 @@
 // DeltaNet, Gated DeltaNet, DeltaProduct and Gated DeltaProduct as one mixer (fla `DeltaNet`,
-// `GatedDeltaProduct`; layers.md 2.1, 2.3, 2.4). Per token t and head h, with n_h Householder
+// `GatedDeltaProduct`; docs/layers.md). Per token t and head h, with n_h Householder
 // steps j = 1..n_h (n_h = 1: DeltaNet) and the K-major state S in R^{d_k x d_v}:
 //
 //   q = SiLU(Conv_q(x W_q)),  k_j = SiLU(Conv_k(x W_k))_j,  v_j = SiLU(Conv_v(x W_v))_j
@@ -65,9 +65,9 @@ class DeltaNet final : public Mixer<T> {
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
   std::size_t output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std); A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1)) clamped
-  // at >= 1e-4 and dt_bias = dt + log(-expm1(-dt)) (the inverse softplus of dt), layers.md 2.4.
+  // at >= 1e-4 and dt_bias = dt + log(-expm1(-dt)) (the inverse softplus of dt), docs/layers.md.
   void init_parameters(std::uint64_t seed, double init_std) override;
-  // 3 x forward, forward per head and virtual step ~ 6 d_k d_v + C (3 d_k + 2 d_v) (layers.md 2.7).
+  // 3 x forward, forward per head and virtual step ~ 6 d_k d_v + C (3 d_k + 2 d_v) (docs/derivations/delta_rule.md).
   double core_flops_per_token(int seq_len) const override;
 
   const DeltaNetOptions& options() const { return opt_; }

@@ -1,5 +1,5 @@
-// The output head shared by the linear-attention mixers (GLA and the delta-rule family; layers.md
-// 1.1, 2.1, 2.8): from the kernel output o [rows, H d_v] and the layer input x [rows, d],
+// The output head shared by the linear-attention mixers (GLA and the delta-rule family; docs/layers.md,
+// docs/derivations/norms.md): from the kernel output o [rows, H d_v] and the layer input x [rows, d],
 //   z   = x W_g                                    (output gate only; W_g [H d_v, d])
 //   n_h = RMSNorm_{d_v}(o_h) (.) w   [(.) SiLU(z_h) with the output gate]     (HeadRMSNorm)
 //   y   = concat_h(n_h) W_o                        (o_proj, W_o [d, H d_v])

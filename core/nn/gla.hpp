@@ -1,4 +1,4 @@
-// Gated Linear Attention mixer (fla `GatedLinearAttention`, layers.md 1.1). With D_k = int(d
+// Gated Linear Attention mixer (fla `GatedLinearAttention`, docs/layers.md). With D_k = int(d
 // expand_k), D_v = int(d expand_v) split into H heads of d_k = D_k / H and d_v = D_v / H:
 //
 //   Q = x W_q, K = x W_k, V = x W_v                  [optional: each <- SiLU(ShortConv(.))]
@@ -55,7 +55,7 @@ class GatedLinearAttention final : public Mixer<T> {
   std::size_t output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std), the gate bias 0.
   void init_parameters(std::uint64_t seed, double init_std) override;
-  // 3 x forward; forward per head ~ 4 d_k d_v + 2 C (d_k + d_v) (layers.md 1.5, full C x C blocks).
+  // 3 x forward; forward per head ~ 4 d_k d_v + 2 C (d_k + d_v) (docs/derivations/gla.md, full C x C blocks).
   double core_flops_per_token(int seq_len) const override;
 
   const GlaOptions& options() const { return opt_; }

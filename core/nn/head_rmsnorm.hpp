@@ -1,5 +1,5 @@
 // Per-head output normalisation of the linear-attention mixers (fla `RMSNorm` / `FusedRMSNormGated`,
-// layers.md 1.1, 2.8): for every row and head h, with o_h in R^{d_v} the head's output,
+// docs/derivations/norms.md): for every row and head h, with o_h in R^{d_v} the head's output,
 //   n   = o_h * rstd,   rstd = 1 / sqrt(mean(o_h^2) + eps)
 //   y_h = n (.) w                      (no gate)
 //   y_h = n (.) w (.) SiLU(z_h)        (gated: z = x W_g, the output gate)

@@ -1,4 +1,4 @@
-// L2 normalisation of consecutive groups of `dim` features (fla `l2norm`, layers.md 2.8):
+// L2 normalisation of consecutive groups of `dim` features (fla `l2norm`, docs/derivations/norms.md):
 //   y = x * rstd,   rstd = 1 / sqrt(sum(x^2) + eps)
 // The delta rule needs unit keys (and queries) so that I - beta k k^T keeps its eigenvalues in
 // [1 - beta, 1]; eps keeps an all-zero group finite (y = 0, not NaN).

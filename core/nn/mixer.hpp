@@ -1,4 +1,4 @@
-// The sequence mixer of a block (layers.md 1.1, 2.1, 2.3, 3.5): a module that maps the normalised
+// The sequence mixer of a block (docs/layers.md): a module that maps the normalised
 // residual stream x [batch*seq_len, d_model] to y [batch*seq_len, d_model], mixing information
 // along time causally. Implementations register their parameters in the constructor under the
 // prefix "blocks.<i>.mixer." and cache what backward needs during forward (llm.c style, no tape).

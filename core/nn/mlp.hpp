@@ -2,7 +2,7 @@
 //   swiglu (FLA GatedMLP):  MLP(x) = down( silu(gate x) * up x )   gate_proj, up_proj: d -> I
 //   silu (plain MLP):       MLP(x) = down( silu(up x) )            up_proj: d -> I
 // down_proj: I -> d; silu(z) = z * sigmoid(z). The plain SiLU MLP is the one of the state-tracking
-// calibration in layers.md 4.1 (a "SwiGLU-free 4x SiLU MLP").
+// calibration in docs/results.md (a "SwiGLU-free 4x SiLU MLP").
 #pragma once
 
 #include <optional>
@@ -17,7 +17,7 @@
 namespace expt::nn {
 
 // Intermediate width I: cfg.intermediate_size when > 0, otherwise
-//   swiglu: FLA's rule  I = 256 * ceil(int(d_model * hidden_ratio * 2 / 3) / 256)   (layers.md 3.2)
+//   swiglu: FLA's rule  I = 256 * ceil(int(d_model * hidden_ratio * 2 / 3) / 256)   (docs/layers.md)
 //   silu:   I = int(d_model * hidden_ratio)                                      (not rounded)
 int mlp_intermediate_size(const config::MlpConfig& cfg, int d_model);
 

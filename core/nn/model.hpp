@@ -1,4 +1,4 @@
-// The sequence model (layers.md 3): Embedding(V, d) -> n_layers pre-norm blocks -> final RMSNorm ->
+// The sequence model (docs/layers.md): Embedding(V, d) -> n_layers pre-norm blocks -> final RMSNorm ->
 // LM head Linear(d, V), or the embedding matrix itself when tie_embeddings (then no head parameter
 // exists and the embedding receives both gradients).
 //

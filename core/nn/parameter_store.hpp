@@ -18,7 +18,7 @@
 
 namespace expt::nn {
 
-// How an optimizer should treat a parameter (optimizers.md section 0.1).
+// How an optimizer should treat a parameter (docs/optimizers.md "Routing").
 enum class ParamRole { matrix, embedding, head, vector };
 
 std::string_view to_string(ParamRole role);

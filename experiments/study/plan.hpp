@@ -1,6 +1,6 @@
 // Planning: a Study expanded into trial configs. Grid and Halton give every trial at once;
 // coordinate descent gives one round per cell as a pure function of (study, finished results), so
-// that restarting the driver reproduces the same rounds (frameworks.md section 3.3).
+// that restarting the driver reproduces the same rounds (docs/sweeps.md "Strategies").
 //
 // A cell is one (optimizer, model size, data ratio); cells are independent searches. A point is
 // one value per axis; a trial is a point with one seed. A trial's id is config::config_hash of its

@@ -1,6 +1,6 @@
 // A study file: a base trial config, a search over some of its keys, optional scales (model sizes x
 // data ratios whose step budget is derived) and how the sweep runs. docs/sweeps.md describes the
-// format; frameworks.md section 3.8 the reasons. Validation is as strict as for a trial file: every
+// format and docs/decisions.md the reasons. Validation is as strict as for a trial file: every
 // problem is reported at once as `file:line:col: key.path: message`, positions in the study file
 // (or `--set:1:<col>` for a command-line override of the study).
 //
@@ -74,7 +74,7 @@ struct Study {
   std::vector<std::uint64_t> seeds;         // every point runs once per seed
   int halton_points = 0;                    // halton: points drawn (indices 1..points of the sequence)
   double tolerance = 3e-3;                  // coordinate descent: near-best band above the best loss
-  int recentre_min_saving = 10;             // coordinate descent: see frameworks.md 3.3
+  int recentre_min_saving = 10;             // coordinate descent: see docs/sweeps.md
   // Scales: when models is empty the base model is the only one ("base") and train.steps comes
   // from the base config; otherwise train.steps = round(ratio * tokens_per_param * N / (batch *
   // seq_len)), N the model's non-embedding parameters.

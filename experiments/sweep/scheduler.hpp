@@ -1,7 +1,7 @@
 // The sweep runner's bookkeeping, independent of MPI: which trials exist, their states, what to
 // hand out next (longest first), coordinate-descent rounds re-planned as cells finish, and the
-// files the coordinator writes (status.json, sweep.h5). experiments/sweep/runner.cpp drives it either
-// in-process (one rank) or from world rank 0 of an mpirun (frameworks.md sections 5.1, 5.2).
+// files the coordinator writes (status.json, sweep.h5). experiments/sweep/runner.cpp drives it
+// either in-process (one rank) or from world rank 0 of an mpirun (docs/sweeps.md "Running").
 //
 // Everything is rebuilt from the trial directories on start, so rerunning the same command
 // resumes: finished trials (COMPLETED, DIVERGED, or FAILED max_attempts times) are not run again,

@@ -1,7 +1,7 @@
 // The trainer for one trial: builds the task, model and optimizer from a resolved TrialConfig,
 // trains on the ranks of a Communicator (data parallel, each rank a fixed slice of the global
 // batch), evaluates on a fixed step grid, checkpoints with a COMMIT marker, and writes the trial's
-// results tree (DESIGN.md "Results on disk"). Running it again on the same directory resumes from
+// results tree (docs/results-format.md). Running it again on the same directory resumes from
 // the last committed checkpoint and gives bit-identical metrics; a finished trial is not rerun.
 #pragma once
 

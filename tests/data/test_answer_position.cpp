@@ -1,4 +1,4 @@
-// Parity and modular arithmetic (layers.md 4.2) against direct computation: the label of every
+// Parity and modular arithmetic (docs/tasks.md) against direct computation: the label of every
 // sample recomputed from its tokens by an independent evaluator, one label per sequence at the last
 // token, padding after it, and the training lengths covering [min_len, seq_len].
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-// MQAR against its definition (layers.md 4.3): every query's label is the value bound to that key
+// MQAR against its definition (docs/tasks.md): every query's label is the value bound to that key
 // in the context, every key is queried exactly once, keys and values come from their halves of the
 // vocabulary, the first query gap follows the power law, and draws without replacement are uniform.
 #include <catch2/catch.hpp>

@@ -127,7 +127,7 @@ TEST_CASE("a metrics segment round-trips every row exactly, non-finite values in
   REQUIRE(h5::read_int_attribute(f, "schema_version") == 1);
   REQUIRE(h5::read_int_attribute(f, "attempt") == 2);
   REQUIRE(h5::read_int_attribute(f, "first_step") == 100);
-  // Field names and order as frameworks.md 4.2 fixes them.
+  // Field names and order as docs/results-format.md fixes them.
   REQUIRE(h5::compound_field_names(h5::open_dataset(f, "metrics/train")) ==
           std::vector<std::string>{"step", "tokens", "wall_s", "loss", "lr", "grad_norm", "update_norm", "param_norm",
                                    "skipped", "nonfinite"});

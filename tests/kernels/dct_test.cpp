@@ -1,4 +1,4 @@
-// The DCT-II matrix against optimizers.md 8.5 item 1: orthonormality and the s = 4 values.
+// The DCT-II matrix against docs/derivations/dct.md: orthonormality and the s = 4 values.
 #include "kernels/dct.hpp"
 
 #include <catch2/catch.hpp>

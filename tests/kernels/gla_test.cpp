@@ -232,7 +232,7 @@ TEST_CASE("GLA chunked equals recurrent in fp64 with whole and partial 16-channe
 
 TEST_CASE("GLA chunked forward and backward give the same bits at any buffer offset", "[gla][determinism]") {
   // The same inputs copied to buffers shifted by a few floats, outputs written to shifted buffers:
-  // only the alignment changes, so every output must match bit for bit (layers.md's determinism;
+  // only the alignment changes, so every output must match bit for bit (docs/derivations/gla.md,
   // docs/decisions.md 44).
   const GlaShape s{2, 150, 2, 20, 32};
   const Problem p = make_problem(s, 1.0, 800);

@@ -1,4 +1,4 @@
-// Newton–Schulz against optimizers.md 8.2: the spectral-map identity, the golden 5x3 matrix, the
+// Newton–Schulz against docs/derivations/newton_schulz.md: the spectral-map identity, the golden 5x3 matrix, the
 // output range, the invariances, and the plain-loop reference.
 #include "kernels/newton_schulz.hpp"
 

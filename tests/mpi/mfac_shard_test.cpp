@@ -1,4 +1,4 @@
-// Column-sharded M-FAC (optimizers.md 6.3, test 8.4.7) at 2, 3 and 4 ranks: each rank holds a
+// Column-sharded M-FAC (docs/optimizers.md "Distributed") at 2, 3 and 4 ranks: each rank holds a
 // contiguous column range of the window; the sharded IHVP equals the single-rank IHVP (up to the
 // order of the Gram-row sums), the m x m factor and the parameters are bit-identical on every
 // rank, and the state (a collective: every rank gets the full state) equals the single-rank state.

@@ -180,7 +180,7 @@ TEST_CASE("Model: parameter counts against the hand formula", "[nn][model]") {
       }
 }
 
-TEST_CASE("MLP width rule of layers.md 3.2", "[nn][mlp]") {
+TEST_CASE("MLP width rule of docs/layers.md", "[nn][mlp]") {
   expt::config::MlpConfig cfg;
   REQUIRE(expt::nn::mlp_intermediate_size(cfg, 64) == 256);
   REQUIRE(expt::nn::mlp_intermediate_size(cfg, 128) == 512);

@@ -1,4 +1,4 @@
-// AdamW against the invariants of optimizers.md 8.1 and an independent double-precision reference.
+// AdamW against the invariants of docs/derivations/adamw.md and an independent double-precision reference.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -47,7 +47,7 @@ void fill_grads(ParameterStore<float>& store, std::uint64_t step) {
     grads[k] = static_cast<float>(expt::rng::normal(11, expt::rng::Stream::test, 1, step, k));
 }
 
-// Textbook AdamW in double (optimizers.md 1.2). HF mode is implemented through the stated
+// Textbook AdamW in double (docs/derivations/adamw.md). HF mode is implemented through the stated
 // equivalence: torch formula with eps replaced by eps/sqrt(bc2).
 struct ReferenceAdamW {
   double beta1, beta2, eps;

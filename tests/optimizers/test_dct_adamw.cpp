@@ -1,4 +1,4 @@
-// DCT-AdamW against optimizers.md 8.5: the golden two-step example, the reduction to AdamW run in
+// DCT-AdamW against docs/derivations/dct_adamw.md: the golden two-step example, the reduction to AdamW run in
 // DCT coordinates (r = min(m, n)), the remap of moments on refresh; resume, allocation, least squares.
 #include <Eigen/Dense>
 #include <catch2/catch.hpp>
@@ -157,8 +157,8 @@ TEST_CASE("DCT-AdamW: resume is bit-exact, step allocates nothing, least squares
 
 TEST_CASE("DCT-AdamW recovers a planted support exactly with zero reconstruction error (right and left)",
           "[optimizers][dct_adamw]") {
-  // Spec 8.5.3 (section 5.4): for G = X·C[:, S]ᵀ (right, m ≥ n) or G = C[:, S]·X (left), with
-  // |S| = r, the refresh at t = 1 must select exactly S (sorted ascending), and the low-rank
+  // Planted support (docs/derivations/dct_adamw.md): for G = X·C[:, S]ᵀ (right, m ≥ n) or
+  // G = C[:, S]·X (left), with |S| = r, the refresh at t = 1 must select exactly S (sorted ascending), and the low-rank
   // gradient a must reconstruct G with zero error: a·C[:, S]ᵀ = G (right), C[:, S]·a = G (left).
   // With M = 0 at t = 1, M = (1 − β1)·a, read back from the optimizer state.
   const std::vector<std::int64_t> S = {2, 5, 11, 12};

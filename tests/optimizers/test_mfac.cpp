@@ -1,4 +1,4 @@
-// M-FAC against optimizers.md 8.4: the dense oracle (partial window, full, wrap-around), the worked
+// M-FAC against docs/derivations/mfac.md: the dense oracle (partial window, full, wrap-around), the worked
 // example, the empty window, symmetry and positivity, D against a Cholesky-derived LU; the
 // incremental Cholesky window against the O(m³) reference and the dense solve (5000 inserts
 // too); the optimizer against a dense double reference, blocks, and the reference window's
@@ -144,7 +144,7 @@ TEST_CASE("M-FAC window stays accurate over 5000 inserts", "[optimizers][mfac]")
     }
 }
 
-TEST_CASE("M-FAC worked example of section 4.4", "[optimizers][mfac]") {
+TEST_CASE("M-FAC worked example of docs/derivations/mfac.md", "[optimizers][mfac]") {
   MfacReferenceWindow<double> w(2, 3, 0.5);
   MfacWindow<double> fast(2, 3, 0.5);
   const double g1[3] = {1, 2, 0}, g2[3] = {0, 1, -1}, x[3] = {1, 0, 1};

@@ -1,4 +1,4 @@
-// Muon against optimizers.md 8.2 (scale factors, momentum forms) and an independent double
+// Muon against docs/derivations/muon.md (scale factors, momentum forms) and an independent double
 // reference; routing to the AdamW part; resume; no allocation; least-squares decrease.
 #include <Eigen/Dense>
 #include <catch2/catch.hpp>

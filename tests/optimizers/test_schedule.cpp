@@ -1,4 +1,4 @@
-// Learning-rate schedules against their closed forms (optimizers.md 0.2), computed here.
+// Learning-rate schedules against their closed forms (optimizers/schedule.hpp, docs/config.md), computed here.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numbers>

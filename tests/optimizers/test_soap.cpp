@@ -1,4 +1,4 @@
-// SOAP against optimizers.md 8.3: the skipped first call, minus the polar factor on a repeated
+// SOAP against docs/derivations/soap.md: the skipped first call, minus the polar factor on a repeated
 // gradient, reduction to Adam without preconditioners, orthonormal sorted bases after refreshes,
 // the parameter-space momentum through refreshes, blocking; resume, allocation, least squares;
 // the float fast path against the all-double SoapReference.
@@ -243,8 +243,8 @@ TEST_CASE("SOAP: resume is bit-exact, step allocates nothing, least squares decr
 
 TEST_CASE("SOAP refresh from exact eigenbases stored in ascending order sorts them descending and permutes V",
           "[optimizers][soap]") {
-  // Spec 8.3.6. Plant, for a 5 x 3 matrix, L and R with distinct eigenvalues, Q_L and Q_R = their
-  // exact eigenvectors in ascending eigenvalue order, V with distinct entries and M = 0, then take
+  // Refresh sorting (docs/derivations/soap.md). Plant, for a 5 x 3 matrix, L and R with distinct
+  // eigenvalues, Q_L and Q_R = their exact eigenvectors in ascending eigenvalue order, V with distinct entries and M = 0, then take
   // one step with a zero gradient on a refresh step (f = 1). The zero gradient only scales the
   // statistics (L ← β_s L, V ← β2 V), so the refresh sees P Q = Q diag(β_s λ ascending): the Rayleigh
   // quotients are β_s λ, their descending argsort π reverses the order, and one power step + QR of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Column-sharded M-FAC under a real mpirun (spec 6.3 and 8.4.7, docs/optimizers.md "Distributed"),
+# Column-sharded M-FAC under a real mpirun (docs/optimizers.md "Distributed"),
 # with train.deterministic so that the gradients are bit-identical at 1 and 2 ranks:
 #  - 2 ranks with optimizer.shard: false (every rank the whole window) equal 1 rank bit for bit;
 #  - 2 ranks with shard: true (each rank half of the window's columns) follow 1 rank within

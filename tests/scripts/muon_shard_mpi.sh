@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Muon's sharded step under a real mpirun (spec 8.2.7, docs/optimizers.md "Distributed"): a 2-rank
+# Muon's sharded step under a real mpirun (docs/optimizers.md "Distributed"): a 2-rank
 # trial where each matrix's Newton-Schulz runs on one owner rank and is broadcast
 # (optimizer.shard: true, the default) gives bit-identical parameters to the same 2-rank trial
 # where every rank computes every matrix (shard: false), at every checkpoint, and the same losses.
