@@ -20,6 +20,7 @@
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/processor.hpp"
 
 namespace expt::experiments {
@@ -38,12 +39,20 @@ struct CommonArgs {
   std::vector<std::string> sets;
 };
 
+// `expt --version`: the version, the commit and build type this binary was configured with
+// (CMakeLists.txt), and the float GEMM backend with the machine it runs on.
+std::string version_text() {
+  return fmt::format("expt {}\ncommit {}\nbuild type {}\nGEMM backend {}: {}", EXPT_VERSION, EXPT_GIT_COMMIT,
+                     EXPT_BUILD_TYPE, kernels::gemm_backend_name(kernels::gemm_backend()),
+                     kernels::gemm_machine_summary());
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"expt: distributed optimizer and architecture research on small sequence models"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("expt 0.1.0"));
+  app.set_version_flag("--version", version_text);
 
   CommonArgs run_args;
   std::string out, progress = "auto";
@@ -55,8 +64,9 @@ int run_cli(int argc, char** argv) {
 
   CommonArgs validate_args;
   bool print = false;
-  auto* validate = app.add_subcommand("validate", "Check a config; --print writes the resolved canonical YAML");
-  validate->add_option("config", validate_args.config, "Trial config (YAML)")->required();
+  auto* validate =
+      app.add_subcommand("validate", "Check a config or a study file; --print writes the resolved canonical YAML");
+  validate->add_option("config", validate_args.config, "Trial config or study file (YAML)")->required();
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
   validate->add_flag("--print", print, "Print the resolved config with every default filled in");
 

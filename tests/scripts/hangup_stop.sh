@@ -8,6 +8,7 @@
 #    (the ranks cannot know what the user sent), so the message says so.
 # 4. `expt sweep` under mpirun, SIGHUP to every rank (a hang-up that reaches the ranks themselves,
 #    as with a launcher that keeps them in the terminal's process group): named as SIGHUP.
+# 5. Ctrl-C (SIGINT) to `mpirun expt run`: forwarded as SIGTERM, and the message says so.
 source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
@@ -144,5 +145,21 @@ mpirun -np 3 "$EXPT" sweep "$study" --out "$work/ranks" > "$work/ranks2.out" 2>&
   || die "resumed mpirun sweep failed: $(cat "$work/ranks2.out")"
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/ranks" || die "mpirun sweep resumed after SIGHUP to the ranks differs"
 
+# ---- 5. Ctrl-C to `mpirun expt run`: the rank sees SIGTERM, and the message says why ----
+EXPT_TEST_STEP_DELAY_MS=60 mpirun -np 1 "$EXPT" run "$work/trial.yaml" --progress quiet --out "$work/mpi-run" \
+  > "$work/mpi-run.out" 2>&1 &
+pid=$!
+wait_for_file "$work/mpi-run/checkpoints/step-10/COMMIT" 120
+kill -INT "$pid"
+wait_rc "$pid"
+[[ $rc -ne 0 ]] || die "mpirun expt run stopped by SIGINT exited 0"
+grep -qE "^expt: stopped by SIGTERM \(mpirun forwards Ctrl-C and hang-up as SIGTERM\) at step [0-9]+; $resume\$" \
+  "$work/mpi-run.out" || die "mpirun expt run + SIGINT: no stop message: $(cat "$work/mpi-run.out")"
+check_stopped_trial "$work/mpi-run" "$mpi_forwarded"
+mpirun -np 1 "$EXPT" run "$work/trial.yaml" --progress quiet --out "$work/mpi-run" > "$work/mpi-run2.out" 2>&1 \
+  || die "resumed mpirun run failed: $(cat "$work/mpi-run2.out")"
+"$EXPT_PYTHON" "$scripts/compare_results.py" "$work/run-ref/result.h5" "$work/mpi-run/result.h5" \
+  || die "mpirun expt run resumed after Ctrl-C differs from the uninterrupted run"
+
 echo "hangup_stop: SIGHUP stopped expt run (129), a one-process sweep (129), an mpirun sweep (as SIGTERM, mpirun exit code $mpirun_rc)" \
-  "and its ranks; each checkpointed and resumed bit-identically; an ignored SIGHUP (nohup) did not stop a run"
+  "and its ranks, Ctrl-C to mpirun expt run; each checkpointed and resumed bit-identically; an ignored SIGHUP (nohup) did not stop a run"
