@@ -114,6 +114,17 @@ check_stopped_trial "$(dirname "$(grep -lF "stopped by SIGHUP" "$work"/alone/tri
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/alone" || die "one-process sweep resumed after SIGHUP differs"
 
 # ---- 3. under mpirun, SIGHUP to mpirun ----
+# Sweep $work/$1 under mpirun was stopped by signal description $2: the stop message, a checkpoint
+# at the stop step of both running trials, and a rerun under mpirun equal to the reference.
+check_stopped_mpi_sweep() {
+  local name=$1 what=$2 t
+  grep -qF "expt: sweep stopped by $what; the running trials wrote a checkpoint" "$work/$name.out" \
+    || die "$name: no stop message: $(cat "$work/$name.out")"
+  for t in "$work/$name"/trials/*; do check_stopped_trial "$t" "$what"; done
+  mpirun -np 3 "$EXPT" sweep "$study" --out "$work/$name" > "$work/$name-2.out" 2>&1 \
+    || die "$name: resumed mpirun sweep failed: $(cat "$work/$name-2.out")"
+  "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/$name" || die "$name: the resumed sweep differs"
+}
 mpi_forwarded="SIGTERM (mpirun forwards Ctrl-C and hang-up as SIGTERM)"
 EXPT_TEST_STEP_DELAY_MS=60 mpirun -np 3 "$EXPT" sweep "$study" --out "$work/mpi" > "$work/mpi.out" 2>&1 &
 pid=$!
@@ -122,12 +133,7 @@ kill -HUP "$pid"
 wait_rc "$pid"
 [[ $rc -ne 0 ]] || die "a sweep under mpirun stopped by SIGHUP exited 0"
 mpirun_rc=$rc
-grep -qF "expt: sweep stopped by $mpi_forwarded; the running trials wrote a checkpoint" "$work/mpi.out" \
-  || die "mpirun + SIGHUP: no stop message: $(cat "$work/mpi.out")"
-for t in "$work"/mpi/trials/*; do check_stopped_trial "$t" "$mpi_forwarded"; done
-mpirun -np 3 "$EXPT" sweep "$study" --out "$work/mpi" > "$work/mpi2.out" 2>&1 \
-  || die "resumed mpirun sweep failed: $(cat "$work/mpi2.out")"
-"$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/mpi" || die "mpirun sweep resumed after SIGHUP differs"
+check_stopped_mpi_sweep mpi "$mpi_forwarded"
 
 # ---- 4. under mpirun, SIGHUP to every rank ----
 EXPT_TEST_STEP_DELAY_MS=60 mpirun -np 3 "$EXPT" sweep "$study" --out "$work/ranks" > "$work/ranks.out" 2>&1 &
@@ -138,12 +144,7 @@ ranks=$(pgrep -P "$pid" -x expt || true)
 kill -HUP $ranks
 wait_rc "$pid"
 [[ $rc -ne 0 ]] || die "a sweep whose ranks got SIGHUP exited 0"
-grep -qF "expt: sweep stopped by SIGHUP (hang-up); the running trials wrote a checkpoint" "$work/ranks.out" \
-  || die "SIGHUP to the ranks: no stop message: $(cat "$work/ranks.out")"
-for t in "$work"/ranks/trials/*; do check_stopped_trial "$t" "SIGHUP (hang-up)"; done
-mpirun -np 3 "$EXPT" sweep "$study" --out "$work/ranks" > "$work/ranks2.out" 2>&1 \
-  || die "resumed mpirun sweep failed: $(cat "$work/ranks2.out")"
-"$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/ranks" || die "mpirun sweep resumed after SIGHUP to the ranks differs"
+check_stopped_mpi_sweep ranks "SIGHUP (hang-up)"
 
 # ---- 5. Ctrl-C to `mpirun expt run`: the rank sees SIGTERM, and the message says why ----
 EXPT_TEST_STEP_DELAY_MS=60 mpirun -np 1 "$EXPT" run "$work/trial.yaml" --progress quiet --out "$work/mpi-run" \
