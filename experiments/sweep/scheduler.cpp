@@ -375,15 +375,17 @@ std::string Scheduler::summary_text() const {
 
 namespace {
 
-// The resolved study; without `run_settings` the `sweep:` section (how the trials are run, not
-// which trials there are) is left out.
+// The resolved study; for the identity (`run_settings` false) without the seeds and the `sweep:`
+// section: how often and how the points are run, not which points there are.
 std::string resolved_yaml(const Planner& planner, bool run_settings) {
   const Study& st = planner.study();
   std::string y = "study: " + st.name + "\nsearch:\n";
   y += fmt::format("  strategy: {}\n", strategy_name(st.strategy));
-  y += "  seeds: [";
-  for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
-  y += "]\n";
+  if (run_settings) {
+    y += "  seeds: [";
+    for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
+    y += "]\n";
+  }
   if (st.strategy == Strategy::halton) y += fmt::format("  points: {}\n", st.halton_points);
   if (st.strategy == Strategy::coordinate_descent)
     y += fmt::format("  tolerance: {}\n  recentre_min_saving: {}\n", config::format_double(st.tolerance),
@@ -423,6 +425,6 @@ std::string resolved_yaml(const Planner& planner, bool run_settings) {
 
 std::string resolved_study_yaml(const Planner& planner) { return resolved_yaml(planner, true); }
 
-std::string study_trials_yaml(const Planner& planner) { return resolved_yaml(planner, false); }
+std::string study_identity_yaml(const Planner& planner) { return resolved_yaml(planner, false); }
 
 }  // namespace expt::experiments

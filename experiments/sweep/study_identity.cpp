@@ -55,7 +55,8 @@ void write_record(const fs::path& file, const std::vector<RecordedStudy>& studie
 }
 
 // The study of a directory written before study.json existed: its name from sweep.resolved.yaml's
-// first line, and the identity recomputed from that file's text without the `sweep:` section.
+// first line, and the identity recomputed from that file's text without the seeds and the `sweep:`
+// section.
 std::optional<RecordedStudy> legacy_study(const fs::path& dir) {
   const fs::path resolved = dir / "sweep.resolved.yaml";
   if (!fs::exists(resolved)) return std::nullopt;
@@ -63,13 +64,13 @@ std::optional<RecordedStudy> legacy_study(const fs::path& dir) {
   RecordedStudy s;
   s.index = ".";
   if (text.rfind("study: ", 0) == 0) s.name = text.substr(7, text.find('\n') - 7);
-  // Drop the `sweep:` block (its header and indented lines), as study_trials_yaml does.
+  // Drop the seeds and the `sweep:` block (its header and indented lines), as study_identity_yaml does.
   std::string trials;
   std::istringstream lines(text);
   bool in_sweep = false;
   for (std::string line; std::getline(lines, line);) {
     if (!line.empty() && line[0] != ' ') in_sweep = line == "sweep:";
-    if (!in_sweep) trials += line + "\n";
+    if (!in_sweep && line.rfind("  seeds: ", 0) != 0) trials += line + "\n";
   }
   s.identity = config::fnv1a64_hex(trials);
   return s;
@@ -84,7 +85,7 @@ std::string names_of(const std::vector<RecordedStudy>& studies) {
 
 }  // namespace
 
-std::string study_identity(const Planner& planner) { return config::fnv1a64_hex(study_trials_yaml(planner)); }
+std::string study_identity(const Planner& planner) { return config::fnv1a64_hex(study_identity_yaml(planner)); }
 
 fs::path claim_sweep_directory(const Study& study, const Planner& planner, const fs::path& dir, bool add_to_existing) {
   const fs::path record = dir / "study.json";
@@ -107,7 +108,8 @@ fs::path claim_sweep_directory(const Study& study, const Planner& planner, const
   if (!add_to_existing)
     throw StudyMismatch(fmt::format(
         "{} holds the sweep of study {}, not of study '{}' (identity {}, {}): another study, or the same file "
-        "with overrides that change its trials. Nothing was run. Use --out elsewhere, or --add-to-existing to add "
+        "with overrides that change its search, scales or base. Nothing was run. Use --out elsewhere, or "
+        "--add-to-existing to add "
         "this study's trials to it",
         dir.string(), names_of(studies), mine.name, mine.identity, study.file));
   // Added: its own index folder; the name alone unless another study of that name took it.

@@ -4,9 +4,11 @@
 //   {"studies": [{"name": "a", "identity": "<16 hex>", "index": "."},
 //                {"name": "b", "identity": "<16 hex>", "index": "studies/b"}]}
 //
-// The identity is the FNV-1a hash of the study's trials (study_trials_yaml: the resolved study
-// without its `sweep:` run settings), so the same study file with `--set` overrides that change no
-// trial is the same study, and one that changes the search, the scales or the base config is not.
+// The identity is the FNV-1a hash of the points the study asks about (study_identity_yaml: the
+// resolved study without its seeds and its `sweep:` run settings). The same study file with `--set`
+// overrides of the seeds (more repetitions of the same points) or of the run settings is the same
+// study and extends or resumes the sweep in place; one that changes the strategy, the search space,
+// the scales or the base config is another study.
 // The first study owns <out> (sweep.h5, status.json, ...). A different study is refused unless it is
 // added explicitly (`--add-to-existing`): its index files then live in <out>/studies/<name>/, whose
 // `trials` is a symbolic link to <out>/trials, so its trials sit next to the first study's (a trial

@@ -88,7 +88,7 @@ rc=0
 "$EXPT" sweep "$work/intruder.yaml" --out "$work/owned" > /dev/null 2> "$work/intruder.err" || rc=$?
 [[ $rc -eq 2 ]] || die "second study: expected exit code 2, got $rc: $(cat "$work/intruder.err")"
 cat > "$work/intruder.expected" << EXPECTED
-expt: $work/owned holds the sweep of study 'owner' (identity $owner_id), not of study 'intruder' (identity $intruder_id, $work/intruder.yaml): another study, or the same file with overrides that change its trials. Nothing was run. Use --out elsewhere, or --add-to-existing to add this study's trials to it
+expt: $work/owned holds the sweep of study 'owner' (identity $owner_id), not of study 'intruder' (identity $intruder_id, $work/intruder.yaml): another study, or the same file with overrides that change its search, scales or base. Nothing was run. Use --out elsewhere, or --add-to-existing to add this study's trials to it
 EXPECTED
 diff -u "$work/intruder.expected" "$work/intruder.err" || die "second study: other message than expected"
 [[ ! -e $work/owned/studies ]] || die "a refused study wrote into the directory"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One study per sweep directory (docs/sweeps.md, docs/reliability.md): a different study (another
-# file, or the same file with overrides that change its trials) on a directory holding a sweep is
+# file, or the same file with overrides that change its points) on a directory holding a sweep is
 # refused with exit code 2 before anything runs, alone and under mpirun, and no file of the first
-# sweep changes (sha256 of every file); overrides of the run settings only (`sweep:`) resume the
-# same study; `--add-to-existing` adds the second study's trials next to the first's, each study
+# sweep changes (sha256 of every file); overrides of the run settings (`sweep:`) resume the same
+# study and more seeds extend it in place; `--add-to-existing` adds the second study's trials next to the first's, each study
 # keeping its own index, both analysable and equal to each study run alone.
 source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -51,11 +51,15 @@ refused() {  # $1 label, then the command
 refused "another study" "$EXPT" sweep "$work/b.yaml" --out "$d"
 grep -qF "not of study 'second'" "$work/refused.out" || die "the second study is not named: $(cat "$work/refused.out")"
 refused "another study under mpirun" mpirun -np 2 "$EXPT" sweep "$work/b.yaml" --out "$d"
-refused "an override that changes the trials" "$EXPT" sweep "$work/a.yaml" --set 'search.seeds=[1, 2]' --out "$d"
+refused "an override that changes the base config" "$EXPT" sweep "$work/a.yaml" --set base.train.steps=30 --out "$d"
 
 # The same study with a run setting changed is the same study: it resumes (nothing left to run).
 "$EXPT" sweep "$work/a.yaml" --set sweep.max_attempts=3 --out "$d" > "$work/same.out" 2>&1 \
   || die "the same study with sweep.max_attempts changed was refused: $(cat "$work/same.out")"
+# More seeds repeat the same points: the same study, extended in place (2 more trials).
+"$EXPT" sweep "$work/a.yaml" --set sweep.max_attempts=3 --set 'search.seeds=[1, 2]' --out "$d" > "$work/seeds.out" 2>&1 \
+  || die "the same study with more seeds was refused: $(cat "$work/seeds.out")"
+[[ $(ls "$d/trials" | wc -l) -eq 4 ]] || die "the study extended with a seed does not hold 4 trials"
 before=$(fingerprint)
 
 # --add-to-existing: the second study's index in studies/second, its trials in trials/.
@@ -78,7 +82,8 @@ for name, index in (("first", d), ("second", d / "studies" / "second")):
         sweep_id = f.attrs["sweep_id"]
         assert (sweep_id.decode() if isinstance(sweep_id, bytes) else sweep_id) == name, sweep_id
     ids[name] = {r["trial_id"].decode() for r in rows}
-    assert len(ids[name]) == 2 and all(r["status"].decode() == "COMPLETED" for r in rows), rows
+    assert len(ids[name]) == (4 if name == "first" else 2), ids
+    assert all(r["status"].decode() == "COMPLETED" for r in rows), rows
     for i in ids[name]:
         assert (d / "trials" / i / "result.h5").is_file(), i
 assert len(ids["first"] & ids["second"]) == 1, ids  # the shared lr 1e-2 trial is trained once
@@ -87,8 +92,8 @@ PY
 "$EXPT" analyze "$d" > "$work/analyze-a.out" 2>&1 || die "analyze of the first study failed: $(cat "$work/analyze-a.out")"
 "$EXPT" analyze "$d/studies/second" > "$work/analyze-b.out" 2>&1 \
   || die "analyze of the added study failed: $(cat "$work/analyze-b.out")"
-# (the first study's index was last written by the run with sweep.max_attempts=3)
-"$EXPT" sweep "$work/a.yaml" --set sweep.max_attempts=3 --out "$work/ref-a" > /dev/null 2>&1 \
+# (the first study's index was last written by the run with sweep.max_attempts=3 and two seeds)
+"$EXPT" sweep "$work/a.yaml" --set sweep.max_attempts=3 --set 'search.seeds=[1, 2]' --out "$work/ref-a" > /dev/null 2>&1 \
   || die "reference of the first study failed"
 "$EXPT" sweep "$work/b.yaml" --out "$work/ref-b" > /dev/null 2>&1 || die "reference of the second study failed"
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref-a" "$d" || die "the first study differs from its reference"
@@ -96,5 +101,5 @@ PY
 
 # Once added, the second study resumes in its own index, with or without the flag.
 "$EXPT" sweep "$work/b.yaml" --out "$d" > "$work/again.out" 2>&1 || die "rerun of the added study failed: $(cat "$work/again.out")"
-echo "study_per_directory: 3 refusals (exit 2, files unchanged), a run-setting override resumed, an added study" \
+echo "study_per_directory: 3 refusals (exit 2, files unchanged), a run-setting override resumed, more seeds extended it, an added study" \
   "shares trials/ and is analysable"
