@@ -10,22 +10,13 @@
 #include <set>
 
 #include "core/io/metrics.hpp"
+#include "core/io/results.hpp"
 
 namespace expt::analysis {
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// A point's axis values; nullopt when the text is not `key=value ...` (e.g. a point cut at the
-// 256 bytes sweep.h5 stores), so such a point is left out of ablations rather than failing the run.
-std::optional<std::vector<std::pair<std::string, std::string>>> try_parse_point(const std::string& point) {
-  try {
-    return parse_point(point);
-  } catch (const std::runtime_error&) {
-    return std::nullopt;
-  }
-}
 
 double mean_or_inf(const std::vector<double>& v) {
   double s = 0;
@@ -58,7 +49,7 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
     cell.cpu_s += t.wall_s * sweep.ranks_per_trial;
     cell.tokens_spent += t.tokens;
     auto [it, inserted] = index.emplace(t.point, points.size());
-    if (inserted) points.push_back(PointResult{t.point, {}, 0, 0});
+    if (inserted) points.push_back(PointResult{t.point, t.axes, {}, 0, 0});
     PointResult& p = points[it->second];
     p.seed_losses.push_back(t.loss);
     if (t.state == "COMPLETED") p.tokens = std::max(p.tokens, static_cast<double>(t.tokens));
@@ -87,38 +78,34 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
 
   // One-at-a-time ablation: every finished point that differs from the best in exactly one axis,
   // in axis order, then in the order of the axis values.
-  const auto best_parsed = try_parse_point(cell.best.point);
-  const std::vector<std::pair<std::string, std::string>> best_values =
-      best_parsed ? *best_parsed : std::vector<std::pair<std::string, std::string>>{};
+  const auto& best_values = cell.best.axes;
   struct Candidate {
     std::size_t axis, value_index;
     AblationRow row;
   };
   std::vector<Candidate> rows;
   for (const PointResult& p : points) {
-    if (p.point == cell.best.point) continue;
-    const auto parsed = try_parse_point(p.point);
-    if (!parsed || !best_parsed || parsed->size() != best_values.size()) continue;
-    const auto& values = *parsed;
+    if (p.point == cell.best.point || p.axes.size() != best_values.size()) continue;
     int differing = 0;
     std::size_t which = 0;
-    for (std::size_t k = 0; k < values.size(); ++k) {
-      if (values[k].first != best_values[k].first) {
+    for (std::size_t k = 0; k < p.axes.size(); ++k) {
+      if (p.axes[k].first != best_values[k].first) {
         differing = 2;
         break;
       }
-      if (!same_value(values[k].second, best_values[k].second)) {
+      if (p.axes[k].second != best_values[k].second) {
         ++differing;
         which = k;
       }
     }
     if (differing != 1) continue;
-    Candidate c{0, 0, AblationRow{values[which].first, values[which].second, p.point, p.loss, p.loss - cell.best.loss}};
+    const auto& [axis, value] = p.axes[which];
+    Candidate c{0, 0, AblationRow{axis, written_text(info, axis, value), p.point, p.loss, p.loss - cell.best.loss}};
     for (std::size_t a = 0; a < info.axes.size(); ++a)
-      if (info.axes[a].first == c.row.axis) {
+      if (info.axes[a].first == axis) {
         c.axis = a;
         for (std::size_t v = 0; v < info.axes[a].second.size(); ++v)
-          if (same_value(info.axes[a].second[v].text, c.row.value)) c.value_index = v;
+          if (is_written_as(value, info.axes[a].second[v])) c.value_index = v;
       }
     if (!std::isfinite(p.loss)) c.row.delta = kInf;
     rows.push_back(std::move(c));
@@ -132,10 +119,10 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
   for (const auto& [key, value] : best_values)
     for (const auto& [axis, values] : info.axes) {
       if (axis != key || values.size() < 2) continue;
-      if (same_value(values.front().text, value))
-        cell.edge_warnings.push_back(fmt::format("{}={} at the lower edge", key, value));
-      else if (same_value(values.back().text, value))
-        cell.edge_warnings.push_back(fmt::format("{}={} at the upper edge", key, value));
+      if (is_written_as(value, values.front()))
+        cell.edge_warnings.push_back(fmt::format("{}={} at the lower edge", key, values.front().text));
+      else if (is_written_as(value, values.back()))
+        cell.edge_warnings.push_back(fmt::format("{}={} at the upper edge", key, values.back().text));
     }
   return cell;
 }
@@ -254,6 +241,8 @@ double percentile(const std::vector<double>& sorted, double q) {
 Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
   Analysis a;
   a.study = sweep.study;
+  a.expt_commit = std::string(io::build_git_sha());
+  a.config_schema = sweep.config_schema;
   a.strategy = sweep.strategy;
   a.dir = sweep.dir.string();
   a.options = options;

@@ -31,10 +31,11 @@ struct AnalysisOptions {
 
 // A point of a cell: one value per axis, its trials over seeds.
 struct PointResult {
-  std::string point;
-  std::vector<double> seed_losses;  // finished trials, +inf for DIVERGED / FAILED
-  double loss = 0;                  // mean of seed_losses (+inf when any is +inf)
-  double tokens = 0;                // tokens trained by one of its COMPLETED trials (0 if none)
+  std::string point;                                        // label (sweep.h5 /point)
+  std::vector<std::pair<std::string, io::AxisValue>> axes;  // its typed values
+  std::vector<double> seed_losses;                          // finished trials, +inf for DIVERGED / FAILED
+  double loss = 0;                                          // mean of seed_losses (+inf when any is +inf)
+  double tokens = 0;                                        // tokens trained by one of its COMPLETED trials (0 if none)
 };
 
 struct AblationRow {
@@ -93,6 +94,8 @@ struct BudgetRow {
 
 struct Analysis {
   std::string study, strategy, dir;
+  std::string expt_commit;         // of the binary that analysed (io::build_git_sha)
+  std::int64_t config_schema = 0;  // of the trial ids (sweep.h5)
   double tolerance = 0;
   AnalysisOptions options;
   int trials_total = 0, trials_finished = 0;

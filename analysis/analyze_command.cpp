@@ -45,7 +45,7 @@ int analyze_command(const AnalyzeCommandArgs& args, std::ostream& out) {
   }
   const std::string text = render_text(a, tables), markdown = render_markdown(a, tables), json = render_json(a, tables);
   if (args.format == "csv")
-    out << render_csv_all(tables);
+    out << render_csv_all(a, tables);
   else if (args.format == "markdown")
     out << markdown;
   else if (args.format == "json")
@@ -65,7 +65,7 @@ int analyze_command(const AnalyzeCommandArgs& args, std::ostream& out) {
       for (const Table& x : tables)
         if (x.name == name) t = &x;
       if (t != nullptr)
-        io::write_file_atomic(dest / (std::string(name) + ".csv"), render_csv(*t));
+        io::write_file_atomic(dest / (std::string(name) + ".csv"), render_csv(a, *t));
       else
         fs::remove(dest / (std::string(name) + ".csv"));  // a table of an earlier run with other options
     }

@@ -162,9 +162,13 @@ std::vector<Table> make_tables(const Analysis& a) {
   return tables;
 }
 
+std::string provenance(const Analysis& a) {
+  return fmt::format("expt {}, trial ids of config schema {}", a.expt_commit, a.config_schema);
+}
+
 std::string render_text(const Analysis& a, const std::vector<Table>& tables) {
-  std::string s = fmt::format("study {} ({}), {}: {} of {} trials finished, tolerance {:g}\n", a.study, a.strategy,
-                              a.dir, a.trials_finished, a.trials_total, a.tolerance);
+  std::string s = fmt::format("study {} ({}), {}: {} of {} trials finished, tolerance {:g}\n{}\n", a.study, a.strategy,
+                              a.dir, a.trials_finished, a.trials_total, a.tolerance, provenance(a));
   for (const std::string& n : a.notes) s += "note: " + n + "\n";
   for (const Table& t : tables) {
     s += "\n" + t.title + "\n";
@@ -192,8 +196,9 @@ std::string render_text(const Analysis& a, const std::vector<Table>& tables) {
 }
 
 std::string render_markdown(const Analysis& a, const std::vector<Table>& tables) {
-  std::string s = fmt::format("# Analysis of study `{}`\n\n{} ({}): {} of {} trials finished, tolerance {:g}.\n",
-                              a.study, a.dir, a.strategy, a.trials_finished, a.trials_total, a.tolerance);
+  std::string s =
+      fmt::format("# Analysis of study `{}`\n\n{} ({}): {} of {} trials finished, tolerance {:g}; {}.\n", a.study,
+                  a.dir, a.strategy, a.trials_finished, a.trials_total, a.tolerance, md_escape(provenance(a)));
   for (const std::string& n : a.notes) s += "\n- " + md_escape(n);
   if (!a.notes.empty()) s += "\n";
   for (const Table& t : tables) {
@@ -220,8 +225,8 @@ std::string render_markdown(const Analysis& a, const std::vector<Table>& tables)
   return s;
 }
 
-std::string render_csv(const Table& table) {
-  std::string s;
+std::string render_csv(const Analysis& a, const Table& table) {
+  std::string s = "# " + provenance(a) + "\n";
   for (std::size_t c = 0; c < table.columns.size(); ++c) s += (c ? "," : "") + table.columns[c];
   s += "\n";
   for (const auto& row : table.rows) {
@@ -234,9 +239,9 @@ std::string render_csv(const Table& table) {
   return s;
 }
 
-std::string render_csv_all(const std::vector<Table>& tables) {
+std::string render_csv_all(const Analysis& a, const std::vector<Table>& tables) {
   std::string s;
-  for (const Table& t : tables) s += "# " + t.name + "\n" + render_csv(t) + "\n";
+  for (const Table& t : tables) s += "# " + t.name + "\n" + render_csv(a, t) + "\n";
   return s;
 }
 
@@ -245,6 +250,8 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
   json out = {{"study", a.study},
               {"strategy", a.strategy},
               {"dir", a.dir},
+              {"expt_commit", a.expt_commit},
+              {"config_schema", a.config_schema},
               {"tolerance", a.tolerance},
               {"baseline", a.options.baseline},
               {"trials_total", a.trials_total},

@@ -35,8 +35,11 @@ std::vector<Table> make_tables(const Analysis& a);
 
 std::string render_text(const Analysis& a, const std::vector<Table>& tables);
 std::string render_markdown(const Analysis& a, const std::vector<Table>& tables);
-std::string render_csv(const Table& table);
-std::string render_csv_all(const std::vector<Table>& tables);  // "# name" before each table
+// "expt <commit>, trial ids of config schema <n>": the first line of the text, Markdown and CSV
+// outputs (JSON: the fields expt_commit and config_schema).
+std::string provenance(const Analysis& a);
+std::string render_csv(const Analysis& a, const Table& table);  // the provenance line as a `# ` comment first
+std::string render_csv_all(const Analysis& a, const std::vector<Table>& tables);  // "# name" before each table
 std::string render_json(const Analysis& a, const std::vector<Table>& tables);
 
 }  // namespace expt::analysis

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <variant>
 
+#include "core/config/canonical.hpp"
 #include "core/io/hdf5.hpp"
 #include "core/io/results.hpp"
 #include "core/io/sweep_index.hpp"
@@ -31,36 +33,29 @@ bool parse_number(const std::string& text, double* out) {
   return true;
 }
 
-bool same_value(const std::string& a, const std::string& b) {
-  double x = 0, y = 0;
-  if (parse_number(a, &x) && parse_number(b, &y)) return x == y;
-  return a == b;
+bool is_written_as(const io::AxisValue& value, const WrittenValue& written) {
+  if (const auto* text = std::get_if<std::string>(&value)) return *text == written.text;
+  const double v = std::holds_alternative<double>(value) ? std::get<double>(value)
+                                                         : static_cast<double>(std::get<std::int64_t>(value));
+  if (written.is_number) return written.number == v;
+  return (written.text == "true" && v == 1) || (written.text == "false" && v == 0);
 }
 
-std::vector<std::pair<std::string, std::string>> parse_point(const std::string& point) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::size_t i = 0;
-  while (i < point.size()) {
-    while (i < point.size() && point[i] == ' ') ++i;
-    std::size_t j = point.find(' ', i);
-    if (j == std::string::npos) j = point.size();
-    if (j > i) {
-      const std::string item = point.substr(i, j - i);
-      const std::size_t eq = item.find('=');
-      if (eq == std::string::npos)
-        throw std::runtime_error("malformed point '" + point + "' (no '=' in '" + item + "')");
-      out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
-    }
-    i = j;
-  }
-  return out;
+std::string written_text(const CellInfo& cell, const std::string& axis, const io::AxisValue& value) {
+  for (const auto& [key, values] : cell.axes)
+    if (key == axis)
+      for (const WrittenValue& w : values)
+        if (is_written_as(value, w)) return w.text;
+  if (const auto* text = std::get_if<std::string>(&value)) return *text;
+  if (const auto* integer = std::get_if<std::int64_t>(&value)) return std::to_string(*integer);
+  return config::format_double(std::get<double>(value));
 }
 
 namespace {
 
 std::vector<TrialRow> read_trial_table(const h5::File& file, const fs::path& path) {
   std::vector<TrialRow> rows;
-  for (io::SweepIndexRow& in : io::read_sweep_index(file, "trials", path.string() + ":/trials")) {
+  for (io::SweepIndexRow& in : io::read_sweep_index(file, path.string())) {
     TrialRow r;
     r.id = std::move(in.trial_id);
     r.optimizer = std::move(in.optimizer);
@@ -69,6 +64,7 @@ std::vector<TrialRow> read_trial_table(const h5::File& file, const fs::path& pat
     r.model_tag = std::move(in.model_tag);
     r.data_ratio = in.data_ratio;
     r.point = std::move(in.point);
+    r.axes = std::move(in.axes);
     r.state = std::move(in.status);
     r.loss = (r.state == "COMPLETED" && std::isfinite(in.final_eval_loss)) ? in.final_eval_loss
                                                                            : std::numeric_limits<double>::infinity();
@@ -92,10 +88,12 @@ SweepData load_sweep(const fs::path& dir) {
   std::string resolved;
   {
     const h5::File file = h5::open_file(index);
+    data.trials = read_trial_table(file, index);  // first: it names a sweep.h5 of an older expt
     data.study = h5::read_string_attribute(file, "sweep_id");
     data.strategy = h5::read_string_attribute(file, "strategy");
+    data.config_schema = h5::read_int_attribute(file, "config_schema");
+    data.git_sha = h5::read_string_attribute(file, "git_sha");
     resolved = h5::read_string_dataset(file, "config");
-    data.trials = read_trial_table(file, index);
   }
 
   YAML::Node doc;
@@ -110,10 +108,10 @@ SweepData load_sweep(const fs::path& dir) {
     CellInfo cell;
     cell.name = kv.first.as<std::string>();
     for (const auto& axis : kv.second["axes"]) {
-      std::vector<AxisValue> values;
+      std::vector<WrittenValue> values;
       if (axis.second.IsSequence())  // continuous (Halton) ranges have no discrete values
         for (const auto& v : axis.second) {
-          AxisValue av;
+          WrittenValue av;
           av.text = v.as<std::string>();
           av.is_number = parse_number(av.text, &av.number);
           values.push_back(std::move(av));

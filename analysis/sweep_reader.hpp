@@ -1,8 +1,9 @@
 // Reading a sweep directory for analysis (docs/sweeps.md "Files written", docs/analysis.md).
 //
 // The coordinator's index sweep.h5 is the authority on which trials exist and which are finished:
-// /trials holds one row per planned trial with its cell, point, seed and state, and /config the
-// resolved study (sweep.resolved.yaml: per cell its axis values, the tolerance, ranks per trial).
+// /trials holds one row per planned trial with its cell, seed and state, /point and /axes its
+// point (label and typed values), and /config the resolved study (sweep.resolved.yaml: per cell
+// its axis values as written, the tolerance, ranks per trial).
 // For every finished trial the reader also opens trials/<id>/result.h5 for its summary (wall time).
 // A trial is finished when its state is COMPLETED, DIVERGED or FAILED (the coordinator marks a trial
 // FAILED only after its last attempt); pending and running trials are counted but not analysed, so
@@ -17,10 +18,14 @@
 #include <utility>
 #include <vector>
 
+#include "core/io/sweep_index.hpp"
+
 namespace expt::analysis {
 
 struct TrialRow {
-  std::string id, optimizer, cell, model_tag, point, state;
+  std::string id, optimizer, cell, model_tag, state;
+  std::string point;  // label: the axis values as written ("optimizer.lr=1.0e-3 ..."), whole
+  std::vector<std::pair<std::string, io::AxisValue>> axes;  // the point's typed values (sweep.h5 /axes)
   std::int64_t seed = 0;
   double data_ratio = 0;
   // Final eval loss as the study ranks it: the stored loss for a COMPLETED trial, +inf for a
@@ -34,7 +39,7 @@ struct TrialRow {
 };
 
 // One axis value as written in the resolved study; `number` when it parses as one.
-struct AxisValue {
+struct WrittenValue {
   std::string text;
   bool is_number = false;
   double number = 0;
@@ -44,13 +49,15 @@ struct CellInfo {
   std::string name, optimizer, model_tag;
   double data_ratio = 0;
   // Axes in study order, each with its discrete values in order.
-  std::vector<std::pair<std::string, std::vector<AxisValue>>> axes;
+  std::vector<std::pair<std::string, std::vector<WrittenValue>>> axes;
   int seq_len = 0;  // task.seq_len of the cell's base config (the eval column loss@<seq_len>)
 };
 
 struct SweepData {
   std::filesystem::path dir;
   std::string study, strategy;
+  std::int64_t config_schema = 0;  // of the trial ids (sweep.h5 root attribute)
+  std::string git_sha;             // of the coordinator that last wrote sweep.h5
   double tolerance = 3e-3;
   int ranks_per_trial = 1;
   std::vector<CellInfo> cells;   // in the order of sweep.resolved.yaml
@@ -62,13 +69,15 @@ struct SweepData {
 // the file when DIR is not a sweep directory or sweep.h5 cannot be read.
 SweepData load_sweep(const std::filesystem::path& dir);
 
-// "optimizer.lr=1.0e-3 optimizer.weight_decay=0.1" -> {{"optimizer.lr", "1.0e-3"}, ...} in order.
-std::vector<std::pair<std::string, std::string>> parse_point(const std::string& point);
-
 // Parses text as a whole number (strtod over the full string); false otherwise.
 bool parse_number(const std::string& text, double* out);
 
-// Two axis values are equal when both are numbers and equal as doubles, else when the texts are.
-bool same_value(const std::string& a, const std::string& b);
+// Whether a typed axis value is one the study wrote: numbers (booleans as 0/1) compare as
+// doubles, strings as text.
+bool is_written_as(const io::AxisValue& value, const WrittenValue& written);
+
+// The text of a cell's axis value as the study wrote it; a value outside the axis's list (a Halton
+// range) as the planner writes it (floats canonical, integers plain).
+std::string written_text(const CellInfo& cell, const std::string& axis, const io::AxisValue& value);
 
 }  // namespace expt::analysis

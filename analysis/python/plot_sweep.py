@@ -141,10 +141,21 @@ def plot_speedup(sweep_dir, out_dir, written):
     save(fig, out_dir, "speedup", written)
 
 
+def learning_rates(trials):
+    """Each trial's learning rate: its typed axis value (sweep.h5 /axes) where its cell searches the
+    learning rate, else the value in its result.h5 /hparams."""
+    lr = trials["axis_optimizer.lr"] if "axis_optimizer.lr" in trials.columns else None
+    if "optimizer.lr" in trials.columns:
+        lr = trials["optimizer.lr"] if lr is None else lr.fillna(trials["optimizer.lr"])
+    return lr
+
+
 def plot_lr_sensitivity(trials, out_dir, written):
     done = trials[trials["finished"]]
-    if done.empty or "optimizer.lr" not in done.columns:
+    lr = learning_rates(done)
+    if done.empty or lr is None:
         return
+    done = done.assign(lr=lr.astype(float))
     optimizers = list(dict.fromkeys(done["optimizer"]))
     fig, axes = panels(len(optimizers))
     for ax, opt in zip(axes, optimizers):
@@ -154,7 +165,7 @@ def plot_lr_sensitivity(trials, out_dir, written):
         for cell, group in sel.groupby("cell", sort=False):
             # Mean over seeds per point, then the best point at each learning rate.
             per_point = group.groupby("point", sort=False).agg(
-                lr=("optimizer.lr", "first"),
+                lr=("lr", "first"),
                 loss=("loss", lambda s: math.inf if not np.all(np.isfinite(s)) else float(np.mean(s))))
             per_lr = per_point.groupby("lr")["loss"].min().sort_index()
             ok = per_lr[np.isfinite(per_lr.values)]

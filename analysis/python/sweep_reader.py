@@ -5,8 +5,9 @@
     trials = load_trials("runs/quickstart_study")          # one row per trial
     evals = load_series("runs/quickstart_study", "eval")   # long table: one row per (trial, step, metric)
 
-The coordinator's index sweep.h5 (/trials) lists every planned trial with its cell, point, seed and
-state; it is replaced by rename, so reading it while the sweep runs is safe. A finished trial's
+The coordinator's index sweep.h5 lists every planned trial with its cell, seed and state (/trials),
+its point's label (/point) and value on every search axis as a typed column (/axes); it is replaced
+by rename, so reading it while the sweep runs is safe. A finished trial's
 metrics come from trials/<id>/result.h5; a trial still running (or without result.h5) is read from
 its metrics segments with the consolidation rule of docs/results-format.md, skipping a segment that
 is being written and will not open.
@@ -41,21 +42,36 @@ def _scalar(value):
 def load_trials(sweep_dir):
     """One row per planned trial.
 
-    Columns: trial_id, optimizer, seed, cell, model_tag, data_ratio, point, state (pending, running,
-    COMPLETED, DIVERGED, FAILED as the coordinator last wrote it), steps (planned), n_attempts,
-    finished (bool), loss (the final eval loss as the analysis ranks it: +inf unless COMPLETED),
-    one column per hyperparameter of /hparams (e.g. "optimizer.lr"), and the /summary attributes of
-    result.h5 as summary_<name> (NaN/None when the trial has no result.h5 yet).
+    Columns: trial_id, optimizer, seed, cell, model_tag, data_ratio, point (the label, axis values
+    as written), axis_<key> for every search axis (float, int or str as the trial key takes it;
+    None where the trial's cell does not search that axis), state (pending, running, COMPLETED,
+    DIVERGED, FAILED as the coordinator last wrote it), steps (planned), n_attempts, finished
+    (bool), loss (the final eval loss as the analysis ranks it: +inf unless COMPLETED), one column
+    per hyperparameter of /hparams (e.g. "optimizer.lr"), and the /summary attributes of result.h5
+    as summary_<name> (NaN/None when the trial has no result.h5 yet).
     """
     sweep_dir = pathlib.Path(sweep_dir)
     index = sweep_dir / "sweep.h5"
     if not index.exists():
         raise FileNotFoundError(f"{index} not found: {sweep_dir} is not a sweep directory")
     with h5py.File(index, "r") as f:
+        if "axes" not in f:
+            raise ValueError(f"{index} was written by an older expt (no /axes); run the sweep's `expt sweep` "
+                             "command again to rewrite it (finished trials are kept)")
         table = f["trials"][:]
+        points = list(f["point"].asstr()[:])
+        axes = {}
+        for key in f["axis_keys"].asstr()[:]:
+            column = f["axes"][key]
+            value = column["value"]
+            values = value.asstr()[:] if h5py.check_string_dtype(value.dtype) else value[:]
+            axes["axis_" + key] = (values, column["present"][:].astype(bool))
     rows = []
-    for rec in table:
+    for i, rec in enumerate(table):
         row = {name: _scalar(rec[name]) for name in table.dtype.names}
+        row["point"] = points[i]
+        for name, (values, present) in axes.items():
+            row[name] = _scalar(values[i]) if present[i] else None
         row["state"] = row.pop("status")
         row.pop("final_eval_loss")  # the index's copy; the summary below is the trial's own
         row.pop("tokens")

@@ -1,10 +1,16 @@
 #include "core/config/loader.hpp"
 
+#include <yaml-cpp/yaml.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/config/canonical.hpp"
 #include "core/config/schema.hpp"
@@ -12,43 +18,65 @@
 #include "core/config/trial_schema.hpp"
 #include "core/config/yaml_document.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 namespace expt::config {
 
 namespace {
 
-// Writes the keys as block YAML, two spaces per level.
+// Writes the keys as block YAML, two spaces per level: those `keep` accepts, each section's header
+// only when a key under it is written.
 class YamlWriter final : public schema::Sink {
  public:
-  explicit YamlWriter(bool with_out) : with_out_(with_out) {}
+  explicit YamlWriter(std::function<bool(const std::string& path)> keep) : keep_(std::move(keep)) {}
   void leaf(const std::string& path, int depth, const std::string& name, const std::string& value) override {
-    if (!with_out_ && path == "out") return;
-    text_ += std::string(2 * static_cast<std::size_t>(depth), ' ') + name + ": " + value + "\n";
+    if (!keep_(path)) return;
+    drop_headers_from(depth);
+    for (const auto& header : pending_) text_ += header.second;
+    pending_.clear();
+    text_ += indent(depth) + name + ": " + value + "\n";
   }
   void section(const std::string&, int depth, const std::string& name) override {
-    text_ += std::string(2 * static_cast<std::size_t>(depth), ' ') + name + ":\n";
+    drop_headers_from(depth);
+    pending_.emplace_back(depth, indent(depth) + name + ":\n");
   }
   const std::string& text() const { return text_; }
 
  private:
-  bool with_out_;
+  static std::string indent(int depth) { return std::string(2 * static_cast<std::size_t>(depth), ' '); }
+  // Headers at `depth` or deeper belong to sections that ended without a written key.
+  void drop_headers_from(int depth) {
+    while (!pending_.empty() && pending_.back().first >= depth) pending_.pop_back();
+  }
+  std::function<bool(const std::string&)> keep_;
+  std::vector<std::pair<int, std::string>> pending_;  // (depth, header line) of open sections
   std::string text_;
 };
 
+// Every leaf (path, canonical value) except `out`, and the paths of the selectors among them.
 class FlatWriter final : public schema::Sink {
  public:
   void leaf(const std::string& path, int, const std::string&, const std::string& value) override {
     if (path != "out") pairs.emplace_back(path, value);
   }
   void section(const std::string&, int, const std::string&) override {}
+  void selector(const std::string& path) override { selectors.insert(path); }
   std::vector<std::pair<std::string, std::string>> pairs;
+  std::set<std::string> selectors;
 };
 
 std::string emit(const TrialConfig& cfg, bool with_out) {
-  YamlWriter writer(with_out);
+  YamlWriter writer([with_out](const std::string& path) { return with_out || path != "out"; });
   trial_table().write(cfg, "", 0, writer);
   return writer.text();
+}
+
+FlatWriter flatten(const TrialConfig& cfg, const schema::Table<TrialConfig>& table) {
+  FlatWriter writer;
+  table.write(cfg, "", 0, writer);
+  return writer;
+}
+
+std::map<std::string, std::string> as_map(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  return {pairs.begin(), pairs.end()};
 }
 
 }  // namespace
@@ -91,7 +119,40 @@ TrialConfig load_trial_config(const std::string& path, const std::vector<std::st
 
 std::string to_canonical_yaml(const TrialConfig& cfg) { return emit(cfg, true); }
 
-std::string config_hash(const TrialConfig& cfg) { return fnv1a64_hex(emit(cfg, false)); }
+std::string minimal_yaml(const TrialConfig& cfg, const schema::Table<TrialConfig>& table) {
+  const FlatWriter flat = flatten(cfg, table);
+  // The defaults of cfg's types: the config read from its selectors alone (reading optimizer.type
+  // resets the section to that type's defaults, decision 16).
+  YamlWriter selectors_only([&](const std::string& path) { return flat.selectors.count(path) > 0; });
+  table.write(cfg, "", 0, selectors_only);
+  ErrorList errors;
+  schema::Reader reader(errors);
+  TrialConfig type_defaults;
+  if (const auto root = load_yaml_document(selectors_only.text(), "<selectors>", 0, errors))
+    table.read(*root, type_defaults, "", reader);
+  if (!errors.empty())
+    throw std::logic_error("the selectors of a config do not read back: " + errors.sorted()[0].str());
+  // Selectors are compared with the plain defaults (no type named), every other key with its type's.
+  const auto per_type = as_map(flatten(type_defaults, table).pairs);
+  const auto plain = as_map(flatten(TrialConfig{}, table).pairs);
+  const auto values = as_map(flat.pairs);
+  YamlWriter minimal([&](const std::string& path) {
+    if (path == "out") return false;
+    const auto& defaults = flat.selectors.count(path) > 0 ? plain : per_type;
+    const auto it = defaults.find(path);
+    return it == defaults.end() || it->second != values.at(path);
+  });
+  table.write(cfg, "", 0, minimal);
+  return minimal.text();
+}
+
+std::string minimal_yaml(const TrialConfig& cfg) { return minimal_yaml(cfg, trial_table()); }
+
+std::string config_hash(const TrialConfig& cfg, const schema::Table<TrialConfig>& table) {
+  return fnv1a64_hex("config_schema: " + std::to_string(kConfigSchemaVersion) + "\n" + minimal_yaml(cfg, table));
+}
+
+std::string config_hash(const TrialConfig& cfg) { return config_hash(cfg, trial_table()); }
 
 std::vector<std::pair<std::string, TypedValue>> typed_config(const TrialConfig& cfg) {
   std::vector<std::pair<std::string, TypedValue>> out;
@@ -118,9 +179,7 @@ std::string schema_markdown() {
 }
 
 std::vector<std::pair<std::string, std::string>> flatten_config(const TrialConfig& cfg) {
-  FlatWriter writer;
-  trial_table().write(cfg, "", 0, writer);
-  return std::move(writer.pairs);
+  return flatten(cfg, trial_table()).pairs;
 }
 
 }  // namespace expt::config

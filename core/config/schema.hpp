@@ -118,6 +118,9 @@ class Sink {
   virtual ~Sink() = default;
   virtual void leaf(const std::string& path, int depth, const std::string& name, const std::string& value) = 0;
   virtual void section(const std::string& path, int depth, const std::string& name) = 0;
+  // Called just before the leaf of a section's selector (e.g. `optimizer.type`), whose value picks
+  // the section's keys and their defaults; the trial id needs to know them (config_hash).
+  virtual void selector(const std::string& /*path*/) {}
 };
 
 // One row of the key table in docs/config.md.
@@ -199,8 +202,12 @@ struct Table {
 
   // Writes the keys that apply to s's type, in table order.
   void write(const S& s, const std::string& path, int depth, Sink& out) const {
-    for (const Key<S>& k : keys)
-      if (selector == nullptr || k.applies(s.*selector)) k.write(s, join_path(path, k.name), depth, out);
+    for (const Key<S>& k : keys) {
+      if (selector != nullptr && !k.applies(s.*selector)) continue;
+      const std::string key_path = join_path(path, k.name);
+      if (selector != nullptr && k.name == selector_name) out.selector(key_path);
+      k.write(s, key_path, depth, out);
+    }
   }
 
   void describe(const std::string& path, std::vector<DocRow>& rows) const {

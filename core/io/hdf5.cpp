@@ -60,6 +60,10 @@ template <>
 hid_t native_type<std::int64_t>() {
   return H5T_NATIVE_INT64;
 }
+template <>
+hid_t native_type<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
 template <class T>
 H5T_class_t type_class() {
   return std::is_floating_point_v<T> ? H5T_FLOAT : H5T_INTEGER;
@@ -525,6 +529,54 @@ std::string read_string_dataset(const H5Handle& parent, const std::string& name)
   return value;
 }
 
+namespace {
+
+Datatype variable_string_type(const std::string& where) {
+  Datatype type(check_id(H5Tcopy(H5T_C_S1), "copy string type for " + where), H5Tclose, where);
+  check_status(H5Tset_size(type.id(), H5T_VARIABLE), "make a variable-length string type for " + where);
+  check_status(H5Tset_cset(type.id(), H5T_CSET_UTF8), "set character set for " + where);
+  return type;
+}
+
+}  // namespace
+
+Dataset write_string_array(const H5Handle& parent, const std::string& name, const std::vector<std::string>& values) {
+  ErrorGuard guard;
+  const std::string where = describe(parent, name);
+  Datatype type = variable_string_type(where);
+  Dataspace space = simple_space({static_cast<hsize_t>(values.size())}, nullptr, where);
+  Dataset dataset = create_dataset(parent, name, type.id(), space, H5P_DEFAULT);
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const std::string& v : values) pointers.push_back(v.c_str());
+  if (!values.empty())
+    check_status(H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()),
+                 "write dataset " + where);
+  return dataset;
+}
+
+std::vector<std::string> read_string_array(const Dataset& dataset) {
+  ErrorGuard guard;
+  Datatype stored = type_of(dataset);
+  if (class_of(stored.id(), "get type class of " + dataset.where()) != H5T_STRING ||
+      check_status(H5Tis_variable_str(stored.id()), "inspect type of " + dataset.where()) <= 0)
+    throw std::runtime_error(dataset.where() + " is not a dataset of variable-length strings");
+  Dataspace space = space_of(dataset);
+  const std::vector<hsize_t> dims = space_dims(space);
+  if (dims.size() != 1) throw std::runtime_error(dataset.where() + " is not 1-D");
+  Datatype type = variable_string_type(dataset.where());
+  std::vector<char*> pointers(static_cast<std::size_t>(dims[0]), nullptr);
+  std::vector<std::string> values;
+  if (pointers.empty()) return values;
+  check_status(H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()),
+               "read dataset " + dataset.where());
+  for (const char* p : pointers) values.emplace_back(p != nullptr ? p : "");
+  // HDF5 allocated the strings; give them back.
+  check_status(H5Dvlen_reclaim(type.id(), space.id(), H5P_DEFAULT, pointers.data()),
+               "free the strings read from " + dataset.where());
+  return values;
+}
+
 template <class T>
 Dataset write_array(const H5Handle& parent, const std::string& name, std::span<const T> data,
                     const std::vector<hsize_t>& dims) {
@@ -565,6 +617,9 @@ template Dataset write_array<double>(const H5Handle&, const std::string&, std::s
                                      const std::vector<hsize_t>&);
 template Dataset write_array<std::int64_t>(const H5Handle&, const std::string&, std::span<const std::int64_t>,
                                            const std::vector<hsize_t>&);
+template Dataset write_array<std::uint8_t>(const H5Handle&, const std::string&, std::span<const std::uint8_t>,
+                                           const std::vector<hsize_t>&);
+template std::vector<std::uint8_t> read_array<std::uint8_t>(const Dataset&, std::vector<hsize_t>*);
 template std::vector<float> read_array<float>(const Dataset&, std::vector<hsize_t>*);
 template std::vector<double> read_array<double>(const Dataset&, std::vector<hsize_t>*);
 template std::vector<std::int64_t> read_array<std::int64_t>(const Dataset&, std::vector<hsize_t>*);

@@ -130,8 +130,12 @@ Dataset open_dataset(const H5Handle& parent, const std::string& name);
 // byte length is also stored as attribute "length" so that trailing '\0' bytes survive.
 void write_string_dataset(const H5Handle& parent, const std::string& name, std::string_view value);
 std::string read_string_dataset(const H5Handle& parent, const std::string& name);
-// N-D contiguous dataset of T (float, double, int64) with the given dims (product = data.size()).
-// Instantiated in hdf5.cpp for float, double and std::int64_t.
+// 1-D dataset of variable-length UTF-8 strings, each of any length (h5py reads them as str
+// objects; with h5py < 3 as bytes).
+Dataset write_string_array(const H5Handle& parent, const std::string& name, const std::vector<std::string>& values);
+std::vector<std::string> read_string_array(const Dataset& dataset);
+// N-D contiguous dataset of T (float, double, int64, uint8) with the given dims (product = data.size()).
+// Instantiated in hdf5.cpp for float, double, std::int64_t and std::uint8_t.
 template <class T>
 Dataset write_array(const H5Handle& parent, const std::string& name, std::span<const T> data,
                     const std::vector<hsize_t>& dims);

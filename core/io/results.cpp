@@ -126,13 +126,19 @@ void write_attribute_group(const h5::File& file, const std::string& name,
   group.close();
 }
 
+}  // namespace
+
+std::string_view build_git_sha() { return EXPT_GIT_SHA; }
+
+namespace {
+
 void write_result_file(const fs::path& tmp, const ResultInfo& info, const TrialSummary& summary,
                        const EvalSchema& schema, const SegmentRows& rows) {
   h5::File file = h5::create_file(tmp, /*exclusive=*/false);
   h5::write_attribute(file, "schema_version", kSchemaVersion);
   h5::write_attribute(file, "trial_id", std::string_view(info.trial_id));
   h5::write_attribute(file, "config_hash", std::string_view(info.config_hash));
-  h5::write_attribute(file, "git_sha", std::string_view(EXPT_GIT_SHA));
+  h5::write_attribute(file, "git_sha", build_git_sha());
   h5::write_attribute(file, "build_info", std::string_view(build_info()));
   h5::write_attribute(file, "machine", std::string_view(info.machine));
   h5::write_attribute(file, "created_utc", std::string_view(utc_now()));

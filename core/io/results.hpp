@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -60,6 +61,10 @@ ConsolidationReport write_result(const std::filesystem::path& trial_dir, const R
 
 // /summary of a result.h5.
 TrialSummary read_summary(const std::filesystem::path& result_h5);
+
+// The build's commit (`git rev-parse --short=12 HEAD` when CMake configured it): result.h5's
+// git_sha, also written into sweep.h5 and `expt analyze`'s outputs.
+std::string_view build_git_sha();
 
 // Quarantine (docs/reliability.md): damaged files are moved, never deleted, to
 // <trial_dir>/quarantine/<file name>-<YYYYMMDDTHHMMSSZ>[-k], and the directories are fsynced.

@@ -15,6 +15,7 @@
 
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
+#include "core/io/trial_identity.hpp"
 
 namespace fs = std::filesystem;
 
@@ -102,18 +103,17 @@ std::vector<fs::path> TrialDirectory::quarantine_incomplete_checkpoints() const 
   return checkpoints().quarantine_incomplete();
 }
 
-void TrialDirectory::claim(const config::TrialConfig& cfg, bool write_if_missing) const {
-  const fs::path trial_yaml = dir_ / "trial.yaml";
+std::string TrialDirectory::claim(const config::TrialConfig& cfg, bool write_if_missing) const {
   const std::string hash = config::config_hash(cfg);
-  if (fs::exists(trial_yaml)) {
-    const std::string existing = config::config_hash(config::load_trial_config(trial_yaml.string()));
-    if (existing != hash)
+  if (const auto existing = read_directory_trial(dir_)) {
+    if (existing->id != hash)
       throw std::runtime_error(
           fmt::format("{} already holds trial {} (a different config from this one, {}); use another --out",
-                      dir_.string(), existing, hash));
-  } else if (write_if_missing) {
-    write_file_atomic(trial_yaml, config::to_canonical_yaml(cfg));
+                      dir_.string(), existing->id.empty() ? "of another config schema" : existing->id, hash));
+    return existing->legacy_id;
   }
+  if (write_if_missing) write_file_atomic(dir_ / "trial.yaml", trial_yaml_text(cfg));
+  return "";
 }
 
 void TrialDirectory::append_attempt_event(int attempt, const std::string& event, std::int64_t step, int ranks,

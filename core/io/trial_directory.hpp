@@ -1,7 +1,7 @@
 // One trial's directory (docs/results-format.md "Results on disk"), owned by one object:
 //
 //   <dir>/.lock                  held (flock) by the process that trains the trial
-//   <dir>/trial.yaml             resolved canonical config: the trial's identity (its hash)
+//   <dir>/trial.yaml             `# trial <id>, config schema <n>`, then the resolved canonical config
 //   <dir>/attempts.jsonl         one JSON line per start / resume / failure / quarantine / end
 //   <dir>/log.txt                human-readable log (written by the trainer)
 //   <dir>/metrics/seg-<attempt>-<first_step>.h5   metrics segments, consolidated into result.h5
@@ -82,10 +82,12 @@ class TrialDirectory {
   std::vector<std::string> quarantine_damaged() const;
   // Moves checkpoint folders without a valid COMMIT to quarantine/; returns their new paths.
   std::vector<std::filesystem::path> quarantine_incomplete_checkpoints() const;
-  // The directory belongs to one trial: when trial.yaml exists and holds another config (by
-  // config_hash) this throws std::runtime_error naming both ids; when it is missing and
-  // `write_if_missing`, it is written (canonical YAML). Every rank of a trial may check; one writes.
-  void claim(const config::TrialConfig& cfg, bool write_if_missing) const;
+  // The directory belongs to one trial: when trial.yaml exists and names another trial
+  // (core/io/trial_identity.hpp) this throws std::runtime_error naming both ids; when it is missing
+  // and `write_if_missing`, it is written (trial_yaml_text). Returns the directory's legacy id
+  // when it was written before decision 79 (its checkpoints carry that id), else "". Every rank of
+  // a trial may check; one writes.
+  std::string claim(const config::TrialConfig& cfg, bool write_if_missing) const;
   // Appends {"attempt", "event", "step", "time_utc", "ranks", "host_pid"} plus `extra`'s fields as
   // one durable line of attempts.jsonl.
   void append_attempt_event(int attempt, const std::string& event, std::int64_t step, int ranks,

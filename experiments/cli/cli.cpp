@@ -68,7 +68,10 @@ int run_cli(int argc, char** argv) {
       app.add_subcommand("validate", "Check a config or a study file; --print writes the resolved canonical YAML");
   validate->add_option("config", validate_args.config, "Trial config or study file (YAML)")->required();
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
-  validate->add_flag("--print", print, "Print the resolved config with every default filled in");
+  auto* print_flag = validate->add_flag("--print", print, "Print the resolved config with every default filled in");
+  bool minimal = false;
+  validate->add_flag("--minimal", minimal, "Print the keys that differ from their defaults (what the trial id hashes)")
+      ->excludes(print_flag);
 
   // expt data preview|dump: what the trainer would see, decoded or as arrays.
   auto* data = app.add_subcommand("data", "Inspect a config's task data");
@@ -144,7 +147,7 @@ int run_cli(int argc, char** argv) {
       return kExitUsage;
     }
   }
-  if (*validate) return validate_command(validate_args.config, validate_args.sets, print);
+  if (*validate) return validate_command(validate_args.config, validate_args.sets, print, minimal);
   if (*data) {
     const auto cfg = load_config_or_report(data_args.config, data_args.sets, 0);
     if (!cfg) return kExitUsage;

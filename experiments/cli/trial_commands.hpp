@@ -1,7 +1,7 @@
 // The trial subcommands of `expt` (wired into experiments/cli/cli.cpp):
 //   expt run CONFIG [--set key.path=value]... [--out DIR] [--progress auto|tty|plain|quiet]
 //                                        train one trial, or resume it (run_command.cpp)
-//   expt validate CONFIG [--set ...] [--print]   check it, or print it resolved (validate_command.cpp)
+//   expt validate CONFIG [--set ...] [--print | --minimal]   check it, or print it (validate_command.cpp)
 #pragma once
 
 #include <optional>
@@ -17,7 +17,8 @@ namespace expt::experiments {
 std::optional<config::TrialConfig> load_config_or_report(const std::string& path, const std::vector<std::string>& sets,
                                                          int rank);
 
-int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print);
+// --print: the resolved config; --minimal: the keys that differ from their defaults; else the id.
+int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal);
 
 // argc/argv go to MPI_Init when launched by mpirun (a data-parallel trial over the ranks).
 int run_command(int argc, char** argv, const std::string& path, std::vector<std::string> sets, const std::string& out,

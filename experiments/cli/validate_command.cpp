@@ -61,12 +61,15 @@ int validate_study(const std::string& path, const std::vector<std::string>& sets
 
 }  // namespace
 
-int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print) {
-  if (is_study_file(path)) return validate_study(path, sets, print);
+int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal) {
+  // A study has one resolved form; --minimal (a trial config's non-default keys) prints it too.
+  if (is_study_file(path)) return validate_study(path, sets, print || minimal);
   const auto cfg = load_config_or_report(path, sets, 0);
   if (!cfg) return kExitUsage;
   if (print) {
     std::fputs(config::to_canonical_yaml(*cfg).c_str(), stdout);
+  } else if (minimal) {
+    std::fputs(config::minimal_yaml(*cfg).c_str(), stdout);
   } else {
     std::fprintf(stderr, "%s: valid (trial id %s)\n", path.c_str(), config::config_hash(*cfg).c_str());
   }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/config/loader.hpp"
 #include "core/config/trial_config.hpp"
 #include "experiments/study/study.hpp"
 
@@ -37,6 +38,9 @@ struct PlannedTrial {
   double data_ratio = 0;
   std::uint64_t seed = 0;
   std::string point;  // "optimizer.lr=1.0e-03 schedule.warmup=10", the axis values as set
+  // The same values typed as their trial key (one_minus_ axes: the float as written), by axis key
+  // in study order: sweep.h5's /axes columns.
+  std::vector<std::pair<std::string, config::TypedValue>> axes;
   std::int64_t n_params = 0;
   std::int64_t n_params_nonembed = 0;
   // Relative cost for longest-first handout: steps * batch_size * n_params (~ training FLOPs / 6).

@@ -4,10 +4,12 @@
 // rounds on the same materialised points. Not part of the planner's interface (plan.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -168,6 +170,17 @@ struct Planner::Impl {
     t.data_ratio = c.data_ratio;
     t.seed = cfg.seed;
     t.point = point_text;
+    const auto typed = config::typed_config(cfg);
+    for (std::size_t k = 0; k < ax.size(); ++k) {
+      if (ax[k].one_minus) {
+        t.axes.emplace_back(ax[k].key, config::float_value(values[k].text).value_or(0.0));
+        continue;
+      }
+      const std::string path = target_path(ax[k]);
+      const auto it = std::find_if(typed.begin(), typed.end(), [&](const auto& kv) { return kv.first == path; });
+      if (it == typed.end()) throw std::logic_error("axis " + ax[k].key + " sets no key of the trial config");
+      t.axes.emplace_back(ax[k].key, it->second);
+    }
     t.n_params = counts.first;
     t.n_params_nonembed = counts.second;
     t.cost = steps * cfg.train.batch_size * static_cast<double>(counts.first);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/io/atomic_file.hpp"
+#include "core/io/trial_identity.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
@@ -86,6 +87,8 @@ int sweep_exit_code(const Scheduler& sched, int signal) {
 
 void prepare_sweep_directory(const Study& study, const Planner& planner, const fs::path& dir) {
   fs::create_directories(dir / "trials");
+  for (const std::string& line : io::adopt_legacy_trial_directories(dir / "trials"))
+    std::printf("[sweep] %s\n", line.c_str());
   io::write_file_atomic(dir / "sweep.yaml", study.text);
   io::write_file_atomic(dir / "sweep.resolved.yaml", resolved_study_yaml(planner));
 }

@@ -16,6 +16,7 @@
 #include "core/io/atomic_file.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/hdf5.hpp"
+#include "core/io/results.hpp"
 #include "core/io/sweep_index.hpp"
 #include "core/io/trial_directory.hpp"
 
@@ -239,9 +240,11 @@ void Scheduler::write_index() const {
     h5::write_attribute(file, "schema_version", std::int64_t{1});
     h5::write_attribute(file, "sweep_id", planner_.study().name);
     h5::write_attribute(file, "strategy", std::string(strategy_name(planner_.study().strategy)));
+    h5::write_attribute(file, "config_schema", config::kConfigSchemaVersion);  // of the trial ids below
+    h5::write_attribute(file, "git_sha", io::build_git_sha());
     h5::write_string_dataset(file, "config", resolved_study_yaml(planner_));
 
-    // /trials: one packed row per trial (core/io/sweep_index.hpp).
+    // /trials, /point, /axes: one row per trial (core/io/sweep_index.hpp).
     std::vector<io::SweepIndexRow> rows;
     rows.reserve(records_.size());
     for (const TrialRecord& r : records_) {
@@ -253,13 +256,14 @@ void Scheduler::write_index() const {
            .model_tag = r.trial.model_tag,
            .data_ratio = r.trial.data_ratio,
            .point = r.trial.point,
+           .axes = r.trial.axes,
            .status = r.state,
            .final_eval_loss = r.has_summary ? r.summary.final_eval_loss : std::numeric_limits<double>::infinity(),
            .steps = static_cast<std::int64_t>(r.trial.config.train.steps),
            .tokens = static_cast<std::int64_t>(r.has_summary ? r.summary.tokens_seen : 0),
            .n_attempts = static_cast<std::int32_t>(r.attempts)});
     }
-    io::write_sweep_index(file, "trials", rows);
+    io::write_sweep_index(file, rows);
 
     // /trial_files/<id>: external links, resolved relative to sweep.h5's directory.
     h5::Group links = h5::create_group(file, "trial_files");

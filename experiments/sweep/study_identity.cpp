@@ -54,25 +54,17 @@ void write_record(const fs::path& file, const std::vector<RecordedStudy>& studie
   io::write_file_atomic(file, nlohmann::json{{"studies", list}}.dump(2) + "\n");
 }
 
-// The study of a directory written before study.json existed: its name from sweep.resolved.yaml's
-// first line, and the identity recomputed from that file's text without the seeds and the `sweep:`
-// section.
+// The study of a directory written before study.json existed, named by sweep.resolved.yaml's first
+// line. Its identity cannot be recomputed: an older `expt` resolved studies differently (other
+// defaults, other trial ids), so such a directory is adopted by the study of the same name.
 std::optional<RecordedStudy> legacy_study(const fs::path& dir) {
   const fs::path resolved = dir / "sweep.resolved.yaml";
   if (!fs::exists(resolved)) return std::nullopt;
   const std::string text = read_text(resolved);
   RecordedStudy s;
   s.index = ".";
+  s.identity = "not recorded";
   if (text.rfind("study: ", 0) == 0) s.name = text.substr(7, text.find('\n') - 7);
-  // Drop the seeds and the `sweep:` block (its header and indented lines), as study_identity_yaml does.
-  std::string trials;
-  std::istringstream lines(text);
-  bool in_sweep = false;
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty() && line[0] != ' ') in_sweep = line == "sweep:";
-    if (!in_sweep && line.rfind("  seeds: ", 0) != 0) trials += line + "\n";
-  }
-  s.identity = config::fnv1a64_hex(trials);
   return s;
 }
 
@@ -94,6 +86,10 @@ fs::path claim_sweep_directory(const Study& study, const Planner& planner, const
   if (fs::exists(record)) {
     studies = read_record(record);
   } else if (auto legacy = legacy_study(dir)) {
+    if (legacy->name == study.name) {
+      write_record(record, {mine});
+      return dir;
+    }
     studies.push_back(*legacy);
   }
   if (studies.empty()) {
@@ -101,10 +97,7 @@ fs::path claim_sweep_directory(const Study& study, const Planner& planner, const
     return dir;
   }
   for (const RecordedStudy& s : studies)
-    if (s.identity == mine.identity) {
-      if (!fs::exists(record)) write_record(record, studies);  // adopt a directory from before study.json
-      return s.index == "." ? dir : dir / s.index;
-    }
+    if (s.identity == mine.identity) return s.index == "." ? dir : dir / s.index;
   if (!add_to_existing)
     throw StudyMismatch(fmt::format(
         "{} holds the sweep of study {}, not of study '{}' (identity {}, {}): another study, or the same file "

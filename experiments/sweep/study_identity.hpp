@@ -37,7 +37,7 @@ std::string study_identity(const Planner& planner);
 // Checks (and on first use records) the study of sweep directory `dir`; returns the directory its
 // index files go to (`dir` itself, or dir/studies/<name> for an added study). The caller holds the
 // directory's .sweep.lock. A directory written before study.json existed is adopted when its
-// sweep.resolved.yaml is this study's. Throws StudyMismatch for a different study unless
+// sweep.resolved.yaml names this study. Throws StudyMismatch for a different study unless
 // `add_to_existing`.
 std::filesystem::path claim_sweep_directory(const Study& study, const Planner& planner,
                                             const std::filesystem::path& dir, bool add_to_existing);

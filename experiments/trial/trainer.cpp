@@ -109,6 +109,7 @@ class Trainer {
   Evaluator evaluator_;
   std::vector<float> params_before_;
   std::string hash_;
+  std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (core/io/trial_identity.hpp)
   int attempt_ = 1;
 
   // Observers (attach_observers); the ones rank 0 alone has are null elsewhere.
@@ -163,7 +164,8 @@ StateDict Trainer::checkpoint_state() const {
 
 void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
   const StateDict s = ckpt.load(step);
-  if (s.string("trainer/config_hash") != hash_)
+  const std::string& saved = s.string("trainer/config_hash");
+  if (saved != hash_ && (legacy_id_.empty() || saved != legacy_id_))
     throw std::runtime_error(fmt::format("checkpoint step-{} in {} belongs to another config (hash {}, expected {})",
                                          step, dir_.path().string(), s.string("trainer/config_hash"), hash_));
   s.get_into("params", step_fn_.store().values());
@@ -229,7 +231,7 @@ TrialOutcome Trainer::run() {
   comm_.barrier();
 
   // A directory belongs to one trial: refuse to mix another config's results into it.
-  dir_.claim(cfg_, leader_);
+  legacy_id_ = dir_.claim(cfg_, leader_);
 
   // A finished trial (COMPLETED or DIVERGED) is not rerun.
   if (const auto summary = dir_.read_result();

@@ -379,6 +379,8 @@ TEST_CASE("CSV and JSON carry the same values as the terminal table", "[analysis
     REQUIRE(in.good());
     std::string line;
     std::getline(in, line);
+    CHECK(line == "# " + analysis::provenance(a));
+    std::getline(in, line);
     std::string header;
     for (std::size_t c = 0; c < t.columns.size(); ++c) header += (c ? "," : "") + t.columns[c];
     CHECK(line == header);
@@ -439,4 +441,79 @@ TEST_CASE("analyze reports a directory that is not a sweep", "[analysis]") {
   args.dir = dir.string();
   std::ostringstream out;
   CHECK(analysis::analyze_command(args, out) == 1);
+}
+
+TEST_CASE("points longer than 256 characters keep their typed axes through sweep.h5 and the ablation table",
+          "[analysis][axes]") {
+  // Muon with a learning rate and a long adam_patterns list (a string axis): every point's label is
+  // over 256 characters, the old fixed text field of sweep.h5.
+  std::string long_a, long_b;
+  for (int i = 0; i < 12; ++i) {
+    long_a += fmt::format("{}blocks.{}.mixer.q_proj.weight", i ? "," : "", i);
+    long_b += fmt::format("{}blocks.{}.mlp.gate_proj.weight", i ? "," : "", i);
+  }
+  REQUIRE(long_a.size() > 256);
+  const std::string text = fmt::format(R"(study: long_points
+base:
+  task: {{type: word_problem, group: Z3, seq_len: 8}}
+  model: {{d_model: 16, n_layers: 1, mixer: {{type: attention, heads: 2}}, mlp: {{intermediate_size: 32}}}}
+  optimizer: {{type: muon}}
+  train: {{steps: 8, batch_size: 4, eval_every: 1000}}
+search:
+  strategy: grid
+  space:
+    optimizer.lr: [1.0e-3, 3.0e-3]
+    optimizer.adam_patterns: ["{}", "{}"]
+    train.batch_size: [4, 8]
+sweep: {{max_attempts: 1}}
+)",
+                                       long_a, long_b);
+  const fs::path dir = work_dir("long_points");
+  // Best at lr 3e-3, pattern A, batch 8; each other value costs 0.1, 0.2, 0.05.
+  const auto trials = fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
+    fixture::Outcome o;
+    o.loss = 2.0 + (t.config.optimizer.lr == 1e-3 ? 0.1 : 0) + (t.config.optimizer.adam_patterns == long_b ? 0.2 : 0) +
+             (t.config.train.batch_size == 4 ? 0.05 : 0);
+    return o;
+  });
+  REQUIRE(trials.size() == 8);
+  for (const auto& t : trials) CHECK(t.point.size() > 256);
+  const auto a = analysis::analyze(analysis::load_sweep(dir), {});
+  REQUIRE(a.cells.size() == 1);
+  const auto& c = a.cells[0];
+  const std::string best = "optimizer.lr=3.0e-3 optimizer.adam_patterns=" + long_a + " train.batch_size=8";
+  CHECK(c.best.point == best);
+  CHECK(c.best.loss == 2.0);
+  REQUIRE(c.best.axes.size() == 3);
+  CHECK(std::get<double>(c.best.axes[0].second) == 3e-3);
+  CHECK(std::get<std::string>(c.best.axes[1].second) == long_a);
+  CHECK(std::get<std::int64_t>(c.best.axes[2].second) == 8);
+  // One row per axis, in study order, with the whole value.
+  REQUIRE(c.ablation.size() == 3);
+  CHECK(c.ablation[0].axis == "optimizer.lr");
+  CHECK(c.ablation[0].value == "1.0e-3");
+  CHECK(c.ablation[0].delta == Approx(0.1));
+  CHECK(c.ablation[1].axis == "optimizer.adam_patterns");
+  CHECK(c.ablation[1].value == long_b);
+  CHECK(c.ablation[1].point == "optimizer.lr=3.0e-3 optimizer.adam_patterns=" + long_b + " train.batch_size=8");
+  CHECK(c.ablation[1].delta == Approx(0.2));
+  CHECK(c.ablation[2].axis == "train.batch_size");
+  CHECK(c.ablation[2].value == "4");
+  CHECK(c.edge_warnings == std::vector<std::string>{"optimizer.lr=3.0e-3 at the upper edge",
+                                                     "optimizer.adam_patterns=" + long_a + " at the lower edge",
+                                                     "train.batch_size=8 at the upper edge"});
+
+  // h5py reads the typed columns back, and the Python reader's best point is the table's.
+  analysis::AnalyzeCommandArgs args;
+  args.dir = dir.string();
+  std::ostringstream out;
+  REQUIRE(analysis::analyze_command(args, out) == 0);
+  const std::string cmd = std::string("'") + EXPT_PYTHON + "' '" + EXPT_SOURCE_DIR +
+                          "/tests/scripts/check_sweep_axes.py' '" + dir.string() + "' '" + long_a + "' > '" +
+                          (dir / "check.log").string() + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream log(dir / "check.log");
+  const std::string log_text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  INFO(log_text);
+  CHECK(status == 0);
 }

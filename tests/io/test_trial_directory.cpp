@@ -9,6 +9,7 @@
 
 #include "core/config/loader.hpp"
 #include "core/io/trial_directory.hpp"
+#include "core/io/trial_identity.hpp"
 #include "io_test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -63,8 +64,12 @@ TEST_CASE("TrialDirectory writes trial.yaml once and refuses another trial's con
   dir.claim(cfg, false);  // a rank that does not write leaves nothing behind
   REQUIRE_FALSE(fs::exists(tmp / "trial.yaml"));
   dir.claim(cfg, true);
-  REQUIRE(read_whole_file(tmp / "trial.yaml") == expt::config::to_canonical_yaml(cfg));
-  dir.claim(cfg, true);  // the same trial again: accepted
+  // The header line naming the trial (decision 79), then the resolved config.
+  const std::string written = read_whole_file(tmp / "trial.yaml");
+  REQUIRE(written == expt::io::trial_yaml_text(cfg));
+  const std::string canonical = expt::config::to_canonical_yaml(cfg);
+  REQUIRE(written.substr(written.size() - canonical.size()) == canonical);
+  REQUIRE(dir.claim(cfg, true).empty());  // the same trial again: accepted (not a legacy directory)
 
   const auto other = small_config(2e-3);
   try {

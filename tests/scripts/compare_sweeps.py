@@ -5,7 +5,7 @@ Exit 0 when identical, 1 with the first difference otherwise.
 
 sweep.h5 /trials: the same trial ids in the same order, every field equal bit for bit except
 n_attempts (an interrupted sweep needs more attempts; it must be >= 1 and every trial finished).
-/config equal. Each trial's result.h5: compare_results.py's rules (every metric of every row but
+/point, /axis_keys, /axes and /config equal. Each trial's result.h5: compare_results.py's rules (every metric of every row but
 wall-clock time, consecutive train steps, the summary), so no step is duplicated, missing or
 different, and no trial is lost.
 """
@@ -49,6 +49,16 @@ def main():
                 fail(f"sweep.h5 /trials.{field} row {i}: {a[field][i]!r} vs {b[field][i]!r}")
         if np.any(b["n_attempts"] < 1):
             fail("a trial of the other sweep was never attempted")
+        if list(fa["point"].asstr()[:]) != list(fb["point"].asstr()[:]):
+            fail("sweep.h5 /point differs")
+        if list(fa["axis_keys"].asstr()[:]) != list(fb["axis_keys"].asstr()[:]):
+            fail("sweep.h5 /axis_keys differs")
+        for key in fa["axis_keys"].asstr()[:]:
+            for part in ("value", "present"):
+                x, y = fa["axes"][key][part], fb["axes"][key][part]
+                x, y = (x.asstr()[:], y.asstr()[:]) if h5py.check_string_dtype(x.dtype) else (bits(x[:]), bits(y[:]))
+                if x.dtype != y.dtype or not np.array_equal(x, y):
+                    fail(f"sweep.h5 /axes/{key}/{part} differs")
         if fa["config"][()] != fb["config"][()]:
             fail("sweep.h5 /config differs")
         if sorted(fa["trial_files"].keys()) != sorted(fb["trial_files"].keys()):
