@@ -2,8 +2,8 @@
 # Fuzzes the YAML loading and validation path (trial configs and study files, with --set
 # overrides) with libFuzzer under ASan + UBSan, seeded with tests/corpus/bad and configs/.
 #   scripts/fuzz.sh [SECONDS]      default 60; CI runs it once (.ci/run)
-# Builds only what the target needs (core/config, experiments/study/study.cpp) with Debian's clang-14 in
-# build/fuzz (ccache when present). A crash, sanitizer report or broken round trip fails the run
+# Builds only what the target needs (core/config, experiments/study/study.cpp and study_schema.cpp)
+# with Debian's clang-14 in build/fuzz (ccache when present). A crash, sanitizer report or broken round trip fails the run
 # and leaves the input in build/fuzz/crash-*; replay it with build/fuzz/config_fuzzer FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ mkdir -p "$out/obj" "$out/corpus" "$out/seeds"
 # Compile two at a time (2 cores), then link with libFuzzer's main.
 objs=()
 pids=()
-for src in core/config/*.cpp experiments/study/study.cpp tests/fuzz/config_fuzzer.cpp; do
+for src in core/config/*.cpp experiments/study/study.cpp experiments/study/study_schema.cpp tests/fuzz/config_fuzzer.cpp; do
   obj="$out/obj/$(echo "$src" | tr / _).o"
   objs+=("$obj")
   "${cc[@]}" "${flags[@]}" -c "$src" -o "$obj" &

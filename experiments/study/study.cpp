@@ -10,11 +10,13 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/config/canonical.hpp"
 #include "core/config/schema.hpp"
 #include "core/config/text.hpp"
 #include "core/config/trial_schema.hpp"
+#include "experiments/study/study_schema.hpp"
 
 namespace expt::experiments {
 
@@ -38,38 +40,6 @@ const char* strategy_name(Strategy s) {
 }
 
 namespace {
-
-// Reads the entries of one study section: each known key is handed to its reader, an unknown one
-// is reported with the closest valid name.
-class SectionReader {
- public:
-  SectionReader(const YamlNode& node, std::string path, std::vector<std::string> keys, schema::Reader& r)
-      : node_(node), path_(std::move(path)), keys_(std::move(keys)), r_(r) {}
-
-  // False (after reporting) when the section is neither a mapping nor null.
-  bool check_mapping() {
-    if (node_.kind == YamlNode::Kind::mapping || node_.kind == YamlNode::Kind::null) {
-      for (const YamlEntry& e : node_.entries)
-        if (std::find(keys_.begin(), keys_.end(), e.key) == keys_.end())
-          r_.error(e.key_pos, schema::join_path(path_, e.key), schema::unknown_key_message(e.key, keys_));
-      return true;
-    }
-    r_.error(node_.pos, path_, cat("expected a mapping, got ", config::describe_node(node_)));
-    return false;
-  }
-  const YamlEntry* entry(const std::string& key) const {
-    for (const YamlEntry& e : node_.entries)
-      if (e.key == key) return &e;
-    return nullptr;
-  }
-  std::string path(const std::string& key) const { return schema::join_path(path_, key); }
-
- private:
-  const YamlNode& node_;
-  std::string path_;
-  std::vector<std::string> keys_;
-  schema::Reader& r_;
-};
 
 bool is_number(const YamlNode& n) {
   return n.kind == YamlNode::Kind::scalar && n.plain &&
@@ -103,43 +73,38 @@ std::vector<std::string> split_path(const std::string& key) {
 // A range {min, max, num, log}: num evenly spaced points from min to max inclusive, or
 // geometrically spaced when log; integer ranges round each point and drop repeats.
 void read_range(const YamlNode& node, const std::string& path, Strategy strategy, Axis& axis, schema::Reader& r) {
-  SectionReader sec(node, path, {"min", "max", "num", "log"}, r);
-  sec.check_mapping();
-  const YamlEntry* min = sec.entry("min");
-  const YamlEntry* max = sec.entry("max");
-  const YamlEntry* num = sec.entry("num");
-  const YamlEntry* log = sec.entry("log");
-  bool ok = true;
-  if (min == nullptr || max == nullptr) {
+  RangeReading g;
+  range_table().read(node, g, path, r);
+  bool ok = g.ok;
+  if (g.min == nullptr || g.max == nullptr) {
     r.error(node.pos, path, "a range needs both min and max");
     ok = false;
   }
-  if (min != nullptr && !schema::read_value(min->value, sec.path("min"), schema::real_at_least(-1e308), axis.min, r))
-    ok = false;
-  if (max != nullptr && !schema::read_value(max->value, sec.path("max"), schema::real_at_least(-1e308), axis.max, r))
-    ok = false;
-  if (log != nullptr && !schema::read_value(log->value, sec.path("log"), schema::any_bool(), axis.log, r)) ok = false;
-  int count = 0;
-  if (num != nullptr) {
-    if (!schema::read_value(num->value, sec.path("num"), schema::at_least(1), count, r)) ok = false;
-  } else if (strategy != Strategy::halton) {
+  if (!g.num_given && strategy != Strategy::halton) {
     r.error(node.pos, path,
             cat("a range needs `num` (the number of grid points) for strategy ", strategy_name(strategy),
                 "; only halton samples a range continuously"));
     ok = false;
   }
   if (!ok) return;
-  axis.integer = config::is_integer_text(min->value.text) && config::is_integer_text(max->value.text);
+  axis.min = g.min_value;
+  axis.max = g.max_value;
+  axis.log = g.log;
+  const int count = g.num;
+  const YamlNode* min = g.min;
+  const std::string max_path = schema::join_path(path, "max");
+  const std::string min_path = schema::join_path(path, "min");
+  axis.integer = config::is_integer_text(min->text) && config::is_integer_text(g.max->text);
   if (axis.max < axis.min) {
-    r.error(max->value.pos, sec.path("max"),
+    r.error(g.max->pos, max_path,
             cat("max (", schema::show(axis.max), ") is below min (", schema::show(axis.min), ")"));
     return;
   }
   if (axis.log && axis.min <= 0) {
-    r.error(min->value.pos, sec.path("min"), cat("a log range needs min > 0, got ", schema::show(axis.min)));
+    r.error(min->pos, min_path, cat("a log range needs min > 0, got ", schema::show(axis.min)));
     return;
   }
-  if (num == nullptr) {
+  if (!g.num_given) {
     axis.continuous = true;
     return;
   }
@@ -307,9 +272,6 @@ Study parse_study(const std::string& text, const std::string& filename, const st
   for (std::size_t i = 0; i < overrides.size(); ++i)
     if (auto ov = config::parse_override(overrides[i], static_cast<int>(i) + 1, errors))
       parsed.push_back(std::move(*ov));
-  Study study;
-  study.file = filename;
-  study.text = text;
   if (!root) errors.throw_if_any();
   if (root->kind != YamlNode::Kind::mapping) {
     errors.add(
@@ -320,192 +282,100 @@ Study parse_study(const std::string& text, const std::string& filename, const st
   for (const config::Override& ov : parsed) config::apply_override(*root, ov);
 
   schema::Reader r(errors);
-  SectionReader top(*root, "", {"study", "base", "search", "scales", "sweep"}, r);
-  top.check_mapping();
+  const auto entry_of = [](const YamlNode& node, const std::string& key) -> const YamlEntry* {
+    for (const YamlEntry& e : node.entries)
+      if (e.key == key) return &e;
+    return nullptr;
+  };
+  const auto is_section = [](const YamlEntry* e) {
+    return e != nullptr && (e->value.kind == YamlNode::Kind::mapping || e->value.kind == YamlNode::Kind::null);
+  };
+  const YamlEntry* base = entry_of(*root, "base");
+  const YamlEntry* search = entry_of(*root, "search");
+  const YamlEntry* scales = entry_of(*root, "scales");
 
-  if (const YamlEntry* e = top.entry("study")) {
-    if (schema::read_value(e->value, "study", schema::non_empty(), study.name, r)) {
-      for (char c : study.name) {
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
-          r.error(e->value.pos, "study", "a study name uses letters, digits, '-', '_' and '.' only");
-          break;
-        }
-      }
-    }
-  } else {
+  // Every key through the study tables (experiments/study/study_schema.hpp), then what they
+  // cannot check alone.
+  StudyReading reading;
+  reading.file = filename;
+  reading.text = text;
+  reading.have_scales = scales != nullptr;  // whether train.steps may be searched
+  study_table().read(*root, reading, "", r);
+
+  if (entry_of(*root, "study") == nullptr)
     r.error(Position{filename, 0, 1, 1}, "study", "missing key 'study' (the study's name)");
-  }
-
-  const YamlEntry* base = top.entry("base");
-  if (base == nullptr) {
+  if (base == nullptr)
     r.error(Position{filename, 0, 1, 1}, "base", "missing key 'base' (the trial config every trial starts from)");
-  } else if (base->value.kind != YamlNode::Kind::mapping) {
-    r.error(base->value.pos, "base", cat("expected a trial config mapping, got ", config::describe_node(base->value)));
-  } else {
-    study.base = base->value;
+  if (is_section(scales)) {
+    if (!reading.models_given)
+      r.error(scales->key_pos, "scales.models",
+              "scales need models: a mapping of size names to partial model sections ({d_model: 64, ...})");
+    if (!reading.data_ratios_given) reading.data_ratios = {1.0};
   }
-
-  // scales, before search: whether train.steps may be searched depends on them.
-  const YamlEntry* scales = top.entry("scales");
-  if (scales != nullptr) {
-    SectionReader sec(scales->value, "scales", {"models", "data_ratios", "tokens_per_param"}, r);
-    if (sec.check_mapping()) {
-      if (const YamlEntry* e = sec.entry("tokens_per_param"))
-        schema::read_value(e->value, sec.path("tokens_per_param"), schema::above(0), study.tokens_per_param, r);
-      if (const YamlEntry* e = sec.entry("data_ratios")) {
-        if (e->value.kind != YamlNode::Kind::sequence || e->value.items.empty()) {
-          r.error(e->value.pos, sec.path("data_ratios"),
-                  cat("expected a non-empty list of positive numbers, got ", config::describe_node(e->value)));
-        } else {
-          for (const YamlNode& item : e->value.items) {
-            double v = 0;
-            if (schema::read_value(item, sec.path("data_ratios"), schema::above(0), v, r)) {
-              if (std::find(study.data_ratios.begin(), study.data_ratios.end(), v) != study.data_ratios.end())
-                r.error(item.pos, sec.path("data_ratios"), cat("ratio ", item.text, " is listed twice"));
-              else
-                study.data_ratios.push_back(v);
-            }
-          }
-        }
-      } else {
-        study.data_ratios = {1.0};
-      }
-      const YamlEntry* models = sec.entry("models");
-      if (models == nullptr || models->value.kind != YamlNode::Kind::mapping || models->value.entries.empty()) {
-        r.error(models == nullptr ? scales->key_pos : models->value.pos, sec.path("models"),
-                "scales need models: a mapping of size names to partial model sections ({d_model: 64, ...})");
-      } else {
-        for (const YamlEntry& m : models->value.entries) {
-          if (m.value.kind != YamlNode::Kind::mapping && m.value.kind != YamlNode::Kind::null) {
-            r.error(m.value.pos, sec.path("models") + "." + m.key,
-                    cat("expected a partial model section, got ", config::describe_node(m.value)));
-            continue;
-          }
-          study.models.push_back(ScaleModel{m.key, m.key_pos, m.value});
-        }
-      }
-    }
-  }
-  const bool have_scales = scales != nullptr;
-
-  const YamlEntry* search = top.entry("search");
-  bool have_seeds = false;
+  const bool have_scales = reading.have_scales;
+  const bool have_seeds = reading.have_seeds;
   std::vector<Axis> common_axes;
   if (search == nullptr) {
     r.error(Position{filename, 0, 1, 1}, "search", "missing key 'search' (strategy and space)");
-  } else {
-    SectionReader sec(search->value, "search",
-                      {"strategy", "seeds", "points", "tolerance", "recentre_min_saving", "space", "optimizers"}, r);
-    if (sec.check_mapping()) {
-      bool strategy_ok = false;
-      if (const YamlEntry* e = sec.entry("strategy")) {
-        std::string s;
-        if (schema::read_value(e->value, sec.path("strategy"), schema::one_of({"grid", "halton", "coordinate_descent"}),
-                               s, r)) {
-          study.strategy = s == "grid"     ? Strategy::grid
-                           : s == "halton" ? Strategy::halton
-                                           : Strategy::coordinate_descent;
-          strategy_ok = true;
+  } else if (is_section(search)) {
+    const YamlNode& sec = search->value;
+    if (entry_of(sec, "strategy") == nullptr)
+      r.error(search->key_pos, "search.strategy", "missing key 'strategy' (grid, halton or coordinate_descent)");
+    // Keys of one strategy under another (the table left them unread).
+    const std::pair<const char*, Strategy> strategy_keys[] = {{"points", Strategy::halton},
+                                                              {"tolerance", Strategy::coordinate_descent},
+                                                              {"recentre_min_saving", Strategy::coordinate_descent}};
+    for (const auto& [key, owner] : strategy_keys) {
+      const YamlEntry* e = entry_of(sec, key);
+      if (e != nullptr && reading.strategy_ok && reading.strategy != owner)
+        r.error(e->key_pos, schema::join_path("search", key),
+                cat(key, " applies to strategy ", strategy_name(owner), " only (this study uses ",
+                    strategy_name(reading.strategy), ")"));
+    }
+    if (entry_of(sec, "points") == nullptr && reading.strategy_ok && reading.strategy == Strategy::halton)
+      r.error(search->key_pos, "search.points", "strategy halton needs `points` (how many points to draw)");
+    if (reading.strategy_ok) {
+      if (reading.space_node != nullptr)
+        read_space(*reading.space_node, "search.space", reading.strategy, have_scales, common_axes, r);
+      if (reading.optimizers_node != nullptr) {
+        const YamlNode& opts = *reading.optimizers_node;
+        if (opts.kind != YamlNode::Kind::mapping || opts.entries.empty()) {
+          r.error(opts.pos, "search.optimizers",
+                  "expected a mapping of optimizer types to {base: {...}, space: {...}}");
+        } else {
+          for (const YamlEntry& o : opts.entries) {
+            const std::string opath = "search.optimizers." + o.key;
+            if (o.value.kind != YamlNode::Kind::mapping && o.value.kind != YamlNode::Kind::null) {
+              r.error(o.value.pos, opath, cat("expected a mapping, got ", config::describe_node(o.value)));
+              continue;
+            }
+            OptimizerSearchReading osr;
+            optimizer_search_table().read(o.value, osr, opath, r);
+            OptimizerSearch os;
+            os.name = o.key;
+            os.pos = o.key_pos;
+            os.base = osr.base;
+            os.axes = common_axes;
+            if (osr.space != nullptr)
+              read_space(*osr.space, schema::join_path(opath, "space"), reading.strategy, have_scales, os.axes, r);
+            reading.optimizers.push_back(std::move(os));
+          }
         }
       } else {
-        r.error(search->key_pos, sec.path("strategy"), "missing key 'strategy' (grid, halton or coordinate_descent)");
-      }
-      const auto only_for = [&](const char* key, Strategy s) {
-        const YamlEntry* e = sec.entry(key);
-        if (e != nullptr && strategy_ok && study.strategy != s) {
-          r.error(e->key_pos, sec.path(key),
-                  cat(key, " applies to strategy ", strategy_name(s), " only (this study uses ",
-                      strategy_name(study.strategy), ")"));
-          return static_cast<const YamlEntry*>(nullptr);
-        }
-        return e;
-      };
-      if (const YamlEntry* e = only_for("points", Strategy::halton))
-        schema::read_value(e->value, sec.path("points"), schema::at_least(1), study.halton_points, r);
-      else if (strategy_ok && study.strategy == Strategy::halton)
-        r.error(search->key_pos, sec.path("points"), "strategy halton needs `points` (how many points to draw)");
-      if (const YamlEntry* e = only_for("tolerance", Strategy::coordinate_descent))
-        schema::read_value(e->value, sec.path("tolerance"), schema::real_at_least(0), study.tolerance, r);
-      if (const YamlEntry* e = only_for("recentre_min_saving", Strategy::coordinate_descent))
-        schema::read_value(e->value, sec.path("recentre_min_saving"), schema::at_least(0), study.recentre_min_saving,
-                           r);
-      if (const YamlEntry* e = sec.entry("seeds")) {
-        have_seeds = true;
-        if (e->value.kind != YamlNode::Kind::sequence || e->value.items.empty()) {
-          r.error(e->value.pos, sec.path("seeds"),
-                  cat("expected a non-empty list of seeds, got ", config::describe_node(e->value)));
-        } else {
-          for (const YamlNode& item : e->value.items) {
-            std::uint64_t seed = 0;
-            if (!schema::read_value(item, sec.path("seeds"), schema::at_least(0), seed, r)) continue;
-            if (std::find(study.seeds.begin(), study.seeds.end(), seed) != study.seeds.end())
-              r.error(item.pos, sec.path("seeds"), cat("seed ", item.text, " is listed twice"));
-            else
-              study.seeds.push_back(seed);
+        OptimizerSearch os;
+        os.name = "adamw";
+        os.pos = base != nullptr ? base->key_pos : Position{filename, 0, 1, 1};
+        if (const YamlNode* opt = reading.base.find("optimizer"))
+          if (const YamlNode* t = opt->find("type"); t != nullptr && t->kind == YamlNode::Kind::scalar) {
+            os.name = t->text;
+            os.pos = t->pos;
           }
-        }
-      }
-      if (strategy_ok) {
-        if (const YamlEntry* e = sec.entry("space"))
-          read_space(e->value, sec.path("space"), study.strategy, have_scales, common_axes, r);
-        const YamlEntry* opts = sec.entry("optimizers");
-        if (opts != nullptr) {
-          if (opts->value.kind != YamlNode::Kind::mapping || opts->value.entries.empty()) {
-            r.error(opts->value.pos, sec.path("optimizers"),
-                    "expected a mapping of optimizer types to {base: {...}, space: {...}}");
-          } else {
-            for (const YamlEntry& o : opts->value.entries) {
-              OptimizerSearch os;
-              os.name = o.key;
-              os.pos = o.key_pos;
-              os.axes = common_axes;
-              const std::string opath = sec.path("optimizers") + "." + o.key;
-              SectionReader osec(o.value, opath, {"base", "space"}, r);
-              if (!osec.check_mapping()) continue;
-              if (const YamlEntry* b = osec.entry("base")) {
-                if (b->value.kind != YamlNode::Kind::mapping && b->value.kind != YamlNode::Kind::null) {
-                  r.error(b->value.pos, osec.path("base"),
-                          cat("expected a mapping of optimizer keys, got ", config::describe_node(b->value)));
-                } else {
-                  os.base = b->value;
-                  if (const YamlNode* t = os.base.find("type"))
-                    r.error(t->pos, osec.path("base") + ".type",
-                            "the optimizer type is the key of this entry; remove `type`");
-                }
-              }
-              if (const YamlEntry* s = osec.entry("space"))
-                read_space(s->value, osec.path("space"), study.strategy, have_scales, os.axes, r);
-              study.optimizers.push_back(std::move(os));
-            }
-          }
-        } else {
-          OptimizerSearch os;
-          os.name = "adamw";
-          os.pos = base != nullptr ? base->key_pos : Position{filename, 0, 1, 1};
-          if (const YamlNode* opt = study.base.find("optimizer"))
-            if (const YamlNode* t = opt->find("type"); t != nullptr && t->kind == YamlNode::Kind::scalar) {
-              os.name = t->text;
-              os.pos = t->pos;
-            }
-          os.axes = common_axes;
-          study.optimizers.push_back(std::move(os));
-        }
+        os.axes = common_axes;
+        reading.optimizers.push_back(std::move(os));
       }
     }
   }
-
-  if (const YamlEntry* sweep = top.entry("sweep")) {
-    SectionReader sec(sweep->value, "sweep", {"ranks_per_trial", "max_attempts", "collective_timeout_s"}, r);
-    if (sec.check_mapping()) {
-      if (const YamlEntry* e = sec.entry("collective_timeout_s"))
-        schema::read_value(e->value, sec.path("collective_timeout_s"), schema::real_at_least(0),
-                           study.collective_timeout_s, r);
-      if (const YamlEntry* e = sec.entry("ranks_per_trial"))
-        schema::read_value(e->value, sec.path("ranks_per_trial"), schema::at_least(1), study.ranks_per_trial, r);
-      if (const YamlEntry* e = sec.entry("max_attempts"))
-        schema::read_value(e->value, sec.path("max_attempts"), schema::at_least(1), study.max_attempts, r);
-    }
-  }
+  Study study = std::move(static_cast<Study&>(reading));
 
   // The base, as every optimizer and model size sees it, through the trial schema.
   if (study.base.kind == YamlNode::Kind::mapping) {
