@@ -188,7 +188,7 @@ class BlasFloor {
             const std::vector<expt::nn::ParamInfo>& params, expt::optim::Optimizer& opt)
       : type_(type), cfg_(cfg) {
     if (type == "muon") {
-      for (std::size_t i : dynamic_cast<expt::optim::Muon&>(opt).muon_params())
+      for (std::size_t i : dynamic_cast<expt::optim::Muon&>(opt).main_params())
         shapes_.push_back({static_cast<int>(params[i].rows()), static_cast<int>(params[i].cols()), true, true});
     } else if (type == "soap") {
       auto& soap = dynamic_cast<expt::optim::Soap&>(opt);
@@ -196,7 +196,7 @@ class BlasFloor {
         for (const auto& b : soap.blocks(i))
           if (b.left || b.right) shapes_.push_back({b.rows, b.cols, b.left, b.right});
     } else if (type == "dct_adamw") {
-      for (std::size_t i : dynamic_cast<expt::optim::DctAdamW&>(opt).low_rank_params())
+      for (std::size_t i : dynamic_cast<expt::optim::DctAdamW&>(opt).main_params())
         shapes_.push_back({static_cast<int>(params[i].rows()), static_cast<int>(params[i].cols()), true, true});
     }
     std::size_t largest = 1;
@@ -213,7 +213,7 @@ class BlasFloor {
     for (const auto& s : shapes_) {
       if (type_ == "muon") {
         const int r = std::min(s.m, s.n), c = std::max(s.m, s.n);
-        if (cfg_.ns_method == "gram" && c >= k::kGramMinAspect * r)
+        if (cfg_.ns_method == expt::config::NsMethod::gram && c >= k::kGramMinAspect * r)
           gram_ns(r, c);
         else
           for (int it = 0; it < cfg_.ns_steps; ++it) {

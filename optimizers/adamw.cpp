@@ -2,14 +2,9 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 namespace expt::optim {
-
-EpsMode eps_mode_from_string(std::string_view name) {
-  if (name == "torch") return EpsMode::torch;
-  if (name == "hf") return EpsMode::hf;
-  throw std::invalid_argument("unknown eps_mode '" + std::string(name) + "' (known: torch, hf)");
-}
 
 AdamW::AdamW(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) : params_(params) {
   const auto rules = adamw_default_rules(cfg);
@@ -32,7 +27,7 @@ void AdamW::init(const config::OptimizerConfig& cfg, std::span<const GroupRule> 
   beta1_ = cfg.beta1;
   beta2_ = cfg.beta2;
   eps_ = cfg.eps;
-  eps_mode_ = eps_mode_from_string(cfg.eps_mode);
+  eps_mode_ = cfg.eps_mode;
 
   groups_ = build_param_groups(rules, params_);
   group_of_ = group_of_params(groups_, params_.size());
@@ -46,17 +41,20 @@ void AdamW::init(const config::OptimizerConfig& cfg, std::span<const GroupRule> 
   m_.assign(total, 0.0f);
   v_.assign(total, 0.0f);
   t_.assign(params_.size(), 0);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const nn::ParamInfo& p = params_[i];
+    for (auto [prefix, moments] : {std::pair{"m/", &m_}, std::pair{"v/", &v_}})
+      add_array<float>(prefix + p.name, p.shape,
+                       [this, moments, i] { return std::span<float>(moments->data() + offset_[i], params_[i].size); });
+    add_scalar("t/" + p.name, t_[i], [](std::span<const std::int64_t> t) -> std::optional<std::string> {
+      if (t[0] < 0) return "is negative";
+      return std::nullopt;
+    });
+  }
 }
 
 void AdamW::step(std::span<const ParamRef> params, std::int64_t /*step: the per-parameter t_ is used*/, double lr) {
-  if (params.size() != params_.size())
-    throw std::invalid_argument("adamw: step got " + std::to_string(params.size()) + " parameters, built for " +
-                                std::to_string(params_.size()));
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (params[i].info->name != params_[i].name || params[i].size() != params_[i].size)
-      throw std::invalid_argument("adamw: parameter " + std::to_string(i) + " is '" + params[i].info->name + "' (" +
-                                  std::to_string(params[i].size()) + " elements), the optimizer was built for '" +
-                                  params_[i].name + "' (" + std::to_string(params_[i].size) + " elements)");
+  check_param_refs("adamw", params, params_);
 
   const float beta1 = static_cast<float>(beta1_);
   const float beta2 = static_cast<float>(beta2_);
@@ -98,53 +96,6 @@ void AdamW::step(std::span<const ParamRef> params, std::int64_t /*step: the per-
         theta[k] -= step_size * (m[k] / (std::sqrt(v[k]) + eps));
       }
     }
-  }
-}
-
-StateDict AdamW::state() const {
-  StateDict sd;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const auto& p = params_[i];
-    sd.put("m/" + p.name, std::span<const float>(m_.data() + offset_[i], p.size), p.shape);
-    sd.put("v/" + p.name, std::span<const float>(v_.data() + offset_[i], p.size), p.shape);
-    sd.put_scalar("t/" + p.name, t_[i]);
-  }
-  return sd;
-}
-
-void AdamW::load_state(const StateDict& state) {
-  // Validate everything first so a bad state leaves the optimizer untouched.
-  for (const auto& p : params_) {
-    for (const char* moment : {"m/", "v/"}) {
-      const std::string key = moment + p.name;
-      if (!state.contains(key))
-        throw std::runtime_error("adamw state: missing entry '" + key + "' for parameter '" + p.name + "'");
-      const auto& values = state.floats(key);
-      if (values.size() != p.size)
-        throw std::runtime_error("adamw state: entry '" + key + "' has " + std::to_string(values.size()) +
-                                 " elements, parameter '" + p.name + "' has " + std::to_string(p.size));
-    }
-    const std::string t_key = "t/" + p.name;
-    if (!state.contains(t_key))
-      throw std::runtime_error("adamw state: missing entry '" + t_key + "' for parameter '" + p.name + "'");
-    if (state.scalar_int(t_key) < 0) throw std::runtime_error("adamw state: entry '" + t_key + "' is negative");
-  }
-  if (state.entries().size() != 3 * params_.size()) {
-    for (const auto& [key, value] : state.entries()) {
-      const bool known = [&] {
-        for (const auto& p : params_)
-          if (key == "m/" + p.name || key == "v/" + p.name || key == "t/" + p.name) return true;
-        return false;
-      }();
-      if (!known) throw std::runtime_error("adamw state: entry '" + key + "' matches no parameter of this optimizer");
-    }
-  }
-
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const auto& p = params_[i];
-    state.get_into("m/" + p.name, std::span<float>(m_.data() + offset_[i], p.size));
-    state.get_into("v/" + p.name, std::span<float>(v_.data() + offset_[i], p.size));
-    t_[i] = state.scalar_int("t/" + p.name);
   }
 }
 

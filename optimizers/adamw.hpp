@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "core/config/trial_config.hpp"
@@ -29,9 +28,7 @@
 namespace expt::optim {
 
 // Where ε enters the denominator (docs/derivations/adamw.md).
-enum class EpsMode { torch, hf };
-
-EpsMode eps_mode_from_string(std::string_view name);  // "torch" | "hf"; throws std::invalid_argument
+using config::EpsMode;
 
 class AdamW : public Optimizer {
  public:
@@ -48,11 +45,7 @@ class AdamW : public Optimizer {
   // Allocates nothing.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
 
-  // Keys "m/<name>", "v/<name>" (float arrays shaped like the parameter) and "t/<name>" (int64).
-  StateDict state() const override;
-  // Checks that exactly the keys above are present with the right sizes before changing anything;
-  // throws std::runtime_error naming the offending key otherwise.
-  void load_state(const StateDict& state) override;
+  // State: "m/<name>", "v/<name>" (float arrays shaped like the parameter) and "t/<name>" (int64).
 
   EpsMode eps_mode() const { return eps_mode_; }
 

@@ -4,24 +4,11 @@
 
 namespace expt::optim {
 
-std::vector<std::string> split_patterns(const std::string& list) {
-  std::vector<std::string> patterns;
-  std::size_t start = 0;
-  while (start < list.size()) {
-    const std::size_t comma = list.find(',', start);
-    const std::size_t end = comma == std::string::npos ? list.size() : comma;
-    if (end > start) patterns.push_back(list.substr(start, end - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return patterns;
-}
-
 HybridRouting route_hybrid(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params,
                            const std::string& main_group) {
   using nn::ParamRole;
   HybridRouting routing;
-  const auto patterns = split_patterns(cfg.adam_patterns);
+  const std::vector<std::string>& patterns = cfg.adam_patterns;
   for (std::size_t k = 0; k < patterns.size(); ++k)
     routing.rules.push_back(GroupRule{"adam_pattern_" + std::to_string(k),
                                       {ParamRole::matrix},
@@ -50,19 +37,6 @@ HybridRouting route_hybrid(const config::OptimizerConfig& cfg, const std::vector
   for (std::size_t r = 0; r < routing.rules.size(); ++r)
     if (r != routing.main_group) routing.adam_rules.push_back(routing.rules[r]);
   return routing;
-}
-
-void check_param_refs(const std::string& optimizer, std::span<const ParamRef> params,
-                      const std::vector<nn::ParamInfo>& expected) {
-  if (params.size() != expected.size())
-    throw std::invalid_argument(optimizer + ": step got " + std::to_string(params.size()) + " parameters, built for " +
-                                std::to_string(expected.size()));
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (params[i].info->name != expected[i].name || params[i].size() != expected[i].size)
-      throw std::invalid_argument(optimizer + ": parameter " + std::to_string(i) + " is '" + params[i].info->name +
-                                  "' (" + std::to_string(params[i].size()) +
-                                  " elements), the optimizer was built for '" + expected[i].name + "' (" +
-                                  std::to_string(expected[i].size) + " elements)");
 }
 
 }  // namespace expt::optim

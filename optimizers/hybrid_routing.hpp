@@ -30,17 +30,9 @@ struct HybridRouting {
   std::vector<GroupRule> adam_rules;      // rules without <main>, for the AdamW part
 };
 
-// Splits a comma-separated glob list ("" gives none).
-std::vector<std::string> split_patterns(const std::string& list);
-
 // Builds the routing above. Throws std::invalid_argument when a parameter routed to the main
 // optimizer is not 2-D.
 HybridRouting route_hybrid(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params,
                            const std::string& main_group);
-
-// Checks that `params` lists the parameters `expected` (same count, names and sizes) and throws
-// std::invalid_argument naming the first mismatch otherwise.
-void check_param_refs(const std::string& optimizer, std::span<const ParamRef> params,
-                      const std::vector<nn::ParamInfo>& expected);
 
 }  // namespace expt::optim

@@ -153,15 +153,24 @@ void MfacWindow<T>::insert_and_ihvp(const T* g, T* y, comm::Communicator* comm) 
 }
 
 template <class T>
-void MfacWindow<T>::restore(std::span<const T> G, std::size_t full_dim, std::size_t first_col,
-                            std::span<const double> R, int slot, int count) {
-  if (G.size() != static_cast<std::size_t>(m_) * full_dim || first_col + d_ > full_dim || R.size() != R_.size() ||
-      slot < 0 || slot >= m_ || count < 0 || count > m_)
+void MfacWindow<T>::restore_gradients(std::span<const T> G, std::size_t full_dim, std::size_t first_col) {
+  if (G.size() != static_cast<std::size_t>(m_) * full_dim || first_col + d_ > full_dim)
     throw std::runtime_error("mfac state: window of the wrong shape");
   for (int i = 0; i < m_; ++i)
     std::copy_n(G.data() + static_cast<std::size_t>(i) * full_dim + first_col, d_,
                 G_.get() + static_cast<std::size_t>(i) * d_);
+}
+
+template <class T>
+void MfacWindow<T>::restore_factor(std::span<const double> R) {
+  if (R.size() != R_.size()) throw std::runtime_error("mfac state: factor of the wrong shape");
   std::copy(R.begin(), R.end(), R_.begin());
+}
+
+template <class T>
+void MfacWindow<T>::restore_position(int slot, int count) {
+  if (slot < 0 || slot >= m_ || count < 0 || count > m_)
+    throw std::runtime_error("mfac state: window position out of range");
   slot_ = slot;
   count_ = count;
 }
@@ -283,12 +292,7 @@ MFac::MFac(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   shard_ = cfg.shard;
   window_ = cfg.window;
   damping_ = cfg.damping;
-  if (cfg.wd_mode == "coupled_l2")
-    coupled_ = true;
-  else if (cfg.wd_mode == "decoupled_lr_scaled")
-    coupled_ = false;
-  else
-    throw std::invalid_argument("mfac: unknown wd_mode '" + cfg.wd_mode + "'");
+  coupled_ = cfg.wd_mode == config::WdMode::coupled_l2;
   const std::vector<GroupRule> rules = {{"mfac", {}, "", 1.0, cfg.weight_decay}};
   groups_ = build_param_groups(rules, params_);
   for (const auto& p : params_) {
@@ -302,6 +306,55 @@ MFac::MFac(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   lo_ = 0;
   hi_ = dim_;
   build_windows();
+
+  add_state<float>("momentum", {}, dim_,
+                   {[this](std::span<float> out) {
+                      if (comm_ == nullptr)
+                        std::copy(momentum_.begin(), momentum_.end(), out.begin());
+                      else
+                        gather_flat(momentum_, out);
+                    },
+                    [this](std::span<const float> in) {
+                      std::copy(in.begin() + static_cast<std::ptrdiff_t>(lo_),
+                                in.begin() + static_cast<std::ptrdiff_t>(hi_), momentum_.begin());
+                    }});
+  const auto m = static_cast<std::int64_t>(window_);
+  for (std::size_t b = 0; b + 1 < block_start_.size(); ++b) {
+    const std::string prefix = "block" + std::to_string(b) + "/";
+    const std::size_t n = block_start_[b + 1] - block_start_[b];
+    add_state<float>(prefix + "G", {m, static_cast<std::int64_t>(n)}, static_cast<std::size_t>(m) * n,
+                     {[this, b](std::span<float> out) { save_window(b, out); },
+                      [this, b, n](std::span<const float> in) {
+                        const std::size_t first_col =
+                            windows_[b].dim() == 0 ? 0 : std::max(block_start_[b], lo_) - block_start_[b];
+                        windows_[b].restore_gradients(in, n, first_col);
+                      }});
+    add_state<double>(prefix + "R", {m, m}, static_cast<std::size_t>(m * m),
+                      {[this, b](std::span<double> out) {
+                         const auto R = windows_[b].factor();
+                         std::copy(R.begin(), R.end(), out.begin());
+                       },
+                       [this, b](std::span<const double> in) { windows_[b].restore_factor(in); }});
+    // The ring position: slot in [0, m), count in [0, m].
+    const auto in_range = [m](std::int64_t hi) {
+      return [m, hi](std::span<const std::int64_t> v) -> std::optional<std::string> {
+        if (v[0] >= 0 && v[0] <= m - 1 + hi) return std::nullopt;
+        return "value " + std::to_string(v[0]) + " out of range [0, " + std::to_string(m - 1 + hi) + "]";
+      };
+    };
+    add_state<std::int64_t>(prefix + "slot", {}, 1,
+                            {[this, b](std::span<std::int64_t> out) { out[0] = windows_[b].next_slot(); },
+                             [this, b](std::span<const std::int64_t> in) {
+                               windows_[b].restore_position(static_cast<int>(in[0]), windows_[b].count());
+                             },
+                             in_range(0)});
+    add_state<std::int64_t>(prefix + "count", {}, 1,
+                            {[this, b](std::span<std::int64_t> out) { out[0] = windows_[b].count(); },
+                             [this, b](std::span<const std::int64_t> in) {
+                               windows_[b].restore_position(windows_[b].next_slot(), static_cast<int>(in[0]));
+                             },
+                             in_range(1)});
+  }
 }
 
 void MFac::build_windows() {
@@ -401,66 +454,24 @@ void MFac::step(std::span<const ParamRef> params, std::int64_t /*step*/, double 
   }
 }
 
-StateDict MFac::state() const {
-  StateDict sd;
+void MFac::save_window(std::size_t b, std::span<float> out) const {
+  const auto& w = windows_[b];
+  const std::size_t n = block_start_[b + 1] - block_start_[b];
   if (comm_ == nullptr) {
-    sd.put("momentum", std::span<const float>(momentum_));
-  } else {
-    std::vector<float> full(dim_);
-    gather_flat(momentum_, full);
-    sd.put("momentum", std::span<const float>(full));
+    std::copy(w.gradients().begin(), w.gradients().end(), out.begin());
+    return;
   }
-  std::vector<float> row(comm_ != nullptr ? hi_ - lo_ : 0), scratch(comm_ != nullptr ? dim_ : 0), G;
-  for (std::size_t b = 0; b < windows_.size(); ++b) {
-    const auto& w = windows_[b];
-    const std::string prefix = "block" + std::to_string(b) + "/";
-    const std::size_t n = block_start_[b + 1] - block_start_[b];
-    if (comm_ == nullptr) {
-      sd.put(prefix + "G", w.gradients(), {w.window(), static_cast<std::int64_t>(n)});
-    } else {
-      // Row i of this block from every rank's columns (the allgather's concatenation is the flat
-      // vector; rank r's columns of the block start at max(block start, r·c)).
-      G.assign(static_cast<std::size_t>(window_) * n, 0.0f);
-      for (int i = 0; i < window_; ++i) {
-        const auto g = w.gradients().subspan(static_cast<std::size_t>(i) * w.dim(), w.dim());
-        std::fill(row.begin(), row.end(), 0.0f);
-        std::copy(g.begin(), g.end(), row.begin() + static_cast<std::ptrdiff_t>(std::max(block_start_[b], lo_) - lo_));
-        gather_flat(row, scratch);
-        std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(block_start_[b]), n,
-                    G.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * n));
-      }
-      sd.put(prefix + "G", std::span<const float>(G), {w.window(), static_cast<std::int64_t>(n)});
-    }
-    sd.put(prefix + "R", w.factor(), {w.window(), w.window()});
-    sd.put_scalar(prefix + "slot", static_cast<std::int64_t>(w.next_slot()));
-    sd.put_scalar(prefix + "count", static_cast<std::int64_t>(w.count()));
+  // Row i of this block from every rank's columns (the allgather's concatenation is the flat
+  // vector; rank r's columns of the block start at max(block start, r·c)).
+  std::vector<float> row(hi_ - lo_), scratch(dim_);
+  for (int i = 0; i < window_; ++i) {
+    const auto g = w.gradients().subspan(static_cast<std::size_t>(i) * w.dim(), w.dim());
+    std::fill(row.begin(), row.end(), 0.0f);
+    std::copy(g.begin(), g.end(), row.begin() + static_cast<std::ptrdiff_t>(std::max(block_start_[b], lo_) - lo_));
+    gather_flat(row, scratch);
+    std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(block_start_[b]), n,
+                out.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * n));
   }
-  return sd;
-}
-
-void MFac::load_state(const StateDict& state) {
-  if (state.entries().size() != 1 + 4 * windows_.size())
-    throw std::runtime_error("mfac state: expected " + std::to_string(1 + 4 * windows_.size()) + " entries, got " +
-                             std::to_string(state.entries().size()));
-  if (state.floats("momentum").size() != dim_) throw std::runtime_error("mfac state: 'momentum' has the wrong size");
-  const std::size_t m = static_cast<std::size_t>(window_);
-  for (std::size_t b = 0; b < windows_.size(); ++b) {
-    const std::string prefix = "block" + std::to_string(b) + "/";
-    if (state.floats(prefix + "G").size() != m * (block_start_[b + 1] - block_start_[b]) ||
-        state.doubles(prefix + "R").size() != m * m)
-      throw std::runtime_error("mfac state: block " + std::to_string(b) + " has the wrong shape");
-  }
-  for (std::size_t b = 0; b < windows_.size(); ++b) {
-    const std::string prefix = "block" + std::to_string(b) + "/";
-    const std::size_t first_col = windows_[b].dim() == 0 ? 0 : std::max(block_start_[b], lo_) - block_start_[b];
-    windows_[b].restore(state.floats(prefix + "G"), block_start_[b + 1] - block_start_[b], first_col,
-                        state.doubles(prefix + "R"), static_cast<int>(state.scalar_int(prefix + "slot")),
-                        static_cast<int>(state.scalar_int(prefix + "count")));
-  }
-  const auto& mom = state.floats("momentum");
-  std::copy(mom.begin() + static_cast<std::ptrdiff_t>(lo_), mom.begin() + static_cast<std::ptrdiff_t>(hi_),
-            momentum_.begin());
-  started_ = true;
 }
 
 }  // namespace expt::optim

@@ -78,9 +78,11 @@ class MfacWindow {
 
   std::span<const T> gradients() const { return {G_.get(), static_cast<std::size_t>(m_) * d_}; }  // m x dim
   std::span<const double> factor() const { return R_; }  // R, m x m upper, chronological order
-  // Restores G from columns [first_col, first_col + dim) of an m x full_dim matrix, and R.
-  void restore(std::span<const T> G, std::size_t full_dim, std::size_t first_col, std::span<const double> R, int slot,
-               int count);
+  // Restores G from columns [first_col, first_col + dim) of an m x full_dim matrix.
+  void restore_gradients(std::span<const T> G, std::size_t full_dim, std::size_t first_col);
+  // Restores R (m x m) and the ring position (slot in [0, m), count in [0, m]).
+  void restore_factor(std::span<const double> R);
+  void restore_position(int slot, int count);
 
  private:
   int m_;
@@ -128,12 +130,10 @@ class MFac : public Optimizer {
   std::string name() const override { return "mfac"; }
   // Allocates nothing after the first call.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
-  // "momentum" (d floats), per block b "block<b>/G" (m x block dim), "block<b>/R" (m x m),
-  // "block<b>/slot", "block<b>/count". Sharded: a collective (every rank calls it and gets the
-  // full state; the window is all-gathered row by row, transiently m·d floats per rank).
-  StateDict state() const override;
-  // Every rank loads the full state and keeps its columns.
-  void load_state(const StateDict& state) override;
+  // State: "momentum" (d floats), per block b "block<b>/G" (m x block dim), "block<b>/R" (m x m),
+  // "block<b>/slot", "block<b>/count". Sharded, state() is a collective (every rank calls it and
+  // gets the full state; the window is all-gathered row by row, transiently m·d floats per rank),
+  // and every rank loads the full state and keeps its columns.
   // With cfg.shard and more than one rank, rank r keeps columns [r·c, min(d, (r+1)·c)),
   // c = ceil(d/P), of every window, of the momentum and of the update: memory m·d/P per rank.
   // Per step one allreduce of the partial Gram rows (double, blocks·m values), the m x m work on
@@ -149,6 +149,9 @@ class MFac : public Optimizer {
  private:
   void build_windows();
   void gather_flat(std::span<const float> local, std::span<float> full) const;  // every rank's columns
+  // The m x (block dim) window of block b, all columns (gathered from every rank when sharded).
+  void save_window(std::size_t b, std::span<float> out) const;
+  void after_load() override { started_ = true; }
 
   std::vector<nn::ParamInfo> params_;
   std::vector<std::size_t> param_start_;  // flat offset of each parameter

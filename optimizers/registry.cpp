@@ -1,51 +1,45 @@
 #include "optimizers/registry.hpp"
 
 #include <stdexcept>
-#include <string_view>
-#include <utility>
 
+#include "core/config/type_descriptors.hpp"
 #include "optimizers/adamw.hpp"
 #include "optimizers/dct_adamw.hpp"
 #include "optimizers/mfac.hpp"
 #include "optimizers/muon.hpp"
-#include "optimizers/soap.hpp"
 #include "optimizers/optimizer.hpp"
+#include "optimizers/soap.hpp"
 
 namespace expt::optim {
 
-namespace {
-
-using Factory = std::unique_ptr<Optimizer> (*)(const config::OptimizerConfig&, const std::vector<nn::ParamInfo>&);
-
-template <class OptimizerType>
-std::unique_ptr<Optimizer> construct(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) {
-  return std::make_unique<OptimizerType>(cfg, params);
-}
-
-// One row per optimizer: the config name and its factory.
-constexpr std::pair<std::string_view, Factory> kOptimizers[] = {
-    {"adamw", &construct<AdamW>},
-    {"muon", &construct<Muon>},
-    {"soap", &construct<Soap>},
-    {"mfac", &construct<MFac>},
-    {"dct_adamw", &construct<DctAdamW>},
-};
-
-}  // namespace
-
 std::vector<std::string> known_optimizer_types() {
   std::vector<std::string> names;
-  for (const auto& [name, factory] : kOptimizers) names.emplace_back(name);
+  for (const config::OptimizerType& t : config::optimizer_types()) names.push_back(t.name);
   return names;
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& cfg,
                                           const std::vector<nn::ParamInfo>& params) {
-  for (const auto& [name, factory] : kOptimizers)
-    if (cfg.type == name) return factory(cfg, params);
-  std::string known;
-  for (const auto& name : known_optimizer_types()) known += (known.empty() ? "" : ", ") + name;
-  throw std::invalid_argument("unknown optimizer type '" + cfg.type + "' (known: " + known + ")");
+  const config::OptimizerType* type = config::find_optimizer_type(cfg.type);
+  if (type == nullptr) {
+    std::string known;
+    for (const auto& name : known_optimizer_types()) known += (known.empty() ? "" : ", ") + name;
+    throw std::invalid_argument("unknown optimizer type '" + cfg.type + "' (known: " + known + ")");
+  }
+  // No default: a kind without a case here does not compile (-Wswitch).
+  switch (type->kind) {
+    case config::OptimizerKind::adamw:
+      return std::make_unique<AdamW>(cfg, params);
+    case config::OptimizerKind::muon:
+      return std::make_unique<Muon>(cfg, params);
+    case config::OptimizerKind::soap:
+      return std::make_unique<Soap>(cfg, params);
+    case config::OptimizerKind::mfac:
+      return std::make_unique<MFac>(cfg, params);
+    case config::OptimizerKind::dct_adamw:
+      return std::make_unique<DctAdamW>(cfg, params);
+  }
+  throw std::logic_error("make_optimizer: unhandled optimizer kind");
 }
 
 }  // namespace expt::optim

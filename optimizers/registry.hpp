@@ -1,5 +1,6 @@
-// The optimizer registry: optimizer.type -> factory. make_optimizer (declared in optimizer.hpp) is
-// defined in registry.cpp; a new optimizer is one line in its table.
+// The optimizer registry: make_optimizer (declared in optimizer.hpp, defined in registry.cpp)
+// builds the optimizer of a type of config::optimizer_types() (core/config/type_descriptors.hpp,
+// where a type is declared), switching over its kind.
 #pragma once
 
 #include <string>
@@ -7,7 +8,7 @@
 
 namespace expt::optim {
 
-// The names make_optimizer accepts, in table order (for config validation and error messages).
+// The names make_optimizer accepts: config::optimizer_types()' names, in their order.
 std::vector<std::string> known_optimizer_types();
 
 }  // namespace expt::optim

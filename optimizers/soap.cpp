@@ -25,7 +25,7 @@ void to_float(const std::vector<double>& src, std::vector<float>& dst) {
 }
 
 // Copies the upper triangle of the size x size row-major P over its lower triangle.
-void mirror_upper(std::vector<double>& P, int size) {
+void mirror_upper(std::span<double> P, int size) {
   for (int i = 1; i < size; ++i)
     for (int j = 0; j < i; ++j) P[static_cast<std::size_t>(i) * size + j] = P[static_cast<std::size_t>(j) * size + i];
 }
@@ -98,6 +98,50 @@ Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   order_.assign(largest_side, 0);
   for (auto* buffer : {&rotated_f_, &tmp_f_, &direction_f_}) buffer->assign(largest, 0.0f);
   stat_f_.assign(largest_side * largest_side, 0.0f);
+
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].name;
+    add_scalar(name + "/t", state_[i].t);
+    add_state<std::int64_t>(name + "/initialized", {}, 1,
+                            {[this, i](std::span<std::int64_t> out) { out[0] = state_[i].initialized ? 1 : 0; },
+                             [this, i](std::span<const std::int64_t> in) { state_[i].initialized = in[0] != 0; }});
+    // Sharded: the owner's blocks (a non-owner holds none of their vectors).
+    const MatrixOwnership* owner = shard_slot_[i] != kReplicated ? &ownership_ : nullptr;
+    const std::size_t slot = shard_slot_[i];
+    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
+      const std::size_t g = state_[i].first_block + bi;
+      const Block& b = blocks_[g];
+      const std::string prefix = name + "/" + std::to_string(bi) + "/";
+      const auto entry = [&](const char* key, std::vector<double> Block::*member, int rows, int cols, bool statistic) {
+        // The fast path keeps only the upper triangle of L and R current between refreshes.
+        std::function<void(std::span<double>)> finish;
+        if (statistic)
+          finish = [this, rows](std::span<double> P) {
+            if (!reference_) mirror_upper(P, rows);
+          };
+        add_array<double>(
+            prefix + key, {rows, cols}, [this, g, member] { return std::span<double>(blocks_[g].*member); }, owner,
+            slot, nullptr, std::move(finish));
+      };
+      entry("M", &Block::M, b.rows, b.cols, false);
+      entry("V", &Block::V, b.rows, b.cols, false);
+      if (b.left) {
+        entry("L", &Block::L, b.rows, b.rows, true);
+        entry("QL", &Block::QL, b.rows, b.rows, false);
+      }
+      if (b.right) {
+        entry("R", &Block::R, b.cols, b.cols, true);
+        entry("QR", &Block::QR, b.cols, b.cols, false);
+      }
+    }
+  }
+}
+
+void Soap::after_load() {
+  for (Block& b : blocks_) {
+    to_float(b.QL, b.QLf);
+    to_float(b.QR, b.QRf);
+  }
 }
 
 void Soap::allocate(Block& b, bool keep) {
@@ -422,101 +466,6 @@ void Soap::step_block_reference(Block& b, const float* grad, int ldg, float* val
     if (b.left) refresh_side(b.L, b.QL, h, b, true);
     if (b.right) refresh_side(b.R, b.QR, w, b, false);
     rotate(b, direction_.data(), b.M.data(), true);
-  }
-}
-
-StateDict Soap::state() const {
-  StateDict sd;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const std::string& name = params_[i].name;
-    const std::size_t k = shard_slot_[i];
-    const bool gather = k != kReplicated && ownership_.sharded();
-    sd.put_scalar(name + "/t", state_[i].t);
-    sd.put_scalar(name + "/initialized", static_cast<std::int64_t>(state_[i].initialized));
-    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
-      const Block& b = blocks_[state_[i].first_block + bi];
-      const std::string prefix = name + "/" + std::to_string(bi) + "/";
-      // Sharded: every rank receives the owner's entry (a non-owner's vectors are empty).
-      const auto put = [&](const char* key, const std::vector<double>& mine, int rows, int cols) {
-        if (!gather) {
-          sd.put(prefix + key, std::span<const double>(mine), {rows, cols});
-          return;
-        }
-        std::vector<double> entry(static_cast<std::size_t>(rows) * cols, 0.0);
-        if (ownership_.owns(k)) std::copy(mine.begin(), mine.end(), entry.begin());
-        ownership_.share(k, std::span<double>(entry));
-        sd.put(prefix + key, std::span<const double>(entry), {rows, cols});
-      };
-      put("M", b.M, b.rows, b.cols);
-      put("V", b.V, b.rows, b.cols);
-      // The fast path keeps only the upper triangle of L and R current between refreshes.
-      const auto symmetric = [&](const std::vector<double>& P, int size) {
-        std::vector<double> full = P;
-        if (!reference_ && !full.empty()) mirror_upper(full, size);
-        return full;
-      };
-      if (b.left) {
-        put("L", symmetric(b.L, b.rows), b.rows, b.rows);
-        put("QL", b.QL, b.rows, b.rows);
-      }
-      if (b.right) {
-        put("R", symmetric(b.R, b.cols), b.cols, b.cols);
-        put("QR", b.QR, b.cols, b.cols);
-      }
-    }
-  }
-  return sd;
-}
-
-void Soap::load_state(const StateDict& state) {
-  // Expected entries from the block shapes (a sharded rank holds only its own blocks' vectors).
-  std::vector<std::pair<std::string, std::size_t>> arrays;
-  for (std::size_t i = 0; i < params_.size(); ++i)
-    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
-      const Block& b = blocks_[state_[i].first_block + bi];
-      const std::string prefix = params_[i].name + "/" + std::to_string(bi) + "/";
-      const std::size_t h = static_cast<std::size_t>(b.rows), w = static_cast<std::size_t>(b.cols);
-      arrays.emplace_back(prefix + "M", h * w);
-      arrays.emplace_back(prefix + "V", h * w);
-      if (b.left) {
-        arrays.emplace_back(prefix + "L", h * h);
-        arrays.emplace_back(prefix + "QL", h * h);
-      }
-      if (b.right) {
-        arrays.emplace_back(prefix + "R", w * w);
-        arrays.emplace_back(prefix + "QR", w * w);
-      }
-    }
-  const std::size_t expected = 2 * params_.size() + arrays.size();
-  if (state.entries().size() != expected)
-    throw std::runtime_error("soap state: " + std::to_string(state.entries().size()) + " entries, expected " +
-                             std::to_string(expected));
-  for (const auto& [key, size] : arrays) {
-    if (!state.contains(key)) throw std::runtime_error("soap state: missing entry '" + key + "'");
-    if (state.doubles(key).size() != size)
-      throw std::runtime_error("soap state: entry '" + key + "' has the wrong size");
-  }
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const std::string& name = params_[i].name;
-    state_[i].t = state.scalar_int(name + "/t");
-    state_[i].initialized = state.scalar_int(name + "/initialized") != 0;
-    if (shard_slot_[i] != kReplicated && !ownership_.owns(shard_slot_[i])) continue;
-    for (std::size_t bi = 0; bi < state_[i].block_count; ++bi) {
-      Block& b = blocks_[state_[i].first_block + bi];
-      const std::string prefix = name + "/" + std::to_string(bi) + "/";
-      state.get_into(prefix + "M", std::span<double>(b.M));
-      state.get_into(prefix + "V", std::span<double>(b.V));
-      if (b.left) {
-        state.get_into(prefix + "L", std::span<double>(b.L));
-        state.get_into(prefix + "QL", std::span<double>(b.QL));
-        to_float(b.QL, b.QLf);
-      }
-      if (b.right) {
-        state.get_into(prefix + "R", std::span<double>(b.R));
-        state.get_into(prefix + "QR", std::span<double>(b.QR));
-        to_float(b.QR, b.QRf);
-      }
-    }
   }
 }
 

@@ -51,10 +51,9 @@ class Soap : public Optimizer {
   std::string name() const override { return "soap"; }
   // Allocates nothing after the first call, refresh steps included.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
-  // Per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}".
-  // Sharded, a collective that gathers each preconditioned parameter's blocks from its owner.
-  StateDict state() const override;
-  void load_state(const StateDict& state) override;
+  // State: per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}"
+  // (double; L and R whole). Sharded, state() gathers each preconditioned parameter's blocks from
+  // its owner.
   // With cfg.shard and more than one rank: each parameter with a preconditioned side has one owner
   // rank (matrix_ownership.hpp), by the cost of preconditioned_cost(). The owner alone keeps the
   // blocks' M, V, L, Q_L, R, Q_R (the other ranks free them), computes the update and broadcasts
@@ -92,6 +91,8 @@ class Soap : public Optimizer {
  private:
   // Sizes M, V, L, Q_L, R, Q_R of a block for its shape (zeros), or frees them.
   static void allocate(Block& b, bool keep);
+  // The float copies of the loaded bases.
+  void after_load() override;
 
   struct ParamState {
     std::size_t first_block = 0, block_count = 0;

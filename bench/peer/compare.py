@@ -26,6 +26,8 @@ import statistics
 import subprocess
 import sys
 
+import peer_types
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PINNED = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -62,6 +64,7 @@ def main():
     ap.add_argument("--peer-core", help="OpenBLAS core type for the peer (default: the fastest correct one "
                     "expt bench measured)")
     args = ap.parse_args()
+    peer_types.check_choices(args.expt, mixers=args.mixers, optimizers=args.optimizers)
 
     rows, record = [], []
     header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",

@@ -2,10 +2,11 @@
 """expt's mixer layers against their PyTorch peer: forward+backward tokens/s, both sides alternately.
 
     /usr/bin/python3 bench/peer/compare_mixers.py [--build build/release] \
-        [--mixers gla deltanet deltaproduct gated_deltaproduct attention] \
+        [--mixers gla deltaproduct] \
         [--shapes 8x256x128 8x1024x256] [--repeats 3] [--iters 5] [--json out.json]
 
-A shape is BATCHxLENGTHxD_MODEL (4 heads, every other key at the mixer type's defaults; the base
+The default mixers are every mixer type of `expt types` that the peer implements (peer_types.py),
+except none. A shape is BATCHxLENGTHxD_MODEL (4 heads, every other key at the mixer type's defaults; the base
 config is bench/configs/gla.yaml with model.mixer.type set). For every (mixer, shape) it runs
 bench/mixer_layers.cpp (build/release/bench/bench_mixer_layers) and bench/peer/mixer_peer_bench.py
 in turn, `repeats` times (expt, peer, expt, peer, ...), each a fresh process with
@@ -24,10 +25,11 @@ import statistics
 import subprocess
 import sys
 
+import peer_types
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PINNED = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-MIXERS = ["gla", "deltanet", "deltaproduct", "gated_deltaproduct", "attention"]
 
 
 def run_json(cmd):
@@ -38,7 +40,7 @@ def run_json(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
-    ap.add_argument("--mixers", nargs="+", default=MIXERS)
+    ap.add_argument("--mixers", nargs="+", help="default: every mixer type both sides have, except none")
     ap.add_argument("--shapes", nargs="+", default=["8x256x128", "8x1024x256"])
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], dest="sets", help="extra override for both sides")
@@ -50,6 +52,9 @@ def main():
     expt = os.path.join(args.build, "expt")
     bench = os.path.join(args.build, "bench", "bench_mixer_layers")
     config = os.path.join(ROOT, "bench/configs/gla.yaml")
+    if args.mixers is None:
+        args.mixers = [m for m in peer_types.comparable(expt)[0] if m != "none"]
+    peer_types.check_choices(expt, mixers=args.mixers)
 
     record = []
     header = ("mixer", "shape (B x L x d)", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt GFLOP/s",

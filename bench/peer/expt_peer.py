@@ -25,6 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from peer_types import PEER_MIXERS, PEER_OPTIMIZERS
+
 MATRIX, EMBEDDING, HEAD, VECTOR = "matrix", "embedding", "head", "vector"
 
 
@@ -43,6 +45,8 @@ class PeerModel:
         self.cfg = cfg
         m = cfg["model"]
         self.mx = m["mixer"]
+        if self.mx["type"] not in PEER_MIXERS:
+            raise ValueError(f"peer: mixer {self.mx['type']} is not implemented ({', '.join(PEER_MIXERS)})")
         self.d = m["d_model"]
         self.vocab = vocab
         self.eps = m["norm_eps"]
@@ -445,7 +449,7 @@ def make_optimizer(model, opt):
         return make_adamw(model, opt)
     if opt["type"] == "muon":
         return Muon(model, opt)
-    raise ValueError(f"peer: optimizer {opt['type']} is not implemented (adamw, muon)")
+    raise ValueError(f"peer: optimizer {opt['type']} is not implemented ({', '.join(PEER_OPTIMIZERS)})")
 
 
 def set_lr(optimizer, lr):

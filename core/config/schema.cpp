@@ -250,7 +250,11 @@ std::string markdown_table(const std::vector<DocRow>& rows) {
   std::string out = "| key | type | default | domain | applies to | meaning |\n";
   out += "|---|---|---|---|---|---|\n";
   for (const DocRow& row : rows) {
-    out += cat("| `", row.path, "` | ", row.type, " | `", row.default_value, "` | ", markdown_cell(row.domain), " | ",
+    std::string default_cell = cat("`", row.default_value, "`");
+    for (std::size_t i = 0; i < row.type_defaults.size(); ++i)
+      default_cell += cat(i ? ", " : " (", row.type_defaults[i].first, " `", row.type_defaults[i].second, "`",
+                          i + 1 == row.type_defaults.size() ? ")" : "");
+    out += cat("| `", row.path, "` | ", row.type, " | ", default_cell, " | ", markdown_cell(row.domain), " | ",
                markdown_cell(row.applies_to), " | ", markdown_cell(row.meaning), " |\n");
   }
   return out;

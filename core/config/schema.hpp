@@ -15,9 +15,11 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/config/config_error.hpp"
+#include "core/config/enum_names.hpp"
 #include "core/config/text.hpp"
 #include "core/config/yaml_document.hpp"
 
@@ -123,9 +125,11 @@ class Sink {
   virtual void selector(const std::string& /*path*/) {}
 };
 
-// One row of the key table in docs/config.md.
+// One row of the key table in docs/config.md. type_defaults: (type, default) for the types of the
+// table's selector whose default differs from default_value.
 struct DocRow {
   std::string path, type, default_value, domain, applies_to, meaning;
+  std::vector<std::pair<std::string, std::string>> type_defaults = {};
 };
 std::string markdown_table(const std::vector<DocRow>& rows);
 
@@ -147,8 +151,11 @@ struct Key {
   std::function<bool(const YamlNode& node, S& s, const std::string& path, Reader& r)> read;
   // Sends the key (a section: the header, then its keys) to `out`.
   std::function<void(const S& s, const std::string& path, int depth, Sink& out)> write;
-  // Appends the documentation rows (a section: those of its keys).
-  std::function<void(const std::string& path, const std::string& applies_text, std::vector<DocRow>& rows)> describe;
+  // Appends the documentation rows (a section: those of its keys). type_defaults: the struct's
+  // defaults under each type the key applies to (empty when the table has no per-type defaults).
+  std::function<void(const std::string& path, const std::string& applies_text,
+                     const std::vector<std::pair<std::string, S>>& type_defaults, std::vector<DocRow>& rows)>
+      describe;
 
   bool applies(const std::string& type) const {
     if (applies_to.empty()) return true;
@@ -163,6 +170,9 @@ struct Table {
   std::string selector_name;           // key whose value picks the conditional keys; "" if none
   std::string S::*selector = nullptr;  // the member holding that value
   std::vector<Key<S>> keys;
+  // Tables whose types have defaults of their own (typed_table): every type, and its defaults.
+  std::vector<std::string> types = {};
+  std::function<S(const std::string&)> defaults_of = nullptr;
 
   const Key<S>* find(std::string_view name) const {
     for (const Key<S>& k : keys)
@@ -217,7 +227,11 @@ struct Table {
         applies = join_path(path, selector_name) + ":";
         for (std::size_t i = 0; i < k.applies_to.size(); ++i) applies += cat(i ? ", " : " ", k.applies_to[i]);
       }
-      k.describe(join_path(path, k.name), applies, rows);
+      std::vector<std::pair<std::string, S>> type_defaults;
+      if (defaults_of)
+        for (const std::string& type : types)
+          if (k.applies(type) && k.name != selector_name) type_defaults.emplace_back(type, defaults_of(type));
+      k.describe(join_path(path, k.name), applies, type_defaults, rows);
     }
   }
 
@@ -229,6 +243,18 @@ struct Table {
     return names;
   }
 };
+
+// The documentation row of a leaf key whose value `text_of` writes: the struct's default, and the
+// per-type defaults that differ from it.
+template <class S, class TextOf>
+DocRow doc_row(const std::string& path, std::string type, const TextOf& text_of, std::string domain,
+               std::string applies_text, std::string doc, const std::vector<std::pair<std::string, S>>& type_defaults) {
+  DocRow row{path, std::move(type), text_of(S{}), std::move(domain), std::move(applies_text), std::move(doc)};
+  for (const auto& [type_name, defaults] : type_defaults)
+    if (const std::string text = text_of(defaults); text != row.default_value)
+      row.type_defaults.emplace_back(type_name, text);
+  return row;
+}
 
 // A leaf key: `T` is the member's type, `D` the matching Domain (Domain<std::int64_t> for integer
 // members and for the elements of integer lists).
@@ -244,10 +270,41 @@ Key<S> key(std::string name, T S::*member, D domain, std::string doc, std::vecto
     out.leaf(path, depth, name, format_value(s.*member));
   };
   k.describe = [member, domain, doc](const std::string& path, const std::string& applies_text,
+                                     const std::vector<std::pair<std::string, S>>& type_defaults,
                                      std::vector<DocRow>& rows) {
-    const S defaults{};
     const std::string domain_text = std::is_same_v<T, std::vector<int>> ? cat("each ", domain.text) : domain.text;
-    rows.push_back(DocRow{path, type_name<T>(), format_value(defaults.*member), domain_text, applies_text, doc});
+    rows.push_back(doc_row<S>(
+        path, type_name<T>(), [member](const S& s) { return format_value(s.*member); }, domain_text, applies_text, doc,
+        type_defaults));
+  };
+  return k;
+}
+
+// An enum member, written and read as the names of its enum_names() table (type "string", domain
+// one of the names).
+template <class S, class E>
+Key<S> choice(std::string name, E S::*member, std::string doc, std::vector<std::string> applies_to = {}) {
+  std::vector<std::string> names;
+  for (const EnumName<E>& n : enum_names(E{})) names.emplace_back(n.name);
+  const Domain<std::string> domain = one_of(names);
+  Key<S> k;
+  k.name = name;
+  k.applies_to = std::move(applies_to);
+  k.read = [member, domain](const YamlNode& node, S& s, const std::string& path, Reader& r) {
+    std::string text(enum_name(s.*member));
+    if (!read_value(node, path, domain, text, r)) return false;
+    for (const EnumName<E>& n : enum_names(E{}))
+      if (n.name == text) s.*member = n.value;
+    return true;
+  };
+  const auto text_of = [member](const S& s) { return format_value(std::string(enum_name(s.*member))); };
+  k.write = [text_of, name](const S& s, const std::string& path, int depth, Sink& out) {
+    out.leaf(path, depth, name, text_of(s));
+  };
+  k.describe = [text_of, domain, doc](const std::string& path, const std::string& applies_text,
+                                      const std::vector<std::pair<std::string, S>>& type_defaults,
+                                      std::vector<DocRow>& rows) {
+    rows.push_back(doc_row<S>(path, "string", text_of, domain.text, applies_text, doc, type_defaults));
   };
   return k;
 }
@@ -265,9 +322,8 @@ Key<S> section(std::string name, C S::*member, const Table<C>& table) {
     out.section(path, depth, name);
     table.write(s.*member, path, depth + 1, out);
   };
-  k.describe = [&table](const std::string& path, const std::string&, std::vector<DocRow>& rows) {
-    table.describe(path, rows);
-  };
+  k.describe = [&table](const std::string& path, const std::string&, const std::vector<std::pair<std::string, S>>&,
+                        std::vector<DocRow>& rows) { table.describe(path, rows); };
   return k;
 }
 

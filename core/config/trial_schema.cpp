@@ -2,20 +2,24 @@
 
 #include <glob.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <stdexcept>
 
 #include "core/config/text.hpp"
+#include "core/config/type_descriptors.hpp"
 
 namespace expt::config {
 
 using schema::above;
 using schema::any_bool;
 using schema::at_least;
+using schema::choice;
 using schema::Domain;
 using schema::int_range;
 using schema::key;
@@ -112,6 +116,7 @@ schema::Key<TaskConfig> string_list_key(std::string name, std::vector<std::strin
     out.leaf(path, depth, name, flow_list(s.*member));
   };
   k.describe = [member, doc, flow_list](const std::string& path, const std::string& applies_text,
+                                        const std::vector<std::pair<std::string, TaskConfig>>&,
                                         std::vector<schema::DocRow>& rows) {
     const TaskConfig defaults{};
     rows.push_back(
@@ -167,63 +172,74 @@ const Table<TaskConfig>& task_table() {
   return table;
 }
 
-// model.mixer.type also resets the type-dependent defaults (mixer_defaults), like optimizer.type.
-schema::Key<MixerConfig> mixer_type_key() {
-  auto k = key("type", &MixerConfig::type,
-               one_of({"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct", "none"}),
-               "sequence mixer of every block (docs/layers.md); none: no mixer sub-block; sets the per-type "
-               "defaults named in the other rows");
-  k.read = [plain = k.read](const YamlNode& node, MixerConfig& s, const std::string& path, schema::Reader& r) {
+// A section whose `type` selects keys and defaults from descriptors (type_descriptors.hpp): the
+// type key's domain is the descriptors' names and reading it resets the section to that type's
+// defaults (explicit keys, read after it, override them); a key applies to the types that list it,
+// or to every type when it is in `common`. A key no type lists, or a listed key the table lacks,
+// is a programming error, reported when the table is built (the first config load or test).
+template <class S, class Descriptor>
+Table<S> typed_table(std::string S::*selector, const std::vector<Descriptor>& types,
+                     const std::vector<std::string>& common, S (*defaults_of)(const std::string&), std::string type_doc,
+                     std::vector<schema::Key<S>> keys) {
+  std::vector<std::string> names;
+  for (const Descriptor& t : types) names.push_back(t.name);
+  auto type_key = key("type", selector, one_of(names), std::move(type_doc));
+  type_key.read = [plain = type_key.read, selector, defaults_of](const YamlNode& node, S& s, const std::string& path,
+                                                                 schema::Reader& r) {
     if (!plain(node, s, path, r)) return false;
-    s = mixer_defaults(s.type);
+    s = defaults_of(s.*selector);
     return true;
   };
-  return k;
+  keys.insert(keys.begin(), std::move(type_key));
+  for (schema::Key<S>& k : keys) {
+    if (std::find(common.begin(), common.end(), k.name) != common.end()) continue;
+    for (const Descriptor& t : types)
+      if (std::find(t.keys.begin(), t.keys.end(), k.name) != t.keys.end()) k.applies_to.push_back(t.name);
+    if (k.applies_to.empty()) throw std::logic_error(cat("config key '", k.name, "' applies to no type"));
+  }
+  Table<S> table{"type", selector, std::move(keys), names, defaults_of};
+  for (const Descriptor& t : types)
+    for (const std::string& name : t.keys)
+      if (table.find(name) == nullptr)
+        throw std::logic_error(cat("type '", t.name, "' lists unknown key '", name, "'"));
+  return table;
 }
 
 const Table<MixerConfig>& mixer_table() {
-  const std::vector<std::string> recurrent = {"gla", "deltanet", "deltaproduct", "gated_deltaproduct"};
-  const std::vector<std::string> delta = {"deltanet", "deltaproduct", "gated_deltaproduct"};
-  const std::vector<std::string> product = {"deltaproduct", "gated_deltaproduct"};
-  static const Table<MixerConfig> table{
-      "type",
-      &MixerConfig::type,
+  static const Table<MixerConfig> table = typed_table<MixerConfig>(
+      &MixerConfig::type, mixer_types(), {"type"}, &mixer_defaults,
+      "sequence mixer of every block (docs/layers.md); none: no mixer sub-block; sets the per-type defaults of "
+      "the other rows",
       {
-          mixer_type_key(),
           key("heads", &MixerConfig::heads, at_least(1),
               "heads; attention: d_model / heads must be a whole, even head dimension (RoPE); gla, deltanet: "
-              "must divide the total key and value dims",
-              {"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct"}),
+              "must divide the total key and value dims"),
           key("head_dim", &MixerConfig::head_dim, at_least(0),
-              "key dimension per head; 0: d_model / heads (FLA's layer uses 256 at d_model 2048)", product),
+              "key dimension per head; 0: d_model / heads (FLA's layer uses 256 at d_model 2048)"),
           key("expand_k", &MixerConfig::expand_k, above(0),
-              "total key dimension int(d_model * expand_k), split over heads; gla 0.5", {"gla", "deltanet"}),
+              "total key dimension int(d_model * expand_k), split over heads"),
           key("expand_v", &MixerConfig::expand_v, above(0),
               "gla, deltanet: total value dimension int(d_model * expand_v); deltaproduct types: value dimension "
-              "per head = head_dim * expand_v",
-              recurrent),
+              "per head = head_dim * expand_v"),
           key("num_householder", &MixerConfig::num_householder, at_least(1),
-              "Householder steps per token (n_h); 1 is (gated) DeltaNet", product),
+              "Householder steps per token (n_h); 1 is (gated) DeltaNet"),
           key("allow_neg_eigval", &MixerConfig::allow_neg_eigval, any_bool(),
-              "beta = 2 sigmoid(.) in (0, 2) (transition eigenvalues in (-1, 1]) instead of (0, 1); deltaproduct "
-              "types true",
-              delta),
+              "beta = 2 sigmoid(.) in (0, 2) (transition eigenvalues in (-1, 1]) instead of (0, 1)"),
           key("use_forget_gate", &MixerConfig::use_forget_gate, any_bool(),
               "scalar per-head decay g = -exp(A_log) softplus(x W_a + dt_bias) (Gated DeltaNet / DeltaProduct); "
-              "gated_deltaproduct always has it",
-              {"deltanet", "deltaproduct"}),
+              "gated_deltaproduct always has it"),
           key("use_short_conv", &MixerConfig::use_short_conv, any_bool(),
-              "causal depthwise convolution + SiLU on q, k, v; gla false", recurrent),
-          key("conv_size", &MixerConfig::conv_size, at_least(1), "short convolution kernel width", recurrent),
+              "causal depthwise convolution + SiLU on q, k, v"),
+          key("conv_size", &MixerConfig::conv_size, at_least(1), "short convolution kernel width"),
           key("use_output_gate", &MixerConfig::use_output_gate, any_bool(),
-              "output RMSNorm(o) * SiLU(x W_g) instead of RMSNorm(o); gla and deltaproduct types true", recurrent),
+              "output RMSNorm(o) * SiLU(x W_g) instead of RMSNorm(o)"),
           key("gate_low_rank_dim", &MixerConfig::gate_low_rank_dim, at_least(1),
-              "rank of the forget-gate projection d -> r -> D_k", {"gla"}),
+              "rank of the forget-gate projection d -> r -> D_k"),
           key("gate_logit_normalizer", &MixerConfig::gate_logit_normalizer, above(0),
-              "log-gate = logsigmoid(z) / gate_logit_normalizer", {"gla"}),
-          key("chunk_size", &MixerConfig::chunk_size, at_least(1), "chunk length of the chunked kernels", recurrent),
-          key("rope_base", &MixerConfig::rope_base, above(0), "RoPE theta", {"attention"}),
-      }};
+              "log-gate = logsigmoid(z) / gate_logit_normalizer"),
+          key("chunk_size", &MixerConfig::chunk_size, at_least(1), "chunk length of the chunked kernels"),
+          key("rope_base", &MixerConfig::rope_base, above(0), "RoPE theta"),
+      });
   return table;
 }
 
@@ -281,98 +297,105 @@ Domain<std::string> glob_list_domain() {
           }};
 }
 
-// optimizer.type also resets the type-dependent defaults (optimizer_defaults): the selector is
-// read before every other key, so explicit keys still override them.
-schema::Key<OptimizerConfig> optimizer_type_key() {
-  auto k = key("type", &OptimizerConfig::type, one_of({"adamw", "muon", "soap", "mfac", "dct_adamw"}),
-               "optimizer (docs/optimizers.md); sets the per-type defaults named in the other rows");
-  k.read = [plain = k.read](const YamlNode& node, OptimizerConfig& s, const std::string& path, schema::Reader& r) {
-    if (!plain(node, s, path, r)) return false;
-    s = optimizer_defaults(s.type);
+// optimizer.adam_patterns: one comma-separated string in YAML (so the canonical text and the hash
+// are those of the string), a list of globs in the struct; the domain admits no empty item, so the
+// string splits and joins back unchanged.
+schema::Key<OptimizerConfig> adam_patterns_key(std::string doc) {
+  const auto text_of = [](const OptimizerConfig& s) {
+    std::string list;
+    for (const std::string& p : s.adam_patterns) list += cat(list.empty() ? "" : ",", p);
+    return schema::format_value(list);
+  };
+  const Domain<std::string> domain = glob_list_domain();
+  schema::Key<OptimizerConfig> k;
+  k.name = "adam_patterns";
+  k.read = [domain](const YamlNode& node, OptimizerConfig& s, const std::string& path, schema::Reader& r) {
+    std::string list;
+    if (!schema::read_value(node, path, domain, list, r)) return false;
+    s.adam_patterns.clear();
+    for (std::size_t start = 0; start < list.size();) {
+      const std::size_t end = std::min(list.find(',', start), list.size());
+      s.adam_patterns.push_back(list.substr(start, end - start));
+      start = end + 1;
+    }
     return true;
+  };
+  k.write = [text_of](const OptimizerConfig& s, const std::string& path, int depth, schema::Sink& out) {
+    out.leaf(path, depth, "adam_patterns", text_of(s));
+  };
+  k.describe = [text_of, domain, doc](const std::string& path, const std::string& applies_text,
+                                      const std::vector<std::pair<std::string, OptimizerConfig>>& type_defaults,
+                                      std::vector<schema::DocRow>& rows) {
+    rows.push_back(
+        schema::doc_row<OptimizerConfig>(path, "string", text_of, domain.text, applies_text, doc, type_defaults));
   };
   return k;
 }
 
 const Table<OptimizerConfig>& optimizer_table() {
-  static const Table<OptimizerConfig> table{
-      "type",
-      &OptimizerConfig::type,
+  static const Table<OptimizerConfig> table = typed_table<OptimizerConfig>(
+      &OptimizerConfig::type, optimizer_types(), common_optimizer_keys(), &optimizer_defaults,
+      "optimizer (docs/optimizers.md); sets the per-type defaults of the other rows",
       {
-          optimizer_type_key(),
-          key("lr", &OptimizerConfig::lr, above(0), "peak learning rate (before the schedule); muon 0.02, soap 0.003"),
+          key("lr", &OptimizerConfig::lr, above(0), "peak learning rate (before the schedule)"),
           key("weight_decay", &OptimizerConfig::weight_decay, real_at_least(0),
               "decoupled weight decay coefficient, applied as lr_t * weight_decay * W (muon, dct_adamw: their "
               "matrices; mfac: see wd_mode)"),
           key("beta1", &OptimizerConfig::beta1, real_range(0, 1, Upper::open),
-              "first-moment EMA decay (of the AdamW part for muon); soap 0.95", {"adamw", "muon", "soap", "dct_adamw"}),
+              "first-moment EMA decay (of the AdamW part for muon)"),
           key("beta2", &OptimizerConfig::beta2, real_range(0, 1, Upper::open),
-              "second-moment EMA decay (of the AdamW part for muon); muon 0.95, soap 0.95",
-              {"adamw", "muon", "soap", "dct_adamw"}),
-          key("eps", &OptimizerConfig::eps, real_at_least(0),
-              "denominator epsilon (of the AdamW part for muon); muon 1e-10", {"adamw", "muon", "soap", "dct_adamw"}),
-          key("eps_mode", &OptimizerConfig::eps_mode, one_of({"torch", "hf"}),
-              "where eps enters: torch after bias correction, hf before (docs/derivations/adamw.md)", {"adamw"}),
+              "second-moment EMA decay (of the AdamW part for muon)"),
+          key("eps", &OptimizerConfig::eps, real_at_least(0), "denominator epsilon (of the AdamW part for muon)"),
+          choice("eps_mode", &OptimizerConfig::eps_mode,
+                 "where eps enters: torch after bias correction, hf before (docs/derivations/adamw.md)"),
           key("decay_embeddings", &OptimizerConfig::decay_embeddings, any_bool(),
               "apply weight decay to the embedding (and tied head) weights"),
-          key("adam_patterns", &OptimizerConfig::adam_patterns, glob_list_domain(),
-              "comma-separated globs of parameter names sent to the AdamW part even when they are matrices",
-              {"muon", "dct_adamw"}),
+          adam_patterns_key(
+              "comma-separated globs of parameter names sent to the AdamW part even when they are matrices"),
           key("adam_lr_ratio", &OptimizerConfig::adam_lr_ratio, above(0),
-              "lr of the AdamW part (embedding, head, vectors, adam_patterns) = lr * adam_lr_ratio; muon 0.2",
-              {"muon", "dct_adamw"}),
+              "lr of the AdamW part (embedding, head, vectors, adam_patterns) = lr * adam_lr_ratio"),
           key("adam_weight_decay", &OptimizerConfig::adam_weight_decay, real_at_least(0),
               "weight decay of the AdamW part's head (and embedding if decay_embeddings, and adam_patterns "
-              "matrices); vectors are never decayed",
-              {"muon", "dct_adamw"}),
+              "matrices); vectors are never decayed"),
           key("momentum", &OptimizerConfig::momentum, real_range(0, 1, Upper::open),
-              "EMA momentum of the update; mfac 0 (no momentum)", {"muon", "mfac"}),
-          key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)", {"muon"}),
+              "EMA momentum of the update; 0: no momentum"),
+          key("nesterov", &OptimizerConfig::nesterov, any_bool(), "Nesterov look-ahead: NS((1-mu) G + mu M)"),
           key("shard", &OptimizerConfig::shard, any_bool(),
               "with several ranks, muon, soap, dct_adamw: each matrix's state and update live on one owner rank "
               "(balanced by cost) and the updated matrix is broadcast; mfac: each rank keeps a contiguous column "
               "range of the window and updates it, then the parameters are all-gathered; false: every rank computes "
-              "everything",
-              {"muon", "soap", "dct_adamw", "mfac"}),
-          key("ns_steps", &OptimizerConfig::ns_steps, int_range(1, 100, "[1, 100]"), "Newton-Schulz iterations",
-              {"muon"}),
-          key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)",
-              {"muon"}),
-          key("ns_coefficients", &OptimizerConfig::ns_coefficients, one_of({"keller_jordan", "classic_quintic"}),
-              "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)", {"muon"}),
-          key("ns_method", &OptimizerConfig::ns_method, one_of({"gram", "standard"}),
-              "gram: Gram Newton-Schulz (iterates on the r x r Gram matrix, restart before iteration 3) on "
-              "matrices with max(m, n) >= 2 min(m, n), standard NS on the others; standard: standard NS everywhere "
-              "(same result up to float rounding)",
-              {"muon"}),
-          key("scale", &OptimizerConfig::scale, one_of({"original", "moonlight"}),
-              "update scale: original sqrt(max(1, out/in)), moonlight 0.2 sqrt(max(out, in))", {"muon"}),
+              "everything"),
+          key("ns_steps", &OptimizerConfig::ns_steps, int_range(1, 100, "[1, 100]"), "Newton-Schulz iterations"),
+          key("ns_eps", &OptimizerConfig::ns_eps, above(0), "Newton-Schulz normalization X / (|X|_F + ns_eps)"),
+          choice("ns_coefficients", &OptimizerConfig::ns_coefficients,
+                 "NS polynomial: keller_jordan (3.4445, -4.775, 2.0315) or classic_quintic (15/8, -10/8, 3/8)"),
+          choice("ns_method", &OptimizerConfig::ns_method,
+                 "gram: Gram Newton-Schulz (iterates on the r x r Gram matrix, restart before iteration 3) on "
+                 "matrices with max(m, n) >= 2 min(m, n), standard NS on the others; standard: standard NS "
+                 "everywhere (same result up to float rounding)"),
+          choice("scale", &OptimizerConfig::scale,
+                 "update scale: original sqrt(max(1, out/in)), moonlight 0.2 sqrt(max(out, in))"),
           key("shampoo_beta", &OptimizerConfig::shampoo_beta, real_range(-1, 1, Upper::open),
-              "EMA decay of the L, R statistics; < 0 uses beta2", {"soap"}),
+              "EMA decay of the L, R statistics; < 0 uses beta2"),
           key("precondition_frequency", &OptimizerConfig::precondition_frequency, at_least(1),
-              "eigenbasis refresh every this many updates", {"soap"}),
+              "eigenbasis refresh every this many updates"),
           key("max_precond_dim", &OptimizerConfig::max_precond_dim, at_least(1),
-              "an axis longer than this is not preconditioned (identity)", {"soap"}),
+              "an axis longer than this is not preconditioned (identity)"),
           key("merge_dims", &OptimizerConfig::merge_dims, any_bool(),
-              "merge consecutive axes while the product stays <= max_precond_dim", {"soap"}),
-          key("one_sided", &OptimizerConfig::one_sided, any_bool(), "precondition only the first eligible axis (rows)",
-              {"soap"}),
+              "merge consecutive axes while the product stays <= max_precond_dim"),
+          key("one_sided", &OptimizerConfig::one_sided, any_bool(), "precondition only the first eligible axis (rows)"),
           key("block_size", &OptimizerConfig::block_size, at_least(0),
-              "soap: cut axes into blocks of this size; mfac: blocks of this many scalars; 0: no blocking",
-              {"soap", "mfac"}),
-          key("window", &OptimizerConfig::window, at_least(1), "number of past gradients in the Fisher window",
-              {"mfac"}),
-          key("damping", &OptimizerConfig::damping, above(0), "lambda of (lambda I + G^T G / window)^-1", {"mfac"}),
-          key("wd_mode", &OptimizerConfig::wd_mode, one_of({"coupled_l2", "decoupled_lr_scaled"}),
-              "coupled_l2: add weight_decay * W to the gradient; decoupled_lr_scaled: W *= 1 - lr * weight_decay",
-              {"mfac"}),
-          key("rank", &OptimizerConfig::rank, at_least(1), "DCT columns kept per matrix (capped at min(out, in))",
-              {"dct_adamw"}),
+              "soap: cut axes into blocks of this size; mfac: blocks of this many scalars; 0: no blocking"),
+          key("window", &OptimizerConfig::window, at_least(1), "number of past gradients in the Fisher window"),
+          key("damping", &OptimizerConfig::damping, above(0), "lambda of (lambda I + G^T G / window)^-1"),
+          choice("wd_mode", &OptimizerConfig::wd_mode,
+                 "coupled_l2: add weight_decay * W to the gradient; decoupled_lr_scaled: W *= 1 - lr * weight_decay"),
+          key("rank", &OptimizerConfig::rank, at_least(1), "DCT columns kept per matrix (capped at min(out, in))"),
           key("refresh_every", &OptimizerConfig::refresh_every, at_least(1),
-              "reselect the DCT columns at step 1 and every this many steps", {"dct_adamw"}),
-          key("on_refresh", &OptimizerConfig::on_refresh, one_of({"keep", "remap"}),
-              "moments on a refresh: keep slots as they are, or remap them to the surviving columns", {"dct_adamw"}),
-      }};
+              "reselect the DCT columns at step 1 and every this many steps"),
+          choice("on_refresh", &OptimizerConfig::on_refresh,
+                 "moments on a refresh: keep slots as they are, or remap them to the surviving columns"),
+      });
   return table;
 }
 
@@ -509,45 +532,11 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
                  " must be a power of two that divides that count"));
   }
 
-  const ModelConfig& model = cfg.model;
-  if (model.mixer.type == "attention" && all_valid(r, {"model.mixer.type", "model.d_model", "model.mixer.heads"})) {
-    if (model.d_model % model.mixer.heads != 0) {
-      conflict(
-          r, {"model.mixer.heads", "model.d_model"}, file,
-          cat("model.d_model ", str(model.d_model), " is not divisible by model.mixer.heads ", str(model.mixer.heads)));
-    } else if ((model.d_model / model.mixer.heads) % 2 != 0) {
-      conflict(r, {"model.mixer.heads", "model.d_model"}, file,
-               cat("head dimension model.d_model / model.mixer.heads = ", str(model.d_model / model.mixer.heads),
-                   " must be even (RoPE rotates pairs of features)"));
-    }
-  }
-  // gla, deltanet: the total key and value dims int(d_model * expand) are split evenly over heads.
-  if ((model.mixer.type == "gla" || model.mixer.type == "deltanet") &&
-      all_valid(r, {"model.mixer.type", "model.d_model", "model.mixer.heads", "model.mixer.expand_k",
-                    "model.mixer.expand_v"})) {
-    const auto split_evenly = [&](const std::string& name, double ratio) {
-      const auto total = static_cast<std::int64_t>(model.d_model * ratio);
-      if (total >= model.mixer.heads && total % model.mixer.heads == 0) return true;
-      conflict(r, {"model.mixer." + name, "model.mixer.heads", "model.d_model"}, file,
-               cat("int(model.d_model * model.mixer.", name, ") = ", str(total),
-                   " is not a positive multiple of model.mixer.heads ", str(model.mixer.heads)));
-      return false;
-    };
-    if (split_evenly("expand_k", model.mixer.expand_k)) split_evenly("expand_v", model.mixer.expand_v);
-  }
-  // deltaproduct types: head_dim 0 means d_model / heads, which must then be whole.
-  if ((model.mixer.type == "deltaproduct" || model.mixer.type == "gated_deltaproduct") &&
-      all_valid(r, {"model.mixer.type", "model.d_model", "model.mixer.heads", "model.mixer.head_dim",
-                    "model.mixer.expand_v"})) {
-    const int head_dim = model.mixer.head_dim > 0 ? model.mixer.head_dim : model.d_model / model.mixer.heads;
-    if (model.mixer.head_dim == 0 && model.d_model % model.mixer.heads != 0) {
-      conflict(r, {"model.mixer.heads", "model.d_model"}, file,
-               cat("model.d_model ", str(model.d_model), " is not divisible by model.mixer.heads ",
-                   str(model.mixer.heads), " (model.mixer.head_dim is 0)"));
-    } else if (static_cast<std::int64_t>(head_dim * model.mixer.expand_v) < 1) {
-      conflict(r, {"model.mixer.expand_v", "model.mixer.head_dim"}, file,
-               cat("value dimension int(head_dim * model.mixer.expand_v) is 0"));
-    }
+  // The mixer's head split (its descriptor's sizing), when the keys it reads are valid.
+  if (const MixerType* mixer = find_mixer_type(cfg.model.mixer.type);
+      mixer != nullptr && mixer->sizing != nullptr && all_valid(r, mixer->sizing_keys)) {
+    const MixerSizing sizing = mixer->sizing(cfg.model);
+    if (const auto* problem = std::get_if<SizingConflict>(&sizing)) conflict(r, problem->keys, file, problem->message);
   }
 
   const TaskConfig& task = cfg.task;
@@ -602,6 +591,38 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
         if (const std::string problem = missing_input(value); !problem.empty()) conflict(r, {p}, file, problem);
     }
   }
+}
+
+namespace {
+
+// The leaves a table writes, without the `type` key.
+class KeyCollector : public schema::Sink {
+ public:
+  std::vector<std::pair<std::string, std::string>> keys;
+  void leaf(const std::string&, int, const std::string& name, const std::string& value) override {
+    if (name != "type") keys.emplace_back(name, value);
+  }
+  void section(const std::string&, int, const std::string&) override {}
+};
+
+template <class S, class Descriptor>
+std::vector<TypeKeys> type_keys(const Table<S>& table, const std::vector<Descriptor>& types,
+                                S (*defaults_of)(const std::string&)) {
+  std::vector<TypeKeys> out;
+  for (const Descriptor& t : types) {
+    KeyCollector collector;
+    table.write(defaults_of(t.name), "", 0, collector);
+    out.push_back(TypeKeys{t.name, std::move(collector.keys)});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<TypeKeys> mixer_type_keys() { return type_keys(mixer_table(), mixer_types(), &mixer_defaults); }
+
+std::vector<TypeKeys> optimizer_type_keys() {
+  return type_keys(optimizer_table(), optimizer_types(), &optimizer_defaults);
 }
 
 }  // namespace expt::config

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/config/schema.hpp"
 #include "core/config/trial_config.hpp"
@@ -16,5 +18,14 @@ const schema::Table<TrialConfig>& trial_table();
 // reported at the first of its keys that the config gives. A check whose keys already failed is
 // skipped: their values are defaults, not what the user wrote.
 void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Reader& r);
+
+// A mixer or optimizer type (type_descriptors.hpp) with the keys of its section that apply to it
+// and their defaults under it (canonical YAML text), in table order: what `expt types` prints.
+struct TypeKeys {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> keys;
+};
+std::vector<TypeKeys> mixer_type_keys();
+std::vector<TypeKeys> optimizer_type_keys();
 
 }  // namespace expt::config

@@ -1,7 +1,9 @@
 #include "core/nn/mixer.hpp"
 
 #include <stdexcept>
+#include <variant>
 
+#include "core/config/type_descriptors.hpp"
 #include "core/nn/attention.hpp"
 #include "core/nn/delta_net.hpp"
 #include "core/nn/gla.hpp"
@@ -10,13 +12,21 @@ namespace expt::nn {
 
 namespace {
 
-// int(d_model * ratio) split into `heads` equal parts (fla's expand_k / expand_v sizing).
-int per_head(const std::string& what, int d_model, double ratio, int heads) {
-  const int total = static_cast<int>(d_model * ratio);
-  if (heads <= 0 || total < heads || total % heads != 0)
-    throw std::invalid_argument("mixer: " + what + " = int(d_model * ratio) = " + std::to_string(total) +
-                                " is not a positive multiple of heads " + std::to_string(heads));
-  return total / heads;
+// The options the recurrent layers (GlaOptions, DeltaNetOptions) share: widths from the head split,
+// the short convolution, the output gate, the chunk length and the norm epsilon.
+template <class Options>
+Options recurrent_options(const config::ModelConfig& cfg, const config::HeadDims& dims) {
+  Options o;
+  o.d_model = cfg.d_model;
+  o.heads = dims.heads;
+  o.key_dim = dims.key_dim;
+  o.value_dim = dims.value_dim;
+  o.use_short_conv = cfg.mixer.use_short_conv;
+  o.conv_size = cfg.mixer.conv_size;
+  o.use_output_gate = cfg.mixer.use_output_gate;
+  o.chunk_size = cfg.mixer.chunk_size;
+  o.norm_eps = cfg.norm_eps;
+  return o;
 }
 
 }  // namespace
@@ -25,51 +35,45 @@ template <class T>
 std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string& prefix,
                                      const config::ModelConfig& cfg) {
   const config::MixerConfig& m = cfg.mixer;
-  const int d = cfg.d_model;
-  if (m.type == "none") return nullptr;
-  if (m.type == "attention") return std::make_unique<CausalSelfAttention<T>>(store, prefix, d, m.heads, m.rope_base);
-  if (m.type == "gla") {
-    GlaOptions o;
-    o.d_model = d;
-    o.heads = m.heads;
-    o.key_dim = per_head("total key dim", d, m.expand_k, m.heads);
-    o.value_dim = per_head("total value dim", d, m.expand_v, m.heads);
-    o.gate_low_rank_dim = m.gate_low_rank_dim;
-    o.gate_logit_normalizer = m.gate_logit_normalizer;
-    o.use_short_conv = m.use_short_conv;
-    o.conv_size = m.conv_size;
-    o.use_output_gate = m.use_output_gate;
-    o.chunk_size = m.chunk_size;
-    o.norm_eps = cfg.norm_eps;
-    return std::make_unique<GatedLinearAttention<T>>(store, prefix, o);
+  const config::MixerType* type = config::find_mixer_type(m.type);
+  if (type == nullptr) {
+    std::string known;
+    for (const config::MixerType& t : config::mixer_types()) known += (known.empty() ? "" : ", ") + t.name;
+    throw std::invalid_argument("model: unknown mixer type '" + m.type + "' (known: " + known + ")");
   }
-  if (m.type == "deltanet" || m.type == "deltaproduct" || m.type == "gated_deltaproduct") {
-    DeltaNetOptions o;
-    o.d_model = d;
-    o.heads = m.heads;
-    if (m.type == "deltanet") {
-      o.key_dim = per_head("total key dim", d, m.expand_k, m.heads);
-      o.value_dim = per_head("total value dim", d, m.expand_v, m.heads);
-      o.householder_steps = 1;
-      o.product_kernel = false;
-      o.use_forget_gate = m.use_forget_gate;
-    } else {
-      o.key_dim = m.head_dim > 0 ? m.head_dim : per_head("head_dim (d_model / heads)", d, 1.0, m.heads);
-      o.value_dim = static_cast<int>(o.key_dim * m.expand_v);
-      o.householder_steps = m.num_householder;
-      o.product_kernel = true;
-      o.use_forget_gate = m.use_forget_gate || m.type == "gated_deltaproduct";
+  config::HeadDims dims;
+  if (type->sizing != nullptr) {
+    const config::MixerSizing sizing = type->sizing(cfg);
+    if (const auto* problem = std::get_if<config::SizingConflict>(&sizing))
+      throw std::invalid_argument("model: " + problem->message);
+    dims = std::get<config::HeadDims>(sizing);
+  }
+  switch (type->kind) {
+    case config::MixerKind::none:
+      return nullptr;
+    case config::MixerKind::attention:
+      return std::make_unique<CausalSelfAttention<T>>(store, prefix, cfg.d_model, dims.heads, m.rope_base);
+    case config::MixerKind::gla: {
+      auto o = recurrent_options<GlaOptions>(cfg, dims);
+      o.gate_low_rank_dim = m.gate_low_rank_dim;
+      o.gate_logit_normalizer = m.gate_logit_normalizer;
+      return std::make_unique<GatedLinearAttention<T>>(store, prefix, o);
     }
-    o.allow_neg_eigval = m.allow_neg_eigval;
-    o.use_short_conv = m.use_short_conv;
-    o.conv_size = m.conv_size;
-    o.use_output_gate = m.use_output_gate;
-    o.chunk_size = m.chunk_size;
-    o.norm_eps = cfg.norm_eps;
-    return std::make_unique<DeltaNet<T>>(store, prefix, o);
+    case config::MixerKind::deltanet:
+    case config::MixerKind::deltaproduct:
+    case config::MixerKind::gated_deltaproduct: {
+      // One layer class for the delta-rule family (decision 17): DeltaNet is one Householder step
+      // on the plain kernel; the product types take num_householder steps on the product kernel.
+      auto o = recurrent_options<DeltaNetOptions>(cfg, dims);
+      const bool product = type->kind != config::MixerKind::deltanet;
+      o.householder_steps = product ? m.num_householder : 1;
+      o.product_kernel = product;
+      o.use_forget_gate = m.use_forget_gate || type->kind == config::MixerKind::gated_deltaproduct;
+      o.allow_neg_eigval = m.allow_neg_eigval;
+      return std::make_unique<DeltaNet<T>>(store, prefix, o);
+    }
   }
-  throw std::invalid_argument("model: unknown mixer type '" + m.type +
-                              "' (expected attention, gla, deltanet, deltaproduct, gated_deltaproduct or none)");
+  throw std::logic_error("make_mixer: unhandled mixer kind");
 }
 
 template std::unique_ptr<Mixer<float>> make_mixer<float>(ParameterStore<float>&, const std::string&,

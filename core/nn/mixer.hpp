@@ -38,9 +38,9 @@ class Mixer {
   virtual double core_flops_per_token(int seq_len) const = 0;
 };
 
-// The mixer of cfg.mixer.type (attention, gla, deltanet, deltaproduct, gated_deltaproduct) for a
-// model of width cfg.d_model; nullptr for `none`. Throws std::invalid_argument on an unknown type
-// or on sizes the layer cannot split into heads.
+// The mixer of cfg.mixer.type (a type of config::mixer_types()) for a model of width cfg.d_model,
+// sized by the type's descriptor; nullptr for `none`. Throws std::invalid_argument on an unknown
+// type or on sizes the descriptor cannot split into heads.
 template <class T>
 std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string& prefix,
                                      const config::ModelConfig& cfg);

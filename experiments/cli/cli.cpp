@@ -73,6 +73,8 @@ int run_cli(int argc, char** argv) {
   validate->add_flag("--minimal", minimal, "Print the keys that differ from their defaults (what the trial id hashes)")
       ->excludes(print_flag);
 
+  auto* types = app.add_subcommand("types", "Print the mixer and optimizer types with their keys and defaults (JSON)");
+
   // expt data preview|dump: what the trainer would see, decoded or as arrays.
   auto* data = app.add_subcommand("data", "Inspect a config's task data");
   data->require_subcommand(1);
@@ -148,6 +150,7 @@ int run_cli(int argc, char** argv) {
     }
   }
   if (*validate) return validate_command(validate_args.config, validate_args.sets, print, minimal);
+  if (*types) return types_command(std::cout);
   if (*data) {
     const auto cfg = load_config_or_report(data_args.config, data_args.sets, 0);
     if (!cfg) return kExitUsage;

@@ -2,9 +2,12 @@
 //   expt run CONFIG [--set key.path=value]... [--out DIR] [--progress auto|tty|plain|quiet]
 //                                        train one trial, or resume it (run_command.cpp)
 //   expt validate CONFIG [--set ...] [--print | --minimal]   check it, or print it (validate_command.cpp)
+//   expt types                           the mixer and optimizer types, their keys and defaults
+//                                        (types_command.cpp)
 #pragma once
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,11 @@ std::optional<config::TrialConfig> load_config_or_report(const std::string& path
 
 // --print: the resolved config; --minimal: the keys that differ from their defaults; else the id.
 int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal);
+
+// The mixer and optimizer types (core/config/type_descriptors.hpp) with the keys that apply to each
+// and their defaults under it, as JSON: {"mixers": {name: {key: canonical YAML text}}, "optimizers":
+// ...}. Scripts (bench/peer/peer_types.py) take the list of types from here.
+int types_command(std::ostream& out);
 
 // argc/argv go to MPI_Init when launched by mpirun (a data-parallel trial over the ranks).
 int run_command(int argc, char** argv, const std::string& path, std::vector<std::string> sets, const std::string& out,

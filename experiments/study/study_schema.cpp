@@ -29,6 +29,7 @@ schema::Key<S> custom(std::string name,
   k.read = std::move(read);
   k.write = [](const S&, const std::string&, int, schema::Sink&) {};
   k.describe = [type, default_value, domain, doc](const std::string& path, const std::string& applies,
+                                                  const std::vector<std::pair<std::string, S>>&,
                                                   std::vector<schema::DocRow>& rows) {
     rows.push_back(schema::DocRow{path, type, default_value, domain, applies, doc});
   };
@@ -45,9 +46,8 @@ schema::Key<S> nested(std::string name, const schema::Table<S>& table) {
     return true;
   };
   k.write = [](const S&, const std::string&, int, schema::Sink&) {};
-  k.describe = [&table](const std::string& path, const std::string&, std::vector<schema::DocRow>& rows) {
-    table.describe(path, rows);
-  };
+  k.describe = [&table](const std::string& path, const std::string&, const std::vector<std::pair<std::string, S>>&,
+                        std::vector<schema::DocRow>& rows) { table.describe(path, rows); };
   return k;
 }
 

@@ -448,9 +448,11 @@ TEST_CASE("points longer than 256 characters keep their typed axes through sweep
   // Muon with a learning rate and a long adam_patterns list (a string axis): every point's label is
   // over 256 characters, the old fixed text field of sweep.h5.
   std::string long_a, long_b;
+  std::vector<std::string> patterns_b;  // long_b as the config reads it
   for (int i = 0; i < 12; ++i) {
     long_a += fmt::format("{}blocks.{}.mixer.q_proj.weight", i ? "," : "", i);
     long_b += fmt::format("{}blocks.{}.mlp.gate_proj.weight", i ? "," : "", i);
+    patterns_b.push_back(fmt::format("blocks.{}.mlp.gate_proj.weight", i));
   }
   REQUIRE(long_a.size() > 256);
   const std::string text = fmt::format(R"(study: long_points
@@ -472,8 +474,8 @@ sweep: {{max_attempts: 1}}
   // Best at lr 3e-3, pattern A, batch 8; each other value costs 0.1, 0.2, 0.05.
   const auto trials = fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
     fixture::Outcome o;
-    o.loss = 2.0 + (t.config.optimizer.lr == 1e-3 ? 0.1 : 0) + (t.config.optimizer.adam_patterns == long_b ? 0.2 : 0) +
-             (t.config.train.batch_size == 4 ? 0.05 : 0);
+    o.loss = 2.0 + (t.config.optimizer.lr == 1e-3 ? 0.1 : 0) +
+             (t.config.optimizer.adam_patterns == patterns_b ? 0.2 : 0) + (t.config.train.batch_size == 4 ? 0.05 : 0);
     return o;
   });
   REQUIRE(trials.size() == 8);
@@ -500,8 +502,8 @@ sweep: {{max_attempts: 1}}
   CHECK(c.ablation[2].axis == "train.batch_size");
   CHECK(c.ablation[2].value == "4");
   CHECK(c.edge_warnings == std::vector<std::string>{"optimizer.lr=3.0e-3 at the upper edge",
-                                                     "optimizer.adam_patterns=" + long_a + " at the lower edge",
-                                                     "train.batch_size=8 at the upper edge"});
+                                                    "optimizer.adam_patterns=" + long_a + " at the lower edge",
+                                                    "train.batch_size=8 at the upper edge"});
 
   // h5py reads the typed columns back, and the Python reader's best point is the table's.
   analysis::AnalyzeCommandArgs args;

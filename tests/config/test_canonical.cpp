@@ -206,7 +206,7 @@ TEST_CASE("round trip: parse(emit(cfg)) equals cfg field for field, awkward doub
   cfg.optimizer.beta1 = std::nextafter(1.0, 0.0);
   cfg.optimizer.beta2 = 0.95;
   cfg.optimizer.eps = 1e-25;
-  cfg.optimizer.eps_mode = "hf";
+  cfg.optimizer.eps_mode = expt::config::EpsMode::hf;
   cfg.optimizer.decay_embeddings = true;
   cfg.schedule.type = "wsd";
   cfg.schedule.warmup = 0.1;

@@ -139,7 +139,8 @@ TEST_CASE("a binary that adds keys with defaults keeps every id", "[config][hash
     k.write = [name, value](const TrialConfig& s, const std::string& path, int depth, Sink& out) {
       out.leaf(path, depth, name, value(s));
     };
-    k.describe = [](const std::string&, const std::string&, std::vector<expt::config::schema::DocRow>&) {};
+    k.describe = [](const std::string&, const std::string&, const std::vector<std::pair<std::string, TrialConfig>>&,
+                    std::vector<expt::config::schema::DocRow>&) {};
     return k;
   };
   extended.keys.insert(extended.keys.end() - 1, added("new_plain", [](const TrialConfig&) { return "7"; }));

@@ -60,7 +60,7 @@ expt::config::OptimizerConfig config_for(const std::string& type) {
   if (type == "dct_adamw") {
     cfg.rank = 4;
     cfg.refresh_every = 3;
-    cfg.on_refresh = "remap";
+    cfg.on_refresh = expt::config::OnRefresh::remap;
   }
   return cfg;
 }

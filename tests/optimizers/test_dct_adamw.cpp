@@ -56,7 +56,7 @@ TEST_CASE("DCT-AdamW with full rank is AdamW in DCT coordinates (right and left)
     auto cfg = optimizer_defaults("dct_adamw");
     cfg.rank = 64;  // capped at min(m, n)
     cfg.refresh_every = 2;
-    cfg.on_refresh = "remap";  // keeps every slot on its index, so the moments stay exact
+    cfg.on_refresh = expt::config::OnRefresh::remap;  // keeps every slot on its index, so the moments stay exact
     cfg.weight_decay = 0.1;
     cfg.eps = 1e-3;
     DctAdamW opt(cfg, store.params());
@@ -100,7 +100,7 @@ TEST_CASE("DCT-AdamW remap moves the moments of surviving indices and zeroes new
         g[a * 4 + b] = static_cast<float>((a + 1) * (w0 * c[b * 4 + j0] + w1 * c[b * 4 + j1]));
     return g;
   };
-  for (const char* mode : {"keep", "remap"}) {
+  for (auto mode : {expt::config::OnRefresh::keep, expt::config::OnRefresh::remap}) {
     ParameterStore<float> store;
     store.add("w", {6, 4}, ParamRole::matrix);
     store.allocate();
@@ -125,8 +125,8 @@ TEST_CASE("DCT-AdamW remap moves the moments of surviving indices and zeroes new
     for (int a = 0; a < 6; ++a) {
       const float a0 = static_cast<float>((a + 1) * 1.0), a1 = static_cast<float>((a + 1) * 3.0);
       // Slot 0 now holds index 2: remap carries the old slot-1 moment, keep the old slot-0 one.
-      const float carried = std::string(mode) == "remap" ? before[a * 2 + 1] : before[a * 2 + 0];
-      const float fresh = std::string(mode) == "remap" ? 0.0f : before[a * 2 + 1];
+      const float carried = mode == expt::config::OnRefresh::remap ? before[a * 2 + 1] : before[a * 2 + 0];
+      const float fresh = mode == expt::config::OnRefresh::remap ? 0.0f : before[a * 2 + 1];
       CHECK(after[a * 2 + 0] == Approx(0.9f * carried + 0.1f * a0).margin(1e-5));
       CHECK(after[a * 2 + 1] == Approx(0.9f * fresh + 0.1f * a1).margin(1e-5));
     }
@@ -139,7 +139,7 @@ TEST_CASE("DCT-AdamW: resume is bit-exact, step allocates nothing, least squares
     auto cfg = optimizer_defaults("dct_adamw");
     cfg.rank = 3;
     cfg.refresh_every = 3;
-    cfg.on_refresh = "remap";
+    cfg.on_refresh = expt::config::OnRefresh::remap;
     cfg.weight_decay = 0.01;
     return expt::optim::make_optimizer(cfg, p.store.params());
   };

@@ -198,7 +198,7 @@ TEST_CASE("M-FAC D is the LU upper factor of eps K + m I minus m I", "[optimizer
 }
 
 TEST_CASE("M-FAC optimizer follows a dense double reference (momentum, both wd modes, blocks)", "[optimizers][mfac]") {
-  for (const char* wd_mode : {"coupled_l2", "decoupled_lr_scaled"})
+  for (auto wd_mode : {expt::config::WdMode::coupled_l2, expt::config::WdMode::decoupled_lr_scaled})
     for (int block : {0, 5}) {
       ParameterStore<float> store;
       store.add("w", {3, 3}, ParamRole::matrix);
@@ -219,7 +219,7 @@ TEST_CASE("M-FAC optimizer follows a dense double reference (momentum, both wd m
       std::vector<Vec> history;
       const double lr = 0.05;
       auto refs = param_refs(store);
-      const bool coupled = std::string(wd_mode) == "coupled_l2";
+      const bool coupled = wd_mode == expt::config::WdMode::coupled_l2;
       for (int t = 1; t <= 5; ++t) {
         const Vec g = gaussian(12, 7, t);
         for (int k = 0; k < 12; ++k) store.grads()[k] = static_cast<float>(g(k));
