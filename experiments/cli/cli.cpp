@@ -20,6 +20,7 @@
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/processor.hpp"
 
 namespace expt::experiments {
@@ -38,12 +39,20 @@ struct CommonArgs {
   std::vector<std::string> sets;
 };
 
+// `expt --version`: the version, the commit and build type this binary was configured with
+// (CMakeLists.txt), and the float GEMM backend with the machine it runs on.
+std::string version_text() {
+  return fmt::format("expt {}\ncommit {}\nbuild type {}\nGEMM backend {}: {}", EXPT_VERSION, EXPT_GIT_COMMIT,
+                     EXPT_BUILD_TYPE, kernels::gemm_backend_name(kernels::gemm_backend()),
+                     kernels::gemm_machine_summary());
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"expt: distributed optimizer and architecture research on small sequence models"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("expt 0.1.0"));
+  app.set_version_flag("--version", version_text);
 
   CommonArgs run_args;
   std::string out, progress = "auto";
@@ -55,8 +64,9 @@ int run_cli(int argc, char** argv) {
 
   CommonArgs validate_args;
   bool print = false;
-  auto* validate = app.add_subcommand("validate", "Check a config; --print writes the resolved canonical YAML");
-  validate->add_option("config", validate_args.config, "Trial config (YAML)")->required();
+  auto* validate =
+      app.add_subcommand("validate", "Check a config or a study file; --print writes the resolved canonical YAML");
+  validate->add_option("config", validate_args.config, "Trial config or study file (YAML)")->required();
   validate->add_option("--set", validate_args.sets, "Override a key (repeatable)");
   auto* print_flag = validate->add_flag("--print", print, "Print the resolved config with every default filled in");
   bool minimal = false;
@@ -94,6 +104,9 @@ int run_cli(int argc, char** argv) {
   sweep->add_option("study", study_args.config, "Study file (YAML)")->required();
   sweep->add_option("--set", study_args.sets, "Override a study key (repeatable)");
   sweep->add_option("--out", sweep_out, "Sweep output directory (overrides the study's `out`)");
+  bool add_to_existing = false;
+  sweep->add_flag("--add-to-existing", add_to_existing,
+                  "Add this study's trials to a directory that holds another study's sweep");
   std::string status_dir;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
@@ -150,7 +163,7 @@ int run_cli(int argc, char** argv) {
     }
   }
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
-  if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out);
+  if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);

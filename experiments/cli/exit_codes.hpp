@@ -1,11 +1,12 @@
 // Exit codes of every `expt` command (docs/cli.md), in one place:
 //   0        done (COMPLETED, or already finished; a sweep with every trial done)
 //   1        a trial FAILED (for a sweep: some trial FAILED for good), or a runtime error
-//   2        bad configuration, study or usage (nothing was run)
+//   2        bad configuration, study or usage, or a sweep directory that holds another study
+//            (nothing was run)
 //   4        the trial DIVERGED (`expt run`)
 //   124      a collective blocked past sweep.collective_timeout_s (the watchdog ended the job, as
 //            timeout(1) does); rerun the same command to resume
-//   128+N    stopped by signal N after writing a checkpoint (130 SIGINT, 143 SIGTERM); rerun the
+//   128+N    stopped by signal N after writing a checkpoint (129 SIGHUP, 130 SIGINT, 143 SIGTERM); rerun the
 //            same command to resume
 #pragma once
 

@@ -9,6 +9,7 @@
 #include "core/config/loader.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/trainer.hpp"
 
 namespace expt::experiments {
@@ -48,8 +49,8 @@ int run_command(int argc, char** argv, const std::string& path, std::vector<std:
     const auto outcome = run_trial(*cfg, *comm, options);
     if (rank != 0) return outcome.interrupted ? exit_code_for_signal(outcome.signal) : kExitOk;
     if (outcome.interrupted) {
-      std::fprintf(stderr, "expt: interrupted at step %lld; checkpoint written. Run the same command to resume.\n",
-                   static_cast<long long>(outcome.summary.steps_done));
+      std::fprintf(stderr, "expt: stopped by %s at step %lld; checkpoint written, rerun the same command to resume\n",
+                   describe_stop_signal(outcome.signal).c_str(), static_cast<long long>(outcome.summary.steps_done));
       return exit_code_for_signal(outcome.signal);
     }
     const auto& s = outcome.summary;

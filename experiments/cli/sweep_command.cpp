@@ -12,13 +12,14 @@
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/study/plan.hpp"
 #include "experiments/sweep/runner.hpp"
+#include "experiments/sweep/study_identity.hpp"
 
 namespace fs = std::filesystem;
 
 namespace expt::experiments {
 
 int sweep_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
-                  const std::string& out) {
+                  const std::string& out, bool add_to_existing) {
   std::unique_ptr<comm::MpiSession> mpi;
   int world_rank = 0, world_size = 1;
   if (comm::launched_by_mpi()) {
@@ -55,14 +56,17 @@ int sweep_command(int argc, char** argv, const std::string& study_path, const st
   }
   if (world_size == 1) {
     try {
-      return run_sweep_alone(*study, *planner, dir);
+      return run_sweep_alone(*study, *planner, dir, add_to_existing);
+    } catch (const StudyMismatch& e) {
+      std::fprintf(stderr, "expt: %s\n", e.what());
+      return kExitUsage;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "expt: error: %s\n", e.what());
       return kExitFailed;
     }
   }
   try {
-    return coordinate_sweep(*study, *planner, dir, world_size);
+    return coordinate_sweep(*study, *planner, dir, add_to_existing, world_size);
   } catch (const std::exception& e) {
     // Groups would wait forever for work: end the whole job with the reason.
     std::fprintf(stderr, "expt: sweep coordinator error: %s\n", e.what());

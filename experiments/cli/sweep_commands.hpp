@@ -17,8 +17,10 @@ namespace expt::experiments {
 int plan_command(const std::string& study_path, const std::vector<std::string>& sets, std::ostream& out);
 
 // `out` empty: runs/<study name>. argc/argv are passed to MPI_Init when launched by mpirun/srun.
+// `add_to_existing`: a directory holding another study's sweep takes this study's trials too
+// (experiments/sweep/study_identity.hpp); otherwise such a directory is refused with exit code 2.
 int sweep_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
-                  const std::string& out);
+                  const std::string& out, bool add_to_existing);
 
 int status_command(const std::string& dir, std::ostream& out);
 

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 #include <optional>
@@ -8,6 +9,10 @@
 #include "core/config/loader.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "experiments/study/plan.hpp"
+#include "experiments/study/study.hpp"
+#include "experiments/sweep/scheduler.hpp"
+#include "experiments/sweep/study_identity.hpp"
 
 namespace expt::experiments {
 
@@ -22,7 +27,43 @@ std::optional<config::TrialConfig> load_config_or_report(const std::string& path
   }
 }
 
+namespace {
+
+// A study file is a YAML mapping with a top-level `study:` key (docs/sweeps.md); anything else,
+// including YAML that does not parse, goes to the trial config path and its errors.
+bool is_study_file(const std::string& path) {
+  try {
+    const YAML::Node doc = YAML::LoadFile(path);
+    return doc.IsMap() && doc["study"];
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+}
+
+// Validates a study exactly as `expt plan` does (same errors); prints its resolved form with
+// --print, else its identity and where to see its trials.
+int validate_study(const std::string& path, const std::vector<std::string>& sets, bool print) {
+  try {
+    const Study study = load_study(path, sets);
+    const Planner planner(study);
+    if (print) {
+      std::fputs(resolved_study_yaml(planner).c_str(), stdout);
+    } else {
+      std::fprintf(stderr, "%s: valid study '%s' (identity %s); `expt plan %s` lists its trials\n", path.c_str(),
+                   study.name.c_str(), study_identity(planner).c_str(), path.c_str());
+    }
+    return kExitOk;
+  } catch (const config::ConfigErrors& e) {
+    config::report_errors(e, "study");
+    return kExitUsage;
+  }
+}
+
+}  // namespace
+
 int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal) {
+  // A study has one resolved form; --minimal (a trial config's non-default keys) prints it too.
+  if (is_study_file(path)) return validate_study(path, sets, print || minimal);
   const auto cfg = load_config_or_report(path, sets, 0);
   if (!cfg) return kExitUsage;
   if (print) {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -18,6 +17,8 @@
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/sweep/runner.hpp"
 #include "experiments/sweep/scheduler.hpp"
+#include "experiments/sweep/study_identity.hpp"
+#include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/trainer.hpp"
 
 namespace fs = std::filesystem;
@@ -25,9 +26,6 @@ namespace fs = std::filesystem;
 namespace expt::experiments {
 
 namespace {
-
-std::atomic<int> g_coordinator_signal{0};
-extern "C" void on_coordinator_signal(int sig) { g_coordinator_signal.store(sig); }
 
 io::TrialSummary summary_of(const comm::TrialResultMessage& r) {
   io::TrialSummary s;
@@ -42,20 +40,25 @@ io::TrialSummary summary_of(const comm::TrialResultMessage& r) {
 
 }  // namespace
 
-int coordinate_sweep(const Study& study, const Planner& planner, const fs::path& dir, int world_size) {
+int coordinate_sweep(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing,
+                     int world_size) {
   const int group_size = study.ranks_per_trial;
   const int n_groups = (world_size - 1) / group_size;
   comm::SweepCoordinatorChannel channel;
   std::optional<io::DirectoryLock> lock;
+  fs::path dir;
   try {
-    lock.emplace(lock_sweep_directory(dir));
+    lock.emplace(lock_sweep_directory(out));
+    dir = claim_sweep_directory(study, planner, out, add_to_existing);
     prepare_sweep_directory(study, planner, dir);
+  } catch (const StudyMismatch& e) {
+    std::fprintf(stderr, "expt: %s\n", e.what());
+    comm::abort_job(kExitUsage);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expt: %s\n", e.what());
     comm::abort_job(kExitFailed);
   }
-  std::signal(SIGINT, on_coordinator_signal);
-  std::signal(SIGTERM, on_coordinator_signal);
+  install_stop_signal_handlers();
   const auto t0 = std::chrono::steady_clock::now();
   Scheduler sched(planner, dir);
   sched.write_status(0);
@@ -91,14 +94,14 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
         assigned.erase(msg->leader);
         sched.finished(t.id, s, msg->result.interrupted);
         if (msg->result.interrupted) signal = msg->result.signal;
-        std::printf("[sweep] %s\n", describe_outcome(t, s).c_str());
+        std::printf("[sweep] %s\n", describe_outcome(t, s, msg->result.signal).c_str());
         std::fflush(stdout);
         files_stale = true;
       }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (signal == 0) signal = g_coordinator_signal.load();
+    if (signal == 0) signal = stop_signal_received();
     for (auto it = waiting.begin(); it != waiting.end();) {
       const int leader = *it;
       std::optional<PlannedTrial> t;
@@ -135,7 +138,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
   sched.write_index();
   std::fputs(sched.summary_text().c_str(), stdout);
   std::fflush(stdout);
-  if (signal != 0) std::fprintf(stderr, "expt: sweep stopped by signal %d; run the same command to resume\n", signal);
+  report_sweep_stop(signal);
   return sweep_exit_code(sched, signal);
 }
 

@@ -11,6 +11,8 @@
 #include "core/io/trial_identity.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/sweep/scheduler.hpp"
+#include "experiments/sweep/study_identity.hpp"
+#include "experiments/trial/stop_signal.hpp"
 
 namespace fs = std::filesystem;
 
@@ -61,12 +63,19 @@ std::function<void(const StepProgress&)> rate_limited(std::function<void(const S
   };
 }
 
-std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s) {
+std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s, int signal) {
   if (s.status == "RUNNING")
-    return fmt::format("{} interrupted at step {} ({} seed {} {}): checkpoint written, rerun to resume", t.id,
-                       s.steps_done, t.cell_name, t.seed, t.point);
+    return fmt::format("{} stopped by {} at step {} ({} seed {} {}): checkpoint written, rerun to resume", t.id,
+                       describe_stop_signal(signal), s.steps_done, t.cell_name, t.seed, t.point);
   std::string detail = s.status == "FAILED" ? s.message : fmt::format("final eval loss {:.4f}", s.final_eval_loss);
   return fmt::format("{} {} ({} seed {} {}): {}", t.id, s.status, t.cell_name, t.seed, t.point, detail);
+}
+
+void report_sweep_stop(int signal) {
+  if (signal == 0) return;
+  std::fprintf(stderr,
+               "expt: sweep stopped by %s; the running trials wrote a checkpoint, rerun the same command to resume\n",
+               describe_stop_signal(signal).c_str());
 }
 
 int sweep_exit_code(const Scheduler& sched, int signal) {
@@ -84,7 +93,7 @@ void prepare_sweep_directory(const Study& study, const Planner& planner, const f
   io::write_file_atomic(dir / "sweep.resolved.yaml", resolved_study_yaml(planner));
 }
 
-int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& dir) {
+int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing) {
   if (study.ranks_per_trial != 1) {
     std::fprintf(stderr,
                  "expt: sweep.ranks_per_trial is %d; launch `mpirun -np %d expt sweep ...` (1 coordinator + groups "
@@ -92,7 +101,8 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                  study.ranks_per_trial, 1 + study.ranks_per_trial, study.ranks_per_trial);
     return kExitUsage;
   }
-  const io::DirectoryLock lock = lock_sweep_directory(dir);
+  const io::DirectoryLock lock = lock_sweep_directory(out);
+  const fs::path dir = claim_sweep_directory(study, planner, out, add_to_existing);
   prepare_sweep_directory(study, planner, dir);
   install_stop_signal_handlers();
   const auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +123,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                           sched.write_status(seconds_since(t0));
                         }));
     sched.finished(t->id, outcome.summary, outcome.interrupted);
-    std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary).c_str());
+    std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));
     sched.write_index();
@@ -125,7 +135,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
   sched.write_status(seconds_since(t0));
   sched.write_index();
   std::fputs(sched.summary_text().c_str(), stdout);
-  if (signal != 0) std::fprintf(stderr, "expt: sweep stopped by signal %d; run the same command to resume\n", signal);
+  report_sweep_stop(signal);
   return sweep_exit_code(sched, signal);
 }
 

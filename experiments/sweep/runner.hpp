@@ -22,12 +22,17 @@ namespace expt::experiments {
 
 class Scheduler;
 
+// Both first claim the sweep directory `out` for the study (experiments/sweep/study_identity.hpp):
+// a different study is refused (StudyMismatch) unless `add_to_existing`.
+
 // One process: every trial in turn on this rank (sweep.ranks_per_trial must be 1).
-int run_sweep_alone(const Study& study, const Planner& planner, const std::filesystem::path& dir);
+int run_sweep_alone(const Study& study, const Planner& planner, const std::filesystem::path& out, bool add_to_existing);
 
 // World rank 0 of an MPI job of world_size ranks: hands trials to the groups until every trial is
-// done or a signal stops the sweep, then tells every group to stop.
-int coordinate_sweep(const Study& study, const Planner& planner, const std::filesystem::path& dir, int world_size);
+// done or a signal stops the sweep, then tells every group to stop. A refused study ends the job
+// with exit code 2.
+int coordinate_sweep(const Study& study, const Planner& planner, const std::filesystem::path& out, bool add_to_existing,
+                     int world_size);
 
 // World rank >= 1: joins group (world_rank - 1) / group_size and trains the trials the coordinator
 // sends its leader, until told to stop.
@@ -47,8 +52,11 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const std::filesystem::pat
 // Calls `report` with a trial's step at most every 2 s (and at its first step, so a short trial
 // shows up too); status.json is rewritten as often.
 std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&)> report);
-// "[id] COMPLETED (cell seed s point): final eval loss x", or why it failed or stopped.
-std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s);
+// "[id] COMPLETED (cell seed s point): final eval loss x", or why it failed, or which signal
+// stopped it (`signal`, when the trial was interrupted) at which step.
+std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s, int signal);
+// Prints to stderr which signal stopped the sweep and how to resume (nothing when signal is 0).
+void report_sweep_stop(int signal);
 // 128+signal when stopped, 1 when a trial failed for good, else 0.
 int sweep_exit_code(const Scheduler& sched, int signal);
 double seconds_since(std::chrono::steady_clock::time_point t0);

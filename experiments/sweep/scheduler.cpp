@@ -377,13 +377,19 @@ std::string Scheduler::summary_text() const {
   return s;
 }
 
-std::string resolved_study_yaml(const Planner& planner) {
+namespace {
+
+// The resolved study; for the identity (`run_settings` false) without the seeds and the `sweep:`
+// section: how often and how the points are run, not which points there are.
+std::string resolved_yaml(const Planner& planner, bool run_settings) {
   const Study& st = planner.study();
   std::string y = "study: " + st.name + "\nsearch:\n";
   y += fmt::format("  strategy: {}\n", strategy_name(st.strategy));
-  y += "  seeds: [";
-  for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
-  y += "]\n";
+  if (run_settings) {
+    y += "  seeds: [";
+    for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
+    y += "]\n";
+  }
   if (st.strategy == Strategy::halton) y += fmt::format("  points: {}\n", st.halton_points);
   if (st.strategy == Strategy::coordinate_descent)
     y += fmt::format("  tolerance: {}\n  recentre_min_saving: {}\n", config::format_double(st.tolerance),
@@ -394,8 +400,10 @@ std::string resolved_study_yaml(const Planner& planner) {
       y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
     y += "]\n";
   }
-  y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\ncells:\n",
-                   st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
+  if (run_settings)
+    y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\n",
+                     st.ranks_per_trial, st.max_attempts, config::format_double(st.collective_timeout_s));
+  y += "cells:\n";
   for (std::size_t c = 0; c < planner.cells().size(); ++c) {
     const Cell& cell = planner.cells()[c];
     y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
@@ -416,5 +424,11 @@ std::string resolved_study_yaml(const Planner& planner) {
   }
   return y;
 }
+
+}  // namespace
+
+std::string resolved_study_yaml(const Planner& planner) { return resolved_yaml(planner, true); }
+
+std::string study_identity_yaml(const Planner& planner) { return resolved_yaml(planner, false); }
 
 }  // namespace expt::experiments

@@ -2,10 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdlib>
 #include <initializer_list>
 #include <limits>
@@ -21,6 +19,7 @@
 #include "core/io/trial_directory.hpp"
 #include "experiments/trial/evaluator.hpp"
 #include "experiments/trial/progress.hpp"
+#include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/training_observers.hpp"
 #include "experiments/trial/training_step.hpp"
 #include "experiments/trial/trial_log.hpp"
@@ -32,10 +31,6 @@ namespace fs = std::filesystem;
 namespace expt::experiments {
 
 namespace {
-
-std::atomic<int> g_stop_signal{0};
-
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 std::int64_t env_int(const char* name, std::int64_t fallback) {
   const char* v = std::getenv(name);
@@ -57,14 +52,6 @@ TrainerHooks TrainerHooks::from_environment() {
   const char* drop = std::getenv("EXPT_TEST_DROP_RESUME_STATE");
   h.drop_optimizer_state = drop != nullptr && std::string(drop) == "optimizer";
   return h;
-}
-
-void install_stop_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
 }
 
 namespace {
@@ -317,7 +304,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     const std::int64_t step = step_ + 1;
     if (opt_.hooks.throw_at_step == step) throw std::runtime_error(fmt::format("injected failure at step {}", step));
     const auto step_t0 = std::chrono::steady_clock::now();
-    const StepResult r = step_fn_.run(step, g_stop_signal.load() != 0, &watcher);
+    const StepResult r = step_fn_.run(step, stop_signal_received() != 0, &watcher);
     if (r.stopped) break;  // checkpoint below, then stop
 
     StepRecord rec;
@@ -360,13 +347,13 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
 
   if (summary.status == "COMPLETED" && step_ < total) {
     // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here.
-    const int sig = g_stop_signal.load();
+    const int sig = stop_signal_received();
     const StateDict state = checkpoint_state();  // on every rank, as above
     if (leader_) {
       for (TrainingObserver* o : observers_) o->on_interrupt(step_);
       if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
-      log.info(fmt::format("stopped by signal {} at step {}; checkpoint written, rerun the same command to resume", sig,
-                           step_));
+      log.info(fmt::format("stopped by {} at step {}; checkpoint written, rerun the same command to resume",
+                           describe_stop_signal(sig), step_));
       write_attempt("interrupted", {{"signal", sig}});
     }
     comm_.barrier();

@@ -52,17 +52,14 @@ struct TrainerOptions {
 
 struct TrialOutcome {
   io::TrialSummary summary;
-  bool already_finished = false;   // the directory held a finished trial; nothing was run
-  bool interrupted = false;        // stopped by SIGINT/SIGTERM after checkpointing
-  int signal = 0;                  // the signal that interrupted it
-  std::filesystem::path result;    // result.h5 (empty when interrupted)
+  bool already_finished = false;  // the directory held a finished trial; nothing was run
+  bool interrupted = false;       // stopped by SIGINT/SIGTERM/SIGHUP after checkpointing
+  int signal = 0;                 // the signal that interrupted it
+  std::filesystem::path result;   // result.h5 (empty when interrupted)
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
 // Throws std::runtime_error when the directory holds a different trial or is locked by another run.
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options);
-
-// Installs SIGINT/SIGTERM handlers that ask the trainer to checkpoint and stop at the next step.
-void install_stop_signal_handlers();
 
 }  // namespace expt::experiments

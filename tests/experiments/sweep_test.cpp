@@ -1,8 +1,6 @@
 // The one-rank sweep runner on tiny real trials: every planned trial runs once, status.json and
 // sweep.h5 describe them, a rerun skips finished trials, and failing trials are retried up to
 // max_attempts and then reported, never rerun.
-#include "experiments/sweep/scheduler.hpp"
-
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +13,7 @@
 
 #include "core/io/hdf5.hpp"
 #include "experiments/cli/sweep_commands.hpp"
+#include "experiments/sweep/scheduler.hpp"
 
 namespace fs = std::filesystem;
 using namespace expt;
@@ -52,7 +51,7 @@ nlohmann::json status_of(const fs::path& dir) {
 int run_sweep(const fs::path& study, const fs::path& out) {
   char name[] = "expt";
   char* argv[] = {name, nullptr};
-  return experiments::sweep_command(1, argv, study.string(), {}, out.string());
+  return experiments::sweep_command(1, argv, study.string(), {}, out.string(), false);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bad input (docs/reliability.md): every file of tests/corpus/bad is a broken trial config
-# (<name>.yaml, checked with `expt validate`) or study (<name>.study.yaml, `expt plan`), optional
+# (<name>.yaml, checked with `expt validate`) or study (<name>.study.yaml, `expt plan`; another
+# command in <name>.command, e.g. `expt validate` of a study), optional
 # extra arguments in <name>.args (e.g. a bad --set), and the exact expected stderr in
 # <name>.expected: `file:line:col: key.path: message` lines and the count. Each must exit 2 with
 # exactly that output. Then malformed data inputs (token files, result.h5, status.json) through the
@@ -17,6 +18,7 @@ for f in *.yaml; do
   [[ -e $name.args ]] && read -ra args < "$name.args"
   cmd=validate
   [[ $f == *.study.yaml ]] && cmd=plan
+  [[ -e $name.command ]] && read -r cmd < "$name.command"
   rc=0
   "$EXPT" "$cmd" "$f" "${args[@]}" > /dev/null 2> "$work/$name.err" || rc=$?
   [[ $rc -eq 2 ]] || die "$f: expected exit code 2, got $rc: $(cat "$work/$name.err")"
@@ -68,5 +70,29 @@ no_crash status_truncated_json 1 "cannot read $work/sweep_dir/status.json" "$EXP
 no_crash status_missing 1 "not found (is $work/nothing a sweep directory?)" "$EXPT" status "$work/nothing"
 echo '{"study": 5}' > "$work/sweep_dir/status.json"
 no_crash status_wrong_types 1 "cannot read $work/sweep_dir/status.json" "$EXPT" status "$work/sweep_dir"
+# A second study on a directory that holds a sweep: refused (exit 2) with both studies, their
+# identities (the ones `expt validate` prints) and the fix; nothing written.
+mini_study() {  # $1 name, $2 seed
+  printf 'study: %s\nbase:\n  task: {type: word_problem, group: Z5, seq_len: 8}\n' "$1"
+  printf '  model: {d_model: 16, n_layers: 1}\n  train: {steps: 2, batch_size: 4, eval_every: 1, eval_batches: 1}\n'
+  printf 'search: {strategy: grid, seeds: [%s]}\n' "$2"
+}
+mini_study owner 1 > "$work/owner.yaml"
+mini_study intruder 2 > "$work/intruder.yaml"
+"$EXPT" sweep "$work/owner.yaml" --out "$work/owned" > /dev/null 2>&1 || die "owner sweep failed"
+identity() { "$EXPT" validate "$1" 2>&1 | sed -n 's/.*(identity \([0-9a-f]*\)).*/\1/p'; }
+owner_id=$(identity "$work/owner.yaml")
+intruder_id=$(identity "$work/intruder.yaml")
+[[ -n $owner_id && -n $intruder_id ]] || die "expt validate printed no study identity"
+rc=0
+"$EXPT" sweep "$work/intruder.yaml" --out "$work/owned" > /dev/null 2> "$work/intruder.err" || rc=$?
+[[ $rc -eq 2 ]] || die "second study: expected exit code 2, got $rc: $(cat "$work/intruder.err")"
+cat > "$work/intruder.expected" << EXPECTED
+expt: $work/owned holds the sweep of study 'owner' (identity $owner_id), not of study 'intruder' (identity $intruder_id, $work/intruder.yaml): another study, or the same file with overrides that change its search, scales or base. Nothing was run. Use --out elsewhere, or --add-to-existing to add this study's trials to it
+EXPECTED
+diff -u "$work/intruder.expected" "$work/intruder.err" || die "second study: other message than expected"
+[[ ! -e $work/owned/studies ]] || die "a refused study wrote into the directory"
+tried=$((tried + 1))
+
 echo "bad_input_corpus: bad inputs tried: $tried (configs and studies from tests/corpus/bad, token files," \
   "result.h5, status.json), each a clear error, no crash"

@@ -41,11 +41,11 @@ rc=$?
 set -e
 faults=$((faults + 1))
 [[ $rc -ne 0 ]] || die "a sweep stopped by SIGTERM exited 0"
-grep -q "sweep stopped by signal 15; run the same command to resume" "$work/term.out" \
+grep -q "sweep stopped by SIGTERM (mpirun forwards Ctrl-C and hang-up as SIGTERM); the running trials wrote a checkpoint, rerun the same command to resume" "$work/term.out" \
   || die "no stop message: $(cat "$work/term.out")"
 for t in "$work"/d/trials/*; do
-  grep -q "stopped by signal 15 at step" "$t/log.txt" || die "$t/log.txt: no stop line"
-  stop_step=$(sed -n 's/.*stopped by signal 15 at step \([0-9]*\);.*/\1/p' "$t/log.txt")
+  grep -q "stopped by SIGTERM (mpirun forwards Ctrl-C and hang-up as SIGTERM) at step" "$t/log.txt" || die "$t/log.txt: no stop line"
+  stop_step=$(sed -n 's/.*stopped by SIGTERM (mpirun forwards Ctrl-C and hang-up as SIGTERM) at step \([0-9]*\);.*/\1/p' "$t/log.txt")
   [[ -e $t/checkpoints/step-$stop_step/COMMIT ]] || die "$t: no checkpoint at the stop step $stop_step"
   [[ ! -e $t/result.h5 ]] || die "$t: finished before the signal; the test proves nothing"
 done
@@ -99,7 +99,7 @@ rc=$?
 set -e
 faults=$((faults + 1))
 [[ $rc -eq 130 ]] || die "SIGINT: expected exit code 130, got $rc: $(cat "$work/result.out")"
-grep -q "stopped by signal 2 at step" "${ids[0]}/log.txt" || die "no SIGINT stop line in the trial log"
+grep -q "stopped by SIGINT (Ctrl-C) at step" "${ids[0]}/log.txt" || die "no SIGINT stop line in the trial log"
 "$EXPT" sweep "$study" --out "$work/d" > "$work/result2.out" 2>&1 || die "rebuild failed: $(cat "$work/result2.out")"
 for t in "${ids[@]}"; do
   ls "$t/quarantine" | grep -q '^result\.h5-' || die "$t: unreadable result.h5 not quarantined"
