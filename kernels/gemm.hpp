@@ -3,7 +3,7 @@
 // of expt goes through here, so every layer is written once, templated on the scalar type.
 //   op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
 //
-// Backends (docs/decisions.md, "GEMM backend"). float products go to one of
+// Backends (docs/decisions.md 88). float products go to one of
 //   onednn    oneDNN's dnnl_sgemm: JIT kernels chosen at run time from the CPU's instruction sets
 //             (AVX2, AVX-512, AMX), so a processor newer than the distribution still runs at its
 //             vector width. The default.
