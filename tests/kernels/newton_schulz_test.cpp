@@ -179,7 +179,7 @@ double float_error(const Mat& U, const Mat& ref, bool gram, int restart_period) 
 
 }  // namespace
 
-TEST_CASE("Gram NS equals the standard form and the reference in double (wide, tall, square; every restart period)",
+TEST_CASE("Gram NS equals the standard form and the reference in double (wide, tall, square, every restart period)",
           "[kernels][newton_schulz]") {
   const std::vector<NsCoefficients> classic(12, kClassicQuinticNs);
   for (auto [m, n] : {std::pair{8, 40}, std::pair{40, 8}, std::pair{16, 32}, std::pair{32, 16}, std::pair{12, 100},
@@ -202,7 +202,7 @@ TEST_CASE("Gram NS equals the standard form and the reference in double (wide, t
       }
 }
 
-TEST_CASE("newton_schulz picks the Gram form for c >= 2r only; in place; zero input", "[kernels][newton_schulz]") {
+TEST_CASE("newton_schulz picks the Gram form for c >= 2r only, in place, zero input", "[kernels][newton_schulz]") {
   for (auto [m, n] : {std::pair{10, 20}, std::pair{20, 10}, std::pair{10, 19}, std::pair{19, 10}, std::pair{9, 9}}) {
     const Mat U = gaussian(m, n, 50 + m);
     std::vector<float> uf(U.data(), U.data() + U.size()), out(U.size()), expected(U.size());

@@ -34,7 +34,7 @@ std::vector<float*> one_round(Workspace<float>& ws) {
 
 }  // namespace
 
-TEST_CASE("Workspace: frames release in stack order; sized once, then no allocation", "[nn][workspace]") {
+TEST_CASE("Workspace: frames release in stack order, sized once, then no allocation", "[nn][workspace]") {
   Workspace<float> ws;
   REQUIRE(ws.capacity() == 0);
   const auto first = one_round(ws);
