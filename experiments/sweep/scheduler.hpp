@@ -33,6 +33,7 @@ struct TrialRecord {
   std::int64_t live_step = -1;
   double live_loss = 0;
   double live_tokens_per_s = 0;
+  double live_step_s = 0;  // measured seconds per step of the running attempt (0: not yet)
 };
 
 class Scheduler {
@@ -48,8 +49,17 @@ class Scheduler {
   // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
   // round has no trial left pending or running.
   void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
-  // A progress report of a running trial (ignored when the trial is not running).
-  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s);
+  // A progress report of a running trial (ignored when the trial is not running); step_s: measured
+  // seconds per step (0 when not measured yet).
+  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s, double step_s = 0);
+  // `expt worker`: a pending trial that another worker holds the lease of shows as running.
+  void running_elsewhere(const std::string& id);
+  // The trial is finished for good on disk now (another worker may have finished it since this
+  // scheduler read the directory).
+  bool done_on_disk(const std::string& id) const { return is_done(inspect(id)); }
+  // Temporary files of status.json, sweep.h5 and state.h5 get this suffix (default ".tmp"); workers
+  // sharing a directory each use their own.
+  void set_temporary_suffix(std::string suffix) { tmp_suffix_ = std::move(suffix); }
   bool all_done() const;
   std::size_t running() const;
 
@@ -82,6 +92,8 @@ class Scheduler {
   bool is_done(const OnDisk& d) const;
   void add(const PlannedTrial& t);
   void plan_cell(std::size_t cell);
+  // coordinator/rounds/<cell>.round-<n>.json, written once (core/io/atomic_file.hpp).
+  void record_round(const CdRound& round) const;
 
   const Planner& planner_;
   std::filesystem::path dir_;
@@ -92,6 +104,7 @@ class Scheduler {
   // coordinate descent: every round planned, by (cell, round number); the latest planning wins
   std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  std::string tmp_suffix_ = ".tmp";
 };
 
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
