@@ -46,7 +46,8 @@ std::string indent(const std::string& text, int spaces) {
 // ---------------------------------------------------------------------------------------------
 // Scheduler
 
-Scheduler::Scheduler(const Planner& planner, fs::path dir) : planner_(planner), dir_(std::move(dir)) {
+Scheduler::Scheduler(const Planner& planner, fs::path dir, std::string tmp_suffix)
+    : planner_(planner), dir_(std::move(dir)), tmp_suffix_(std::move(tmp_suffix)) {
   if (planner_.study().strategy == Strategy::coordinate_descent) {
     for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_cell(c);
   } else {
@@ -111,7 +112,7 @@ void Scheduler::record_round(const CdRound& round) const {
   const std::string name = planner_.cells()[round.cell].name;
   const fs::path path = dir / fmt::format("{}.round-{}.json", name, round.round);
   const nlohmann::json j = {{"cell", name}, {"round", round.round}, {"centre", round.centre_text}};
-  if (io::write_file_once(path, j.dump() + "\n", tmp_suffix_ == ".tmp" ? ".tmp.once" : tmp_suffix_)) return;
+  if (io::write_file_once(path, j.dump() + "\n", tmp_suffix_)) return;
   std::ifstream in(path);
   nlohmann::json recorded;
   try {

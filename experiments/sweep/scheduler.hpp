@@ -38,8 +38,10 @@ struct TrialRecord {
 
 class Scheduler {
  public:
-  // Reads <dir>/trials/*/ (result.h5, attempts.jsonl) and plans the work left.
-  Scheduler(const Planner& planner, std::filesystem::path dir);
+  // Reads <dir>/trials/*/ (result.h5, attempts.jsonl) and plans the work left. Temporary files of
+  // status.json, sweep.h5, state.h5 and the round records get `tmp_suffix`; workers sharing a
+  // directory each pass their own (".tmp.<worker id>").
+  Scheduler(const Planner& planner, std::filesystem::path dir, std::string tmp_suffix = ".tmp");
 
   // The pending trial with the highest cost (ties: planned first), now running on `group`;
   // nullopt when nothing can start now (all done, or a coordinate-descent round waits on trials
@@ -57,9 +59,7 @@ class Scheduler {
   // The trial is finished for good on disk now (another worker may have finished it since this
   // scheduler read the directory).
   bool done_on_disk(const std::string& id) const { return is_done(inspect(id)); }
-  // Temporary files of status.json, sweep.h5 and state.h5 get this suffix (default ".tmp"); workers
-  // sharing a directory each use their own.
-  void set_temporary_suffix(std::string suffix) { tmp_suffix_ = std::move(suffix); }
+
   bool all_done() const;
   std::size_t running() const;
 
@@ -97,6 +97,7 @@ class Scheduler {
 
   const Planner& planner_;
   std::filesystem::path dir_;
+  std::string tmp_suffix_;
   std::vector<TrialRecord> records_;
   std::map<std::string, std::size_t> index_;
   ResultStore store_;                      // done trials -> final loss (+inf diverged / failed for good)
@@ -104,7 +105,6 @@ class Scheduler {
   // coordinate descent: every round planned, by (cell, round number); the latest planning wins
   std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
-  std::string tmp_suffix_ = ".tmp";
 };
 
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config

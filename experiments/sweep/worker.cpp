@@ -106,8 +106,7 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
   for (;;) {
     signal = stop_signal_received();
     if (signal != 0) break;
-    sched.emplace(planner, dir);
-    sched->set_temporary_suffix(tmp_suffix);
+    sched.emplace(planner, dir, tmp_suffix);
     if (sched->all_done()) break;
     std::optional<PlannedTrial> trial;
     std::optional<io::HeldLease> lease;
@@ -168,8 +167,7 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
   }
   if (channel != nullptr) channel->share(std::nullopt);
   // The final view: every worker that finds nothing runnable writes the same sweep.h5.
-  Scheduler final_view(planner, dir);
-  final_view.set_temporary_suffix(tmp_suffix);
+  Scheduler final_view(planner, dir, tmp_suffix);
   for (const io::LeaseRecord& l : leases.all())
     if (!leases.takeable(l)) final_view.running_elsewhere(l.trial);
   final_view.write_status(seconds_since(t0));

@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # ctest-labels: slow
-# `expt worker` (docs/distributed.md "Workers and leases", docs/reliability.md):
-# 1. two local workers on one directory give a result directory bit-identical to a one-process
-#    `expt sweep` (compare_sweeps.py: every metric row, every summary, the trial set, sweep.h5);
-# 2. lease torture: three workers whose clocks are off by up to 3 s (EXPT_TEST_CLOCK_OFFSET_S,
-#    within the 4 s skew bound), a garbage lease file and a lease left by a dead host planted
-#    first, and at least 10 SIGKILLs of random workers at random moments (each replaced at once):
-#    the result is bit-identical again, and the claim log (EXPT_TEST_CLAIM_LOG: every claim and
-#    release with its pid and time, a killed worker's claim ending at its kill) shows that no two
-#    workers ever held one trial at the same time;
-# 3. negative control: with leases disabled (EXPT_TEST_NO_LEASES=1) the same checker must find a
-#    trial trained by two workers at once.
+# Lease torture for `expt worker` (docs/distributed.md "Workers and leases", docs/reliability.md):
+# three workers whose clocks are off by up to 3 s (EXPT_TEST_CLOCK_OFFSET_S, within the 4 s skew
+# bound), a garbage lease file and a lease left by a dead host planted first, and at least 10
+# SIGKILLs of random workers at random moments (each replaced at once): the result directory is
+# bit-identical to a one-process `expt sweep` (compare_sweeps.py), and the claim log
+# (EXPT_TEST_CLAIM_LOG: every claim and release with its pid and time, a killed worker's claim
+# ending at its kill) shows that no two workers ever held one trial at the same time.
+# Negative control: with leases disabled (EXPT_TEST_NO_LEASES=1) the same checker must find a trial
+# trained by two workers at once.
 # WORKER_TORTURE_SEED=<n> replays the kill times of a run (printed below).
 source "$(dirname "$0")/lib.sh"
 
@@ -35,16 +33,6 @@ sweep: {ranks_per_trial: 1, max_attempts: 2}
 YAML
 study=$work/study.yaml
 "$EXPT" sweep "$study" --out "$work/ref" > "$work/ref.out" 2>&1 || die "reference sweep failed: $(cat "$work/ref.out")"
-
-# ---- 1. two workers ----
-"$EXPT" worker "$study" --out "$work/two" > "$work/two-a.out" 2>&1 &
-a=$!
-"$EXPT" worker "$study" --out "$work/two" > "$work/two-b.out" 2>&1 &
-b=$!
-wait $a || die "worker a failed: $(cat "$work/two-a.out")"
-wait $b || die "worker b failed: $(cat "$work/two-b.out")"
-"$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/two" || die "two workers differ from one sweep"
-for f in "$work"/two-*.out; do grep -q "start" "$f" || die "a worker trained nothing: $(cat "$f")"; done
 
 # The claim log checker: per trial, the (claim, end) intervals of different workers must not overlap.
 check_claims() {
@@ -78,7 +66,7 @@ print(f"claims: {sum(len(v) for v in intervals.values())} intervals over {len(in
 PY
 }
 
-# ---- 2. torture ----
+# ---- torture ----
 export EXPT_LEASE_TTL_S=2 EXPT_LEASE_SKEW_S=4
 dir=$work/torture
 log=$work/claims.jsonl kills=$work/kills.txt
@@ -117,7 +105,7 @@ for ((round = 0; n_kills < 10; round++)); do
     die "a worker finished after only $n_kills kills; make the study slower (seed $seed)"
   fi
 done
-echo "worker_leases: $n_kills SIGKILLs (seed $seed)"
+echo "worker_torture: $n_kills SIGKILLs (seed $seed)"
 for i in 0 1 2; do wait "${pids[$i]}" || die "worker $i failed: $(tail -5 "$dir.worker$i.log")"; done
 resumed=$(cat "$dir"/trials/*/attempts.jsonl | grep '"event":"start"' | grep -vc '"from_step":0' || true)
 ((resumed >= 1)) || die "no trial resumed from a checkpoint; the kills proved nothing (seed $seed)"
@@ -125,7 +113,7 @@ resumed=$(cat "$dir"/trials/*/attempts.jsonl | grep '"event":"start"' | grep -vc
 check_claims "$log" "$kills" || die "a trial was held by two workers at once (seed $seed)"
 grep -q "${ids[1]}" "$log" || die "the dead host's trial was never claimed"
 
-# ---- 3. negative control: no leases ----
+# ---- negative control: no leases ----
 : > "$kills"
 EXPT_TEST_NO_LEASES=1 EXPT_TEST_CLAIM_LOG=$work/nolease.jsonl EXPT_TEST_STEP_DELAY_MS=10 \
   "$EXPT" worker "$study" --out "$work/nolease" > "$work/nolease-a.out" 2>&1 &
@@ -138,4 +126,4 @@ wait $b || true
 if check_claims "$work/nolease.jsonl" "$kills"; then
   die "negative control: workers without leases were not caught training a trial twice at once"
 fi
-echo "worker_leases: ok (negative control caught the double run)"
+echo "worker_torture: ok (negative control caught the double run)"
