@@ -150,14 +150,7 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
   comm::SweepGroupChannel channel(world_rank, group_size);
   // Every collective of a trial runs under the watchdog: a rank stuck longer than the timeout
   // ends the whole job (rerun to resume) instead of hanging it (docs/reliability.md).
-  comm::Watchdog watchdog(collective_timeout_s, [](const std::string& what) {
-    std::fprintf(stderr,
-                 "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this group is stuck or dead. Aborting "
-                 "the job (exit code %d); rerun the same command to resume\n",
-                 what.c_str(), kExitWatchdog);
-    std::fflush(stderr);
-    comm::abort_job(kExitWatchdog);
-  });
+  comm::Watchdog watchdog(collective_timeout_s, abort_job_when_stuck("group", "rerun the same command to resume"));
   comm::WatchedCommunicator comm(channel.group(), watchdog,
                                  fmt::format("rank {} (world rank {})", channel.group().rank(), world_rank));
   const bool leader = channel.leader();

@@ -31,6 +31,18 @@ io::DirectoryLock lock_sweep_directory(const fs::path& dir) {
   return io::DirectoryLock(dir, ".sweep.lock", "`expt sweep`");
 }
 
+std::function<void(const std::string&)> abort_job_when_stuck(const std::string& group, const std::string& then) {
+  return [group, then](const std::string& what) {
+    std::fprintf(
+        stderr,
+        "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this %s is stuck or dead. Aborting the job "
+        "(exit code %d); %s\n",
+        what.c_str(), group.c_str(), kExitWatchdog, then.c_str());
+    std::fflush(stderr);
+    comm::abort_job(kExitWatchdog);
+  };
+}
+
 std::string command_line(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) {

@@ -52,6 +52,11 @@ int follow_worker(comm::WorkerChannel& channel, double collective_timeout_s);
 
 // ---- Shared by all ways of running ----
 
+// The watchdog's action (core/comm/watchdog.hpp) for the ranks of a `group` ("group" of an
+// `expt sweep`, "worker"): print what was stuck and `then` (what the user does next), end the job
+// with exit code 124.
+std::function<void(const std::string&)> abort_job_when_stuck(const std::string& group, const std::string& then);
+
 // The command line as typed (for "resume with"): the arguments joined by spaces.
 std::string command_line(int argc, char** argv);
 

@@ -31,6 +31,8 @@ namespace {
 // round waits on them) before it looks again.
 constexpr double kIdlePollS = 0.5;
 
+constexpr const char* kWorkerStuckAdvice = "its lease expires and another worker resumes the trial";
+
 // Test-only (docs/reliability.md): EXPT_TEST_NO_LEASES=1 claims trials without a lease, and the
 // trial directory's lock is not a guard either, so a double run happens; the lease torture test's
 // negative control shows its checker catches it.
@@ -93,8 +95,15 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
   HeartbeatThread heartbeat(dir, "worker", me, command, &leases);
   const bool no_leases = leases_disabled();
   const std::string tmp_suffix = ".tmp." + me.id;
+  // Rank 0 trains under the watchdog too, as every rank of an `expt sweep` group does.
   comm::LocalCommunicator local;
-  comm::Communicator& comm = channel != nullptr ? static_cast<comm::Communicator&>(channel->world()) : local;
+  std::optional<comm::Watchdog> watchdog;
+  std::optional<comm::WatchedCommunicator> watched;
+  if (channel != nullptr) {
+    watchdog.emplace(study.collective_timeout_s, abort_job_when_stuck("worker", kWorkerStuckAdvice));
+    watched.emplace(channel->world(), *watchdog, "worker rank 0");
+  }
+  comm::Communicator& comm = watched ? static_cast<comm::Communicator&>(*watched) : local;
   const auto t0 = std::chrono::steady_clock::now();
   std::printf("[worker %s] %s: %d rank(s), leases in %s (ttl %.0f s)\n", me.id.c_str(), study.name.c_str(), comm.size(),
               (out / "leases").string().c_str(), leases.settings().ttl_s);
@@ -184,14 +193,7 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
 
 int follow_worker(comm::WorkerChannel& channel, double collective_timeout_s) {
   // Every collective of a trial runs under the watchdog, as in an `expt sweep` group.
-  comm::Watchdog watchdog(collective_timeout_s, [](const std::string& what) {
-    std::fprintf(stderr,
-                 "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this worker is stuck or dead. Aborting "
-                 "(exit code %d); the lease expires and another worker resumes the trial\n",
-                 what.c_str(), kExitWatchdog);
-    std::fflush(stderr);
-    comm::abort_job(kExitWatchdog);
-  });
+  comm::Watchdog watchdog(collective_timeout_s, abort_job_when_stuck("worker", kWorkerStuckAdvice));
   comm::WatchedCommunicator comm(channel.world(), watchdog, fmt::format("worker rank {}", channel.world().rank()));
   install_stop_signal_handlers();
   int signal = 0;
