@@ -507,6 +507,7 @@ std::optional<std::string> ServedDirectory::metrics_json(const std::string& id, 
       out["train"] = train_columns(segs.train, max_points);
       out["eval"] = eval_columns(segs.eval, segs.schema, max_points);
       for (const auto& p : segs.report.skipped_unreadable) notes.push_back(p.string() + " left out: will not read");
+      out["left_out"] = segs.left_out.empty() ? json(nullptr) : json(segs.left_out.filename().string());
       if (!segs.left_out.empty())
         notes.push_back(segs.left_out.filename().string() +
                         " not read: the newest segment, a running trainer may be "
