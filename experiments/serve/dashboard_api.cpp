@@ -81,7 +81,7 @@ ApiResponse DashboardApi::handle(const ApiRequest& request) {
       if (dir == nullptr) return error;
       const auto id_it = request.params.find("id");
       const std::string id = id_it == request.params.end() ? "" : id_it->second;
-      if (path == "/api/overview") return json_response(dir->overview());
+      if (path == "/api/overview") return ApiResponse{200, "application/json", dir->overview_json()};
       if (path == "/api/trial") {
         if (auto t = dir->trial(id)) return json_response(*t);
         return error_response(404, "no trial '" + id + "' in " + dir->path().string());

@@ -39,6 +39,10 @@ bool serve_until_signal(DashboardApi& api, const std::string& host, int port,
       for (const auto& [key, value] : req.params) request.params.emplace(key, value);  // first value wins
       out = api.handle(request);
     }
+    // No compression: httplib would answer a browser's Accept-Encoding with brotli at its highest
+    // quality, which took seconds for a 300 kB overview, and a local connection gains nothing from
+    // it. The request object is httplib's own non-const one; it reads the header after we return.
+    const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
     res.status = out.status;
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");

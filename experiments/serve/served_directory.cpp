@@ -233,9 +233,11 @@ const ServedDirectory::SummaryEntry& ServedDirectory::summary(const std::string&
   return entry;
 }
 
-json ServedDirectory::overview() { return kind_ == Kind::sweep ? sweep_overview() : trial_overview(); }
+std::string ServedDirectory::overview_json() {
+  return kind_ == Kind::sweep ? sweep_overview() : trial_overview().dump();
+}
 
-json ServedDirectory::sweep_overview() {
+std::string ServedDirectory::sweep_overview() {
   std::lock_guard lock(mutex_);
   json notes = json::array();
   const IndexEntry& idx = index();
@@ -269,6 +271,12 @@ json ServedDirectory::sweep_overview() {
     for (const json& t : status.at("trials"))
       if (t.is_object() && t.contains("id") && t["id"].is_string() && seen.insert(t["id"].get<std::string>()).second)
         order.push_back(t["id"].get<std::string>());
+
+  // Unchanged files: the same answer (building it is most of the cost for thousands of trials).
+  std::string stamps = stamp_text(index_.stamp) + " " + stamp_text(status_.stamp);
+  for (const std::string& id : order)
+    stamps += " " + (plausible_trial_id(id) ? stamp_text(stamp_of(trial_dir(id) / "result.h5")) : std::string("-"));
+  if (!overview_.json.empty() && stamps == overview_.stamps) return overview_.json;
 
   std::map<std::string, int> counts;
   for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
@@ -339,7 +347,8 @@ json ServedDirectory::sweep_overview() {
   out["elapsed_s"] = status.is_object() && status.contains("elapsed_s") ? status["elapsed_s"] : json(nullptr);
   out["ranks_per_trial"] = idx.ranks_per_trial;
   out["notes"] = std::move(notes);
-  return out;
+  overview_ = OverviewEntry{stamps, out.dump()};
+  return overview_.json;
 }
 
 json ServedDirectory::trial_overview() {

@@ -53,8 +53,9 @@ class ServedDirectory {
   const std::filesystem::path& path() const { return root_; }  // canonical
 
   // The study overview: trials with their state and losses, counts by state, coordinate-descent
-  // rounds, and `notes` for every file left out. JSON layout: docs/dashboard.md.
-  nlohmann::json overview();
+  // rounds, and `notes` for every file left out, serialised. JSON layout: docs/dashboard.md. The
+  // answer is kept until sweep.h5, status.json or a trial's result.h5 changes.
+  std::string overview_json();
   // One trial: resolved config, attempts log, events, summary, quarantined files; nullopt when no
   // trial of that id belongs to this directory.
   std::optional<nlohmann::json> trial(const std::string& id);
@@ -89,7 +90,7 @@ class ServedDirectory {
     std::string error;
   };
   const SummaryEntry& summary(const std::string& id);  // mutex_ held
-  nlohmann::json sweep_overview();
+  std::string sweep_overview();
   nlohmann::json trial_overview();
 
   Kind kind_ = Kind::sweep;
@@ -105,6 +106,10 @@ class ServedDirectory {
     nlohmann::json status;
     std::string error;
   } status_;
+  struct OverviewEntry {
+    std::string stamps;  // sweep.h5, status.json and every trial's result.h5, as text
+    std::string json;
+  } overview_;
   struct AnalysisEntry {
     FileStamp stamp;
     std::string json;

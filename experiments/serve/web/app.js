@@ -355,6 +355,7 @@ async function start() {
   if (hash.startsWith("trial=")) { state.trialId = hash.slice(6); await loadOverview(); showTab("trial"); }
   else if (["curves", "analysis"].includes(hash)) { await loadOverview(); showTab(hash); }
   else await loadOverview();
+  document.body.dataset.readyMs = String(Math.round(performance.now()));  // navigation start to the table shown
   document.body.dataset.ready = "1";
   // Only the overview and the curves of running trials change; they refresh while their tab is shown.
   state.timer = setInterval(() => { if (state.tab === "overview" || state.tab === "curves") refresh(); }, REFRESH_MS);
