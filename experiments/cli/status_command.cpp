@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -22,6 +21,7 @@
 #include "core/io/trial_lease.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
+#include "experiments/sweep/sweep_status.hpp"
 #include "experiments/trial/stop_signal.hpp"
 
 namespace fs = std::filesystem;
@@ -188,18 +188,19 @@ int status_command(const std::string& dir, std::ostream& out, double watch_s) {
   const bool clear = watch_s > 0 && ::isatty(STDOUT_FILENO) == 1;
   if (watch_s > 0) install_stop_signal_handlers();
   for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::fprintf(stderr, "expt: %s not found (is %s a sweep directory?)\n", path.string().c_str(), dir.c_str());
+    nlohmann::json status;
+    try {
+      status = read_sweep_status(dir);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "expt: %s\n", e.what());
       return kExitFailed;
     }
     bool running = false;
     std::ostringstream text;
     try {
-      const nlohmann::json j = nlohmann::json::parse(in);
-      running = print_status(dir, j, text);
+      running = print_status(dir, status, text);
     } catch (const std::exception& e) {
-      // Not JSON, or JSON of another shape (a field missing or of another type): a clear error.
+      // JSON of another shape (a field missing or of another type): a clear error.
       std::fprintf(stderr, "expt: cannot read %s: %s\n", path.string().c_str(), e.what());
       return kExitFailed;
     }
