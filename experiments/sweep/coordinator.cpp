@@ -51,6 +51,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
   try {
     lock.emplace(lock_sweep_directory(out));
     dir = claim_sweep_directory(study, planner, out, add_to_existing);
+    refuse_if_workers_alive(dir);
     prepare_sweep_directory(study, planner, dir);
   } catch (const StudyMismatch& e) {
     std::fprintf(stderr, "expt: %s\n", e.what());

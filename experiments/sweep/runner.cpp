@@ -8,7 +8,9 @@
 #include <memory>
 
 #include "core/io/atomic_file.hpp"
+#include "core/io/heartbeat.hpp"
 #include "core/io/trial_identity.hpp"
+#include "core/io/trial_lease.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/sweep/heartbeat_thread.hpp"
 #include "experiments/sweep/scheduler.hpp"
@@ -119,6 +121,17 @@ int sweep_exit_code(const Scheduler& sched, int signal) {
   return kExitOk;
 }
 
+void refuse_if_workers_alive(const fs::path& dir) {
+  const double now = io::lease_clock_now();
+  for (const io::HeartbeatRecord& b : io::read_heartbeats(dir))
+    if (b.kind == "worker" && io::liveness(b, now) == io::Liveness::running)
+      throw std::runtime_error(fmt::format(
+          "{} is being worked on by `expt worker` {} (pid {} on {}, last heartbeat {:.0f} s ago); `expt sweep` "
+          "takes no leases and would train their trials again. Run more workers instead, or stop them (SIGTERM) "
+          "first",
+          dir.string(), b.id, b.pid, b.host, now - b.beat_s));
+}
+
 void prepare_sweep_directory(const Study& study, const Planner& planner, const fs::path& dir) {
   fs::create_directories(dir / "trials");
   for (const std::string& line : io::adopt_legacy_trial_directories(dir / "trials"))
@@ -138,6 +151,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
   }
   const io::DirectoryLock lock = lock_sweep_directory(out);
   const fs::path dir = claim_sweep_directory(study, planner, out, add_to_existing);
+  refuse_if_workers_alive(dir);
   prepare_sweep_directory(study, planner, dir);
   install_stop_signal_handlers();
   HeartbeatThread heartbeat(dir, "sweep", io::WorkerIdentity::of_this_process(), command, nullptr);

@@ -63,6 +63,9 @@ std::string command_line(int argc, char** argv);
 // An exclusive lock on <dir>/.sweep.lock (creating dir): two sweeps on one directory would hand
 // out trials twice.
 io::DirectoryLock lock_sweep_directory(const std::filesystem::path& dir);
+// An `expt sweep` takes no leases, so it must not run next to live `expt worker`s (their heartbeats
+// in `dir`): throws std::runtime_error naming one of them and what to do.
+void refuse_if_workers_alive(const std::filesystem::path& dir);
 // <dir>/trials/, sweep.yaml (the study as submitted) and sweep.resolved.yaml.
 void prepare_sweep_directory(const Study& study, const Planner& planner, const std::filesystem::path& dir);
 // Runs one trial of the sweep in `dir` on `comm`; what run_trial throws (a directory held by

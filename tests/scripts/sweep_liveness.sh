@@ -7,7 +7,8 @@
 # 2. the same for an `expt sweep` under mpirun (its coordinator beats) killed with SIGKILL;
 # 3. SIGTERM to an `expt worker`: it checkpoints, releases its lease, beats "stopped", exits 143;
 #    a worker started again completes the sweep bit-identically to an uninterrupted `expt sweep`;
-# 4. `expt status --watch 1` redraws until the sweep ends, then exits 0.
+# 4. `expt sweep` refuses a directory that a live worker works on;
+# 5. `expt status --watch 1` redraws until the sweep ends, then exits 0.
 source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
@@ -89,6 +90,12 @@ grep -q "^resume with: .*expt worker" "$work/status.out" || die "no resume comma
 EXPT_TEST_STEP_DELAY_MS=20 "$EXPT" worker "$study" --out "$work/w" > "$work/w2.out" 2>&1 &
 pid=$!
 wait_status "$work/w" "^sweep .*: running \(1 process alive\)" 60 > /dev/null
+# An `expt sweep` takes no leases: it refuses a directory that live workers work on.
+if "$EXPT" sweep "$study" --out "$work/w" > "$work/sweep-on-workers.out" 2>&1; then
+  die "expt sweep ran next to a live worker: $(cat "$work/sweep-on-workers.out")"
+fi
+grep -q "is being worked on by \`expt worker\`" "$work/sweep-on-workers.out" \
+  || die "expt sweep next to a worker: $(cat "$work/sweep-on-workers.out")"
 "$EXPT" status "$work/w" --watch 1 > "$work/watch.out" 2>&1 || die "status --watch failed: $(cat "$work/watch.out")"
 wait $pid || die "the second worker failed: $(cat "$work/w2.out")"
 (($(grep -c "^sweep .*: running" "$work/watch.out") >= 2)) || die "status --watch did not redraw: $(cat "$work/watch.out")"
