@@ -163,9 +163,20 @@ bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const f
   const float* b = B;
   if (tb == Trans::yes) {  // B is [N, K] with stride ldb; its transpose [K, N] with stride N
     if (b_transposed.size() < static_cast<std::size_t>(K) * N) b_transposed.resize(static_cast<std::size_t>(K) * N);
-    for (int j = 0; j < N; ++j)
-      for (int k = 0; k < K; ++k)
-        b_transposed[static_cast<std::size_t>(k) * N + j] = B[static_cast<std::size_t>(j) * ldb + k];
+    // Bands of 16 rows of B (in L1 at the chunk shapes), each written to the transpose as 16
+    // contiguous floats per row of it.
+    float* bt = b_transposed.data();
+    constexpr int band = 16;
+    int j0 = 0;
+    for (; j0 + band <= N; j0 += band) {
+      const float* b0 = B + static_cast<std::size_t>(j0) * ldb;
+      for (int k = 0; k < K; ++k) {
+        float* row = bt + static_cast<std::size_t>(k) * N + j0;
+        for (int j = 0; j < band; ++j) row[j] = b0[static_cast<std::size_t>(j) * ldb + k];
+      }
+    }
+    for (int k = 0; k < K; ++k)
+      for (int j = j0; j < N; ++j) bt[static_cast<std::size_t>(k) * N + j] = B[static_cast<std::size_t>(j) * ldb + k];
     b = b_transposed.data();
   }
   if (direct) {
