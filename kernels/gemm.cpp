@@ -100,11 +100,10 @@ void onednn_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const fl
 // Row-major C [M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: libxsmm's m = N, n = M,
 // its A operand is our B and its B operand our A, and a transposed A (row-major) is its TRANS_B.
 // libxsmm 1.17 generates no kernel for its TRANS_A, our transposed B (the A B^T products: K K^T,
-// Q K^T, dO U^T): B [N, K] is transposed into a per-thread scratch [K, N] first (N K floats, a few
-// hundred nanoseconds at the chunk shapes). Its kernels take alpha = 1 and beta = 0 or 1 only;
-// any other pair runs the kernel with beta = 0 into a per-thread scratch [M, N] and applies
-// C = alpha T + beta C in one pass. The kernel of a shape depends only on (m, n, k, strides,
-// transposition, beta): the same shape gives the same bits whatever the buffers' addresses.
+// Q K^T, dO U^T): B [N, K] is transposed into a per-thread scratch [K, N] first (libxsmm_otrans). Its kernels take
+// alpha = 1 and beta = 0 or 1 only; any other pair runs the kernel with beta = 0 into a per-thread scratch [M, N] and
+// applies C = alpha T + beta C in one pass. The kernel of a shape depends only on (m, n, k, strides, transposition,
+// beta): the same shape gives the same bits whatever the buffers' addresses.
 
 struct SmallKernelKey {
   int m, n, k, lda, ldb, ldc, flags;
@@ -163,20 +162,7 @@ bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const f
   const float* b = B;
   if (tb == Trans::yes) {  // B is [N, K] with stride ldb; its transpose [K, N] with stride N
     if (b_transposed.size() < static_cast<std::size_t>(K) * N) b_transposed.resize(static_cast<std::size_t>(K) * N);
-    // Bands of 16 rows of B (in L1 at the chunk shapes), each written to the transpose as 16
-    // contiguous floats per row of it.
-    float* bt = b_transposed.data();
-    constexpr int band = 16;
-    int j0 = 0;
-    for (; j0 + band <= N; j0 += band) {
-      const float* b0 = B + static_cast<std::size_t>(j0) * ldb;
-      for (int k = 0; k < K; ++k) {
-        float* row = bt + static_cast<std::size_t>(k) * N + j0;
-        for (int j = 0; j < band; ++j) row[j] = b0[static_cast<std::size_t>(j) * ldb + k];
-      }
-    }
-    for (int k = 0; k < K; ++k)
-      for (int j = j0; j < N; ++j) bt[static_cast<std::size_t>(k) * N + j] = B[static_cast<std::size_t>(j) * ldb + k];
+    transpose(N, K, B, ldb, b_transposed.data(), N);
     b = b_transposed.data();
   }
   if (direct) {
@@ -195,6 +181,16 @@ bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const f
   }
   return true;
 }
+
+template <class T>
+void transpose(int rows, int cols, const T* in, int ld_in, T* out, int ld_out) {
+  if (rows <= 0 || cols <= 0) return;
+  libxsmm_initialise_once();
+  // Column-major terms: in is a cols x rows matrix with stride ld_in, out its rows x cols transpose.
+  libxsmm_otrans(out, in, sizeof(T), cols, rows, ld_in, ld_out);
+}
+template void transpose<float>(int, int, const float*, int, float*, int);
+template void transpose<double>(int, int, const double*, int, double*, int);
 
 const char* libxsmm_target_name() {
   libxsmm_initialise_once();

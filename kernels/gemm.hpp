@@ -80,6 +80,10 @@ inline constexpr double kSmallProductMaxMultiplyAdds = 64.0 * 64.0 * 64.0;
 // elsewhere). Exposed for the tests and bench/gemm_backends; gemm() uses it on the libxsmm backend.
 bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                    int ldb, float beta, float* C, int ldc);
+// out [cols, rows] (row stride ld_out) = in^T for in [rows, cols] (row stride ld_in): libxsmm's
+// transpose, several times faster than a plain loop at the chunk shapes. Copies values exactly.
+template <class T>
+void transpose(int rows, int cols, const T* in, int ld_in, T* out, int ld_out);
 // libxsmm's code-generation target ("cpx", "skx", "hsw", ...; LIBXSMM_TARGET overrides it).
 const char* libxsmm_target_name();
 
