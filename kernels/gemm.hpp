@@ -3,7 +3,7 @@
 // of expt goes through here, so every layer is written once, templated on the scalar type.
 //   op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
 //
-// Backends (docs/decisions.md 88, 92). float products go to one of
+// Backends (docs/decisions.md 88, 93). float products go to one of
 //   libxsmm   small products (M N K <= 64^3 multiply-adds: the per-chunk products of the chunked
 //             mixers) on libxsmm's JIT kernels, one generated per shape and cached per thread;
 //             the rest, and any shape libxsmm has no kernel for, on oneDNN as below. The default.
