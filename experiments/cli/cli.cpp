@@ -18,6 +18,7 @@
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/replay_command.hpp"
+#include "experiments/cli/slurm_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
 #include "kernels/gemm.hpp"
@@ -110,6 +111,8 @@ int run_cli(int argc, char** argv) {
   std::string status_dir;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
+  SlurmSubmitArgs slurm_args;
+  auto* slurm = add_slurm_command(app, slurm_args);
   analysis::AnalyzeCommandArgs analyze_args;
   auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
   analysis::add_analyze_options(*analyze, analyze_args);
@@ -165,6 +168,7 @@ int run_cli(int argc, char** argv) {
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout);
+  if (*slurm) return slurm_submit_command(slurm_args, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*replay) return replay_command(replay_args);
   if (*sgemm_probe) return sgemm_probe_command(std::cout);
