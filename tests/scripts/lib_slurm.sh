@@ -3,7 +3,7 @@
 # one temporary directory, so nothing in /etc/slurm, /etc/munge or /run/munge is read or written.
 #
 #   source "$scripts/lib_slurm.sh"
-#   slurm_cluster_start "$work/slurm"   # exits 77 when not root or Slurm/munge are absent; returns
+#   slurm_cluster_start                 # exits 77 when not root or Slurm/munge are absent; returns
 #                                       # when `sinfo` shows the node idle; exports SLURM_CONF
 #   sbatch ... / srun --mpi=pmix ...    # as usual
 #   (the cluster is stopped and its directory removed on exit, also on failure: an EXIT trap)
@@ -66,7 +66,7 @@ slurm_cluster_logs() {
 }
 
 slurm_cluster_start() {
-  local d=$1
+  local d
   ((EUID == 0)) || slurm_cluster_skip "the one-node Slurm cluster needs root (slurmd runs jobs as their users)"
   local tool
   for tool in munged mungekey slurmctld slurmd sinfo sbatch srun scontrol scancel squeue; do
@@ -75,11 +75,11 @@ slurm_cluster_start() {
   [[ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so || -n $(find /usr/lib* -name mpi_pmix.so 2> /dev/null | head -1) ]] ||
     slurm_cluster_skip "Slurm's pmix MPI plugin (mpi_pmix.so) not found"
 
-  rm -rf "$d"
+  # Under /tmp, not under the test's work folder: Unix socket paths (munge's, slurmstepd's) must stay
+  # below 108 bytes.
+  d=$(mktemp -d "${TMPDIR:-/tmp}/expt-slurm.XXXXXX")
+  slurm_cluster_dir=$d
   mkdir -p "$d"/{state,spool,log,tmp,munge}
-  chmod 700 "$d"
-  slurm_cluster_dir=$(cd "$d" && pwd)
-  d=$slurm_cluster_dir
   # A test killed by ctest's timeout (SIGTERM) or by hand stops its cluster too.
   trap 'slurm_cluster_stop' EXIT
   trap 'exit 129' HUP
