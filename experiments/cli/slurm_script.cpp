@@ -77,32 +77,45 @@ std::string slurm_script(const SlurmJob& job, const std::string& log_pattern) {
   std::string worker =
       fmt::format("{} worker {} --out {}", shell_quote(job.expt), shell_quote(job.study_file), shell_quote(job.out));
   for (const std::string& set : job.sets) worker += " --set " + shell_quote(set);
+  if (multi_rank) worker = fmt::format("srun --mpi=pmix --ntasks={} {}", job.ranks_per_trial, worker);
 
   std::string s = "#!/bin/bash\n";
   s += fmt::format(
       "# Written by `expt slurm submit` (docs/distributed.md \"Slurm\"): {} worker(s) of study '{}', {} rank(s)\n"
       "# each, sharing {}. Each array task runs one `expt worker`, which trains runnable trials until none\n"
-      "# is left. SIGTERM before the time limit: the worker checkpoints, releases its lease and exits 143;\n"
-      "# a requeued task, or this script submitted again, runs a worker again and the sweep resumes.\n",
+      "# is left; this script submitted again adds workers, and a requeued task resumes.\n",
       job.workers, job.name, job.ranks_per_trial, job.out);
   s += fmt::format("#SBATCH --job-name={}\n", shell_quote("expt-" + job.name));
   s += fmt::format("#SBATCH --array=0-{}\n", job.workers - 1);
   s += fmt::format("#SBATCH --ntasks={}\n", job.ranks_per_trial);
   if (job.time_limit_s) s += fmt::format("#SBATCH --time={}\n", slurm_time_text(*job.time_limit_s));
   if (!job.partition.empty()) s += fmt::format("#SBATCH --partition={}\n", shell_quote(job.partition));
-  // B: signals the batch shell, which the single-rank worker replaces (exec); without B: Slurm
-  // signals the job steps, i.e. the ranks of the srun step.
-  s += fmt::format("#SBATCH --signal={}TERM@{}\n", multi_rank ? "" : "B:", slurm_signal_margin_s(job.time_limit_s));
+  s += fmt::format("#SBATCH --signal=B:USR1@{}\n", slurm_signal_margin_s(job.time_limit_s));
   if (job.requeue) s += "#SBATCH --requeue\n";
   s += fmt::format("#SBATCH --output={}\n", shell_quote(log_pattern));
   s += "#SBATCH --open-mode=append\n";  // a requeued task appends to its log
-  s += "set -eu\n";
+  s += "set -u\n";
   s += "echo \"expt slurm: job ${SLURM_JOB_ID} array task ${SLURM_ARRAY_TASK_ID} restart ${SLURM_RESTART_COUNT:-0} "
        "on $(hostname) at $(date -u +%FT%TZ)\"\n";
+  s += "# SIGUSR1 (the time limit is near, #SBATCH --signal): SIGTERM to the worker, which checkpoints at its next\n"
+       "# step boundary, releases its lease and exits 143. SIGTERM from Slurm (scancel, preemption) reaches the\n"
+       "# worker's processes directly; this shell waits for the worker, so that Slurm does not end the job while\n"
+       "# it checkpoints.\n";
+  s += "worker=\"\"\ntime_limit=0\n";
+  // srun answers a SIGTERM of its own by killing its step, so the ranks are signalled through Slurm.
   if (multi_rank)
-    s += fmt::format("exec srun --mpi=pmix --ntasks={} {}\n", job.ranks_per_trial, worker);
+    s += "trap 'time_limit=1; scancel --quiet --signal=TERM \"${SLURM_JOB_ID}.0\"' USR1\n";
   else
-    s += fmt::format("exec {}\n", worker);
+    s += "trap 'time_limit=1; kill -TERM \"$worker\" 2> /dev/null' USR1\n";
+  s += "trap 'true' TERM\n";
+  s += worker + " &\n";
+  s += "worker=$!\n";
+  s += "while kill -0 \"$worker\" 2> /dev/null; do wait \"$worker\"; done\n";
+  s += "wait \"$worker\"\nrc=$?\n";
+  if (job.requeue)
+    s += "# Stopped by the time limit: back into the queue, to resume where it stopped.\n"
+         "if ((time_limit && rc == 143)); then scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"; fi\n";
+  s += "exit \"$rc\"\n";
   return s;
 }
 

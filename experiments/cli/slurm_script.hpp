@@ -3,15 +3,18 @@
 // of SlurmJob, so the script is unit-tested without a cluster (tests/experiments/slurm_script_test.cpp)
 // and the submit command (experiments/cli/slurm_command.cpp) only validates, writes and submits it.
 //
-// Shape of the script, array task i of N:
-//   ranks_per_trial 1:  exec EXPT worker STUDY --out DIR       the worker is the batch shell itself,
-//                                                              so `--signal=B:TERM@S` reaches it
-//   ranks_per_trial R:  exec srun --mpi=pmix -n R EXPT worker  one R-rank worker as a job step;
-//                                                              `--signal=TERM@S` reaches its ranks
-// S seconds before the time limit the worker gets SIGTERM, checkpoints at its next step boundary,
-// releases its lease and exits 143; a requeued (`--requeue`, preemption) or resubmitted task just
-// runs the worker again, which takes the next runnable trial (often the one it left, resumed from
-// its checkpoint).
+// Shape of the script, array task i of N: the batch shell starts the worker in the background and
+// waits for it, and exits with its code.
+//   ranks_per_trial 1:  EXPT worker STUDY --out DIR &
+//   ranks_per_trial R:  srun --mpi=pmix --ntasks=R EXPT worker STUDY --out DIR &   (one R-rank worker)
+// `--signal=B:USR1@S`: S seconds before the time limit the shell gets SIGUSR1 and sends the worker
+// SIGTERM (a multi-rank worker through `scancel --signal=TERM JOB.0`: srun kills its step when it is
+// itself sent SIGTERM); the worker checkpoints at its next step boundary, releases its lease and exits
+// 143. With --requeue the task then requeues itself (`scontrol requeue`), as Slurm does on node
+// failure or preemption; a requeued task, or the script submitted again, runs the worker again, which
+// takes the next runnable trial (often the one it left, resumed from its checkpoint). SIGTERM from
+// scancel or preemption reaches the worker's processes directly; the shell ignores it and waits, so
+// that Slurm does not end the job while the worker checkpoints.
 #pragma once
 
 #include <optional>
