@@ -19,6 +19,7 @@
 #include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/replay_command.hpp"
 #include "experiments/cli/serve_command.hpp"
+#include "experiments/cli/slurm_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
 #include "kernels/gemm.hpp"
@@ -123,6 +124,8 @@ int run_cli(int argc, char** argv) {
       ->expected(0, 1)
       ->default_str("2")
       ->check(CLI::PositiveNumber);
+  SlurmSubmitArgs slurm_args;
+  auto* slurm = add_slurm_command(app, slurm_args);
   analysis::AnalyzeCommandArgs analyze_args;
   auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
   analysis::add_analyze_options(*analyze, analyze_args);
@@ -182,6 +185,7 @@ int run_cli(int argc, char** argv) {
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*worker) return worker_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout, status->count("--watch") > 0 ? watch_s : 0);
+  if (*slurm) return slurm_submit_command(slurm_args, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*serve) return serve_command(serve_args);
   if (*replay) return replay_command(replay_args);

@@ -3,7 +3,7 @@
 # pmix plugin (`srun --mpi=pmix -n 3`: a coordinator and 2 groups of 1) the sweep directory is
 # bit-identical to a one-process sweep's (compare_sweeps.py); without it (Debian's MpiDefault=none)
 # every rank aborts in MPI_Init, which is why docs/sweeps.md and the README say --mpi=pmix.
-# ctest-labels: slurm
+# ctest-labels: slow slurm
 source "$(dirname "$0")/lib.sh"
 source "$scripts/lib_slurm.sh"
 slurm_cluster_start
