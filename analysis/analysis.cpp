@@ -463,7 +463,9 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
     f.fit = fit_power_law(f.d, f.loss);
     if (!f.fit.ok) f.fit.message = options.baseline + " on " + group_name(g) + ": " + f.fit.message;
     f.degrees_of_freedom = f.fit.n_points - 3;
-    f.interpolation = f.fit.ok && f.degrees_of_freedom == 0;
+    double scale = 0;
+    for (double l : f.loss) scale += l * l;
+    f.interpolation = f.fit.ok && f.degrees_of_freedom == 0 && f.fit.rss <= 1e-20 * scale;
     baseline_cells[g] = used;
     a.fits.push_back(std::move(f));
   }
@@ -583,9 +585,7 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
   }
   for (const FitResult& f : a.fits) {
     if (!f.fit.ok || f.degrees_of_freedom != 0) continue;
-    double scale = 0;
-    for (double l : f.loss) scale += l * l;
-    if (f.fit.rss <= 1e-20 * scale)
+    if (f.interpolation)
       a.notes.push_back(fmt::format(
           "{} fit on {}: 3 points for 3 parameters, 0 degrees of freedom: an interpolation (the curve passes "
           "through the points), so its residuals are zero by construction and test nothing; run >= 4 data "

@@ -112,7 +112,10 @@ struct FitResult {
   std::vector<double> ratios, d, loss;  // their data ratio, tokens and best loss
   PowerLawFit fit;
   int degrees_of_freedom = 0;  // points - 3 parameters
-  bool interpolation = false;  // as many points as parameters: the residuals are zero by construction
+  // As many points as parameters and the curve passes through them: the residuals are zero by
+  // construction and are not shown. (With 0 degrees of freedom and no curve through the points,
+  // the least-squares compromise's residuals show the misfit.)
+  bool interpolation = false;
 };
 
 struct SpeedupRow {

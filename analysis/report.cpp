@@ -217,9 +217,10 @@ std::vector<Table> make_tables(const Analysis& a) {
                   ok ? V::num(f.degrees_of_freedom, "{:.0f}") : V::none(),
                   ok ? V::num(f.fit.alpha, "{:.6g}") : V::none(), ok ? V::num(f.fit.exponent, "{:.6g}") : V::none(),
                   ok ? V::num(f.fit.beta, "{:.6g}") : V::none(), ok ? V::num(f.fit.rss, "{:.3g}") : V::none(),
-                  V::str(!ok               ? f.fit.message
-                         : f.interpolation ? "interpolation (0 degrees of freedom)"
-                                           : "ok")});
+                  V::str(!ok                         ? f.fit.message
+                         : f.interpolation           ? "interpolation (0 degrees of freedom)"
+                         : f.degrees_of_freedom == 0 ? "compromise: no curve passes through the points"
+                                                     : "ok")});
       fit.rows.push_back(std::move(row));
       if (!ok) continue;
       for (std::size_t i = 0; i < f.d.size(); ++i) {
@@ -353,9 +354,12 @@ std::string summary(const Analysis& a, const std::vector<Table>& tables) {
         parts.push_back(fmt::format("on {}: no fit ({})", group, at(*fit, r, "status")));
         continue;
       }
-      parts.push_back(
-          fmt::format("on {}: {} points, {} degrees of freedom{}", group, at(*fit, r, "points"), dof,
-                      at(*fit, r, "status") == "ok" ? "" : " (an interpolation: its residuals test nothing)"));
+      const std::string status = at(*fit, r, "status");
+      parts.push_back(fmt::format("on {}: {} points, {} degrees of freedom{}", group, at(*fit, r, "points"), dof,
+                                  status == "ok" ? ""
+                                  : status.rfind("interpolation", 0) == 0
+                                      ? " (an interpolation: its residuals test nothing)"
+                                      : " (" + status + ")"));
     }
     if (!parts.empty()) s += " " + a.options.baseline + "'s fit " + join(parts, "; ") + ".";
   }
