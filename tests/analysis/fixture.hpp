@@ -4,12 +4,14 @@
 // Scheduler writes sweep.h5 and status.json from those trial directories.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
 
+#include "analysis/analysis.hpp"
 #include "core/config/loader.hpp"
 #include "core/io/atomic_file.hpp"
 #include "core/io/metrics.hpp"
@@ -93,6 +95,21 @@ inline std::vector<experiments::PlannedTrial> write_sweep(
   sched.write_status(0);
   sched.write_index();
   return planner.static_trials();
+}
+
+// The analysed cell and the speedup row of a cell name (a test failure when absent).
+inline const analysis::CellResult& cell(const analysis::Analysis& a, const std::string& name) {
+  for (const auto& c : a.cells)
+    if (c.info.name == name) return c;
+  FAIL("no cell " << name);
+  return a.cells.front();
+}
+
+inline const analysis::SpeedupRow& speedup(const analysis::Analysis& a, const std::string& name) {
+  for (const auto& r : a.speedups)
+    if (r.cell == name) return r;
+  FAIL("no speedup row " << name);
+  return a.speedups.front();
 }
 
 }  // namespace fixture

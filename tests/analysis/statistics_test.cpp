@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -46,6 +48,17 @@ sweep: {{max_attempts: 1}}
                      seeds, ratios, extra);
 }
 
+// One optimizer, no scales: a single cell searching `space`.
+std::string one_cell_study(const std::string& space) {
+  return R"(study: one_cell
+base:
+  task: {type: word_problem, group: Z3, seq_len: 8}
+  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
+  train: {steps: 8, batch_size: 4, eval_every: 1000}
+search: {strategy: grid, space: )" +
+         space + "}\nsweep: {max_attempts: 1}\n";
+}
+
 double tokens_of(const experiments::PlannedTrial& t) {
   return static_cast<double>(t.config.train.steps) * t.config.train.batch_size * t.config.task.seq_len;
 }
@@ -70,18 +83,21 @@ double planned_loss(double d1, const experiments::PlannedTrial& t) {
   return l + (first_lr ? 0 : 0.1);
 }
 
-const analysis::CellResult& cell(const analysis::Analysis& a, const std::string& name) {
-  for (const auto& c : a.cells)
-    if (c.info.name == name) return c;
-  FAIL("no cell " << name);
-  return a.cells.front();
-}
+using fixture::cell;
+using fixture::speedup;
 
-const analysis::SpeedupRow& speedup(const analysis::Analysis& a, const std::string& name) {
-  for (const auto& r : a.speedups)
-    if (r.cell == name) return r;
-  FAIL("no speedup row " << name);
-  return a.speedups.front();
+// Writes the study `text` as a sweep named `name` with every trial at planned_loss, after
+// `adjust` (which may change the outcome, or return nothing to leave the trial pending).
+using Adjust = std::function<std::optional<fixture::Outcome>(const experiments::PlannedTrial&, fixture::Outcome)>;
+fs::path write_planned(const std::string& name, const std::string& text, const Adjust& adjust = {}) {
+  const double d1 = d1_of(text);
+  const fs::path dir = work_dir(name);
+  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) -> std::optional<fixture::Outcome> {
+    fixture::Outcome o;
+    o.loss = planned_loss(d1, t);
+    return adjust ? adjust(t, o) : o;
+  });
+  return dir;
 }
 
 // The display text of `column` in the row of `table` whose first columns match `lead`.
@@ -110,10 +126,8 @@ TEST_CASE("seed spread, every seed's value and a bootstrap interval over seeds",
   // [L - 0.01, L + 0.01].
   const std::string text = study("[1, 2, 3]", "[1, 2, 4]");
   const double d1 = d1_of(text);
-  const fs::path dir = work_dir("seeds");
-  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
-    fixture::Outcome o;
-    o.loss = planned_loss(d1, t) + 0.01 * (static_cast<double>(t.seed) - 2);
+  const fs::path dir = write_planned("seeds", text, [](const experiments::PlannedTrial& t, fixture::Outcome o) {
+    o.loss += 0.01 * (static_cast<double>(t.seed) - 2);
     return o;
   });
   const auto a = analysis::analyze(analysis::load_sweep(dir), {});
@@ -150,14 +164,7 @@ TEST_CASE("seed spread, every seed's value and a bootstrap interval over seeds",
 }
 
 TEST_CASE("one seed: intervals over the near-best set, zero width printed as n/a", "[analysis][statistics]") {
-  const std::string text = study("[1]", "[1, 2, 4]");
-  const double d1 = d1_of(text);
-  const fs::path dir = work_dir("one_seed");
-  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
-    fixture::Outcome o;
-    o.loss = planned_loss(d1, t);
-    return o;
-  });
+  const fs::path dir = write_planned("one_seed", study("[1]", "[1, 2, 4]"));
   const auto a = analysis::analyze(analysis::load_sweep(dir), {});
   // Every near-best set is one point (the other lr costs 0.1 > tolerance): nothing to resample.
   const auto& c = cell(a, "muon/s/x1");
@@ -184,14 +191,7 @@ TEST_CASE("one seed: intervals over the near-best set, zero width printed as n/a
 
 TEST_CASE("fit degrees of freedom: 3 ratios interpolate, 4 ratios fit with residuals", "[analysis][statistics]") {
   for (const std::string& ratios : std::vector<std::string>{"[1, 2, 4]", "[1, 2, 4, 8]"}) {
-    const std::string text = study("[1]", ratios);
-    const double d1 = d1_of(text);
-    const fs::path dir = work_dir("dof");
-    fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
-      fixture::Outcome o;
-      o.loss = planned_loss(d1, t);
-      return o;
-    });
+    const fs::path dir = write_planned("dof", study("[1]", ratios));
     const auto a = analysis::analyze(analysis::load_sweep(dir), {});
     REQUIRE(a.fits.size() == 1);
     const bool three = ratios == "[1, 2, 4]";
@@ -223,18 +223,15 @@ TEST_CASE("speedups only at ratios the baseline ran, in tokens, compute and wall
   // AdamW's ratio-8 cell never ran: Muon's ratio-8 speedup is not read off the curve. Muon's step
   // costs twice AdamW's CPU time and its trials four times the wall time per token: at a token
   // speedup of 2, compute 2 x 1/2 = 1 and wall-clock 2 x 1/4 = 0.5.
-  const std::string text = study("[1]", "[1, 2, 4, 8]");
-  const double d1 = d1_of(text);
-  const fs::path dir = work_dir("costs");
-  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) -> std::optional<fixture::Outcome> {
-    if (t.optimizer == "adamw" && t.data_ratio == 8) return std::nullopt;
-    fixture::Outcome o;
-    o.loss = planned_loss(d1, t);
-    const bool muon = t.optimizer == "muon";
-    o.step_s = muon ? 0.02 : 0.01;
-    o.wall_s = (muon ? 4e-4 : 1e-4) * tokens_of(t);
-    return o;
-  });
+  const fs::path dir =
+      write_planned("costs", study("[1]", "[1, 2, 4, 8]"),
+                    [](const experiments::PlannedTrial& t, fixture::Outcome o) -> std::optional<fixture::Outcome> {
+                      if (t.optimizer == "adamw" && t.data_ratio == 8) return std::nullopt;
+                      const bool muon = t.optimizer == "muon";
+                      o.step_s = muon ? 0.02 : 0.01;
+                      o.wall_s = (muon ? 4e-4 : 1e-4) * tokens_of(t);
+                      return o;
+                    });
   const auto a = analysis::analyze(analysis::load_sweep(dir), {});
   const auto& x8 = speedup(a, "muon/s/x8");
   CHECK_FALSE(x8.available);
@@ -254,15 +251,12 @@ TEST_CASE("speedups only at ratios the baseline ran, in tokens, compute and wall
 }
 
 TEST_CASE("every number of the summary is the text of a table cell", "[analysis][statistics]") {
-  const std::string text = study("[1, 2]", "[1, 2, 4]");
-  const double d1 = d1_of(text);
-  const fs::path dir = work_dir("summary");
-  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
-    fixture::Outcome o;
-    o.loss = planned_loss(d1, t) + 0.003 * static_cast<double>(t.seed);
-    o.step_s = 0.01;
-    return o;
-  });
+  const fs::path dir = write_planned("summary", study("[1, 2]", "[1, 2, 4]"),
+                                     [](const experiments::PlannedTrial& t, fixture::Outcome o) {
+                                       o.loss += 0.003 * static_cast<double>(t.seed);
+                                       o.step_s = 0.01;
+                                       return o;
+                                     });
   const auto a = analysis::analyze(analysis::load_sweep(dir), {});
   const auto tables = analysis::make_tables(a);
   std::set<std::string> texts;
@@ -286,16 +280,7 @@ TEST_CASE("every number of the summary is the text of a table cell", "[analysis]
 TEST_CASE("--metric ranks and reports by another eval column, higher is better for accuracies",
           "[analysis][statistics]") {
   // Accuracy rises with the learning rate while the loss falls with it: the best points differ.
-  const std::string text = R"(study: metric
-base:
-  task: {type: word_problem, group: Z3, seq_len: 8}
-  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
-  train: {steps: 8, batch_size: 4, eval_every: 1000}
-search:
-  strategy: grid
-  space: {optimizer.lr: [1.0e-3, 3.0e-3, 1.0e-2]}
-sweep: {max_attempts: 1}
-)";
+  const std::string text = one_cell_study("{optimizer.lr: [1.0e-3, 3.0e-3, 1.0e-2]}");
   const fs::path dir = work_dir("metric");
   fixture::write_sweep(dir, text, [](const experiments::PlannedTrial& t) {
     fixture::Outcome o;
@@ -327,16 +312,7 @@ sweep: {max_attempts: 1}
 
 TEST_CASE("cells are labelled by what their trials ran", "[analysis][statistics][compare]") {
   // A searched mixer: the cell holds trials of two mixers, and the analysis says so.
-  const std::string searched = R"(study: searched_mixer
-base:
-  task: {type: word_problem, group: Z3, seq_len: 8}
-  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
-  train: {steps: 8, batch_size: 4, eval_every: 1000}
-search:
-  strategy: grid
-  space: {model.mixer.type: [attention, gla]}
-sweep: {max_attempts: 1}
-)";
+  const std::string searched = one_cell_study("{model.mixer.type: [attention, gla]}");
   fixture::write_sweep(work_dir("searched"), searched, [](const experiments::PlannedTrial&) {
     fixture::Outcome o;
     o.loss = 2.0;
@@ -352,14 +328,12 @@ sweep: {max_attempts: 1}
   CHECK(noted);
 
   // Compared mixers: one cell per mixer, each fitted against AdamW on the same mixer.
-  const std::string text = study("[1]", "[1, 2, 4]", "compare: {model.mixer.type: [attention, gla]}\n");
-  const double d1 = d1_of(text);
-  const fs::path dir = work_dir("compared");
-  fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) {
-    fixture::Outcome o;
-    o.loss = planned_loss(d1, t) + (t.cell_name.find("/gla/") != std::string::npos ? 0.2 : 0);
-    return o;
-  });
+  const fs::path dir =
+      write_planned("compared", study("[1]", "[1, 2, 4]", "compare: {model.mixer.type: [attention, gla]}\n"),
+                    [](const experiments::PlannedTrial& t, fixture::Outcome o) {
+                      o.loss += t.cell_name.find("/gla/") != std::string::npos ? 0.2 : 0;
+                      return o;
+                    });
   const auto b = analysis::analyze(analysis::load_sweep(dir), {});
   REQUIRE(b.cells.size() == 12);
   CHECK(cell(b, "muon/gla/s/x1").ran == "model.mixer.type=gla");
