@@ -277,7 +277,7 @@ TEST_CASE("every number of the summary is the text of a table cell", "[analysis]
   CHECK(checked >= 8);
 }
 
-TEST_CASE("--metric ranks and reports by another eval column, higher is better for accuracies",
+TEST_CASE("the metric option ranks and reports by another eval column, higher is better for accuracies",
           "[analysis][statistics]") {
   // Accuracy rises with the learning rate while the loss falls with it: the best points differ.
   const std::string text = one_cell_study("{optimizer.lr: [1.0e-3, 3.0e-3, 1.0e-2]}");
