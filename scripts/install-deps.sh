@@ -14,6 +14,7 @@ packages=(
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
+  slurm-wlm munge  # the one-node Slurm cluster of the slurm-labelled tests (tests/scripts/lib_slurm.sh)
 )
 if [[ ${1:-} == --bench ]]; then
   packages+=(python3-torch)
