@@ -15,6 +15,8 @@ packages=(
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
   slurm-wlm munge  # the one-node Slurm cluster of the slurm-labelled tests (tests/scripts/lib_slurm.sh)
+  libcpp-httplib-dev libjs-chart.js  # `expt serve`: HTTP server, charts compiled in (docs/dashboard.md)
+  chromium chromium-driver           # the dashboard's real-browser test (tests/scripts/serve_browser.sh)
 )
 if [[ ${1:-} == --bench ]]; then
   packages+=(python3-torch)
