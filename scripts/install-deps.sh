@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libopenmpi-dev openmpi-bin
   libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev catch2
-  libopenblas-dev libdnnl-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libopenblas-dev libdnnl-dev libxsmm-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
