@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
 #include <set>
+#include <stdexcept>
 
 #include "core/io/heartbeat.hpp"
 #include "core/io/metrics.hpp"
@@ -29,13 +31,53 @@ double mean_or_inf(const std::vector<double>& v) {
   return s / static_cast<double>(v.size());
 }
 
+// The eval column of `metric` in a trial's schema: the name itself, else <name>@<seq_len>, else the
+// first <name>@<length>; fields.size() when there is none.
+std::size_t metric_column(const io::EvalSchema& schema, const std::string& name, int seq_len) {
+  const std::string at_len = fmt::format("{}@{}", name, seq_len);
+  std::size_t found = schema.fields.size();
+  for (std::size_t f = 0; f < schema.fields.size(); ++f) {
+    if (schema.fields[f] == name || schema.fields[f] == at_len) return f;
+    if (found == schema.fields.size() && schema.fields[f].rfind(name + "@", 0) == 0) found = f;
+  }
+  return found;
+}
+
+// The CPU-seconds a trial spent in training steps: the median wall time per step between
+// consecutive train rows (robust to the evals and checkpoints between some of them) x its steps x
+// the ranks of a trial; 0 when result.h5 has fewer than two train rows or cannot be read.
+double step_cpu_seconds(const SweepData& sweep, const TrialRow& t) {
+  std::vector<io::TrainRow> rows;
+  try {
+    rows = io::read_train_rows(sweep.dir / "trials" / t.id / "result.h5");
+  } catch (const std::exception&) {
+    return 0;
+  }
+  std::vector<double> per_step;
+  for (std::size_t i = 1; i < rows.size(); ++i)
+    if (rows[i].step > rows[i - 1].step && rows[i].wall_s >= rows[i - 1].wall_s)
+      per_step.push_back((rows[i].wall_s - rows[i - 1].wall_s) / static_cast<double>(rows[i].step - rows[i - 1].step));
+  if (per_step.empty()) return 0;
+  std::nth_element(per_step.begin(), per_step.begin() + static_cast<std::ptrdiff_t>(per_step.size() / 2),
+                   per_step.end());
+  return per_step[per_step.size() / 2] * static_cast<double>(t.steps) * sweep.ranks_per_trial;
+}
+
+std::uint64_t seed_of(const std::string& name) {
+  std::uint64_t seed = 1469598103934665603ull;  // FNV-1a
+  for (char ch : name) seed = (seed ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  return seed;
+}
+
 CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tolerance) {
   CellResult cell;
   cell.info = info;
   std::vector<PointResult> points;  // in first-seen order (sweep.h5 lists trials in plan order)
   std::map<std::string, std::size_t> index;
+  std::map<std::string, std::vector<std::string>> ran_values;  // label key -> values, first seen first
   for (const TrialRow& t : sweep.trials) {
     if (t.cell != info.name) continue;
+    ++cell.state_counts[t.state];
     if (t.state == "COMPLETED")
       ++cell.completed;
     else if (t.state == "DIVERGED")
@@ -44,17 +86,36 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
       ++cell.failed;
     else if (t.state == "running")
       ++cell.running;
-    else
+    else if (t.state == "pending")
       ++cell.pending;
     if (!t.finished()) continue;
     ++cell.trials_finished;
     cell.cpu_s += t.wall_s * sweep.ranks_per_trial;
     cell.tokens_spent += t.tokens;
     auto [it, inserted] = index.emplace(t.point, points.size());
-    if (inserted) points.push_back(PointResult{t.point, t.axes, {}, 0, 0});
+    if (inserted) points.push_back(PointResult{t.point, t.axes, {}, {}, {}, {}, 0, 0});
     PointResult& p = points[it->second];
     p.seed_losses.push_back(t.loss);
+    p.seeds.push_back(t.seed);
+    p.wall_s.push_back(t.wall_s);
+    p.step_cpu_s.push_back(0);
+    // What the trial ran on each label key: the planned value when its config was unreadable.
+    for (const auto& [key, planned] : info.label_keys) {
+      std::string v = planned;
+      for (const auto& [k, actual] : t.ran)
+        if (k == key) v = actual;
+      auto& seen = ran_values[key];
+      if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+    }
     if (t.state == "COMPLETED") p.tokens = std::max(p.tokens, static_cast<double>(t.tokens));
+  }
+  for (const auto& [key, planned] : info.label_keys) {
+    const auto it = ran_values.find(key);
+    std::string values = it == ran_values.end() ? planned : "";
+    if (it != ran_values.end())
+      for (const std::string& v : it->second) values += (values.empty() ? "" : "|") + v;
+    cell.mixed = cell.mixed || (it != ran_values.end() && it->second.size() > 1);
+    cell.ran += (cell.ran.empty() ? "" : " ") + key + "=" + values;
   }
   if (points.empty()) return cell;
   for (PointResult& p : points) p.loss = mean_or_inf(p.seed_losses);
@@ -65,6 +126,12 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
     if (points[i].loss < points[best].loss) best = i;
   cell.has_best = true;
   cell.best = points[best];
+  {
+    std::size_t k = 0;  // the step costs of the best point's seeds (for the compute speedup)
+    for (const TrialRow& t : sweep.trials)
+      if (t.cell == info.name && t.finished() && t.point == cell.best.point && k < cell.best.step_cpu_s.size())
+        cell.best.step_cpu_s[k++] = t.state == "COMPLETED" ? step_cpu_seconds(sweep, t) : 0;
+  }
 
   // Near-best: finite losses strictly below L* + tolerance, best first, then by loss.
   std::vector<std::size_t> near;
@@ -145,10 +212,27 @@ double resample_cell(const CellResult& c, std::mt19937_64& rng) {
 
 const char* resample_method(const CellResult& c) { return c.best.seed_losses.size() >= 2 ? "seeds" : "near-best"; }
 
+// The interval of sorted replicates at `confidence`, with why it has no width when it has none.
+Interval interval_of(std::vector<double> v, double confidence, const std::string& method) {
+  Interval i;
+  i.method = method;
+  std::sort(v.begin(), v.end());
+  i.replicates = static_cast<int>(v.size());
+  if (v.empty()) {
+    i.low = i.high = std::numeric_limits<double>::quiet_NaN();
+    return i;
+  }
+  const double q = (1 - confidence) / 2;
+  i.low = percentile(v, q);
+  i.high = percentile(v, 1 - q);
+  if (i.low == i.high) i.degenerate = method == "seeds" ? "n/a (seeds equal)" : "n/a (one point)";
+  return i;
+}
+
 std::vector<TargetRow> target_rows(const SweepData& sweep, const std::vector<CellResult>& cells,
-                                   const AnalysisOptions& options) {
+                                   const AnalysisOptions& options, const Metric& metric) {
   std::vector<TargetRow> out;
-  const double target = *options.target;
+  const double target = metric.ranked(*options.target);
   for (const CellResult& cell : cells) {
     if (!cell.has_best) continue;
     std::vector<TargetRow> candidates;
@@ -161,9 +245,13 @@ std::vector<TargetRow> target_rows(const SweepData& sweep, const std::vector<Cel
     }
     for (const std::string& point : order) {
       const auto& trials = by_point[point];
-      TargetRow row{cell.info.optimizer,  cell.info.model_tag,
-                    cell.info.name,       point,
-                    cell.info.data_ratio, static_cast<int>(trials.size())};
+      TargetRow row;
+      row.optimizer = cell.info.optimizer;
+      row.model_tag = cell.info.model_tag;
+      row.cell = cell.info.name;
+      row.point = point;
+      row.data_ratio = cell.info.data_ratio;
+      row.seeds = static_cast<int>(trials.size());
       std::vector<double> finals;
       // step -> (sum of eval losses, tokens sum, count) over the seeds that logged that step.
       std::map<std::int64_t, std::tuple<double, double, int>> curve;
@@ -178,15 +266,11 @@ std::vector<TargetRow> target_rows(const SweepData& sweep, const std::vector<Cel
         } catch (const std::exception&) {
           continue;
         }
-        std::size_t column = schema.fields.size();
-        const std::string wanted = fmt::format("loss@{}", cell.info.seq_len);
-        for (std::size_t f = 0; f < schema.fields.size(); ++f)
-          if (schema.fields[f] == wanted || (column == schema.fields.size() && schema.fields[f].rfind("loss@", 0) == 0))
-            column = f;
+        const std::size_t column = metric_column(schema, metric.name, cell.info.seq_len);
         if (column == schema.fields.size()) continue;
         for (const io::EvalRow& e : evals) {
           auto& [sum, tok, n] = curve[e.step];
-          sum += e.values[column];
+          sum += metric.ranked(e.values[column]);
           tok += static_cast<double>(e.tokens);
           ++n;
         }
@@ -205,11 +289,18 @@ std::vector<TargetRow> target_rows(const SweepData& sweep, const std::vector<Cel
         }
       }
       row.mean_final = mean_or_inf(finals);
-      // One-sided z-test of H0: mean final loss >= target, with known per-run sigma:
-      // z = (target - mean) sqrt(n) / sigma, p = P(Z >= z) = erfc(z / sqrt 2) / 2.
-      row.z = std::isfinite(row.mean_final)
-                  ? (target - row.mean_final) * std::sqrt(static_cast<double>(row.seeds)) / options.sigma
-                  : -kInf;
+      // One-sided z-test of H0: mean final loss >= target, z = (target - mean) sqrt(n) / sigma,
+      // p = P(Z >= z) = erfc(z / sqrt 2) / 2; sigma the point's own seed spread (sample standard
+      // deviation) when it has two or more seeds, else --sigma.
+      const SeedSpread spread = seed_spread(finals);
+      row.sigma = spread.n >= 2 ? spread.sd : options.sigma;
+      row.sigma_source = spread.n >= 2 ? "seeds" : "--sigma";
+      const double gap = target - row.mean_final;
+      row.z = !std::isfinite(row.mean_final) ? -kInf
+              : row.sigma > 0                ? gap * std::sqrt(static_cast<double>(row.seeds)) / row.sigma
+              : gap > 0                      ? kInf
+              : gap < 0                      ? -kInf
+                                             : 0.0;
       row.p_value = 0.5 * std::erfc(row.z / std::sqrt(2.0));
       row.significant = row.p_value < options.alpha_test;
       candidates.push_back(std::move(row));
@@ -230,6 +321,32 @@ std::vector<TargetRow> target_rows(const SweepData& sweep, const std::vector<Cel
 
 }  // namespace
 
+Metric metric_named(const std::string& name) {
+  Metric m;
+  m.name = name;
+  m.higher_is_better = name.find("acc") != std::string::npos;
+  return m;
+}
+
+SeedSpread seed_spread(const std::vector<double>& losses) {
+  SeedSpread s;
+  double sum = 0;
+  for (double x : losses) {
+    if (!std::isfinite(x)) continue;
+    s.min = s.n == 0 ? x : std::min(s.min, x);
+    s.max = s.n == 0 ? x : std::max(s.max, x);
+    sum += x;
+    ++s.n;
+  }
+  if (s.n < 2) return s;
+  const double mean = sum / s.n;
+  double ss = 0;
+  for (double x : losses)
+    if (std::isfinite(x)) ss += (x - mean) * (x - mean);
+  s.sd = std::sqrt(ss / (s.n - 1));
+  return s;
+}
+
 double percentile(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return std::numeric_limits<double>::quiet_NaN();
   const double pos = q * static_cast<double>(sorted.size() - 1);
@@ -240,8 +357,35 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[lo] * (1 - w) + sorted[hi] * w;
 }
 
-Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
+Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
   Analysis a;
+  a.metric = metric_named(options.metric);
+  // The ranked value of every finished trial: sweep.h5's final eval loss for the default metric,
+  // else the metric's column in the last eval row of its result.h5.
+  SweepData sweep = sweep_in;
+  if (options.metric != "loss")
+    for (TrialRow& t : sweep.trials) {
+      if (t.state != "COMPLETED") continue;
+      const CellInfo* info = sweep.find_cell(t.cell);
+      io::EvalSchema schema;
+      std::vector<io::EvalRow> evals;
+      try {
+        evals = io::read_eval_rows(sweep.dir / "trials" / t.id / "result.h5", &schema);
+      } catch (const std::exception&) {
+        t.loss = kInf;  // COMPLETED without a readable result: no value to rank
+        continue;
+      }
+      const std::size_t column = metric_column(schema, a.metric.name, info != nullptr ? info->seq_len : 0);
+      if (column == schema.fields.size()) {
+        std::string fields;
+        for (const std::string& f : schema.fields) fields += (fields.empty() ? "" : ", ") + f;
+        throw std::runtime_error(
+            fmt::format("--metric {}: trial {} has no such eval column (it has: {})", a.metric.name, t.id, fields));
+      }
+      const double v = evals.empty() ? kInf : a.metric.ranked(evals.back().values[column]);
+      t.loss = std::isfinite(v) ? v : kInf;
+    }
+
   a.study = sweep.study;
   a.expt_commit = std::string(io::build_git_sha());
   a.config_schema = sweep.config_schema;
@@ -269,6 +413,18 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
       a.notes.push_back(fmt::format("trial {}: no readable result.h5 summary; its CPU time is not counted", t.id));
 
   for (const CellInfo& info : sweep.cells) a.cells.push_back(analyze_cell(sweep, info, a.tolerance));
+  for (CellResult& c : a.cells) {
+    if (c.mixed)
+      a.notes.push_back(
+          fmt::format("cell {}: its trials ran {}: not one configuration; the cell's name does not "
+                      "say what ran",
+                      c.info.name, c.ran));
+    if (!c.has_best || options.bootstrap_samples <= 0) continue;
+    std::mt19937_64 rng(seed_of(c.info.name));
+    std::vector<double> replicates;
+    for (int b = 0; b < options.bootstrap_samples; ++b) replicates.push_back(resample_cell(c, rng));
+    c.best_interval = interval_of(std::move(replicates), options.confidence, resample_method(c));
+  }
 
   // Budget per optimizer, in order of first appearance.
   for (const CellResult& c : a.cells) {
@@ -283,21 +439,26 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
     it->tokens += c.tokens_spent;
   }
 
-  // Baseline fits per model size.
-  std::vector<std::string> models;
-  for (const CellResult& c : a.cells)
-    if (c.info.data_ratio > 0 && std::find(models.begin(), models.end(), c.info.model_tag) == models.end())
-      models.push_back(c.info.model_tag);
-  if (models.empty() && !a.cells.empty())
+  // Baseline fits per group (compared values, model size).
+  std::vector<std::pair<std::string, std::string>> groups;
+  for (const CellResult& c : a.cells) {
+    const std::pair<std::string, std::string> g{c.info.compare_text(), c.info.model_tag};
+    if (c.info.data_ratio > 0 && std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  }
+  if (groups.empty() && !a.cells.empty())
     a.notes.push_back("no data ratios (the study has no scales): no speedup over " + options.baseline);
-  std::map<std::string, std::vector<const CellResult*>> baseline_cells;
-  for (const std::string& m : models) {
+  const auto group_name = [](const std::pair<std::string, std::string>& g) {
+    return g.first.empty() ? g.second : g.first + " " + g.second;
+  };
+  std::map<std::pair<std::string, std::string>, std::vector<const CellResult*>> baseline_cells;
+  for (const auto& g : groups) {
     FitResult f;
-    f.model_tag = m;
+    f.compare = g.first;
+    f.model_tag = g.second;
     std::vector<const CellResult*> used;
     for (const CellResult& c : a.cells)
-      if (c.info.model_tag == m && c.info.optimizer == options.baseline && c.info.data_ratio > 0 && c.has_best &&
-          std::isfinite(c.best.loss) && c.best.tokens > 0)
+      if (c.info.compare_text() == g.first && c.info.model_tag == g.second && c.info.optimizer == options.baseline &&
+          c.info.data_ratio > 0 && c.has_best && std::isfinite(c.best.loss) && c.best.tokens > 0)
         used.push_back(&c);
     std::sort(used.begin(), used.end(),
               [](const CellResult* x, const CellResult* y) { return x->info.data_ratio < y->info.data_ratio; });
@@ -308,24 +469,66 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
       f.loss.push_back(c->best.loss);
     }
     f.fit = fit_power_law(f.d, f.loss);
-    if (!f.fit.ok) f.fit.message = options.baseline + " on " + m + ": " + f.fit.message;
-    baseline_cells[m] = used;
+    if (!f.fit.ok) f.fit.message = options.baseline + " on " + group_name(g) + ": " + f.fit.message;
+    f.degrees_of_freedom = f.fit.n_points - 3;
+    double scale = 0;
+    for (double l : f.loss) scale += l * l;
+    f.interpolation = f.fit.ok && f.degrees_of_freedom == 0 && f.fit.rss <= 1e-20 * scale;
+    baseline_cells[g] = used;
     a.fits.push_back(std::move(f));
   }
 
-  // Speedups with bootstrap intervals. One RNG stream per model size, seeded from its name, so a
-  // model's interval does not change when another model's cells finish.
+  // The cost of a cell's best point: the mean over its seeds of `costs` (NaN when one is unknown).
+  const auto cost_of = [](const std::vector<double>& costs) {
+    double sum = 0;
+    for (double x : costs) {
+      if (!(x > 0)) return std::numeric_limits<double>::quiet_NaN();
+      sum += x;
+    }
+    return costs.empty() ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(costs.size());
+  };
+
+  // Speedups with bootstrap intervals, at the ratios the baseline ran. One RNG stream per group,
+  // seeded from its name, so a group's interval does not change when another group's cells finish.
   for (const FitResult& f : a.fits) {
-    std::vector<std::size_t> rows_of_model;
+    const std::pair<std::string, std::string> g{f.compare, f.model_tag};
+    const auto& used = baseline_cells[g];
+    // The baseline's cost of D tokens, a line cost = a + b D through its fitted cells (a fixed part
+    // such as start-up and evals, and a part per token); a proportional cost when the line falls, has a
+    // negative fixed part, or there is one cell. NaN when a cell's cost was not recorded.
+    const auto cost_line = [&](bool compute) -> std::function<double(double)> {
+      std::vector<double> x, y;
+      for (const CellResult* c : used) {
+        x.push_back(c->best.tokens);
+        y.push_back(cost_of(compute ? c->best.step_cpu_s : c->best.wall_s));
+        if (!std::isfinite(y.back())) return [](double) { return std::numeric_limits<double>::quiet_NaN(); };
+      }
+      if (x.empty()) return [](double) { return std::numeric_limits<double>::quiet_NaN(); };
+      const double n = static_cast<double>(x.size());
+      double sx = 0, sy = 0, sxx = 0, sxy = 0, per_token = 0;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        sx += x[i], sy += y[i], sxx += x[i] * x[i], sxy += x[i] * y[i];
+        per_token += y[i] / x[i] / n;
+      }
+      const double det = n * sxx - sx * sx;
+      const double slope = det > 0 ? (n * sxy - sx * sy) / det : 0, fixed = (sy - slope * sx) / n;
+      if (det > 0 && slope >= 0 && fixed >= 0) return [fixed, slope](double d) { return fixed + slope * d; };
+      return [per_token](double d) { return per_token * d; };
+    };
+    const auto base_cpu = cost_line(true), base_wall = cost_line(false);
+    std::vector<std::size_t> rows_of_group;
     for (const CellResult& c : a.cells) {
-      if (c.info.model_tag != f.model_tag || c.info.data_ratio <= 0) continue;
+      if (c.info.compare_text() != f.compare || c.info.model_tag != f.model_tag || c.info.data_ratio <= 0) continue;
       SpeedupRow r;
       r.optimizer = c.info.optimizer;
+      r.compare = f.compare;
       r.model_tag = c.info.model_tag;
       r.cell = c.info.name;
       r.data_ratio = c.info.data_ratio;
       r.d = c.best.tokens;
       r.loss = c.has_best ? c.best.loss : std::numeric_limits<double>::quiet_NaN();
+      const bool baseline_ran = std::any_of(used.begin(), used.end(),
+                                            [&](const CellResult* b) { return b->info.data_ratio == r.data_ratio; });
       if (!f.fit.ok) {
         r.flag = "no fit (see the fit table)";
       } else if (!c.has_best) {
@@ -334,21 +537,23 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
         r.flag = "no finite loss (diverged or failed)";
       } else if (!(c.best.tokens > 0)) {
         r.flag = "no token count";
+      } else if (!baseline_ran) {
+        r.flag = fmt::format("{} has no finished cell at this ratio", options.baseline);
       } else {
         const EffectiveData e = invert_power_law(f.fit, c.best.loss);
         r.available = true;
         r.d_eff = e.d_eff;
         r.speedup = e.d_eff / r.d;
         r.flag = effective_data_flag(e.kind);
+        r.extrapolated = e.kind != EffectiveData::Kind::inside;
+        r.compute_speedup = base_cpu(r.d_eff) / cost_of(c.best.step_cpu_s);
+        r.wall_speedup = base_wall(r.d_eff) / cost_of(c.best.wall_s);
       }
-      rows_of_model.push_back(a.speedups.size());
+      rows_of_group.push_back(a.speedups.size());
       a.speedups.push_back(std::move(r));
     }
     if (!f.fit.ok || options.bootstrap_samples <= 0) continue;
-    std::uint64_t seed = 1469598103934665603ull;  // FNV-1a of the model tag
-    for (char ch : f.model_tag) seed = (seed ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
-    std::mt19937_64 rng(seed);
-    const auto& used = baseline_cells[f.model_tag];
+    std::mt19937_64 rng(seed_of(f.compare.empty() ? f.model_tag : f.compare + "/" + f.model_tag));
     std::map<std::string, std::vector<double>> samples;  // cell -> replicate speedups
     for (int b = 0; b < options.bootstrap_samples; ++b) {
       std::map<std::string, double> drawn;
@@ -358,7 +563,7 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
         losses.push_back(drawn[c->info.name]);
       }
       const PowerLawFit fit = fit_power_law(f.d, losses);
-      for (std::size_t i : rows_of_model) {
+      for (std::size_t i : rows_of_group) {
         const SpeedupRow& r = a.speedups[i];
         if (!r.available) continue;
         const CellResult* c = nullptr;
@@ -370,44 +575,38 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
         samples[r.cell].push_back(s);
       }
     }
-    const double q = (1 - options.confidence) / 2;
-    for (std::size_t i : rows_of_model) {
+    for (std::size_t i : rows_of_group) {
       SpeedupRow& r = a.speedups[i];
       if (!r.available) continue;
-      auto& v = samples[r.cell];
-      std::sort(v.begin(), v.end());
-      r.ci_replicates = static_cast<int>(v.size());
-      if (v.empty()) {
-        r.ci_low = r.ci_high = std::numeric_limits<double>::quiet_NaN();
-      } else {
-        r.ci_low = percentile(v, q);
-        r.ci_high = percentile(v, 1 - q);
-      }
       std::set<std::string> methods;
       for (const CellResult* c : used) methods.insert(resample_method(*c));
       for (const CellResult& x : a.cells)
         if (x.info.name == r.cell) methods.insert(resample_method(x));
-      r.ci_method = methods.size() == 2 ? "seeds+near-best" : *methods.begin();
+      const Interval in = interval_of(std::move(samples[r.cell]), options.confidence,
+                                      methods.size() == 2 ? "seeds+near-best" : *methods.begin());
+      r.ci_low = in.low;
+      r.ci_high = in.high;
+      r.ci_method = in.method;
+      r.ci_replicates = in.replicates;
+      r.ci_degenerate = in.degenerate;
     }
   }
   for (const FitResult& f : a.fits) {
-    if (!f.fit.ok || f.fit.n_points != 3) continue;
-    double scale = 0;
-    for (double l : f.loss) scale += l * l;
-    if (f.fit.rss <= 1e-20 * scale)
-      a.notes.push_back(
-          fmt::format("{} fit on {}: 3 points for 3 parameters: the curve passes through them (zero "
-                      "degrees of freedom), so residuals cannot test it; the interval carries the "
-                      "uncertainty",
-                      options.baseline, f.model_tag));
+    if (!f.fit.ok || f.degrees_of_freedom != 0) continue;
+    if (f.interpolation)
+      a.notes.push_back(fmt::format(
+          "{} fit on {}: 3 points for 3 parameters, 0 degrees of freedom: an interpolation (the curve passes "
+          "through the points), so its residuals are zero by construction and test nothing; run >= 4 data "
+          "ratios for a fit that can be checked",
+          options.baseline, group_name({f.compare, f.model_tag})));
     else
-      a.notes.push_back(
-          fmt::format("{} fit on {}: no decreasing power law with beta in [0, min L) passes through the 3 "
-                      "points (beta = {:.4g}); it is the least-squares compromise, see the residuals",
-                      options.baseline, f.model_tag, f.fit.beta));
+      a.notes.push_back(fmt::format(
+          "{} fit on {}: 3 points for 3 parameters, 0 degrees of freedom, and no decreasing power law with beta "
+          "in [0, min L) passes through them (beta = {:.4g}): the least-squares compromise; run >= 4 data ratios",
+          options.baseline, group_name({f.compare, f.model_tag}), f.fit.beta));
   }
 
-  if (options.target) a.targets = target_rows(sweep, a.cells, options);
+  if (options.target) a.targets = target_rows(sweep, a.cells, options, a.metric);
   return a;
 }
 

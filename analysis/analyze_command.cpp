@@ -23,13 +23,19 @@ void add_analyze_options(CLI::App& command, AnalyzeCommandArgs& args) {
           "--tolerance", [&o](const double& t) { o.tolerance = t; },
           "Near-best band above the best loss (default: the study's search.tolerance)")
       ->check(CLI::NonNegativeNumber);
+  command.add_option("--metric", o.metric,
+                     "Eval column ranked and reported (loss, token_acc, seq_acc, or a whole name such as "
+                     "seq_acc@64; default loss); a name holding \"acc\" is higher-is-better");
   command.add_option("--baseline", o.baseline, "Optimizer whose data-scaling fit defines D_eff (default adamw)");
   command.add_option("--bootstrap", o.bootstrap_samples, "Bootstrap replicates of the speedup interval (0: none)")
       ->check(CLI::Range(0, 100000));
   command.add_option_function<double>(
       "--target", [&o](const double& t) { o.target = t; },
       "Target eval loss: adds steps/tokens to target and the z-test");
-  command.add_option("--sigma", o.sigma, "z-test: standard deviation of one run's final loss (default 0.0013)")
+  command
+      .add_option("--sigma", o.sigma,
+                  "z-test of a point with one seed: standard deviation of one run's final value (default 0.0013); "
+                  "points with seeds use their own")
       ->check(CLI::PositiveNumber);
 }
 

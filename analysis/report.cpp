@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 namespace expt::analysis {
 
@@ -62,39 +64,119 @@ std::string Value::csv() const {
   return "";
 }
 
+namespace {
+
+// The states of the cells table's count columns: the coordinator's five, then any other state a
+// sweep holds (in name order), each its own column named in lower case.
+std::vector<std::string> state_columns(const Analysis& a) {
+  std::vector<std::string> states = {"COMPLETED", "DIVERGED", "FAILED", "pending", "running"};
+  for (const CellResult& c : a.cells)
+    for (const auto& [state, n] : c.state_counts)
+      if (std::find(states.begin(), states.end(), state) == states.end()) states.push_back(state);
+  return states;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool has_compare(const Analysis& a) {
+  return std::any_of(a.cells.begin(), a.cells.end(), [](const CellResult& c) { return !c.info.compare.empty(); });
+}
+
+}  // namespace
+
 std::vector<Table> make_tables(const Analysis& a) {
   using V = Value;
   std::vector<Table> tables;
   const auto ratio = [](double r) { return V::num(r, "{:g}"); };
+  const Metric& m = a.metric;
+  const std::string best_col = "best_" + m.name;
+  const auto value = [&m](double ranked) { return V::num(m.value(ranked)); };
+  const bool compare = has_compare(a);
+  // The leading columns of a cell: optimizer, the compared values (with compare), model.
+  const auto lead = [compare](std::vector<std::string> rest) {
+    std::vector<std::string> cols = {"optimizer"};
+    if (compare) cols.push_back("compare");
+    cols.push_back("model");
+    cols.insert(cols.end(), rest.begin(), rest.end());
+    return cols;
+  };
+  const auto lead_values = [compare](const std::string& opt, const std::string& cmp, const std::string& model) {
+    std::vector<Value> v = {V::str(opt)};
+    if (compare) v.push_back(V::str(cmp));
+    v.push_back(V::str(model));
+    return v;
+  };
+  // An interval in the metric's units, or why it has none.
+  const auto interval = [&m](std::vector<Value>& row, const Interval& in, const char* spec, bool ranked_units) {
+    if (in.replicates == 0) {
+      row.insert(row.end(), {V::none(), V::none(), V::none()});
+      return;
+    }
+    if (!in.degenerate.empty()) {
+      row.insert(row.end(), {V::str(in.degenerate), V::none(), V::str(in.method)});
+      return;
+    }
+    double lo = in.low, hi = in.high;
+    if (ranked_units && m.higher_is_better) std::tie(lo, hi) = std::make_pair(m.value(in.high), m.value(in.low));
+    row.insert(row.end(), {V::num(lo, spec), V::num(hi, spec), V::str(in.method)});
+  };
 
-  Table cells{
-      "cells",
-      "Best configuration per cell (final eval loss, mean over seeds)",
-      {"optimizer", "model", "ratio", "tokens", "best_point", "best_loss", "seeds", "near_best_n", "near_best",
-       "completed", "diverged", "failed", "pending", "running", "trials", "cpu_s", "tokens_spent", "edge_warnings"},
-      {}};
+  const std::vector<std::string> states = state_columns(a);
+  std::vector<std::string> cell_cols =
+      lead({"ratio", "ran", "tokens", "best_point", best_col, "seeds", "seed_sd", "seed_min", "seed_max", "seed_values",
+            "ci_low", "ci_high", "ci_method", "near_best_n", "near_best"});
+  for (const std::string& st : states) cell_cols.push_back(lower(st));
+  cell_cols.insert(cell_cols.end(), {"trials", "cpu_s", "tokens_spent", "edge_warnings"});
+  Table cells{"cells",
+              fmt::format("Best configuration per cell (final eval {}, mean over seeds; {} is better)", m.name,
+                          m.higher_is_better ? "higher" : "lower"),
+              cell_cols,
+              {}};
   for (const CellResult& c : a.cells) {
-    cells.rows.push_back({V::str(c.info.optimizer), V::str(c.info.model_tag), ratio(c.info.data_ratio),
-                          c.has_best ? V::num(c.best.tokens, "{:.0f}") : V::none(),
-                          c.has_best ? V::str(c.best.point) : V::none(), c.has_best ? V::num(c.best.loss) : V::none(),
-                          V::num(static_cast<double>(c.best.seed_losses.size()), "{:.0f}"),
-                          V::num(static_cast<double>(c.near_best.size()), "{:.0f}"), V::str(join(c.near_best, "; ")),
-                          V::num(c.completed, "{:.0f}"), V::num(c.diverged, "{:.0f}"), V::num(c.failed, "{:.0f}"),
-                          V::num(c.pending, "{:.0f}"), V::num(c.running, "{:.0f}"), V::num(c.trials_finished, "{:.0f}"),
-                          V::num(c.cpu_s, "{:.1f}"), V::num(static_cast<double>(c.tokens_spent), "{:.0f}"),
-                          V::str(join(c.edge_warnings, "; "))});
+    std::vector<Value> row = lead_values(c.info.optimizer, c.info.compare_text(), c.info.model_tag);
+    row.insert(row.end(),
+               {ratio(c.info.data_ratio), V::str(c.ran), c.has_best ? V::num(c.best.tokens, "{:.0f}") : V::none(),
+                c.has_best ? V::str(c.best.point) : V::none(), c.has_best ? value(c.best.loss) : V::none(),
+                V::num(static_cast<double>(c.best.seed_losses.size()), "{:.0f}")});
+    const SeedSpread spread = seed_spread(c.best.seed_losses);
+    if (spread.n >= 2) {
+      const double lo = m.higher_is_better ? m.value(spread.max) : spread.min;
+      const double hi = m.higher_is_better ? m.value(spread.min) : spread.max;
+      row.insert(row.end(), {V::num(spread.sd, "{:.4f}"), V::num(lo), V::num(hi)});
+    } else {
+      row.insert(row.end(), {V::none(), V::none(), V::none()});
+    }
+    std::string per_seed;
+    for (std::size_t i = 0; i < c.best.seed_losses.size(); ++i)
+      per_seed += fmt::format("{}seed {}: {}", i ? "; " : "", c.best.seeds[i], value(c.best.seed_losses[i]).display());
+    row.push_back(V::str(per_seed));
+    interval(row, c.best_interval, "{:.4f}", true);
+    row.insert(row.end(), {V::num(static_cast<double>(c.near_best.size()), "{:.0f}"), V::str(join(c.near_best, "; "))});
+    for (const std::string& st : states) {
+      const auto it = c.state_counts.find(st);
+      row.push_back(V::num(it == c.state_counts.end() ? 0 : it->second, "{:.0f}"));
+    }
+    row.insert(row.end(), {V::num(c.trials_finished, "{:.0f}"), V::num(c.cpu_s, "{:.1f}"),
+                           V::num(static_cast<double>(c.tokens_spent), "{:.0f}"), V::str(join(c.edge_warnings, "; "))});
+    cells.rows.push_back(std::move(row));
   }
   tables.push_back(std::move(cells));
 
   Table ablation{"ablation",
                  "One-at-a-time ablation around each cell's best point",
-                 {"optimizer", "model", "ratio", "axis", "value", "loss", "delta", "best_point"},
+                 lead({"ratio", "axis", "value", m.name, "delta", "best_point"}),
                  {}};
   for (const CellResult& c : a.cells)
-    for (const AblationRow& r : c.ablation)
-      ablation.rows.push_back({V::str(c.info.optimizer), V::str(c.info.model_tag), ratio(c.info.data_ratio),
-                               V::str(r.axis), V::str(r.value), V::num(r.loss), V::num(r.delta, "{:+.4f}"),
-                               V::str(c.best.point)});
+    for (const AblationRow& r : c.ablation) {
+      std::vector<Value> row = lead_values(c.info.optimizer, c.info.compare_text(), c.info.model_tag);
+      const double delta = m.higher_is_better ? -r.delta : r.delta;  // in the metric's units
+      row.insert(row.end(), {ratio(c.info.data_ratio), V::str(r.axis), V::str(r.value), value(r.loss),
+                             V::num(delta, "{:+.4f}"), V::str(c.best.point)});
+      ablation.rows.push_back(std::move(row));
+    }
   tables.push_back(std::move(ablation));
 
   Table budget{
@@ -105,61 +187,192 @@ std::vector<Table> make_tables(const Analysis& a) {
   tables.push_back(std::move(budget));
 
   if (!a.fits.empty()) {
+    const std::string fitted = m.higher_is_better ? "1 - " + m.name : m.name;
+    const auto group_cols = [compare](std::vector<std::string> rest) {
+      std::vector<std::string> cols;
+      if (compare) cols.push_back("compare");
+      cols.push_back("model");
+      cols.insert(cols.end(), rest.begin(), rest.end());
+      return cols;
+    };
+    const auto group_values = [compare](const FitResult& f) {
+      std::vector<Value> v;
+      if (compare) v.push_back(V::str(f.compare));
+      v.push_back(V::str(f.model_tag));
+      return v;
+    };
     Table fit{"fit",
-              "Baseline fit L(D) = alpha * D^-B + beta per model size (D in tokens)",
-              {"model", "optimizer", "points", "alpha", "B", "beta", "rss", "status"},
+              fmt::format("Baseline fit L(D) = alpha * D^-B + beta of {} (D in tokens; 3 parameters)", fitted),
+              group_cols({"optimizer", "points", "dof", "alpha", "B", "beta", "rss", "status"}),
               {}};
-    Table residuals{
-        "residuals", "Fit residuals (loss - fitted)", {"model", "ratio", "D", "loss", "fitted", "residual"}, {}};
+    Table residuals{"residuals",
+                    "Fit residuals (L - fitted); none for an interpolation, zero by construction",
+                    group_cols({"ratio", "D", "L", "fitted", "residual"}),
+                    {}};
     for (const FitResult& f : a.fits) {
       const bool ok = f.fit.ok;
-      fit.rows.push_back({V::str(f.model_tag), V::str(a.options.baseline), V::num(f.fit.n_points, "{:.0f}"),
-                          ok ? V::num(f.fit.alpha, "{:.6g}") : V::none(),
-                          ok ? V::num(f.fit.exponent, "{:.6g}") : V::none(),
-                          ok ? V::num(f.fit.beta, "{:.6g}") : V::none(), ok ? V::num(f.fit.rss, "{:.3g}") : V::none(),
-                          V::str(ok ? "ok" : f.fit.message)});
+      std::vector<Value> row = group_values(f);
+      row.insert(row.end(),
+                 {V::str(a.options.baseline), V::num(f.fit.n_points, "{:.0f}"),
+                  ok ? V::num(f.degrees_of_freedom, "{:.0f}") : V::none(),
+                  ok ? V::num(f.fit.alpha, "{:.6g}") : V::none(), ok ? V::num(f.fit.exponent, "{:.6g}") : V::none(),
+                  ok ? V::num(f.fit.beta, "{:.6g}") : V::none(), ok ? V::num(f.fit.rss, "{:.3g}") : V::none(),
+                  V::str(!ok                         ? f.fit.message
+                         : f.interpolation           ? "interpolation (0 degrees of freedom)"
+                         : f.degrees_of_freedom == 0 ? "compromise: no curve passes through the points"
+                                                     : "ok")});
+      fit.rows.push_back(std::move(row));
       if (!ok) continue;
-      for (std::size_t i = 0; i < f.d.size(); ++i)
-        residuals.rows.push_back({V::str(f.model_tag), ratio(f.ratios[i]), V::num(f.d[i], "{:.0f}"), V::num(f.loss[i]),
-                                  V::num(f.fit.predict(f.d[i])), V::num(f.fit.residuals[i], "{:+.2e}")});
+      for (std::size_t i = 0; i < f.d.size(); ++i) {
+        std::vector<Value> r = group_values(f);
+        r.insert(r.end(),
+                 {ratio(f.ratios[i]), V::num(f.d[i], "{:.0f}"), V::num(f.loss[i]), V::num(f.fit.predict(f.d[i])),
+                  f.interpolation ? V::str("n/a (interpolation)") : V::num(f.fit.residuals[i], "{:+.2e}")});
+        residuals.rows.push_back(std::move(r));
+      }
     }
     tables.push_back(std::move(fit));
     tables.push_back(std::move(residuals));
 
     const std::string level = fmt::format("{:g}", 100 * a.options.confidence);
-    Table speedup{
-        "speedup",
-        fmt::format("Speedup over {}: D_eff / D ({}% bootstrap interval)", a.options.baseline, level),
-        {"optimizer", "model", "ratio", "D", "loss", "D_eff", "speedup", "ci_low", "ci_high", "ci_method", "flag"},
-        {}};
-    for (const SpeedupRow& r : a.speedups)
-      speedup.rows.push_back(
-          {V::str(r.optimizer), V::str(r.model_tag), ratio(r.data_ratio), r.d > 0 ? V::num(r.d, "{:.0f}") : V::none(),
-           std::isnan(r.loss) ? V::none() : V::num(r.loss), r.available ? V::num(r.d_eff, "{:.0f}") : V::none(),
-           r.available ? V::num(r.speedup, "{:.3f}") : V::none(),
-           r.available && r.ci_replicates > 0 ? V::num(r.ci_low, "{:.3f}") : V::none(),
-           r.available && r.ci_replicates > 0 ? V::num(r.ci_high, "{:.3f}") : V::none(),
-           r.available ? V::str(r.ci_method) : V::none(), V::str(r.flag)});
+    Table speedup{"speedup",
+                  fmt::format("Speedup over {} at the ratios it ran: D_eff / D in tokens ({}% bootstrap interval), "
+                              "and in compute and wall-clock",
+                              a.options.baseline, level),
+                  lead({"ratio", "D", m.name, "D_eff", "speedup", "ci_low", "ci_high", "ci_method", "compute_speedup",
+                        "wall_speedup", "extrapolated", "flag"}),
+                  {}};
+    for (const SpeedupRow& r : a.speedups) {
+      std::vector<Value> row = lead_values(r.optimizer, r.compare, r.model_tag);
+      row.insert(row.end(),
+                 {ratio(r.data_ratio), r.d > 0 ? V::num(r.d, "{:.0f}") : V::none(),
+                  std::isnan(r.loss) ? V::none() : value(r.loss), r.available ? V::num(r.d_eff, "{:.0f}") : V::none(),
+                  r.available ? V::num(r.speedup, "{:.3f}") : V::none()});
+      Interval in;
+      if (r.available) in = Interval{r.ci_low, r.ci_high, r.ci_method, r.ci_replicates, r.ci_degenerate};
+      interval(row, in, "{:.3f}", false);
+      const auto cost = [&](double x) { return r.available && std::isfinite(x) ? V::num(x, "{:.3f}") : V::none(); };
+      row.insert(row.end(), {cost(r.compute_speedup), cost(r.wall_speedup),
+                             r.available ? V::str(r.extrapolated ? "yes" : "no") : V::none(), V::str(r.flag)});
+      speedup.rows.push_back(std::move(row));
+    }
     tables.push_back(std::move(speedup));
   }
 
   if (a.options.target) {
     Table target{"target",
-                 fmt::format("Steps to target eval loss {:g} (one-sided z-test, sigma {:g}, alpha {:g})",
-                             *a.options.target, a.options.sigma, a.options.alpha_test),
-                 {"optimizer", "model", "ratio", "point", "seeds", "steps_to_target", "tokens_to_target", "mean_final",
-                  "z", "p_value", "significant"},
+                 fmt::format("Steps to target eval {} {:g} (one-sided z-test on each point's seed spread, --sigma {:g} "
+                             "for one seed, alpha {:g})",
+                             m.name, *a.options.target, a.options.sigma, a.options.alpha_test),
+                 lead({"ratio", "point", "seeds", "steps_to_target", "tokens_to_target", "mean_final", "sigma",
+                       "sigma_source", "z", "p_value", "significant"}),
                  {}};
-    for (const TargetRow& r : a.targets)
-      target.rows.push_back(
-          {V::str(r.optimizer), V::str(r.model_tag), ratio(r.data_ratio), V::str(r.point), V::num(r.seeds, "{:.0f}"),
-           r.reached ? V::num(static_cast<double>(r.steps_to_target), "{:.0f}") : V::str("not reached"),
-           r.reached ? V::num(static_cast<double>(r.tokens_to_target), "{:.0f}") : V::str("not reached"),
-           V::num(r.mean_final), V::num(r.z, "{:.2f}"), V::num(r.p_value, "{:.3g}"),
-           V::str(r.significant ? "yes" : "no")});
+    for (const TargetRow& r : a.targets) {
+      std::vector<Value> row = lead_values(r.optimizer, "", r.model_tag);
+      if (compare)
+        for (const CellResult& c : a.cells)
+          if (c.info.name == r.cell) row[1] = V::str(c.info.compare_text());
+      row.insert(row.end(),
+                 {ratio(r.data_ratio), V::str(r.point), V::num(r.seeds, "{:.0f}"),
+                  r.reached ? V::num(static_cast<double>(r.steps_to_target), "{:.0f}") : V::str("not reached"),
+                  r.reached ? V::num(static_cast<double>(r.tokens_to_target), "{:.0f}") : V::str("not reached"),
+                  value(r.mean_final), V::num(r.sigma, "{:.4g}"), V::str(r.sigma_source), V::num(r.z, "{:.2f}"),
+                  V::num(r.p_value, "{:.3g}"), V::str(r.significant ? "yes" : "no")});
+      target.rows.push_back(std::move(row));
+    }
     tables.push_back(std::move(target));
   }
   return tables;
+}
+
+std::string summary(const Analysis& a, const std::vector<Table>& tables) {
+  const auto table = [&](const std::string& name) -> const Table* {
+    for (const Table& t : tables)
+      if (t.name == name) return &t;
+    return nullptr;
+  };
+  // The display text of a row's column ("" when the table has no such column).
+  const auto at = [](const Table& t, std::size_t r, const std::string& column) {
+    for (std::size_t c = 0; c < t.columns.size(); ++c)
+      if (t.columns[c] == column) return t.rows[r][c].display();
+    return std::string();
+  };
+  const auto who = [&](const Table& t, std::size_t r) {
+    const std::string cmp = at(t, r, "compare");
+    return cmp.empty() ? at(t, r, "optimizer") + " on " + at(t, r, "model")
+                       : at(t, r, "optimizer") + " (" + cmp + ") on " + at(t, r, "model");
+  };
+  const Metric& m = a.metric;
+  std::string s = fmt::format("Study {} (final eval {}, {} is better{}).", a.study, m.name,
+                              m.higher_is_better ? "higher" : "lower", a.partial ? "; the sweep is still running" : "");
+  const Table* speedup = table("speedup");
+  const Table* cells = table("cells");
+  if (speedup != nullptr) {
+    std::vector<std::string> parts;
+    for (std::size_t r = 0; r < speedup->rows.size(); ++r) {
+      if (at(*speedup, r, "optimizer") == a.options.baseline) continue;
+      const std::string head = fmt::format("{} at ratio {}", who(*speedup, r), at(*speedup, r, "ratio"));
+      const std::string x = at(*speedup, r, "speedup");
+      if (x == "-") {
+        parts.push_back(fmt::format("{}: no speedup ({})", head, at(*speedup, r, "flag")));
+        continue;
+      }
+      const std::string lo = at(*speedup, r, "ci_low"), hi = at(*speedup, r, "ci_high");
+      const std::string ci = lo.rfind("n/a", 0) == 0 ? "interval " + lo
+                             : lo == "-"
+                                 ? "no interval"
+                                 : fmt::format("interval {} to {} over {}", lo, hi, at(*speedup, r, "ci_method"));
+      std::string part = fmt::format("{}: {}x the tokens of {} ({})", head, x, a.options.baseline, ci);
+      const std::string compute = at(*speedup, r, "compute_speedup"), wall = at(*speedup, r, "wall_speedup");
+      if (compute != "-") part += fmt::format(", {}x in compute", compute);
+      if (wall != "-") part += fmt::format(", {}x in wall-clock", wall);
+      if (at(*speedup, r, "extrapolated") == "yes") part += fmt::format(", EXTRAPOLATED ({})", at(*speedup, r, "flag"));
+      parts.push_back(part);
+    }
+    if (!parts.empty()) s += " Speedup over " + a.options.baseline + ": " + join(parts, "; ") + ".";
+  } else if (cells != nullptr) {
+    std::vector<std::string> parts;
+    for (std::size_t r = 0; r < cells->rows.size(); ++r) {
+      const std::string best = at(*cells, r, "best_" + m.name);
+      if (best == "-") continue;
+      std::string part =
+          fmt::format("{} best {} {} over {} seed(s)", who(*cells, r), m.name, best, at(*cells, r, "seeds"));
+      if (at(*cells, r, "seed_sd") != "-")
+        part += fmt::format(" (sd {}, from {} to {})", at(*cells, r, "seed_sd"), at(*cells, r, "seed_min"),
+                            at(*cells, r, "seed_max"));
+      parts.push_back(part);
+    }
+    if (!parts.empty()) s += " " + join(parts, "; ") + ".";
+  }
+  if (const Table* fit = table("fit")) {
+    std::vector<std::string> parts;
+    for (std::size_t r = 0; r < fit->rows.size(); ++r) {
+      const std::string cmp = at(*fit, r, "compare");
+      const std::string group = cmp.empty() ? at(*fit, r, "model") : cmp + " " + at(*fit, r, "model");
+      const std::string dof = at(*fit, r, "dof");
+      if (dof == "-") {
+        parts.push_back(fmt::format("on {}: no fit ({})", group, at(*fit, r, "status")));
+        continue;
+      }
+      const std::string status = at(*fit, r, "status");
+      parts.push_back(fmt::format("on {}: {} points, {} degrees of freedom{}", group, at(*fit, r, "points"), dof,
+                                  status == "ok" ? ""
+                                  : status.rfind("interpolation", 0) == 0
+                                      ? " (an interpolation: its residuals test nothing)"
+                                      : " (" + status + ")"));
+    }
+    if (!parts.empty()) s += " " + a.options.baseline + "'s fit " + join(parts, "; ") + ".";
+  }
+  if (cells != nullptr) {
+    std::vector<std::string> edge, mixed;
+    for (std::size_t r = 0; r < cells->rows.size(); ++r)
+      if (!at(*cells, r, "edge_warnings").empty()) edge.push_back(a.cells[r].info.name);
+    for (const CellResult& c : a.cells)
+      if (c.mixed) mixed.push_back(c.info.name);
+    if (!edge.empty()) s += " Best value at a grid edge (the optimum may lie beyond it): " + join(edge, ", ") + ".";
+    if (!mixed.empty()) s += " Cells whose trials ran different configurations: " + join(mixed, ", ") + ".";
+  }
+  return s;
 }
 
 std::string provenance(const Analysis& a) {
@@ -170,6 +383,7 @@ std::string render_text(const Analysis& a, const std::vector<Table>& tables) {
   std::string s = fmt::format("study {} ({}), {}: {} of {} trials finished, tolerance {:g}\n{}\n", a.study, a.strategy,
                               a.dir, a.trials_finished, a.trials_total, a.tolerance, provenance(a));
   for (const std::string& n : a.notes) s += "note: " + n + "\n";
+  s += "\nSummary: " + summary(a, tables) + "\n";
   for (const Table& t : tables) {
     s += "\n" + t.title + "\n";
     if (t.rows.empty()) {
@@ -201,6 +415,7 @@ std::string render_markdown(const Analysis& a, const std::vector<Table>& tables)
                   a.dir, a.strategy, a.trials_finished, a.trials_total, a.tolerance, md_escape(provenance(a)));
   for (const std::string& n : a.notes) s += "\n- " + md_escape(n);
   if (!a.notes.empty()) s += "\n";
+  s += "\n## Summary\n\n" + md_escape(summary(a, tables)) + "\n";
   for (const Table& t : tables) {
     s += "\n## " + t.title + "\n\n";
     if (t.rows.empty()) {
@@ -257,7 +472,10 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
               {"trials_total", a.trials_total},
               {"trials_finished", a.trials_finished},
               {"partial", a.partial},
-              {"notes", a.notes}};
+              {"metric", a.metric.name},
+              {"higher_is_better", a.metric.higher_is_better},
+              {"notes", a.notes},
+              {"summary", summary(a, tables)}};
   json t_out = json::object();
   for (const Table& t : tables) {
     json rows = json::array();

@@ -25,13 +25,19 @@ struct Value {
 };
 
 struct Table {
-  std::string name;   // file stem: cells, ablation, fit, residuals, speedup, budget, target
+  std::string name;   // file stem: cells, ablation, budget, fit, residuals, speedup, target
   std::string title;  // heading
   std::vector<std::string> columns;
   std::vector<std::vector<Value>> rows;
 };
 
 std::vector<Table> make_tables(const Analysis& a);
+
+// One plain-language paragraph on the study, every number in it the display text of a table cell:
+// the speedups (with their interval or why there is none, compute and wall-clock, and EXTRAPOLATED
+// where D_eff lies outside the fit), or without scales each cell's best value and seed spread; the
+// fits' degrees of freedom; cells at a grid edge; cells whose trials ran different configurations.
+std::string summary(const Analysis& a, const std::vector<Table>& tables);
 
 std::string render_text(const Analysis& a, const std::vector<Table>& tables);
 std::string render_markdown(const Analysis& a, const std::vector<Table>& tables);

@@ -2,9 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <variant>
 
@@ -22,6 +25,12 @@ const CellInfo* SweepData::find_cell(const std::string& name) const {
   for (const CellInfo& c : cells)
     if (c.name == name) return &c;
   return nullptr;
+}
+
+std::string CellInfo::compare_text() const {
+  std::string s;
+  for (const auto& [key, value] : compare) s += (s.empty() ? "" : " ") + key + "=" + value;
+  return s;
 }
 
 bool parse_number(const std::string& text, double* out) {
@@ -52,6 +61,25 @@ std::string written_text(const CellInfo& cell, const std::string& axis, const io
 }
 
 namespace {
+
+// The scalar at a dotted path of a config document as text; empty when absent.
+std::string value_at(const YAML::Node& node, const std::string& dotted) {
+  if (!node.IsMap()) return "";
+  const std::size_t dot = dotted.find('.');
+  const YAML::Node child = node[dotted.substr(0, dot)];
+  if (!child) return "";
+  if (dot == std::string::npos) return child.IsScalar() ? child.as<std::string>() : std::string();
+  return value_at(child, dotted.substr(dot + 1));
+}
+
+// Every scalar leaf under `node`, as dotted paths under `prefix`.
+void leaves(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) leaves(kv.second, prefix + "." + kv.first.as<std::string>(), out);
+  } else if (node.IsScalar()) {
+    out[prefix] = node.as<std::string>();
+  }
+}
 
 std::vector<TrialRow> read_trial_table(const h5::File& file, const fs::path& path) {
   std::vector<TrialRow> rows;
@@ -118,6 +146,8 @@ SweepData load_sweep(const fs::path& dir) {
         }
       cell.axes.emplace_back(axis.first.as<std::string>(), std::move(values));
     }
+    for (const auto& c : kv.second["compare"])
+      cell.compare.emplace_back(c.first.as<std::string>(), c.second.as<std::string>());
     const YAML::Node task = kv.second["base"]["task"];
     if (task && task["seq_len"]) cell.seq_len = task["seq_len"].as<int>();
     for (const TrialRow& t : data.trials)
@@ -131,6 +161,26 @@ SweepData load_sweep(const fs::path& dir) {
     data.cells.push_back(std::move(cell));
   }
 
+  // Label keys: model.mixer.type, the compared keys, and the model keys whose planned values
+  // differ between cells.
+  std::vector<std::string> keys = {"model.mixer.type"};
+  std::map<std::string, std::set<std::string>> model_values;
+  for (const auto& kv : doc["cells"]) {
+    std::map<std::string, std::string> flat;
+    leaves(kv.second["base"]["model"], "model", flat);
+    for (const auto& [k, v] : flat) model_values[k].insert(v);
+  }
+  for (const CellInfo& c : data.cells)
+    for (const auto& [key, value] : c.compare)
+      if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  for (const auto& [key, values] : model_values)
+    if (values.size() > 1 && std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  const YAML::Node& cells_doc = doc["cells"];
+  for (CellInfo& c : data.cells) {
+    const YAML::Node base = cells_doc[c.name]["base"];
+    for (const std::string& key : keys) c.label_keys.emplace_back(key, value_at(base, key));
+  }
+
   for (TrialRow& t : data.trials) {
     if (!t.finished()) continue;
     const fs::path result = dir / "trials" / t.id / "result.h5";
@@ -139,6 +189,17 @@ SweepData load_sweep(const fs::path& dir) {
       t.wall_s = io::read_summary(result).wall_s;
     } catch (const std::exception&) {
       t.wall_s = 0;  // the loss and state come from sweep.h5; only the budget misses this trial's time
+    }
+    const CellInfo* cell = data.find_cell(t.cell);
+    if (cell == nullptr) continue;
+    try {
+      const YAML::Node config = YAML::Load(h5::read_string_dataset(h5::open_file(result), "config"));
+      for (const auto& [key, planned] : cell->label_keys) {
+        const std::string value = value_at(config, key);
+        if (!value.empty()) t.ran.emplace_back(key, value);
+      }
+    } catch (const std::exception&) {
+      t.ran.clear();  // what it ran is unknown; the cell's label says what was planned
     }
   }
   return data;

@@ -35,6 +35,9 @@ struct TrialRow {
   std::int64_t tokens = 0;  // tokens trained (summary tokens_seen; 0 when unfinished)
   double wall_s = 0;        // summary wall time of the trial (0 when unfinished or unreadable)
   int attempts = 0;
+  // What the trial actually ran on its cell's label keys (CellInfo::label_keys), read from the
+  // config stored in its result.h5; empty when that is unreadable.
+  std::vector<std::pair<std::string, std::string>> ran;
   bool finished() const { return state == "COMPLETED" || state == "DIVERGED" || state == "FAILED"; }
 };
 
@@ -51,6 +54,15 @@ struct CellInfo {
   // Axes in study order, each with its discrete values in order.
   std::vector<std::pair<std::string, std::vector<WrittenValue>>> axes;
   int seq_len = 0;  // task.seq_len of the cell's base config (the eval column loss@<seq_len>)
+  // The study's compared values of this cell (`compare:`), as written, in study order.
+  std::vector<std::pair<std::string, std::string>> compare;
+  // The keys that say what a cell's trials are, the same for every cell: model.mixer.type, the
+  // compared keys, and every model key whose value differs between the cells' base configs; with
+  // the cell base's value of each (what was planned).
+  std::vector<std::pair<std::string, std::string>> label_keys;
+  // "model.mixer.type=gla" (the compared values; empty without compare): with the model tag, the
+  // group whose baseline fit defines D_eff.
+  std::string compare_text() const;
 };
 
 struct SweepData {

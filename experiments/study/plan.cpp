@@ -27,18 +27,40 @@ std::vector<PlannedTrial> longest_first(std::vector<PlannedTrial> trials) {
   return trials;
 }
 
+std::string compare_label(const Study& study, const Cell& cell) {
+  std::string s;
+  for (std::size_t k = 0; k < cell.compare.size(); ++k)
+    s += cat(k ? " " : "", study.compare[k].key, "=", study.compare[k].values[cell.compare[k]].text);
+  return s;
+}
+
 Planner::Planner(const Study& study) : study_(study) {
-  for (std::size_t o = 0; o < study.optimizers.size(); ++o) {
-    const std::string& opt = study.optimizers[o].name;
-    if (study.models.empty()) {
-      cells_.push_back(Cell{opt, o, -1, 0});
-    } else {
-      for (std::size_t m = 0; m < study.models.size(); ++m)
-        for (double ratio : study.data_ratios)
-          cells_.push_back(
-              Cell{cat(opt, "/", study.models[m].tag, "/x", ratio_text(ratio)), o, static_cast<int>(m), ratio});
-    }
+  // Every combination of the compared values, the last key varying fastest (one empty combination
+  // without compare).
+  std::vector<std::vector<std::size_t>> combinations{{}};
+  for (const CompareKey& k : study.compare) {
+    std::vector<std::vector<std::size_t>> next;
+    for (const auto& c : combinations)
+      for (std::size_t v = 0; v < k.values.size(); ++v) {
+        next.push_back(c);
+        next.back().push_back(v);
+      }
+    combinations = std::move(next);
   }
+  for (std::size_t o = 0; o < study.optimizers.size(); ++o)
+    for (const auto& combination : combinations) {
+      std::string prefix = study.optimizers[o].name;
+      for (std::size_t k = 0; k < combination.size(); ++k)
+        prefix += cat(k ? "," : "/", study.compare[k].values[combination[k]].text);
+      if (study.models.empty()) {
+        cells_.push_back(Cell{prefix, o, -1, 0, combination});
+      } else {
+        for (std::size_t m = 0; m < study.models.size(); ++m)
+          for (double ratio : study.data_ratios)
+            cells_.push_back(Cell{cat(prefix, "/", study.models[m].tag, "/x", ratio_text(ratio)), o,
+                                  static_cast<int>(m), ratio, combination});
+      }
+    }
   impl_ = std::make_unique<Impl>(study_, cells_);
   for (const Cell& c : cells_) {
     YamlNode doc = study.base;
@@ -48,6 +70,9 @@ Planner::Planner(const Study& study) : study_(study) {
     if (c.model >= 0)
       for (const YamlEntry& e : study.models[static_cast<std::size_t>(c.model)].model.entries)
         config::apply_override(doc, {{"model", e.key}, e.value});
+    impl_->budget_docs.push_back(doc);
+    for (std::size_t k = 0; k < c.compare.size(); ++k)
+      config::apply_override(doc, {study.compare[k].target, study.compare[k].values[c.compare[k]]});
     impl_->cell_docs.push_back(std::move(doc));
   }
 
@@ -141,7 +166,7 @@ config::TrialConfig Planner::cell_base(std::size_t cell) const {
   const Cell& c = cells_[cell];
   if (c.data_ratio > 0 && errors.empty()) {
     try {
-      const double n = static_cast<double>(impl_->count_params(cfg).second);
+      const double n = static_cast<double>(impl_->budget_params(cell, {}));
       const double per_step = static_cast<double>(cfg.train.batch_size) * cfg.task.seq_len;
       cfg.train.steps = std::max<std::int64_t>(1, std::llround(c.data_ratio * study_.tokens_per_param * n / per_step));
     } catch (const std::exception&) {

@@ -2,7 +2,7 @@
 // coordinate descent gives one round per cell as a pure function of (study, finished results), so
 // that restarting the driver reproduces the same rounds (docs/sweeps.md "Strategies").
 //
-// A cell is one (optimizer, model size, data ratio); cells are independent searches. A point is
+// A cell is one (optimizer, compared values, model size, data ratio); cells are independent searches. A point is
 // one value per axis; a trial is a point with one seed. A trial's id is config::config_hash of its
 // resolved config (train.ranks = sweep.ranks_per_trial, `out` excluded). Points whose warmup does
 // not fit in their step budget are dropped and reported, not run.
@@ -24,11 +24,16 @@
 namespace expt::experiments {
 
 struct Cell {
-  std::string name;       // "adamw", or "adamw/<model>/x<ratio>" with scales
+  std::string name;       // "adamw", "adamw/<model>/x<ratio>" with scales, "adamw/<compared values>/..." with compare
   std::size_t optimizer;  // index into Study::optimizers
   int model = -1;         // index into Study::models; -1: the base model
   double data_ratio = 0;  // 0: train.steps as the base config says
+  std::vector<std::size_t> compare = {};  // index of the value of each Study::compare key
 };
+
+// "model.mixer.type=gla" (keys of Study::compare with the cell's values, space-separated; empty
+// without compare).
+std::string compare_label(const Study& study, const Cell& cell);
 
 struct PlannedTrial {
   std::string id;              // config_hash(config)

@@ -76,7 +76,8 @@ struct Materialised {
 struct Planner::Impl {
   const Study& study;
   const std::vector<Cell>& cells;
-  std::vector<YamlNode> cell_docs;  // base + optimizer type + optimizer base + model size
+  std::vector<YamlNode> cell_docs;    // base + optimizer type + optimizer base + model size + compared values
+  std::vector<YamlNode> budget_docs;  // the same without the compared values: the model whose N sets the steps
   std::vector<Point> starts;
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> param_counts;  // model+task -> (all, non-embed)
   mutable std::map<std::pair<std::size_t, Point>, Materialised> cache;
@@ -108,6 +109,19 @@ struct Planner::Impl {
     return cfg;
   }
 
+  // N (non-embedding) of the model whose size sets a cell's steps: the cell's model with the axis
+  // `values` applied (none: the cell's base) but without the compared values, so every compared
+  // value trains on the same tokens (docs/sweeps.md "Comparisons").
+  std::int64_t budget_params(std::size_t cell, const std::vector<YamlNode>& values) {
+    YamlNode doc = budget_docs[cell];
+    const std::vector<Axis>& ax = axes(cell);
+    for (std::size_t k = 0; k < values.size(); ++k)
+      config::apply_override(doc, {ax[k].target, target_value(ax[k], values[k])});
+    ErrorList errors;  // the base and every point are validated with the compared values applied
+    schema::Reader r(errors);
+    return count_params(read(doc, r)).second;
+  }
+
   // The config of `values` (one node per axis, as written) in `cell`, for the study's first seed.
   Materialised materialise(std::size_t cell, const std::vector<YamlNode>& values, const std::string& point_text) {
     Materialised m;
@@ -125,8 +139,10 @@ struct Planner::Impl {
     }
     const Cell& c = cells[cell];
     std::pair<std::int64_t, std::int64_t> counts;
+    std::int64_t budget_n = 0;
     try {
       counts = count_params(cfg);
+      budget_n = study.compare.empty() ? counts.second : budget_params(cell, values);
     } catch (const std::exception& e) {
       // The model or task cannot be built (an unsupported size, a missing data file). The task's
       // errors name their key ("task.paths: ..."): point at the task section then.
@@ -140,7 +156,7 @@ struct Planner::Impl {
     }
     if (c.data_ratio > 0) {
       // steps = ratio * tokens_per_param * N / (batch * seq_len): the cell's token budget in steps.
-      const double tokens = c.data_ratio * study.tokens_per_param * static_cast<double>(counts.second);
+      const double tokens = c.data_ratio * study.tokens_per_param * static_cast<double>(budget_n);
       const double per_step = static_cast<double>(cfg.train.batch_size) * cfg.task.seq_len;
       cfg.train.steps = std::max<std::int64_t>(1, std::llround(tokens / per_step));
     }

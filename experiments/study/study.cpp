@@ -127,6 +127,7 @@ std::optional<Axis> read_axis(const YamlEntry& e, const std::string& space_path,
   const std::string path = schema::join_path(space_path, e.key);
   Axis axis;
   axis.key = e.key;
+  axis.path = path;
   axis.pos = e.key_pos;
   axis.target = split_path(e.key);
   for (const std::string& part : axis.target) {
@@ -219,6 +220,107 @@ void read_space(const YamlNode& node, const std::string& path, Strategy strategy
       }
     }
     if (!duplicate) axes.push_back(std::move(*axis));
+  }
+}
+
+// compare: {key: [values]}: each key read as a list axis would be (the same forbidden keys), as a
+// dimension of cells instead of a searched one.
+void read_compare(const YamlNode& node, bool have_scales, std::vector<CompareKey>& out, schema::Reader& r) {
+  if (node.kind == YamlNode::Kind::null) return;
+  if (node.kind != YamlNode::Kind::mapping) {
+    r.error(node.pos, "compare",
+            cat("expected a mapping of key paths to lists of values, got ", config::describe_node(node)));
+    return;
+  }
+  for (const YamlEntry& e : node.entries) {
+    const std::string path = schema::join_path("compare", e.key);
+    if (e.value.kind != YamlNode::Kind::sequence) {
+      r.error(e.value.pos, path, cat("a compared key takes a list of values, got ", config::describe_node(e.value)));
+      continue;
+    }
+    auto axis = read_axis(e, "compare", Strategy::grid, have_scales, r);
+    if (!axis) continue;
+    if (axis->one_minus) {
+      r.error(e.key_pos, path, "compare takes the trial key itself, not a one_minus_ form");
+      continue;
+    }
+    out.push_back(CompareKey{axis->key, axis->target, axis->pos, axis->values});
+  }
+}
+
+// Whether two trial key paths set a common key: equal, or one is a section holding the other.
+bool overlaps(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  return std::equal(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+}
+
+std::string dotted(const std::vector<std::string>& path) {
+  std::string s;
+  for (const std::string& p : path) s = schema::join_path(s, p);
+  return s;
+}
+
+// The leaf keys a partial section sets, each as its path from the trial config's root.
+void leaf_paths(const YamlNode& node, const std::vector<std::string>& prefix,
+                std::vector<std::vector<std::string>>& out) {
+  if (node.kind != YamlNode::Kind::mapping) {
+    out.push_back(prefix);
+    return;
+  }
+  for (const YamlEntry& e : node.entries) {
+    std::vector<std::string> p = prefix;
+    p.push_back(e.key);
+    leaf_paths(e.value, p, out);
+  }
+}
+
+// A key set by two parts of a study is an error before anything runs: an axis over a key a scale
+// model sets would run the axis's values under the model's name (the trials of cell muon/gla/x1
+// would be DeltaNet's), and a compared key set elsewhere would make the compared value a lie.
+void check_overlaps(const Study& s, schema::Reader& r) {
+  struct Setter {
+    std::vector<std::string> path;
+    std::string who;  // "scales.models.gla (line 14)"
+  };
+  std::vector<Setter> model_keys;
+  for (const ScaleModel& m : s.models) {
+    std::vector<std::vector<std::string>> leaves;
+    leaf_paths(m.model, {"model"}, leaves);
+    for (auto& l : leaves)
+      model_keys.push_back(Setter{l, cat("scales.models.", m.tag, " (line ", std::to_string(m.pos.line), ")")});
+  }
+  std::set<std::string> reported;  // a study-wide axis is in every optimizer's list
+  const auto report = [&](const Position& pos, const std::string& path, const std::string& message) {
+    if (reported.insert(cat(std::to_string(pos.line), ":", std::to_string(pos.col), " ", path)).second)
+      r.error(pos, path, message);
+  };
+  for (const OptimizerSearch& os : s.optimizers)
+    for (const Axis& a : os.axes)
+      for (const Setter& m : model_keys)
+        if (overlaps(a.target, m.path))
+          report(a.pos, a.path,
+                 cat("overrides ", dotted(m.path), ", which ", m.who,
+                     " sets: its cells would run this axis's values under that model's name; to compare values "
+                     "without tuning over them, list them under `compare`, not as an axis or a scale model"));
+  for (std::size_t i = 0; i < s.compare.size(); ++i) {
+    const CompareKey& c = s.compare[i];
+    const std::string path = schema::join_path("compare", c.key);
+    for (std::size_t j = 0; j < i; ++j)
+      if (overlaps(c.target, s.compare[j].target)) report(c.pos, path, cat("overlaps compare.", s.compare[j].key));
+    for (const OptimizerSearch& os : s.optimizers)
+      for (const Axis& a : os.axes)
+        if (overlaps(c.target, a.target))
+          report(c.pos, path,
+                 cat("is also searched by ", a.path, " (line ", std::to_string(a.pos.line),
+                     "): a key is either compared or tuned"));
+    for (const Setter& m : model_keys)
+      if (overlaps(c.target, m.path)) report(c.pos, path, cat("overlaps ", dotted(m.path), ", which ", m.who, " sets"));
+    for (const OptimizerSearch& os : s.optimizers)
+      for (const YamlEntry& e : os.base.entries)
+        if (overlaps(c.target, {"optimizer", e.key}))
+          report(c.pos, path,
+                 cat("overlaps optimizer.", e.key, ", which search.optimizers.", os.name, ".base sets (line ",
+                     std::to_string(e.key_pos.line), ")"));
   }
 }
 
@@ -375,6 +477,8 @@ Study parse_study(const std::string& text, const std::string& filename, const st
       }
     }
   }
+  if (reading.compare_node != nullptr) read_compare(*reading.compare_node, have_scales, reading.compare, r);
+  check_overlaps(reading, r);
   Study study = std::move(static_cast<Study&>(reading));
 
   // The base, as every optimizer and model size sees it, through the trial schema.

@@ -33,6 +33,7 @@ const char* strategy_name(Strategy s);
 // trial schema rejects is reported where it was written.
 struct Axis {
   std::string key;                  // as written: "optimizer.lr", "optimizer.one_minus_beta1"
+  std::string path;                 // where: "search.space.optimizer.lr", "search.optimizers.muon.space.optimizer.lr"
   std::vector<std::string> target;  // the trial key it sets: {"optimizer", "beta1"}
   bool one_minus = false;           // a `one_minus_<name>` key sets <name> = 1 - value
   config::Position pos;             // of the key
@@ -54,6 +55,16 @@ struct OptimizerSearch {
   config::Position pos;
   config::YamlNode base;  // a mapping of optimizer keys, or null
   std::vector<Axis> axes;
+};
+
+// A comparison dimension (`compare:` in the study): a trial key whose values are compared, not
+// tuned. Every value (every combination, with several keys) is its own cell next to the
+// optimizer, model size and data ratio, with the same steps in every cell.
+struct CompareKey {
+  std::string key;                  // as written: "model.mixer.type"
+  std::vector<std::string> target;  // the trial key it sets: {"model", "mixer", "type"}
+  config::Position pos;             // of the key
+  std::vector<config::YamlNode> values;
 };
 
 // A named model size: a partial model section merged into the base config's model.
@@ -80,10 +91,13 @@ struct Study {
   // seq_len)), N the model's non-embedding parameters.
   std::vector<ScaleModel> models;
   std::vector<double> data_ratios;
+  // Comparison dimensions, in file order. With scales, a cell's train.steps comes from N of the
+  // model without the compared values, so every compared value trains on the same tokens.
+  std::vector<CompareKey> compare;
   double tokens_per_param = 20;
-  int ranks_per_trial = 1;  // ranks of one data-parallel trial (sets train.ranks of every trial)
+  int ranks_per_trial = 1;            // ranks of one data-parallel trial (sets train.ranks of every trial)
   double collective_timeout_s = 600;  // watchdog: a collective blocked longer aborts the job; 0: off
-  int max_attempts = 2;     // a FAILED trial is started at most this many times in all
+  int max_attempts = 2;               // a FAILED trial is started at most this many times in all
 };
 
 // Reads and validates a study file; `overrides` are `key.path=value` applied to the study document

@@ -230,6 +230,15 @@ const schema::Table<StudyReading>& study_table() {
               "mapping", "(required)", "a trial config (docs/config.md) without out and train.ranks",
               "the config every trial starts from"),
           nested<StudyReading>("search", search_table()),
+          custom<StudyReading>(
+              "compare",
+              [](const YamlNode& node, StudyReading& s, const std::string&, schema::Reader&) {
+                s.compare_node = &node;
+                return true;
+              },
+              "mapping", "{}", "trial key path: list of values",
+              "compared, not tuned: each value (each combination) is its own cell with the same steps; "
+              "a key no axis, scale model or optimizer base sets"),
           nested<StudyReading>("scales", scales_table()),
           nested<StudyReading>("sweep", sweep_table()),
       }};

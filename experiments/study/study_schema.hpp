@@ -23,6 +23,7 @@ struct StudyReading : Study {
   bool models_given = false;
   const config::YamlNode* space_node = nullptr;       // search.space, read once the strategy is known
   const config::YamlNode* optimizers_node = nullptr;  // search.optimizers, read after space
+  const config::YamlNode* compare_node = nullptr;     // compare, read once the axes are known
 };
 
 // One entry of search.optimizers: the optimizer's own base keys and axes.

@@ -440,7 +440,15 @@ std::string resolved_yaml(const Planner& planner, bool run_settings) {
   y += "cells:\n";
   for (std::size_t c = 0; c < planner.cells().size(); ++c) {
     const Cell& cell = planner.cells()[c];
-    y += fmt::format("  {}:\n    axes:\n", config::format_string(cell.name));
+    y += fmt::format("  {}:\n", config::format_string(cell.name));
+    if (!cell.compare.empty()) {  // the compared values, as written (the analysis labels cells by them)
+      y += "    compare:\n";
+      for (std::size_t k = 0; k < cell.compare.size(); ++k) {
+        const config::YamlNode& v = st.compare[k].values[cell.compare[k]];
+        y += fmt::format("      {}: {}\n", st.compare[k].key, v.plain ? v.text : config::format_string(v.text));
+      }
+    }
+    y += "    axes:\n";
     for (const Axis& a : st.optimizers[cell.optimizer].axes) {
       if (a.continuous) {
         y += fmt::format("      {}: {{min: {}, max: {}, log: {}}}\n", a.key, config::format_double(a.min),

@@ -119,19 +119,8 @@ Fixture make_fixture(const std::string& name) {
   return f;
 }
 
-const analysis::CellResult& cell(const analysis::Analysis& a, const std::string& name) {
-  for (const auto& c : a.cells)
-    if (c.info.name == name) return c;
-  FAIL("no cell " << name);
-  return a.cells.front();
-}
-
-const analysis::SpeedupRow& speedup(const analysis::Analysis& a, const std::string& name) {
-  for (const auto& r : a.speedups)
-    if (r.cell == name) return r;
-  FAIL("no speedup row " << name);
-  return a.speedups.front();
-}
+using fixture::cell;
+using fixture::speedup;
 
 }  // namespace
 

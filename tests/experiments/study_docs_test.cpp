@@ -31,10 +31,10 @@ TEST_CASE("the study key reference has one documented row per key", "[study][doc
     CHECK_FALSE(row.meaning.empty());
     CHECK_FALSE(row.domain.empty());
   }
-  for (const char* key :
-       {"study", "base", "search.strategy", "search.seeds", "search.points", "search.tolerance",
-        "search.recentre_min_saving", "search.space", "search.optimizers", "scales.models", "scales.data_ratios",
-        "scales.tokens_per_param", "sweep.ranks_per_trial", "sweep.max_attempts", "sweep.collective_timeout_s"}) {
+  for (const char* key : {"study", "base", "search.strategy", "search.seeds", "search.points", "search.tolerance",
+                          "search.recentre_min_saving", "search.space", "search.optimizers", "compare", "scales.models",
+                          "scales.data_ratios", "scales.tokens_per_param", "sweep.ranks_per_trial",
+                          "sweep.max_attempts", "sweep.collective_timeout_s"}) {
     INFO(key);
     CHECK(documented.count(key) == 1);
   }

@@ -3,9 +3,12 @@
 #include "experiments/study/study.hpp"
 
 #include <catch2/catch.hpp>
+#include <map>
+#include <set>
 #include <string>
 
 #include "core/config/config_error.hpp"
+#include "experiments/study/plan.hpp"
 
 using namespace expt;
 
@@ -125,4 +128,87 @@ TEST_CASE("study errors are reported at their line and column", "[study]") {
     CHECK(has_error(e, "--set:1:23: sweep.ranks_per_trial:", ""));
     INFO(joined(e));
   }
+}
+
+namespace {
+
+// Two optimizers on GLA and DeltaNet, the mixer given as `mixers` says (compare, scale models, an
+// axis, or scale models and an axis: the silently-wrong combination issue 19 describes).
+std::string mixer_study(const std::string& mixers) {
+  return R"(study: mixers
+base:
+  task: {type: word_problem, group: Z5, seq_len: 12}
+  model: {d_model: 16, n_layers: 1}
+  train: {batch_size: 8}
+search:
+  strategy: grid
+)" + std::string(mixers.find("axis") != std::string::npos ? "  space: {model.mixer.type: [gla, deltanet]}\n" : "") +
+         R"(  optimizers:
+    adamw: {space: {optimizer.lr: [1.0e-3, 3.0e-3]}}
+    muon: {space: {optimizer.lr: [1.0e-2, 3.0e-2]}}
+scales:
+  tokens_per_param: 1
+  data_ratios: [1, 2]
+)" +
+         (mixers.find("models") != std::string::npos
+              ? "  models: {gla: {mixer: {type: gla}}, deltanet: {mixer: {type: deltanet}}}\n"
+              : "  models: {s: {d_model: 16}}\n") +
+         (mixers.find("compare") != std::string::npos ? "compare: {model.mixer.type: [gla, deltanet]}\n" : "");
+}
+
+}  // namespace
+
+TEST_CASE("an axis over a key a scale model sets is an error before anything runs", "[study][compare]") {
+  // Accepted before, it filed DeltaNet trials under the gla cells and lost the deltanet cells.
+  const auto errors = errors_of(mixer_study("models+axis"));
+  REQUIRE(errors.size() == 1);
+  CHECK(has_error(errors, "study.yaml:8:11: search.space.model.mixer.type: ",
+                  "overrides model.mixer.type, which scales.models.gla (line 15) sets"));
+  CHECK(errors_of(mixer_study("models")).empty());
+  CHECK(errors_of(mixer_study("axis")).empty());
+}
+
+TEST_CASE("a compared key set by an axis, a scale model or an optimizer base is an error", "[study][compare]") {
+  CHECK(has_error(errors_of(mixer_study("compare+axis")), "study.yaml:16:11: compare.model.mixer.type: ",
+                  "is also searched by search.space.model.mixer.type (line 8)"));
+  CHECK(has_error(errors_of(mixer_study("compare+models")), "study.yaml:15:11: compare.model.mixer.type: ",
+                  "overlaps model.mixer.type, which scales.models.gla (line 14) sets"));
+  const std::string base_lr = R"(study: s
+base:
+  task: {type: word_problem, group: Z5, seq_len: 12}
+  model: {d_model: 16, n_layers: 1}
+  train: {steps: 4, batch_size: 8}
+search: {strategy: grid, optimizers: {adamw: {base: {lr: 3.0e-3}}}}
+compare: {optimizer.lr: [1.0e-3, 3.0e-3], seed: [1, 2], model.mixer: {type: gla}}
+)";
+  const auto errors = errors_of(base_lr);
+  CHECK(has_error(errors, "study.yaml:7:11: compare.optimizer.lr: ",
+                  "overlaps optimizer.lr, which search.optimizers.adamw.base sets"));
+  CHECK(has_error(errors, "study.yaml:7:43: compare.seed: ", "seeds are searched with search.seeds"));
+  CHECK(has_error(errors, "study.yaml:7:", "compare.model.mixer: a compared key takes a list of values"));
+}
+
+TEST_CASE("compared values are cells of their own with the same steps, never tuned", "[study][compare]") {
+  const experiments::Study study = experiments::parse_study(mixer_study("compare"), "study.yaml");
+  REQUIRE(study.compare.size() == 1);
+  experiments::Planner planner(study);
+  std::vector<std::string> names;
+  for (const auto& c : planner.cells()) names.push_back(c.name);
+  CHECK(names == std::vector<std::string>{"adamw/gla/s/x1", "adamw/gla/s/x2", "adamw/deltanet/s/x1",
+                                          "adamw/deltanet/s/x2", "muon/gla/s/x1", "muon/gla/s/x2", "muon/deltanet/s/x1",
+                                          "muon/deltanet/s/x2"});
+  CHECK(experiments::compare_label(study, planner.cells()[2]) == "model.mixer.type=deltanet");
+  // Every trial runs its cell's mixer; both mixers train on the same tokens at a ratio, the budget
+  // of the model without the compared value (attention, the base's mixer).
+  std::map<double, std::set<std::int64_t>> steps;
+  for (const auto& t : planner.static_trials()) {
+    const bool gla = t.cell_name.find("/gla/") != std::string::npos;
+    CHECK(t.config.model.mixer.type == (gla ? "gla" : "deltanet"));
+    steps[t.data_ratio].insert(t.config.train.steps);
+  }
+  CHECK(planner.static_trials().size() == 16);
+  REQUIRE(steps[1].size() == 1);
+  REQUIRE(steps[2].size() == 1);
+  CHECK(*steps[2].begin() == 2 * *steps[1].begin());
+  CHECK(planner.cell_base(0).train.steps == *steps[1].begin());
 }

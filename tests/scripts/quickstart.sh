@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest-labels: slow
 # README command 1 end to end, shortened: the quickstart study (scripts/quickstart_study.sh: sweep on
-# 2 training ranks, `expt analyze`, plots) at tokens_per_param 1 instead of 4, ending with the
+# 2 training ranks, `expt analyze`, plots) at tokens_per_param 0.5 instead of 2, ending with the
 # analysis table and the plot paths; the Python reader agrees with `expt analyze` on it
 # (check_sweep_reader.py). Also the single quickstart trial (configs/quickstart.yaml) still learns.
 source "$(dirname "$0")/lib.sh"
@@ -23,10 +23,10 @@ assert final < 0.5 * chance, "loss not clearly below chance"
 PY
 
 study="$work/study"
-bash "$EXPT_SOURCE_DIR/scripts/quickstart_study.sh" "$EXPT" "$study" --set scales.tokens_per_param=1 \
+bash "$EXPT_SOURCE_DIR/scripts/quickstart_study.sh" "$EXPT" "$study" --set scales.tokens_per_param=0.5 \
   --set base.train.eval_every=20 --set base.train.checkpoint_every=20 > "$work/study.out" 2> "$work/study.err" \
   || die "quickstart study failed: $(tail -30 "$work/study.err")"
-grep -q "12 COMPLETED" "$work/study.err" "$work/study.out" || die "not every trial completed: $(tail "$work/study.err")"
+grep -q "16 COMPLETED" "$work/study.err" "$work/study.out" || die "not every trial completed: $(tail "$work/study.err")"
 grep -q "^Speedup over adamw" "$work/study.out" || die "no speedup table: $(cat "$work/study.out")"
 for plot in loss_curves final_loss speedup lr_sensitivity; do
   for ext in png svg; do
