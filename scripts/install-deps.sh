@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
 # what is missing. As non-root it prints the one apt-get command to run instead.
-#   scripts/install-deps.sh          build + test + quickstart dependencies
-#   scripts/install-deps.sh --bench  also the PyTorch CPU peer used by bench/
+#   scripts/install-deps.sh          build + test + quickstart dependencies (with the PyTorch CPU
+#                                    peer of bench/peer/, which the peer tests run; decision 91)
 set -euo pipefail
 
 packages=(
@@ -12,12 +12,10 @@ packages=(
   libopenblas-dev libdnnl-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
+  python3-torch  # the PyTorch peer (bench/peer/) and its tests peer_compare, peer_same_model
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
 )
-if [[ ${1:-} == --bench ]]; then
-  packages+=(python3-torch)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -365,6 +365,14 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     return outcome;
   }
 
+  // A completed trial keeps its final state (parameters and optimizer state at the last step) as a
+  // committed checkpoint, so that it can be read, compared and continued (docs/results-format.md).
+  // Every rank decides alike (checkpoint() is a collective): only a resume from that very
+  // checkpoint (a crash after it, before result.h5) already has it.
+  if (summary.status == "COMPLETED" && cfg_.train.checkpoint_every > 0 && step_ == total &&
+      !(latest && *latest == total))
+    checkpoint(ckpt, step_);
+
   if (const comm::BucketedAllreduce* reducer = step_fn_.reducer(); reducer && reducer->times().steps > 0) {
     const auto& t = reducer->times();
     log.info(
