@@ -15,6 +15,7 @@ packages=(
   python3-torch  # the PyTorch peer (bench/peer/) and its tests peer_compare, peer_same_model
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
+  slurm-wlm munge  # the one-node Slurm cluster of the slurm-labelled tests (tests/scripts/lib_slurm.sh)
 )
 
 missing=()
