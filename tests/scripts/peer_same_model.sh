@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # The PyTorch peer of bench/peer/ is the same model and optimizer as expt: for each mixer (GLA,
 # DeltaProduct, gated DeltaProduct with 3 steps, attention) with AdamW or Muon at a tiny size, loaded
 # with expt's initial weights, it gives the same loss, gradients, first update and second loss
