@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
 # what is missing. As non-root it prints the one apt-get command to run instead.
 #   scripts/install-deps.sh          build + test + quickstart dependencies (with the PyTorch CPU
-#                                    peer of bench/peer/, which the peer tests run; decision 93)
+#                                    peer of bench/peer/, which the peer tests run; decision 94)
 set -euo pipefail
 
 packages=(
@@ -16,6 +16,8 @@ packages=(
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
   slurm-wlm munge  # the one-node Slurm cluster of the slurm-labelled tests (tests/scripts/lib_slurm.sh)
+  libcpp-httplib-dev libjs-chart.js  # `expt serve`: HTTP server, charts compiled in (docs/dashboard.md)
+  chromium chromium-driver           # the dashboard's real-browser test (tests/scripts/serve_browser.sh)
 )
 
 missing=()

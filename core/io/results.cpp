@@ -133,7 +133,7 @@ std::string_view build_git_sha() { return EXPT_GIT_SHA; }
 namespace {
 
 void write_result_file(const fs::path& tmp, const ResultInfo& info, const TrialSummary& summary,
-                       const EvalSchema& schema, const SegmentRows& rows) {
+                       const EvalSchema& schema, const ConsolidatedSegments& rows) {
   h5::File file = h5::create_file(tmp, /*exclusive=*/false);
   h5::write_attribute(file, "schema_version", kSchemaVersion);
   h5::write_attribute(file, "trial_id", std::string_view(info.trial_id));
@@ -182,12 +182,9 @@ void require_increasing(const std::vector<Row>& rows, const char* what, const fs
 
 }  // namespace
 
-ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& info, const TrialSummary& summary) {
-  static const std::set<std::string> kStatuses = {"COMPLETED", "DIVERGED", "FAILED", "RUNNING"};
-  if (kStatuses.count(summary.status) == 0)
-    throw std::invalid_argument("write_result: unknown status '" + summary.status + "'");
-
-  ConsolidationReport report;
+ConsolidatedSegments read_consolidated_segments(const fs::path& trial_dir, bool leave_out_newest) {
+  ConsolidatedSegments out;
+  ConsolidationReport& report = out.report;
   std::vector<SegmentFile> segments;
   const fs::path metrics_dir = trial_dir / "metrics";
   if (fs::exists(metrics_dir)) {
@@ -214,8 +211,11 @@ ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& in
   // cutoff[i] = min first_step over the segments after i (all of them, readable or not).
   std::vector<std::int64_t> cutoff(segments.size(), std::numeric_limits<std::int64_t>::max());
   for (std::size_t i = segments.size(); i-- > 1;) cutoff[i - 1] = std::min(cutoff[i], segments[i].first_step);
+  if (leave_out_newest && !segments.empty()) {
+    out.left_out = segments.back().path;
+    segments.pop_back();
+  }
 
-  SegmentRows all;
   bool have_schema = false;
   for (std::size_t i = 0; i < segments.size(); ++i) {
     if (segments[i].quarantined) continue;  // reported when it was moved
@@ -228,21 +228,31 @@ ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& in
       continue;
     }
     if (!have_schema) {
-      all.schema = rows.schema;
+      out.schema = rows.schema;
       have_schema = true;
-    } else if (!(rows.schema == all.schema)) {
+    } else if (!(rows.schema == out.schema)) {
       throw std::runtime_error("consolidating " + trial_dir.string() + ": " + segments[i].path.string() +
                                " has another eval schema than " + report.used.front().string());
     }
     const std::int64_t end = cutoff[i];
     for (auto& r : rows.train)
-      if (r.step < end) all.train.push_back(r);
+      if (r.step < end) out.train.push_back(r);
     for (auto& r : rows.eval)
-      if (r.step < end) all.eval.push_back(std::move(r));
+      if (r.step < end) out.eval.push_back(std::move(r));
     for (auto& r : rows.events)
-      if (r.step < end) all.events.push_back(std::move(r));
+      if (r.step < end) out.events.push_back(std::move(r));
     report.used.push_back(segments[i].path);
   }
+  return out;
+}
+
+ConsolidationReport write_result(const fs::path& trial_dir, const ResultInfo& info, const TrialSummary& summary) {
+  static const std::set<std::string> kStatuses = {"COMPLETED", "DIVERGED", "FAILED", "RUNNING"};
+  if (kStatuses.count(summary.status) == 0)
+    throw std::invalid_argument("write_result: unknown status '" + summary.status + "'");
+
+  ConsolidatedSegments all = read_consolidated_segments(trial_dir, false);
+  ConsolidationReport& report = all.report;
   require_increasing(all.train, "train", trial_dir);
   require_increasing(all.eval, "eval", trial_dir);
 

@@ -51,6 +51,23 @@ struct ConsolidationReport {
   std::vector<std::filesystem::path> used, skipped_unreadable;
 };
 
+// The rows the consolidation rule keeps, read from <trial_dir>/metrics/seg-*.h5 without writing
+// anything: what write_result stores, and what a reader shows of a trial that is still running.
+struct ConsolidatedSegments {
+  std::vector<TrainRow> train;
+  std::vector<EvalRow> eval;
+  std::vector<EventRow> events;
+  EvalSchema schema;
+  ConsolidationReport report;
+  std::filesystem::path left_out;  // the newest segment, when leave_out_newest took it out
+};
+
+// `leave_out_newest`: do not open the newest segment by (attempt, first_step), the only one a
+// running trainer may hold open (it opens the next segment only after closing the previous one);
+// its first_step still cuts the earlier segments. Unreadable segments are skipped and reported;
+// throws std::runtime_error when segments disagree on the eval schema.
+ConsolidatedSegments read_consolidated_segments(const std::filesystem::path& trial_dir, bool leave_out_newest);
+
 // Reads <trial_dir>/metrics/seg-*.h5, applies the consolidation rule, skips segments that will
 // not open or are inconsistent (name vs attributes, malformed name) and reports them, and writes
 // <trial_dir>/result.h5 through result.h5.tmp + fsync + rename + directory fsync. Throws

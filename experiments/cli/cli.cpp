@@ -18,6 +18,7 @@
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/replay_command.hpp"
+#include "experiments/cli/serve_command.hpp"
 #include "experiments/cli/sweep_commands.hpp"
 #include "experiments/cli/trial_commands.hpp"
 #include "kernels/gemm.hpp"
@@ -113,6 +114,9 @@ int run_cli(int argc, char** argv) {
   analysis::AnalyzeCommandArgs analyze_args;
   auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
   analysis::add_analyze_options(*analyze, analyze_args);
+  ServeArgs serve_args;
+  auto* serve = app.add_subcommand("serve", "Live dashboard of sweep or trial directories in a browser");
+  add_serve_options(*serve, serve_args);
 
   ReplayArgs replay_args;
   auto* replay = add_replay_command(app, replay_args);
@@ -166,6 +170,7 @@ int run_cli(int argc, char** argv) {
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
+  if (*serve) return serve_command(serve_args);
   if (*replay) return replay_command(replay_args);
   if (*sgemm_probe) return sgemm_probe_command(std::cout);
   if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);

@@ -3,13 +3,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/sweep_commands.hpp"
+#include "experiments/sweep/sweep_status.hpp"
 
 namespace fs = std::filesystem;
 
@@ -20,19 +20,18 @@ void print_status_table(const nlohmann::json& j, std::ostream& out);
 }  // namespace
 
 int status_command(const std::string& dir, std::ostream& out) {
-  const fs::path path = fs::path(dir) / "status.json";
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "expt: %s not found (is %s a sweep directory?)\n", path.string().c_str(), dir.c_str());
+  nlohmann::json status;
+  try {
+    status = read_sweep_status(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "expt: %s\n", e.what());
     return kExitFailed;
   }
-  nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-    print_status_table(j, out);
+    print_status_table(status, out);
   } catch (const std::exception& e) {
-    // Not JSON, or JSON of another shape (a field missing or of another type): a clear error.
-    std::fprintf(stderr, "expt: cannot read %s: %s\n", path.string().c_str(), e.what());
+    // JSON of another shape (a field missing or of another type): a clear error.
+    std::fprintf(stderr, "expt: cannot read %s: %s\n", (fs::path(dir) / "status.json").string().c_str(), e.what());
     return kExitFailed;
   }
   return kExitOk;

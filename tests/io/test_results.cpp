@@ -150,6 +150,28 @@ TEST_CASE("consolidation: crash in the middle of a segment", "[results]") {
   REQUIRE_FALSE(fs::exists(trial / "result.h5.tmp"));
 }
 
+TEST_CASE("read_consolidated_segments leaves out the newest segment but keeps its cut", "[results]") {
+  // What a reader of a running trial sees (expt serve): seg-2-101 may be open, so it is not read,
+  // and its first_step still cuts the superseded rows 101..150 of seg-1-101.
+  TempDir trial;
+  write_segment(trial.path(), 1, 0, 1, 100, {0, 50, 100});
+  write_segment(trial.path(), 1, 101, 101, 150, {150});
+  const auto s21 = write_segment(trial.path(), 2, 101, 101, 200, {150, 200});
+  const io::ConsolidatedSegments live = io::read_consolidated_segments(trial.path(), true);
+  REQUIRE(live.left_out == s21);
+  REQUIRE(live.train.size() == 100);
+  REQUIRE(live.train.front().step == 1);
+  REQUIRE(live.train.back().step == 100);
+  REQUIRE(live.eval.size() == 3);
+  REQUIRE(live.report.used.size() == 2);
+  REQUIRE_FALSE(fs::exists(trial / "result.h5"));
+  // Without leaving it out: exactly what write_result stores.
+  const io::ConsolidatedSegments all = io::read_consolidated_segments(trial.path(), false);
+  REQUIRE(all.left_out.empty());
+  REQUIRE(all.train.size() == 200);
+  REQUIRE(all.train[150].step == 151);
+}
+
 TEST_CASE("consolidation: crash between closing a segment and committing its checkpoint", "[results]") {
   // Attempt 1 closes seg-1-101 after step 200, but dies before COMMIT of step 200: attempt 2
   // resumes from 100 and redoes 101..200.

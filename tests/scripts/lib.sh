@@ -32,3 +32,22 @@ kill_session() {
     ((i < 200)) || die "processes of session $sid survived SIGKILL"
   done
 }
+
+# Starts `expt serve ARGS... --port 0` in the background; sets serve_pid and serve_url (read from
+# the line it prints once the socket is bound). Stop it with stop_server.
+start_server() {
+  "$EXPT" serve "$@" --port 0 > "$work/serve.out" 2> "$work/serve.err" &
+  serve_pid=$!
+  local i=0
+  while ! grep -q "dashboard at http://" "$work/serve.out" 2> /dev/null; do
+    kill -0 "$serve_pid" 2> /dev/null || die "expt serve exited: $(cat "$work/serve.err")"
+    sleep 0.05
+    i=$((i + 1))
+    ((i < 600)) || die "expt serve did not start: $(cat "$work/serve.err")"
+  done
+  serve_url=$(grep -o "http://[^ ]*/" "$work/serve.out" | head -1)
+}
+stop_server() {
+  kill -TERM "$serve_pid" 2> /dev/null || true
+  wait "$serve_pid" 2> /dev/null || true
+}

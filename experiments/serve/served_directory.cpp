@@ -1,0 +1,588 @@
+#include "experiments/serve/served_directory.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "analysis/analysis.hpp"
+#include "analysis/report.hpp"
+#include "analysis/sweep_reader.hpp"
+#include "core/io/hdf5.hpp"
+#include "core/io/metrics.hpp"
+#include "core/io/trial_directory.hpp"
+#include "core/io/trial_identity.hpp"
+#include "experiments/sweep/sweep_status.hpp"
+
+namespace expt::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+FileStamp stamp_of(const fs::path& file) {
+  std::error_code ec;
+  FileStamp s;
+  const auto status = fs::status(file, ec);
+  if (ec || !fs::is_regular_file(status)) return s;
+  s.mtime = fs::last_write_time(file, ec);
+  if (ec) return FileStamp{};
+  s.size = fs::file_size(file, ec);
+  if (ec) return FileStamp{};
+  s.exists = true;
+  return s;
+}
+
+namespace {
+
+// Losses are +inf for diverged trials; JSON has no infinity, and the page shows null as "-".
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+bool finished_state(const std::string& s) { return s == "COMPLETED" || s == "DIVERGED" || s == "FAILED"; }
+
+// Trial ids are hex hashes (core/io/trial_identity.hpp); anything else never names a folder.
+bool plausible_trial_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
+
+std::string read_text(const fs::path& file, std::size_t limit) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return {};
+  std::string text(limit, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(limit));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+// The last `max_lines` lines of a text file, reading at most its last 64 KiB.
+std::string tail_lines(const fs::path& file, std::size_t max_lines) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  const std::streamoff size = in.tellg();
+  const std::streamoff start = std::max<std::streamoff>(0, size - (64 << 10));
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t pos = text.size(), lines = 0;
+  while (pos > 0 && lines <= max_lines) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    ++lines;
+  }
+  return pos == 0 ? text : text.substr(pos + 1);
+}
+
+// attempts.jsonl: one JSON object per complete line; a line a writer has not finished is left out.
+json read_attempts(const fs::path& file, json& notes) {
+  json out = json::array();
+  std::ifstream in(file);
+  std::string line;
+  int bad = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      out.push_back(json::parse(line));
+    } catch (const std::exception&) {
+      ++bad;
+    }
+  }
+  if (bad > 0) notes.push_back(file.string() + ": " + std::to_string(bad) + " line(s) that are not JSON left out");
+  return out;
+}
+
+// Indices of at most `max_points` rows out of n, evenly spread, first and last kept.
+std::vector<std::size_t> thinned(std::size_t n, std::size_t max_points) {
+  std::vector<std::size_t> idx;
+  if (n <= max_points || max_points < 2) {
+    idx.resize(n);
+    for (std::size_t i = 0; i < n; ++i) idx[i] = i;
+    return idx;
+  }
+  idx.reserve(max_points);
+  for (std::size_t k = 0; k < max_points; ++k) idx.push_back(k * (n - 1) / (max_points - 1));
+  return idx;
+}
+
+json train_columns(const std::vector<io::TrainRow>& rows, std::size_t max_points) {
+  json step = json::array(), tokens = json::array(), wall = json::array(), loss = json::array(), lr = json::array(),
+       grad = json::array(), update = json::array(), param = json::array();
+  for (std::size_t i : thinned(rows.size(), max_points)) {
+    const io::TrainRow& r = rows[i];
+    step.push_back(r.step);
+    tokens.push_back(r.tokens);
+    wall.push_back(r.wall_s);
+    loss.push_back(finite_or_null(r.loss));
+    lr.push_back(finite_or_null(r.lr));
+    grad.push_back(finite_or_null(r.grad_norm));
+    update.push_back(finite_or_null(r.update_norm));
+    param.push_back(finite_or_null(r.param_norm));
+  }
+  return {{"step", step}, {"tokens", tokens},  {"wall_s", wall},        {"loss", loss},
+          {"lr", lr},     {"grad_norm", grad}, {"update_norm", update}, {"param_norm", param}};
+}
+
+json eval_columns(const std::vector<io::EvalRow>& rows, const io::EvalSchema& schema, std::size_t max_points) {
+  json out = {{"step", json::array()}, {"tokens", json::array()}, {"wall_s", json::array()}};
+  for (const std::string& f : schema.fields) out[f] = json::array();
+  for (std::size_t i : thinned(rows.size(), max_points)) {
+    const io::EvalRow& r = rows[i];
+    out["step"].push_back(r.step);
+    out["tokens"].push_back(r.tokens);
+    out["wall_s"].push_back(r.wall_s);
+    for (std::size_t c = 0; c < schema.fields.size() && c < r.values.size(); ++c)
+      out[schema.fields[c]].push_back(finite_or_null(r.values[c]));
+  }
+  return out;
+}
+
+json events_json(const std::vector<io::EventRow>& rows) {
+  json out = json::array();
+  for (const io::EventRow& e : rows)
+    out.push_back({{"step", e.step}, {"wall_s", e.wall_s}, {"kind", e.kind}, {"detail", e.detail}});
+  return out;
+}
+
+std::string stamp_text(const FileStamp& s) {
+  return s.exists ? std::to_string(s.mtime.time_since_epoch().count()) + ":" + std::to_string(s.size) : "-";
+}
+
+// Whether `path` lies under `base` (both canonical), component by component.
+bool is_under(const fs::path& path, const fs::path& base) {
+  auto p = path.begin();
+  for (auto b = base.begin(); b != base.end(); ++b, ++p)
+    if (p == path.end() || *p != *b) return false;
+  return true;
+}
+
+}  // namespace
+
+ServedDirectory::ServedDirectory(const fs::path& dir, std::size_t metrics_cache_bytes)
+    : metrics_cache_limit_(metrics_cache_bytes) {
+  std::error_code ec;
+  const auto status = fs::status(dir, ec);
+  if (ec || !fs::exists(status)) throw std::invalid_argument(dir.string() + ": no such directory");
+  if (!fs::is_directory(status)) throw std::invalid_argument(dir.string() + ": not a directory");
+  if (::access(dir.c_str(), R_OK | X_OK) != 0) throw std::invalid_argument(dir.string() + ": not readable");
+  root_ = fs::canonical(dir);
+  if (fs::exists(root_ / "sweep.h5") || fs::exists(root_ / "status.json")) {
+    kind_ = Kind::sweep;
+  } else if (fs::exists(root_ / "trial.yaml")) {
+    kind_ = Kind::trial;
+    std::optional<io::DirectoryTrial> t;
+    try {
+      t = io::read_directory_trial(root_);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(dir.string() + ": trial.yaml does not read: " + e.what());
+    }
+    single_trial_id_ = t && !t->id.empty() ? t->id : (t ? t->legacy_id : std::string());
+    if (single_trial_id_.empty())
+      throw std::invalid_argument(dir.string() + ": trial.yaml names no trial of this expt (another config schema)");
+  } else {
+    throw std::invalid_argument(dir.string() +
+                                " is neither a sweep directory (no sweep.h5 or status.json) nor a trial directory "
+                                "(no trial.yaml)");
+  }
+}
+
+fs::path ServedDirectory::trial_dir(const std::string& id) const {
+  return kind_ == Kind::trial ? root_ : root_ / "trials" / id;
+}
+
+const ServedDirectory::IndexEntry& ServedDirectory::index() {
+  const fs::path file = root_ / "sweep.h5";
+  const FileStamp stamp = stamp_of(file);
+  if (stamp == index_.stamp) return index_;  // a missing file's stamp equals the empty start
+  IndexEntry entry;
+  entry.stamp = stamp;
+  if (stamp.exists) {
+    try {
+      const io::h5::File h5file = io::h5::open_file(file);
+      entry.rows = io::read_sweep_index(h5file, file.string());
+      const YAML::Node doc = YAML::Load(io::h5::read_string_dataset(h5file, "config"));
+      if (doc["sweep"] && doc["sweep"]["ranks_per_trial"])
+        entry.ranks_per_trial = doc["sweep"]["ranks_per_trial"].as<int>();
+    } catch (const std::exception& e) {
+      entry.rows.clear();
+      entry.error = e.what();
+    }
+  }
+  index_ = std::move(entry);
+  return index_;
+}
+
+const ServedDirectory::SummaryEntry& ServedDirectory::summary(const std::string& id) {
+  const fs::path file = trial_dir(id) / "result.h5";
+  const FileStamp stamp = stamp_of(file);
+  SummaryEntry& entry = summaries_[id];
+  if (entry.stamp == stamp) return entry;
+  entry = SummaryEntry{stamp, std::nullopt, ""};
+  if (stamp.exists) {
+    try {
+      entry.summary = io::read_summary(file);
+    } catch (const std::exception& e) {
+      entry.error = e.what();
+    }
+  }
+  return entry;
+}
+
+std::string ServedDirectory::overview_json() {
+  return kind_ == Kind::sweep ? sweep_overview() : trial_overview().dump();
+}
+
+std::string ServedDirectory::sweep_overview() {
+  std::lock_guard lock(mutex_);
+  json notes = json::array();
+  const IndexEntry& idx = index();
+  if (!idx.error.empty()) notes.push_back("sweep.h5 left out: " + idx.error);
+
+  const fs::path status_file = root_ / "status.json";
+  const FileStamp status_stamp = stamp_of(status_file);
+  if (!status_.loaded || !(status_stamp == status_.stamp)) {
+    status_ = StatusEntry{status_stamp, true, json(), ""};
+    try {
+      status_.status = experiments::read_sweep_status(root_);
+    } catch (const std::exception& e) {
+      status_.error = e.what();
+    }
+  }
+  if (!status_.error.empty()) notes.push_back("status.json left out: " + status_.error);
+  const json& status = status_.status;
+
+  std::map<std::string, const json*> live;  // status.json rows by id
+  std::vector<std::string> order;
+  std::set<std::string> seen;
+  if (status.is_object())
+    for (const json& t : status.at("trials"))
+      if (t.is_object() && t.contains("id") && t["id"].is_string()) live[t["id"].get<std::string>()] = &t;
+  std::map<std::string, const io::SweepIndexRow*> indexed;
+  for (const io::SweepIndexRow& r : idx.rows) {
+    indexed[r.trial_id] = &r;
+    if (seen.insert(r.trial_id).second) order.push_back(r.trial_id);
+  }
+  if (status.is_object())  // trials status.json has and sweep.h5 not (yet, or sweep.h5 will not read), in its order
+    for (const json& t : status.at("trials"))
+      if (t.is_object() && t.contains("id") && t["id"].is_string() && seen.insert(t["id"].get<std::string>()).second)
+        order.push_back(t["id"].get<std::string>());
+
+  // Unchanged files: the same answer (building it is most of the cost for thousands of trials).
+  std::string stamps = stamp_text(index_.stamp) + " " + stamp_text(status_.stamp);
+  for (const std::string& id : order)
+    stamps += " " + (plausible_trial_id(id) ? stamp_text(stamp_of(trial_dir(id) / "result.h5")) : std::string("-"));
+  if (!overview_.json.empty() && stamps == overview_.stamps) return overview_.json;
+
+  std::map<std::string, int> counts;
+  for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
+  json trials = json::array();
+  for (const std::string& id : order) {
+    const io::SweepIndexRow* in = indexed.count(id) ? indexed[id] : nullptr;
+    const json* st = live.count(id) ? live[id] : nullptr;
+    const auto text = [&](const char* key, const std::string& fallback) {
+      return st && st->contains(key) && (*st)[key].is_string() ? (*st)[key].get<std::string>() : fallback;
+    };
+    json row;
+    row["id"] = id;
+    row["cell"] = text("cell", in ? in->cell : "");
+    row["optimizer"] = text("optimizer", in ? in->optimizer : "");
+    row["point"] = text("point", in ? in->point : "");
+    row["state"] = text("state", in ? in->status : "pending");
+    row["seed"] = st && st->contains("seed") ? (*st)["seed"] : (in ? json(in->seed) : json(nullptr));
+    row["steps"] = st && st->contains("steps") ? (*st)["steps"] : (in ? json(in->steps) : json(nullptr));
+    row["step"] = st && st->contains("step") ? (*st)["step"] : json(nullptr);
+    row["loss"] = st && st->contains("loss") ? (*st)["loss"] : json(nullptr);  // live training loss
+    row["tokens_per_s"] = st && st->contains("tokens_per_s") ? (*st)["tokens_per_s"] : json(nullptr);
+    row["attempts"] = st && st->contains("attempts") ? (*st)["attempts"] : (in ? json(in->n_attempts) : json(0));
+    if (st && st->contains("message")) row["message"] = (*st)["message"];
+    if (st && st->contains("quarantined")) row["quarantined"] = (*st)["quarantined"];
+    row["final_eval_loss"] = in && finished_state(in->status) ? finite_or_null(in->final_eval_loss) : json(nullptr);
+    row["best_eval_loss"] = nullptr;
+    row["cpu_s"] = nullptr;
+    row["tokens"] = in ? json(in->tokens) : json(nullptr);
+    if (plausible_trial_id(id)) {
+      const SummaryEntry& s = summary(id);
+      if (s.summary) {
+        row["final_eval_loss"] = finite_or_null(s.summary->final_eval_loss);
+        row["best_eval_loss"] = finite_or_null(s.summary->best_eval_loss);
+        row["cpu_s"] = s.summary->wall_s * idx.ranks_per_trial;
+        row["tokens"] = s.summary->tokens_seen;
+        if (row["step"].is_null()) row["step"] = s.summary->steps_done;
+      } else if (!s.error.empty()) {
+        notes.push_back("trials/" + id + "/result.h5 left out: " + s.error);
+      }
+    }
+    const std::string state = row["state"].get<std::string>();
+    counts[state] += 1;
+    trials.push_back(std::move(row));
+  }
+
+  // Cells: every cell of the trial table, with its coordinate-descent round when the study has them.
+  json cells = json::array();
+  std::map<std::string, json> rounds;
+  if (status.is_object() && status.contains("coordinate_descent"))
+    for (const json& c : status["coordinate_descent"])
+      if (c.is_object() && c.contains("cell")) rounds[c["cell"].get<std::string>()] = c;
+  std::set<std::string> cell_seen;
+  for (const json& t : trials) {
+    const std::string cell = t["cell"].get<std::string>();
+    if (!cell_seen.insert(cell).second) continue;
+    json c = {{"cell", cell}, {"optimizer", t["optimizer"]}};
+    if (rounds.count(cell)) {
+      const json& r = rounds[cell];
+      for (const char* key : {"round", "centre", "converged", "best_loss", "edge_alarms", "todo"})
+        if (r.contains(key)) c[key] = r[key];
+    }
+    cells.push_back(std::move(c));
+  }
+
+  json out = {{"kind", "sweep"}, {"path", root_.string()}, {"counts", counts}, {"cells", cells}, {"trials", trials}};
+  out["study"] = status.is_object() ? status.value("study", "") : "";
+  out["strategy"] = status.is_object() ? status.value("strategy", "") : "";
+  out["elapsed_s"] = status.is_object() && status.contains("elapsed_s") ? status["elapsed_s"] : json(nullptr);
+  out["ranks_per_trial"] = idx.ranks_per_trial;
+  out["notes"] = std::move(notes);
+  overview_ = OverviewEntry{stamps, out.dump()};
+  return overview_.json;
+}
+
+json ServedDirectory::trial_overview() {
+  std::lock_guard lock(mutex_);
+  json notes = json::array();
+  const io::TrialDirectory dir(root_);
+  json row = {{"id", single_trial_id_}, {"cell", ""},       {"optimizer", ""}, {"point", ""},
+              {"seed", nullptr},        {"steps", nullptr}, {"loss", nullptr}, {"tokens_per_s", nullptr}};
+  row["attempts"] = dir.count_attempts();
+  const SummaryEntry& s = summary(single_trial_id_);
+  if (s.summary) {
+    row["state"] = s.summary->status;
+    row["step"] = s.summary->steps_done;
+    row["final_eval_loss"] = finite_or_null(s.summary->final_eval_loss);
+    row["best_eval_loss"] = finite_or_null(s.summary->best_eval_loss);
+    row["cpu_s"] = s.summary->wall_s;
+    row["tokens"] = s.summary->tokens_seen;
+  } else {
+    if (!s.error.empty()) notes.push_back("result.h5 left out: " + s.error);
+    // No result yet: running, or stopped and waiting for a resume; its committed progress is the
+    // newest checkpoint.
+    row["state"] = "unfinished";
+    const auto step = dir.latest_checkpoint();
+    row["step"] = step ? json(*step) : json(nullptr);
+    row["final_eval_loss"] = nullptr;
+    row["best_eval_loss"] = nullptr;
+    row["cpu_s"] = nullptr;
+    row["tokens"] = nullptr;
+  }
+  try {
+    const YAML::Node cfg = YAML::LoadFile((root_ / "trial.yaml").string());
+    if (cfg["optimizer"] && cfg["optimizer"]["type"]) row["optimizer"] = cfg["optimizer"]["type"].as<std::string>();
+    if (cfg["seed"]) row["seed"] = cfg["seed"].as<std::int64_t>();
+    if (cfg["train"] && cfg["train"]["steps"]) row["steps"] = cfg["train"]["steps"].as<std::int64_t>();
+  } catch (const std::exception& e) {
+    notes.push_back(std::string("trial.yaml left out: ") + e.what());
+  }
+  json counts = {{row["state"].get<std::string>(), 1}};
+  return {{"kind", "trial"},  {"path", root_.string()}, {"study", root_.filename().string()},
+          {"strategy", ""},   {"elapsed_s", nullptr},   {"ranks_per_trial", 1},
+          {"counts", counts}, {"cells", json::array()}, {"trials", json::array({row})},
+          {"notes", notes}};
+}
+
+bool ServedDirectory::known_trial(const std::string& id) {
+  if (!plausible_trial_id(id)) return false;
+  if (kind_ == Kind::trial) return id == single_trial_id_;
+  std::lock_guard lock(mutex_);
+  for (const io::SweepIndexRow& r : index().rows)
+    if (r.trial_id == id) return true;
+  std::error_code ec;
+  return fs::is_directory(trial_dir(id), ec);
+}
+
+std::optional<json> ServedDirectory::trial(const std::string& id) {
+  if (!known_trial(id)) return std::nullopt;
+  const fs::path dir = trial_dir(id);
+  const io::TrialDirectory td(dir);
+  json notes = json::array();
+  json out = {{"id", id}, {"dir", dir.string()}};
+  out["config"] = read_text(dir / "trial.yaml", 1 << 20);
+  out["attempts"] = read_attempts(dir / "attempts.jsonl", notes);
+  out["quarantined"] = td.quarantined_files();
+  const auto checkpoint = td.latest_checkpoint();
+  out["latest_checkpoint"] = checkpoint ? json(*checkpoint) : json(nullptr);
+  out["log_tail"] = tail_lines(dir / "log.txt", 200);
+  {
+    std::lock_guard lock(mutex_);
+    const SummaryEntry& s = summary(id);
+    if (s.summary) {
+      const io::TrialSummary& v = *s.summary;
+      out["summary"] = {{"status", v.status},
+                        {"final_eval_loss", finite_or_null(v.final_eval_loss)},
+                        {"best_eval_loss", finite_or_null(v.best_eval_loss)},
+                        {"diverged_step", v.diverged_step},
+                        {"tokens_seen", v.tokens_seen},
+                        {"steps_done", v.steps_done},
+                        {"wall_s", v.wall_s},
+                        {"n_attempts", v.n_attempts},
+                        {"n_skipped_steps", v.n_skipped_steps},
+                        {"message", v.message}};
+    } else {
+      out["summary"] = nullptr;
+      if (!s.error.empty()) notes.push_back("result.h5 left out: " + s.error);
+    }
+  }
+  // Events (divergence, skipped steps, resumes, checkpoints): from result.h5, or from the closed
+  // segments while the trial runs.
+  json events = json::array();
+  bool from_result = false;
+  if (fs::exists(dir / "result.h5")) {
+    try {
+      events = events_json(io::read_event_rows(dir / "result.h5"));
+      from_result = true;
+    } catch (const std::exception& e) {
+      notes.push_back(std::string("events of result.h5 left out: ") + e.what());
+    }
+  }
+  if (!from_result) {
+    try {
+      const io::ConsolidatedSegments segs = io::read_consolidated_segments(dir, /*leave_out_newest=*/true);
+      events = events_json(segs.events);
+      for (const auto& p : segs.report.skipped_unreadable) notes.push_back(p.string() + " left out: will not read");
+    } catch (const std::exception& e) {
+      notes.push_back(std::string("metrics segments left out: ") + e.what());
+    }
+  }
+  out["events"] = std::move(events);
+  out["notes"] = std::move(notes);
+  return out;
+}
+
+std::optional<std::string> ServedDirectory::metrics_json(const std::string& id, std::size_t max_points) {
+  if (!known_trial(id)) return std::nullopt;
+  const fs::path dir = trial_dir(id);
+  const FileStamp result_stamp = stamp_of(dir / "result.h5");
+  std::string stamps = "result.h5=" + stamp_text(result_stamp);
+  if (!result_stamp.exists) {
+    std::error_code ec;
+    std::vector<std::string> parts;
+    for (fs::directory_iterator it(dir / "metrics", ec), end; !ec && it != end; it.increment(ec))
+      parts.push_back(it->path().filename().string() + "=" + stamp_text(stamp_of(it->path())));
+    std::sort(parts.begin(), parts.end());
+    for (const std::string& p : parts) stamps += " " + p;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = metrics_lru_.begin(); it != metrics_lru_.end(); ++it)
+      if (it->first == id) {
+        if (it->second.stamps == stamps && it->second.max_points == max_points) {
+          metrics_lru_.splice(metrics_lru_.begin(), metrics_lru_, it);
+          return metrics_lru_.front().second.body;
+        }
+        metrics_bytes_ -= it->second.body.size();
+        metrics_lru_.erase(it);
+        break;
+      }
+  }
+
+  // Read outside the lock: other pages keep being answered while a long series loads.
+  json notes = json::array();
+  json out = {{"id", id}};
+  bool done = false;
+  if (result_stamp.exists) {
+    try {
+      io::EvalSchema schema;
+      const auto train = io::read_train_rows(dir / "result.h5");
+      const auto eval = io::read_eval_rows(dir / "result.h5", &schema);
+      out["source"] = "result.h5";
+      out["train_rows"] = train.size();
+      out["eval_rows"] = eval.size();
+      out["train"] = train_columns(train, max_points);
+      out["eval"] = eval_columns(eval, schema, max_points);
+      done = true;
+    } catch (const std::exception& e) {
+      notes.push_back(std::string("result.h5 left out: ") + e.what());
+    }
+  }
+  if (!done) {
+    try {
+      const io::ConsolidatedSegments segs = io::read_consolidated_segments(dir, /*leave_out_newest=*/true);
+      out["source"] = "segments";
+      out["train_rows"] = segs.train.size();
+      out["eval_rows"] = segs.eval.size();
+      out["train"] = train_columns(segs.train, max_points);
+      out["eval"] = eval_columns(segs.eval, segs.schema, max_points);
+      for (const auto& p : segs.report.skipped_unreadable) notes.push_back(p.string() + " left out: will not read");
+      out["left_out"] = segs.left_out.empty() ? json(nullptr) : json(segs.left_out.filename().string());
+      if (!segs.left_out.empty())
+        notes.push_back(segs.left_out.filename().string() +
+                        " not read: the newest segment, a running trainer may be "
+                        "writing it");
+    } catch (const std::exception& e) {
+      notes.push_back(std::string("metrics segments left out: ") + e.what());
+      out["source"] = "none";
+      out["train_rows"] = 0;
+      out["eval_rows"] = 0;
+      out["train"] = train_columns({}, max_points);
+      out["eval"] = json::object({{"step", json::array()}, {"tokens", json::array()}, {"wall_s", json::array()}});
+    }
+  }
+  out["notes"] = std::move(notes);
+  std::string body = out.dump();
+
+  std::lock_guard lock(mutex_);
+  if (body.size() <= metrics_cache_limit_) {
+    metrics_lru_.push_front({id, MetricsEntry{stamps, max_points, body}});
+    metrics_bytes_ += body.size();
+    while (metrics_bytes_ > metrics_cache_limit_ && !metrics_lru_.empty()) {
+      metrics_bytes_ -= metrics_lru_.back().second.body.size();
+      metrics_lru_.pop_back();
+    }
+  }
+  return body;
+}
+
+std::size_t ServedDirectory::metrics_cache_size() {
+  std::lock_guard lock(mutex_);
+  return metrics_bytes_;
+}
+
+std::string ServedDirectory::analysis_json() {
+  if (kind_ != Kind::sweep) throw std::runtime_error(root_.string() + " is a trial directory: no study to analyse");
+  const FileStamp stamp = stamp_of(root_ / "sweep.h5");
+  {
+    std::lock_guard lock(mutex_);
+    if (stamp.exists && stamp == analysis_.stamp) return analysis_.json;
+  }
+  // The same calls as `expt analyze DIR --format json` (analysis/analyze_command.cpp), default options.
+  const analysis::Analysis a = analysis::analyze(analysis::load_sweep(root_), analysis::AnalysisOptions{});
+  std::string text = analysis::render_json(a, analysis::make_tables(a));
+  std::lock_guard lock(mutex_);
+  analysis_ = AnalysisEntry{stamp, text};
+  return text;
+}
+
+std::optional<fs::path> ServedDirectory::resolve_file(const std::string& relative) const {
+  if (relative.empty() || relative.size() > 4096 || relative.find('\0') != std::string::npos ||
+      relative.find('\\') != std::string::npos)
+    return std::nullopt;
+  const fs::path rel(relative);
+  if (rel.is_absolute() || rel.has_root_name()) return std::nullopt;
+  for (const fs::path& part : rel) {
+    const std::string p = part.string();
+    if (p.empty() || p == "." || p == "..") return std::nullopt;
+  }
+  std::error_code ec;
+  const fs::path real = fs::canonical(root_ / rel, ec);
+  if (ec || !fs::is_regular_file(real, ec)) return std::nullopt;
+  if (is_under(real, root_)) return real;
+  // An added study's trials/ is a link to the first study's trials (docs/sweeps.md).
+  const fs::path trials = fs::canonical(root_ / "trials", ec);
+  if (!ec && is_under(real, trials)) return real;
+  return std::nullopt;
+}
+
+}  // namespace expt::serve

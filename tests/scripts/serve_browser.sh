@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The dashboard in a real browser (docs/dashboard.md): headless Chromium, driven by chromedriver,
+# loads it from a running `expt serve` over a real sweep; tests/scripts/serve_browser.py checks the
+# rendered DOM (trial rows, counts, the filter, the curves canvas's series, the analysis tables, a
+# trial page) and saves screenshots into the build folder (test-work/serve_browser/). Skipped
+# (exit 77) only when Chromium or chromedriver is not installed (scripts/install-deps.sh installs
+# both).
+# ctest-labels: slow
+source "$(dirname "$0")/lib.sh"
+
+for tool in /usr/bin/chromium /usr/bin/chromedriver; do
+  if [[ ! -x $tool ]]; then
+    echo "serve_browser: SKIPPED: $tool is not installed (Debian packages chromium and chromium-driver)"
+    exit 77
+  fi
+done
+
+"$EXPT" sweep "$EXPT_SOURCE_DIR/tests/fixtures/serve_study.yaml" --out "$work/sweep" > "$work/sweep.out" 2>&1 \
+  || die "the sweep failed: $(cat "$work/sweep.out")"
+start_server "$work/sweep"
+
+driver_port=$("$EXPT_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+/usr/bin/chromedriver --port="$driver_port" > "$work/chromedriver.log" 2>&1 &
+driver_pid=$!
+trap 'kill -TERM $driver_pid 2> /dev/null || true; stop_server' EXIT
+for _ in $(seq 300); do
+  "$EXPT_PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$driver_port/status', timeout=1)" \
+    2> /dev/null && break
+  kill -0 $driver_pid 2> /dev/null || die "chromedriver exited: $(cat "$work/chromedriver.log")"
+  sleep 0.1
+done
+"$EXPT_PYTHON" "$scripts/serve_browser.py" "http://127.0.0.1:$driver_port" "$serve_url" "$work"
+ls "$work"/dashboard_*.png > /dev/null || die "no screenshot"
+echo "serve_browser: ok"
