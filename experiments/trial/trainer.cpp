@@ -94,9 +94,8 @@ class Trainer {
   void write_attempt(const std::string& event, const nlohmann::json& extra);
   void restore(const io::CheckpointStore& ckpt, std::int64_t step);
   StateDict checkpoint_state() const;
-  // A checkpoint (a collective): segment closed, state written and committed (keeping the newest
-  // `keep` checkpoints), next segment opened.
-  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step, int keep = 2);
+  // A periodic checkpoint: segment closed, state written and committed, next segment opened.
+  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step);
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
   double wall() const { return wall_offset_ + seconds_since(t0_); }
@@ -177,12 +176,12 @@ void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
   wall_offset_ = s.scalar_double("trainer/wall_s");
 }
 
-void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step, int keep) {
+void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
   // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
   const StateDict state = checkpoint_state();
   if (leader_) {
     for (TrainingObserver* o : observers_) o->before_checkpoint(step, wall());
-    ckpt.save(step, state, keep);
+    ckpt.save(step, state);
   }
   comm_.barrier();
   for (TrainingObserver* o : observers_) o->after_checkpoint(step);
@@ -365,15 +364,6 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     outcome.summary.steps_done = step_;
     return outcome;
   }
-
-  // A completed trial keeps its final state (parameters and optimizer state at the last step) as a
-  // committed checkpoint, so that it can be read, compared and continued (docs/results-format.md),
-  // beside the two newest interval checkpoints, which it does not evict. Every rank decides alike
-  // (checkpoint() is a collective): only a resume from that very checkpoint (a crash after it,
-  // before result.h5) already has it.
-  if (summary.status == "COMPLETED" && cfg_.train.checkpoint_every > 0 && step_ == total &&
-      !(latest && *latest == total))
-    checkpoint(ckpt, step_, 3);
 
   if (const comm::BucketedAllreduce* reducer = step_fn_.reducer(); reducer && reducer->times().steps > 0) {
     const auto& t = reducer->times();

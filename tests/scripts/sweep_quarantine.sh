@@ -84,10 +84,6 @@ ids=("$work"/d/trials/*)
 head -c 4000 /dev/urandom > "${ids[0]}/result.h5"
 truncate -s 1000 "${ids[1]}/result.h5"
 faults=$((faults + 2))
-# A completed trial keeps its final checkpoint (step 40), from which a rerun only rewrites
-# result.h5 (tests/scripts/kill_resume_all.sh); without it the first trial recomputes its last
-# steps from step 35, slowly enough to be interrupted below.
-rm -r "${ids[0]}/checkpoints/step-40"
 # SIGINT while the first trial is being rebuilt (slowed down), then a clean rerun.
 EXPT_TEST_STEP_DELAY_MS=100 "$EXPT" sweep "$study" --out "$work/d" > "$work/result.out" 2>&1 &
 pid=$!
