@@ -1,12 +1,14 @@
 // The fp32 GEMM backends side by side over the products the models actually issue
 // (docs/performance.md, "GEMM backends"): projections, data and weight gradients of a d_model 128
 // and 256 model at 8 x 256 tokens, the MLP, the LM head, GLA's per-chunk products, attention's
-// per-head scores, and Muon's Newton-Schulz products (general, syrk and symm at the model's
-// matrix sizes). Each row: best of 5 timed batches, GFLOP/s per backend, and oneDNN / OpenBLAS.
+// per-head scores, the delta rule's / DeltaProduct's per-chunk products, and Muon's Newton-Schulz
+// products (general, syrk and symm at the model's matrix sizes). Each row: best of 5 timed batches,
+// GFLOP/s per backend (libxsmm: libxsmm's JIT kernels for products up to 64^3 multiply-adds,
+// oneDNN above), oneDNN / OpenBLAS and libxsmm / oneDNN.
 //
 //   build/release/bench/bench_gemm_backends [--repeats 5]
 // Run it with the environment CI has (OPENBLAS_CORETYPE as set, or not); the table's header says
-// which OpenBLAS core and which oneDNN ISA ran.
+// which OpenBLAS core, which oneDNN ISA and which libxsmm target ran.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -114,6 +116,15 @@ int main(int argc, char** argv) {
       {"GLA chunk q S (64x32x16)", Kind::gemm, N, N, 64, 32, 16},
       {"GLA state k^T v (16x32x64)", Kind::gemm, T, N, 16, 32, 64},
       {"GLA chunk A v (64x32x64)", Kind::gemm, N, N, 64, 32, 64},
+      // delta rule / DeltaProduct per chunk (chunk 64 virtual steps, head dim 32; DeltaProduct n_h 2
+      // has 32 query rows per chunk), forward and backward
+      {"DR K K^T (64x64x32 NT)", Kind::gemm, N, T, 64, 64, 32},
+      {"DR Kb S (64x32x32)", Kind::gemm, N, N, 64, 32, 32},
+      {"DR A rhs (64x32x64)", Kind::gemm, N, N, 64, 32, 64},
+      {"DR Kd^T U (32x32x64 TN)", Kind::gemm, T, N, 32, 32, 64},
+      {"DR Q K^T (32x64x32 NT)", Kind::gemm, N, T, 32, 64, 32},
+      {"DR A^T dU (64x32x64 TN)", Kind::gemm, T, N, 64, 32, 64},
+      {"DR U dH^T (64x32x32 NT)", Kind::gemm, N, T, 64, 32, 32},
       {"attention q k^T (256x256x32)", Kind::gemm, N, T, 256, 256, 32},
       {"attention P v (256x32x256)", Kind::gemm, N, N, 256, 32, 256},
       // Muon's Newton-Schulz at d_model 256: square, tall (683 x 256) Gram form
@@ -124,14 +135,18 @@ int main(int argc, char** argv) {
       {"square 1024", Kind::gemm, N, N, 1024, 1024, 1024},
   };
   const auto& cpu = expt::kernels::cpu_features();
-  std::printf("CPU: %s (%s); OpenBLAS core %s; oneDNN ISA %s; 1 thread, best of %d batches\n\n", cpu.model.c_str(),
-              expt::kernels::vector_isa_name(cpu.widest()), expt::kernels::openblas_core_name().c_str(),
-              expt::kernels::onednn_isa_name().c_str(), repeats);
-  std::printf("| product | OpenBLAS GFLOP/s | oneDNN GFLOP/s | oneDNN / OpenBLAS |\n|---|---:|---:|---:|\n");
+  std::printf("CPU: %s (%s); OpenBLAS core %s; oneDNN ISA %s; libxsmm target %s; 1 thread, best of %d batches\n\n",
+              cpu.model.c_str(), expt::kernels::vector_isa_name(cpu.widest()),
+              expt::kernels::openblas_core_name().c_str(), expt::kernels::onednn_isa_name().c_str(),
+              expt::kernels::libxsmm_target_name(), repeats);
+  std::printf(
+      "| product | OpenBLAS GFLOP/s | oneDNN GFLOP/s | libxsmm GFLOP/s | oneDNN / OpenBLAS | libxsmm / oneDNN |\n"
+      "|---|---:|---:|---:|---:|---:|\n");
   for (const Product& p : products) {
     const double ob = best_rate(GemmBackend::openblas, p, repeats);
     const double dn = best_rate(GemmBackend::onednn, p, repeats);
-    std::printf("| %s | %.1f | %.1f | %.2f |\n", p.what, ob, dn, dn / ob);
+    const double xs = best_rate(GemmBackend::libxsmm, p, repeats);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.2f | %.2f |\n", p.what, ob, dn, xs, dn / ob, xs / dn);
   }
   return 0;
 }

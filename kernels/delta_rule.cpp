@@ -222,7 +222,7 @@ struct ChunkScratch {
   T* a = nullptr;
   T* u_new = nullptr;
   // backward only
-  std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl;
+  std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl, dl_transposed;
 
   static std::size_t slot_size(int chunk, int value_dim) {
     return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(value_dim);
@@ -250,7 +250,8 @@ struct ChunkScratch {
                           {&dkd, ck},
                           {&x, ck},
                           {&y, cv},
-                          {&dl, cc}})
+                          {&dl, cc},
+                          {&dl_transposed, cc}})
       grow(*buf, n);
   }
   static void grow(std::vector<T>& buf, std::size_t n) {
@@ -362,6 +363,45 @@ T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n,
   return sum_beta;
 }
 
+// Blocks of the forward substitution in chunk_factors: columns [m, m + 16) of a row of A.
+constexpr int kSubstitutionBlock = 16;
+
+// Rows j in [j_begin, j_end) into the first Active of the block sums s (block b: columns
+// m_first + 16 b ..): s_b -= l_i[j] A_j[block b].
+template <class T, int Active>
+void substitute_rows(Eigen::Matrix<T, kSubstitutionBlock, 1>* s, const T* l_i, const T* A, int L, int m_first,
+                     int j_begin, int j_end) {
+  using Block = Eigen::Matrix<T, kSubstitutionBlock, 1>;
+  for (int j = j_begin; j < j_end; ++j) {
+    const T l = l_i[j];
+    const T* a_j = A + sz(j) * sz(L) + sz(m_first);
+    s[0] -= l * Eigen::Map<const Block>(a_j);
+    if constexpr (Active > 1) s[1] -= l * Eigen::Map<const Block>(a_j + kSubstitutionBlock);
+    if constexpr (Active > 2) s[2] -= l * Eigen::Map<const Block>(a_j + 2 * kSubstitutionBlock);
+    if constexpr (Active > 3) s[3] -= l * Eigen::Map<const Block>(a_j + 3 * kSubstitutionBlock);
+  }
+}
+
+// Count (1-4) consecutive full blocks of row i of A, the first at column m_first (< i): block b
+// sums rows j = m_first + 16 b .. i - 1, ascending, as the one-block-at-a-time form does, so the
+// bits are the same; the blocks' sums are independent chains, so their FMAs interleave instead of
+// each waiting on its own accumulator's latency.
+template <class T, int Count>
+void substitute_blocks(const T* l_i, const T* A, int L, int i, int m_first, T* a_i) {
+  using Block = Eigen::Matrix<T, kSubstitutionBlock, 1>;
+  Block s[Count];
+  for (Block& b : s) b.setZero();
+  // segment g: rows from block g's first column on, where blocks 0..g take part
+  const auto segment_end = [&](int g) {
+    return g + 1 < Count ? std::min(i, m_first + (g + 1) * kSubstitutionBlock) : i;
+  };
+  substitute_rows<T, 1>(s, l_i, A, L, m_first, m_first, segment_end(0));
+  if constexpr (Count > 1) substitute_rows<T, 2>(s, l_i, A, L, m_first, segment_end(0), segment_end(1));
+  if constexpr (Count > 2) substitute_rows<T, 3>(s, l_i, A, L, m_first, segment_end(1), segment_end(2));
+  if constexpr (Count > 3) substitute_rows<T, 4>(s, l_i, A, L, m_first, segment_end(2), segment_end(3));
+  for (int b = 0; b < Count; ++b) Eigen::Map<Block>(a_i + m_first + b * kSubstitutionBlock) = s[b];
+}
+
 // Points kkt, a, u_new at `slot` and fills gamma, decay, lmat, Kb and kd of the chunk starting at
 // virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A and
 // Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward).
@@ -430,20 +470,31 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
   // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
   // Row j of A is zero beyond column j, so columns [m0, m0 + 16) of row i only take rows j >= m0.
   // Each such block of row i is summed in a register (a fixed-size vector; j ascending, the order
-  // of the plain row-by-row form) and stored once; the last partial block, if L is not a multiple
-  // of 16, element by element.
-  constexpr int block = 16;
-  using Block = Eigen::Matrix<T, block, 1>;
+  // of the plain row-by-row form) and stored once, up to four blocks at a time
+  // (substitute_blocks); the last partial block, if L is not a multiple of 16, element by element.
   T* A = c.a;
   for (int i = 0; i < L; ++i) {
     T* a_i = A + sz(i) * sz(L);
     const T* l_i = c.lmat.data() + sz(i) * sz(L);
-    int m0 = 0;
-    for (; m0 < i && m0 + block <= L; m0 += block) {
-      Block sum = Block::Zero();
-      for (int j = m0; j < i; ++j) sum -= l_i[j] * Eigen::Map<const Block>(A + sz(j) * sz(L) + sz(m0));
-      Eigen::Map<Block>(a_i + m0) = sum;
+    // full blocks starting left of the diagonal
+    const int full = std::min((i + kSubstitutionBlock - 1) / kSubstitutionBlock, L / kSubstitutionBlock);
+    for (int b0 = 0; b0 < full; b0 += 4) {
+      const int m_first = b0 * kSubstitutionBlock;
+      switch (std::min(4, full - b0)) {
+        case 1:
+          substitute_blocks<T, 1>(l_i, A, L, i, m_first, a_i);
+          break;
+        case 2:
+          substitute_blocks<T, 2>(l_i, A, L, i, m_first, a_i);
+          break;
+        case 3:
+          substitute_blocks<T, 3>(l_i, A, L, i, m_first, a_i);
+          break;
+        default:
+          substitute_blocks<T, 4>(l_i, A, L, i, m_first, a_i);
+      }
     }
+    const int m0 = full * kSubstitutionBlock;
     for (int m = m0; m < i; ++m) {
       T sum = 0;
       for (int j = m; j < i; ++j) sum -= l_i[j] * A[sz(j) * sz(L) + sz(m)];
@@ -639,8 +690,12 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     e[i] = T(0);
     dbeta[sz(t0 + i) * sz(ldg)] += dbeta_i;
   }
-  for (int i = 0; i < L; ++i)
-    for (int j = i + 1; j < L; ++j) F[sz(i) * sz(L) + sz(j)] = F[sz(j) * sz(L) + sz(i)];
+  // Upper triangle of F from E^T: one transpose, then contiguous row copies (the strided mirror
+  // loop it replaces ran element by element).
+  T* Ft = c.dl_transposed.data();
+  transpose(L, L, F, L, Ft, L);
+  for (int i = 0; i + 1 < L; ++i)
+    std::copy(Ft + sz(i) * sz(L) + sz(i + 1), Ft + sz(i + 1) * sz(L), F + sz(i) * sz(L) + sz(i + 1));
   gemm(Trans::no, Trans::no, L, dk, L, T(1), F, L, k, x.ld_qk, T(1), dkk, x.ld_qk);
 
   if (dg) {

@@ -1,6 +1,7 @@
 #include "kernels/gemm.hpp"
 
 #include <cblas.h>
+#include <libxsmm.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -8,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace expt::kernels {
@@ -58,7 +61,7 @@ std::atomic<int> blas_thread_count{1};
 
 GemmBackend backend_from_environment() {
   const char* env = std::getenv("EXPT_GEMM_BACKEND");
-  if (env == nullptr || *env == '\0') return GemmBackend::onednn;
+  if (env == nullptr || *env == '\0') return GemmBackend::libxsmm;
   try {
     return parse_gemm_backend(env);
   } catch (const std::invalid_argument& e) {
@@ -91,6 +94,110 @@ void onednn_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const fl
     throw std::runtime_error("oneDNN dnnl_sgemm failed (status " + std::to_string(static_cast<int>(status)) +
                              ") for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
 }
+
+// ---- libxsmm (small products) ----
+//
+// Row-major C [M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: libxsmm's m = N, n = M,
+// its A operand is our B and its B operand our A, and a transposed A (row-major) is its TRANS_B.
+// libxsmm 1.17 generates no kernel for its TRANS_A, our transposed B (the A B^T products: K K^T,
+// Q K^T, dO U^T): B [N, K] is transposed into a per-thread scratch [K, N] first (libxsmm_otrans). Its kernels take
+// alpha = 1 and beta = 0 or 1 only; any other pair runs the kernel with beta = 0 into a per-thread scratch [M, N] and
+// applies C = alpha T + beta C in one pass. The kernel of a shape depends only on (m, n, k, strides, transposition,
+// beta): the same shape gives the same bits whatever the buffers' addresses.
+
+struct SmallKernelKey {
+  int m, n, k, lda, ldb, ldc, flags;
+  bool beta_one;
+  bool operator==(const SmallKernelKey&) const = default;
+};
+
+struct SmallKernelKeyHash {
+  std::size_t operator()(const SmallKernelKey& key) const {
+    std::size_t h = 0;
+    for (int v : {key.m, key.n, key.k, key.lda, key.ldb, key.ldc, key.flags, static_cast<int>(key.beta_one)})
+      h = h * 1000003u ^ static_cast<std::size_t>(v);
+    return h;
+  }
+};
+
+void libxsmm_initialise_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { libxsmm_init(); });
+}
+
+// The kernel of one column-major shape, nullptr when libxsmm has none. Generated at the first call
+// of the shape on a thread and kept in that thread's table (libxsmm's own registry is shared and
+// returns the same code to every thread): after the first call a lookup allocates nothing.
+libxsmm_smmfunction small_kernel(const SmallKernelKey& key) {
+  thread_local std::unordered_map<SmallKernelKey, libxsmm_smmfunction, SmallKernelKeyHash> kernels;
+  const auto found = kernels.find(key);
+  if (found != kernels.end()) return found->second;
+  libxsmm_initialise_once();
+  const libxsmm_blasint lda = key.lda, ldb = key.ldb, ldc = key.ldc;
+  const float alpha = 1.0f, beta = key.beta_one ? 1.0f : 0.0f;
+  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+  const libxsmm_smmfunction kernel =
+      libxsmm_smmdispatch(key.m, key.n, key.k, &lda, &ldb, &ldc, &alpha, &beta, &key.flags, &prefetch);
+  kernels.emplace(key, kernel);
+  return kernel;
+}
+
+}  // namespace
+
+bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                   int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0 || K <= 0 || static_cast<double>(M) * N * K > kSmallProductMaxMultiplyAdds) return false;
+  const bool direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+  const SmallKernelKey key{N,
+                           M,
+                           K,
+                           tb == Trans::yes ? N : ldb,
+                           lda,
+                           direct ? ldc : N,
+                           ta == Trans::yes ? LIBXSMM_GEMM_FLAG_TRANS_B : 0,
+                           direct && beta == 1.0f};
+  const libxsmm_smmfunction kernel = small_kernel(key);
+  if (kernel == nullptr) return false;
+  thread_local std::vector<float> b_transposed, product;
+  const float* b = B;
+  if (tb == Trans::yes) {  // B is [N, K] with stride ldb; its transpose [K, N] with stride N
+    if (b_transposed.size() < static_cast<std::size_t>(K) * N) b_transposed.resize(static_cast<std::size_t>(K) * N);
+    transpose(N, K, B, ldb, b_transposed.data(), N);
+    b = b_transposed.data();
+  }
+  if (direct) {
+    kernel(b, A, C);
+    return true;
+  }
+  if (product.size() < static_cast<std::size_t>(M) * N) product.resize(static_cast<std::size_t>(M) * N);
+  kernel(b, A, product.data());
+  for (int i = 0; i < M; ++i) {
+    float* c = C + static_cast<std::size_t>(i) * ldc;
+    const float* t = product.data() + static_cast<std::size_t>(i) * N;
+    if (beta == 0.0f)
+      for (int j = 0; j < N; ++j) c[j] = alpha * t[j];
+    else
+      for (int j = 0; j < N; ++j) c[j] = alpha * t[j] + beta * c[j];
+  }
+  return true;
+}
+
+template <class T>
+void transpose(int rows, int cols, const T* in, int ld_in, T* out, int ld_out) {
+  if (rows <= 0 || cols <= 0) return;
+  libxsmm_initialise_once();
+  // Column-major terms: in is a cols x rows matrix with stride ld_in, out its rows x cols transpose.
+  libxsmm_otrans(out, in, sizeof(T), cols, rows, ld_in, ld_out);
+}
+template void transpose<float>(int, int, const float*, int, float*, int);
+template void transpose<double>(int, int, const double*, int, double*, int);
+
+const char* libxsmm_target_name() {
+  libxsmm_initialise_once();
+  return libxsmm_get_target_arch();
+}
+
+namespace {
 
 // Per-thread, grow-only scratch for the symmetric products on oneDNN.
 float* scratch(std::vector<float>& buffer, std::size_t n) {
@@ -136,12 +243,25 @@ void onednn_symm_upper_left(int m, int n, float alpha, const float* S, int lds, 
 
 }  // namespace
 
-const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::onednn ? "onednn" : "openblas"; }
+const char* gemm_backend_name(GemmBackend b) {
+  switch (b) {
+    case GemmBackend::libxsmm:
+      return "libxsmm";
+    case GemmBackend::onednn:
+      return "onednn";
+    case GemmBackend::openblas:
+      return "openblas";
+  }
+  return "unknown";
+}
 
 GemmBackend parse_gemm_backend(const std::string& name) {
+  if (name == "libxsmm") return GemmBackend::libxsmm;
   if (name == "onednn") return GemmBackend::onednn;
   if (name == "openblas") return GemmBackend::openblas;
-  throw std::invalid_argument("unknown GEMM backend '" + name + "'; expected onednn or openblas");
+  throw std::invalid_argument("unknown GEMM backend '" + name +
+                              "'; expected onednn or openblas, or libxsmm (the default: oneDNN with libxsmm for "
+                              "small products)");
 }
 
 GemmBackend gemm_backend() {
@@ -174,7 +294,8 @@ void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alph
               const float* B, int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   const AccountedCall account(gemm_flops(M, N, K));
-  if (b == GemmBackend::onednn)
+  if (b == GemmBackend::libxsmm && libxsmm_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  if (b != GemmBackend::openblas)
     onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_sgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -184,7 +305,7 @@ void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const 
                     int ldc) {
   if (n == 0) return;
   const AccountedCall account(syrk_flops(n, k));
-  if (b == GemmBackend::onednn)
+  if (b != GemmBackend::openblas)  // libxsmm: the optimizers' symmetric products are large, oneDNN's
     onednn_syrk_upper(trans, n, k, alpha, A, lda, beta, C, ldc);
   else
     cblas_ssyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
@@ -194,7 +315,7 @@ void ssymm_upper_left_on(GemmBackend b, int m, int n, float alpha, const float* 
                          float beta, float* C, int ldc) {
   if (m == 0 || n == 0) return;
   const AccountedCall account(symm_flops(m, n));
-  if (b == GemmBackend::onednn)
+  if (b != GemmBackend::openblas)
     onednn_symm_upper_left(m, n, alpha, S, lds, B, ldb, beta, C, ldc);
   else
     cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);

@@ -3,13 +3,16 @@
 // of expt goes through here, so every layer is written once, templated on the scalar type.
 //   op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
 //
-// Backends (docs/decisions.md 88). float products go to one of
-//   onednn    oneDNN's dnnl_sgemm: JIT kernels chosen at run time from the CPU's instruction sets
-//             (AVX2, AVX-512, AMX), so a processor newer than the distribution still runs at its
-//             vector width. The default.
+// Backends (docs/decisions.md 88, 93). float products go to one of
+//   libxsmm   small products (M N K <= 64^3 multiply-adds: the per-chunk products of the chunked
+//             mixers) on libxsmm's JIT kernels, one generated per shape and cached per thread;
+//             the rest, and any shape libxsmm has no kernel for, on oneDNN as below. The default.
+//   onednn    oneDNN's dnnl_sgemm for every product: JIT kernels chosen at run time from the CPU's
+//             instruction sets (AVX2, AVX-512, AMX), so a processor newer than the distribution
+//             still runs at its vector width; a few microseconds of fixed cost per call.
 //   openblas  OpenBLAS's cblas_sgemm: kernels chosen from a table of CPU models known to the
 //             library's release (Debian 12: 0.3.21), or forced by OPENBLAS_CORETYPE.
-// EXPT_GEMM_BACKEND=openblas|onednn forces one for the process (read once, at the first product);
+// EXPT_GEMM_BACKEND=libxsmm|onednn|openblas forces one for the process (read once, at the first product);
 // set_gemm_backend() does the same from code. double products (fp64 gradient checks, SOAP's
 // double refresh) always go to OpenBLAS's dgemm/dsyrk/dsymm: oneDNN has no fp64 GEMM.
 //
@@ -28,11 +31,11 @@ namespace expt::kernels {
 
 enum class Trans { no, yes };
 
-enum class GemmBackend { openblas, onednn };
+enum class GemmBackend { openblas, onednn, libxsmm };
 const char* gemm_backend_name(GemmBackend b);
-// Parses "openblas" / "onednn"; throws std::invalid_argument naming the accepted values.
+// Parses "openblas" / "onednn" / "libxsmm"; throws std::invalid_argument naming the accepted values.
 GemmBackend parse_gemm_backend(const std::string& name);
-// The backend of float products in this process: EXPT_GEMM_BACKEND if set, else onednn.
+// The backend of float products in this process: EXPT_GEMM_BACKEND if set, else libxsmm.
 GemmBackend gemm_backend();
 void set_gemm_backend(GemmBackend b);
 
@@ -69,6 +72,20 @@ void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const 
                     int ldc);
 void ssymm_upper_left_on(GemmBackend b, int m, int n, float alpha, const float* S, int lds, const float* B, int ldb,
                          float beta, float* C, int ldc);
+
+// The products the libxsmm backend sends to libxsmm: M N K at most this many multiply-adds.
+inline constexpr double kSmallProductMaxMultiplyAdds = 64.0 * 64.0 * 64.0;
+// True when this product ran on libxsmm (a small shape libxsmm has a kernel for): C = alpha op(A)
+// op(B) + beta C with the contract of gemm. False, C untouched, otherwise (the caller runs it
+// elsewhere). Exposed for the tests and bench/gemm_backends; gemm() uses it on the libxsmm backend.
+bool libxsmm_sgemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                   int ldb, float beta, float* C, int ldc);
+// out [cols, rows] (row stride ld_out) = in^T for in [rows, cols] (row stride ld_in): libxsmm's
+// transpose, several times faster than a plain loop at the chunk shapes. Copies values exactly.
+template <class T>
+void transpose(int rows, int cols, const T* in, int ld_in, T* out, int ld_out);
+// libxsmm's code-generation target ("cpx", "skx", "hsw", ...; LIBXSMM_TARGET overrides it).
+const char* libxsmm_target_name();
 
 // Number of BLAS threads (1 by default: MPI ranks are the unit of parallelism).
 void set_blas_threads(int n);

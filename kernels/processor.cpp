@@ -210,8 +210,11 @@ std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::
 }
 
 std::optional<std::string> gemm_startup_warning() {
-  if (gemm_backend() == GemmBackend::onednn)
-    return gemm_mismatch_warning("onednn", onednn_isa_name(), onednn_isa(), cpu_features());
+  // libxsmm's small products take its code-generation target from the same cpuid; its large
+  // products, where the rate is, are oneDNN's.
+  const GemmBackend backend = gemm_backend();
+  if (backend != GemmBackend::openblas)
+    return gemm_mismatch_warning(gemm_backend_name(backend), onednn_isa_name(), onednn_isa(), cpu_features());
   const std::string core = openblas_core_name();
   return gemm_mismatch_warning("openblas", core, openblas_core_isa(core), cpu_features());
 }
@@ -219,7 +222,10 @@ std::optional<std::string> gemm_startup_warning() {
 std::string gemm_machine_summary() {
   const CpuFeatures& cpu = cpu_features();
   const GemmBackend backend = gemm_backend();
-  const std::string kernel = backend == GemmBackend::onednn ? onednn_isa_name() : openblas_core_name();
+  const std::string kernel = backend == GemmBackend::openblas ? openblas_core_name()
+                             : backend == GemmBackend::onednn
+                                 ? onednn_isa_name()
+                                 : onednn_isa_name() + ", small products libxsmm " + libxsmm_target_name();
   return "cpu " + cpu.model + " (" + vector_isa_name(cpu.widest()) + "; " + cpu.isa_list() + "); gemm " +
          gemm_backend_name(backend) + " (" + kernel + "); fp64 and openblas core " + openblas_core_name();
 }

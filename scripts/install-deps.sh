@@ -2,14 +2,14 @@
 # Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
 # what is missing. As non-root it prints the one apt-get command to run instead.
 #   scripts/install-deps.sh          build + test + quickstart dependencies (with the PyTorch CPU
-#                                    peer of bench/peer/, which the peer tests run; decision 94)
+#                                    peer of bench/peer/, which the peer tests run; decision 95)
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libopenmpi-dev openmpi-bin
   libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev catch2
-  libopenblas-dev libdnnl-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libopenblas-dev libdnnl-dev libxsmm-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
   python3-torch  # the PyTorch peer (bench/peer/) and its tests peer_compare, peer_same_model

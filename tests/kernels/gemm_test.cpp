@@ -24,7 +24,7 @@ using expt::kernels::Trans;
 
 namespace {
 
-constexpr GemmBackend kBackends[] = {GemmBackend::openblas, GemmBackend::onednn};
+constexpr GemmBackend kBackends[] = {GemmBackend::openblas, GemmBackend::onednn, GemmBackend::libxsmm};
 
 struct Shape {
   int M, N, K;
@@ -108,6 +108,105 @@ TEST_CASE("sgemm on OpenBLAS equals gemm_reference, every shape, transpose and a
 
 TEST_CASE("sgemm on oneDNN equals gemm_reference, every shape, transpose and alpha/beta form", "[gemm]") {
   check_backend<float>(GemmBackend::onednn);
+}
+
+TEST_CASE("sgemm on libxsmm equals gemm_reference, every shape, transpose and alpha/beta form", "[gemm]") {
+  check_backend<float>(GemmBackend::libxsmm);
+}
+
+namespace {
+
+// The per-chunk products of the chunked mixers (chunk 64, head dim 16 or 32; delta rule and GLA),
+// with the transpositions they are issued with: the ones the libxsmm backend exists for.
+struct ChunkProduct {
+  Trans ta, tb;
+  Shape s;
+};
+const ChunkProduct kChunkProducts[] = {
+    {Trans::no, Trans::yes, {64, 64, 32}},  // K K^T, Q K^T
+    {Trans::no, Trans::no, {64, 32, 32}},   // Kb S
+    {Trans::no, Trans::no, {64, 32, 64}},   // A rhs
+    {Trans::yes, Trans::no, {32, 32, 64}},  // Kd^T U
+    {Trans::yes, Trans::no, {64, 32, 64}},  // A^T dU
+    {Trans::no, Trans::yes, {64, 32, 32}},  // U dH^T
+    {Trans::no, Trans::yes, {32, 64, 32}},  // dO U^T
+    {Trans::no, Trans::yes, {64, 64, 16}},  // GLA q k^T
+    {Trans::yes, Trans::yes, {17, 9, 33}},  // both transposed (no model issues it; the contract holds)
+};
+
+}  // namespace
+
+TEST_CASE("the libxsmm backend runs the per-chunk products on libxsmm, within the bound of the reference", "[gemm]") {
+  // libxsmm_sgemm reports whether libxsmm ran the product: the fast path must not silently fall
+  // back to oneDNN at the shapes it is for; above the size limit it must decline (C untouched).
+  for (const ChunkProduct& p : kChunkProducts)
+    for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, {1.0f, 1.0f}, {-1.0f, 1.0f}, {0.125f, 0.0f}}) {
+      INFO("M " << p.s.M << " N " << p.s.N << " K " << p.s.K << " ta " << (p.ta == Trans::yes) << " tb "
+                << (p.tb == Trans::yes) << " alpha " << alpha << " beta " << beta);
+      const int lda = p.ta == Trans::no ? p.s.K : p.s.M, ldb = p.tb == Trans::no ? p.s.N : p.s.K;
+      const auto A = expt::test::random_normal<float>(static_cast<std::size_t>(p.s.M) * p.s.K, 31);
+      const auto B = expt::test::random_normal<float>(static_cast<std::size_t>(p.s.K) * p.s.N, 32);
+      auto C = expt::test::random_normal<float>(static_cast<std::size_t>(p.s.M) * p.s.N, 33);
+      std::vector<double> Cd(C.begin(), C.end());
+      REQUIRE(expt::kernels::libxsmm_sgemm(p.ta, p.tb, p.s.M, p.s.N, p.s.K, alpha, A.data(), lda, B.data(), ldb, beta,
+                                           C.data(), p.s.N));
+      const std::vector<double> Ad(A.begin(), A.end()), Bd(B.begin(), B.end());
+      std::vector<double> Ca(Cd.size());
+      for (std::size_t i = 0; i < Cd.size(); ++i) Ca[i] = std::abs(Cd[i]);
+      gemm_reference<double>(p.ta, p.tb, p.s.M, p.s.N, p.s.K, alpha, Ad.data(), lda, Bd.data(), ldb, beta, Cd.data(),
+                             p.s.N);
+      gemm_reference<double>(p.ta, p.tb, p.s.M, p.s.N, p.s.K, std::abs(alpha), absolute(Ad).data(), lda,
+                             absolute(Bd).data(), ldb, std::abs(beta), Ca.data(), p.s.N);
+      for (std::size_t i = 0; i < Cd.size(); ++i)
+        REQUIRE(std::abs(static_cast<double>(C[i]) - Cd[i]) <= (p.s.K + 2) * unit_roundoff<float>() * Ca[i]);
+    }
+  std::vector<float> A(65 * 65, 1.0f), B(65 * 65, 1.0f), C(65 * 65, 2.0f);
+  REQUIRE_FALSE(expt::kernels::libxsmm_sgemm(Trans::no, Trans::no, 65, 65, 65, 1.0f, A.data(), 65, B.data(), 65, 0.0f,
+                                             C.data(), 65));
+  REQUIRE(std::all_of(C.begin(), C.end(), [](float c) { return c == 2.0f; }));
+}
+
+TEST_CASE("libxsmm's small products give bit-identical results across calls and buffer offsets, every scalar form",
+          "[gemm]") {
+  // The scalar forms take different routes (direct kernel with beta 0 or 1, or kernel into scratch
+  // then C = alpha T + beta C), and transposed B goes through a transposed copy: each must give
+  // the same bits at every alignment, also after other shapes ran in between (the kernel cache).
+  for (const ChunkProduct& p : kChunkProducts)
+    for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, {1.0f, 1.0f}, {-1.0f, 1.0f}, {0.3f, -0.7f}}) {
+      INFO("M " << p.s.M << " N " << p.s.N << " K " << p.s.K << " alpha " << alpha << " beta " << beta);
+      const int lda = p.ta == Trans::no ? p.s.K : p.s.M, ldb = p.tb == Trans::no ? p.s.N : p.s.K;
+      const std::size_t na = static_cast<std::size_t>(p.s.M) * p.s.K, nb = static_cast<std::size_t>(p.s.K) * p.s.N,
+                        nc = static_cast<std::size_t>(p.s.M) * p.s.N;
+      const auto A = expt::test::random_normal<float>(na, 41), B = expt::test::random_normal<float>(nb, 42),
+                 C0 = expt::test::random_normal<float>(nc, 43);
+      std::vector<float> first;
+      for (int offset = 0; offset < 16; ++offset) {
+        std::vector<float> a(na + offset), b(nb + offset), c(nc + offset);
+        std::copy(A.begin(), A.end(), a.begin() + offset);
+        std::copy(B.begin(), B.end(), b.begin() + offset);
+        std::copy(C0.begin(), C0.end(), c.begin() + offset);
+        expt::kernels::sgemm_on(GemmBackend::libxsmm, p.ta, p.tb, p.s.M, p.s.N, p.s.K, alpha, a.data() + offset, lda,
+                                b.data() + offset, ldb, beta, c.data() + offset, p.s.N);
+        std::vector<float> other(64 * 64, 0.5f);  // another shape between the repeats
+        expt::kernels::sgemm_on(GemmBackend::libxsmm, Trans::no, Trans::no, 8, 8, 8, 1.0f, other.data(), 8,
+                                other.data() + 64, 8, 0.0f, other.data() + 128, 8);
+        std::vector<float> result(c.begin() + offset, c.end());
+        if (first.empty())
+          first = result;
+        else
+          REQUIRE(std::memcmp(first.data(), result.data(), nc * sizeof(float)) == 0);
+      }
+    }
+}
+
+TEST_CASE("libxsmm generates the CPU's kernels unless LIBXSMM_TARGET limits it", "[gemm]") {
+  // ctest runs the [gemm] cases again with LIBXSMM_TARGET=hsw (libxsmm's AVX2 code generator).
+  const char* target = std::getenv("LIBXSMM_TARGET");
+  const std::string name = expt::kernels::libxsmm_target_name();
+  if (target != nullptr && std::string(target) == "hsw")
+    CHECK(name == "hsw");
+  else if (expt::kernels::cpu_features().widest() == expt::kernels::VectorIsa::avx512)
+    CHECK(name != "hsw");
 }
 
 TEST_CASE("gemm_reference agrees with an independently written entry", "[gemm]") {
@@ -257,6 +356,7 @@ TEST_CASE("backend names parse, and an unknown one is refused with the accepted 
   using expt::kernels::parse_gemm_backend;
   REQUIRE(parse_gemm_backend("onednn") == GemmBackend::onednn);
   REQUIRE(parse_gemm_backend("openblas") == GemmBackend::openblas);
+  REQUIRE(parse_gemm_backend("libxsmm") == GemmBackend::libxsmm);
   REQUIRE_THROWS_WITH(parse_gemm_backend("mkl"), Catch::Contains("expected onednn or openblas"));
 }
 
@@ -277,8 +377,10 @@ TEST_CASE("BLAS accounting counts every call's flops while on, nothing while off
   }
   expt::kernels::set_blas_accounting(false);
   const auto on = expt::kernels::blas_totals();
-  CHECK(on.calls - off.calls == 6);  // the empty products make no call; syrk on oneDNN counts once
-  CHECK(on.flops - off.flops == 2 * (2.0 * 6 * 4 * 5 + 6.0 * 7 * 5 + 2.0 * 6 * 6 * 1));
+  // Three calls per backend: the empty products make no call; syrk on oneDNN counts once.
+  constexpr int backends = static_cast<int>(std::size(kBackends));
+  CHECK(on.calls - off.calls == 3 * backends);
+  CHECK(on.flops - off.flops == backends * (2.0 * 6 * 4 * 5 + 6.0 * 7 * 5 + 2.0 * 6 * 6 * 1));
   CHECK(on.seconds >= off.seconds);
 }
 
