@@ -9,8 +9,10 @@
 #include <random>
 #include <set>
 
+#include "core/io/heartbeat.hpp"
 #include "core/io/metrics.hpp"
 #include "core/io/results.hpp"
+#include "core/io/trial_lease.hpp"
 
 namespace expt::analysis {
 
@@ -250,12 +252,18 @@ Analysis analyze(const SweepData& sweep, const AnalysisOptions& options) {
   a.trials_total = static_cast<int>(sweep.trials.size());
   for (const TrialRow& t : sweep.trials) a.trials_finished += t.finished() ? 1 : 0;
   a.partial = a.trials_finished < a.trials_total;
-  if (a.partial)
-    a.notes.push_back(
-        fmt::format("sweep still running: {} of {} planned trials finished; only finished trials are "
-                    "analysed{}",
-                    a.trials_finished, a.trials_total,
-                    sweep.strategy == "coordinate_descent" ? " (coordinate descent plans more rounds)" : ""));
+  if (a.partial) {
+    // "Running" only from a fresh heartbeat (core/io/heartbeat.hpp); a directory written before
+    // heartbeats existed cannot tell, and is described as before.
+    const io::SweepLiveness live = io::sweep_liveness(sweep.dir, io::lease_clock_now());
+    const std::string what = !live.any || live.running ? std::string("sweep still running")
+                                                       : fmt::format("sweep not running, {}", live.describe());
+    a.notes.push_back(fmt::format(
+        "{}: {} of {} planned trials finished; only finished trials are analysed{}{}", what, a.trials_finished,
+        a.trials_total, sweep.strategy == "coordinate_descent" ? " (coordinate descent plans more rounds)" : "",
+        live.any && !live.running && !live.command.empty() ? fmt::format("; resume with: {}", live.command)
+                                                           : std::string()));
+  }
   for (const TrialRow& t : sweep.trials)
     if (t.finished() && t.wall_s == 0 && t.state == "COMPLETED")
       a.notes.push_back(fmt::format("trial {}: no readable result.h5 summary; its CPU time is not counted", t.id));

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
 # what is missing. As non-root it prints the one apt-get command to run instead.
 #   scripts/install-deps.sh          build + test + quickstart dependencies (with the PyTorch CPU
-#                                    peer of bench/peer/, which the peer tests run; decision 95)
+#                                    peer of bench/peer/, which the peer tests run; decision 98)
 set -euo pipefail
 
 packages=(

@@ -1,5 +1,5 @@
 // Catch2's main for every test executable, strict: a run whose test spec matches no test case, or
-// a test case (or leaf section) that checks nothing, fails (decision 94). Catch2 2.13 exits 0 in
+// a test case (or leaf section) that checks nothing, fails (decision 97). Catch2 2.13 exits 0 in
 // both cases by default, and its command line takes only one --warn option, so both warnings are
 // set here, for every run whatever starts it (ctest, a developer, a script).
 #define CATCH_CONFIG_RUNNER

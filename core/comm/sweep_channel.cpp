@@ -71,6 +71,7 @@ std::optional<SweepCoordinatorChannel::Message> SweepCoordinatorChannel::poll() 
     m.progress.step = j.at("step").get<std::int64_t>();
     m.progress.loss = j.at("loss").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("loss").get<double>();
     m.progress.tokens_per_s = j.at("tokens_per_s").get<double>();
+    m.progress.step_s = j.at("step_s").get<double>();
   } else if (status.MPI_TAG == kTagResult) {
     m.kind = Message::Kind::result;
     const auto j = nlohmann::json::parse(text);
@@ -120,7 +121,8 @@ std::optional<TrialAssignment> SweepGroupChannel::next_trial() {
 }
 
 void SweepGroupChannel::report_progress(const TrialProgressMessage& p) {
-  const nlohmann::json j = {{"step", p.step}, {"loss", finite_or_null(p.loss)}, {"tokens_per_s", p.tokens_per_s}};
+  const nlohmann::json j = {
+      {"step", p.step}, {"loss", finite_or_null(p.loss)}, {"tokens_per_s", p.tokens_per_s}, {"step_s", p.step_s}};
   send_string(j.dump(), 0, kTagProgress);
 }
 
@@ -130,6 +132,34 @@ void SweepGroupChannel::report_result(const TrialResultMessage& r) {
                             {"wall_s", r.wall_s},           {"message", r.message},
                             {"interrupted", r.interrupted}, {"signal", r.signal}};
   send_string(j.dump(), 0, kTagResult);
+}
+
+namespace {
+MPI_Comm duplicate_world() {
+  MPI_Comm c = MPI_COMM_NULL;
+  MPI_Comm_dup(MPI_COMM_WORLD, &c);
+  return c;
+}
+}  // namespace
+
+WorkerChannel::WorkerChannel() : world_(duplicate_world()), world_comm_(world_) {}
+
+WorkerChannel::~WorkerChannel() { MPI_Comm_free(&world_); }
+
+std::optional<TrialAssignment> WorkerChannel::share(const std::optional<TrialAssignment>& trial) {
+  std::string msg;
+  std::int64_t header[2] = {0, 0};  // has a trial, length
+  if (leader() && trial) {
+    msg = trial->id + "\n" + trial->config_yaml;
+    header[0] = 1;
+    header[1] = static_cast<std::int64_t>(msg.size());
+  }
+  MPI_Bcast(header, 2, MPI_INT64_T, 0, world_);
+  if (header[0] == 0) return std::nullopt;
+  msg.resize(static_cast<std::size_t>(header[1]));
+  MPI_Bcast(msg.data(), static_cast<int>(header[1]), MPI_CHAR, 0, world_);
+  const std::size_t nl = msg.find('\n');
+  return TrialAssignment{msg.substr(0, nl), msg.substr(nl + 1)};
 }
 
 }  // namespace expt::comm

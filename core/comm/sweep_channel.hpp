@@ -5,7 +5,7 @@
 //   leader -> 0   request    ready for a trial (empty)
 //   0 -> leader   assign     "<trial id>\n<canonical trial YAML>"
 //   0 -> leader   shutdown   no more work (empty)
-//   leader -> 0   progress   JSON {step, loss, tokens_per_s} of the running trial (every few seconds)
+//   leader -> 0   progress   JSON {step, loss, tokens_per_s, step_s} of the running trial (every few seconds)
 //   leader -> 0   result     JSON of the trial's outcome
 // Messages from one sender arrive in the order sent, so a progress report never follows its
 // trial's result.
@@ -30,6 +30,7 @@ struct TrialProgressMessage {
   std::int64_t step = 0;
   double loss = 0;  // NaN when not finite
   double tokens_per_s = 0;
+  double step_s = 0;  // measured seconds per step of this attempt (0: not yet)
 };
 
 struct TrialResultMessage {
@@ -89,6 +90,26 @@ class SweepGroupChannel {
  private:
   MPI_Comm group_ = MPI_COMM_NULL;
   MpiCommunicator group_comm_;
+};
+
+// `expt worker` under mpirun/srun (docs/distributed.md "Workers and leases"): the job's ranks are
+// one worker that trains one data-parallel trial at a time. World rank 0 claims each trial (it holds
+// the lease) and passes it on; there is no coordinator.
+class WorkerChannel {
+ public:
+  WorkerChannel();  // over a duplicate of MPI_COMM_WORLD
+  ~WorkerChannel();
+  WorkerChannel(const WorkerChannel&) = delete;
+  WorkerChannel& operator=(const WorkerChannel&) = delete;
+
+  MpiCommunicator& world() { return world_comm_; }
+  bool leader() const { return world_comm_.rank() == 0; }
+  // Collective: rank 0's `trial` (nullopt: the worker stops) reaches every rank; the others' is ignored.
+  std::optional<TrialAssignment> share(const std::optional<TrialAssignment>& trial);
+
+ private:
+  MPI_Comm world_ = MPI_COMM_NULL;
+  MpiCommunicator world_comm_;
 };
 
 }  // namespace expt::comm

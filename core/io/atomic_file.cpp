@@ -99,9 +99,9 @@ void rename_atomic(const std::filesystem::path& tmp, const std::filesystem::path
   if (tmp_dir != final_dir) fsync_directory(tmp_dir);
 }
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view content, std::string_view tmp_suffix) {
   std::filesystem::path tmp = path;
-  tmp += ".tmp";
+  tmp += std::string(tmp_suffix);
   try {
     Fd fd(open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, "cannot create"));
     write_all(fd.get(), content, tmp);
@@ -112,6 +112,34 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
     ::unlink(tmp.c_str());  // best effort: the error being reported is the one that matters
     throw;
   }
+}
+
+bool write_file_once(const std::filesystem::path& path, std::string_view content, std::string_view tmp_suffix) {
+  std::filesystem::path tmp = path;
+  tmp += std::string(tmp_suffix);
+  bool created = false;
+  try {
+    Fd fd(open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, "cannot create"));
+    write_all(fd.get(), content, tmp);
+    fsync_fd(fd.get(), tmp);
+    fd.close_checked(tmp);
+    if (::link(tmp.c_str(), path.c_str()) == 0) {
+      created = true;
+    } else if (errno != EEXIST) {
+      throw_errno("cannot link", path, errno);
+    } else {
+      // NFS may retry a link whose reply was lost and then report EEXIST for this very link: the
+      // temporary file's link count tells (2: `path` is our file).
+      struct stat st {};
+      created = ::stat(tmp.c_str(), &st) == 0 && st.st_nlink == 2;
+    }
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::unlink(tmp.c_str());
+  if (created) fsync_directory(parent_or_cwd(path));
+  return created;
 }
 
 void append_line_durable(const std::filesystem::path& path, std::string_view line) {

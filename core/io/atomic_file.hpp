@@ -13,7 +13,16 @@ namespace expt::io {
 
 // Writes `content` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the directory.
 // On failure the temporary file is removed and the previous `path` (if any) is left untouched.
-void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+// Files that several processes rewrite (status.json of a directory shared by `expt worker`s) need
+// a temporary name of their own: `tmp_suffix` (".tmp.<worker id>").
+void write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                       std::string_view tmp_suffix = ".tmp");
+
+// Creates `path` with `content` only when it does not exist (written to path + tmp_suffix,
+// fsynced, then link(2), which never replaces a name, on local disks and NFS alike): returns false
+// and leaves the existing file alone when another process created it first. `tmp_suffix` must be
+// unique to the caller (".tmp.<worker id>"): racing callers must not share a temporary file.
+bool write_file_once(const std::filesystem::path& path, std::string_view content, std::string_view tmp_suffix);
 
 // fsync of a directory, which makes the names created/renamed/removed in it durable. Filesystems
 // that cannot fsync a directory (EINVAL/ENOTSUP) are accepted: durability is then theirs to give.

@@ -108,9 +108,21 @@ int run_cli(int argc, char** argv) {
   bool add_to_existing = false;
   sweep->add_flag("--add-to-existing", add_to_existing,
                   "Add this study's trials to a directory that holds another study's sweep");
+  auto* worker = app.add_subcommand(
+      "worker", "Claim the study's next runnable trial by lease, train it, repeat (any number of workers)");
+  worker->add_option("study", study_args.config, "Study file (YAML)")->required();
+  worker->add_option("--set", study_args.sets, "Override a study key (repeatable)");
+  worker->add_option("--out", sweep_out, "Sweep output directory (overrides the study's `out`)");
+  worker->add_flag("--add-to-existing", add_to_existing,
+                   "Add this study's trials to a directory that holds another study's sweep");
   std::string status_dir;
+  double watch_s = 0;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
   status->add_option("dir", status_dir, "Sweep output directory")->required();
+  status->add_option("--watch", watch_s, "Redraw every SECONDS (default 2) until the sweep stops")
+      ->expected(0, 1)
+      ->default_str("2")
+      ->check(CLI::PositiveNumber);
   analysis::AnalyzeCommandArgs analyze_args;
   auto* analyze = app.add_subcommand("analyze", "Best configs, ablations and speedups of a sweep (docs/analysis.md)");
   analysis::add_analyze_options(*analyze, analyze_args);
@@ -142,7 +154,7 @@ int run_cli(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (*run || *sweep || *bench || *replay) {
+  if (*run || *sweep || *worker || *bench || *replay) {
     // The GEMM backend (EXPT_GEMM_BACKEND) is resolved before anything trains, and kernels
     // narrower than the CPU are said once per job, by the first process (docs/performance.md).
     try {
@@ -168,7 +180,8 @@ int run_cli(int argc, char** argv) {
   }
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
-  if (*status) return status_command(status_dir, std::cout);
+  if (*worker) return worker_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
+  if (*status) return status_command(status_dir, std::cout, status->count("--watch") > 0 ? watch_s : 0);
   if (*analyze) return analysis::analyze_command(analyze_args, std::cout);
   if (*serve) return serve_command(serve_args);
   if (*replay) return replay_command(replay_args);

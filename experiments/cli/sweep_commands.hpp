@@ -3,7 +3,10 @@
 //                                                the first round of every cell), nothing is run
 //   expt sweep STUDY [--set ...] [--out DIR]      run it: alone (trials one by one) or under
 //                                                mpirun/srun (rank 0 coordinates, groups train)
-//   expt status DIR                               the live table of a sweep from its status.json
+//   expt worker STUDY [--set ...] [--out DIR]     claim trials by lease and train them until none is
+//                                                runnable (any number, any host sharing DIR)
+//   expt status DIR [--watch [SECONDS]]           the live table of a sweep: status.json, heartbeats,
+//                                                leases
 // Exit codes as in experiments/cli/exit_codes.hpp: 0 done, 1 some trial FAILED (or a runtime error), 2 bad
 // study or usage, 128+N stopped by signal N (rerun the same command to resume).
 #pragma once
@@ -22,6 +25,11 @@ int plan_command(const std::string& study_path, const std::vector<std::string>& 
 int sweep_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
                   const std::string& out, bool add_to_existing);
 
-int status_command(const std::string& dir, std::ostream& out);
+// docs/distributed.md "Workers and leases". Under mpirun/srun the job's ranks are one worker.
+int worker_command(int argc, char** argv, const std::string& study_path, const std::vector<std::string>& sets,
+                   const std::string& out, bool add_to_existing);
+
+// `watch_s` > 0: redraw every watch_s seconds until the sweep is no longer running (or Ctrl-C).
+int status_command(const std::string& dir, std::ostream& out, double watch_s = 0);
 
 }  // namespace expt::experiments

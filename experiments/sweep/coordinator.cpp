@@ -15,6 +15,7 @@
 #include "core/config/loader.hpp"
 #include "core/io/trial_directory.hpp"
 #include "experiments/cli/exit_codes.hpp"
+#include "experiments/sweep/heartbeat_thread.hpp"
 #include "experiments/sweep/runner.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
@@ -41,7 +42,7 @@ io::TrialSummary summary_of(const comm::TrialResultMessage& r) {
 }  // namespace
 
 int coordinate_sweep(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing,
-                     int world_size) {
+                     int world_size, const std::string& command) {
   const int group_size = study.ranks_per_trial;
   const int n_groups = (world_size - 1) / group_size;
   comm::SweepCoordinatorChannel channel;
@@ -50,6 +51,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
   try {
     lock.emplace(lock_sweep_directory(out));
     dir = claim_sweep_directory(study, planner, out, add_to_existing);
+    refuse_if_workers_alive(dir);
     prepare_sweep_directory(study, planner, dir);
   } catch (const StudyMismatch& e) {
     std::fprintf(stderr, "expt: %s\n", e.what());
@@ -59,6 +61,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
     comm::abort_job(kExitFailed);
   }
   install_stop_signal_handlers();
+  HeartbeatThread heartbeat(dir, "sweep", io::WorkerIdentity::of_this_process(), command, nullptr);
   const auto t0 = std::chrono::steady_clock::now();
   Scheduler sched(planner, dir);
   sched.write_status(0);
@@ -87,7 +90,8 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
         // A group reports the trial it runs; a report never arrives after that trial's result.
         const auto it = assigned.find(msg->leader);
         if (it != assigned.end())
-          sched.progress(it->second.id, msg->progress.step, msg->progress.loss, msg->progress.tokens_per_s);
+          sched.progress(it->second.id, msg->progress.step, msg->progress.loss, msg->progress.tokens_per_s,
+                         msg->progress.step_s);
       } else {
         const io::TrialSummary s = summary_of(msg->result);
         const PlannedTrial t = assigned.at(msg->leader);
@@ -139,6 +143,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
   std::fputs(sched.summary_text().c_str(), stdout);
   std::fflush(stdout);
   report_sweep_stop(signal);
+  heartbeat.finish(signal != 0 ? "stopped" : "finished");
   return sweep_exit_code(sched, signal);
 }
 
@@ -146,14 +151,7 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
   comm::SweepGroupChannel channel(world_rank, group_size);
   // Every collective of a trial runs under the watchdog: a rank stuck longer than the timeout
   // ends the whole job (rerun to resume) instead of hanging it (docs/reliability.md).
-  comm::Watchdog watchdog(collective_timeout_s, [](const std::string& what) {
-    std::fprintf(stderr,
-                 "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this group is stuck or dead. Aborting "
-                 "the job (exit code %d); rerun the same command to resume\n",
-                 what.c_str(), kExitWatchdog);
-    std::fflush(stderr);
-    comm::abort_job(kExitWatchdog);
-  });
+  comm::Watchdog watchdog(collective_timeout_s, abort_job_when_stuck("group", "rerun the same command to resume"));
   comm::WatchedCommunicator comm(channel.group(), watchdog,
                                  fmt::format("rank {} (world rank {})", channel.group().rank(), world_rank));
   const bool leader = channel.leader();
@@ -167,8 +165,8 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
       // The leader reports progress to the coordinator every few seconds.
       std::function<void(const StepProgress&)> report;
       if (leader)
-        report = rate_limited([&channel](const StepProgress& p) {
-          channel.report_progress(comm::TrialProgressMessage{p.step, p.loss, p.tokens_per_s});
+        report = rate_limited([&channel](const StepProgress& p, double step_s) {
+          channel.report_progress(comm::TrialProgressMessage{p.step, p.loss, p.tokens_per_s, step_s});
         });
       outcome = run_sweep_trial(cfg, cfg.out, comm, std::move(report));
     } catch (const std::exception& e) {

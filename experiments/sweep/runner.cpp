@@ -8,8 +8,11 @@
 #include <memory>
 
 #include "core/io/atomic_file.hpp"
+#include "core/io/heartbeat.hpp"
 #include "core/io/trial_identity.hpp"
+#include "core/io/trial_lease.hpp"
 #include "experiments/cli/exit_codes.hpp"
+#include "experiments/sweep/heartbeat_thread.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
 #include "experiments/trial/stop_signal.hpp"
@@ -30,16 +33,38 @@ io::DirectoryLock lock_sweep_directory(const fs::path& dir) {
   return io::DirectoryLock(dir, ".sweep.lock", "`expt sweep`");
 }
 
+std::function<void(const std::string&)> abort_job_when_stuck(const std::string& group, const std::string& then) {
+  return [group, then](const std::string& what) {
+    std::fprintf(
+        stderr,
+        "expt: watchdog: %s (sweep.collective_timeout_s); a rank of this %s is stuck or dead. Aborting the job "
+        "(exit code %d); %s\n",
+        what.c_str(), group.c_str(), kExitWatchdog, then.c_str());
+    std::fflush(stderr);
+    comm::abort_job(kExitWatchdog);
+  };
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) s.push_back(' ');
+    s.append(argv[i]);
+  }
+  return s;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm,
-                             std::function<void(const StepProgress&)> on_step) {
+                             std::function<void(const StepProgress&)> on_step, std::function<bool()> still_owner) {
   cfg.out = dir.string();
   TrainerOptions options;
   options.progress = ProgressMode::quiet;
   options.on_step = std::move(on_step);
+  options.still_owner = std::move(still_owner);
   options.hooks = TrainerHooks::from_environment();
   try {
     return run_trial(cfg, comm, options);
@@ -51,15 +76,26 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
   }
 }
 
-std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&)> report) {
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
-  auto first = std::make_shared<bool>(true);
-  return [report = std::move(report), last, first](const StepProgress& p) {
+std::function<void(const StepProgress&)> rate_limited(std::function<void(const StepProgress&, double)> report) {
+  struct State {
+    std::chrono::steady_clock::time_point last;
+    bool first = true;
+    std::int64_t step0 = 0;
+    double wall0 = 0;
+  };
+  auto state = std::make_shared<State>();
+  return [report = std::move(report), state](const StepProgress& p) {
     const auto now = std::chrono::steady_clock::now();
-    if (!*first && std::chrono::duration<double>(now - *last).count() < kProgressIntervalS) return;
-    *first = false;
-    *last = now;
-    report(p);
+    if (!state->first && std::chrono::duration<double>(now - state->last).count() < kProgressIntervalS) return;
+    if (state->first) {
+      state->step0 = p.step;
+      state->wall0 = p.wall_s;
+    }
+    state->first = false;
+    state->last = now;
+    const double step_s =
+        p.step > state->step0 ? (p.wall_s - state->wall0) / static_cast<double>(p.step - state->step0) : 0.0;
+    report(p, step_s);
   };
 }
 
@@ -85,6 +121,17 @@ int sweep_exit_code(const Scheduler& sched, int signal) {
   return kExitOk;
 }
 
+void refuse_if_workers_alive(const fs::path& dir) {
+  const double now = io::lease_clock_now();
+  for (const io::HeartbeatRecord& b : io::read_heartbeats(dir))
+    if (b.kind == "worker" && io::liveness(b, now) == io::Liveness::running)
+      throw std::runtime_error(fmt::format(
+          "{} is being worked on by `expt worker` {} (pid {} on {}, last heartbeat {:.0f} s ago); `expt sweep` "
+          "takes no leases and would train their trials again. Run more workers instead, or stop them (SIGTERM) "
+          "first",
+          dir.string(), b.id, b.pid, b.host, now - b.beat_s));
+}
+
 void prepare_sweep_directory(const Study& study, const Planner& planner, const fs::path& dir) {
   fs::create_directories(dir / "trials");
   for (const std::string& line : io::adopt_legacy_trial_directories(dir / "trials"))
@@ -93,7 +140,8 @@ void prepare_sweep_directory(const Study& study, const Planner& planner, const f
   io::write_file_atomic(dir / "sweep.resolved.yaml", resolved_study_yaml(planner));
 }
 
-int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing) {
+int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing,
+                    const std::string& command) {
   if (study.ranks_per_trial != 1) {
     std::fprintf(stderr,
                  "expt: sweep.ranks_per_trial is %d; launch `mpirun -np %d expt sweep ...` (1 coordinator + groups "
@@ -103,8 +151,10 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
   }
   const io::DirectoryLock lock = lock_sweep_directory(out);
   const fs::path dir = claim_sweep_directory(study, planner, out, add_to_existing);
+  refuse_if_workers_alive(dir);
   prepare_sweep_directory(study, planner, dir);
   install_stop_signal_handlers();
+  HeartbeatThread heartbeat(dir, "sweep", io::WorkerIdentity::of_this_process(), command, nullptr);
   const auto t0 = std::chrono::steady_clock::now();
   Scheduler sched(planner, dir);
   comm::LocalCommunicator comm;
@@ -117,11 +167,14 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));
     const std::string id = t->id;
-    const TrialOutcome outcome =
-        run_sweep_trial(t->config, sched.trial_dir(t->id), comm, rate_limited([&](const StepProgress& p) {
-                          sched.progress(id, p.step, p.loss, p.tokens_per_s);
-                          sched.write_status(seconds_since(t0));
-                        }));
+    heartbeat.start_trial(id, std::nullopt);
+    const TrialOutcome outcome = run_sweep_trial(t->config, sched.trial_dir(t->id), comm,
+                                                 rate_limited([&](const StepProgress& p, double step_s) {
+                                                   sched.progress(id, p.step, p.loss, p.tokens_per_s, step_s);
+                                                   heartbeat.progress(p.step, p.loss, step_s);
+                                                   sched.write_status(seconds_since(t0));
+                                                 }));
+    heartbeat.end_trial();
     sched.finished(t->id, outcome.summary, outcome.interrupted);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
@@ -136,6 +189,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
   sched.write_index();
   std::fputs(sched.summary_text().c_str(), stdout);
   report_sweep_stop(signal);
+  heartbeat.finish(signal != 0 ? "stopped" : "finished");
   return sweep_exit_code(sched, signal);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -45,7 +46,8 @@ std::string indent(const std::string& text, int spaces) {
 // ---------------------------------------------------------------------------------------------
 // Scheduler
 
-Scheduler::Scheduler(const Planner& planner, fs::path dir) : planner_(planner), dir_(std::move(dir)) {
+Scheduler::Scheduler(const Planner& planner, fs::path dir, std::string tmp_suffix)
+    : planner_(planner), dir_(std::move(dir)), tmp_suffix_(std::move(tmp_suffix)) {
   if (planner_.study().strategy == Strategy::coordinate_descent) {
     for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_cell(c);
   } else {
@@ -95,10 +97,32 @@ void Scheduler::plan_cell(std::size_t cell) {
     const std::size_t known = store_.size();
     for (const PlannedTrial& t : round.todo) add(t);
     if (store_.size() == known) {
+      record_round(round);
       rounds_[cell] = std::move(round);
       return;
     }
   }
+}
+
+void Scheduler::record_round(const CdRound& round) const {
+  // Whoever plans a round first records it; it is a pure function of the finished trials, so any
+  // later planner (another worker, a resumed sweep) must find the same centre.
+  const fs::path dir = dir_ / "coordinator" / "rounds";
+  fs::create_directories(dir);
+  const std::string name = planner_.cells()[round.cell].name;
+  const fs::path path = dir / fmt::format("{}.round-{}.json", name, round.round);
+  const nlohmann::json j = {{"cell", name}, {"round", round.round}, {"centre", round.centre_text}};
+  if (io::write_file_once(path, j.dump() + "\n", tmp_suffix_)) return;
+  std::ifstream in(path);
+  nlohmann::json recorded;
+  try {
+    recorded = nlohmann::json::parse(in);
+  } catch (const std::exception&) {
+    return;  // unreadable (a damaged disk): nothing to compare with
+  }
+  if (recorded != j)
+    std::fprintf(stderr, "expt: warning: coordinate-descent round %d of %s is centred at %s, but %s recorded %s\n",
+                 round.round, name.c_str(), round.centre_text.c_str(), path.string().c_str(), recorded.dump().c_str());
 }
 
 std::optional<PlannedTrial> Scheduler::next(int group) {
@@ -134,7 +158,14 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   plan_cell(rec.trial.cell);
 }
 
-void Scheduler::progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s) {
+void Scheduler::running_elsewhere(const std::string& id) {
+  const auto it = index_.find(id);
+  if (it == index_.end() || records_[it->second].state != "pending") return;
+  records_[it->second].state = "running";
+  records_[it->second].group = -1;
+}
+
+void Scheduler::progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s, double step_s) {
   const auto it = index_.find(id);
   if (it == index_.end()) return;
   TrialRecord& rec = records_[it->second];
@@ -142,6 +173,7 @@ void Scheduler::progress(const std::string& id, std::int64_t step, double loss, 
   rec.live_step = step;
   rec.live_loss = loss;
   rec.live_tokens_per_s = tokens_per_s;
+  rec.live_step_s = step_s;
 }
 
 bool Scheduler::all_done() const {
@@ -183,6 +215,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
       step = r.live_step;
       if (std::isfinite(r.live_loss)) loss = r.live_loss;
       tps = r.live_tokens_per_s;
+      if (r.live_step_s > 0) row["step_s"] = r.live_step_s;
       row["group"] = r.group;
       row["running_s"] = elapsed_s - r.started_s;
     } else if (r.state == "running") {
@@ -194,6 +227,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
       step = r.summary.steps_done;
       if (std::isfinite(r.summary.final_eval_loss)) loss = r.summary.final_eval_loss;
       if (r.summary.wall_s > 0) tps = static_cast<double>(r.summary.tokens_seen) / r.summary.wall_s;
+      row["wall_s"] = r.summary.wall_s;
       if (!r.summary.message.empty()) row["message"] = r.summary.message;
     }
     if (const auto q = io::TrialDirectory(trial_dir(r.trial.id)).quarantined_files(); !q.empty())
@@ -228,13 +262,13 @@ std::string Scheduler::status_json(double elapsed_s) const {
 }
 
 void Scheduler::write_status(double elapsed_s) const {
-  io::write_file_atomic(dir_ / "status.json", status_json(elapsed_s));
+  io::write_file_atomic(dir_ / "status.json", status_json(elapsed_s), tmp_suffix_);
 }
 
 void Scheduler::write_index() const {
   namespace h5 = io::h5;
   const fs::path final_path = dir_ / "sweep.h5";
-  const fs::path tmp = dir_ / "sweep.h5.tmp";
+  const fs::path tmp = dir_ / ("sweep.h5" + tmp_suffix_);
   {
     h5::File file = h5::create_file(tmp, false);
     h5::write_attribute(file, "schema_version", std::int64_t{1});
@@ -290,7 +324,7 @@ void Scheduler::write_state() const {
   const fs::path state_dir = dir_ / "coordinator";
   fs::create_directories(state_dir);
   const fs::path final_path = state_dir / "state.h5";
-  const fs::path tmp = state_dir / "state.h5.tmp";
+  const fs::path tmp = state_dir / ("state.h5" + tmp_suffix_);
   {
     h5::File file = h5::create_file(tmp, false);
     h5::write_attribute(file, "schema_version", std::int64_t{1});

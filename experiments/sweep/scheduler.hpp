@@ -33,12 +33,15 @@ struct TrialRecord {
   std::int64_t live_step = -1;
   double live_loss = 0;
   double live_tokens_per_s = 0;
+  double live_step_s = 0;  // measured seconds per step of the running attempt (0: not yet)
 };
 
 class Scheduler {
  public:
-  // Reads <dir>/trials/*/ (result.h5, attempts.jsonl) and plans the work left.
-  Scheduler(const Planner& planner, std::filesystem::path dir);
+  // Reads <dir>/trials/*/ (result.h5, attempts.jsonl) and plans the work left. Temporary files of
+  // status.json, sweep.h5, state.h5 and the round records get `tmp_suffix`; workers sharing a
+  // directory each pass their own (".tmp.<worker id>").
+  Scheduler(const Planner& planner, std::filesystem::path dir, std::string tmp_suffix = ".tmp");
 
   // The pending trial with the highest cost (ties: planned first), now running on `group`;
   // nullopt when nothing can start now (all done, or a coordinate-descent round waits on trials
@@ -48,8 +51,15 @@ class Scheduler {
   // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
   // round has no trial left pending or running.
   void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
-  // A progress report of a running trial (ignored when the trial is not running).
-  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s);
+  // A progress report of a running trial (ignored when the trial is not running); step_s: measured
+  // seconds per step (0 when not measured yet).
+  void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s, double step_s = 0);
+  // `expt worker`: a pending trial that another worker holds the lease of shows as running.
+  void running_elsewhere(const std::string& id);
+  // The trial is finished for good on disk now (another worker may have finished it since this
+  // scheduler read the directory).
+  bool done_on_disk(const std::string& id) const { return is_done(inspect(id)); }
+
   bool all_done() const;
   std::size_t running() const;
 
@@ -82,9 +92,12 @@ class Scheduler {
   bool is_done(const OnDisk& d) const;
   void add(const PlannedTrial& t);
   void plan_cell(std::size_t cell);
+  // coordinator/rounds/<cell>.round-<n>.json, written once (core/io/atomic_file.hpp).
+  void record_round(const CdRound& round) const;
 
   const Planner& planner_;
   std::filesystem::path dir_;
+  std::string tmp_suffix_;
   std::vector<TrialRecord> records_;
   std::map<std::string, std::size_t> index_;
   ResultStore store_;                      // done trials -> final loss (+inf diverged / failed for good)

@@ -51,6 +51,7 @@ TrainerHooks TrainerHooks::from_environment() {
   h.step_delay_ms = static_cast<int>(env_int("EXPT_TEST_STEP_DELAY_MS", 0));
   const char* drop = std::getenv("EXPT_TEST_DROP_RESUME_STATE");
   h.drop_optimizer_state = drop != nullptr && std::string(drop) == "optimizer";
+  h.no_directory_lock = env_int("EXPT_TEST_NO_LEASES", 0) == 1;
   return h;
 }
 
@@ -99,6 +100,11 @@ class Trainer {
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
   double wall() const { return wall_offset_ + seconds_since(t0_); }
+  // Rank 0: whether TrainerOptions::still_owner says another worker owns the trial now (sticky).
+  bool ownership_lost() {
+    if (leader_ && !ownership_lost_ && opt_.still_owner) ownership_lost_ = !opt_.still_owner();
+    return ownership_lost_;
+  }
 
   const config::TrialConfig& cfg_;
   comm::Communicator& comm_;
@@ -111,6 +117,7 @@ class Trainer {
   std::string hash_;
   std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (core/io/trial_identity.hpp)
   int attempt_ = 1;
+  bool ownership_lost_ = false;
 
   // Observers (attach_observers); the ones rank 0 alone has are null elsewhere.
   std::unique_ptr<MetricsRecorder> metrics_;
@@ -179,7 +186,7 @@ void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
 void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
   // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
   const StateDict state = checkpoint_state();
-  if (leader_) {
+  if (leader_ && !ownership_lost()) {
     for (TrainingObserver* o : observers_) o->before_checkpoint(step, wall());
     ckpt.save(step, state);
   }
@@ -205,6 +212,15 @@ io::ResultInfo Trainer::result_info() const {
 
 TrialOutcome Trainer::finish(io::TrialSummary summary) {
   TrialOutcome outcome;
+  std::int64_t lost = ownership_lost() ? 1 : 0;
+  comm_.broadcast(std::span<std::int64_t>(&lost, 1), 0);
+  if (lost != 0) {
+    // Another worker owns the trial: its result is theirs to write.
+    outcome.ownership_lost = true;
+    outcome.summary.status = "RUNNING";
+    outcome.summary.steps_done = step_;
+    return outcome;
+  }
   for (TrainingObserver* o : observers_) o->on_end(summary);
   if (leader_) {
     summary.n_attempts = attempt_;
@@ -222,7 +238,7 @@ TrialOutcome Trainer::run() {
   if (leader_) dir_.create();
   comm_.barrier();
   std::optional<io::DirectoryLock> lock;
-  if (leader_) lock.emplace(dir_.lock());
+  if (leader_ && !opt_.hooks.no_directory_lock) lock.emplace(dir_.lock());
 
   // Damaged files of earlier attempts are moved to quarantine/ (never deleted) before anything
   // reads them (docs/reliability.md).
@@ -304,7 +320,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     const std::int64_t step = step_ + 1;
     if (opt_.hooks.throw_at_step == step) throw std::runtime_error(fmt::format("injected failure at step {}", step));
     const auto step_t0 = std::chrono::steady_clock::now();
-    const StepResult r = step_fn_.run(step, stop_signal_received() != 0, &watcher);
+    const StepResult r = step_fn_.run(step, stop_signal_received() != 0 || ownership_lost(), &watcher);
     if (r.stopped) break;  // checkpoint below, then stop
 
     StepRecord rec;
@@ -346,7 +362,19 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   }
 
   if (summary.status == "COMPLETED" && step_ < total) {
-    // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here.
+    // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here. Stopped
+    // because another worker owns the trial: nothing more is written (every rank learns which).
+    std::int64_t lost = ownership_lost() ? 1 : 0;
+    comm_.broadcast(std::span<std::int64_t>(&lost, 1), 0);
+    if (lost != 0) {
+      log.info(fmt::format("stopped at step {}: this worker's lease on the trial was lost; another worker owns it now",
+                           step_));
+      TrialOutcome outcome;
+      outcome.ownership_lost = true;
+      outcome.summary.status = "RUNNING";
+      outcome.summary.steps_done = step_;
+      return outcome;
+    }
     const int sig = stop_signal_received();
     const StateDict state = checkpoint_state();  // on every rank, as above
     if (leader_) {

@@ -25,6 +25,9 @@ struct TrainerHooks {
   int step_delay_ms = 0;              // EXPT_TEST_STEP_DELAY_MS: sleep after each step (kill tests)
   bool drop_optimizer_state = false;  // EXPT_TEST_DROP_RESUME_STATE=optimizer: resume without it
   std::int64_t throw_at_step = -1;    // EXPT_TEST_THROW_AT_STEP: throw inside the step
+  // EXPT_TEST_NO_LEASES=1: the trial directory is not locked either (the lease torture's negative
+  // control, where workers without leases must be seen to train one trial twice at once)
+  bool no_directory_lock = false;
   static TrainerHooks from_environment();
 };
 
@@ -48,6 +51,11 @@ struct TrainerOptions {
   // Called on the group's rank 0 after every optimizer step; must be cheap (the sweep rate-limits
   // its messages itself).
   std::function<void(const StepProgress&)> on_step;
+  // `expt worker` (experiments/sweep/worker.cpp): asked on the group's rank 0 at every step
+  // boundary and before anything is committed (checkpoint, result.h5, attempts.jsonl end line).
+  // false: another worker owns the trial now (its lease was lost), so the trial stops at once and
+  // writes nothing more. Unset: always the owner.
+  std::function<bool()> still_owner;
 };
 
 struct TrialOutcome {
@@ -55,6 +63,7 @@ struct TrialOutcome {
   bool already_finished = false;  // the directory held a finished trial; nothing was run
   bool interrupted = false;       // stopped by SIGINT/SIGTERM/SIGHUP after checkpointing
   int signal = 0;                 // the signal that interrupted it
+  bool ownership_lost = false;    // stopped because still_owner() said false; nothing committed
   std::filesystem::path result;   // result.h5 (empty when interrupted)
 };
 

@@ -1,6 +1,6 @@
 # expt_discover_catch_tests(<target> <folder>): registers every Catch2 test case of <target> as its
 # own ctest entry "<folder>: <name>" with label <folder>, found after each build by listing the executable
-# (catch_add_tests.cmake, our replacement of Catch2 2.13's catch_discover_tests; decision 94). It
+# (catch_add_tests.cmake, our replacement of Catch2 2.13's catch_discover_tests; decision 97). It
 # survives any test name (';', ',', '[', '"', '\' and the rest); the executables' strict main
 # (tests/catch_main.cpp) fails an entry whose name matches no test case or whose test case checks
 # nothing, so a registration bug cannot pass empty.

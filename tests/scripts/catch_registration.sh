@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Catch2 harness cannot pass empty (decision 94):
+# The Catch2 harness cannot pass empty (decision 97):
 # 1. Planted controls (tests/harness/controls.cpp, linked with the strict main of
 #    tests/catch_main.cpp) registered in a scratch ctest tree by tests/cmake/catch_add_tests.cmake:
 #    names with ; , [ ] " \ ~ * and a leading '#' each become one entry that runs exactly its own

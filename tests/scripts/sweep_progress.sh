@@ -36,7 +36,7 @@ echo "sweep_progress: status.json shows trial $id at step $step, loss $loss, $tp
 
 "$EXPT" status "$work/sweep" > "$work/status.out" 2>&1 || die "expt status failed: $(cat "$work/status.out")"
 # The table (the trial above may have finished meanwhile): a running trial with a step and a loss.
-grep -E " running +[1-9][0-9]*/150 +[0-9]+\.[0-9]+ +[0-9]+ " "$work/status.out" > /dev/null \
+grep -E " running +[1-9][0-9]*/150 +train [0-9]+\.[0-9]+ @[0-9]+ +[0-9]+ " "$work/status.out" > /dev/null \
   || die "expt status does not show a running trial's step and loss: $(cat "$work/status.out")"
 
 kill -TERM $pid
