@@ -59,11 +59,15 @@ Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>&
   for (const auto& p : params_) {
     ParamState ps;
     ps.first_block = blocks_.size();
-    const bool matrix = p.shape.size() == 2 && !(cfg.merge_dims && p.size <= static_cast<std::size_t>(dmax));
+    // merge_dims (the original SOAP's): a 2-D m x n matrix with m·n <= max_precond_dim becomes one
+    // axis of m·n entries (row-major, 1 x m·n) with its own full m·n x m·n preconditioner on the
+    // right; larger matrices keep their two axes (merging either with the other would exceed it).
+    const bool merged = cfg.merge_dims && p.shape.size() == 2 && p.size <= static_cast<std::size_t>(dmax);
+    const bool matrix = p.shape.size() == 2 && !merged;
     ps.rows = matrix ? static_cast<int>(p.rows()) : 1;
     ps.cols = matrix ? static_cast<int>(p.cols()) : static_cast<int>(p.size);
     const bool left = matrix && ps.rows <= dmax;
-    const bool right = matrix && ps.cols <= dmax && !(cfg.one_sided && left);
+    const bool right = merged || (matrix && ps.cols <= dmax && !(cfg.one_sided && left));
     for (auto [r0, rn] : chunks(ps.rows, cfg.block_size, left))
       for (auto [c0, cn] : chunks(ps.cols, cfg.block_size, right)) {
         Block b;

@@ -12,8 +12,9 @@
 //            iteration + QR with V permuted by the sorted Rayleigh quotients, M into the new basis
 //
 // An axis longer than max_precond_dim has no preconditioner (identity); one_sided keeps only the
-// first eligible axis; 1-D parameters (and 2-D ones that merge_dims flattens to one axis) are Adam
-// with HF-style ε, decay after the step and a skipped first call. block_size B > 0 cuts every
+// first eligible axis; 1-D parameters are Adam with HF-style ε, decay after the step and a skipped
+// first call. merge_dims (the original soap.py's): a 2-D m x n matrix with m·n <= max_precond_dim is
+// one 1 x m·n block whose single axis has a full m·n x m·n (right) preconditioner. block_size B > 0 cuts every
 // preconditioned axis longer than B into blocks of B (the last one shorter), each block an
 // independent SOAP problem (Levanter's blocking). Eigen guards (docs/derivations/soap.md): L and R are symmetrised
 // and get 1e-12·trace/size·I before the eigensolver; a zero statistic keeps the basis (identity
@@ -57,7 +58,7 @@ class Soap : public Optimizer {
   // With cfg.shard and more than one rank: each parameter with a preconditioned side has one owner
   // rank (matrix_ownership.hpp), by the cost of preconditioned_cost(). The owner alone keeps the
   // blocks' M, V, L, Q_L, R, Q_R (the other ranks free them), computes the update and broadcasts
-  // the parameter; Adam-only parameters (1-D, merged, axes over max_precond_dim) stay replicated.
+  // the parameter; Adam-only parameters (1-D, both axes over max_precond_dim) stay replicated.
   // Every rank keeps t and initialized. Call before the first step and before load_state.
   void set_communicator(comm::Communicator* comm) override;
   // Owner rank of each preconditioned parameter (in preconditioned_params() order); empty unsharded.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages expt needs to build, test and run. Idempotent: installs only
 # what is missing. As non-root it prints the one apt-get command to run instead.
-#   scripts/install-deps.sh          build + test + quickstart dependencies
-#   scripts/install-deps.sh --bench  also the PyTorch CPU peer used by bench/
+#   scripts/install-deps.sh          build + test + quickstart dependencies (with the PyTorch CPU
+#                                    peer of bench/peer/, which the peer tests run; decision 98)
 set -euo pipefail
 
 packages=(
@@ -12,15 +12,13 @@ packages=(
   libopenblas-dev libdnnl-dev libxsmm-dev librandom123-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-yaml python3-pandas python3-matplotlib
+  python3-torch  # the PyTorch peer (bench/peer/) and its tests peer_compare, peer_same_model
   fortunes  # the default text corpus, /usr/share/games/fortunes (docs/tasks.md)
   clang-14 libclang-rt-14-dev  # libFuzzer + sanitizers for scripts/fuzz.sh (docs/reliability.md)
   slurm-wlm munge  # the one-node Slurm cluster of the slurm-labelled tests (tests/scripts/lib_slurm.sh)
   libcpp-httplib-dev libjs-chart.js  # `expt serve`: HTTP server, charts compiled in (docs/dashboard.md)
   chromium chromium-driver           # the dashboard's real-browser test (tests/scripts/serve_browser.sh)
 )
-if [[ ${1:-} == --bench ]]; then
-  packages+=(python3-torch)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

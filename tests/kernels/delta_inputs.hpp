@@ -3,10 +3,12 @@
 // results of a run, and the checks both tests make on them.
 #pragma once
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -149,6 +151,51 @@ void require_gradients_match(const DeltaResults<double>& r, DeltaTensors<double>
   require_close("dbeta", r.dbeta, central_difference(d.beta.data(), d.beta.size(), loss), tol);
   require_close("dg", r.dg, central_difference(d.g.data(), d.g.size(), loss), tol);
   require_close("dinitial_state", r.ds0, central_difference(d.s0.data(), d.s0.size(), loss), tol);
+}
+
+// Every output and gradient of run(inputs, dout, dfinal, out, final_state, gradients), a chunked
+// forward and backward, on copies of d placed `offset` floats into their buffers, the outputs
+// written at the same offset: only the alignment changes between two offsets, so the results of
+// two offsets must be the same bits. Order: out, final state, dq, dk, dv, dbeta, dg, ds0.
+template <class Run>
+std::vector<std::vector<float>> run_at_offset(const DeltaCase& c, const DeltaTensors<float>& d, std::size_t offset,
+                                              Run run) {
+  const auto shift = static_cast<std::ptrdiff_t>(offset);
+  const auto placed = [shift](const std::vector<float>& x) {
+    std::vector<float> y(x.size() + static_cast<std::size_t>(shift), -1.0f);
+    std::copy(x.begin(), x.end(), y.begin() + shift);
+    return y;
+  };
+  DeltaTensors<float> s{placed(d.q), placed(d.k),  placed(d.v),    placed(d.beta),
+                        placed(d.g), placed(d.s0), placed(d.dout), placed(d.dfinal)};
+  DeltaResults<float> sized(c, d);
+  std::vector<std::vector<float>> outs;
+  for (const std::vector<float>* x :
+       {&sized.out, &sized.final_state, &sized.dq, &sized.dk, &sized.dv, &sized.dbeta, &sized.dg, &sized.ds0})
+    outs.push_back(placed(*x));
+  const auto at = [shift](std::vector<float>& x, bool present) { return present ? x.data() + shift : nullptr; };
+  const kernels::DeltaRuleInputs<float> in{at(s.q, true),    at(s.k, true),         at(s.v, true),
+                                           at(s.beta, true), at(s.g, !d.g.empty()), at(s.s0, !d.s0.empty())};
+  const kernels::DeltaRuleGradients<float> grads{at(outs[2], true), at(outs[3], true),         at(outs[4], true),
+                                                 at(outs[5], true), at(outs[6], !d.g.empty()), at(outs[7], true)};
+  run(in, at(s.dout, true), at(s.dfinal, true), at(outs[0], true), at(outs[1], true), grads);
+  for (auto& x : outs) x.erase(x.begin(), x.begin() + shift);
+  return outs;
+}
+
+// The runs of run_at_offset at offsets 1, 2, 3, 5 and 8 floats equal the run at offset 0 bit for bit.
+template <class Run>
+void require_same_bits_at_any_offset(const DeltaCase& c, const DeltaTensors<float>& d, Run run) {
+  const char* names[] = {"out", "final state", "dq", "dk", "dv", "dbeta", "dg", "ds0"};
+  const auto reference = run_at_offset(c, d, 0, run);
+  for (std::size_t offset : {1u, 2u, 3u, 5u, 8u}) {
+    const auto got = run_at_offset(c, d, offset, run);
+    for (std::size_t part = 0; part < reference.size(); ++part) {
+      INFO("offset " << offset << ", " << names[part]);
+      REQUIRE(got[part].size() == reference[part].size());
+      CHECK(std::memcmp(got[part].data(), reference[part].data(), got[part].size() * sizeof(float)) == 0);
+    }
+  }
 }
 
 }  // namespace expt::test

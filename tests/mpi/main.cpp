@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   Catch::Session session;
+  // Strict as tests/catch_main.cpp: no matching test case, or a test case without assertions, fails.
+  session.configData().warnings =
+      static_cast<Catch::WarnAbout::What>(Catch::WarnAbout::NoAssertions | Catch::WarnAbout::NoTests);
   if (rank != 0) session.configData().showSuccessfulTests = false;
   int failed = session.run(argc, argv);
   // Every rank learns whether any failed, so mpirun's exit code does not depend on which rank.

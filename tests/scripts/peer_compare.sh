@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # bench/peer/compare.py end to end at a tiny size: expt bench and the PyTorch peer alternated, the
 # JSON record parses and its figures are consistent (ratio = expt / peer tokens/s; both sides' BLAS
 # time within their step, the peer's from torch.profiler; expt's optimizer share at the model's

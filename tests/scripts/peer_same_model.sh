@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # The PyTorch peer of bench/peer/ is the same model and optimizer as expt: for each mixer (GLA,
 # DeltaProduct, gated DeltaProduct with 3 steps, attention) with AdamW or Muon at a tiny size, loaded
 # with expt's initial weights, it gives the same loss, gradients, first update and second loss
 # (bench/peer/check_same_model.py). Skipped (exit 77) when python3-torch is not installed
-# (scripts/install-deps.sh --bench).
+# (scripts/install-deps.sh installs it).
 source "$(dirname "$0")/lib.sh"
 "$EXPT_PYTHON" -c "import torch" 2> /dev/null || { echo "python3-torch not installed: skipped"; exit 77; }
 tiny=(--set model.d_model=32 --set model.n_layers=2 --set task.seq_len=40 --set train.batch_size=2
