@@ -400,8 +400,9 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
     // "Running" only from a fresh heartbeat (core/io/heartbeat.hpp); a directory written before
     // heartbeats existed cannot tell, and is described as before.
     const io::SweepLiveness live = io::sweep_liveness(sweep.dir, io::lease_clock_now());
-    const std::string what = !live.any || live.running ? std::string("sweep still running")
-                                                       : fmt::format("sweep not running, {}", live.describe());
+    a.running = !live.any || live.running;
+    const std::string what =
+        a.running ? std::string("sweep still running") : fmt::format("sweep not running, {}", live.describe());
     a.notes.push_back(fmt::format(
         "{}: {} of {} planned trials finished; only finished trials are analysed{}{}", what, a.trials_finished,
         a.trials_total, sweep.strategy == "coordinate_descent" ? " (coordinate descent plans more rounds)" : "",

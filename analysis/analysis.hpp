@@ -164,6 +164,9 @@ struct Analysis {
   Metric metric;
   int trials_total = 0, trials_finished = 0;
   bool partial = false;  // some trial is pending or running
+  // partial, and a fresh heartbeat says a sweep process is alive (or the directory predates
+  // heartbeats and cannot tell): the summary may say "still running" only then.
+  bool running = false;
   std::vector<std::string> notes;
   std::vector<CellResult> cells;
   std::vector<FitResult> fits;

@@ -303,8 +303,11 @@ std::string summary(const Analysis& a, const std::vector<Table>& tables) {
                        : at(t, r, "optimizer") + " (" + cmp + ") on " + at(t, r, "model");
   };
   const Metric& m = a.metric;
-  std::string s = fmt::format("Study {} (final eval {}, {} is better{}).", a.study, m.name,
-                              m.higher_is_better ? "higher" : "lower", a.partial ? "; the sweep is still running" : "");
+  std::string s =
+      fmt::format("Study {} (final eval {}, {} is better{}).", a.study, m.name, m.higher_is_better ? "higher" : "lower",
+                  !a.partial  ? ""
+                  : a.running ? "; the sweep is still running"
+                              : "; the sweep stopped before all its trials finished");
   const Table* speedup = table("speedup");
   const Table* cells = table("cells");
   if (speedup != nullptr) {
@@ -472,6 +475,7 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
               {"trials_total", a.trials_total},
               {"trials_finished", a.trials_finished},
               {"partial", a.partial},
+              {"running", a.running},
               {"metric", a.metric.name},
               {"higher_is_better", a.metric.higher_is_better},
               {"notes", a.notes},
