@@ -14,9 +14,11 @@
 #include "analysis/report.hpp"
 #include "analysis/sweep_reader.hpp"
 #include "core/io/hdf5.hpp"
+#include "core/io/heartbeat.hpp"
 #include "core/io/metrics.hpp"
 #include "core/io/trial_directory.hpp"
 #include "core/io/trial_identity.hpp"
+#include "core/io/trial_lease.hpp"
 #include "experiments/sweep/sweep_status.hpp"
 
 namespace expt::serve {
@@ -38,6 +40,36 @@ FileStamp stamp_of(const fs::path& file) {
 }
 
 namespace {
+
+// Liveness from the heartbeats (core/io/heartbeat.hpp), as `expt status` judges it: which trials a
+// live process trains now, and a key that changes only when the picture does (not with the age of
+// a beat), so cached answers stay valid while nothing changes.
+struct LiveTrials {
+  io::SweepLiveness sweep;
+  std::set<std::string> trained;  // trials a process with a fresh heartbeat trains
+  std::string key;
+};
+
+LiveTrials live_trials(const fs::path& dir) {
+  LiveTrials live;
+  const double now = io::lease_clock_now();
+  live.sweep = io::sweep_liveness(dir, now);
+  if (live.sweep.any)
+    for (const io::HeartbeatRecord& b : io::read_heartbeats(dir))
+      if (!b.trial.empty() && io::liveness(b, now) == io::Liveness::running) live.trained.insert(b.trial);
+  live.key = !live.sweep.any      ? std::string("unknown")
+             : live.sweep.running ? "running " + std::to_string(live.sweep.alive)
+                                  : live.sweep.last_state;
+  for (const std::string& t : live.trained) live.key += " " + t;
+  return live;
+}
+
+// "running", "interrupted", "stopped", "finished", or "unknown" (a directory of an expt without heartbeats).
+std::string liveness_word(const io::SweepLiveness& l) {
+  if (!l.any) return "unknown";
+  if (l.running) return "running";
+  return l.last_state == "running" ? "interrupted" : l.last_state;
+}
 
 // Losses are +inf for diverged trials; JSON has no infinity, and the page shows null as "-".
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -272,8 +304,9 @@ std::string ServedDirectory::sweep_overview() {
       if (t.is_object() && t.contains("id") && t["id"].is_string() && seen.insert(t["id"].get<std::string>()).second)
         order.push_back(t["id"].get<std::string>());
 
-  // Unchanged files: the same answer (building it is most of the cost for thousands of trials).
-  std::string stamps = stamp_text(index_.stamp) + " " + stamp_text(status_.stamp);
+  // Unchanged files and liveness: the same answer (building it is most of the cost for thousands of trials).
+  const LiveTrials alive = live_trials(root_);
+  std::string stamps = alive.key + " " + stamp_text(index_.stamp) + " " + stamp_text(status_.stamp);
   for (const std::string& id : order)
     stamps += " " + (plausible_trial_id(id) ? stamp_text(stamp_of(trial_dir(id) / "result.h5")) : std::string("-"));
   if (!overview_.json.empty() && stamps == overview_.stamps) return overview_.json;
@@ -317,6 +350,9 @@ std::string ServedDirectory::sweep_overview() {
         notes.push_back("trials/" + id + "/result.h5 left out: " + s.error);
       }
     }
+    // status.json says "running" until its writer says otherwise; a writer that died cannot. With
+    // heartbeats, a trial no live process trains is interrupted (`expt status` says the same).
+    if (alive.sweep.any && row["state"] == "running" && !alive.trained.count(id)) row["state"] = "interrupted";
     const std::string state = row["state"].get<std::string>();
     counts[state] += 1;
     trials.push_back(std::move(row));
@@ -346,6 +382,9 @@ std::string ServedDirectory::sweep_overview() {
   out["strategy"] = status.is_object() ? status.value("strategy", "") : "";
   out["elapsed_s"] = status.is_object() && status.contains("elapsed_s") ? status["elapsed_s"] : json(nullptr);
   out["ranks_per_trial"] = idx.ranks_per_trial;
+  out["liveness"] = {{"state", liveness_word(alive.sweep)},
+                     {"alive", alive.sweep.alive},
+                     {"command", alive.sweep.running ? std::string() : alive.sweep.command}};
   out["notes"] = std::move(notes);
   overview_ = OverviewEntry{stamps, out.dump()};
   return overview_.json;
@@ -555,13 +594,14 @@ std::string ServedDirectory::analysis_json() {
   const FileStamp stamp = stamp_of(root_ / "sweep.h5");
   {
     std::lock_guard lock(mutex_);
-    if (stamp.exists && stamp == analysis_.stamp) return analysis_.json;
+    if (stamp.exists && stamp == analysis_.stamp && live_trials(root_).key == analysis_.liveness) return analysis_.json;
   }
+  const std::string liveness = live_trials(root_).key;
   // The same calls as `expt analyze DIR --format json` (analysis/analyze_command.cpp), default options.
   const analysis::Analysis a = analysis::analyze(analysis::load_sweep(root_), analysis::AnalysisOptions{});
   std::string text = analysis::render_json(a, analysis::make_tables(a));
   std::lock_guard lock(mutex_);
-  analysis_ = AnalysisEntry{stamp, text};
+  analysis_ = AnalysisEntry{stamp, liveness, text};
   return text;
 }
 

@@ -112,6 +112,7 @@ class ServedDirectory {
   } overview_;
   struct AnalysisEntry {
     FileStamp stamp;
+    std::string liveness;  // liveness_key() when it was built: "running" in it depends on the heartbeats
     std::string json;
   } analysis_;
 

@@ -65,6 +65,20 @@ kill_and_check() {
   grep -q "still running" "$work/$name.analyze" && die "$name: analyze claims the sweep is running: $(cat "$work/$name.analyze")"
   grep -q "sweep not running, interrupted (last heartbeat" "$work/$name.analyze" \
     || die "$name: analyze does not say the sweep was interrupted: $(cat "$work/$name.analyze")"
+  # The dashboard judges as `expt status` does: no trial running, the sweep interrupted.
+  start_server "$work/$name"
+  "$EXPT_PYTHON" - "$serve_url" "$name" << 'PY' || die "$name: expt serve disagrees with expt status"
+import json, sys, urllib.request
+url, name = sys.argv[1], sys.argv[2]
+o = json.load(urllib.request.urlopen(url + "api/overview?dir=0"))
+a = json.load(urllib.request.urlopen(url + "api/analysis?dir=0"))
+states = [t["state"] for t in o["trials"]]
+assert o["liveness"]["state"] == "interrupted", o["liveness"]
+assert "running" not in states and "interrupted" in states, states
+assert a["partial"] and not a["running"], (a["partial"], a["running"])
+print(f"sweep_liveness: {name}: expt serve says interrupted ({states.count('interrupted')} trial), analysis not running")
+PY
+  stop_server
 }
 
 kill_and_check alone "$EXPT" sweep "$study"

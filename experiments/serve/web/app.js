@@ -59,10 +59,17 @@ function matches(t, terms, stateFilter) {
   });
 }
 
+// The sweep's processes as their heartbeats say (the same judgement as `expt status`).
+function livenessText(l) {
+  if (!l || l.state === "unknown") return "";
+  if (l.state === "running") return ` — running (${l.alive} process${l.alive === 1 ? "" : "es"} alive)`;
+  return ` — ${l.state}` + (l.command ? `; resume with: ${l.command}` : "");
+}
+
 function renderOverview() {
   const o = state.overview;
   $("study-line").textContent = `${o.kind} ${o.study || ""} ${o.strategy ? "(" + o.strategy + ")" : ""} — ${o.path}` +
-      (o.elapsed_s !== null ? `, ${o.elapsed_s.toFixed(0)} s` : "");
+      (o.elapsed_s !== null ? `, ${o.elapsed_s.toFixed(0)} s` : "") + livenessText(o.liveness);
   $("counts").innerHTML = Object.entries(o.counts).map(([s, n]) =>
       `<span class="state-${esc(s)}" data-state="${esc(s)}">${esc(s)} ${n}</span>`).join("");
   $("notes").innerHTML = o.notes.map((n) => `<div class="note">${esc(n)}</div>`).join("");
@@ -246,7 +253,7 @@ async function renderAnalysis() {
     return;
   }
   $("analysis-head").innerHTML = `<p>${esc(a.study)} (${esc(a.strategy)}): ${a.trials_finished} of ${a.trials_total} trials finished` +
-      `${a.partial ? " — partial, the sweep is still running" : ""}; tolerance ${a.tolerance}, baseline ${esc(a.baseline)}.</p>` +
+      `${a.partial ? (a.running ? " — partial, the sweep is still running" : " — partial, the sweep stopped before all its trials finished") : ""}; tolerance ${a.tolerance}, baseline ${esc(a.baseline)}.</p>` +
       a.notes.map((n) => `<div class="note">${esc(n)}</div>`).join("");
   $("analysis-tables").innerHTML = Object.entries(a.tables).map(([name, rows]) => {
     if (!rows.length) return `<h2>${esc(name)}</h2><p>(empty)</p>`;
