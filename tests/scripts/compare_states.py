@@ -56,6 +56,8 @@ def compare_pair(ref, run):
     except SystemExit as e:  # compare_results printed the first metric difference
         if e.code:
             problems.append("metrics (see the DIFFERENT line above)")
+    except OSError as e:
+        problems.append(f"metrics: {e}")
     try:
         a, b = final_state(ref), final_state(run)
     except (OSError, KeyError) as e:
