@@ -198,9 +198,10 @@ void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
 }
 
 void Trainer::final_checkpoint(io::CheckpointStore& ckpt) {
-  // Kept by retention (the newest step), so the final parameters and optimizer state can be
-  // compared and reused. A resume of a completed trial whose result.h5 was lost restores this
-  // checkpoint and does not write it again.
+  // Kept beside the two newest periodic checkpoints (retention keeps 3 here, the periodic ones
+  // 2), so the final parameters and optimizer state can be compared and reused while the periodic
+  // checkpoints a trial leaves stay what they were. A resume of a completed trial whose result.h5
+  // was lost restores this checkpoint and does not write it again.
   std::int64_t written = 0;
   if (leader_) written = ckpt.latest_committed() == step_ ? 1 : 0;
   comm_.broadcast(std::span<std::int64_t>(&written, 1), 0);
@@ -208,7 +209,7 @@ void Trainer::final_checkpoint(io::CheckpointStore& ckpt) {
   const StateDict state = checkpoint_state();  // on every rank: a sharded optimizer gathers
   if (leader_ && !ownership_lost()) {
     for (TrainingObserver* o : observers_) o->before_checkpoint(step_, wall());
-    ckpt.save(step_, state);
+    ckpt.save(step_, state, /*keep=*/3);
   }
   comm_.barrier();
 }
