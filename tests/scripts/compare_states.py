@@ -8,6 +8,8 @@ checkpoints/step-<steps>/state.h5 with its COMMIT (decision 111: a completed tri
 checkpoints keeps it). Prints one line per pair (IDENTICAL or DIFFERENT with what differs) and
 exits 1 when any pair differs or lacks its final checkpoint.
 """
+import contextlib
+import io
 import pathlib
 import sys
 
@@ -51,11 +53,13 @@ def final_state(trial_dir):
 def compare_pair(ref, run):
     """Returns a list of differences (empty when identical) and a description of what was compared."""
     problems = []
+    said = io.StringIO()
     try:
-        compare_results.main([str(ref / "result.h5"), str(run / "result.h5")], quiet=True)
-    except SystemExit as e:  # compare_results printed the first metric difference
+        with contextlib.redirect_stdout(said):
+            compare_results.main([str(ref / "result.h5"), str(run / "result.h5")], quiet=True)
+    except SystemExit as e:  # compare_results said what the first metric difference is
         if e.code:
-            problems.append("metrics (see the DIFFERENT line above)")
+            problems.append("metrics: " + said.getvalue().strip().removeprefix("DIFFERENT: "))
     except OSError as e:
         problems.append(f"metrics: {e}")
     try:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-labels: slow
 # Kill-resume for every mixer and optimizer (docs/reliability.md): for each of the 25 pairs of
 # mixer (attention, GLA, DeltaNet, DeltaProduct, gated DeltaProduct) x optimizer (AdamW, Muon,
 # SOAP, M-FAC, DCT-AdamW), a tiny trial is run uninterrupted, and again with SIGKILL after a
@@ -11,6 +12,9 @@
 # training. Negative control: one pair resumed without its optimizer state
 # (EXPT_TEST_DROP_RESUME_STATE=optimizer) must show different final parameters.
 # KILL_MATRIX_SEED=<n> replays a run's kill points (printed below).
+# Labelled slow (the sanitizer run skips it): 35-45 s in release on 2 busy cores, and under
+# asan-ubsan the delta-rule and DeltaProduct kernels are not bit-stable across buffer offsets (an
+# open defect, scripts/test.sh), which a resumed process may allocate differently (decision 112).
 source "$(dirname "$0")/lib.sh"
 
 seed=${KILL_MATRIX_SEED:-$(date +%s)}
