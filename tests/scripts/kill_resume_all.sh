@@ -12,9 +12,8 @@
 # training. Negative control: one pair resumed without its optimizer state
 # (EXPT_TEST_DROP_RESUME_STATE=optimizer) must show different final parameters.
 # KILL_MATRIX_SEED=<n> replays a run's kill points (printed below).
-# Labelled slow (the sanitizer run skips it): 35-45 s in release on 2 busy cores, and under
-# asan-ubsan the delta-rule and DeltaProduct kernels are not bit-stable across buffer offsets (an
-# open defect, scripts/test.sh), which a resumed process may allocate differently (decision 112).
+# Labelled slow (the sanitizer run skips it): 35-60 s in release on 2 busy cores, 75 processes,
+# several times that under asan-ubsan (decision 112).
 source "$(dirname "$0")/lib.sh"
 
 seed=${KILL_MATRIX_SEED:-$(date +%s)}
