@@ -112,7 +112,7 @@ const schema::Table<StudyReading>& confirm_table() {
                 s.confirm.band_is_tolerance = false;
                 return schema::read_value(node, path, schema::real_at_least(0), s.confirm.band, r);
               },
-              "`tolerance` or float", "tolerance", "tolerance, or >= 0",
+              "tolerance or float", "tolerance", "`tolerance`, or >= 0",
               "points whose search loss is below best + band are confirmed with the best"),
           custom<StudyReading>(
               "max_points",
