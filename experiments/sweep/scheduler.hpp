@@ -116,7 +116,7 @@ class Scheduler {
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
 // and the expanded axis values.
 std::string resolved_study_yaml(const Planner& planner);
-// The same without the seeds and the `sweep:` section (ranks_per_trial, max_attempts,
+// The same without the seeds, search.confirm and the `sweep:` section (ranks_per_trial, max_attempts,
 // collective_timeout_s): the points the study asks about, hashed into its identity
 // (experiments/sweep/study_identity.hpp).
 std::string study_identity_yaml(const Planner& planner);
