@@ -3,6 +3,7 @@
 // descent after convergence), with which seeds (after the search seeds, also when there are
 // several), and that the choice depends on the search seeds only, so confirmation results cannot
 // change it on resume. Errors of bad confirm values at their line and column.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -238,4 +239,34 @@ TEST_CASE("bad confirm values are reported at their line and column", "[confirm]
   CHECK(has_error(with("{band: 0.1}"), "study.yaml:9:12: search.confirm.seeds:", "needs `seeds`"));
   CHECK(has_error(with("3"), "study.yaml:9:12: search.confirm:", "expected a mapping"));
   CHECK(with("{seeds: 3, band: tolerance, max_points: 2}").empty());
+}
+
+TEST_CASE("halton: confirmation once every drawn point is done", "[confirm]") {
+  const auto s = study(R"(search:
+  strategy: halton
+  points: 4
+  seeds: [1]
+  confirm: {seeds: 2, band: 0.05}
+  space:
+    optimizer.lr: [1.0e-3, 2.0e-3, 3.0e-3, 4.0e-3]
+)");
+  Planner planner(s);
+  experiments::ResultStore store;
+  std::set<std::string> drawn;
+  for (const auto& t : planner.static_trials()) drawn.insert(t.point);
+  CHECK(planner.max_confirmation_trials() == drawn.size());
+  CHECK_FALSE(planner.confirmation(0, store).ready);
+  for (const auto& t : planner.static_trials()) store[t.id] = by_lr(t.config);
+  const auto c = planner.confirmation(0, store);
+  REQUIRE(c.ready);
+  // The drawn points within 0.05 of the best drawn one, best first.
+  double best = kInf;
+  for (const auto& t : planner.static_trials()) best = std::min(best, by_lr(t.config));
+  std::vector<std::pair<double, std::string>> want;
+  for (const auto& t : planner.static_trials())
+    if (by_lr(t.config) < best + 0.05) want.emplace_back(by_lr(t.config), t.point);
+  std::stable_sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  REQUIRE(c.points.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(c.points[i] == want[i].second);
+  CHECK(c.trials.size() == want.size());
 }
