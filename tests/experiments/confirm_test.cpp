@@ -154,7 +154,7 @@ TEST_CASE("confirmation with several search seeds: means over them, only the mis
   CHECK(c.trials[1].seed == 7);
 }
 
-TEST_CASE("grid ties: every point tied with the best is confirmed; a diverged seed is never", "[confirm]") {
+TEST_CASE("grid ties: every point tied with the best is confirmed, a diverged seed never", "[confirm]") {
   const auto s = study(R"(search:
   strategy: grid
   seeds: [1]
