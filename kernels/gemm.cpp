@@ -1,15 +1,19 @@
 #include "kernels/gemm.hpp"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <libxsmm.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -371,6 +375,138 @@ void symm_upper_left<double>(int m, int n, double alpha, const double* S, int ld
   if (m == 0 || n == 0) return;
   const AccountedCall account(symm_flops(m, n));
   cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
+}
+
+const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  throw std::invalid_argument("unknown precision '" + name + "'; expected fp32 or bf16");
+}
+
+float round_to_bf16(float x) {
+  std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+  if (std::isnan(x)) return std::bit_cast<float>((u | 0x00400000u) & 0xFFFF0000u);  // quiet NaN, sign kept
+  // VCVTNEPS2BF16 treats fp32 denormals as zero; so does this reference of it.
+  if ((u & 0x7F800000u) == 0) return std::bit_cast<float>(u & 0x80000000u);
+  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest, ties to even, on the 16 dropped bits
+  return std::bit_cast<float>(u & 0xFFFF0000u);
+}
+
+namespace {
+
+// in [rows, cols] (row stride ld) -> out [rows, cols] contiguous bf16, with VCVTNEPS2BF16 (round
+// to nearest even; denormals to zero): 16 floats per instruction, the row tail masked.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void convert_to_bf16(int rows, int cols,
+                                                                                     const float* in, int ld,
+                                                                                     std::uint16_t* out) {
+  for (int r = 0; r < rows; ++r) {
+    const float* src = in + static_cast<std::size_t>(r) * ld;
+    std::uint16_t* dst = out + static_cast<std::size_t>(r) * cols;
+    int c = 0;
+    for (; c + 16 <= cols; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(src + c))));
+    if (c < cols) {
+      const __mmask16 tail = static_cast<__mmask16>((1u << (cols - c)) - 1u);
+      _mm256_mask_storeu_epi16(dst + c, tail,
+                               reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, src + c))));
+    }
+  }
+}
+
+// One matmul primitive per shape: op(A) [M, K] and op(B) [K, N] bf16, contiguous in their stored
+// layout (a transposed operand is a column-major view), C [M, N] fp32 with row stride ldc; with
+// accumulate, C += product (sum post-op), else C = product.
+struct Bf16Key {
+  bool ta, tb;
+  int M, N, K, ldc;
+  bool accumulate;
+  bool operator==(const Bf16Key&) const = default;
+};
+
+struct Bf16KeyHash {
+  std::size_t operator()(const Bf16Key& key) const {
+    std::size_t h = 0;
+    for (int v : {static_cast<int>(key.ta), static_cast<int>(key.tb), key.M, key.N, key.K, key.ldc,
+                  static_cast<int>(key.accumulate)})
+      h = h * 1000003u ^ static_cast<std::size_t>(v);
+    return h;
+  }
+};
+
+struct Bf16Matmul {
+  dnnl::memory::desc a, b, c;
+  dnnl::matmul primitive;
+};
+
+const Bf16Matmul& bf16_matmul(const dnnl::engine& engine, const Bf16Key& key) {
+  thread_local std::unordered_map<Bf16Key, Bf16Matmul, Bf16KeyHash> primitives;
+  const auto found = primitives.find(key);
+  if (found != primitives.end()) return found->second;
+  using dt = dnnl::memory::data_type;
+  using dims = dnnl::memory::dims;
+  const dnnl::memory::dim M = key.M, N = key.N, K = key.K;
+  const dnnl::memory::desc a({M, K}, dt::bf16, key.ta ? dims{1, M} : dims{K, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, key.tb ? dims{1, K} : dims{N, 1});
+  const dnnl::memory::desc c({M, N}, dt::f32, dims{key.ldc, 1});
+  dnnl::primitive_attr attr;
+  if (key.accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine);
+  return primitives.emplace(key, Bf16Matmul{a, b, c, dnnl::matmul(pd)}).first->second;
+}
+
+}  // namespace
+
+void gemm_bf16(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  const AccountedCall account(gemm_flops(M, N, K));
+  if (K == 0) {  // BLAS semantics, as onednn_sgemm
+    onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  align_openmp_threads();
+  thread_local const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  thread_local dnnl::stream stream(engine);
+  thread_local std::vector<std::uint16_t> a_bf16, b_bf16;
+  thread_local std::vector<float> product;
+  const std::size_t a_size = static_cast<std::size_t>(M) * K, b_size = static_cast<std::size_t>(K) * N;
+  if (a_bf16.size() < a_size) a_bf16.resize(a_size);
+  if (b_bf16.size() < b_size) b_bf16.resize(b_size);
+  // Stored layouts: A is [M, K] or, transposed, [K, M]; B is [K, N] or [N, K].
+  convert_to_bf16(ta == Trans::yes ? K : M, ta == Trans::yes ? M : K, A, lda, a_bf16.data());
+  convert_to_bf16(tb == Trans::yes ? N : K, tb == Trans::yes ? K : N, B, ldb, b_bf16.data());
+  const bool direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+  const Bf16Key key{ta == Trans::yes, tb == Trans::yes, M, N, K, direct ? ldc : N, direct && beta == 1.0f};
+  const Bf16Matmul& mm = bf16_matmul(engine, key);
+  if (!direct && product.size() < static_cast<std::size_t>(M) * N) product.resize(static_cast<std::size_t>(M) * N);
+  float* target = direct ? C : product.data();
+  dnnl::memory a(mm.a, engine, a_bf16.data()), b(mm.b, engine, b_bf16.data()), c(mm.c, engine, target);
+  mm.primitive.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  stream.wait();
+  if (direct) return;
+  for (int i = 0; i < M; ++i) {
+    float* c_row = C + static_cast<std::size_t>(i) * ldc;
+    const float* t = product.data() + static_cast<std::size_t>(i) * N;
+    if (beta == 0.0f)
+      for (int j = 0; j < N; ++j) c_row[j] = alpha * t[j];
+    else
+      for (int j = 0; j < N; ++j) c_row[j] = alpha * t[j] + beta * c_row[j];
+  }
+}
+
+void gemm_in(Precision p, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+             int ldb, float beta, float* C, int ldc) {
+  if (p == Precision::bf16)
+    gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <class T>

@@ -43,6 +43,30 @@ template <class T>
 void gemm(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
           int ldc);
 
+// Operand precision of the model's large products (train.precision, docs/decisions.md 123):
+//   fp32  gemm<float> as above.
+//   bf16  op(A) and op(B) rounded to bfloat16 (round to nearest even), products summed in fp32 by
+//         oneDNN's bf16 matmul (AMX or AVX512-BF16 kernels), C = alpha op(A) op(B) + beta C in fp32.
+enum class Precision { fp32, bf16 };
+const char* precision_name(Precision p);
+Precision parse_precision(const std::string& name);  // "fp32" / "bf16"; throws std::invalid_argument
+
+// C = alpha op(A) op(B) + beta C with bf16 operands and fp32 accumulation, the contract of gemm.
+// Each operand is converted into a per-thread contiguous bf16 scratch (its layout kept) and one
+// oneDNN matmul primitive, created at the first call of a shape on a thread and cached, computes
+// the product (beta = 1 as its sum post-op; other alpha/beta pairs through an fp32 scratch).
+// Same bits for the same shapes and scalars whatever the buffers' addresses. Needs a CPU with
+// avx512_bf16 or amx_bf16 (bf16_support_error, kernels/processor.hpp): oneDNN would otherwise
+// fall back to a slow reference kernel.
+void gemm_bf16(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc);
+// gemm<float> (fp32) or gemm_bf16 (bf16).
+void gemm_in(Precision p, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+             int ldb, float beta, float* C, int ldc);
+// x rounded to the nearest bfloat16 (ties to even), returned as the float of the same value; NaN
+// stays NaN. The conversion gemm_bf16 applies to every operand element.
+float round_to_bf16(float x);
+
 // Plain triple loop with the same contract; the reference the tests hold gemm() equal to.
 template <class T>
 void gemm_reference(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta,

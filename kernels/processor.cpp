@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 #include "kernels/gemm.hpp"
 
@@ -217,6 +218,19 @@ std::optional<std::string> gemm_startup_warning() {
     return gemm_mismatch_warning(gemm_backend_name(backend), onednn_isa_name(), onednn_isa(), cpu_features());
   const std::string core = openblas_core_name();
   return gemm_mismatch_warning("openblas", core, openblas_core_isa(core), cpu_features());
+}
+
+std::optional<std::string> bf16_support_error(const CpuFeatures& cpu) {
+  // The conversion uses VCVTNEPS2BF16 (avx512_bf16); AMX processors have it too.
+  if (cpu.has("avx512_bf16") && cpu.has("avx512bw") && cpu.has("avx512vl")) return std::nullopt;
+  return "train.precision: bf16 needs a CPU with the avx512_bf16 instructions (with avx512bw and avx512vl; every "
+         "amx_bf16 processor has them); " +
+         cpu.model + " has: " + (cpu.isa.empty() ? std::string("none detected") : cpu.isa_list()) +
+         ". Use train.precision: fp32 on this machine";
+}
+
+void require_bf16_support() {
+  if (const auto error = bf16_support_error(cpu_features())) throw std::runtime_error(*error);
 }
 
 std::string gemm_machine_summary() {

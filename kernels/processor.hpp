@@ -50,6 +50,13 @@ std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::
 // The check above for this process's backend, and a one-line description for logs and `expt
 // bench`: "CPU AMD EPYC (avx512, isa: ...); GEMM onednn (avx512_core_bf16)".
 std::optional<std::string> gemm_startup_warning();
+
+// train.precision: bf16 needs bf16 dot-product instructions (avx512_bf16 or amx_bf16) for
+// oneDNN's bf16 kernels and expt's operand conversion. The error text for a CPU without them
+// (names the CPU, what it has and the fix), nullopt when it has them. Pure, unit-tested with fake
+// instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
+std::optional<std::string> bf16_support_error(const CpuFeatures& cpu);
+void require_bf16_support();
 std::string gemm_machine_summary();
 
 }  // namespace expt::kernels

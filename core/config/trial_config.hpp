@@ -180,6 +180,7 @@ struct TrainConfig {
   std::int64_t log_every = 10;         // train-metric rows are written every step; this is the console cadence
   std::string record_grad_trace;       // gradient trace file (docs/trace-format.md); empty: none
   std::int64_t diagnostics_every = 0;  // per-matrix optimizer diagnostics cadence; 0: off
+  std::string precision = "fp32";      // fp32 | bf16: operands of the model's large products (Linear)
 };
 
 // train.deterministic cuts the global batch into this many equal micro-shards: the largest power of

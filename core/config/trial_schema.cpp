@@ -442,6 +442,9 @@ const Table<TrainConfig>& train_table() {
               "write the gradient trace (docs/trace-format.md) to this file; empty: none"),
           key("diagnostics_every", &TrainConfig::diagnostics_every, at_least(0),
               "per-matrix optimizer diagnostics every this many steps (docs/results-format.md); 0: off"),
+          key("precision", &TrainConfig::precision, one_of({"fp32", "bf16"}),
+              "operands of the projections, MLP and LM head: fp32, or bf16 rounded with fp32 accumulation, "
+              "fp32 master weights and optimizer state (a CPU with avx512_bf16; docs/performance.md)"),
       }};
   return table;
 }

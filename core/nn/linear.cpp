@@ -1,13 +1,28 @@
 #include "core/nn/linear.hpp"
 
 #include <stdexcept>
+#include <type_traits>
 
 #include "kernels/gemm.hpp"
 
 namespace expt::nn {
 
-using kernels::gemm;
 using kernels::Trans;
+
+namespace {
+
+// The layer's products: float ones at the store's product precision (fp32 or bf16 operands,
+// fp32 accumulation), double ones (gradient checks) in double.
+template <class T>
+void product(const ParameterStore<T>& store, Trans ta, Trans tb, int M, int N, int K, const T* A, int lda, const T* B,
+             int ldb, T beta, T* C, int ldc) {
+  if constexpr (std::is_same_v<T, float>)
+    kernels::gemm_in(store.product_precision(), ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  else
+    kernels::gemm(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
 
 template <class T>
 Linear<T>::Linear(ParameterStore<T>& store, const std::string& name, int in_features, int out_features, ParamRole role)
@@ -27,16 +42,16 @@ Linear<T>::Linear(ParameterStore<T>& store, std::size_t weight_id, int in_featur
 template <class T>
 void Linear<T>::forward(const T* x, T* y, int rows) const {
   // y [rows, out] = x [rows, in] * W^T [in, out]
-  gemm(Trans::no, Trans::yes, rows, out_, in_, T(1), x, in_, store_->value(weight_id_), in_, T(0), y, out_);
+  product(*store_, Trans::no, Trans::yes, rows, out_, in_, x, in_, store_->value(weight_id_), in_, T(0), y, out_);
 }
 
 template <class T>
 void Linear<T>::backward(const T* x, const T* dy, T* dx, int rows, bool accumulate_dx) {
   // dW [out, in] += dy^T [out, rows] * x [rows, in]
-  gemm(Trans::yes, Trans::no, out_, in_, rows, T(1), dy, out_, x, in_, T(1), store_->grad(weight_id_), in_);
+  product(*store_, Trans::yes, Trans::no, out_, in_, rows, dy, out_, x, in_, T(1), store_->grad(weight_id_), in_);
   // dx [rows, in] (+)= dy [rows, out] * W [out, in]
-  gemm(Trans::no, Trans::no, rows, in_, out_, T(1), dy, out_, store_->value(weight_id_), in_,
-       accumulate_dx ? T(1) : T(0), dx, in_);
+  product(*store_, Trans::no, Trans::no, rows, in_, out_, dy, out_, store_->value(weight_id_), in_,
+          accumulate_dx ? T(1) : T(0), dx, in_);
 }
 
 template class Linear<float>;

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/gemm.hpp"
+
 namespace expt::nn {
 
 // How an optimizer should treat a parameter (docs/optimizers.md "Routing").
@@ -44,7 +46,7 @@ class ParameterStore {
   bool allocated() const { return allocated_; }
 
   const std::vector<ParamInfo>& params() const { return params_; }
-  std::size_t size() const { return total_; }  // total number of scalars
+  std::size_t size() const { return total_; }     // total number of scalars
   std::size_t find(std::string_view name) const;  // throws std::out_of_range
 
   T* value(std::size_t id) { return values_.data() + params_[id].offset; }
@@ -59,12 +61,19 @@ class ParameterStore {
 
   void zero_grad();
 
+  // Operand precision of the products that read these parameters as weights (Linear:
+  // projections, MLP, LM head; train.precision, docs/decisions.md 123). Values, gradients and
+  // everything else stay T. fp32 by default.
+  kernels::Precision product_precision() const { return product_precision_; }
+  void set_product_precision(kernels::Precision p) { product_precision_ = p; }
+
  private:
   std::vector<ParamInfo> params_;
   std::vector<T> values_;
   std::vector<T> grads_;
   std::size_t total_ = 0;
   bool allocated_ = false;
+  kernels::Precision product_precision_ = kernels::Precision::fp32;
 };
 
 extern template class ParameterStore<float>;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/nn/cross_entropy.hpp"
+#include "kernels/processor.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/schedule.hpp"
 
@@ -92,6 +93,8 @@ TrainingStep::TrainingStep(const config::TrialConfig& cfg, comm::Communicator& c
     throw std::runtime_error(
         fmt::format("train.deterministic cuts train.batch_size {} into {} micro-shard(s), which {} ranks cannot share",
                     cfg.train.batch_size, micro_shards_, comm.size()));
+  store_.set_product_precision(kernels::parse_precision(cfg.train.precision));
+  if (store_.product_precision() == kernels::Precision::bf16) kernels::require_bf16_support();
   store_.allocate();
   model_.init_parameters(cfg.seed);
   optimizer_ = optim::make_optimizer(cfg.optimizer, store_.params());

@@ -131,6 +131,7 @@ TEST_CASE("the default config emits every key in schema order with canonical sca
       "  log_every: 10\n"
       "  record_grad_trace: \"\"\n"
       "  diagnostics_every: 0\n"
+      "  precision: fp32\n"
       "out: runs/trial\n";
   CHECK(to_canonical_yaml(TrialConfig{}) == expected);
   CHECK(to_canonical_yaml(parse_trial_config("", "empty.yaml")) == expected);
