@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -13,9 +14,41 @@ namespace expt::experiments {
 
 namespace {
 
-std::string trial_line(const PlannedTrial& t) {
-  return fmt::format("{}  {:<22} seed {:<3} steps {:<6} params {:<8} {}", t.id, t.cell_name, t.seed,
-                     t.config.train.steps, t.n_params, t.point);
+// What each trial is in WSD branching: "trunk of 3 branch(es)", "branch of <id> from step 240".
+std::map<std::string, std::string> branch_roles(const std::vector<PlannedTrial>& trials) {
+  std::map<std::string, const PlannedTrial*> longest;
+  for (const PlannedTrial& t : trials)
+    if (!t.trunk_key.empty()) {
+      const PlannedTrial*& l = longest[t.trunk_key];
+      if (l == nullptr || t.config.train.steps > l->config.train.steps) l = &t;
+    }
+  std::map<std::string, std::string> roles;
+  std::map<std::string, int> branches;
+  for (const PlannedTrial& t : trials) {
+    const auto it = t.trunk_key.empty() ? longest.end() : longest.find(t.trunk_key);
+    if (it == longest.end() || it->second->config.train.steps <= t.config.train.steps) continue;
+    roles[t.id] = fmt::format("branch of {} from step {}", it->second->id, t.branch_step);
+    ++branches[it->second->id];
+  }
+  for (const auto& [id, n] : branches) roles[id] = fmt::format("trunk of {} branch(es)", n);
+  return roles;
+}
+
+std::string trial_line(const PlannedTrial& t, const std::map<std::string, std::string>& roles) {
+  const auto role = roles.find(t.id);
+  return fmt::format("{}  {:<22} seed {:<3} steps {:<6} params {:<8} {}{}", t.id, t.cell_name, t.seed,
+                     t.config.train.steps, t.n_params, t.point,
+                     role == roles.end() ? std::string() : "  [" + role->second + "]");
+}
+
+std::string branch_line(const std::vector<PlannedTrial>& trials) {
+  const BranchSummary b = summarise_branches(trials);
+  const double saved = b.tokens_independent - b.tokens_branched;
+  return fmt::format(
+      "WSD branches: {} trunk(s), {} branch(es); {:.4g} training tokens instead of {:.4g} for independent runs "
+      "({:.4g} saved, {:.1f}%)\n",
+      b.trunks, b.branches, b.tokens_branched, b.tokens_independent, saved,
+      b.tokens_independent > 0 ? 100.0 * saved / b.tokens_independent : 0.0);
 }
 
 }  // namespace
@@ -30,18 +63,28 @@ int plan_command(const std::string& study_path, const std::vector<std::string>& 
     std::vector<DroppedPoint> dropped = planner.dropped();
     if (study.strategy == Strategy::coordinate_descent) {
       std::size_t total = 0;
+      std::vector<CdRound> rounds;
+      std::vector<PlannedTrial> first_round;
       for (std::size_t c = 0; c < planner.cells().size(); ++c) {
-        const CdRound round = planner.cd_round(c, {});
+        rounds.push_back(planner.cd_round(c, {}));
+        first_round.insert(first_round.end(), rounds.back().todo.begin(), rounds.back().todo.end());
+      }
+      const auto roles = branch_roles(first_round);
+      for (std::size_t c = 0; c < planner.cells().size(); ++c) {
+        const CdRound& round = rounds[c];
         out << fmt::format("cell {}: first round around {}: {} trial(s)\n", planner.cells()[c].name, round.centre_text,
                            round.todo.size());
-        for (const PlannedTrial& t : longest_first(round.todo)) out << "  " << trial_line(t) << "\n";
+        for (const PlannedTrial& t : longest_first(round.todo)) out << "  " << trial_line(t, roles) << "\n";
         total += round.todo.size();
         dropped.insert(dropped.end(), round.dropped.begin(), round.dropped.end());
       }
       out << fmt::format("{} trial(s) in the first round; later rounds depend on the results\n", total);
+      if (study.branching) out << "first round: " << branch_line(first_round);
     } else {
       out << fmt::format("{} trial(s), longest first:\n", planner.static_trials().size());
-      for (const PlannedTrial& t : longest_first(planner.static_trials())) out << "  " << trial_line(t) << "\n";
+      const auto roles = branch_roles(planner.static_trials());
+      for (const PlannedTrial& t : longest_first(planner.static_trials())) out << "  " << trial_line(t, roles) << "\n";
+      if (study.branching) out << branch_line(planner.static_trials());
     }
     if (!dropped.empty()) {
       out << fmt::format("{} infeasible point(s) dropped:\n", dropped.size());

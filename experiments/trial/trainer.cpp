@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include "core/config/loader.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/trial_directory.hpp"
+#include "experiments/trial/branching.hpp"
 #include "experiments/trial/evaluator.hpp"
 #include "experiments/trial/progress.hpp"
 #include "experiments/trial/stop_signal.hpp"
@@ -95,8 +97,12 @@ class Trainer {
   void write_attempt(const std::string& event, const nlohmann::json& extra);
   void restore(const io::CheckpointStore& ckpt, std::int64_t step);
   StateDict checkpoint_state() const;
-  // A periodic checkpoint: segment closed, state written and committed, next segment opened.
-  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step);
+  // A periodic checkpoint: segment closed, state written and committed, next segment opened;
+  // at a fork point the state is also kept as one (written first: a crash before the periodic
+  // checkpoint's COMMIT resumes before the fork point and passes it again).
+  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step, bool fork_point);
+  // A branch's rank 0: starts the directory from the trunk's fork point (TrainerOptions).
+  void fork(TrialLog& log);
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
   double wall() const { return wall_offset_ + seconds_since(t0_); }
@@ -183,11 +189,12 @@ void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
   wall_offset_ = s.scalar_double("trainer/wall_s");
 }
 
-void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
+void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step, bool fork_point) {
   // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
   const StateDict state = checkpoint_state();
   if (leader_ && !ownership_lost()) {
     for (TrainingObserver* o : observers_) o->before_checkpoint(step, wall());
+    if (fork_point) save_fork_point(dir_, step, state);
     ckpt.save(step, state);
   }
   comm_.barrier();
@@ -208,6 +215,28 @@ io::ResultInfo Trainer::result_info() const {
                 {"seq_len", static_cast<std::int64_t>(step_fn_.task().train_length())},
                 {"group_size", static_cast<std::int64_t>(comm_.size())}};
   return info;
+}
+
+void Trainer::fork(TrialLog& log) {
+  std::string why;
+  try {
+    why = fork_from_trunk(opt_.trunk_dir, dir_, cfg_, opt_.branch_step, attempt_);
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (why.empty()) {
+    log.info(fmt::format("branch of trunk {}: starting from its fork point at step {}", opt_.trunk_dir.string(),
+                         opt_.branch_step));
+    write_attempt("fork", {{"trunk", opt_.trunk_dir.filename().string()}, {"from_step", opt_.branch_step}});
+    return;
+  }
+  // A half-written fork leaves no committed checkpoint; its segment would collide with this
+  // attempt's first one.
+  std::error_code ignored;
+  std::filesystem::remove(dir_.segment_path(attempt_, 0), ignored);
+  log.info(fmt::format("branch of trunk {} at step {}: not forked ({}); training from scratch", opt_.trunk_dir.string(),
+                       opt_.branch_step, why));
+  write_attempt("fork_skipped", {{"trunk", opt_.trunk_dir.filename().string()}, {"reason", why}});
 }
 
 TrialOutcome Trainer::finish(io::TrialSummary summary) {
@@ -267,6 +296,11 @@ TrialOutcome Trainer::run() {
   std::int64_t attempt = leader_ ? dir_.count_attempts() + 1 : 0;
   comm_.broadcast(std::span<std::int64_t>(&attempt, 1), 0);
   attempt_ = static_cast<int>(attempt);
+  // The leader's fork points, on every rank (a checkpoint is a collective).
+  std::int64_t n_fork_points = leader_ ? static_cast<std::int64_t>(opt_.fork_points.size()) : 0;
+  comm_.broadcast(std::span<std::int64_t>(&n_fork_points, 1), 0);
+  opt_.fork_points.resize(static_cast<std::size_t>(n_fork_points));
+  if (n_fork_points > 0) comm_.broadcast(std::span<std::int64_t>(opt_.fork_points), 0);
 
   for (const auto& q : quarantined) {
     log.info("quarantined " + q);
@@ -278,6 +312,7 @@ TrialOutcome Trainer::run() {
       log.info(fmt::format("quarantined incomplete checkpoint {}", q.string()));
       write_attempt("quarantine", {{"path", q.string()}});
     }
+  if (leader_ && !opt_.trunk_dir.empty() && !ckpt.latest_committed()) fork(log);
   comm_.barrier();
   attach_observers(log, progress.get());
   try {
@@ -356,8 +391,9 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     rec.seconds = seconds_since(step_t0);
     for (TrainingObserver* o : observers_) o->after_step(rec);
 
-    if (cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0 && step < total)
-      checkpoint(ckpt, step);
+    const bool fork_point = std::binary_search(opt_.fork_points.begin(), opt_.fork_points.end(), step);
+    if (((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || fork_point) && step < total)
+      checkpoint(ckpt, step, fork_point);
     if (opt_.hooks.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.hooks.step_delay_ms));
   }
 
