@@ -7,7 +7,8 @@
 #    bit, `expt run trials/<id>/trial.yaml` from scratch in another directory (every metric row and
 #    the summary: the trunk is a pure prefix);
 #  - the same after a SIGKILL of the sweep during a trunk and again during a branch, then a rerun;
-#  - under mpirun (a coordinator, 2 groups: branches wait for their trunk's fork point);
+#  - under mpirun (a coordinator, 2 groups) and with two `expt worker`s: branches wait for their
+#    trunk's fork point; coordinate descent's first round branches as the grid does;
 #  - branching with a cosine schedule, or a warmup given as a fraction, is refused at its line.
 source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -110,7 +111,7 @@ kill_session "$sweep_sid"
 slow "$work/k"
 for _ in $(seq 1 2400); do grep -qs '"event":"fork"' "$work"/k/trials/*/attempts.jsonl && break; sleep 0.05; done
 grep -qs '"event":"fork"' "$work"/k/trials/*/attempts.jsonl || die "no branch started: $(cat "$work/k.out")"
-sleep 0.3
+sleep 0.1
 kill_session "$sweep_sid"
 "$EXPT" sweep "$work/study.yaml" --out "$work/k" > "$work/k2.out" 2>&1 || die "rerun after kills failed: $(cat "$work/k2.out")"
 compare_all "$work/k"
@@ -120,6 +121,22 @@ mpirun -np 3 "$EXPT" sweep "$work/study.yaml" --out "$work/m" > "$work/m.out" 2>
 compare_all "$work/m"
 forked=$(grep -l '"event":"fork"' "$work"/m/trials/*/attempts.jsonl | wc -l)
 [[ $forked -eq 12 ]] || die "mpirun: $forked of 12 branches forked"
+
+# ---- two `expt worker`s on one directory (leases: a branch waits while the other worker's trunk runs)
+EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w1.out" 2>&1 &
+w1=$!
+EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w2.out" 2>&1 &
+w2=$!
+wait $w1 || die "worker 1 failed: $(cat "$work/w1.out")"
+wait $w2 || die "worker 2 failed: $(cat "$work/w2.out")"
+compare_all "$work/w"
+forked=$(grep -l '"event":"fork"' "$work"/w/trials/*/attempts.jsonl | wc -l)
+[[ $forked -eq 12 ]] || die "workers: $forked of 12 branches forked"
+
+# ---- coordinate descent: the first round's points at every ratio branch too
+sed 's/strategy: grid/strategy: coordinate_descent/' "$work/study.yaml" > "$work/cd.yaml"
+"$EXPT" plan "$work/cd.yaml" > "$work/cd.out" 2>&1 || die "expt plan (coordinate descent) failed: $(cat "$work/cd.out")"
+grep -q "^first round: WSD branches: 6 trunk(s), 12 branch(es)" "$work/cd.out" || die "coordinate descent plan: $(cat "$work/cd.out")"
 
 # ---- refused configs, at the line and column of the key's value
 refused() {  # $1 sed expression applied to the study, $2 expected text
