@@ -7,7 +7,7 @@
 #    bit, `expt run trials/<id>/trial.yaml` from scratch in another directory (every metric row and
 #    the summary: the trunk is a pure prefix);
 #  - the same after a SIGKILL of the sweep during a trunk and again during a branch, then a rerun;
-#  - under mpirun (a coordinator, 2 groups) and with two `expt worker`s: branches wait for their
+#  - under mpirun (a coordinator, 2 groups; and 1 group of 2 data-parallel ranks) and with two `expt worker`s: branches wait for their
 #    trunk's fork point; coordinate descent's first round branches as the grid does;
 #  - branching with a cosine schedule, or a warmup given as a fraction, is refused at its line.
 source "$(dirname "$0")/lib.sh"
@@ -121,6 +121,18 @@ mpirun -np 3 "$EXPT" sweep "$work/study.yaml" --out "$work/m" > "$work/m.out" 2>
 compare_all "$work/m"
 forked=$(grep -l '"event":"fork"' "$work"/m/trials/*/attempts.jsonl | wc -l)
 [[ $forked -eq 12 ]] || die "mpirun: $forked of 12 branches forked"
+
+# ---- data-parallel trials (2 ranks a trial): the trainer shares the leader's fork points
+sed 's/optimizer.lr: \[3.0e-3, 1.0e-2\]/optimizer.lr: [1.0e-2]/' "$work/study.yaml" > "$work/dp.yaml"
+mpirun -np 3 "$EXPT" sweep "$work/dp.yaml" --set sweep.ranks_per_trial=2 --out "$work/dp" > "$work/dp.out" 2>&1 || die "data-parallel sweep failed: $(cat "$work/dp.out")"
+forked=$(grep -l '"event":"fork"' "$work"/dp/trials/*/attempts.jsonl | wc -l)
+[[ $forked -eq 8 ]] || die "data-parallel: $forked of 8 branches forked"
+for t in "$work"/dp/trials/*/; do
+  id=$(basename "$t")
+  mpirun -np 2 "$EXPT" run "$t/trial.yaml" --out "$work/alone-dp/$id" > "$work/alone-dp-$id.out" 2>&1 || die "mpirun expt run $id failed"
+  "$EXPT_PYTHON" "$scripts/compare_results.py" "$t/result.h5" "$work/alone-dp/$id/result.h5" > "$work/cmp.out" \
+    || die "data-parallel trial $id differs from its standalone run: $(cat "$work/cmp.out")"
+done
 
 # ---- two `expt worker`s on one directory (leases: a branch waits while the other worker's trunk runs)
 EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w1.out" 2>&1 &
