@@ -5,7 +5,8 @@
 # 3, nothing else does; status.json and `expt status` show it; `expt analyze` chooses each cell's
 # best on the three seeds and reports their spread and an interval over seeds. Then a sweep killed
 # (SIGKILL) while a confirmation trial trains is rerun: no trial is planned twice or run again
-# (one `start` per trial but the one killed), and the result equals the uninterrupted sweep's.
+# (one `start` per trial but the one killed), and the result equals the uninterrupted sweep's. Two
+# `expt worker`s sharing a directory confirm the same trials, each trained once.
 source "$(dirname "$0")/lib.sh"
 
 cat > "$work/study.yaml" <<'YAML'
@@ -121,5 +122,26 @@ for t in b:
     starts = sum('"start"' in line for line in (killed / "trials" / t / "attempts.jsonl").read_text().splitlines())
     assert starts == (2 if t == victim else 1), (t, starts)
 print(f"rerun: {len(b)} trials, the killed confirmation trial {victim} resumed, every other trial ran once")
+PY
+# ---- two coordinator-free workers share the sweep: the same trials, each trained once ----
+"$EXPT" worker "$study" --out "$work/workers" > "$work/w1.out" 2>&1 &
+w1=$!
+"$EXPT" worker "$study" --out "$work/workers" > "$work/w2.out" 2>&1 &
+w2=$!
+wait "$w1" || die "worker 1 failed: $(tail -20 "$work/w1.out")"
+wait "$w2" || die "worker 2 failed: $(tail -20 "$work/w2.out")"
+"$EXPT_PYTHON" - "$work/ref" "$work/workers" <<'PY' || die "the workers' confirmation differs from the sweep's"
+import pathlib, sys
+import h5py
+ref, workers = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def index(d):
+    with h5py.File(d / "sweep.h5", "r") as f:
+        return {r["trial_id"].decode(): (r["status"].decode(), float(r["final_eval_loss"])) for r in f["trials"][:]}
+a, b = index(ref), index(workers)
+assert a == b, (sorted(set(a) ^ set(b)), {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)})
+for t in b:
+    starts = sum('"start"' in line for line in (workers / "trials" / t / "attempts.jsonl").read_text().splitlines())
+    assert starts == 1, (t, starts)
+print(f"workers: {len(b)} trials, the same as the sweep's, each trained once")
 PY
 echo "sweep_confirm: ok"
