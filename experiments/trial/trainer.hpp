@@ -56,6 +56,9 @@ struct TrainerOptions {
   // false: another worker owns the trial now (its lease was lost), so the trial stops at once and
   // writes nothing more. Unset: always the owner.
   std::function<bool()> still_owner;
+  // Refuse a trial whose memory estimate does not fit (experiments/trial/memory_estimate.hpp);
+  // false: `expt run --no-memory-check`.
+  bool memory_check = true;
 };
 
 struct TrialOutcome {
@@ -68,7 +71,8 @@ struct TrialOutcome {
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
-// Throws std::runtime_error when the directory holds a different trial or is locked by another run.
+// Throws std::runtime_error when the directory holds a different trial or is locked by another run,
+// MemoryRefusal (memory_estimate.hpp) before anything is allocated or written when it would not fit.
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options);
 
 }  // namespace expt::experiments
