@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
-#include <utility>
 #include <stdexcept>
+#include <utility>
 
 #include "kernels/dct.hpp"
 #include "kernels/gemm.hpp"

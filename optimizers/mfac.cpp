@@ -290,7 +290,8 @@ OptimizerMemory MFac::memory(const config::OptimizerConfig& cfg, const std::vect
   const double blocks = std::ceil(dim / block), m = cfg.window;
   OptimizerMemory mem;
   mem.state = sizeof(float) * dim + sizeof(float) * m * dim + blocks * (sizeof(double) * m * m + 16.0);
-  mem.scratch = 2.0 * sizeof(float) * dim + blocks * (sizeof(double) * m + 3.0 * sizeof(double) * m + sizeof(float) * m);
+  mem.scratch =
+      2.0 * sizeof(float) * dim + blocks * (sizeof(double) * m + 3.0 * sizeof(double) * m + sizeof(float) * m);
   return mem;
 }
 

@@ -126,8 +126,11 @@ void Optimizer::add_scalar(std::string key, std::int64_t& value,
 double Optimizer::registered_state_bytes() const {
   double bytes = 0;
   for (const Entry& e : entries_)
-    std::visit([&](const auto& io) { bytes += static_cast<double>(e.count) * sizeof(typename std::decay_t<decltype(io)>::value_type); },
-               e.io);
+    std::visit(
+        [&](const auto& io) {
+          bytes += static_cast<double>(e.count) * sizeof(typename std::decay_t<decltype(io)>::value_type);
+        },
+        e.io);
   return bytes;
 }
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 #include <set>
-#include <utility>
 #include <stdexcept>
+#include <utility>
 
 #include "core/comm/communicator.hpp"
 #include "kernels/gemm.hpp"

@@ -105,7 +105,8 @@ const T* Model<T>::forward(const std::int32_t* inputs, int B, int L) {
         return "the activations of a forward at batch " + std::to_string(B) + " x length " + std::to_string(L) +
                " (residual stream, logits and every layer's saved tensors)";
       },
-      -1, [&] {
+      -1,
+      [&] {
         tokens_.assign(inputs, inputs + rows);
         acts_.resize(act * (n_layers + 1));
         normed_.resize(act);

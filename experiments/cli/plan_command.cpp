@@ -62,8 +62,9 @@ std::string memory_summary(const MemoryColumn& memory, int ranks_per_trial) {
   std::vector<double> bytes = memory.per_trial(ranks_per_trial);
   if (bytes.empty()) return "";
   std::sort(bytes.rbegin(), bytes.rend());
-  std::string text = fmt::format("memory per trial (all its {} rank(s) on one host): largest {}; peak with k trials at once on one host:",
-                                 ranks_per_trial, util::format_bytes(bytes.front()));
+  std::string text = fmt::format(
+      "memory per trial (all its {} rank(s) on one host): largest {}; peak with k trials at once on one host:",
+      ranks_per_trial, util::format_bytes(bytes.front()));
   double sum = 0;
   std::size_t next = 1;
   for (std::size_t k = 1; k <= bytes.size(); ++k) {

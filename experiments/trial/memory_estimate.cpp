@@ -58,9 +58,7 @@ MixerFloats mixer_floats(const config::ModelConfig& cfg) {
   return f;
 }
 
-std::string count_times(double count, double bytes_each) {
-  return fmt::format("{:.0f} x {:.0f} B", count, bytes_each);
-}
+std::string count_times(double count, double bytes_each) { return fmt::format("{:.0f} x {:.0f} B", count, bytes_each); }
 
 std::optional<double> read_number(const std::string& path) {
   std::ifstream in(path);
@@ -82,6 +80,16 @@ std::optional<double> mem_available() {
       if (fields >> kib) return kib * 1024.0;
     }
   return std::nullopt;
+}
+
+// A counter of a cgroup's memory.stat (0 when absent).
+double stat_counter(const std::string& path, const std::string& name) {
+  std::ifstream in(path);
+  std::string key;
+  double value = 0;
+  while (in >> key >> value)
+    if (key == name) return value;
+  return 0;
 }
 
 // The cgroup this process is in (v2: the "0::/path" line of /proc/self/cgroup).
@@ -159,12 +167,13 @@ MemoryEstimate estimate_trial_memory(const config::TrialConfig& cfg, std::option
   if (cfg.model.mixer.type == "attention") {
     const int head_dim = cfg.model.d_model / cfg.model.mixer.heads;
     fixed = cfg.model.n_layers *
-            (static_cast<double>(e.length) * head_dim +
-             static_cast<double>(kernels::attention_tiled_workspace_size(kernels::AttentionTiling{}, e.length, head_dim)));
+            (static_cast<double>(e.length) * head_dim + static_cast<double>(kernels::attention_tiled_workspace_size(
+                                                            kernels::AttentionTiling{}, e.length, head_dim)));
   }
   add("activations", kFloat * (rows * per_token + fixed),
       fmt::format("{} x {} tokens x {:.0f} floats", e.local_batch, e.length, per_token));
-  const double mlp_tile = has_mlp ? (cfg.model.mlp.type == "swiglu" ? 2.0 : 1.0) * std::min(rows, 1.0 * kMlpRowTile) * I : 0;
+  const double mlp_tile =
+      has_mlp ? (cfg.model.mlp.type == "swiglu" ? 2.0 : 1.0) * std::min(rows, 1.0 * kMlpRowTile) * I : 0;
   add("workspace", kFloat * (rows * (2 * d + mixer.backward) + mlp_tile),
       fmt::format("one block's backward, {:.0f} floats per token", 2 * d + mixer.backward));
   add("runtime", kRuntimeBytes, "binary, libraries, BLAS buffers");
@@ -173,7 +182,8 @@ MemoryEstimate estimate_trial_memory(const config::TrialConfig& cfg, std::option
 
 std::string describe(const MemoryEstimate& e) {
   std::string parts;
-  for (const MemoryPart& p : e.parts) parts += fmt::format("{}{} {}", parts.empty() ? "" : " + ", p.name, util::format_bytes(p.bytes));
+  for (const MemoryPart& p : e.parts)
+    parts += fmt::format("{}{} {}", parts.empty() ? "" : " + ", p.name, util::format_bytes(p.bytes));
   return fmt::format("memory estimate {} per rank ({} rank(s), {} parameters, batch {} x length {} per rank) = {}",
                      util::format_bytes(e.total()), e.ranks, e.n_params, e.local_batch, e.length, parts);
 }
@@ -186,13 +196,17 @@ std::optional<AvailableMemory> available_memory() {
     if (bytes && (!best || *bytes < best->bytes)) best = AvailableMemory{*bytes, source};
   };
   consider(mem_available(), "MemAvailable");
+  // A cgroup's usage counts the page cache; its inactive part is reclaimed before the limit bites,
+  // so it is available (as the kernel's working-set figure has it).
   const std::string v2 = cgroup_v2_dir();
   if (const auto limit = read_number(v2 + "/memory.max")) {
-    const double used = read_number(v2 + "/memory.current").value_or(0);
-    consider(std::max(0.0, *limit - used), "cgroup memory.max");
+    const double used =
+        read_number(v2 + "/memory.current").value_or(0) - stat_counter(v2 + "/memory.stat", "inactive_file");
+    consider(std::max(0.0, *limit - std::max(0.0, used)), "cgroup memory.max");
   } else if (const auto v1 = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"); v1 && *v1 < 1e18) {
-    const double used = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes").value_or(0);
-    consider(std::max(0.0, *v1 - used), "cgroup memory.limit_in_bytes");
+    const double used = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes").value_or(0) -
+                        stat_counter("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file");
+    consider(std::max(0.0, *v1 - std::max(0.0, used)), "cgroup memory.limit_in_bytes");
   }
   return best;
 }
@@ -202,15 +216,16 @@ std::optional<std::string> memory_refusal(const MemoryEstimate& e, int ranks_her
   if (need <= available.bytes) return std::nullopt;
   // The largest parts first: what to change.
   std::vector<MemoryPart> parts = e.parts;
-  std::stable_sort(parts.begin(), parts.end(), [](const MemoryPart& a, const MemoryPart& b) { return a.bytes > b.bytes; });
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const MemoryPart& a, const MemoryPart& b) { return a.bytes > b.bytes; });
   std::string text = fmt::format(
       "refusing to start: this trial needs about {} ({} rank(s) on this host x {} per rank) but {} is available ({})\n",
       util::format_bytes(need), ranks_here, util::format_bytes(e.total()), util::format_bytes(available.bytes),
       available.source);
   for (const MemoryPart& p : parts)
     text += fmt::format("  {:<12} {:>10}  {}\n", p.name, util::format_bytes(p.bytes), p.detail);
-  const double model = e.part("parameters") + e.part("gradients") + e.part("update copy") + e.part("optimizer") +
-                       e.part("reduction");
+  const double model =
+      e.part("parameters") + e.part("gradients") + e.part("update copy") + e.part("optimizer") + e.part("reduction");
   const double activations = e.part("activations") + e.part("workspace");
   text += fmt::format(
       "  to fit, cut it by {:.2f}x: the parameters, gradients, update copy and optimizer state ({}) grow with "
@@ -229,10 +244,12 @@ int trial_ranks_on_this_host(int trial_ranks) {
 }
 
 void check_trial_memory(const MemoryEstimate& estimate, comm::Communicator& comm, bool enabled) {
-  if (!enabled || memory_check_disabled()) return;
   std::optional<std::string> refusal;
-  if (const auto available = available_memory())
-    refusal = memory_refusal(estimate, trial_ranks_on_this_host(comm.size()), *available);
+  // Every rank takes part in the allreduce, also with the check off (a rank without the setting
+  // cannot wait alone).
+  if (enabled && !memory_check_disabled())
+    if (const auto available = available_memory())
+      refusal = memory_refusal(estimate, trial_ranks_on_this_host(comm.size()), *available);
   // The lowest rank that refuses says why; every rank stops.
   std::vector<std::int64_t> refusing(static_cast<std::size_t>(comm.size()), 0);
   refusing[static_cast<std::size_t>(comm.rank())] = refusal ? 1 : 0;

@@ -92,10 +92,11 @@ MemoryEstimate estimate_trial_memory(const config::TrialConfig& cfg, std::option
 // "1.2 GiB per rank = parameters 12.0 MiB + gradients ... (batch 32 x length 512 per rank)".
 std::string describe(const MemoryEstimate& estimate);
 
-// What this process may allocate: the smallest of the cgroup's limit minus its usage
-// (memory.max - memory.current, v2; limit_in_bytes - usage_in_bytes, v1) and /proc/meminfo's
-// MemAvailable. EXPT_TEST_MEMORY_AVAILABLE (bytes; test-only) replaces both so tests are
-// deterministic. nullopt when neither can be read.
+// What this process may allocate: the smallest of /proc/meminfo's MemAvailable and the cgroup's
+// limit minus its usage without the inactive page cache (v2: memory.max - (memory.current -
+// inactive_file); v1: limit_in_bytes - (usage_in_bytes - total_inactive_file)).
+// EXPT_TEST_MEMORY_AVAILABLE (bytes; test-only) replaces both so tests are deterministic. nullopt
+// when neither can be read.
 struct AvailableMemory {
   double bytes = 0;
   std::string source;  // "MemAvailable", "cgroup memory.max", "EXPT_TEST_MEMORY_AVAILABLE"
@@ -119,7 +120,8 @@ int trial_ranks_on_this_host(int trial_ranks);
 
 // Every rank of the trial: unless `enabled` is false or memory_check_disabled(), throws
 // MemoryRefusal (with memory_refusal()'s message) on every rank when the estimate does not fit on
-// some rank's host; the ranks agree through one allreduce. Allocates nothing.
+// some rank's host; the ranks agree through one allreduce (which every rank joins, check or not).
+// Allocates nothing.
 void check_trial_memory(const MemoryEstimate& estimate, comm::Communicator& comm, bool enabled);
 
 // Peak resident set size of this process so far, in bytes (getrusage; Linux reports KiB).
