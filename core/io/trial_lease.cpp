@@ -170,12 +170,18 @@ std::string TrialLeases::content(const HeldLease& lease, double renewed_s, bool 
 }
 
 std::optional<HeldLease> TrialLeases::try_acquire(const std::string& trial) {
-  const auto cur = current(trial);
+  return try_acquire(trial, current(trial));
+}
+
+std::optional<HeldLease> TrialLeases::try_acquire(const std::string& trial, const std::optional<LeaseRecord>& cur) {
   if (cur && !takeable(*cur)) return std::nullopt;
   fs::create_directories(trial_dir(trial));
   HeldLease held;
   held.trial = trial;
-  held.generation = (cur ? cur->generation : highest_generation(trial)) + 1;
+  // The generation after the one judged free, never after one listed later: a worker that found
+  // no lease while another was creating generation 1 must lose the race (link fails), not take
+  // generation 2 over a lease it never judged takeable.
+  held.generation = (cur ? cur->generation : 0) + 1;
   held.acquired_s = now_();
   held.expires_s = held.acquired_s + settings_.ttl_s;
   const fs::path final_path = file_of(trial, held.generation);

@@ -88,6 +88,9 @@ class TrialLeases {
   // Takes the trial's lease when it is free or takeable; nullopt when another worker holds it or
   // won the race for it.
   std::optional<HeldLease> try_acquire(const std::string& trial);
+  // The same, judged on a lease read earlier (`seen`, nullopt: the trial had none): succeeds only
+  // when `seen` is takeable and no other worker has taken the trial since it was read.
+  std::optional<HeldLease> try_acquire(const std::string& trial, const std::optional<LeaseRecord>& seen);
   // Extends the lease by ttl; false (and nothing written) when it is lost: a higher generation
   // exists, the file is gone or names another worker, or its expiry has (nearly) passed.
   bool renew(HeldLease& lease);

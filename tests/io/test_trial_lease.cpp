@@ -49,22 +49,50 @@ TEST_CASE("a free trial is leased by exactly one of two workers", "[lease]") {
   CHECK(b.try_acquire("t2"));  // another trial is free
 }
 
-TEST_CASE("many threads racing for one lease: one wins", "[lease]") {
+TEST_CASE("a worker that saw no lease loses to one that took it meanwhile", "[lease]") {
+  // b lists the trial (no lease), a takes generation 1, then b tries on what it saw: b must not
+  // take generation 2 over a's fresh lease (the race the threaded test below hits only sometimes).
   expt::io::test::TempDir tmp;
   auto now = std::make_shared<double>(1000);
-  std::vector<int> won(8, 0);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 8; ++i)
-    threads.emplace_back([&, i] {
-      std::string name = "w";
-      name.append(std::to_string(i));
-      TrialLeases l = leases_at(tmp.path(), name, now);
-      won[static_cast<std::size_t>(i)] = l.try_acquire("t") ? 1 : 0;
-    });
-  for (auto& t : threads) t.join();
-  int total = 0;
-  for (int w : won) total += w;
-  CHECK(total == 1);
+  TrialLeases a = leases_at(tmp.path(), "a", now), b = leases_at(tmp.path(), "b", now);
+  const auto seen_by_b = b.current("t");
+  CHECK_FALSE(seen_by_b);
+  REQUIRE(a.try_acquire("t"));
+  CHECK_FALSE(b.try_acquire("t", seen_by_b));
+  CHECK(b.current("t")->worker == "a");
+  // Likewise after a release: b saw generation 1 released, a took generation 2 meanwhile.
+  a.release(*a.try_acquire("u"));
+  const auto released = b.current("u");
+  REQUIRE(released);
+  CHECK(released->released);
+  REQUIRE(a.try_acquire("u"));
+  CHECK_FALSE(b.try_acquire("u", released));
+  CHECK(b.current("u")->generation == 2);
+}
+
+TEST_CASE("many threads racing for one lease: one wins", "[lease]") {
+  // 20 rounds, each a fresh trial: a worker that finds no lease while another is creating
+  // generation 1 must lose, not take generation 2 (the race a slow sanitizer build exposed).
+  expt::io::test::TempDir tmp;
+  auto now = std::make_shared<double>(1000);
+  for (int round = 0; round < 20; ++round) {
+    std::string trial = "t";  // (append: GCC 12 warns falsely on "t" + std::string at -O3)
+    trial.append(std::to_string(round));
+    std::vector<int> won(8, 0);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i)
+      threads.emplace_back([&, i] {
+        std::string name = "w";
+        name.append(std::to_string(i));
+        TrialLeases l = leases_at(tmp.path(), name, now);
+        won[static_cast<std::size_t>(i)] = l.try_acquire(trial) ? 1 : 0;
+      });
+    for (auto& t : threads) t.join();
+    int total = 0;
+    for (int w : won) total += w;
+    INFO("round " << round);
+    CHECK(total == 1);
+  }
 }
 
 TEST_CASE("renewal keeps a lease, expiry lets another worker take it over", "[lease]") {
