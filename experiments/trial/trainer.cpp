@@ -415,8 +415,10 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   summary.final_eval_loss =
       summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : evaluation_->last_loss();
   if (memory_)
-    log.info(fmt::format("peak RSS {} against the memory estimate {} per rank", util::format_bytes(peak_rss_bytes()),
-                         util::format_bytes(memory_->total())));
+    log.info(
+        fmt::format("peak RSS of this process {} against the memory estimate {} per rank (a sweep's process: "
+                    "over every trial it ran)",
+                    util::format_bytes(peak_rss_bytes()), util::format_bytes(memory_->total())));
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));

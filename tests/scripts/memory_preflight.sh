@@ -66,7 +66,7 @@ EXPT_TEST_MEMORY_AVAILABLE=1000000 "$EXPT" run "$work/tiny.yaml" --out "$work/fo
 EXPT_TEST_MEMORY_AVAILABLE=1000000 EXPT_NO_MEMORY_CHECK=1 "$EXPT" run "$work/tiny.yaml" --out "$work/forced_env" \
   > /dev/null 2> "$work/forced_env.txt" || die "EXPT_NO_MEMORY_CHECK=1 did not run: $(cat "$work/forced_env.txt")"
 grep -qF "memory estimate" "$work/forced/log.txt" || die "the run log lacks the estimate: $(cat "$work/forced/log.txt")"
-grep -qE "peak RSS [0-9.]+ MiB against the memory estimate" "$work/forced/log.txt" \
+grep -qE "peak RSS of this process [0-9.]+ MiB against the memory estimate" "$work/forced/log.txt" \
   || die "the run log lacks the measured peak: $(cat "$work/forced/log.txt")"
 
 # An injected allocation failure at each named site: exit 1, what was allocated and its size.
