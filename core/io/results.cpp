@@ -10,12 +10,9 @@
 #include <type_traits>
 #include <variant>
 
+#include "build_provenance.hpp"  // EXPT_GIT_SHA, generated at build time (CMakeLists.txt)
 #include "core/io/atomic_file.hpp"
 #include "core/io/metrics_format.hpp"
-
-#ifndef EXPT_GIT_SHA
-#define EXPT_GIT_SHA "unknown"
-#endif
 #ifndef EXPT_COMPILER
 #define EXPT_COMPILER "unknown"
 #endif

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analysis/analyze_command.hpp"
+#include "build_provenance.hpp"  // EXPT_GIT_COMMIT, generated at build time (CMakeLists.txt)
 #include "core/config/loader.hpp"
 #include "experiments/cli/bench_command.hpp"
 #include "experiments/cli/data_commands.hpp"
@@ -41,7 +42,7 @@ struct CommonArgs {
   std::vector<std::string> sets;
 };
 
-// `expt --version`: the version, the commit and build type this binary was configured with
+// `expt --version`: the version, the commit this binary was built from and its build type
 // (CMakeLists.txt), and the float GEMM backend with the machine it runs on.
 std::string version_text() {
   return fmt::format("expt {}\ncommit {}\nbuild type {}\nGEMM backend {}: {}", EXPT_VERSION, EXPT_GIT_COMMIT,

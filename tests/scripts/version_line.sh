@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `expt --version` (docs/cli.md): the project version, a commit of this repository (with -dirty when
-# the tree had changes at configure time), the build type, and the GEMM backend actually in use
-# (EXPT_GEMM_BACKEND switches it, so the line is computed at run time, not baked in).
+# the tree had changes at build time), the build type, and the GEMM backend actually in use
+# (EXPT_GEMM_BACKEND switches it, so the line is computed at run time, not baked in). Then the
+# build-time step that records the commit (cmake/build_provenance.cmake) on a scratch repository:
+# a new commit changes the header, a modified file adds -dirty, an unchanged tree rewrites nothing.
 source "$(dirname "$0")/lib.sh"
 
 version=$(sed -n 's/^project(expt VERSION \([0-9.]*\) .*/\1/p' "$EXPT_SOURCE_DIR/CMakeLists.txt")
@@ -17,4 +19,24 @@ for backend in openblas onednn; do
   [[ ${lines[2]} =~ ^build\ type\ [A-Za-z]+$ ]] || die "third line: ${lines[2]}"
   [[ ${lines[3]} == "GEMM backend $backend: "* ]] || die "fourth line with EXPT_GEMM_BACKEND=$backend: ${lines[3]}"
 done
+
+repo="$work/repo" header="$work/provenance.hpp"
+git init -q "$repo"
+git -C "$repo" -c user.name=t -c user.email=t@t commit -q --allow-empty -m one
+echo a > "$repo/file" && git -C "$repo" add file && git -C "$repo" -c user.name=t -c user.email=t@t commit -q -m two
+record() { cmake -DSOURCE_DIR="$repo" -DOUT="$header" -P "$EXPT_SOURCE_DIR/cmake/build_provenance.cmake"; }
+record
+head=$(git -C "$repo" rev-parse --short=12 HEAD)
+grep -qx "#define EXPT_GIT_COMMIT \"$head\"" "$header" || die "clean tree: $(cat "$header")"
+grep -qx "#define EXPT_GIT_SHA \"$head\"" "$header" || die "sha: $(cat "$header")"
+touch -d '2000-01-01' "$header"
+record
+[[ $(stat -c %Y "$header") == $(date -d '2000-01-01' +%s) ]] || die "an unchanged commit rewrote the header (rebuilds for nothing)"
+echo b > "$repo/file"
+record
+grep -qx "#define EXPT_GIT_COMMIT \"$head-dirty\"" "$header" || die "modified tree: $(cat "$header")"
+git -C "$repo" -c user.name=t -c user.email=t@t commit -q -am three
+record
+new=$(git -C "$repo" rev-parse --short=12 HEAD)
+[[ $new != "$head" ]] && grep -qx "#define EXPT_GIT_COMMIT \"$new\"" "$header" || die "after a commit: $(cat "$header")"
 echo "version_line: $(head -2 "$work/onednn.out" | tr '\n' ' ')"
