@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <random>
@@ -120,12 +121,50 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
   if (points.empty()) return cell;
   for (PointResult& p : points) p.loss = mean_or_inf(p.seed_losses);
 
-  // Best: the lowest mean loss; ties keep the earlier point (plan order), so the answer is stable.
-  std::size_t best = 0;
-  for (std::size_t i = 1; i < points.size(); ++i)
-    if (points[i].loss < points[best].loss) best = i;
+  // Points with different seeds are compared on the seeds they share (docs/analysis.md "Points
+  // with more seeds"): (1) every point by its mean over the seeds all of them share (the search
+  // seeds) gives L* and the near-best set B = {loss < L* + tolerance}; (2) the best is the point of
+  // B with the lowest mean over the seeds every point of B shares (with search.confirm, the
+  // confirmation seeds too). With the same seeds everywhere both steps are the plain mean over
+  // seeds. Ties keep the earlier point (plan order), so the answer is stable.
+  const auto shared_seeds = [&](const std::vector<std::size_t>& which) {
+    std::set<std::int64_t> shared(points[which.front()].seeds.begin(), points[which.front()].seeds.end());
+    for (std::size_t i : which) {
+      const std::set<std::int64_t> own(points[i].seeds.begin(), points[i].seeds.end());
+      std::set<std::int64_t> both;
+      std::set_intersection(shared.begin(), shared.end(), own.begin(), own.end(), std::inserter(both, both.end()));
+      shared = std::move(both);
+    }
+    return shared;
+  };
+  // A point's mean over `seeds` (its own mean when it has none of them).
+  const auto mean_on = [](const PointResult& p, const std::set<std::int64_t>& seeds) {
+    std::vector<double> v;
+    for (std::size_t k = 0; k < p.seeds.size(); ++k)
+      if (seeds.count(p.seeds[k]) != 0) v.push_back(p.seed_losses[k]);
+    return v.empty() ? mean_or_inf(p.seed_losses) : mean_or_inf(v);
+  };
+  const auto argmin = [](const std::vector<std::size_t>& which, const std::vector<double>& loss) {
+    std::size_t best = which.front();
+    for (std::size_t i : which)
+      if (loss[i] < loss[best]) best = i;
+    return best;
+  };
+  std::vector<std::size_t> all(points.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::set<std::int64_t> common = shared_seeds(all);
+  std::vector<double> on_common(points.size()), on_band(points.size(), kInf);
+  for (std::size_t i = 0; i < points.size(); ++i) on_common[i] = mean_on(points[i], common);
+  const std::size_t first = argmin(all, on_common);
+  std::vector<std::size_t> band;
+  for (std::size_t i = 0; i < points.size(); ++i)
+    if (i == first || (std::isfinite(on_common[i]) && on_common[i] < on_common[first] + tolerance)) band.push_back(i);
+  const std::set<std::int64_t> band_seeds = shared_seeds(band);
+  for (std::size_t i : band) on_band[i] = mean_on(points[i], band_seeds);
+  const std::size_t best = argmin(band, on_band);
   cell.has_best = true;
   cell.best = points[best];
+  cell.ranked_seeds.assign(band_seeds.begin(), band_seeds.end());
   {
     std::size_t k = 0;  // the step costs of the best point's seeds (for the compute speedup)
     for (const TrialRow& t : sweep.trials)
@@ -133,12 +172,13 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
         cell.best.step_cpu_s[k++] = t.state == "COMPLETED" ? step_cpu_seconds(sweep, t) : 0;
   }
 
-  // Near-best: finite losses strictly below L* + tolerance, best first, then by loss.
+  // Near-best: B's finite points, best first, then by their mean over B's shared seeds.
   std::vector<std::size_t> near;
-  for (std::size_t i = 0; i < points.size(); ++i)
-    if (std::isfinite(points[i].loss) && points[i].loss < cell.best.loss + tolerance) near.push_back(i);
-  std::stable_sort(near.begin(), near.end(),
-                   [&](std::size_t a, std::size_t b) { return points[a].loss < points[b].loss; });
+  for (std::size_t i : band)
+    if (std::isfinite(on_common[i])) near.push_back(i);
+  std::stable_sort(near.begin(), near.end(), [&](std::size_t a, std::size_t b) {
+    return (a == best) != (b == best) ? a == best : on_band[a] < on_band[b];
+  });
   for (std::size_t i : near) {
     cell.near_best.push_back(points[i].point);
     cell.near_best_points.push_back(points[i]);
@@ -169,14 +209,18 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
     }
     if (differing != 1) continue;
     const auto& [axis, value] = p.axes[which];
-    Candidate c{0, 0, AblationRow{axis, written_text(info, axis, value), p.point, p.loss, p.loss - cell.best.loss}};
+    // Paired: the point and the best over the seeds both have.
+    const std::set<std::int64_t> pair = shared_seeds({best, static_cast<std::size_t>(&p - points.data())});
+    const double loss = mean_on(p, pair);
+    Candidate c{0, 0,
+                AblationRow{axis, written_text(info, axis, value), p.point, loss, loss - mean_on(cell.best, pair)}};
     for (std::size_t a = 0; a < info.axes.size(); ++a)
       if (info.axes[a].first == axis) {
         c.axis = a;
         for (std::size_t v = 0; v < info.axes[a].second.size(); ++v)
           if (is_written_as(value, info.axes[a].second[v])) c.value_index = v;
       }
-    if (!std::isfinite(p.loss)) c.row.delta = kInf;
+    if (!std::isfinite(loss)) c.row.delta = kInf;
     rows.push_back(std::move(c));
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Candidate& a, const Candidate& b) {

@@ -98,6 +98,9 @@ struct CellResult {
   std::int64_t tokens_spent = 0;  // sum over finished trials of tokens trained
   bool has_best = false;          // some point finished
   PointResult best;
+  // The seeds the best was chosen on: those every near-best point has (docs/analysis.md "Points
+  // with more seeds"); best.loss is still the mean over all of the best point's seeds.
+  std::vector<std::int64_t> ranked_seeds;
   std::vector<std::string> near_best;  // points with loss < best + tolerance, best first
   std::vector<PointResult> near_best_points;
   std::vector<AblationRow> ablation;

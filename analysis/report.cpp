@@ -126,8 +126,8 @@ std::vector<Table> make_tables(const Analysis& a) {
 
   const std::vector<std::string> states = state_columns(a);
   std::vector<std::string> cell_cols =
-      lead({"ratio", "ran", "tokens", "best_point", best_col, "seeds", "seed_sd", "seed_min", "seed_max", "seed_values",
-            "ci_low", "ci_high", "ci_method", "near_best_n", "near_best"});
+      lead({"ratio", "ran", "tokens", "best_point", best_col, "seeds", "ranked_seeds", "seed_sd", "seed_min",
+            "seed_max", "seed_values", "ci_low", "ci_high", "ci_method", "near_best_n", "near_best"});
   for (const std::string& st : states) cell_cols.push_back(lower(st));
   cell_cols.insert(cell_cols.end(), {"trials", "cpu_s", "tokens_spent", "edge_warnings"});
   Table cells{"cells",
@@ -140,7 +140,8 @@ std::vector<Table> make_tables(const Analysis& a) {
     row.insert(row.end(),
                {ratio(c.info.data_ratio), V::str(c.ran), c.has_best ? V::num(c.best.tokens, "{:.0f}") : V::none(),
                 c.has_best ? V::str(c.best.point) : V::none(), c.has_best ? value(c.best.loss) : V::none(),
-                V::num(static_cast<double>(c.best.seed_losses.size()), "{:.0f}")});
+                V::num(static_cast<double>(c.best.seed_losses.size()), "{:.0f}"),
+                V::num(static_cast<double>(c.ranked_seeds.size()), "{:.0f}")});
     const SeedSpread spread = seed_spread(c.best.seed_losses);
     if (spread.n >= 2) {
       const double lo = m.higher_is_better ? m.value(spread.max) : spread.min;

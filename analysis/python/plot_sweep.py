@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from sweep_reader import best_points, load_series, load_trials  # noqa: E402
+from sweep_reader import best_points, load_series, load_trials, study_tolerance  # noqa: E402
 
 
 def save(fig, out_dir, stem, written):
@@ -97,8 +97,8 @@ def series(cell):
     return "/".join(parts[:-2]) if len(parts) >= 3 and parts[-1].startswith("x") else cell
 
 
-def plot_loss_curves(trials, evals, metric, out_dir, written):
-    best = best_points(trials)
+def plot_loss_curves(trials, evals, metric, tolerance, out_dir, written):
+    best = best_points(trials, tolerance)
     if best.empty or evals.empty:
         return
     models = list(dict.fromkeys(best["model_tag"]))
@@ -123,8 +123,8 @@ def plot_loss_curves(trials, evals, metric, out_dir, written):
     save(fig, out_dir, "loss_curves", written)
 
 
-def plot_final_loss(trials, metric, out_dir, written):
-    best = best_points(trials)
+def plot_final_loss(trials, metric, tolerance, out_dir, written):
+    best = best_points(trials, tolerance)
     best = best[best["data_ratio"] > 0]
     if best.empty:
         return
@@ -259,8 +259,9 @@ def main():
     metric = metric_of(sweep_dir, args.metric)
     trials = with_metric(trials, evals, metric)
     written = []
-    plot_loss_curves(trials, evals, metric, out_dir, written)
-    plot_final_loss(trials, metric, out_dir, written)
+    tolerance = study_tolerance(sweep_dir)
+    plot_loss_curves(trials, evals, metric, tolerance, out_dir, written)
+    plot_final_loss(trials, metric, tolerance, out_dir, written)
     plot_speedup(sweep_dir, out_dir, written)
     plot_lr_sensitivity(trials, metric, out_dir, written)
     for path in written:

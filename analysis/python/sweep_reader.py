@@ -171,17 +171,47 @@ def load_series(sweep_dir, stream="eval"):
     return out[[c for c in columns if c in out.columns]]
 
 
-def best_points(trials):
-    """Per cell, the point with the lowest mean loss over its finished seeds (ties: the first in
-    plan order), as `expt analyze` ranks them: a DIVERGED or FAILED seed makes the mean +inf."""
+def study_tolerance(sweep_dir):
+    """The study's near-best band (search.tolerance in sweep.h5's resolved study; 0.003 when it has
+    none, as for grid and Halton), the default of `expt analyze --tolerance`."""
+    with h5py.File(pathlib.Path(sweep_dir) / "sweep.h5", "r") as f:
+        config = f["config"].asstr()[()] if "config" in f else ""
+    m = re.search(r"^  tolerance: (\S+)$", config, re.MULTILINE)
+    return float(m.group(1)) if m else 3e-3
+
+
+def best_points(trials, tolerance=3e-3):
+    """Per cell, the best point as `expt analyze` chooses it (docs/analysis.md "Points with more
+    seeds"): every point's mean over the seeds all the cell's points share gives the best loss L*
+    and the near-best set B (below L* + tolerance); the best is the point of B with the lowest mean
+    over the seeds every point of B shares (ties: the first in plan order). `loss` is the mean over
+    all of its seeds; a DIVERGED or FAILED seed makes a mean +inf."""
+    def mean(values):
+        return math.inf if len(values) == 0 or not np.all(np.isfinite(values)) else float(np.mean(values))
+
     done = trials[trials["finished"]]
     rows = []
     for cell, group in done.groupby("cell", sort=False):
-        means = group.groupby("point", sort=False)["loss"].agg(
-            lambda s: math.inf if not np.all(np.isfinite(s)) else float(np.mean(s)))
-        best = means.idxmin() if np.isfinite(means.min()) else means.index[0]
-        first = group.iloc[0]
-        rows.append({"cell": cell, "optimizer": first["optimizer"], "model_tag": first["model_tag"],
-                     "data_ratio": first["data_ratio"], "point": best, "loss": means[best],
-                     "seeds": int((group["point"] == best).sum())})
+        by_point = {p: g.set_index("seed")["loss"] for p, g in group.groupby("point", sort=False)}
+        names = list(by_point)
+
+        def shared(which):
+            return set.intersection(*(set(by_point[p].index) for p in which))
+
+        def mean_on(p, seeds):
+            own = by_point[p]
+            picked = own[own.index.isin(seeds)]
+            return mean(picked.values) if len(picked) else mean(own.values)
+
+        common = shared(names)
+        on_common = {p: mean_on(p, common) for p in names}
+        first = min(names, key=lambda p: (on_common[p], names.index(p)))
+        band = [p for p in names if p == first
+                or (math.isfinite(on_common[p]) and on_common[p] < on_common[first] + tolerance)]
+        band_seeds = shared(band)
+        best = min(band, key=lambda p: (mean_on(p, band_seeds), names.index(p)))
+        first_row = group.iloc[0]
+        rows.append({"cell": cell, "optimizer": first_row["optimizer"], "model_tag": first_row["model_tag"],
+                     "data_ratio": first_row["data_ratio"], "point": best, "loss": mean(by_point[best].values),
+                     "seeds": len(by_point[best]), "ranked_seeds": len(band_seeds)})
     return pd.DataFrame(rows)

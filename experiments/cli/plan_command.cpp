@@ -1,12 +1,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "core/config/canonical.hpp"
 #include "core/config/loader.hpp"
 #include "core/util/allocation.hpp"
 #include "experiments/cli/exit_codes.hpp"
@@ -113,6 +115,15 @@ int plan_command(const std::string& study_path, const std::vector<std::string>& 
       for (const PlannedTrial& t : longest_first(planner.static_trials())) out << "  " << trial_line(t, memory) << "\n";
     }
     out << memory_summary(memory, study.ranks_per_trial);
+    if (const Confirm& c = study.confirm; c.seeds > 0) {
+      std::string extra;
+      for (std::uint64_t seed : c.extra_seeds) extra += fmt::format("{}{}", extra.empty() ? "" : ", ", seed);
+      out << fmt::format(
+          "up to {} confirmation trial(s) (search.confirm): once a cell's search is finished, its best point and "
+          "every point within {} of its loss{} run again with seed(s) {}; which points is known only then\n",
+          planner.max_confirmation_trials(), config::format_double(c.band),
+          c.max_points > 0 ? fmt::format(" (at most {} per cell)", c.max_points) : std::string(), extra);
+    }
     if (!dropped.empty()) {
       out << fmt::format("{} infeasible point(s) dropped:\n", dropped.size());
       for (const DroppedPoint& d : dropped) out << fmt::format("  {} {}: {}\n", d.cell, d.point, d.reason);

@@ -151,6 +151,19 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
                        c.at("centre").get<std::string>(), c.at("converged").get<bool>() ? "converged" : "running");
     for (const auto& a : c.at("edge_alarms")) out << "  ALARM " << a.get<std::string>() << "\n";
   }
+  // search.confirm (absent from the status.json of an older expt).
+  for (const auto& c : j.value("confirmation", nlohmann::json::array())) {
+    const std::string cell = c.at("cell").get<std::string>();
+    if (!c.at("ready").get<bool>()) {
+      out << fmt::format("confirm {}: waits for the search\n", cell);
+      continue;
+    }
+    std::string points;
+    for (const auto& p : c.at("points"))
+      points += fmt::format("{}[{}]", points.empty() ? "" : ", ", p.get<std::string>());
+    out << fmt::format("confirm {}: {}/{} trial(s) done, {} point(s): {}\n", cell, c.at("done").get<int>(),
+                       c.at("trials").get<int>(), c.at("points").size(), points.empty() ? "none" : points);
+  }
 
   if (!live.beats.empty()) {
     out << "processes (heartbeats):\n";

@@ -152,6 +152,7 @@ CdRound Planner::cd_round(std::size_t cell, const ResultStore& store) const {
     ++round.round;
   }
   round.centre_text = im.point_text(cell, im.point_values(cell, round.centre));
+  round.evaluated.assign(known.begin(), known.end());
   return round;
 }
 

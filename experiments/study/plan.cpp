@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -177,5 +179,90 @@ config::TrialConfig Planner::cell_base(std::size_t cell) const {
 }
 
 const Point& Planner::cd_start(std::size_t cell) const { return impl_->starts.at(cell); }
+
+std::vector<std::size_t> confirmed_points(const std::vector<double>& losses, double band, int max_points) {
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < losses.size(); ++i)
+    if (std::isfinite(losses[i])) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return losses[a] < losses[b]; });
+  std::vector<std::size_t> out;
+  for (std::size_t i : order) {
+    const double best = losses[order.front()];
+    if (losses[i] != best && !(losses[i] < best + band)) break;
+    if (max_points > 0 && out.size() == static_cast<std::size_t>(max_points)) break;
+    out.push_back(i);
+  }
+  return out;
+}
+
+Confirmation Planner::confirmation(std::size_t cell, const ResultStore& store) const {
+  Confirmation c;
+  c.cell = cell;
+  const Confirm& conf = study_.confirm;
+  if (conf.seeds == 0) return c;
+  // The candidates in plan order: one trial of each point (the template of its extra seeds) and
+  // its mean loss over the search seeds.
+  std::vector<const PlannedTrial*> points;
+  std::vector<PlannedTrial> cd_points;
+  std::vector<double> losses;
+  if (study_.strategy == Strategy::coordinate_descent) {
+    const CdRound round = cd_round(cell, store);
+    if (!round.converged) return c;
+    for (const auto& [p, loss] : round.evaluated) {
+      cd_points.push_back(*impl_->at(cell, p).trial);
+      losses.push_back(loss);
+    }
+    for (const PlannedTrial& t : cd_points) points.push_back(&t);
+  } else {
+    std::map<std::string, std::size_t> index;  // point -> candidate
+    std::vector<double> sums;
+    std::vector<int> counts;
+    for (const PlannedTrial& t : static_trials_) {
+      if (t.cell != cell) continue;
+      const auto done = store.find(t.id);
+      if (done == store.end()) return c;  // the cell's search is still running
+      const auto [it, inserted] = index.emplace(t.point, points.size());
+      if (inserted) {
+        points.push_back(&t);
+        sums.push_back(0);
+        counts.push_back(0);
+      }
+      sums[it->second] += std::isfinite(done->second) ? done->second : std::numeric_limits<double>::infinity();
+      ++counts[it->second];
+    }
+    for (std::size_t i = 0; i < points.size(); ++i) losses.push_back(sums[i] / counts[i]);
+  }
+  c.ready = true;
+  const std::vector<std::size_t> chosen = confirmed_points(losses, conf.band, conf.max_points);
+  if (!chosen.empty()) c.best_loss = losses[chosen.front()];
+  for (std::size_t i : chosen) {
+    c.points.push_back(points[i]->point);
+    for (PlannedTrial& t : impl_->with_seeds(*points[i], conf.extra_seeds)) {
+      t.confirmation = true;
+      c.trials.push_back(std::move(t));
+    }
+  }
+  return c;
+}
+
+std::size_t Planner::max_confirmation_trials() const {
+  const Confirm& conf = study_.confirm;
+  std::size_t total = 0;
+  for (std::size_t cell = 0; cell < cells_.size() && conf.seeds > 0; ++cell) {
+    // The cell's points: those planned (grid, Halton), every combination of axis values (CD).
+    std::size_t n = 1;
+    if (study_.strategy == Strategy::coordinate_descent) {
+      for (const Axis& a : impl_->axes(cell)) n *= a.values.size();
+    } else {
+      std::set<std::string> seen;
+      for (const PlannedTrial& t : static_trials_)
+        if (t.cell == cell) seen.insert(t.point);
+      n = seen.size();
+    }
+    if (conf.max_points > 0) n = std::min(n, static_cast<std::size_t>(conf.max_points));
+    total += n * conf.extra_seeds.size();
+  }
+  return total;
+}
 
 }  // namespace expt::experiments

@@ -50,6 +50,7 @@ struct PlannedTrial {
   std::int64_t n_params_nonembed = 0;
   // Relative cost for longest-first handout: steps * batch_size * n_params (~ training FLOPs / 6).
   double cost = 0;
+  bool confirmation = false;  // an extra seed of a confirmed point (search.confirm)
 };
 
 struct DroppedPoint {
@@ -74,7 +75,25 @@ struct CdRound {
   std::vector<std::string> near_best;                          // points within tolerance of L*
   std::vector<std::string> edge_alarms;                        // converged with a best value at the edge of its axis
   std::vector<DroppedPoint> dropped;                           // infeasible neighbours
+  // Every point done so far in the replayed rounds with its mean loss over the seeds, in index order.
+  std::vector<std::pair<Point, double>> evaluated;
 };
+
+// search.confirm in one cell: once its search is finished, which points run the extra seeds.
+struct Confirmation {
+  std::size_t cell = 0;
+  bool ready = false;  // the cell's search is finished (grid/Halton: every trial; CD: converged)
+  double best_loss = std::numeric_limits<double>::infinity();  // over the search seeds
+  std::vector<std::string> points;                             // the confirmed points, best first
+  std::vector<PlannedTrial> trials;                            // their extra-seed trials, done or not
+};
+
+// The points search.confirm re-runs, as indices into `losses` (each candidate point's mean loss
+// over the search seeds, candidates in plan order): the best point, every point tied with it and
+// every point below best + band, by loss with ties in plan order, at most max_points of them (0: no
+// limit). None when no loss is finite. A pure function of the search results, so a resumed sweep
+// confirms the same points.
+std::vector<std::size_t> confirmed_points(const std::vector<double>& losses, double band, int max_points);
 
 class Planner {
  public:
@@ -95,6 +114,13 @@ class Planner {
 
   // Coordinate descent: the current round of `cell` given the finished trials.
   CdRound cd_round(std::size_t cell, const ResultStore& store) const;
+
+  // search.confirm: the confirmation of `cell` given the finished trials (not ready while its
+  // search runs). Only the search seeds' trials decide which points are confirmed.
+  Confirmation confirmation(std::size_t cell, const ResultStore& store) const;
+  // The most confirmation trials the study can add (which points is known only once each cell's
+  // search is finished): per cell min(max_points, the cell's points) x the extra seeds.
+  std::size_t max_confirmation_trials() const;
 
   // A cell's base config (no axis applied; train.steps derived when the study has scales), for
   // sweep.resolved.yaml.

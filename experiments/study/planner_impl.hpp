@@ -232,10 +232,11 @@ struct Planner::Impl {
   // without that value among its own is reported in `errors` (experiments/study/coordinate_descent.cpp).
   Point cd_start_point(std::size_t cell, ErrorList& errors) const;
 
-  // The trials of one point, one per seed.
-  std::vector<PlannedTrial> per_seed(const PlannedTrial& first) const {
+  // The trials of one point, one per seed (by default the search seeds).
+  std::vector<PlannedTrial> per_seed(const PlannedTrial& first) const { return with_seeds(first, study.seeds); }
+  std::vector<PlannedTrial> with_seeds(const PlannedTrial& first, const std::vector<std::uint64_t>& seeds) const {
     std::vector<PlannedTrial> out;
-    for (std::uint64_t seed : study.seeds) {
+    for (std::uint64_t seed : seeds) {
       PlannedTrial t = first;
       t.config.seed = seed;
       t.seed = seed;

@@ -512,6 +512,26 @@ Study parse_study(const std::string& text, const std::string& filename, const st
       study.seeds = {seed};
     }
   }
+  if (const YamlNode* node = reading.confirm_node; node != nullptr) {
+    Confirm& c = study.confirm;
+    c.pos = node->pos;
+    // Not a mapping: the confirm table has reported it.
+    const bool mapping = node->kind == YamlNode::Kind::mapping || node->kind == YamlNode::Kind::null;
+    if (mapping && reading.confirm_seeds_node == nullptr) {
+      r.error(node->pos, "search.confirm.seeds",
+              "search.confirm needs `seeds`: how many seeds a confirmed point has in all (e.g. {seeds: 3})");
+    } else if (c.seeds > 0 && static_cast<std::size_t>(c.seeds) <= study.seeds.size()) {
+      r.error(reading.confirm_seeds_node->pos, "search.confirm.seeds",
+              cat("must exceed the number of search.seeds (", std::to_string(study.seeds.size()),
+                  "): it counts the seeds a confirmed point has in all, the search seeds included"));
+    } else if (c.seeds > 0 && !study.seeds.empty()) {
+      // The extra seeds: the integers after the largest search seed.
+      const std::uint64_t last = *std::max_element(study.seeds.begin(), study.seeds.end());
+      for (std::size_t i = study.seeds.size(); i < static_cast<std::size_t>(c.seeds); ++i)
+        c.extra_seeds.push_back(last + 1 + (i - study.seeds.size()));
+    }
+    if (c.band_is_tolerance) c.band = study.tolerance;
+  }
   errors.throw_if_any();
   return study;
 }

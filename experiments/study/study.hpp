@@ -9,6 +9,7 @@
 //   search:
 //     strategy: coordinate_descent      # grid | halton | coordinate_descent
 //     seeds: [1]
+//     confirm: {seeds: 3, band: tolerance}  # best and near-best points of each cell: 3 seeds in all
 //     space: {schedule.warmup: [0, 10]}  # axes of every optimizer
 //     optimizers:
 //       adamw: {base: {lr: 3.0e-3}, space: {optimizer.lr: {min: 1.0e-3, max: 1.0e-2, num: 3, log: true}}}
@@ -74,6 +75,19 @@ struct ScaleModel {
   config::YamlNode model;
 };
 
+// search.confirm (docs/sweeps.md "Confirmation"): once a cell's search is finished, its best point
+// and every point within `band` of it (by the mean loss over the search seeds) run again with more
+// seeds, so the cell's best point and the comparison between cells rest on several seeds.
+struct Confirm {
+  int seeds = 0;                  // 0: no confirmation; else the seeds a confirmed point has in all
+  double band = 0;                // near-best band above the best loss (resolved: a number)
+  bool band_is_tolerance = true;  // `band: tolerance` (search.tolerance) rather than a number
+  int max_points = 0;             // at most this many points per cell, best first; 0: no limit
+  config::Position pos;           // of search.confirm
+  // The seeds added: the integers after the largest search seed, confirm.seeds - seeds.size() of them.
+  std::vector<std::uint64_t> extra_seeds;
+};
+
 struct Study {
   std::string name;
   std::string file;  // the study file, as named on the command line
@@ -86,6 +100,7 @@ struct Study {
   int halton_points = 0;                    // halton: points drawn (indices 1..points of the sequence)
   double tolerance = 3e-3;                  // coordinate descent: near-best band above the best loss
   int recentre_min_saving = 10;             // coordinate descent: see docs/sweeps.md
+  Confirm confirm;                          // search.confirm
   // Scales: when models is empty the base model is the only one ("base") and train.steps comes
   // from the base config; otherwise train.steps = round(ratio * tokens_per_param * N / (batch *
   // seq_len)), N the model's non-embedding parameters.

@@ -81,6 +81,49 @@ ReadFn strategy_key(Strategy strategy, T Study::*member, D domain) {
   };
 }
 
+// search.confirm: {seeds, band, max_points} (docs/sweeps.md "Confirmation").
+const schema::Table<StudyReading>& confirm_table() {
+  static const schema::Table<StudyReading> table{
+      "",
+      nullptr,
+      {
+          custom<StudyReading>(
+              "seeds",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                s.confirm_seeds_node = &node;
+                return schema::read_value(node, path, schema::at_least(2), s.confirm.seeds, r);
+              },
+              "integer", "(required)", ">= 2, > the number of search.seeds",
+              "the seeds every confirmed point has in all (the search seeds, then the next integers)"),
+          custom<StudyReading>(
+              "band",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                if (node.kind == YamlNode::Kind::scalar && node.text == "tolerance") {
+                  s.confirm.band_is_tolerance = true;
+                  return true;
+                }
+                if (node.kind != YamlNode::Kind::scalar || !node.plain ||
+                    !(config::is_integer_text(node.text) || config::is_float_text(node.text))) {
+                  r.error(node.pos, path,
+                          cat("expected `tolerance` (search.tolerance) or a loss band >= 0, got ",
+                              config::describe_node(node)));
+                  return false;
+                }
+                s.confirm.band_is_tolerance = false;
+                return schema::read_value(node, path, schema::real_at_least(0), s.confirm.band, r);
+              },
+              "tolerance or float", "tolerance", "`tolerance`, or >= 0",
+              "points whose search loss is below best + band are confirmed with the best"),
+          custom<StudyReading>(
+              "max_points",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                return schema::read_value(node, path, schema::at_least(1), s.confirm.max_points, r);
+              },
+              "integer", "no limit", ">= 1", "confirm at most this many points per cell, best first"),
+      }};
+  return table;
+}
+
 const schema::Table<StudyReading>& search_table() {
   static const schema::Table<StudyReading> table{
       "strategy",
@@ -119,6 +162,15 @@ const schema::Table<StudyReading>& search_table() {
               "recentre_min_saving",
               strategy_key(Strategy::coordinate_descent, &Study::recentre_min_saving, schema::at_least(0)), "integer",
               "10", ">= 0", "coordinate_descent only: trials a near-best centre must save to be chosen"),
+          custom<StudyReading>(
+              "confirm",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                s.confirm_node = &node;
+                confirm_table().read(node, s, path, r);
+                return true;
+              },
+              "mapping", "off", "{seeds, band, max_points}",
+              "after a cell's search: its best and near-best points re-run with more seeds"),
           custom<StudyReading>(
               "space",
               [](const YamlNode& node, StudyReading& s, const std::string&, schema::Reader&) {
@@ -314,6 +366,7 @@ std::string study_schema_markdown() {
   std::vector<schema::DocRow> rows;
   study_table().describe("", rows);
   optimizer_search_table().describe("search.optimizers.<type>", rows);
+  confirm_table().describe("search.confirm", rows);
   range_table().describe("<axis range>", rows);
   return schema::markdown_table(rows);
 }

@@ -24,6 +24,8 @@ struct StudyReading : Study {
   const config::YamlNode* space_node = nullptr;       // search.space, read once the strategy is known
   const config::YamlNode* optimizers_node = nullptr;  // search.optimizers, read after space
   const config::YamlNode* compare_node = nullptr;     // compare, read once the axes are known
+  const config::YamlNode* confirm_node = nullptr;     // search.confirm, checked once the seeds are known
+  const config::YamlNode* confirm_seeds_node = nullptr;
 };
 
 // One entry of search.optimizers: the optimizer's own base keys and axes.

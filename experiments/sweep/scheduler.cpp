@@ -53,6 +53,7 @@ Scheduler::Scheduler(const Planner& planner, fs::path dir, std::string tmp_suffi
   } else {
     for (const PlannedTrial& t : planner_.static_trials()) add(t);
   }
+  for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_confirmation(c);
 }
 
 Scheduler::OnDisk Scheduler::inspect(const std::string& id) const {
@@ -104,6 +105,15 @@ void Scheduler::plan_cell(std::size_t cell) {
   }
 }
 
+void Scheduler::plan_confirmation(std::size_t cell) {
+  if (planner_.study().confirm.seeds == 0) return;
+  // A pure function of the search seeds' results: a resumed sweep or another worker adds the same
+  // trials, which `add` finds on disk (done or not) instead of planning them again.
+  Confirmation c = planner_.confirmation(cell, store_);
+  for (const PlannedTrial& t : c.trials) add(t);
+  confirmations_[cell] = std::move(c);
+}
+
 void Scheduler::record_round(const CdRound& round) const {
   // Whoever plans a round first records it; it is a pure function of the finished trials, so any
   // later planner (another worker, a resumed sweep) must find the same centre.
@@ -152,10 +162,11 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
     rec.state = summary.status;
     store_[id] = store_loss(summary);
   }
-  if (planner_.study().strategy != Strategy::coordinate_descent) return;
+  const std::size_t cell = rec.trial.cell;  // planning adds records: `rec` may not outlive it
   for (const TrialRecord& r : records_)
-    if (r.trial.cell == rec.trial.cell && (r.state == "pending" || r.state == "running")) return;
-  plan_cell(rec.trial.cell);
+    if (r.trial.cell == cell && (r.state == "pending" || r.state == "running")) return;
+  if (planner_.study().strategy == Strategy::coordinate_descent) plan_cell(cell);
+  plan_confirmation(cell);
 }
 
 void Scheduler::running_elsewhere(const std::string& id) {
@@ -205,6 +216,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
                 {"optimizer", r.trial.optimizer},
                 {"seed", r.trial.seed},
                 {"point", r.trial.point},
+                {"confirmation", r.trial.confirmation},
                 {"state", r.state},
                 {"attempts", r.attempts},
                 {"steps", r.trial.config.train.steps},
@@ -248,6 +260,17 @@ std::string Scheduler::status_json(double elapsed_s) const {
                   {"near_best", round.near_best},
                   {"edge_alarms", round.edge_alarms}});
   }
+  // search.confirm per cell: waiting for the search, or the points confirmed and their trials' progress.
+  json confirm = json::array();
+  for (const auto& [cell, c] : confirmations_) {
+    int done = 0;
+    for (const PlannedTrial& t : c.trials) done += store_.count(t.id) != 0 ? 1 : 0;
+    confirm.push_back({{"cell", planner_.cells()[cell].name},
+                       {"ready", c.ready},
+                       {"points", c.points},
+                       {"trials", c.trials.size()},
+                       {"done", done}});
+  }
   json dropped = json::array();
   for (const DroppedPoint& d : this->dropped())
     dropped.push_back({{"cell", d.cell}, {"point", d.point}, {"reason", d.reason}});
@@ -257,6 +280,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
                        {"counts", counts},
                        {"trials", trials},
                        {"coordinate_descent", cd},
+                       {"confirmation", confirm},
                        {"dropped", dropped}};
   return status.dump(1) + "\n";
 }
@@ -408,6 +432,17 @@ std::string Scheduler::summary_text() const {
                      round.round + 1, round.centre_text, round.best_loss, round.near_best.size());
     for (const std::string& a : round.edge_alarms) s += fmt::format("  ALARM {}\n", a);
   }
+  for (const auto& [cell, c] : confirmations_) {
+    const std::string& name = planner_.cells()[cell].name;
+    if (!c.ready) {
+      s += fmt::format("{}: confirmation waits for the search\n", name);
+      continue;
+    }
+    std::string points;
+    for (const std::string& p : c.points) points += fmt::format("{}[{}]", points.empty() ? "" : ", ", p);
+    s += fmt::format("{}: confirmed {} point(s) with {} seed(s) in all: {}\n", name, c.points.size(),
+                     planner_.study().confirm.seeds, points.empty() ? "none (no finite loss)" : points);
+  }
   return s;
 }
 
@@ -423,6 +458,11 @@ std::string resolved_yaml(const Planner& planner, bool run_settings) {
     y += "  seeds: [";
     for (std::size_t i = 0; i < st.seeds.size(); ++i) y += fmt::format("{}{}", i ? ", " : "", st.seeds[i]);
     y += "]\n";
+    if (st.confirm.seeds > 0) {  // how often points run, like the seeds: not part of the identity
+      y += fmt::format("  confirm: {{seeds: {}, band: {}", st.confirm.seeds, config::format_double(st.confirm.band));
+      if (st.confirm.max_points > 0) y += fmt::format(", max_points: {}", st.confirm.max_points);
+      y += "}\n";
+    }
   }
   if (st.strategy == Strategy::halton) y += fmt::format("  points: {}\n", st.halton_points);
   if (st.strategy == Strategy::coordinate_descent)

@@ -1,5 +1,6 @@
 // The sweep runner's bookkeeping, independent of MPI: which trials exist, their states, what to
-// hand out next (longest first), coordinate-descent rounds re-planned as cells finish, and the
+// hand out next (longest first), coordinate-descent rounds re-planned as cells finish, the
+// confirmation trials (search.confirm) added once a cell's search is finished, and the
 // files the coordinator writes (status.json, sweep.h5). experiments/sweep/runner.cpp drives it
 // either in-process (one rank) or from world rank 0 of an mpirun (docs/sweeps.md "Running").
 //
@@ -67,6 +68,8 @@ class Scheduler {
   std::filesystem::path trial_dir(const std::string& id) const { return dir_ / "trials" / id; }
   const std::vector<TrialRecord>& records() const { return records_; }
   const std::map<std::size_t, CdRound>& cd_rounds() const { return rounds_; }
+  // search.confirm: the confirmation of every cell (not ready while its search runs).
+  const std::map<std::size_t, Confirmation>& confirmations() const { return confirmations_; }
   // Infeasible points dropped so far (grid/Halton: all; coordinate descent: as rounds are planned).
   std::vector<DroppedPoint> dropped() const;
 
@@ -92,6 +95,8 @@ class Scheduler {
   bool is_done(const OnDisk& d) const;
   void add(const PlannedTrial& t);
   void plan_cell(std::size_t cell);
+  // search.confirm: adds the cell's confirmation trials once its search is finished.
+  void plan_confirmation(std::size_t cell);
   // coordinator/rounds/<cell>.round-<n>.json, written once (core/io/atomic_file.hpp).
   void record_round(const CdRound& round) const;
 
@@ -100,8 +105,9 @@ class Scheduler {
   std::string tmp_suffix_;
   std::vector<TrialRecord> records_;
   std::map<std::string, std::size_t> index_;
-  ResultStore store_;                      // done trials -> final loss (+inf diverged / failed for good)
-  std::map<std::size_t, CdRound> rounds_;  // coordinate descent: current round per cell
+  ResultStore store_;                                  // done trials -> final loss (+inf diverged / failed for good)
+  std::map<std::size_t, CdRound> rounds_;              // coordinate descent: current round per cell
+  std::map<std::size_t, Confirmation> confirmations_;  // search.confirm: per cell
   // coordinate descent: every round planned, by (cell, round number); the latest planning wins
   std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
@@ -110,7 +116,7 @@ class Scheduler {
 // sweep.resolved.yaml: the study with every default filled in, per cell its resolved base config
 // and the expanded axis values.
 std::string resolved_study_yaml(const Planner& planner);
-// The same without the seeds and the `sweep:` section (ranks_per_trial, max_attempts,
+// The same without the seeds, search.confirm and the `sweep:` section (ranks_per_trial, max_attempts,
 // collective_timeout_s): the points the study asks about, hashed into its identity
 // (experiments/sweep/study_identity.hpp).
 std::string study_identity_yaml(const Planner& planner);

@@ -5,8 +5,9 @@
 //                {"name": "b", "identity": "<16 hex>", "index": "studies/b"}]}
 //
 // The identity is the FNV-1a hash of the points the study asks about (study_identity_yaml: the
-// resolved study without its seeds and its `sweep:` run settings). The same study file with `--set`
-// overrides of the seeds (more repetitions of the same points) or of the run settings is the same
+// resolved study without its seeds, search.confirm and its `sweep:` run settings). The same study
+// file with `--set` overrides of the seeds or search.confirm (more repetitions of the same points)
+// or of the run settings is the same
 // study and extends or resumes the sweep in place; one that changes the strategy, the search space,
 // the scales or the base config is another study.
 // The first study owns <out> (sweep.h5, status.json, ...). A different study is refused unless it is

@@ -101,6 +101,9 @@ class Trainer {
   StateDict checkpoint_state() const;
   // A periodic checkpoint: segment closed, state written and committed, next segment opened.
   void checkpoint(io::CheckpointStore& ckpt, std::int64_t step);
+  // The final checkpoint of a COMPLETED trial (decision 111): segment closed, state written and
+  // committed, no segment opened (nothing follows it).
+  void final_checkpoint(io::CheckpointStore& ckpt);
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
   double wall() const { return wall_offset_ + seconds_since(t0_); }
@@ -197,6 +200,23 @@ void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
   }
   comm_.barrier();
   for (TrainingObserver* o : observers_) o->after_checkpoint(step);
+}
+
+void Trainer::final_checkpoint(io::CheckpointStore& ckpt) {
+  // Kept beside the two newest periodic checkpoints (retention keeps 3 here, the periodic ones
+  // 2), so the final parameters and optimizer state can be compared and reused while the periodic
+  // checkpoints a trial leaves stay what they were. A resume of a completed trial whose result.h5
+  // was lost restores this checkpoint and does not write it again.
+  std::int64_t written = 0;
+  if (leader_) written = ckpt.latest_committed() == step_ ? 1 : 0;
+  comm_.broadcast(std::span<std::int64_t>(&written, 1), 0);
+  if (written != 0) return;
+  const StateDict state = checkpoint_state();  // on every rank: a sharded optimizer gathers
+  if (leader_ && !ownership_lost()) {
+    for (TrainingObserver* o : observers_) o->before_checkpoint(step_, wall());
+    ckpt.save(step_, state, /*keep=*/3);
+  }
+  comm_.barrier();
 }
 
 io::ResultInfo Trainer::result_info() const {
@@ -408,6 +428,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
                     1e3 * t.in_backward_s / static_cast<double>(t.steps),
                     1e3 * t.exposed_s / static_cast<double>(t.steps), t.steps));
   }
+  if (summary.status == "COMPLETED" && cfg_.train.checkpoint_every > 0) final_checkpoint(ckpt);
   summary.steps_done = step_;
   summary.tokens_seen = tokens_;
   summary.wall_s = wall();

@@ -36,8 +36,9 @@ class TrainingObserver {
   // The optimizer is about to run; the store holds this step's clipped gradient.
   virtual void before_update(std::int64_t /*step*/, double /*lr*/) {}
   virtual void after_step(const StepRecord&) {}
-  // A periodic checkpoint of `step` is about to be written (rank 0, before the write) and has been
-  // committed (every rank, after it).
+  // A checkpoint of `step` is about to be written (rank 0, before the write; periodic or the final
+  // one of a completed trial) and a periodic one has been committed (every rank, after it; nothing
+  // follows the final one).
   virtual void before_checkpoint(std::int64_t /*step*/, double /*wall_s*/) {}
   virtual void after_checkpoint(std::int64_t /*step*/) {}
   // Stopped by a signal after `step` steps; its checkpoint is written next.

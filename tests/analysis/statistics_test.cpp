@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -347,4 +348,65 @@ TEST_CASE("cells are labelled by what their trials ran", "[analysis][statistics]
   CHECK(speedup(b, "muon/gla/s/x1").compare == "model.mixer.type=gla");
   const auto tables = analysis::make_tables(b);
   CHECK(shown(tables, "cells", row_of(b, "muon/gla/s/x1"), "compare") == "model.mixer.type=gla");
+}
+
+TEST_CASE("points with more seeds are compared on the seeds they share", "[analysis][statistics][confirm]") {
+  // A confirmed cell: seed 1 ran every point; lr 1e-3 and 2e-3 (within the band of seed 1's best)
+  // also ran seeds 2 and 3, the other points did not (their trials are pending here, as an
+  // unconfirmed point's are absent). On seed 1 alone lr 1e-3 is best; on three seeds lr 2e-3 is.
+  // lr 3e-3's one seed (1.06) is below lr 2e-3's mean (1.0667) but outside the band: a plain mean
+  // over each point's own seeds would call it best on one seed.
+  const std::map<double, std::vector<double>> losses = {
+      {1e-3, {1.00, 1.12, 1.12}}, {2e-3, {1.02, 1.09, 1.09}}, {3e-3, {1.06}}, {4e-3, {1.30}}};
+  const auto write = [&](const std::string& name, const std::map<double, std::vector<double>>& by_lr) {
+    const std::string text = R"(study: shared
+base:
+  task: {type: word_problem, group: Z3, seq_len: 8}
+  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
+  train: {steps: 8, batch_size: 4, eval_every: 1000}
+search: {strategy: grid, seeds: [1, 2, 3], space: {optimizer.lr: [1.0e-3, 2.0e-3, 3.0e-3, 4.0e-3]}}
+sweep: {max_attempts: 1}
+)";
+    const fs::path dir = work_dir(name);
+    fixture::write_sweep(dir, text, [&](const experiments::PlannedTrial& t) -> std::optional<fixture::Outcome> {
+      const std::vector<double>& v = by_lr.at(t.config.optimizer.lr);
+      if (t.seed > v.size()) return std::nullopt;
+      fixture::Outcome o;
+      o.loss = v[t.seed - 1];
+      return o;
+    });
+    analysis::AnalysisOptions options;
+    options.tolerance = 0.05;
+    return analysis::analyze(analysis::load_sweep(dir), options);
+  };
+  const auto a = write("shared_seeds", losses);
+  const auto& c = a.cells.at(0);
+  CHECK(c.best.point == "optimizer.lr=2.0e-3");
+  CHECK(c.best.loss == Approx((1.02 + 1.09 + 1.09) / 3).epsilon(1e-12));  // the mean over all its seeds
+  CHECK(c.ranked_seeds == std::vector<std::int64_t>{1, 2, 3});
+  CHECK(c.near_best == std::vector<std::string>{"optimizer.lr=2.0e-3", "optimizer.lr=1.0e-3"});
+  CHECK(c.best_interval.method == "seeds");
+  CHECK(c.best_interval.degenerate.empty());
+  CHECK(c.best_interval.high > c.best_interval.low);
+  // Ablation rows are paired: lr 3e-3 against the best on seed 1 (1.06 - 1.02), lr 1e-3 on 1..3.
+  REQUIRE(c.ablation.size() == 3);
+  CHECK(c.ablation[0].point == "optimizer.lr=1.0e-3");
+  CHECK(c.ablation[0].delta == Approx((1.12 + 1.12 + 1.00 - 1.02 - 1.09 - 1.09) / 3).epsilon(1e-12));
+  CHECK(c.ablation[1].point == "optimizer.lr=3.0e-3");
+  CHECK(c.ablation[1].loss == Approx(1.06).epsilon(1e-12));
+  CHECK(c.ablation[1].delta == Approx(0.04).epsilon(1e-9));
+  const auto tables = analysis::make_tables(a);
+  CHECK(shown(tables, "cells", 0, "ranked_seeds") == "3");
+  CHECK(shown(tables, "cells", 0, "seeds") == "3");
+
+  // A point inside the band with one seed: the band shares seed 1 only, so the best is chosen on
+  // seed 1 (lr 1e-3) and reported with the mean over all of its seeds.
+  auto with_unconfirmed = losses;
+  with_unconfirmed[3e-3] = {1.01};
+  const auto b = write("shared_seeds_band", with_unconfirmed);
+  const auto& d = b.cells.at(0);
+  CHECK(d.best.point == "optimizer.lr=1.0e-3");
+  CHECK(d.ranked_seeds == std::vector<std::int64_t>{1});
+  CHECK(d.best.loss == Approx((1.00 + 1.12 + 1.12) / 3).epsilon(1e-12));
+  CHECK(d.near_best == std::vector<std::string>{"optimizer.lr=1.0e-3", "optimizer.lr=3.0e-3", "optimizer.lr=2.0e-3"});
 }

@@ -20,7 +20,7 @@ trials = load_trials(sweep)
 assert len(trials) == analysis["trials_total"], (len(trials), analysis["trials_total"])
 assert int(trials["finished"].sum()) == analysis["trials_finished"]
 
-best = best_points(trials)
+best = best_points(trials, analysis["tolerance"])
 cells = {(r["optimizer"], r["model"], r["ratio"]): r for r in tables["cells"]}
 assert len(best) == len(cells), (len(best), len(cells))
 for _, b in best.iterrows():
@@ -28,6 +28,7 @@ for _, b in best.iterrows():
     assert c["best_point"] == b["point"], (c, b)
     assert math.isclose(c["best_loss"], b["loss"], rel_tol=1e-12), (c["best_loss"], b["loss"])
     assert c["seeds"] == b["seeds"]
+    assert c["ranked_seeds"] == b["ranked_seeds"]
     sel = trials[trials["cell"] == b["cell"]]
     assert c["completed"] == int((sel["state"] == "COMPLETED").sum())
     assert c["tokens_spent"] == int(sel.loc[sel["finished"], "summary_tokens_seen"].sum())

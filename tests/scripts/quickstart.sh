@@ -2,7 +2,8 @@
 # ctest-labels: slow
 # README command 1 end to end, shortened: the quickstart study (scripts/quickstart_study.sh: sweep on
 # 2 training ranks, `expt analyze`, plots) at tokens_per_param 0.5 instead of 2, ending with the
-# analysis table and the plot paths; the Python reader agrees with `expt analyze` on it
+# analysis table and the plot paths; the confirmation seeds (search.confirm) give every best loss and
+# speedup an interval over seeds; the Python reader agrees with `expt analyze` on it
 # (check_sweep_reader.py). Also the single quickstart trial (configs/quickstart.yaml) still learns.
 source "$(dirname "$0")/lib.sh"
 
@@ -26,7 +27,7 @@ study="$work/study"
 bash "$EXPT_SOURCE_DIR/scripts/quickstart_study.sh" "$EXPT" "$study" --set scales.tokens_per_param=0.5 \
   --set base.train.eval_every=20 --set base.train.checkpoint_every=20 > "$work/study.out" 2> "$work/study.err" \
   || die "quickstart study failed: $(tail -30 "$work/study.err")"
-grep -q "16 COMPLETED" "$work/study.err" "$work/study.out" || die "not every trial completed: $(tail "$work/study.err")"
+grep -q "32 COMPLETED" "$work/study.err" "$work/study.out" || die "not every trial completed: $(tail "$work/study.err")"
 grep -q "^Speedup over adamw" "$work/study.out" || die "no speedup table: $(cat "$work/study.out")"
 for plot in loss_curves final_loss speedup lr_sensitivity; do
   for ext in png svg; do
@@ -39,6 +40,17 @@ done
 awk '/^study quickstart_study \(/ {on = 1} /^plots:$/ {on = 0} on' "$work/study.out" | sed '$d' > "$work/printed.txt"
 cmp -s "$work/printed.txt" "$study/analysis/analysis.txt" || die "printed table differs from analysis.txt"
 [[ -s $work/printed.txt ]] || die "no analysis printed"
+# search.confirm ran each cell's best point on seeds 1-3: every best loss and speedup has an
+# interval over seeds of positive width, none reads n/a.
+"$EXPT_PYTHON" - "$study" <<'PY' || die "the confirmation seeds did not give intervals over seeds"
+import json, pathlib, sys
+a = json.loads((pathlib.Path(sys.argv[1]) / "analysis" / "analysis.json").read_text())
+for c in a["tables"]["cells"]:
+    assert c["seeds"] == 3 and c["ranked_seeds"] == 3 and c["seed_sd"] > 0, c
+    assert c["ci_method"] == "seeds" and c["ci_low"] < c["ci_high"], c
+for r in a["tables"]["speedup"]:
+    assert r["ci_method"] == "seeds" and r["ci_low"] < r["ci_high"], r
+PY
 cp -r "$study" "$work/copy"
 "$EXPT_PYTHON" "$scripts/check_sweep_reader.py" "$study" "$work/copy" || die "Python reader disagrees with expt analyze"
 echo "quickstart: ok"

@@ -84,6 +84,10 @@ ids=("$work"/d/trials/*)
 head -c 4000 /dev/urandom > "${ids[0]}/result.h5"
 truncate -s 1000 "${ids[1]}/result.h5"
 faults=$((faults + 2))
+# The first trial also loses its final checkpoint (as a directory written before decision 111 has
+# none), so its rebuild trains again from step 35 and the SIGINT below lands mid-training; the
+# second is rebuilt from its final checkpoint at step 40 without training.
+rm -r "${ids[0]}/checkpoints/step-40"
 # SIGINT while the first trial is being rebuilt (slowed down), then a clean rerun.
 EXPT_TEST_STEP_DELAY_MS=100 "$EXPT" sweep "$study" --out "$work/d" > "$work/result.out" 2>&1 &
 pid=$!
@@ -105,6 +109,7 @@ for t in "${ids[@]}"; do
   ls "$t/quarantine" | grep -q '^result\.h5-' || die "$t: unreadable result.h5 not quarantined"
 done
 grep -q "quarantined unreadable result" "${ids[0]}/log.txt" || die "log.txt does not report the result file"
+grep -q "resuming from step 40" "${ids[1]}/log.txt" || die "the second result was not rebuilt from the final checkpoint"
 "$EXPT_PYTHON" - "$work/d/status.json" <<'PY' || die "status.json does not list quarantined files"
 import json, sys
 s = json.load(open(sys.argv[1]))
