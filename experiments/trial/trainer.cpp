@@ -18,8 +18,10 @@
 #include "core/config/loader.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/trial_directory.hpp"
+#include "core/util/allocation.hpp"
 #include "experiments/trial/branching.hpp"
 #include "experiments/trial/evaluator.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/progress.hpp"
 #include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/training_observers.hpp"
@@ -75,6 +77,8 @@ class Trainer {
   }
 
   TrialOutcome run();
+  // The pre-flight estimate, recorded in the log with the measured peak at the end.
+  void set_memory_estimate(const MemoryEstimate& estimate) { memory_ = estimate; }
 
  private:
   // The training loop's before_update callback: keeps the parameters before the update (for the
@@ -127,6 +131,7 @@ class Trainer {
   std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (core/io/trial_identity.hpp)
   int attempt_ = 1;
   bool ownership_lost_ = false;
+  std::optional<MemoryEstimate> memory_;
 
   // Observers (attach_observers); the ones rank 0 alone has are null elsewhere.
   std::unique_ptr<MetricsRecorder> metrics_;
@@ -361,6 +366,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
                        latest ? fmt::format("resuming from step {}", step_) : std::string("starting"), comm_.size(),
                        step_fn_.model().n_params(), dir_.path().string()));
   log.info(kernels::gemm_machine_summary());
+  if (memory_) log.info(describe(*memory_));
   if (const auto warning = kernels::gemm_startup_warning()) log.info("warning: " + *warning);
 
   kernels::set_blas_threads(1);
@@ -465,6 +471,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   summary.best_eval_loss = evaluation_->best_loss();
   summary.final_eval_loss =
       summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : evaluation_->last_loss();
+  if (memory_)
+    log.info(
+        fmt::format("peak RSS of this process {} against the memory estimate {} per rank (a sweep's process: "
+                    "over every trial it ran)",
+                    util::format_bytes(peak_rss_bytes()), util::format_bytes(memory_->total())));
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));
@@ -473,7 +484,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
 }  // namespace
 
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options) {
+  // Before anything is allocated or written.
+  const MemoryEstimate memory = estimate_trial_memory(cfg);
+  check_trial_memory(memory, comm, options.memory_check);
   Trainer trainer(cfg, comm, options);
+  trainer.set_memory_estimate(memory);
   return trainer.run();
 }
 

@@ -65,6 +65,9 @@ struct TrainerOptions {
   std::vector<std::int64_t> fork_points;
   std::filesystem::path trunk_dir;
   std::int64_t branch_step = 0;
+  // Refuse a trial whose memory estimate does not fit (experiments/trial/memory_estimate.hpp);
+  // false: `expt run --no-memory-check`.
+  bool memory_check = true;
 };
 
 struct TrialOutcome {
@@ -77,7 +80,8 @@ struct TrialOutcome {
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
-// Throws std::runtime_error when the directory holds a different trial or is locked by another run.
+// Throws std::runtime_error when the directory holds a different trial or is locked by another run,
+// MemoryRefusal (memory_estimate.hpp) before anything is allocated or written when it would not fit.
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options);
 
 }  // namespace expt::experiments
