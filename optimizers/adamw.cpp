@@ -17,6 +17,12 @@ AdamW::AdamW(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo
   init(cfg, rules);
 }
 
+OptimizerMemory AdamW::memory(const std::vector<nn::ParamInfo>& params) {
+  OptimizerMemory mem;
+  for (const nn::ParamInfo& p : params) mem.state += 2.0 * sizeof(float) * static_cast<double>(p.size) + 8.0;
+  return mem;
+}
+
 void AdamW::init(const config::OptimizerConfig& cfg, std::span<const GroupRule> rules) {
   if (!(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0)) throw std::invalid_argument("adamw: beta1 must be in [0, 1)");
   if (!(cfg.beta2 >= 0.0 && cfg.beta2 < 1.0)) throw std::invalid_argument("adamw: beta2 must be in [0, 1)");

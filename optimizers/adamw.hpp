@@ -38,6 +38,8 @@ class AdamW : public Optimizer {
   AdamW(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params, std::span<const GroupRule> rules);
 
   std::string name() const override { return "adamw"; }
+  // State m and v (4 B each per element) and t (8 B per parameter); no scratch.
+  static OptimizerMemory memory(const std::vector<nn::ParamInfo>& params);
 
   // `params` must list the constructor's parameters in the same order (names and sizes are
   // checked; std::invalid_argument otherwise). The bias corrections use each parameter's own

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <stdexcept>
+#include <utility>
 
 #include "kernels/dct.hpp"
 #include "kernels/gemm.hpp"
@@ -14,6 +16,30 @@ using kernels::Trans;
 
 namespace {
 constexpr std::size_t kNotLowRank = static_cast<std::size_t>(-1);
+}
+
+OptimizerMemory DctAdamW::memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) {
+  const HybridRouting routing = route_hybrid(cfg, params, "dct_adamw");
+  OptimizerMemory mem = adamw_part_memory(routing);
+  mem.state += 8.0;  // t
+  std::set<int> sizes;
+  double largest_full = 0, largest_low = 0, largest_q = 0, largest_s = 0;
+  for (std::size_t i : routing.main_params) {
+    const double m = static_cast<double>(params[i].rows()), n = static_cast<double>(params[i].cols());
+    const int s = static_cast<int>(std::min(m, n));
+    const double r = std::min(cfg.rank, s);
+    const double low = std::max(m, n) * r;
+    mem.state += 2.0 * sizeof(float) * low + 8.0 * r;
+    mem.scratch += 8.0 * r;  // I_prev
+    if (sizes.insert(s).second) mem.scratch += sizeof(float) * static_cast<double>(s) * s;
+    largest_full = std::max(largest_full, m * n);
+    largest_low = std::max(largest_low, low);
+    largest_q = std::max(largest_q, s * r);
+    largest_s = std::max(largest_s, static_cast<double>(s));
+  }
+  mem.scratch += sizeof(float) * largest_s + sizeof(std::pair<float, std::int64_t>) * largest_s +
+                 sizeof(float) * (largest_full + largest_q + 2.0 * largest_low);
+  return mem;
 }
 
 DctAdamW::DctAdamW(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params)

@@ -36,6 +36,11 @@ class DctAdamW : public HybridOptimizer {
   DctAdamW(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
   std::string name() const override { return "dct_adamw"; }
+  // State: the AdamW part's, t, and per routed m x n matrix (s = min(m, n), r = min(rank, s)) M and
+  // V (max(m, n) x r floats each) and I (r int64). Scratch: the previous I, one s x s DCT matrix per
+  // distinct s, and the buffers of the largest matrix (scores and ranking over s, S = G Q of its
+  // full size, Q[:, I], the low-rank gradient and the remap buffer).
+  static OptimizerMemory memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
   // The selected DCT indices of parameter i (which must be routed to the low-rank part).
   std::span<const std::int64_t> indices(std::size_t i) const;

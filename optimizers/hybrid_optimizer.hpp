@@ -44,6 +44,8 @@ class HybridOptimizer : public Optimizer {
   // main_group: the name of the routed matrices' group ("muon", "dct_adamw").
   HybridOptimizer(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params,
                   const std::string& main_group);
+  // The AdamW part's memory (AdamW::memory of the parameters the routing gives it).
+  static OptimizerMemory adamw_part_memory(const HybridRouting& routing) { return AdamW::memory(routing.adam_infos); }
 
   // Once per step before the matrix updates; lr_main = lr x the main group's lr_scale.
   virtual void begin_step(double lr_main) { (void)lr_main; }

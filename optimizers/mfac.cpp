@@ -283,6 +283,18 @@ template class MfacReferenceWindow<double>;
 // ---------------------------------------------------------------------------------------------
 // MFac, the optimizer.
 
+OptimizerMemory MFac::memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) {
+  double dim = 0;
+  for (const auto& p : params) dim += static_cast<double>(p.size);
+  const double block = cfg.block_size > 0 ? cfg.block_size : std::max(dim, 1.0);
+  const double blocks = std::ceil(dim / block), m = cfg.window;
+  OptimizerMemory mem;
+  mem.state = sizeof(float) * dim + sizeof(float) * m * dim + blocks * (sizeof(double) * m * m + 16.0);
+  mem.scratch =
+      2.0 * sizeof(float) * dim + blocks * (sizeof(double) * m + 3.0 * sizeof(double) * m + sizeof(float) * m);
+  return mem;
+}
+
 MFac::MFac(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) : params_(params) {
   if (!(cfg.momentum >= 0.0 && cfg.momentum < 1.0)) throw std::invalid_argument("mfac: momentum must be in [0, 1)");
   if (cfg.block_size < 0) throw std::invalid_argument("mfac: block_size must be >= 0");

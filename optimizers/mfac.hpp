@@ -128,6 +128,11 @@ class MFac : public Optimizer {
   MFac(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
   std::string name() const override { return "mfac"; }
+  // Over the flat dimension d (every parameter) cut into blocks, window m: state the momentum
+  // (4 d B), per block G (m x block floats), R (m x m doubles), slot and count. Scratch: the flat
+  // copy and the update (4 d B each), the Gram rows (8 m B per block) and per window four m-vectors.
+  // Unsharded (sharding over P ranks keeps d/P columns per rank).
+  static OptimizerMemory memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
   // Allocates nothing after the first call.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
   // State: "momentum" (d floats), per block b "block<b>/G" (m x block dim), "block<b>/R" (m x m),

@@ -37,6 +37,21 @@ kernels::NsMethod kernel_method(config::NsMethod method) {
 
 }  // namespace
 
+OptimizerMemory Muon::memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) {
+  const HybridRouting routing = route_hybrid(cfg, params, "muon");
+  OptimizerMemory mem = adamw_part_memory(routing);
+  std::size_t largest = 0, largest_workspace = 0;
+  for (std::size_t i : routing.main_params) {
+    const nn::ParamInfo& p = params[i];
+    mem.state += sizeof(float) * static_cast<double>(p.size);
+    largest = std::max(largest, p.size);
+    largest_workspace = std::max(largest_workspace, kernels::newton_schulz_workspace_size(static_cast<int>(p.rows()),
+                                                                                          static_cast<int>(p.cols())));
+  }
+  mem.scratch += sizeof(float) * (2.0 * static_cast<double>(largest) + static_cast<double>(largest_workspace));
+  return mem;
+}
+
 Muon::Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params)
     : HybridOptimizer(cfg, params, "muon") {
   if (!(cfg.momentum >= 0.0 && cfg.momentum < 1.0)) throw std::invalid_argument("muon: momentum must be in [0, 1)");

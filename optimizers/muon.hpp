@@ -37,6 +37,9 @@ class Muon : public HybridOptimizer {
   Muon(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
   std::string name() const override { return "muon"; }
+  // State: the AdamW part's, and the momentum of every routed matrix (4 B per element). Scratch:
+  // U and O of the largest matrix and the largest Newton-Schulz workspace (floats).
+  static OptimizerMemory memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
  private:
   // The owner of a matrix alone updates its momentum, runs NS and the update (sharded: the other

@@ -123,6 +123,17 @@ void Optimizer::add_scalar(std::string key, std::int64_t& value,
                            [&value](std::span<const std::int64_t> in) { value = in[0]; }, std::move(check)});
 }
 
+double Optimizer::registered_state_bytes() const {
+  double bytes = 0;
+  for (const Entry& e : entries_)
+    std::visit(
+        [&](const auto& io) {
+          bytes += static_cast<double>(e.count) * sizeof(typename std::decay_t<decltype(io)>::value_type);
+        },
+        e.io);
+  return bytes;
+}
+
 void Optimizer::add_part_state(const std::string& prefix, Optimizer& part) {
   for (const Entry& e : part.entries_) entries_.push_back(Entry{prefix + "/" + e.key, e.shape, e.count, e.io});
   parts_.push_back(&part);

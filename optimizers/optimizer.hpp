@@ -83,6 +83,9 @@ class Optimizer {
   // same (reduced) gradients. nullptr or a group of one: no splitting.
   virtual void set_communicator(comm::Communicator* comm) { (void)comm; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
+  // Bytes of every registered state entry (its element count x element size), as one unsharded
+  // rank holds them: what OptimizerMemory::state must equal (tests/optimizers/optimizer_memory_test).
+  double registered_state_bytes() const;
 
  protected:
   // An entry with its own save and load. shape: as saved (empty: `count` elements without a shape,
@@ -124,8 +127,23 @@ class Optimizer {
   std::vector<Optimizer*> parts_;
 };
 
-// Builds the optimizer named by cfg.type for the given parameters (registry in registry.cpp).
+// Builds the optimizer named by cfg.type for the given parameters (registry in registry.cpp). A
+// std::bad_alloc while it allocates its state becomes util::AllocationFailure naming the optimizer
+// and optimizer_memory()'s bytes.
 std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
+
+// The bytes an optimizer keeps for these parameters on one rank without sharding (sharding only
+// lowers them), computed from the shapes alone, without building it: `state` is its resumable
+// state, exactly registered_state_bytes() of the built optimizer (a test holds every type to it),
+// `scratch` the buffers its step reuses (Newton-Schulz and DCT workspaces, SOAP's float bases and
+// QR workspaces, M-FAC's flat copies). Each optimizer class defines its own static memory(cfg,
+// params) next to its constructor; this dispatches on cfg.type like make_optimizer.
+struct OptimizerMemory {
+  double state = 0;
+  double scratch = 0;
+  double total() const { return state + scratch; }
+};
+OptimizerMemory optimizer_memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
 // Checks that `params` lists the parameters `expected` (same count, names and sizes) and throws
 // std::invalid_argument naming the first mismatch otherwise.

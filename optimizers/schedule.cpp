@@ -15,6 +15,13 @@ std::int64_t warmup_steps(const config::ScheduleConfig& cfg, std::int64_t total_
   return std::min<std::int64_t>(std::llround(steps), total_steps);
 }
 
+std::int64_t wsd_decay_start(const config::ScheduleConfig& cfg, std::int64_t total_steps) {
+  const std::int64_t warmup = warmup_steps(cfg, total_steps);
+  const std::int64_t decay_steps =
+      std::min<std::int64_t>(std::llround(cfg.decay * static_cast<double>(total_steps)), total_steps - warmup);
+  return total_steps - decay_steps;
+}
+
 double scheduled_lr(const config::ScheduleConfig& cfg, double peak_lr, std::int64_t step, std::int64_t total_steps) {
   const std::int64_t warmup = warmup_steps(cfg, total_steps);
   if (step < 1 || step > total_steps)
@@ -36,9 +43,8 @@ double scheduled_lr(const config::ScheduleConfig& cfg, double peak_lr, std::int6
   if (cfg.type == "cosine") return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * s / S));
   if (cfg.type == "linear") return peak_lr + (min_lr - peak_lr) * s / S;
   if (cfg.type == "wsd") {
-    const std::int64_t decay_steps =
-        std::min<std::int64_t>(std::llround(cfg.decay * static_cast<double>(total_steps)), total_steps - warmup);
-    const std::int64_t decay_start = total_steps - decay_steps;  // last stable update
+    const std::int64_t decay_start = wsd_decay_start(cfg, total_steps);  // last stable update
+    const std::int64_t decay_steps = total_steps - decay_start;
     if (step <= decay_start) return peak_lr;
     return peak_lr + (min_lr - peak_lr) * static_cast<double>(step - decay_start) / static_cast<double>(decay_steps);
   }

@@ -27,6 +27,11 @@ namespace expt::optim {
 // W of the formulas above. Throws std::invalid_argument for warmup < 0 or total_steps < 1.
 std::int64_t warmup_steps(const config::ScheduleConfig& cfg, std::int64_t total_steps);
 
+// wsd: N - D, the last update at the stable lr (the cooldown starts after it), with
+// D = min(round(decay · N), N − W) and round = std::llround (halves away from zero). WSD branches
+// (docs/sweeps.md "Branches") fork at this step; the planner and scheduled_lr share this function.
+std::int64_t wsd_decay_start(const config::ScheduleConfig& cfg, std::int64_t total_steps);
+
 // The lr of update `step` (1 <= step <= total_steps). Throws std::invalid_argument for an unknown
 // schedule type, a step out of range, min_lr_ratio < 0, or (wsd) decay outside [0, 1].
 double scheduled_lr(const config::ScheduleConfig& cfg, double peak_lr, std::int64_t step, std::int64_t total_steps);

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 #include <stdexcept>
+#include <utility>
 
 #include "core/comm/communicator.hpp"
 #include "kernels/gemm.hpp"
@@ -38,6 +40,40 @@ std::vector<std::pair<int, int>> chunks(int size, int block, bool cut) {
 }
 
 }  // namespace
+
+OptimizerMemory Soap::memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) {
+  OptimizerMemory mem;
+  const int dmax = cfg.max_precond_dim;
+  std::set<int> sides;
+  double largest = 0, largest_side = 0;
+  for (const auto& p : params) {
+    mem.state += 16.0;  // t, initialized
+    // The constructor's layout: merge_dims, preconditioned sides, blocks.
+    const bool merged = cfg.merge_dims && p.shape.size() == 2 && p.size <= static_cast<std::size_t>(dmax);
+    const bool matrix = p.shape.size() == 2 && !merged;
+    const int rows = matrix ? static_cast<int>(p.rows()) : 1;
+    const int cols = matrix ? static_cast<int>(p.cols()) : static_cast<int>(p.size);
+    const bool left = matrix && rows <= dmax;
+    const bool right = merged || (matrix && cols <= dmax && !(cfg.one_sided && left));
+    for (auto [r0, rn] : chunks(rows, cfg.block_size, left))
+      for (auto [c0, cn] : chunks(cols, cfg.block_size, right)) {
+        const double h = rn, w = cn;
+        mem.state += 2.0 * sizeof(double) * h * w;
+        for (auto [on, s] : {std::pair{left, h}, std::pair{right, w}}) {
+          if (!on) continue;
+          mem.state += 2.0 * sizeof(double) * s * s;
+          mem.scratch += sizeof(float) * s * s;
+          if (sides.insert(static_cast<int>(s)).second) mem.scratch += sizeof(double) * (2.0 * s * s + 3.0 * s);
+          largest_side = std::max(largest_side, s);
+        }
+        largest = std::max(largest, h * w);
+      }
+  }
+  const double s2 = largest_side * largest_side;
+  mem.scratch += sizeof(double) * (4.0 * largest + s2 + std::max(largest, s2) + largest_side) +
+                 sizeof(float) * (3.0 * largest + s2) + sizeof(int) * largest_side;
+  return mem;
+}
 
 Soap::Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params) : params_(params) {
   if (!(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0) || !(cfg.beta2 >= 0.0 && cfg.beta2 < 1.0))

@@ -50,6 +50,12 @@ class Soap : public Optimizer {
   Soap(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
 
   std::string name() const override { return "soap"; }
+  // State: per parameter t and initialized (8 B each); per block (h x w, as the constructor cuts
+  // them) M and V (h w doubles each), L and Q_L (h x h doubles each) on a preconditioned left side,
+  // R and Q_R (w x w) on the right. Scratch: the float bases (4 h² / 4 w²), per distinct side size
+  // s a QR workspace (2 s² + 3 s doubles), and the buffers of the largest block (b = h w) and side
+  // (s): 4 b doubles, 3 b floats, s² doubles (P Q), max(b, s²) doubles, s² floats, s doubles and ints.
+  static OptimizerMemory memory(const config::OptimizerConfig& cfg, const std::vector<nn::ParamInfo>& params);
   // Allocates nothing after the first call, refresh steps included.
   void step(std::span<const ParamRef> params, std::int64_t step, double lr) override;
   // State: per parameter "<name>/t", "<name>/initialized"; per block b "<name>/<b>/{M,V,L,QL,R,QR}"

@@ -92,7 +92,7 @@ std::optional<SweepCoordinatorChannel::Message> SweepCoordinatorChannel::poll() 
 }
 
 void SweepCoordinatorChannel::assign(int leader, const TrialAssignment& trial) {
-  send_string(trial.id + "\n" + trial.config_yaml, leader, kTagAssign);
+  send_string(trial.id + "\n" + trial.branch + "\n" + trial.config_yaml, leader, kTagAssign);
 }
 
 void SweepCoordinatorChannel::shut_down(int leader) { send_string("", leader, kTagShutdown); }
@@ -116,8 +116,10 @@ std::optional<TrialAssignment> SweepGroupChannel::next_trial() {
   if (header[0] == kTagShutdown) return std::nullopt;
   msg.resize(static_cast<std::size_t>(header[1]));
   MPI_Bcast(msg.data(), static_cast<int>(header[1]), MPI_CHAR, 0, group_);
+  // "<id>\n<branch JSON line>\n<config YAML>"
   const std::size_t nl = msg.find('\n');
-  return TrialAssignment{msg.substr(0, nl), msg.substr(nl + 1)};
+  const std::size_t nl2 = msg.find('\n', nl + 1);
+  return TrialAssignment{msg.substr(0, nl), msg.substr(nl2 + 1), msg.substr(nl + 1, nl2 - nl - 1)};
 }
 
 void SweepGroupChannel::report_progress(const TrialProgressMessage& p) {

@@ -24,6 +24,9 @@ namespace expt::comm {
 struct TrialAssignment {
   std::string id;
   std::string config_yaml;  // canonical YAML of the resolved trial config (`out` set)
+  // The trial's part in WSD branching, one JSON line (experiments/sweep/runner.hpp BranchRole);
+  // sent to a group's leader only (WorkerChannel::share leaves it out: a worker's rank 0 has it).
+  std::string branch = "{}";
 };
 
 struct TrialProgressMessage {

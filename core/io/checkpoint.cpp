@@ -249,6 +249,8 @@ std::optional<std::int64_t> CheckpointStore::latest_committed() const {
   return steps.front();
 }
 
+bool CheckpointStore::committed(std::int64_t step) const { return is_committed(dir_ / step_dir_name(step), step); }
+
 StateDict CheckpointStore::load(std::int64_t step) const {
   const fs::path folder = dir_ / step_dir_name(step);
   if (!is_committed(folder, step))

@@ -31,6 +31,8 @@ class CheckpointStore {
 
   // Newest step whose folder has a COMMIT naming that step.
   std::optional<std::int64_t> latest_committed() const;
+  // Whether step-<step> has a COMMIT naming that step.
+  bool committed(std::int64_t step) const;
 
   // Exact round trip of every entry (bits, types, shapes). Throws std::runtime_error when the step
   // is not committed or state.h5 is damaged.

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "core/util/allocation.hpp"
 #include "core/util/random.hpp"
 
 namespace expt::nn {
@@ -97,13 +98,23 @@ const T* Model<T>::forward(const std::int32_t* inputs, int B, int L) {
   const int rows = B * L;
   const std::size_t act = static_cast<std::size_t>(rows) * cfg_.d_model;
   const int n_layers = static_cast<int>(blocks_.size());
-  tokens_.assign(inputs, inputs + rows);
-  acts_.resize(act * (n_layers + 1));
-  normed_.resize(act);
-  logits_.resize(static_cast<std::size_t>(rows) * vocab_);
-
-  embed_.forward(inputs, acts_.data(), rows);
-  for (int l = 0; l < n_layers; ++l) blocks_[l].forward(acts_.data() + l * act, acts_.data() + (l + 1) * act, B, L);
+  // The buffers grow to the largest (B, L) seen, here and in every layer's forward cache.
+  util::allocating(
+      "activations",
+      [&] {
+        return "the activations of a forward at batch " + std::to_string(B) + " x length " + std::to_string(L) +
+               " (residual stream, logits and every layer's saved tensors)";
+      },
+      -1,
+      [&] {
+        tokens_.assign(inputs, inputs + rows);
+        acts_.resize(act * (n_layers + 1));
+        normed_.resize(act);
+        logits_.resize(static_cast<std::size_t>(rows) * vocab_);
+        embed_.forward(inputs, acts_.data(), rows);
+        for (int l = 0; l < n_layers; ++l)
+          blocks_[l].forward(acts_.data() + l * act, acts_.data() + (l + 1) * act, B, L);
+      });
   norm_.forward(acts_.data() + n_layers * act, normed_.data(), rows);
   head_.forward(normed_.data(), logits_.data(), rows);
   return logits_.data();

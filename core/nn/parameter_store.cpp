@@ -3,14 +3,20 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/util/allocation.hpp"
+
 namespace expt::nn {
 
 std::string_view to_string(ParamRole role) {
   switch (role) {
-    case ParamRole::matrix: return "matrix";
-    case ParamRole::embedding: return "embedding";
-    case ParamRole::head: return "head";
-    case ParamRole::vector: return "vector";
+    case ParamRole::matrix:
+      return "matrix";
+    case ParamRole::embedding:
+      return "embedding";
+    case ParamRole::head:
+      return "head";
+    case ParamRole::vector:
+      return "vector";
   }
   return "?";
 }
@@ -41,8 +47,13 @@ std::size_t ParameterStore<T>::add(std::string name, std::vector<std::int64_t> s
 template <class T>
 void ParameterStore<T>::allocate() {
   if (allocated_) throw std::logic_error("ParameterStore::allocate called twice");
-  values_.assign(total_, T(0));
-  grads_.assign(total_, T(0));
+  util::allocating(
+      "parameters", [&] { return "the parameter values and gradients, 2 x " + std::to_string(total_) + " values"; },
+      2.0 * sizeof(T) * static_cast<double>(total_),
+      [&] {
+        values_.assign(total_, T(0));
+        grads_.assign(total_, T(0));
+      });
   allocated_ = true;
 }
 

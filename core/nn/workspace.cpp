@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <string>
+
+#include "core/util/allocation.hpp"
 
 namespace expt::nn {
 
@@ -19,8 +22,12 @@ template <class T>
 typename Workspace<T>::Buffer Workspace<T>::allocate(std::size_t n) {
   // Zero-filled: a fresh buffer holds defined values even for a caller that (wrongly) reads
   // before writing, as std::vector's did.
-  T* p = static_cast<T*>(::operator new (std::max<std::size_t>(n, 1) * sizeof(T), std::align_val_t{kAlignBytes}));
-  std::memset(static_cast<void*>(p), 0, std::max<std::size_t>(n, 1) * sizeof(T));
+  const std::size_t bytes = std::max<std::size_t>(n, 1) * sizeof(T);
+  T* p = util::allocating(
+      "workspace", [&] { return "the backward workspace, " + std::to_string(n) + " values"; },
+      static_cast<double>(bytes),
+      [&] { return static_cast<T*>(::operator new (bytes, std::align_val_t{kAlignBytes})); });
+  std::memset(static_cast<void*>(p), 0, bytes);
   return Buffer(p);
 }
 

@@ -1,7 +1,6 @@
 #include "experiments/cli/bench_command.hpp"
 
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -21,12 +20,12 @@
 #include "core/config/loader.hpp"
 #include "core/data/task.hpp"
 #include "core/nn/cross_entropy.hpp"
-#include "core/nn/mlp.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/machine_peak.hpp"
 #include "experiments/cli/threads.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/training_step.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/processor.hpp"
@@ -50,13 +49,6 @@ double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-// Peak resident set size of this process so far, in bytes (Linux reports ru_maxrss in KiB).
-double peak_rss_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) * 1024.0;
 }
 
 // Bytes of every array of an optimizer's resumable state (moments, momentum, bases, windows).
@@ -93,43 +85,8 @@ struct BenchResult {
   std::vector<double> losses;                    // every step, warmup included
   double rss_baseline = 0, rss_peak = 0;
   double bytes_params = 0, bytes_grads = 0, bytes_optimizer = 0, bytes_activations = 0;
+  MemoryEstimate estimate;  // the pre-flight estimate of this step (no trainer copy)
 };
-
-}  // namespace
-
-double bench_activation_floats_per_token(const config::ModelConfig& cfg, int vocab) {
-  const config::MixerConfig& m = cfg.mixer;
-  const double d = cfg.d_model, H = m.heads;
-  double mixer = 0;
-  if (m.type == "attention") {
-    mixer = 4 * d + H;  // q, k, v (after RoPE), o; log-sum-exp per head
-  } else if (m.type == "gla") {
-    const double dk = static_cast<int>(d * m.expand_k), dv = static_cast<int>(d * m.expand_v), r = m.gate_low_rank_dim;
-    // q, k, v kernel inputs; x W_a1 (r); gate logits z and log-decay g (D_k each); kernel output o,
-    // output gate x W_r, normed (the o_proj input): 3 D_v; with short conv the pre-conv projections too.
-    mixer = (2 * dk + dv) + r + 2 * dk + 3 * dv + (m.use_short_conv ? 2 * dk + dv : 0);
-  } else if (m.type == "deltanet" || m.type == "deltaproduct" || m.type == "gated_deltaproduct") {
-    const bool product = m.type != "deltanet";
-    const double nh = product ? m.num_householder : 1;
-    const double dk = product ? (m.head_dim > 0 ? m.head_dim : d / H) : static_cast<int>(d * m.expand_k) / H;
-    const double dv = product ? dk * m.expand_v : static_cast<int>(d * m.expand_v) / H;
-    const double q = H * dk, k = nh * H * dk, v = nh * H * dv, o = H * dv;
-    const bool gate = m.use_forget_gate || m.type == "gated_deltaproduct";
-    // projections before the activation (q, k, v), normalised q, k and activated v (kernel inputs),
-    // beta logits and beta, forget-gate logits and g, kernel output, output gate, normed.
-    mixer = (q + k + v) + (q + k + v) + 2 * nh * H + (gate ? 2 * H : 0) + o + (m.use_output_gate ? o : 0) + o;
-  }
-  // Saved per token: swiglu gate, up and hidden (3 I); silu up and hidden (2 I).
-  const double mlp = cfg.mlp.type == "none"
-                         ? 0.0
-                         : (cfg.mlp.type == "swiglu" ? 3.0 : 2.0) * nn::mlp_intermediate_size(cfg.mlp, cfg.d_model);
-  // Per block: its input (the residual stream), the two norm outputs and the mid-block residual h,
-  // the mixer's and the MLP's saved tensors. Model: final block output, final norm, logits, dlogits.
-  const double block = d + (m.type != "none" ? d : 0) + (mlp > 0 ? 2 * d : 0) + mixer + mlp;
-  return cfg.n_layers * block + 2 * d + 2.0 * vocab;
-}
-
-namespace {
 
 // The phase clock of `expt bench`: wall time and BLAS totals between the phase boundaries the
 // training step reports (experiments/trial/training_step.hpp), summed over the timed steps.
@@ -234,8 +191,10 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   res.bytes_params = 4.0 * static_cast<double>(store.size());
   res.bytes_grads = 4.0 * static_cast<double>(store.size());
   res.bytes_optimizer = state_bytes(step_fn.optimizer().state());
-  const double tokens_local = static_cast<double>(step_fn.local_batch()) * step_fn.task().train_length();
-  res.bytes_activations = 4.0 * tokens_local * bench_activation_floats_per_token(cfg.model, vocab);
+  // The pre-flight estimate (experiments/trial/memory_estimate.hpp) of the training step alone: the
+  // analytic bytes are its parameters, gradients and activations with the optimizer's state as built.
+  res.estimate = estimate_trial_memory(cfg, vocab, MemoryEstimateOptions{.update_copy = false});
+  res.bytes_activations = res.estimate.part("activations");
 
   info["vocab"] = vocab;
   info["n_params"] = step_fn.model().n_params();
@@ -338,7 +297,10 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
                  {"optimizer_bytes", r.bytes_optimizer},
                  {"activations_bytes", r.bytes_activations},
                  {"rss_over_analytic", r.rss_peak / analytic},
-                 {"rss_above_baseline_over_analytic", (r.rss_peak - r.rss_baseline) / analytic}};
+                 {"rss_above_baseline_over_analytic", (r.rss_peak - r.rss_baseline) / analytic},
+                 {"estimate_bytes", r.estimate.total()},
+                 {"rss_over_estimate", r.rss_peak / r.estimate.total()}};
+  for (const MemoryPart& p : r.estimate.parts) j["memory"]["estimate_parts"][p.name] = p.bytes;
   j["losses"] = r.losses;
   return j;
 }
@@ -408,6 +370,11 @@ std::string to_table(const nlohmann::json& j) {
       mib(m["optimizer_bytes"].get<double>()), mib(m["activations_bytes"].get<double>()));
   s += fmt::format("  RSS / analytic  {:.2f} (above baseline: {:.2f})\n", m["rss_over_analytic"].get<double>(),
                    m["rss_above_baseline_over_analytic"].get<double>());
+  std::string parts;
+  for (const auto& [name, bytes] : m["estimate_parts"].items())
+    parts += fmt::format("{}{} {:.1f}", parts.empty() ? "" : " + ", name, mib(bytes.get<double>()));
+  s += fmt::format("  estimate        {:.1f} MiB = {} (pre-flight, as `expt validate`); RSS / estimate {:.2f}\n",
+                   mib(m["estimate_bytes"].get<double>()), parts, m["rss_over_estimate"].get<double>());
   return s;
 }
 

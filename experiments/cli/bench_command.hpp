@@ -28,12 +28,6 @@ struct BenchOptions {
   std::string threads = "1";     // BLAS threads per rank: a number or auto (experiments/cli/threads.hpp)
 };
 
-// Floats of activations per token that the backward of the model of `cfg` reads (saved forward
-// tensors: block inputs, norm outputs, every Linear input, every nonlinearity input, the logits and
-// their gradient), at sequence length `seq_len` and vocabulary `vocab`. Kernel-internal scratch
-// (chunk states, recomputed in backward) is not counted. Formula per mixer in docs/performance.md.
-double bench_activation_floats_per_token(const config::ModelConfig& cfg, int vocab);
-
 // argc/argv go to MPI_Init when launched by mpirun (data-parallel benchmark over the ranks).
 int bench_command(int argc, char** argv, const std::string& config_path, const std::vector<std::string>& sets,
                   const BenchOptions& options);

@@ -64,6 +64,9 @@ int run_cli(int argc, char** argv) {
   run->add_option("--set", run_args.sets, "Override a key: --set optimizer.lr=3e-4 (repeatable)");
   run->add_option("--out", out, "Output directory (overrides the config's `out`)");
   run->add_option("--progress", progress, "Progress display")->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}));
+  bool no_memory_check = false;
+  run->add_flag("--no-memory-check", no_memory_check,
+                "Start even when the memory estimate exceeds the memory available (EXPT_NO_MEMORY_CHECK=1 for sweeps)");
 
   CommonArgs validate_args;
   bool print = false;
@@ -192,7 +195,7 @@ int run_cli(int argc, char** argv) {
   if (*replay) return replay_command(replay_args);
   if (*sgemm_probe) return sgemm_probe_command(std::cout);
   if (*bench) return bench_command(argc, argv, bench_args.config, bench_args.sets, bench_options);
-  return run_command(argc, argv, run_args.config, run_args.sets, out, progress);
+  return run_command(argc, argv, run_args.config, run_args.sets, out, progress, !no_memory_check);
 }
 
 }  // namespace expt::experiments

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "core/config/loader.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/trainer.hpp"
 
@@ -26,7 +28,7 @@ ProgressMode parse_progress(const std::string& s) {
 }  // namespace
 
 int run_command(int argc, char** argv, const std::string& path, std::vector<std::string> sets, const std::string& out,
-                const std::string& progress) {
+                const std::string& progress, bool memory_check) {
   if (!out.empty()) sets.push_back("out=" + out);
   const comm::WorldCommunicator world = comm::open_world_communicator(&argc, &argv);
   comm::Communicator* comm = world.comm.get();
@@ -45,6 +47,7 @@ int run_command(int argc, char** argv, const std::string& path, std::vector<std:
   TrainerOptions options;
   options.progress = rank == 0 ? parse_progress(progress) : ProgressMode::quiet;
   options.hooks = TrainerHooks::from_environment();
+  options.memory_check = memory_check;
   try {
     const auto outcome = run_trial(*cfg, *comm, options);
     if (rank != 0) return outcome.interrupted ? exit_code_for_signal(outcome.signal) : kExitOk;
@@ -65,6 +68,15 @@ int run_command(int argc, char** argv, const std::string& path, std::vector<std:
       return kExitFailed;
     }
     return s.status == "DIVERGED" ? kExitDiverged : kExitOk;
+  } catch (const MemoryRefusal& e) {
+    // Nothing was allocated or written: like a bad configuration, the config has to change.
+    if (rank == 0) std::fprintf(stderr, "expt: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    // An allocation none of the named sites (core/util/allocation.hpp) covers.
+    std::fprintf(stderr,
+                 "expt: error: out of memory (std::bad_alloc); `expt validate` prints this trial's memory estimate\n");
+    return kExitFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expt: error: %s\n", e.what());
     return kExitFailed;

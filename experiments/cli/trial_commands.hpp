@@ -1,6 +1,6 @@
 // The trial subcommands of `expt` (wired into experiments/cli/cli.cpp):
 //   expt run CONFIG [--set key.path=value]... [--out DIR] [--progress auto|tty|plain|quiet]
-//                                        train one trial, or resume it (run_command.cpp)
+//            [--no-memory-check]         train one trial, or resume it (run_command.cpp)
 //   expt validate CONFIG [--set ...] [--print | --minimal]   check it, or print it (validate_command.cpp)
 //   expt types                           the mixer and optimizer types, their keys and defaults
 //                                        (types_command.cpp)
@@ -29,7 +29,8 @@ int validate_command(const std::string& path, const std::vector<std::string>& se
 int types_command(std::ostream& out);
 
 // argc/argv go to MPI_Init when launched by mpirun (a data-parallel trial over the ranks).
+// memory_check false: start even when the memory estimate exceeds what is available.
 int run_command(int argc, char** argv, const std::string& path, std::vector<std::string> sets, const std::string& out,
-                const std::string& progress);
+                const std::string& progress, bool memory_check);
 
 }  // namespace expt::experiments

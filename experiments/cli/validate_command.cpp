@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "core/config/loader.hpp"
+#include "core/util/allocation.hpp"
 #include "experiments/cli/exit_codes.hpp"
 #include "experiments/cli/trial_commands.hpp"
 #include "experiments/study/plan.hpp"
 #include "experiments/study/study.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 
 namespace expt::experiments {
 
@@ -59,6 +61,27 @@ int validate_study(const std::string& path, const std::vector<std::string>& sets
   }
 }
 
+// The trial's memory estimate and whether it fits here (`expt run` refuses what does not).
+std::string memory_note(const config::TrialConfig& cfg) {
+  try {
+    const MemoryEstimate estimate = estimate_trial_memory(cfg);
+    std::string note = describe(estimate) + "\n";
+    const auto available = available_memory();
+    if (!available) return note + "  (the memory available here is unknown)\n";
+    const int ranks_here = cfg.train.ranks;  // all of the trial's ranks on one host
+    const double need = estimate.total() * ranks_here;
+    if (need <= available->bytes)
+      return note + fmt::format("  fits here: {} for {} rank(s) of {} available ({})\n", util::format_bytes(need),
+                                ranks_here, util::format_bytes(available->bytes), available->source);
+    return note + fmt::format(
+                      "  does NOT fit here: {} for {} rank(s) of {} available ({}); `expt run` refuses it on this "
+                      "host unless --no-memory-check\n",
+                      util::format_bytes(need), ranks_here, util::format_bytes(available->bytes), available->source);
+  } catch (const std::exception& e) {
+    return fmt::format("memory estimate: not available ({})\n", e.what());
+  }
+}
+
 }  // namespace
 
 int validate_command(const std::string& path, const std::vector<std::string>& sets, bool print, bool minimal) {
@@ -72,6 +95,7 @@ int validate_command(const std::string& path, const std::vector<std::string>& se
     std::fputs(config::minimal_yaml(*cfg).c_str(), stdout);
   } else {
     std::fprintf(stderr, "%s: valid (trial id %s)\n", path.c_str(), config::config_hash(*cfg).c_str());
+    std::fputs(memory_note(*cfg).c_str(), stderr);
   }
   return kExitOk;
 }

@@ -29,6 +29,39 @@ std::vector<PlannedTrial> longest_first(std::vector<PlannedTrial> trials) {
   return trials;
 }
 
+std::string trunk_key_of(const config::TrialConfig& cfg) {
+  config::TrialConfig c = cfg;
+  c.train.steps = 1;
+  c.out = "";
+  return config::config_hash(c);
+}
+
+BranchSummary summarise_branches(const std::vector<PlannedTrial>& trials) {
+  std::map<std::string, const PlannedTrial*> longest;  // trunk_key -> its trunk
+  for (const PlannedTrial& t : trials)
+    if (!t.trunk_key.empty()) {
+      const PlannedTrial*& l = longest[t.trunk_key];
+      if (l == nullptr || t.config.train.steps > l->config.train.steps) l = &t;
+    }
+  BranchSummary b;
+  std::set<std::string> trunks;
+  for (const PlannedTrial& t : trials) {
+    const double per_step = static_cast<double>(t.config.train.batch_size) * t.config.task.seq_len;
+    const double full = static_cast<double>(t.config.train.steps) * per_step;
+    b.tokens_independent += full;
+    const auto it = t.trunk_key.empty() ? longest.end() : longest.find(t.trunk_key);
+    if (it == longest.end() || it->second == &t || it->second->config.train.steps <= t.config.train.steps) {
+      b.tokens_branched += full;
+      continue;
+    }
+    ++b.branches;
+    trunks.insert(it->second->id);
+    b.tokens_branched += full - static_cast<double>(t.branch_step) * per_step;
+  }
+  b.trunks = trunks.size();
+  return b;
+}
+
 std::string compare_label(const Study& study, const Cell& cell) {
   std::string s;
   for (std::size_t k = 0; k < cell.compare.size(); ++k)

@@ -51,7 +51,26 @@ struct PlannedTrial {
   // Relative cost for longest-first handout: steps * batch_size * n_params (~ training FLOPs / 6).
   double cost = 0;
   bool confirmation = false;  // an extra seed of a confirmed point (search.confirm)
+  // WSD branches (Study::branching; experiments/trial/branching.hpp). Trials with the same
+  // trunk_key differ only in train.steps, and the longest of them is the others' trunk.
+  std::string trunk_key;                  // empty: the study does not branch
+  std::int64_t branch_step = 0;           // this trial's cooldown start, where it forks from its trunk
+  std::vector<std::int64_t> fork_points;  // the cooldown starts of this point at the study's smaller ratios
+  std::string trunk_id;                   // set by the scheduler when it hands out a branch
 };
+
+// The id shared by the trials of one trunk: config_hash with train.steps left out.
+std::string trunk_key_of(const config::TrialConfig& cfg);
+
+// Trunks and branches of a set of trials (the planned ones, or one coordinate-descent round):
+// every trial whose trunk_key another longer trial shares is a branch of the longest one.
+struct BranchSummary {
+  std::size_t trunks = 0;  // trials with at least one branch
+  std::size_t branches = 0;
+  double tokens_independent = 0;  // every trial from scratch
+  double tokens_branched = 0;     // trunks in full, branches from their branch step
+};
+BranchSummary summarise_branches(const std::vector<PlannedTrial>& trials);
 
 struct DroppedPoint {
   std::string cell, point, reason;

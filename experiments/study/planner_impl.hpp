@@ -23,6 +23,7 @@
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "experiments/study/plan.hpp"
+#include "optimizers/schedule.hpp"
 
 namespace expt::experiments {
 
@@ -172,6 +173,7 @@ struct Planner::Impl {
       return m;
     }
     config::check_conflicts(cfg, study.file, r);
+    if (study.branching) check_branching(doc, cfg, r);
     if (!errors.empty()) {
       m.errors = errors.sorted();
       return m;
@@ -200,8 +202,45 @@ struct Planner::Impl {
     t.n_params = counts.first;
     t.n_params_nonembed = counts.second;
     t.cost = steps * cfg.train.batch_size * static_cast<double>(counts.first);
+    if (study.branching && c.data_ratio > 0) {
+      t.trunk_key = trunk_key_of(cfg);
+      t.branch_step = optim::wsd_decay_start(cfg.schedule, cfg.train.steps);
+      // This point's steps at each smaller ratio (the same N), and there its cooldown start.
+      const double per_step = static_cast<double>(cfg.train.batch_size) * cfg.task.seq_len;
+      for (double ratio : study.data_ratios) {
+        if (ratio >= c.data_ratio) continue;
+        const std::int64_t s = std::max<std::int64_t>(
+            1, std::llround(ratio * study.tokens_per_param * static_cast<double>(budget_n) / per_step));
+        if (s >= cfg.train.steps || optim::warmup_steps(cfg.schedule, s) >= s) continue;
+        const std::int64_t fork = optim::wsd_decay_start(cfg.schedule, s);
+        if (fork >= 1 && fork <= t.branch_step) t.fork_points.push_back(fork);
+      }
+      std::sort(t.fork_points.begin(), t.fork_points.end());
+      t.fork_points.erase(std::unique(t.fork_points.begin(), t.fork_points.end()), t.fork_points.end());
+    }
     m.trial = std::move(t);
     return m;
+  }
+
+  // scales.branching: wsd needs every trial's first updates to be independent of train.steps: a
+  // wsd schedule whose warmup is a number of steps (eval_every, checkpoint_every, data order and
+  // seeds are by step already). Errors at the key's position in the study file (an axis value, the
+  // base, or scales.branching when the key is left at its default).
+  void check_branching(const YamlNode& doc, const config::TrialConfig& cfg, schema::Reader& r) const {
+    const auto at = [&](const char* key) {
+      const YamlNode* sched = doc.find("schedule");
+      const YamlNode* n = sched != nullptr ? sched->find(key) : nullptr;
+      return n != nullptr ? n->pos : study.branching_pos;
+    };
+    if (cfg.schedule.type != "wsd")
+      r.error(at("type"), "schedule.type",
+              cat("scales.branching: wsd needs schedule.type wsd (a branch forks at its cooldown start), got ",
+                  cfg.schedule.type));
+    else if (cfg.schedule.warmup > 0 && cfg.schedule.warmup < 1)
+      r.error(at("warmup"), "schedule.warmup",
+              cat("scales.branching: wsd needs the warmup in steps (0 or a whole number >= 1), got the fraction ",
+                  schema::show(cfg.schedule.warmup),
+                  " of train.steps: the learning rate of the shared first updates would differ between data ratios"));
   }
 
   std::string point_text(std::size_t cell, const std::vector<YamlNode>& values) const {
@@ -241,6 +280,7 @@ struct Planner::Impl {
       t.config.seed = seed;
       t.seed = seed;
       t.id = config::config_hash(t.config);
+      if (!t.trunk_key.empty()) t.trunk_key = trunk_key_of(t.config);
       out.push_back(std::move(t));
     }
     return out;

@@ -413,6 +413,9 @@ Study parse_study(const std::string& text, const std::string& filename, const st
       r.error(scales->key_pos, "scales.models",
               "scales need models: a mapping of size names to partial model sections ({d_model: 64, ...})");
     if (!reading.data_ratios_given) reading.data_ratios = {1.0};
+    if (reading.branching && reading.data_ratios.size() < 2)
+      r.error(reading.branching_pos, "scales.branching",
+              "branching shares a trunk between data ratios: list at least two in scales.data_ratios");
   }
   const bool have_scales = reading.have_scales;
   const bool have_seeds = reading.have_seeds;

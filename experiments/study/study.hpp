@@ -110,6 +110,11 @@ struct Study {
   // model without the compared values, so every compared value trains on the same tokens.
   std::vector<CompareKey> compare;
   double tokens_per_param = 20;
+  // scales.branching: wsd: the data ratios of one (optimizer, compared values, model size, point,
+  // seed) share a trunk; each shorter run starts from the longest one's checkpoint at its own
+  // cooldown start (experiments/trial/branching.hpp, docs/sweeps.md "Branches").
+  bool branching = false;
+  config::Position branching_pos;
   int ranks_per_trial = 1;            // ranks of one data-parallel trial (sets train.ranks of every trial)
   double collective_timeout_s = 600;  // watchdog: a collective blocked longer aborts the job; 0: off
   int max_attempts = 2;               // a FAILED trial is started at most this many times in all

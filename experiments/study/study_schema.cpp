@@ -228,6 +228,18 @@ const schema::Table<StudyReading>& scales_table() {
               "list of floats", "[1]", "each > 0, unique", "token budgets, in units of tokens_per_param x N"),
           schema::key<StudyReading, double>("tokens_per_param", &StudyReading::tokens_per_param, schema::above(0),
                                             "tokens per non-embedding parameter at data ratio 1"),
+          custom<StudyReading>(
+              "branching",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                std::string mode;
+                if (!schema::read_value(node, path, schema::one_of({"none", "wsd"}), mode, r)) return false;
+                s.branching = mode == "wsd";
+                s.branching_pos = node.pos;
+                return true;
+              },
+              "string", "none", "none, wsd",
+              "wsd: the data ratios of one point and seed share a trunk run; each shorter run starts from its "
+              "checkpoint at its own cooldown start (needs schedule.type wsd, an absolute warmup, >= 2 ratios)"),
       }};
   return table;
 }

@@ -113,9 +113,11 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
       if (t) {
         config::TrialConfig cfg = t->config;
         cfg.out = sched.trial_dir(t->id).string();
-        channel.assign(leader, comm::TrialAssignment{t->id, config::to_canonical_yaml(cfg)});
-        std::printf("[sweep] start %s on group %d (%s seed %llu %s)\n", t->id.c_str(), (leader - 1) / group_size,
-                    t->cell_name.c_str(), static_cast<unsigned long long>(t->seed), t->point.c_str());
+        channel.assign(leader,
+                       comm::TrialAssignment{t->id, config::to_canonical_yaml(cfg), branch_role(sched, *t).to_json()});
+        std::printf("[sweep] start %s on group %d (%s seed %llu %s%s)\n", t->id.c_str(), (leader - 1) / group_size,
+                    t->cell_name.c_str(), static_cast<unsigned long long>(t->seed), t->point.c_str(),
+                    branch_note(*t).c_str());
         std::fflush(stdout);
         assigned.emplace(leader, *t);
         it = waiting.erase(it);
@@ -168,7 +170,8 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
         report = rate_limited([&channel](const StepProgress& p, double step_s) {
           channel.report_progress(comm::TrialProgressMessage{p.step, p.loss, p.tokens_per_s, step_s});
         });
-      outcome = run_sweep_trial(cfg, cfg.out, comm, std::move(report));
+      outcome = run_sweep_trial(cfg, cfg.out, comm, std::move(report), {},
+                                leader ? BranchRole::from_json(trial->branch) : BranchRole{});
     } catch (const std::exception& e) {
       // The coordinator sent a config that does not parse: a bug, not a trial failure.
       std::fprintf(stderr, "expt: rank %d: cannot read the config of trial %s: %s\n", world_rank, trial->id.c_str(),

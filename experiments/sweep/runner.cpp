@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "core/io/atomic_file.hpp"
 #include "core/io/heartbeat.hpp"
@@ -58,10 +59,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+std::string BranchRole::to_json() const {
+  return nlohmann::json{{"fork_points", fork_points}, {"trunk_dir", trunk_dir.string()}, {"branch_step", branch_step}}
+      .dump();
+}
+
+BranchRole BranchRole::from_json(const std::string& line) {
+  const nlohmann::json j = nlohmann::json::parse(line);
+  BranchRole b;
+  b.fork_points = j.value("fork_points", std::vector<std::int64_t>{});
+  b.trunk_dir = j.value("trunk_dir", std::string());
+  b.branch_step = j.value("branch_step", std::int64_t{0});
+  return b;
+}
+
+BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t) {
+  BranchRole b;
+  b.fork_points = t.fork_points;
+  if (!t.trunk_id.empty()) {
+    b.trunk_dir = sched.trial_dir(t.trunk_id);
+    b.branch_step = t.branch_step;
+  }
+  return b;
+}
+
+std::string branch_note(const PlannedTrial& t) {
+  return t.trunk_id.empty() ? std::string() : fmt::format(", branch of {} from step {}", t.trunk_id, t.branch_step);
+}
+
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm,
-                             std::function<void(const StepProgress&)> on_step, std::function<bool()> still_owner) {
+                             std::function<void(const StepProgress&)> on_step, std::function<bool()> still_owner,
+                             const BranchRole& branch) {
   cfg.out = dir.string();
   TrainerOptions options;
+  options.fork_points = branch.fork_points;
+  options.trunk_dir = branch.trunk_dir;
+  options.branch_step = branch.branch_step;
   options.progress = ProgressMode::quiet;
   options.on_step = std::move(on_step);
   options.still_owner = std::move(still_owner);
@@ -162,8 +195,8 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
   sched.write_status(0);
   sched.write_index();
   while (auto t = sched.next(0)) {
-    std::printf("[sweep] start %s (%s seed %llu %s)\n", t->id.c_str(), t->cell_name.c_str(),
-                static_cast<unsigned long long>(t->seed), t->point.c_str());
+    std::printf("[sweep] start %s (%s seed %llu %s%s)\n", t->id.c_str(), t->cell_name.c_str(),
+                static_cast<unsigned long long>(t->seed), t->point.c_str(), branch_note(*t).c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));
     const std::string id = t->id;
@@ -173,7 +206,8 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                                                    sched.progress(id, p.step, p.loss, p.tokens_per_s, step_s);
                                                    heartbeat.progress(p.step, p.loss, step_s);
                                                    sched.write_status(seconds_since(t0));
-                                                 }));
+                                                 }),
+                                                 {}, branch_role(sched, *t));
     heartbeat.end_trial();
     sched.finished(t->id, outcome.summary, outcome.interrupted);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary, outcome.signal).c_str());

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/comm/communicator.hpp"
 #include "core/comm/sweep_channel.hpp"
@@ -68,11 +69,26 @@ io::DirectoryLock lock_sweep_directory(const std::filesystem::path& dir);
 void refuse_if_workers_alive(const std::filesystem::path& dir);
 // <dir>/trials/, sweep.yaml (the study as submitted) and sweep.resolved.yaml.
 void prepare_sweep_directory(const Study& study, const Planner& planner, const std::filesystem::path& dir);
+// A trial's part in WSD branching (TrainerOptions::fork_points, trunk_dir, branch_step), as the
+// scheduler hands it out: the fork points it keeps, and, for a branch, its trunk's directory.
+struct BranchRole {
+  std::vector<std::int64_t> fork_points;
+  std::filesystem::path trunk_dir;  // empty: not a branch
+  std::int64_t branch_step = 0;
+  std::string to_json() const;  // one line
+  static BranchRole from_json(const std::string& line);
+};
+BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t);
+// ", branch of <trunk id> from step <c>" for a branch handed out with its trunk, else "".
+std::string branch_note(const PlannedTrial& t);
+
 // Runs one trial of the sweep in `dir` on `comm`; what run_trial throws (a directory held by
 // another trial or locked by another process) ends only this trial, as FAILED.
-// `still_owner`: TrainerOptions::still_owner (workers; empty for `expt sweep`).
+// `still_owner`: TrainerOptions::still_owner (workers; empty for `expt sweep`). `branch`: the
+// group's rank 0 only (the trainer shares the fork points with the other ranks).
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const std::filesystem::path& dir, comm::Communicator& comm,
-                             std::function<void(const StepProgress&)> on_step, std::function<bool()> still_owner = {});
+                             std::function<void(const StepProgress&)> on_step, std::function<bool()> still_owner = {},
+                             const BranchRole& branch = {});
 // Calls `report` with a trial's step at most every 2 s (and at its first step, so a short trial
 // shows up too) and the seconds per step measured since that first step (0 before a second
 // report: the first step includes start-up); status.json is rewritten as often.

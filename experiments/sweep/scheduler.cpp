@@ -20,6 +20,7 @@
 #include "core/io/results.hpp"
 #include "core/io/sweep_index.hpp"
 #include "core/io/trial_directory.hpp"
+#include "experiments/trial/branching.hpp"
 
 namespace fs = std::filesystem;
 
@@ -85,6 +86,10 @@ void Scheduler::add(const PlannedTrial& t) {
     rec.state = d.summary.status;
     store_[t.id] = store_loss(d.summary);
   }
+  if (!t.trunk_key.empty()) {
+    const auto [it, inserted] = longest_.emplace(t.trunk_key, records_.size());
+    if (!inserted && records_[it->second].trial.config.train.steps < t.config.train.steps) it->second = records_.size();
+  }
   index_[t.id] = records_.size();
   records_.push_back(std::move(rec));
 }
@@ -135,16 +140,34 @@ void Scheduler::record_round(const CdRound& round) const {
                  round.round, name.c_str(), round.centre_text.c_str(), path.string().c_str(), recorded.dump().c_str());
 }
 
+const TrialRecord* Scheduler::trunk_of(const TrialRecord& r) const {
+  const auto it = r.trial.trunk_key.empty() ? longest_.end() : longest_.find(r.trial.trunk_key);
+  if (it == longest_.end()) return nullptr;
+  const TrialRecord& longest = records_[it->second];
+  return longest.trial.config.train.steps > r.trial.config.train.steps ? &longest : nullptr;
+}
+
+bool Scheduler::waits_for_trunk(const TrialRecord& r) const {
+  const TrialRecord* trunk = trunk_of(r);
+  if (trunk == nullptr || trunk->state != "running") return false;
+  // A branch that has started (its own checkpoint) resumes from it; otherwise it waits for the
+  // fork point rather than train the shared steps a second time.
+  if (io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint()) return false;
+  return !has_fork_point(trial_dir(trunk->trial.id), r.trial.branch_step);
+}
+
 std::optional<PlannedTrial> Scheduler::next(int group) {
   TrialRecord* best = nullptr;
   for (TrialRecord& r : records_)
-    if (r.state == "pending" && (best == nullptr || r.trial.cost > best->trial.cost)) best = &r;
+    if (r.state == "pending" && (best == nullptr || r.trial.cost > best->trial.cost) && !waits_for_trunk(r)) best = &r;
   if (best == nullptr) return std::nullopt;
   best->state = "running";
   best->group = group;
   best->started_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   best->live_step = -1;
-  return best->trial;
+  PlannedTrial t = best->trial;
+  if (const TrialRecord* trunk = trunk_of(*best)) t.trunk_id = trunk->trial.id;
+  return t;
 }
 
 void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted) {
@@ -473,6 +496,8 @@ std::string resolved_yaml(const Planner& planner, bool run_settings) {
     for (std::size_t i = 0; i < st.data_ratios.size(); ++i)
       y += (i ? ", " : "") + config::format_double(st.data_ratios[i]);
     y += "]\n";
+    // How the trials run, not which: toggling it keeps the study (and every trial id).
+    if (run_settings) y += fmt::format("  branching: {}\n", st.branching ? "wsd" : "none");
   }
   if (run_settings)
     y += fmt::format("sweep:\n  ranks_per_trial: {}\n  max_attempts: {}\n  collective_timeout_s: {}\n",

@@ -47,6 +47,9 @@ class Scheduler {
   // The pending trial with the highest cost (ties: planned first), now running on `group`;
   // nullopt when nothing can start now (all done, or a coordinate-descent round waits on trials
   // still running).
+  // A branch (PlannedTrial::trunk_key) waits while its trunk runs and has not yet committed the
+  // branch's fork point; handed out, it carries its trunk's id (PlannedTrial::trunk_id) when its
+  // trunk is known, whatever the trunk's state (the trainer starts from scratch without a fork point).
   std::optional<PlannedTrial> next(int group);
   // Records the end of a running trial's attempt; a FAILED trial with attempts left and an
   // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
@@ -95,6 +98,10 @@ class Scheduler {
   bool is_done(const OnDisk& d) const;
   void add(const PlannedTrial& t);
   void plan_cell(std::size_t cell);
+  // The longest trial that shares r's trunk_key, when it is longer than r (r is its branch).
+  const TrialRecord* trunk_of(const TrialRecord& r) const;
+  // r waits for its trunk's fork point (see next()).
+  bool waits_for_trunk(const TrialRecord& r) const;
   // search.confirm: adds the cell's confirmation trials once its search is finished.
   void plan_confirmation(std::size_t cell);
   // coordinator/rounds/<cell>.round-<n>.json, written once (core/io/atomic_file.hpp).
@@ -105,6 +112,7 @@ class Scheduler {
   std::string tmp_suffix_;
   std::vector<TrialRecord> records_;
   std::map<std::string, std::size_t> index_;
+  std::map<std::string, std::size_t> longest_;         // trunk_key -> the record of its longest trial
   ResultStore store_;                                  // done trials -> final loss (+inf diverged / failed for good)
   std::map<std::size_t, CdRound> rounds_;              // coordinate descent: current round per cell
   std::map<std::size_t, Confirmation> confirmations_;  // search.confirm: per cell

@@ -141,21 +141,21 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
     }
     const std::string id = trial->id;
     claim_evidence("claim", id, me);
-    std::printf("[worker] start %s (%s seed %llu %s)\n", id.c_str(), trial->cell_name.c_str(),
-                static_cast<unsigned long long>(trial->seed), trial->point.c_str());
+    std::printf("[worker] start %s (%s seed %llu %s%s)\n", id.c_str(), trial->cell_name.c_str(),
+                static_cast<unsigned long long>(trial->seed), trial->point.c_str(), branch_note(*trial).c_str());
     std::fflush(stdout);
     heartbeat.start_trial(id, lease);
     sched->write_status(seconds_since(t0));
     config::TrialConfig cfg = trial->config;
     cfg.out = sched->trial_dir(id).string();
     if (channel != nullptr) channel->share(comm::TrialAssignment{id, config::to_canonical_yaml(cfg)});
-    const TrialOutcome outcome =
-        run_sweep_trial(cfg, cfg.out, comm, rate_limited([&](const StepProgress& p, double step_s) {
-                          sched->progress(id, p.step, p.loss, p.tokens_per_s, step_s);
-                          heartbeat.progress(p.step, p.loss, step_s);
-                          sched->write_status(seconds_since(t0));
-                        }),
-                        [&heartbeat] { return heartbeat.lease_held(); });
+    const TrialOutcome outcome = run_sweep_trial(
+        cfg, cfg.out, comm, rate_limited([&](const StepProgress& p, double step_s) {
+          sched->progress(id, p.step, p.loss, p.tokens_per_s, step_s);
+          heartbeat.progress(p.step, p.loss, step_s);
+          sched->write_status(seconds_since(t0));
+        }),
+        [&heartbeat] { return heartbeat.lease_held(); }, branch_role(*sched, *trial));
     const std::optional<io::HeldLease> still = heartbeat.end_trial();
     claim_evidence(outcome.ownership_lost ? "lost" : "release", id, me);
     if (outcome.ownership_lost) {

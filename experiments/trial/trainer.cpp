@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -17,7 +18,10 @@
 #include "core/config/loader.hpp"
 #include "core/io/checkpoint.hpp"
 #include "core/io/trial_directory.hpp"
+#include "core/util/allocation.hpp"
+#include "experiments/trial/branching.hpp"
 #include "experiments/trial/evaluator.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/progress.hpp"
 #include "experiments/trial/stop_signal.hpp"
 #include "experiments/trial/training_observers.hpp"
@@ -73,6 +77,8 @@ class Trainer {
   }
 
   TrialOutcome run();
+  // The pre-flight estimate, recorded in the log with the measured peak at the end.
+  void set_memory_estimate(const MemoryEstimate& estimate) { memory_ = estimate; }
 
  private:
   // The training loop's before_update callback: keeps the parameters before the update (for the
@@ -95,8 +101,12 @@ class Trainer {
   void write_attempt(const std::string& event, const nlohmann::json& extra);
   void restore(const io::CheckpointStore& ckpt, std::int64_t step);
   StateDict checkpoint_state() const;
-  // A periodic checkpoint: segment closed, state written and committed, next segment opened.
-  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step);
+  // A periodic checkpoint: segment closed, state written and committed, next segment opened;
+  // at a fork point the state is also kept as one (written first: a crash before the periodic
+  // checkpoint's COMMIT resumes before the fork point and passes it again).
+  void checkpoint(io::CheckpointStore& ckpt, std::int64_t step, bool fork_point);
+  // A branch's rank 0: starts the directory from the trunk's fork point (TrainerOptions).
+  void fork(TrialLog& log);
   // The final checkpoint of a COMPLETED trial (decision 111): segment closed, state written and
   // committed, no segment opened (nothing follows it).
   void final_checkpoint(io::CheckpointStore& ckpt);
@@ -121,6 +131,7 @@ class Trainer {
   std::string legacy_id_;  // a legacy directory's old id, which its checkpoints carry (core/io/trial_identity.hpp)
   int attempt_ = 1;
   bool ownership_lost_ = false;
+  std::optional<MemoryEstimate> memory_;
 
   // Observers (attach_observers); the ones rank 0 alone has are null elsewhere.
   std::unique_ptr<MetricsRecorder> metrics_;
@@ -186,11 +197,12 @@ void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
   wall_offset_ = s.scalar_double("trainer/wall_s");
 }
 
-void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step) {
+void Trainer::checkpoint(io::CheckpointStore& ckpt, std::int64_t step, bool fork_point) {
   // Every rank builds the state: a sharded optimizer gathers it from the owners (a collective).
   const StateDict state = checkpoint_state();
   if (leader_ && !ownership_lost()) {
     for (TrainingObserver* o : observers_) o->before_checkpoint(step, wall());
+    if (fork_point) save_fork_point(dir_, step, state);
     ckpt.save(step, state);
   }
   comm_.barrier();
@@ -228,6 +240,28 @@ io::ResultInfo Trainer::result_info() const {
                 {"seq_len", static_cast<std::int64_t>(step_fn_.task().train_length())},
                 {"group_size", static_cast<std::int64_t>(comm_.size())}};
   return info;
+}
+
+void Trainer::fork(TrialLog& log) {
+  std::string why;
+  try {
+    why = fork_from_trunk(opt_.trunk_dir, dir_, cfg_, opt_.branch_step, attempt_);
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (why.empty()) {
+    log.info(fmt::format("branch of trunk {}: starting from its fork point at step {}", opt_.trunk_dir.string(),
+                         opt_.branch_step));
+    write_attempt("fork", {{"trunk", opt_.trunk_dir.filename().string()}, {"from_step", opt_.branch_step}});
+    return;
+  }
+  // A half-written fork leaves no committed checkpoint; its segment would collide with this
+  // attempt's first one.
+  std::error_code ignored;
+  std::filesystem::remove(dir_.segment_path(attempt_, 0), ignored);
+  log.info(fmt::format("branch of trunk {} at step {}: not forked ({}); training from scratch", opt_.trunk_dir.string(),
+                       opt_.branch_step, why));
+  write_attempt("fork_skipped", {{"trunk", opt_.trunk_dir.filename().string()}, {"reason", why}});
 }
 
 TrialOutcome Trainer::finish(io::TrialSummary summary) {
@@ -287,6 +321,11 @@ TrialOutcome Trainer::run() {
   std::int64_t attempt = leader_ ? dir_.count_attempts() + 1 : 0;
   comm_.broadcast(std::span<std::int64_t>(&attempt, 1), 0);
   attempt_ = static_cast<int>(attempt);
+  // The leader's fork points, on every rank (a checkpoint is a collective).
+  std::int64_t n_fork_points = leader_ ? static_cast<std::int64_t>(opt_.fork_points.size()) : 0;
+  comm_.broadcast(std::span<std::int64_t>(&n_fork_points, 1), 0);
+  opt_.fork_points.resize(static_cast<std::size_t>(n_fork_points));
+  if (n_fork_points > 0) comm_.broadcast(std::span<std::int64_t>(opt_.fork_points), 0);
 
   for (const auto& q : quarantined) {
     log.info("quarantined " + q);
@@ -298,6 +337,7 @@ TrialOutcome Trainer::run() {
       log.info(fmt::format("quarantined incomplete checkpoint {}", q.string()));
       write_attempt("quarantine", {{"path", q.string()}});
     }
+  if (leader_ && !opt_.trunk_dir.empty() && !ckpt.latest_committed()) fork(log);
   comm_.barrier();
   attach_observers(log, progress.get());
   try {
@@ -326,6 +366,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
                        latest ? fmt::format("resuming from step {}", step_) : std::string("starting"), comm_.size(),
                        step_fn_.model().n_params(), dir_.path().string()));
   log.info(kernels::gemm_machine_summary());
+  if (memory_) log.info(describe(*memory_));
   if (const auto warning = kernels::gemm_startup_warning()) log.info("warning: " + *warning);
 
   kernels::set_blas_threads(1);
@@ -376,8 +417,9 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     rec.seconds = seconds_since(step_t0);
     for (TrainingObserver* o : observers_) o->after_step(rec);
 
-    if (cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0 && step < total)
-      checkpoint(ckpt, step);
+    const bool fork_point = std::binary_search(opt_.fork_points.begin(), opt_.fork_points.end(), step);
+    if (((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || fork_point) && step < total)
+      checkpoint(ckpt, step, fork_point);
     if (opt_.hooks.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.hooks.step_delay_ms));
   }
 
@@ -429,6 +471,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   summary.best_eval_loss = evaluation_->best_loss();
   summary.final_eval_loss =
       summary.status == "DIVERGED" ? std::numeric_limits<double>::infinity() : evaluation_->last_loss();
+  if (memory_)
+    log.info(
+        fmt::format("peak RSS of this process {} against the memory estimate {} per rank (a sweep's process: "
+                    "over every trial it ran)",
+                    util::format_bytes(peak_rss_bytes()), util::format_bytes(memory_->total())));
   log.info(fmt::format("trial {} {}: final eval loss {:.4f} after {} steps, {:.1f} s", hash_, summary.status,
                        summary.final_eval_loss, step_, summary.wall_s));
   return finish(std::move(summary));
@@ -437,7 +484,11 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
 }  // namespace
 
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options) {
+  // Before anything is allocated or written.
+  const MemoryEstimate memory = estimate_trial_memory(cfg);
+  check_trial_memory(memory, comm, options.memory_check);
   Trainer trainer(cfg, comm, options);
+  trainer.set_memory_estimate(memory);
   return trainer.run();
 }
 

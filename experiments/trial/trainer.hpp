@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/comm/communicator.hpp"
 #include "core/comm/gradient_buckets.hpp"
@@ -56,6 +57,17 @@ struct TrainerOptions {
   // false: another worker owns the trial now (its lease was lost), so the trial stops at once and
   // writes nothing more. Unset: always the owner.
   std::function<bool()> still_owner;
+  // WSD branches (experiments/trial/branching.hpp), set by a sweep on the group's rank 0 (every
+  // rank learns fork_points from it). fork_points: sorted steps < train.steps at which the trial
+  // keeps a fork point for its branches. trunk_dir: this trial is a branch; when its directory has
+  // no committed checkpoint it starts from the trunk's fork point at branch_step, or, when there is
+  // none, from scratch (the same result, at the full cost).
+  std::vector<std::int64_t> fork_points;
+  std::filesystem::path trunk_dir;
+  std::int64_t branch_step = 0;
+  // Refuse a trial whose memory estimate does not fit (experiments/trial/memory_estimate.hpp);
+  // false: `expt run --no-memory-check`.
+  bool memory_check = true;
 };
 
 struct TrialOutcome {
@@ -68,7 +80,8 @@ struct TrialOutcome {
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
-// Throws std::runtime_error when the directory holds a different trial or is locked by another run.
+// Throws std::runtime_error when the directory holds a different trial or is locked by another run,
+// MemoryRefusal (memory_estimate.hpp) before anything is allocated or written when it would not fit.
 TrialOutcome run_trial(const config::TrialConfig& cfg, comm::Communicator& comm, const TrainerOptions& options);
 
 }  // namespace expt::experiments

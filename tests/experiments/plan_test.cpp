@@ -3,14 +3,17 @@
 // under restarts, raises the grid-edge alarm).
 #include "experiments/study/plan.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
 
 #include "core/data/task.hpp"
 #include "core/nn/model.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "optimizers/schedule.hpp"
 
 using namespace expt;
 using experiments::Planner;
@@ -250,4 +253,69 @@ TEST_CASE("coordinate descent needs the base value on every axis", "[plan][cd]")
     CHECK(e.errors()[0].str().rfind("study.yaml:9:5: optimizer.lr:", 0) == 0);
     CHECK(e.errors()[0].message.find("not among") != std::string::npos);
   }
+}
+
+TEST_CASE("wsd branching: trunk keys, branch steps and fork points", "[plan][branches]") {
+  const std::string text = R"(study: b
+base:
+  task: {type: word_problem, group: Z3, seq_len: 8}
+  model: {n_layers: 1, mixer: {type: attention, heads: 2}}
+  schedule: {type: wsd, warmup: 3, decay: 0.2}
+  train: {batch_size: 4}
+search: {strategy: grid, seeds: [1, 2], space: {optimizer.lr: [1.0e-3, 3.0e-3]}}
+scales:
+  tokens_per_param: 2
+  data_ratios: [1, 2, 4]
+  models: {s: {d_model: 16}}
+  branching: wsd
+)";
+  const auto s = experiments::parse_study(text, "study.yaml");
+  Planner planner(s);
+  const auto& trials = planner.static_trials();
+  REQUIRE(trials.size() == 12);
+  std::map<std::string, std::vector<const experiments::PlannedTrial*>> groups;
+  for (const auto& t : trials) {
+    REQUIRE(!t.trunk_key.empty());
+    CHECK(t.branch_step == optim::wsd_decay_start(t.config.schedule, t.config.train.steps));
+    groups[t.trunk_key].push_back(&t);
+  }
+  // One trunk per (point, seed): 2 lrs x 2 seeds, each with its 3 ratios.
+  REQUIRE(groups.size() == 4);
+  for (const auto& [key, g] : groups) {
+    REQUIRE(g.size() == 3);
+    const experiments::PlannedTrial* longest = g.front();
+    for (const auto* t : g)
+      if (t->config.train.steps > longest->config.train.steps) longest = t;
+    // The longest keeps a fork point at each shorter trial's cooldown start, and nothing else.
+    std::vector<std::int64_t> expect;
+    for (const auto* t : g)
+      if (t != longest) expect.push_back(t->branch_step);
+    std::sort(expect.begin(), expect.end());
+    CHECK(longest->fork_points == expect);
+  }
+  const auto b = experiments::summarise_branches(trials);
+  CHECK(b.trunks == 4);
+  CHECK(b.branches == 8);
+  double saved = 0;
+  for (const auto& t : trials)
+    if (t.data_ratio < 4) saved += static_cast<double>(t.branch_step) * 4 * 8;
+  CHECK(b.tokens_independent - b.tokens_branched == saved);
+}
+
+TEST_CASE("wsd branching refuses schedules whose shared steps would differ", "[plan][branches]") {
+  const auto plan = [](const std::string& schedule) {
+    const std::string text =
+        "study: b\nbase:\n  task: {type: word_problem, group: Z3, seq_len: 8}\n"
+        "  model: {n_layers: 1, mixer: {type: attention, heads: 2}}\n  schedule: " +
+        schedule +
+        "\n  train: {batch_size: 4}\nsearch: {strategy: grid}\nscales:\n  data_ratios: [1, 2]\n"
+        "  models: {s: {d_model: 16}}\n  branching: wsd\n";
+    const auto s = experiments::parse_study(text, "study.yaml");
+    Planner planner(s);
+  };
+  CHECK_NOTHROW(plan("{type: wsd, warmup: 0}"));
+  CHECK_THROWS_WITH(plan("{type: cosine, warmup: 2}"),
+                    Catch::Contains("study.yaml:5:20: schedule.type") && Catch::Contains("needs schedule.type wsd"));
+  CHECK_THROWS_WITH(plan("{type: wsd, warmup: 0.05}"),
+                    Catch::Contains("study.yaml:5:33: schedule.warmup") && Catch::Contains("warmup in steps"));
 }

@@ -129,3 +129,45 @@ TEST_CASE("schedule: edge cases", "[schedule]") {
     CHECK_THROWS_AS(scheduled_lr(make("wsd", 0.0, 0.0, 1.5), kPeak, 1, 10), std::invalid_argument);
   }
 }
+
+TEST_CASE("schedule: wsd_decay_start is the last update at the stable lr", "[schedule]") {
+  // The cooldown start WSD branches fork at: every update <= it has the peak lr (after warmup),
+  // every later one less, for many lengths, decays and absolute warmups.
+  for (double decay : {0.0, 0.1, 0.2, 0.25, 0.5, 1.0})
+    for (double warmup : {0.0, 1.0, 7.0})
+      for (std::int64_t n : {1, 2, 8, 9, 10, 37, 100, 101}) {
+        ScheduleConfig cfg;
+        cfg.type = "wsd";
+        cfg.decay = decay;
+        cfg.warmup = warmup;
+        cfg.min_lr_ratio = 0.0;
+        const std::int64_t c = expt::optim::wsd_decay_start(cfg, n);
+        const std::int64_t w = warmup_steps(cfg, n);
+        CAPTURE(decay, warmup, n, c, w);
+        REQUIRE(c >= w);
+        REQUIRE(c <= n);
+        for (std::int64_t s = w + 1; s <= n; ++s) {
+          const double lr = scheduled_lr(cfg, 1.0, s, n);
+          if (s <= c)
+            REQUIRE(lr == 1.0);
+          else
+            REQUIRE(lr < 1.0);
+        }
+      }
+}
+
+TEST_CASE("schedule: wsd with an absolute warmup agrees between lengths up to the shorter cooldown start",
+          "[schedule]") {
+  ScheduleConfig cfg;
+  cfg.type = "wsd";
+  cfg.decay = 0.2;
+  cfg.warmup = 5;
+  for (std::int64_t shorter : {10, 23, 50})
+    for (std::int64_t longer : {shorter + 1, 2 * shorter, 8 * shorter}) {
+      const std::int64_t c = expt::optim::wsd_decay_start(cfg, shorter);
+      for (std::int64_t s = 1; s <= c; ++s)
+        REQUIRE(scheduled_lr(cfg, 3e-3, s, shorter) == scheduled_lr(cfg, 3e-3, s, longer));
+      // ...and not one step further: the shorter run's cooldown has begun.
+      REQUIRE(scheduled_lr(cfg, 3e-3, c + 1, shorter) != scheduled_lr(cfg, 3e-3, c + 1, longer));
+    }
+}
