@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   int repeats = 7;
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::atoi(argv[i + 1]);
-  if (const auto error = expt::kernels::bf16_support_error(expt::kernels::cpu_features())) {
+  if (const auto error =
+          expt::kernels::bf16_support_error(expt::kernels::cpu_features(), expt::kernels::onednn_isa_name())) {
     std::fprintf(stderr, "%s\n", error->c_str());
     return 1;
   }

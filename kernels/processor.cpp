@@ -220,17 +220,24 @@ std::optional<std::string> gemm_startup_warning() {
   return gemm_mismatch_warning("openblas", core, openblas_core_isa(core), cpu_features());
 }
 
-std::optional<std::string> bf16_support_error(const CpuFeatures& cpu) {
+std::optional<std::string> bf16_support_error(const CpuFeatures& cpu, std::string_view onednn_isa) {
   // The conversion uses VCVTNEPS2BF16 (avx512_bf16); AMX processors have it too.
-  if (cpu.has("avx512_bf16") && cpu.has("avx512bw") && cpu.has("avx512vl")) return std::nullopt;
-  return "train.precision: bf16 needs a CPU with the avx512_bf16 instructions (with avx512bw and avx512vl; every "
-         "amx_bf16 processor has them); " +
-         cpu.model + " has: " + (cpu.isa.empty() ? std::string("none detected") : cpu.isa_list()) +
-         ". Use train.precision: fp32 on this machine";
+  if (!(cpu.has("avx512_bf16") && cpu.has("avx512bw") && cpu.has("avx512vl")))
+    return "train.precision: bf16 needs a CPU with the avx512_bf16 instructions (with avx512bw and avx512vl; every "
+           "amx_bf16 processor has them); " +
+           cpu.model + " has: " + (cpu.isa.empty() ? std::string("none detected") : cpu.isa_list()) +
+           ". Use train.precision: fp32 on this machine";
+  if (onednn_isa != "avx512_core_bf16" && onednn_isa != "avx512_core_amx") {
+    const char* limit = std::getenv("DNNL_MAX_CPU_ISA");
+    return "train.precision: bf16 needs oneDNN's bf16 kernels, but oneDNN runs at '" + std::string(onednn_isa) +
+           "' on " + cpu.model + (limit != nullptr ? " (DNNL_MAX_CPU_ISA=" + std::string(limit) + " is set)" : "") +
+           ". Unset DNNL_MAX_CPU_ISA or use train.precision: fp32";
+  }
+  return std::nullopt;
 }
 
 void require_bf16_support() {
-  if (const auto error = bf16_support_error(cpu_features())) throw std::runtime_error(*error);
+  if (const auto error = bf16_support_error(cpu_features(), onednn_isa_name())) throw std::runtime_error(*error);
 }
 
 std::string gemm_machine_summary() {

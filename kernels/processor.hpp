@@ -52,10 +52,12 @@ std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::
 std::optional<std::string> gemm_startup_warning();
 
 // train.precision: bf16 needs bf16 dot-product instructions (avx512_bf16 or amx_bf16) for
-// oneDNN's bf16 kernels and expt's operand conversion. The error text for a CPU without them
-// (names the CPU, what it has and the fix), nullopt when it has them. Pure, unit-tested with fake
+// oneDNN's bf16 kernels and expt's operand conversion, and oneDNN allowed to use them
+// (`onednn_isa`, onednn_isa_name(): avx512_core_bf16 or avx512_core_amx; DNNL_MAX_CPU_ISA can
+// limit it, and then oneDNN has no bf16 matmul at all). The error text (names the CPU, what it
+// has or what limits oneDNN, and the fix), nullopt when both hold. Pure, unit-tested with fake
 // instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
-std::optional<std::string> bf16_support_error(const CpuFeatures& cpu);
+std::optional<std::string> bf16_support_error(const CpuFeatures& cpu, std::string_view onednn_isa);
 void require_bf16_support();
 std::string gemm_machine_summary();
 

@@ -2,8 +2,8 @@
 // to bf16 and sums in double: all four transpose combinations, odd sizes, padded row strides,
 // alpha/beta including the accumulate form (beta = 1) and beta = 0 over NaN in C; the rounding
 // itself (ties to even, NaN, denormals); bit-identical results across calls and buffer offsets;
-// the CPU check with fake instruction sets. The kernel cases need avx512_bf16 and are skipped
-// (with a warning) on a CPU without it.
+// the CPU check with fake instruction sets. The kernel cases need avx512_bf16 and oneDNN's bf16
+// kernels and are skipped (with a warning) without them (e.g. under DNNL_MAX_CPU_ISA=AVX2).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -25,8 +25,10 @@ struct Shape {
 };
 
 bool machine_has_bf16() {
-  if (const auto error = expt::kernels::bf16_support_error(expt::kernels::cpu_features())) {
+  if (const auto error =
+          expt::kernels::bf16_support_error(expt::kernels::cpu_features(), expt::kernels::onednn_isa_name())) {
     WARN("bf16 kernel cases skipped: " << *error);
+    SUCCEED("skipped");  // an assertion: the suite runs with -w NoAssertions
     return false;
   }
   return true;
@@ -183,14 +185,19 @@ TEST_CASE("bf16 mode is refused on a CPU without bf16 instructions, naming the C
   expt::kernels::CpuFeatures cpu;
   cpu.model = "Test CPU 9000";
   cpu.isa = {"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512vl"};  // Skylake-X: no bf16
-  const auto error = expt::kernels::bf16_support_error(cpu);
+  const auto error = expt::kernels::bf16_support_error(cpu, "avx512_core");
   REQUIRE(error.has_value());
   CHECK_THAT(*error, Catch::Contains("train.precision: bf16") && Catch::Contains("avx512_bf16") &&
                          Catch::Contains("Test CPU 9000") && Catch::Contains("avx512f") &&
                          Catch::Contains("train.precision: fp32"));
   cpu.isa.push_back("avx512_bf16");
-  CHECK_FALSE(expt::kernels::bf16_support_error(cpu).has_value());
+  CHECK_FALSE(expt::kernels::bf16_support_error(cpu, "avx512_core_bf16").has_value());
   cpu.isa.push_back("amx_tile");
   cpu.isa.push_back("amx_bf16");
-  CHECK_FALSE(expt::kernels::bf16_support_error(cpu).has_value());
+  CHECK_FALSE(expt::kernels::bf16_support_error(cpu, "avx512_core_amx").has_value());
+  // A bf16 CPU with oneDNN limited below its bf16 kernels (DNNL_MAX_CPU_ISA=AVX2): refused too.
+  const auto limited = expt::kernels::bf16_support_error(cpu, "avx2");
+  REQUIRE(limited.has_value());
+  CHECK_THAT(*limited, Catch::Contains("'avx2'") && Catch::Contains("DNNL_MAX_CPU_ISA") &&
+                           Catch::Contains("train.precision: fp32"));
 }
