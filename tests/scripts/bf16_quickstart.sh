@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # train.precision: bf16 on the quickstart (configs/quickstart.yaml, 600 steps, ~3 s a run): the
-# train-loss curve tracks fp32's on seeds 1 and 2, bf16 runs repeat bit for bit, and both learn.
+# train-loss curve tracks fp32's on seeds 1 and 2, bf16 runs repeat bit for bit, and both learn;
+# with oneDNN limited to AVX2 (DNNL_MAX_CPU_ISA) the mode is refused at start-up.
 # Skipped (77) on a CPU without avx512_bf16, where the mode is refused at start-up
 # (tests/kernels/gemm_bf16_test.cpp checks that message).
 #
@@ -30,6 +31,13 @@ run bf16_1_again seed=1 train.precision=bf16
 run fp32_2 seed=2
 run bf16_2 seed=2 train.precision=bf16
 grep -q "precision: bf16" "$work/bf16_1/trial.yaml" || die "trial.yaml does not record train.precision: bf16"
+# oneDNN limited below its bf16 kernels: refused at start-up with the cause and the fix.
+if DNNL_MAX_CPU_ISA=AVX2 "$EXPT" run "$EXPT_SOURCE_DIR/configs/quickstart.yaml" --progress plain --out "$work/refused" \
+  --set train.precision=bf16 > "$work/refused.txt" 2>&1; then
+  die "bf16 ran with DNNL_MAX_CPU_ISA=AVX2"
+fi
+grep -q "error: train.precision: bf16 needs oneDNN's bf16 kernels.*DNNL_MAX_CPU_ISA=AVX2.*train.precision: fp32" \
+  "$work/refused.txt" || die "no clear start-up error: $(tail -5 "$work/refused.txt")"
 
 "$EXPT_PYTHON" - "$work" <<'PY' || die "bf16 does not track fp32 within the stated tolerance"
 import math, sys, h5py, numpy as np
