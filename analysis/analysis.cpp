@@ -91,8 +91,14 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
       ++cell.pending;
     if (!t.finished()) continue;
     ++cell.trials_finished;
-    cell.cpu_s += t.wall_s * sweep.ranks_per_trial;
-    cell.tokens_spent += t.tokens;
+    // What this trial cost the sweep: a WSD branch's first fork_step steps were trained once by
+    // its trunk, so it counts only its own steps (tokens exactly, time pro rata: its wall time
+    // includes the trunk's rows).
+    const double own = t.fork_step > 0 && t.steps > t.fork_step
+                           ? static_cast<double>(t.steps - t.fork_step) / static_cast<double>(t.steps)
+                           : 1.0;
+    cell.cpu_s += t.wall_s * sweep.ranks_per_trial * own;
+    cell.tokens_spent += t.fork_step > 0 && t.steps > 0 ? t.tokens / t.steps * (t.steps - t.fork_step) : t.tokens;
     auto [it, inserted] = index.emplace(t.point, points.size());
     if (inserted) points.push_back(PointResult{t.point, t.axes, {}, {}, {}, {}, 0, 0});
     PointResult& p = points[it->second];

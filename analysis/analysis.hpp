@@ -94,8 +94,8 @@ struct CellResult {
   // own column in the cells table).
   std::map<std::string, int> state_counts;
   int trials_finished = 0;
-  double cpu_s = 0;               // sum over finished trials of wall_s * ranks_per_trial
-  std::int64_t tokens_spent = 0;  // sum over finished trials of tokens trained
+  double cpu_s = 0;               // sum over finished trials of wall_s * ranks_per_trial (a branch: its own share)
+  std::int64_t tokens_spent = 0;  // sum over finished trials of tokens trained (a branch: after its fork)
   bool has_best = false;          // some point finished
   PointResult best;
   // The seeds the best was chosen on: those every near-best point has (docs/analysis.md "Points

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <variant>
@@ -104,6 +106,22 @@ std::vector<TrialRow> read_trial_table(const h5::File& file, const fs::path& pat
   return rows;
 }
 
+// The step a WSD branch forked from its trunk: from_step of the last "fork" line of its
+// attempts.jsonl (one JSON object per line, docs/results-format.md); 0 when it never forked or the
+// file is missing. A line that does not parse is skipped, as the rest of the log's readers do.
+std::int64_t fork_step_of(const fs::path& attempts) {
+  std::ifstream in(attempts);
+  std::int64_t step = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"fork\"") == std::string::npos) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event", "") == "fork" && j.contains("from_step") &&
+        j["from_step"].is_number_integer())
+      step = j["from_step"].get<std::int64_t>();
+  }
+  return step;
+}
+
 }  // namespace
 
 SweepData load_sweep(const fs::path& dir) {
@@ -183,6 +201,7 @@ SweepData load_sweep(const fs::path& dir) {
 
   for (TrialRow& t : data.trials) {
     if (!t.finished()) continue;
+    t.fork_step = fork_step_of(dir / "trials" / t.id / "attempts.jsonl");
     const fs::path result = dir / "trials" / t.id / "result.h5";
     if (!fs::exists(result)) continue;
     try {

@@ -34,6 +34,10 @@ struct TrialRow {
   std::int64_t steps = 0;   // planned train.steps
   std::int64_t tokens = 0;  // tokens trained (summary tokens_seen; 0 when unfinished)
   double wall_s = 0;        // summary wall time of the trial (0 when unfinished or unreadable)
+  // A WSD branch (docs/sweeps.md "Branches"): the trunk step it started from, read from the
+  // "fork" event of its attempts.jsonl; its first fork_step steps (rows, wall time) are the
+  // trunk's, trained once for all its branches. 0: trained from step 0.
+  std::int64_t fork_step = 0;
   int attempts = 0;
   // What the trial actually ran on its cell's label keys (CellInfo::label_keys), read from the
   // config stored in its result.h5; empty when that is unreadable.

@@ -14,6 +14,7 @@
 #include "core/config/config_error.hpp"
 #include "experiments/study/plan.hpp"
 #include "experiments/study/study.hpp"
+#include "tests/experiments/study_errors.hpp"
 
 using namespace expt;
 using experiments::confirmed_points;
@@ -32,22 +33,8 @@ base:
 
 experiments::Study study(const std::string& search) { return experiments::parse_study(kBase + search, "study.yaml"); }
 
-std::vector<std::string> errors_of(const std::string& search) {
-  try {
-    experiments::parse_study(kBase + search, "study.yaml");
-  } catch (const config::ConfigErrors& e) {
-    std::vector<std::string> out;
-    for (const auto& err : e.errors()) out.push_back(err.str());
-    return out;
-  }
-  return {};
-}
-
-bool has_error(const std::vector<std::string>& errors, const std::string& prefix, const std::string& fragment) {
-  for (const std::string& e : errors)
-    if (e.rfind(prefix, 0) == 0 && e.find(fragment) != std::string::npos) return true;
-  return false;
-}
+std::vector<std::string> errors_of(const std::string& search) { return test::study_errors(kBase + search); }
+using test::has_error;
 
 const std::string kGrid = R"(search:
   strategy: grid

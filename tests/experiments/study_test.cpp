@@ -9,28 +9,16 @@
 
 #include "core/config/config_error.hpp"
 #include "experiments/study/plan.hpp"
+#include "tests/experiments/study_errors.hpp"
 
 using namespace expt;
 
 namespace {
 
-// Every error of parsing `text` as "study.yaml", as `file:line:col: path: message` lines.
 std::vector<std::string> errors_of(const std::string& text, const std::vector<std::string>& sets = {}) {
-  try {
-    experiments::parse_study(text, "study.yaml", sets);
-  } catch (const config::ConfigErrors& e) {
-    std::vector<std::string> out;
-    for (const auto& err : e.errors()) out.push_back(err.str());
-    return out;
-  }
-  return {};
+  return test::study_errors(text, sets);
 }
-
-bool has_error(const std::vector<std::string>& errors, const std::string& prefix, const std::string& fragment) {
-  for (const std::string& e : errors)
-    if (e.rfind(prefix, 0) == 0 && e.find(fragment) != std::string::npos) return true;
-  return false;
-}
+using test::has_error;
 
 std::string joined(const std::vector<std::string>& errors) {
   std::string s;

@@ -7,6 +7,10 @@ tables="$EXPT_SOURCE_DIR/analysis/python/results_tables.py"
 doc="$EXPT_SOURCE_DIR/docs/results.md"
 
 "$EXPT_PYTHON" "$tables" check "$doc" || die "docs/results.md differs from docs/results/"
+# Every results study stays a valid study of this build (scripts/results.sh runs them as they are).
+for study in "$EXPT_SOURCE_DIR"/configs/results/*.yaml; do
+  "$EXPT" plan "$study" > "$work/plan.out" 2>&1 || die "expt plan $study: $(cat "$work/plan.out")"
+done
 
 # Planted controls on copies: one summary value changed, one table cell edited by hand.
 cp -r "$EXPT_SOURCE_DIR/docs/results" "$work/results"

@@ -71,6 +71,7 @@ assert m, "no WSD branches line"
 assert (int(m.group(1)), int(m.group(2))) == (6, 12), m.groups()
 assert abs(float(m.group(3)) - branched) <= 1e-3 * branched and abs(float(m.group(4)) - independent) <= 1e-3 * independent, (m.groups(), branched, independent)
 print(f"plan: 6 trunks, 12 branches, {branched} tokens instead of {independent}")
+open(sys.argv[1] + ".branched", "w").write(str(branched))
 PY
 
 # ---- a sweep, then each trial from scratch elsewhere
@@ -79,6 +80,14 @@ forked=$(grep -l '"event":"fork"' "$work"/a/trials/*/attempts.jsonl | wc -l)
 [[ $forked -eq 12 ]] || die "$forked of 12 branches forked: $(grep -h fork "$work"/a/trials/*/attempts.jsonl)"
 ! grep -q '"event":"fork_skipped"' "$work"/a/trials/*/attempts.jsonl || die "a branch did not fork"
 [[ $(ls -d "$work"/a/trials/*/forks/step-*/ | wc -l) -eq 12 ]] || die "the trunks do not keep 12 fork points"
+# expt analyze's tuning budget counts what the sweep trained: a branch only its steps after the fork.
+"$EXPT" analyze "$work/a" > "$work/analyze.out" 2>&1 || die "expt analyze failed: $(cat "$work/analyze.out")"
+"$EXPT_PYTHON" - "$work/a/analysis/analysis.json" "$(cat "$work/plan.out.branched")" <<'PY' || die "budget: $(grep -A4 'Tuning budget' "$work/analyze.out")"
+import json, sys
+a = json.load(open(sys.argv[1]))
+spent = sum(r["tokens"] for r in a["tables"]["budget"])
+assert spent == int(sys.argv[2]), (spent, sys.argv[2])
+PY
 for t in "$work"/a/trials/*/; do
   id=$(basename "$t")
   "$EXPT" run "$t/trial.yaml" --out "$work/alone/$id" > "$work/alone-$id.out" 2>&1 || die "expt run $id failed"
