@@ -14,29 +14,15 @@ seed=${KILL_TORTURE_SEED:-$(date +%s)}
 RANDOM=$seed
 want_kills=10
 
-cat > "$work/study.yaml" <<'YAML'
-study: torture
-base:
-  task: {type: word_problem, group: Z5, seq_len: 12, eval_lengths: [12]}
-  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
-  optimizer: {weight_decay: 0.1}
-  schedule: {type: cosine, warmup: 5}
-  train: {steps: 60, batch_size: 8, eval_every: 10, eval_batches: 1, checkpoint_every: 5}
-search:
-  strategy: grid
-  seeds: [1, 2]
-  optimizers:
-    adamw:
-      space:
-        optimizer.lr: [1.0e-3, 3.0e-3, 1.0e-2]
-sweep: {ranks_per_trial: 1, max_attempts: 2}
-YAML
+# 60 steps a trial: enough kills land in the budget of the test
+study=$EXPT_SOURCE_DIR/tests/fixtures/small_grid_study.yaml
+steps=(--set base.train.steps=60)
 
-sweep() { mpirun -np 3 "$EXPT" sweep "$work/study.yaml" --out "$@"; }
+sweep() { mpirun -np 3 "$EXPT" sweep "$study" "${steps[@]}" --out "$@"; }
 
 # Starts a slowed-down sweep on $1 in a new session (mpirun and its ranks share it); prints its pid.
 launch_slow() {
-  EXPT_TEST_STEP_DELAY_MS=80 setsid mpirun -np 3 "$EXPT" sweep "$work/study.yaml" --out "$1" >> "$1.log" 2>&1 &
+  EXPT_TEST_STEP_DELAY_MS=80 setsid mpirun -np 3 "$EXPT" sweep "$study" "${steps[@]}" --out "$1" >> "$1.log" 2>&1 &
   echo $!
 }
 

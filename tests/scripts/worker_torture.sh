@@ -14,24 +14,7 @@ source "$(dirname "$0")/lib.sh"
 
 seed=${WORKER_TORTURE_SEED:-$(date +%s)}
 RANDOM=$seed
-cat > "$work/study.yaml" <<'YAML'
-study: leases
-base:
-  task: {type: word_problem, group: Z5, seq_len: 12, eval_lengths: [12]}
-  model: {d_model: 16, n_layers: 1, mixer: {type: attention, heads: 2}, mlp: {intermediate_size: 32}}
-  optimizer: {weight_decay: 0.1}
-  schedule: {type: cosine, warmup: 5}
-  train: {steps: 80, batch_size: 8, eval_every: 10, eval_batches: 1, checkpoint_every: 5}
-search:
-  strategy: grid
-  seeds: [1, 2]
-  optimizers:
-    adamw:
-      space:
-        optimizer.lr: [1.0e-3, 3.0e-3, 1.0e-2]
-sweep: {ranks_per_trial: 1, max_attempts: 2}
-YAML
-study=$work/study.yaml
+study=$EXPT_SOURCE_DIR/tests/fixtures/small_grid_study.yaml
 "$EXPT" sweep "$study" --out "$work/ref" > "$work/ref.out" 2>&1 || die "reference sweep failed: $(cat "$work/ref.out")"
 
 # The claim log checker: per trial, the (claim, end) intervals of different workers must not overlap.
