@@ -13,6 +13,7 @@ its metrics segments with the consolidation rule of docs/results-format.md, skip
 is being written and will not open.
 """
 
+import json
 import math
 import pathlib
 import re
@@ -47,8 +48,10 @@ def load_trials(sweep_dir):
     None where the trial's cell does not search that axis), state (pending, running, COMPLETED,
     DIVERGED, FAILED as the coordinator last wrote it), steps (planned), n_attempts, finished
     (bool), loss (the final eval loss as the analysis ranks it: +inf unless COMPLETED), one column
-    per hyperparameter of /hparams (e.g. "optimizer.lr"), and the /summary attributes of result.h5
-    as summary_<name> (NaN/None when the trial has no result.h5 yet).
+    per hyperparameter of /hparams (e.g. "optimizer.lr"), the /summary attributes of result.h5
+    as summary_<name> (NaN/None when the trial has no result.h5 yet), and fork_step: for a WSD
+    branch the trunk step it started from (its first fork_step steps were trained once by the trunk;
+    `expt analyze`'s budget counts only the rest), else 0.
     """
     sweep_dir = pathlib.Path(sweep_dir)
     index = sweep_dir / "sweep.h5"
@@ -77,6 +80,7 @@ def load_trials(sweep_dir):
         row.pop("tokens")
         row["finished"] = row["state"] in FINISHED
         result = sweep_dir / "trials" / row["trial_id"] / "result.h5"
+        row["fork_step"] = _fork_step(sweep_dir / "trials" / row["trial_id"] / "attempts.jsonl")
         row["loss"] = math.inf
         if result.exists():
             try:
@@ -91,6 +95,20 @@ def load_trials(sweep_dir):
             row["loss"] = row["summary_final_eval_loss"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _fork_step(attempts):
+    """from_step of the last "fork" line of a trial's attempts.jsonl (0: never forked)."""
+    step = 0
+    if attempts.exists():
+        for line in attempts.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a torn last line of a killed writer
+            if isinstance(event, dict) and event.get("event") == "fork" and isinstance(event.get("from_step"), int):
+                step = event["from_step"]
+    return step
 
 
 def _segments(trial_dir):
