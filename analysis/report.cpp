@@ -180,8 +180,10 @@ std::vector<Table> make_tables(const Analysis& a) {
     }
   tables.push_back(std::move(ablation));
 
-  Table budget{
-      "budget", "Tuning budget per optimizer (finished trials)", {"optimizer", "trials", "cpu_s", "tokens"}, {}};
+  Table budget{"budget",
+               "Tuning budget per optimizer (finished trials, and what PRUNED trials trained)",
+               {"optimizer", "trials", "cpu_s", "tokens"},
+               {}};
   for (const BudgetRow& b : a.budget)
     budget.rows.push_back({V::str(b.optimizer), V::num(b.trials, "{:.0f}"), V::num(b.cpu_s, "{:.1f}"),
                            V::num(static_cast<double>(b.tokens), "{:.0f}")});

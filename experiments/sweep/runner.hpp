@@ -75,6 +75,7 @@ struct BranchRole {
   std::vector<std::int64_t> fork_points;
   std::filesystem::path trunk_dir;  // empty: not a branch
   std::int64_t branch_step = 0;
+  std::int64_t stop_at = 0;     // search.halving: the step a trunk stops at (PlannedTrial::stop_at)
   std::string to_json() const;  // one line
   static BranchRole from_json(const std::string& line);
 };
