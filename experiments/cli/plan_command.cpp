@@ -59,13 +59,13 @@ std::string halving_lines(const Planner& planner) {
   std::string text = fmt::format(
       "successive halving (keep {}, min_points {}){}: points live at each rung; a pruned point's trunk stops at "
       "the fork point of the rung that pruned it\n",
-      config::format_double(h.keep), h.min_points,
+      h.keep, h.min_points,
       planner.study().strategy == Strategy::coordinate_descent ? ", on the first round of each cell" : "");
   double worst = 0, best = 0, branched = 0, independent = 0;
   for (const HalvingSchedule& s : schedules) {
     std::string rungs;
     for (std::size_t k = 0; k < s.ratios.size(); ++k)
-      rungs += fmt::format("{}{} at x{}", k ? " -> " : "", s.live[k], config::format_double(s.ratios[k]));
+      rungs += fmt::format("{}{} at x{}", k ? " -> " : "", s.live[k], s.ratios[k]);
     text += fmt::format("  {}: {}; {:.4g} training tokens at most, {:.4g} at least\n", s.group, rungs, s.tokens_worst,
                         s.tokens_best);
     worst += s.tokens_worst;

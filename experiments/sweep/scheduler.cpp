@@ -502,7 +502,7 @@ void Scheduler::write_state() const {
 
 std::string Scheduler::role(const TrialRecord& r) const {
   if (const auto p = halving_.pruned.find(r.trial.id); p != halving_.pruned.end() && r.state == "PRUNED")
-    return fmt::format("pruned at rung x{}", config::format_double(p->second));
+    return fmt::format("pruned at rung x{}", p->second);
   if (r.trial.trunk_key.empty()) return "";
   std::string role;
   if (const TrialRecord* trunk = trunk_of(r)) {
@@ -557,16 +557,16 @@ std::string Scheduler::summary_text() const {
   }
   for (const HalvingRung& g : halving_.rungs) {
     if (!g.decided) {
-      s += fmt::format("halving {} rung x{}: waits for {} of {} trial(s)\n", g.group, config::format_double(g.ratio),
-                       g.trials - g.trials_done, g.trials);
+      s += fmt::format("halving {} rung x{}: waits for {} of {} trial(s)\n", g.group, g.ratio, g.trials - g.trials_done,
+                       g.trials);
       continue;
     }
     std::string kept, pruned;
     for (std::size_t i = 0; i < g.ranked.size(); ++i)
       (i < g.kept ? kept : pruned) += fmt::format("{}[{}] {:.4f}", (i < g.kept ? kept : pruned).empty() ? "" : ", ",
                                                   g.ranked[i].first, g.ranked[i].second);
-    s += fmt::format("halving {} rung x{}: kept {} of {}: {}; pruned: {}\n", g.group, config::format_double(g.ratio),
-                     g.kept, g.ranked.size(), kept.empty() ? "none" : kept, pruned.empty() ? "none" : pruned);
+    s += fmt::format("halving {} rung x{}: kept {} of {}: {}; pruned: {}\n", g.group, g.ratio, g.kept, g.ranked.size(),
+                     kept.empty() ? "none" : kept, pruned.empty() ? "none" : pruned);
   }
   for (const auto& [cell, c] : confirmations_) {
     const std::string& name = planner_.cells()[cell].name;

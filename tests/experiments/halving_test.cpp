@@ -21,6 +21,7 @@ using namespace expt;
 using experiments::halving_keep_count;
 using experiments::PlannedTrial;
 using experiments::Planner;
+using test::has_error;
 
 namespace {
 
@@ -165,7 +166,8 @@ TEST_CASE("halving prunes at cooldown ends: the early leaders continue, the late
 
 TEST_CASE("halving: a diverged seed ranks its point last; min_points; keep 1 prunes nothing", "[halving]") {
   {
-    Planner p(experiments::parse_study(study_text("  halving: {keep: 0.25, min_points: 2}\n"), "study.yaml"));
+    const auto study1 = experiments::parse_study(study_text("  halving: {keep: 0.25, min_points: 2}\n"), "study.yaml");
+    Planner p(study1);
     experiments::ResultStore store;
     finish(p, 1, store);
     store[find(p, 1, 4e-3, 2)->id] = kInf;  // the early leader diverged on one seed
@@ -179,7 +181,8 @@ TEST_CASE("halving: a diverged seed ranks its point last; min_points; keep 1 pru
   }
   {
     // keep 1: every point continues (how a user lifts the pruning of a finished sweep).
-    Planner p(experiments::parse_study(study_text("  halving: {keep: 1}\n"), "study.yaml"));
+    const auto study2 = experiments::parse_study(study_text("  halving: {keep: 1}\n"), "study.yaml");
+    Planner p(study2);
     experiments::ResultStore store;
     finish(p, 1, store);
     finish(p, 2, store);
@@ -190,7 +193,8 @@ TEST_CASE("halving: a diverged seed ranks its point last; min_points; keep 1 pru
   }
   {
     // Without search.halving nothing is planned.
-    Planner p(experiments::parse_study(study_text(""), "study.yaml"));
+    const auto study3 = experiments::parse_study(study_text(""), "study.yaml");
+    Planner p(study3);
     CHECK(p.halving_trials().empty());
     CHECK(p.halving({}).rungs.empty());
     CHECK(p.halving_schedule().empty());
@@ -198,7 +202,8 @@ TEST_CASE("halving: a diverged seed ranks its point last; min_points; keep 1 pru
 }
 
 TEST_CASE("halving schedule: live points per rung and tokens at most and at least", "[halving]") {
-  Planner p(experiments::parse_study(study_text("  halving: {keep: 0.5}\n"), "study.yaml"));
+  const auto study4 = experiments::parse_study(study_text("  halving: {keep: 0.5}\n"), "study.yaml");
+  Planner p(study4);
   const auto schedules = p.halving_schedule();
   REQUIRE(schedules.size() == 1);
   const auto& s = schedules[0];
@@ -224,7 +229,9 @@ TEST_CASE("halving schedule: live points per rung and tokens at most and at leas
 }
 
 TEST_CASE("halving with coordinate descent: the first round of every cell", "[halving]") {
-  Planner p(experiments::parse_study(study_text("  halving: {keep: 0.5}\n", "coordinate_descent"), "study.yaml"));
+  const auto study5 =
+      experiments::parse_study(study_text("  halving: {keep: 0.5}\n", "coordinate_descent"), "study.yaml");
+  Planner p(study5);
   // The first round around the base point (lr 2e-3) holds every value of the one axis, at every ratio.
   CHECK(p.halving_trials().size() == 24);
   experiments::ResultStore store;

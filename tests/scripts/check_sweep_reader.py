@@ -2,7 +2,9 @@
 trial counts, states, each cell's best point and loss, the tuning budget; each finished trial's last
 eval loss equals its summary; and a trial read from its segments (result.h5 removed, as for a trial
 still running) gives the same series as from result.h5.
-    check_sweep_reader.py SWEEP_DIR COPY_DIR   (COPY_DIR: a copy of SWEEP_DIR this script may damage)
+    check_sweep_reader.py SWEEP_DIR COPY_DIR [EVAL_COLUMN]
+    (COPY_DIR: a copy of SWEEP_DIR this script may damage; EVAL_COLUMN: the final eval loss's
+    column, default loss@32, the quickstart's)
 """
 import json
 import math
@@ -13,6 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "analysis" 
 from sweep_reader import best_points, load_series, load_trials  # noqa: E402
 
 sweep, copy = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+column = sys.argv[3] if len(sys.argv) > 3 else "loss@32"
 analysis = json.loads((sweep / "analysis" / "analysis.json").read_text())
 tables = analysis["tables"]
 trials = load_trials(sweep)
@@ -66,7 +69,7 @@ evals = load_series(sweep, "eval")
 # A PRUNED trunk (search.halving) has no result.h5: its rows come from its segments.
 assert set(evals[evals["state"] != "PRUNED"]["source"]) == {"result"}
 for _, t in trials[trials["state"] == "COMPLETED"].iterrows():
-    e = evals[(evals["trial_id"] == t["trial_id"]) & (evals["metric"] == "loss@32")].sort_values("step")
+    e = evals[(evals["trial_id"] == t["trial_id"]) & (evals["metric"] == column)].sort_values("step")
     assert math.isclose(float(e["value"].iloc[-1]), t["summary_final_eval_loss"], rel_tol=1e-6), t["trial_id"]
 
 # Segments path: remove result.h5 of two trials in the copy; the sweep.h5 states stay, so the

@@ -41,7 +41,7 @@ scales:
   branching: wsd
 sweep: {ranks_per_trial: 1, max_attempts: 2}
 YAML
-sed -i "s/LR_VALUES/${HALVING_LRS:-3.0e-3, 1.0e-2, 3.0e-2}/; s/TPP/${HALVING_TPP:-1}/" "$work/study.yaml"
+sed -i "s/LR_VALUES/${HALVING_LRS:-1.0e-1, 1.0e-2, 1.0e-3}/; s/TPP/${HALVING_TPP:-4}/" "$work/study.yaml"
 
 # ---- expt plan: the schedule and its tokens
 "$EXPT" plan "$work/study.yaml" > "$work/plan.out" 2>&1 || die "expt plan failed: $(cat "$work/plan.out")"
@@ -205,12 +205,12 @@ assert budget == spent, (budget, spent)
 print("analysis: budget", budget, "tokens")
 PY
 cp -r "$work/a" "$work/a-copy"
-"$EXPT_PYTHON" "$scripts/check_sweep_reader.py" "$work/a" "$work/a-copy" > "$work/reader.out" 2>&1 \
+"$EXPT_PYTHON" "$scripts/check_sweep_reader.py" "$work/a" "$work/a-copy" loss@12 > "$work/reader.out" 2>&1 \
   || die "Python reader disagrees with expt analyze: $(cat "$work/reader.out")"
 
 # ---- SIGKILL while a trunk is paused, then while a promoted trunk trains; the same command resumes
 slow() {  # the sweep in its own session, slowed down
-  EXPT_TEST_STEP_DELAY_MS=10 setsid "$EXPT" sweep "$work/study.yaml" --out "$work/k" >> "$work/k.out" 2>&1 &
+  EXPT_TEST_STEP_DELAY_MS=5 setsid "$EXPT" sweep "$work/study.yaml" --out "$work/k" >> "$work/k.out" 2>&1 &
   sweep_sid=$!
 }
 slow
