@@ -72,6 +72,7 @@ assert abs(float(m.group(1)) - expected) <= 1e-3 * expected and m.group(1) == m.
 m = re.search(r"^halving: (\S+) training tokens at most and (\S+) at least, instead of (\S+) with branches alone", text, re.M)
 assert m and abs(float(m.group(3)) - 3 * per_step * cost[2]) <= 1e-3 * 3 * per_step * cost[2], (m and m.groups())
 print(f"plan: 3 -> 2 -> 1 points, {expected} tokens instead of {3 * per_step * cost[2]} with branches alone")
+open(sys.argv[1] + ".tokens", "w").write(str(expected))
 PY
 
 # ---- the reference: the same study without halving (search.halving is not part of its identity)
@@ -128,6 +129,22 @@ for t in "$work"/a/trials/*/; do
     [[ -d $t/forks/step-$step ]] || die "$(basename "$t") paused at step $step, where it has no fork point"
   fi
 done
+# A PRUNED trunk holds no checkpoint past its last pause (it trained no step beyond its rung's fork point).
+"$EXPT_PYTHON" - "$work/a" <<'PY' || die "a pruned trial trained past its rung"
+import json, pathlib, sys
+a = pathlib.Path(sys.argv[1])
+for t in json.loads((a / "status.json").read_text())["trials"]:
+    if t["state"] != "PRUNED":
+        continue
+    d = a / "trials" / t["id"]
+    steps = [int(c.name.split("-")[1]) for c in (d / "checkpoints").glob("step-*")] if (d / "checkpoints").is_dir() else []
+    paused = [json.loads(l) for l in (d / "attempts.jsonl").read_text().splitlines()
+              if '"paused"' in l] if (d / "attempts.jsonl").exists() else []
+    if t["cell"].endswith("/x4"):  # a trunk: it paused, at the fork point of the rung that pruned it
+        assert paused and max(steps) == paused[-1]["step"], (t, steps, paused)
+    else:  # a branch of a pruned point never ran
+        assert not steps and not paused, (t, steps)
+PY
 paused=$(grep -l '"event":"paused"' "$work"/a/trials/*/attempts.jsonl | wc -l)
 [[ $paused -eq 3 ]] || die "$paused trunks paused, expected 3 (each waits at x1)"
 # The fork events carry the fork step (they read 0 before).
@@ -202,6 +219,9 @@ for tid, t in status.items():
         paused = [e for e in lines if e["event"] == "paused"]
         spent += paused[-1]["tokens"] if paused else 0
 assert budget == spent, (budget, spent)
+# ... which is what `expt plan` said halving would train.
+plan = float((a.parent / "plan.out.tokens").read_text())
+assert budget == plan, (budget, plan)
 print("analysis: budget", budget, "tokens")
 PY
 cp -r "$work/a" "$work/a-copy"
