@@ -288,10 +288,11 @@ std::vector<DroppedPoint> Scheduler::dropped() const {
 std::string Scheduler::status_json(double elapsed_s) const {
   using nlohmann::json;
   json counts = json::object();
-  for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED", "PRUNED"}) counts[s] = 0;
+  // PRUNED (search.halving) appears once some trial is, as `expt serve` counts states it sees.
+  for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
   json trials = json::array();
   for (const TrialRecord& r : records_) {
-    counts[r.state] = counts[r.state].get<int>() + 1;
+    counts[r.state] = counts.value(r.state, 0) + 1;
     json row = {{"id", r.trial.id},
                 {"cell", r.trial.cell_name},
                 {"optimizer", r.trial.optimizer},
