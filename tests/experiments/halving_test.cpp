@@ -164,7 +164,7 @@ TEST_CASE("halving prunes at cooldown ends: the early leaders continue, the late
   CHECK(p.halving(store).pruned == plan.pruned);
 }
 
-TEST_CASE("halving: a diverged seed ranks its point last; min_points; keep 1 prunes nothing", "[halving]") {
+TEST_CASE("halving: a diverged seed ranks its point last, min_points, keep 1 prunes nothing", "[halving]") {
   {
     const auto study1 = experiments::parse_study(study_text("  halving: {keep: 0.25, min_points: 2}\n"), "study.yaml");
     Planner p(study1);

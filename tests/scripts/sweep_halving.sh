@@ -238,12 +238,12 @@ for _ in $(seq 1 1200); do grep -qs '"event":"paused"' "$work"/k/trials/*/attemp
 grep -qs '"event":"paused"' "$work"/k/trials/*/attempts.jsonl || die "no trunk paused: $(cat "$work/k.out")"
 kill_session "$sweep_sid"
 slow
-promoted() {  # a trunk that started again after a pause
+promoted() {  # a trunk that started again after a pause (stays true once true)
   for f in "$work"/k/trials/*/attempts.jsonl; do
     "$EXPT_PYTHON" -c "
 import json, sys
 ev = [json.loads(l)['event'] for l in open(sys.argv[1]) if l.strip()]
-sys.exit(0 if 'paused' in ev and ev[len(ev) - 1 - ev[::-1].index('paused'):].count('start') else 1)" "$f" && return 0
+sys.exit(0 if 'paused' in ev and 'start' in ev[ev.index('paused'):] else 1)" "$f" && return 0
   done
   return 1
 }
