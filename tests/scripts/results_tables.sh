@@ -85,5 +85,20 @@ for d in 32 64; do
     || die "mqar table: expected one better-lr row for d_model $d: $(cat "$work/mqar.md")"
 done
 grep -q '^| attention | [0-9]* | [13]e-3 | [1235] |' "$work/mqar.md" && die "mqar table has a seed that did not run"
+# The better-lr row names the lr with the higher final token_acc@64 (one seed here), read from summary.csv.
+"$EXPT_PYTHON" - "$work/fresh_mqar/mqar_attention/summary.csv" "$work/mqar.md" << 'PY' || die "mqar table: wrong better lr"
+import csv, json, sys
+best = {}
+for r in csv.DictReader(open(sys.argv[1])):
+    c = json.loads(r["config"])
+    d, lr, acc = c["model"]["d_model"], c["optimizer"]["lr"], float(r["final_token_acc@64"])
+    if d not in best or acc > best[d][1]:
+        best[d] = (lr, acc)
+text = open(sys.argv[2]).read()
+for d, (lr, acc) in best.items():
+    row = f"| attention | {d} | {lr:.0e}".replace("e-03", "e-3") + f" | 4 | {acc:.4f} |"
+    if row not in text:
+        sys.exit(f"no row {row}")
+PY
 
 echo "results_tables: OK"
