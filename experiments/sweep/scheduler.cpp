@@ -217,7 +217,7 @@ std::optional<PlannedTrial> Scheduler::next(int group) {
   return t;
 }
 
-void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted) {
+void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted, bool retryable) {
   const auto it = index_.find(id);
   if (it == index_.end()) throw std::logic_error("Scheduler::finished: unknown trial " + id);
   TrialRecord& rec = records_[it->second];
@@ -229,7 +229,7 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   const int paused = summary.status == "PAUSED" ? 0 : 1;
   rec.attempts = std::max(rec.attempts + paused, on_disk.count_attempts() - on_disk.count_pauses());
   OnDisk d{true, summary, rec.attempts};
-  if (interrupted || !is_done(d)) {
+  if (interrupted || (retryable && !is_done(d))) {
     rec.state = "pending";
     if (summary.status == "PAUSED") rec.has_summary = false;
   } else {
