@@ -818,8 +818,24 @@ std::string ServedDirectory::analysis_json() {
   }
   const std::string liveness = live_trials(root_).key;
   // The same calls as `expt analyze DIR --format json` (analysis/analyze_command.cpp), default options.
-  const analysis::Analysis a = analysis::analyze(analysis::load_sweep(root_), analysis::AnalysisOptions{});
-  std::string text = analysis::render_json(a, analysis::make_tables(a));
+  const analysis::SweepData data = analysis::load_sweep(root_);
+  const analysis::Analysis a = analysis::analyze(data, analysis::AnalysisOptions{});
+  json out = json::parse(analysis::render_json(a, analysis::make_tables(a)));
+  // And for the curves' "best config per cell": the finished trials of each cell's best point as
+  // expt analyze chooses it (docs/analysis.md "Points with more seeds": with confirmation seeds the
+  // lowest mean over each point's own seeds is not the best).
+  json best = json::object();
+  for (const analysis::CellResult& c : a.cells) {
+    if (!c.has_best) continue;
+    json ids = json::array();
+    for (const analysis::TrialRow& t : data.trials)
+      if (t.cell == c.info.name && t.point == c.best.point &&
+          std::find(c.best.seeds.begin(), c.best.seeds.end(), t.seed) != c.best.seeds.end())
+        ids.push_back(t.id);
+    best[c.info.name] = {{"point", c.best.point}, {"trials", ids}};
+  }
+  out["best_trials"] = std::move(best);
+  std::string text = out.dump();
   std::lock_guard lock(mutex_);
   analysis_ = AnalysisEntry{stamp, liveness, text};
   return text;

@@ -64,7 +64,8 @@ class ServedDirectory {
   // The trial's train and eval series as columns, serialised, at most `max_points` rows each
   // (evenly thinned, the last row kept); nullopt for an unknown id.
   std::optional<std::string> metrics_json(const std::string& id, std::size_t max_points);
-  // `expt analyze`'s tables (analysis/report.hpp render_json) with the study's default options;
+  // `expt analyze`'s tables (analysis/report.hpp render_json) with the study's default options, and
+  // `best_trials`: {cell: {point, trials}}, the trials of each cell's best point as it chooses it;
   // throws std::runtime_error when the sweep cannot be analysed (no readable sweep.h5).
   std::string analysis_json();
 

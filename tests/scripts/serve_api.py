@@ -336,6 +336,15 @@ def roles(url, sweep, plan_out, status_out, analyze_json, analyze_txt):
     positions = [txt.find("\n" + t["title"] + "\n") for t in a["titles"]]
     if a["titles"] != j["titles"] or -1 in positions or positions != sorted(positions):
         fail(f"titles {a['titles']} vs the CLI {j['titles']}")
+    # The curves' best config per cell: the trials of expt analyze's best point.
+    for row in j["tables"]["cells"]:
+        cell = f"{row['optimizer']}/{row['model']}/x{row['ratio']:g}"
+        want = sorted(t["id"] for t in o["trials"] if t["cell"] == cell and t["point"] == row["best_point"])
+        got = a["best_trials"][cell]
+        if got["point"] != row["best_point"] or sorted(got["trials"]) != want:
+            fail(f"best_trials of {cell}: {got} vs expt analyze's {row['best_point']} ({want})")
+    if len(a["best_trials"]) != len(j["tables"]["cells"]):
+        fail(f"best_trials {a['best_trials']} vs {len(j['tables']['cells'])} cells")
     print(f"serve_api: roles ok: {len(o['trials'])} trials, {kinds}; {api}; summary {a['summary'][:80]!r}...")
 
 

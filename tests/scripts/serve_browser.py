@@ -92,6 +92,37 @@ def check_states(b, url):
     return f"states {counts}, {finished} finished"
 
 
+def check_best(b, url):
+    """Dir 3: the curves' best config of a cell whose confirmed point has the lower loss on the search
+    seed but a higher mean over its two seeds than the other point's single seed: the page draws
+    the point `expt analyze` chooses, not the lowest mean."""
+    o = api(url, "/api/overview?dir=3")
+    a = api(url, "/api/analysis?dir=3")
+    cell = "adamw/s/x1"
+    means = {}
+    for t in o["trials"]:
+        if t["cell"] == cell and t["state"] == "COMPLETED":
+            means.setdefault(t["point"], []).append(t["final_eval_loss"])
+    lowest_mean = min(means, key=lambda p: sum(means[p]) / len(means[p]))
+    chosen = a["best_trials"][cell]["point"]
+    row = next(r for r in a["tables"]["cells"] if r["optimizer"] == "adamw" and r["ratio"] == 1)
+    if chosen != row["best_point"] or chosen == lowest_mean:
+        fail(f"the crafted losses do not separate the rules: analyze {row['best_point']}, best_trials {chosen}, "
+             f"lowest mean {lowest_mean} ({means})")
+    show_dir(b, url, 3)
+    b.js("document.getElementById('curve-mode').value = 'best';"
+         "document.getElementById('curves-chart').dataset.rendered = '';"
+         "document.querySelector('nav button[data-tab=curves]').click()")
+    b.wait("const c = document.getElementById('curves-chart'); return c.dataset.rendered === '1' && Chart.getChart(c)",
+           "the curves of dir 3")
+    labels = b.js("return Chart.getChart(document.getElementById('curves-chart')).data.datasets"
+                  ".filter(d => !d.band).map(d => d.label)")
+    mine = [x for x in labels if x.startswith(cell + ": ")]
+    if mine != [f"{cell}: {chosen} (2 seeds, best as expt analyze)"]:
+        fail(f"curves of {cell}: {mine}; expt analyze's best {chosen!r}, the lowest mean {lowest_mean!r}")
+    return f"best of {cell}: {chosen} (not the lowest mean {lowest_mean})"
+
+
 def main():
     driver, url, shots = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3]
     with urllib.request.urlopen(f"{url}/api/overview?dir=0") as r:
@@ -158,10 +189,11 @@ def main():
 
         roles_checked = check_roles(b, url, shots)
         states = check_states(b, url)
+        best = check_best(b, url)
     finally:
         b.close()
     print(f"serve_browser: {len(rows)} trial rows, {len(finished_cells)} best-config series, 3 selected series, "
-          f"analysis tables {tables}, trial page {tid}; {roles_checked}; {states}; screenshots in {shots}")
+          f"analysis tables {tables}, trial page {tid}; {roles_checked}; {states}; {best}; screenshots in {shots}")
 
 
 main()

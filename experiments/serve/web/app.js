@@ -15,7 +15,7 @@ const COLUMNS = [  // [field, heading, numeric, format]
 
 const state = {
   dir: 0, tab: "overview", overview: null, sortKey: "id", sortAsc: true, selected: new Set(),
-  trialId: null, metricsCache: new Map(), curvesChart: null, deffChart: null, timer: null,
+  trialId: null, metricsCache: new Map(), curvesChart: null, deffChart: null, timer: null, best: null, bestKey: "",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -151,6 +151,21 @@ async function metricsOf(id) {
   return m;
 }
 
+// `best_trials` of the analysis, fetched again only when the counts by state change; null while
+// the sweep cannot be analysed (no sweep.h5 yet).
+async function bestTrials() {
+  const key = `${state.dir} ${JSON.stringify(state.overview.counts)}`;
+  if (state.bestKey !== key) {
+    try {
+      state.best = (await getJson(`/api/analysis?dir=${state.dir}`)).best_trials || null;
+    } catch (e) {
+      state.best = null;
+    }
+    state.bestKey = key;
+  }
+  return state.best;
+}
+
 function seriesOf(m, metric, xKey, smoothing) {
   const [stream, column] = [metric.slice(0, metric.indexOf("/")), metric.slice(metric.indexOf("/") + 1)];
   const cols = m[stream] || {};
@@ -182,9 +197,16 @@ async function renderCurves() {
   // Groups of trials, one line each: a cell's best point (its seeds averaged), or one selected trial.
   let groups = [];
   if (mode === "best") {
+    // Each cell's best point as `expt analyze` chooses it (with confirmation seeds the lowest mean
+    // over each point's own seeds can be a lucky single seed); the lowest mean only while the sweep
+    // cannot be analysed yet.
+    const analysed = await bestTrials();
+    const seeds = (n) => `${n} seed${n > 1 ? "s" : ""}`;
     for (const c of o.cells) {
-      const best = bestPoint(o.trials.filter((t) => t.cell === c.cell));
-      if (best) groups.push({label: `${c.cell}: ${best.point} (${best.ids.length} seed${best.ids.length > 1 ? "s" : ""})`, ids: best.ids});
+      const a = analysed && analysed[c.cell];
+      const best = a ? null : bestPoint(o.trials.filter((t) => t.cell === c.cell));
+      if (a && a.trials.length) groups.push({label: `${c.cell}: ${a.point} (${seeds(a.trials.length)}, best as expt analyze)`, ids: a.trials});
+      else if (best) groups.push({label: `${c.cell}: ${best.point} (${seeds(best.ids.length)}, lowest mean)`, ids: best.ids});
     }
   } else {
     groups = [...state.selected].map((id) => {
