@@ -369,11 +369,13 @@ std::map<std::string, json> ServedDirectory::branch_roles(const IndexEntry& idx)
     ScheduleEntry& e = schedules_[id];
     if (e.stamp == stamp && stamp.exists) return e.schedule;
     e = ScheduleEntry{stamp, std::nullopt};
-    if (stamp.exists) try {
+    if (stamp.exists) {
+      try {
         e.schedule = config::parse_trial_config(read_text(file, 1 << 20), file.string()).schedule;
       } catch (const std::exception&) {
         // Half a file or another schema: the cell's schedule or no fork step below.
       }
+    }
     return e.schedule;
   };
   const auto fork_log = [this](const std::string& id) {
@@ -409,10 +411,13 @@ std::map<std::string, json> ServedDirectory::branch_roles(const IndexEntry& idx)
           std::any_of(r->axes.begin(), r->axes.end(), [](const auto& a) { return a.first.rfind("schedule.", 0) == 0; });
       if (!schedule && !schedule_axis && idx.cell_schedules.count(r->cell)) schedule = idx.cell_schedules.at(r->cell);
       std::optional<std::int64_t> step;
-      if (schedule) try {
+      if (schedule) {
+        try {
           step = optim::wsd_decay_start(*schedule, r->steps);
         } catch (const std::exception&) {
+          // A schedule the function refuses (not wsd): no fork step to show.
         }
+      }
       // What happened, once the branch has started: its attempts.jsonl says.
       json role = branch_role(trunk->trial_id, step, fork_log(r->trial_id));
       roles[r->trial_id] = std::move(role);
@@ -477,7 +482,7 @@ std::string ServedDirectory::sweep_overview() {
   // its name (a state a later expt adds is shown and counted like any other).
   std::map<std::string, int> counts;
   if (status.is_object() && status.contains("counts") && status["counts"].is_object())
-    for (const auto& [s, n] : status["counts"].items()) counts[s] = 0;
+    for (auto it = status["counts"].begin(); it != status["counts"].end(); ++it) counts[it.key()] = 0;
   json trials = json::array();
   std::map<std::string, json> trial_roles;  // for the trial page
   for (const std::string& id : order) {
