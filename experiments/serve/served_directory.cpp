@@ -325,8 +325,11 @@ const ServedDirectory::IndexEntry& ServedDirectory::index() {
       if (entry.branching && doc["cells"] && doc["cells"].IsMap())
         for (const auto& cell : doc["cells"]) {
           if (!cell.second["base"]) continue;
+          // The resolved study leaves `out` empty, which a trial config refuses; it has no bearing here.
+          YAML::Node base = YAML::Clone(cell.second["base"]);
+          base.remove("out");
           YAML::Emitter text;
-          text << cell.second["base"];
+          text << base;
           const std::string name = cell.first.as<std::string>();
           try {
             entry.cell_schedules[name] = config::parse_trial_config(text.c_str(), "sweep.h5 cells." + name).schedule;
@@ -571,9 +574,13 @@ std::string ServedDirectory::sweep_overview() {
   out["strategy"] = status.is_object() ? status.value("strategy", "") : "";
   out["elapsed_s"] = status.is_object() && status.contains("elapsed_s") ? status["elapsed_s"] : json(nullptr);
   out["ranks_per_trial"] = idx.ranks_per_trial;
+  // The command to resume when there is something to resume (`expt status`'s rule: no live process,
+  // a trial pending or interrupted); a finished sweep has none.
+  const auto count_of = [&counts](const char* state) { return counts.count(state) ? counts.at(state) : 0; };
+  const bool resumable = !alive.sweep.running && count_of("pending") + count_of("interrupted") > 0;
   out["liveness"] = {{"state", liveness_word(alive.sweep)},
                      {"alive", alive.sweep.alive},
-                     {"command", alive.sweep.running ? std::string() : alive.sweep.command}};
+                     {"command", resumable ? alive.sweep.command : std::string()}};
   out["branching"] = idx.branching;
   out["notes"] = std::move(notes);
   overview_ = OverviewEntry{stamps, out.dump(), std::move(trial_roles)};

@@ -146,7 +146,7 @@ TEST_CASE("ServedDirectory counts and shows any state, and every trial's role", 
                index_row("000000000000000d", "adamw/s/x1", 2, 20, "PRUNED", 2.5),
                index_row("000000000000000e", "adamw/s/x1", 3, 20, "BRAND_NEW_STATE", 2.6)},
               "scales:\n  branching: wsd\ncells:\n"
-              "  adamw/s/x1:\n    base:\n      schedule: {type: wsd, warmup: 4, decay: 0.25}\n"
+              "  adamw/s/x1:\n    base:\n      schedule: {type: wsd, warmup: 4, decay: 0.25}\n      out: \"\"\n"
               "  adamw/s/x2:\n    base:\n      schedule: {type: wsd, warmup: 4, decay: 0.25}\n");
   const std::string row_tail = R"(, "attempts": 1, "steps": 20, "step": null, "loss": null, "tokens_per_s": null)";
   write_file(

@@ -80,6 +80,8 @@ def finished(url, sweep, analyze_json):
         fail(f"counts {o['counts']} vs status.json {status['counts']}")
     if o["notes"]:
         fail(f"notes on an intact sweep: {o['notes']}")
+    if o["liveness"]["state"] != "finished" or o["liveness"]["command"]:
+        fail(f"a finished sweep has nothing to resume, as expt status says: {o['liveness']}")
     with h5py.File(os.path.join(sweep, "sweep.h5"), "r") as f:
         rows = f["trials"][:]
         points = f["point"].asstr()[:]

@@ -10,9 +10,21 @@ per selected trial, the analysis tables, and a trial page; saves screenshots of 
 import json
 import os
 import sys
+import time
 import urllib.request
 
 from serve_browser_driver import Browser, fail
+
+
+def wait_equal(b, script, want, what, timeout=30):
+    got = None
+    end = time.time() + timeout
+    while time.time() < end:
+        got = b.js(script)
+        if got == want:
+            return
+        time.sleep(0.1)
+    fail(f"{what}: {got!r}, expected {want!r}")
 
 
 def api(url, path):
@@ -54,11 +66,9 @@ def check_roles(b, url, shots):
     if "trunk of" not in trunk_role or "fork points committed at step" not in trunk_role:
         fail(f"the trunk's page says {trunk_role!r}")
     b.js("document.querySelector('nav button[data-tab=analysis]').click()")
-    summary = b.wait("const s = document.querySelector('#analysis-summary span'); return s && s.textContent ? s.textContent : null",
-                     "the analysis summary")
     a = api(url, "/api/analysis?dir=1")
-    if summary != a["summary"]:
-        fail(f"summary {summary!r} vs the API's {a['summary']!r}")
+    wait_equal(b, "const s = document.querySelector('#analysis-summary span'); return s && s.textContent",
+               a["summary"], "the analysis summary")
     headings = b.js("return [...document.querySelectorAll('#analysis-tables h2')].map(h => h.textContent)")
     if headings != [t["title"] for t in a["titles"]] or len(headings) != len(a["tables"]):
         fail(f"headings {headings} vs {a['titles']}")
@@ -113,7 +123,7 @@ def check_best(b, url):
     b.js("document.getElementById('curve-mode').value = 'best';"
          "document.getElementById('curves-chart').dataset.rendered = '';"
          "document.querySelector('nav button[data-tab=curves]').click()")
-    b.wait("const c = document.getElementById('curves-chart'); return c.dataset.rendered === '1' && Chart.getChart(c)",
+    b.wait("const c = document.getElementById('curves-chart'); return c.dataset.rendered === '1' && !!Chart.getChart(c)",
            "the curves of dir 3")
     labels = b.js("return Chart.getChart(document.getElementById('curves-chart')).data.datasets"
                   ".filter(d => !d.band).map(d => d.label)")

@@ -317,6 +317,7 @@ async function renderAnalysis() {
   if (all.length) datasets.push({label: "D_eff = D", data: [{x: Math.min(...all), y: Math.min(...all)}, {x: Math.max(...all), y: Math.max(...all)}],
                                  borderColor: "#999", borderDash: [4, 4], pointRadius: 0, showLine: true});
   $("deff-chart").dataset.seriesCount = String(byOpt.size);
+  $("deff-note").textContent = byOpt.size ? "" : "Nothing to plot: the speedup table has no finite D_eff (see the fit table).";
   if (state.deffChart) state.deffChart.destroy();
   state.deffChart = new Chart($("deff-chart"), {type: "scatter", data: {datasets},
       options: {animation: false, maintainAspectRatio: false, scales: {
@@ -389,6 +390,12 @@ async function start() {
     state.selected.clear();
     state.metricsCache.clear();
     state.overview = null;
+    state.bestKey = "";
+    state.trialId = null;
+    // Nothing of the previous directory stays on the other tabs while the new one loads.
+    $("analysis-head").innerHTML = "";
+    $("analysis-tables").innerHTML = "";
+    $("trial-body").innerHTML = "<p>Click a trial in the overview.</p>";
     refresh();
   });
   for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => showTab(b.dataset.tab));
