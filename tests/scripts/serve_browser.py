@@ -46,8 +46,11 @@ def check_roles(b, url, shots):
     the trunk, the analysis head of `expt analyze` (summary, headings) and the confirmation lines."""
     o = api(url, "/api/overview?dir=1")
     show_dir(b, url, 1)
+    stale = b.js("return document.getElementById('analysis-head').textContent + document.getElementById('trial-body').textContent")
+    if api(url, "/api/dirs")[0]["path"] in stale:
+        fail(f"after switching to dir 1 the other tabs still show dir 0: {stale[:300]!r}")
     shown = b.js("const col = [...document.querySelectorAll('#trials-table thead th')].findIndex(h => h.dataset.key === 'role');"
-                 "return Object.fromEntries([...document.querySelectorAll('#trials-table tbody tr.trial-row')]"
+                 "return col < 0 ? null : Object.fromEntries([...document.querySelectorAll('#trials-table tbody tr.trial-row')]"
                  ".map(r => [r.dataset.id, r.cells[col].textContent]))")
     want = {t["id"]: t["role"] for t in o["trials"]}
     if shown != want or not any(r.startswith("branch of") for r in shown.values()):
