@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/processor.hpp"
+
 namespace expt::kernels {
 
 namespace {
@@ -339,9 +341,20 @@ void gemm<double>(Trans ta, Trans tb, int M, int N, int K, double alpha, const d
   cblas_dgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+namespace {
+
+// The default backend's syrk runs on OpenBLAS where that is the faster one (prefer_openblas_syrk);
+// a forced backend (EXPT_GEMM_BACKEND) runs its own, so comparisons stay what they say.
+GemmBackend syrk_backend() {
+  const GemmBackend b = gemm_backend();
+  return b == GemmBackend::libxsmm && syrk_on_openblas() ? GemmBackend::openblas : b;
+}
+
+}  // namespace
+
 template <>
 void syrk_upper<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
-  ssyrk_upper_on(gemm_backend(), false, n, k, alpha, A, lda, beta, C, ldc);
+  ssyrk_upper_on(syrk_backend(), false, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 template <>
@@ -353,7 +366,7 @@ void syrk_upper<double>(int n, int k, double alpha, const double* A, int lda, do
 
 template <>
 void syrk_upper_trans<float>(int n, int k, float alpha, const float* A, int lda, float beta, float* C, int ldc) {
-  ssyrk_upper_on(gemm_backend(), true, n, k, alpha, A, lda, beta, C, ldc);
+  ssyrk_upper_on(syrk_backend(), true, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 template <>

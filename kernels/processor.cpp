@@ -240,6 +240,15 @@ void require_bf16_support() {
   if (const auto error = bf16_support_error(cpu_features(), onednn_isa_name())) throw std::runtime_error(*error);
 }
 
+bool prefer_openblas_syrk(VectorIsa cpu_widest, std::optional<VectorIsa> openblas_kernel_isa) {
+  return cpu_widest == VectorIsa::avx2 && openblas_kernel_isa == VectorIsa::avx2;
+}
+
+bool syrk_on_openblas() {
+  static const bool on = prefer_openblas_syrk(cpu_features().widest(), openblas_core_isa(openblas_core_name()));
+  return on;
+}
+
 std::string gemm_machine_summary() {
   const CpuFeatures& cpu = cpu_features();
   const GemmBackend backend = gemm_backend();
@@ -247,8 +256,9 @@ std::string gemm_machine_summary() {
                              : backend == GemmBackend::onednn
                                  ? onednn_isa_name()
                                  : onednn_isa_name() + ", small products libxsmm " + libxsmm_target_name();
+  const std::string syrk = backend == GemmBackend::libxsmm && syrk_on_openblas() ? ", syrk openblas" : "";
   return "cpu " + cpu.model + " (" + vector_isa_name(cpu.widest()) + "; " + cpu.isa_list() + "); gemm " +
-         gemm_backend_name(backend) + " (" + kernel + "); fp64 and openblas core " + openblas_core_name();
+         gemm_backend_name(backend) + " (" + kernel + syrk + "); fp64 and openblas core " + openblas_core_name();
 }
 
 }  // namespace expt::kernels

@@ -57,6 +57,16 @@ std::optional<std::string> gemm_startup_warning();
 // limit it, and then oneDNN has no bf16 matmul at all). The error text (names the CPU, what it
 // has or what limits oneDNN, and the fix), nullopt when both hold. Pure, unit-tested with fake
 // instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
+// Where the fp32 symmetric rank-k update (syrk_upper, kernels/gemm.hpp) runs under the default
+// backend (libxsmm; a forced one runs its own): oneDNN has no syrk, and its row panels of general products reach 1.4x
+// OpenBLAS's ssyrk on an AVX-512 core but 0.66-0.83x of it on an AVX2-only one (AMD EPYC Zen 3,
+// docs/performance.md "AVX2"), so there they go to OpenBLAS, provided its kernels are as wide as
+// the CPU's (an OpenBLAS that fell back to an older core would be the slower choice again). Pure,
+// unit-tested with fake instruction sets; syrk_on_openblas() is its answer for this machine
+// (computed once). Decision 140.
+bool prefer_openblas_syrk(VectorIsa cpu_widest, std::optional<VectorIsa> openblas_kernel_isa);
+bool syrk_on_openblas();
+
 std::optional<std::string> bf16_support_error(const CpuFeatures& cpu, std::string_view onednn_isa);
 void require_bf16_support();
 std::string gemm_machine_summary();

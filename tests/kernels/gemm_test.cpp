@@ -207,6 +207,10 @@ TEST_CASE("libxsmm generates the CPU's kernels unless LIBXSMM_TARGET limits it",
     CHECK(name == "hsw");
   else if (expt::kernels::cpu_features().widest() == expt::kernels::VectorIsa::avx512)
     CHECK(name != "hsw");
+  else if (expt::kernels::cpu_features().widest() == expt::kernels::VectorIsa::avx2)
+    CHECK(name == "hsw");  // an AVX2-only CPU (AMD EPYC Zen 3): libxsmm's AVX2 generator
+  else
+    CHECK_FALSE(name.empty());
 }
 
 TEST_CASE("gemm_reference agrees with an independently written entry", "[gemm]") {
@@ -348,6 +352,39 @@ TEST_CASE("the float front end follows the selected backend bit for bit", "[gemm
     expt::kernels::sgemm_on(backend, Trans::no, Trans::yes, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f,
                             direct.data(), N);
     REQUIRE(std::memcmp(via_front.data(), direct.data(), direct.size() * sizeof(float)) == 0);
+  }
+  expt::kernels::set_gemm_backend(before);
+}
+
+TEST_CASE("the default backend's syrk runs where it is faster: OpenBLAS on AVX2 with matching kernels, else oneDNN",
+          "[gemm]") {
+  using expt::kernels::prefer_openblas_syrk;
+  using expt::kernels::VectorIsa;
+  CHECK(prefer_openblas_syrk(VectorIsa::avx2, VectorIsa::avx2));            // Zen 3 with OpenBLAS Zen/Haswell
+  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx512, VectorIsa::avx512));  // oneDNN's panels 1.4x there
+  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx512, VectorIsa::avx2));
+  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx2, VectorIsa::sse));  // OpenBLAS fell back to an old core
+  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx2, std::nullopt));    // a core the table does not know
+  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx, VectorIsa::avx));
+
+  // The front end follows the choice for this machine bit for bit, and a forced backend its own.
+  const int n = 70, k = 131;
+  const auto A = expt::test::random_normal<float>(n * k, 41);
+  const GemmBackend before = expt::kernels::gemm_backend();
+  for (GemmBackend backend : kBackends) {
+    expt::kernels::set_gemm_backend(backend);
+    const GemmBackend expected =
+        backend == GemmBackend::libxsmm && expt::kernels::syrk_on_openblas() ? GemmBackend::openblas : backend;
+    for (bool trans : {false, true}) {
+      std::vector<float> via_front(n * n, 0.5f), direct(n * n, 0.5f);
+      if (trans)
+        expt::kernels::syrk_upper_trans<float>(n, k / 2, 0.7f, A.data(), n, 1.0f, via_front.data(), n);
+      else
+        expt::kernels::syrk_upper<float>(n, k, 0.7f, A.data(), k, 1.0f, via_front.data(), n);
+      expt::kernels::ssyrk_upper_on(expected, trans, n, trans ? k / 2 : k, 0.7f, A.data(), trans ? n : k, 1.0f,
+                                    direct.data(), n);
+      REQUIRE(std::memcmp(via_front.data(), direct.data(), direct.size() * sizeof(float)) == 0);
+    }
   }
   expt::kernels::set_gemm_backend(before);
 }
