@@ -66,6 +66,24 @@ def git(*args):
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
 
 
+def attempts_cpu_s(trial_dir):
+    """The trial's CPU time: the sum over its attempts of the cpu_s of each attempt's closing event in
+    attempts.jsonl (end, interrupted; decision 137), or "" when no attempt recorded one (a trial
+    run by an older expt). An attempt killed without a closing event adds nothing: a lower bound."""
+    path = pathlib.Path(trial_dir) / "attempts.jsonl"
+    if not path.exists():
+        return ""
+    per_attempt = {}
+    for line in path.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash (docs/results-format.md)
+        if event.get("event") in ("end", "interrupted") and "cpu_s" in event:
+            per_attempt[event.get("attempt")] = float(event["cpu_s"])
+    return round(sum(per_attempt.values()), 1) if per_attempt else ""
+
+
 def summarize(name, sweep_dir, study, expt, started, command, results_dir):
     """Writes summary.csv, evals.csv and provenance.json of the sweep into results_dir/NAME."""
     sweep_dir = pathlib.Path(sweep_dir)
@@ -84,6 +102,7 @@ def summarize(name, sweep_dir, study, expt, started, command, results_dir):
                 row["state"] = _text(s["status"])
                 row["steps_done"] = int(s["steps_done"])
                 row["wall_s"] = round(float(s["wall_s"]), 1)
+                row["cpu_s"] = attempts_cpu_s(result.parent)
                 row["config"] = json.dumps(yaml.safe_load(_text(f["config"][()])), sort_keys=True)
                 evals = f["metrics/eval"][:]
                 names = [n for n in evals.dtype.names if n not in ("tokens", "wall_s")]
@@ -99,7 +118,8 @@ def summarize(name, sweep_dir, study, expt, started, command, results_dir):
         summary_rows.append(row)
     finals = ["final_" + c for c in eval_columns]
     _write_csv(out_dir / "summary.csv",
-               ["trial_id", "config_hash", "cell", "seed", "state", "steps_done", "wall_s"] + finals + ["config"],
+               ["trial_id", "config_hash", "cell", "seed", "state", "steps_done", "wall_s", "cpu_s"] + finals
+               + ["config"],
                summary_rows)
     _write_csv(out_dir / "evals.csv", ["trial_id", "step"] + eval_columns, eval_rows)
     version = subprocess.run([expt, "--version"], capture_output=True, text=True, check=False).stdout.strip()
@@ -225,6 +245,109 @@ class WordProblemTable:
         return tuple(str(_config_value(r["config"], k)) for k in self.arm_keys)
 
 
+def _lr_text(lr):
+    mantissa, exponent = f"{float(lr):.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _seconds(v):
+    return f"{float(v):.0f} s" if v not in ("", None) else "—"
+
+
+class RecallTable:
+    """An associative-recall study (task mqar): per (mixer, d_model) the learning rate with the
+    better mean token_acc at the training length over the seeds (ties: the one the study lists
+    first), with every seed's final token_acc at L and at the longest length, seq_acc at L and the
+    first eval that reaches token_acc@L >= threshold; then every run (every seed, every lr) with its
+    wall and CPU time (cpu_s: the attempts' CPU time, decision 137)."""
+
+    def __init__(self, threshold=0.9):
+        self.threshold = threshold
+
+    @staticmethod
+    def mixer_name(config):
+        m = config["model"]["mixer"]
+        names = {"attention": "attention", "gla": "GLA", "deltanet": "DeltaNet"}
+        name = names.get(m["type"], m["type"])
+        if "use_short_conv" in m:
+            name += " + short conv" if m["use_short_conv"] else ", no short conv"
+        return name
+
+    def render(self, summary, evals, provenance):
+        by_trial = {}
+        for e in evals:
+            by_trial.setdefault(e["trial_id"], []).append(e)
+        first = summary[0]["config"]
+        L = first["task"]["seq_len"]
+        long_len = max(first["task"]["eval_lengths"])
+        key = f"token_acc@{L}"
+
+        # Groups in the study's plan order (summary.csv's order), lrs in the order listed there.
+        groups, lr_order = {}, {}
+        for r in summary:
+            c = r["config"]
+            g = (self.mixer_name(c), int(c["model"]["d_model"]))
+            lr = float(c["optimizer"]["lr"])
+            lr_order.setdefault(lr, len(lr_order))
+            r["_first"] = "never"
+            for e in sorted(by_trial.get(r["trial_id"], []), key=lambda e: int(e["step"])):
+                if e.get(key, "") != "" and float(e[key]) >= self.threshold:
+                    r["_first"] = f"step {e['step']}"
+                    break
+            groups.setdefault(g, {}).setdefault(lr, []).append(r)
+
+        def value(r, metric, length):
+            return r.get(f"final_{metric}@{length}", "")
+
+        def mean(runs):
+            # A run that did not complete counts as 0: a failure is not left out of the mean.
+            vals = [float(value(r, "token_acc", L)) for r in runs
+                    if r["state"] == "COMPLETED" and value(r, "token_acc", L) != ""]
+            return sum(vals) / len(runs)
+
+        best_rows, run_rows = [], []
+        for (mixer, d), by_lr in groups.items():
+            lrs = sorted(by_lr, key=lambda lr: lr_order[lr])
+            means = {lr: mean(by_lr[lr]) for lr in lrs}
+            best = max(lrs, key=lambda lr: (means[lr], -lr_order[lr]))
+            runs = sorted(by_lr[best], key=lambda r: int(r["seed"]))
+            others = ", ".join(f"{_lr_text(lr)}: {means[lr]:.4f}" for lr in lrs if lr != best) or "—"
+
+            def per_seed(f):
+                return " / ".join(f(r) for r in runs)
+
+            best_rows.append([
+                mixer, str(d), _lr_text(best), per_seed(lambda r: str(r["seed"])), f"{means[best]:.4f}",
+                per_seed(lambda r: fmt4(value(r, "token_acc", L))),
+                per_seed(lambda r: fmt4(value(r, "token_acc", long_len))),
+                per_seed(lambda r: fmt4(value(r, "seq_acc", L))),
+                per_seed(lambda r: r["_first"]), others])
+            for lr in lrs:
+                for r in sorted(by_lr[lr], key=lambda r: int(r["seed"])):
+                    run_rows.append([
+                        mixer, str(d), _lr_text(lr), str(r["seed"]), r["state"],
+                        fmt4(value(r, "token_acc", L)), fmt4(value(r, "token_acc", long_len)),
+                        fmt4(value(r, "seq_acc", L)), r["_first"], _seconds(r.get("wall_s")), _seconds(r.get("cpu_s"))])
+
+        out = [_md_row(["mixer", "d_model", "better lr", "seeds", f"mean token_acc@{L}", f"token_acc@{L}",
+                        f"token_acc@{long_len}", f"seq_acc@{L}", f"first eval with token_acc@{L} >= {self.threshold}",
+                        f"other lr: mean token_acc@{L}"]),
+               _md_row(["---", "---:", "---", "---", "---:", "---", "---", "---", "---", "---"])]
+        out += [_md_row(c) for c in best_rows]
+        out.append("")
+        out.append(_md_row(["mixer", "d_model", "lr", "seed", "status", f"token_acc@{L}", f"token_acc@{long_len}",
+                            f"seq_acc@{L}", f"first eval with token_acc@{L} >= {self.threshold}", "wall", "CPU"]))
+        out.append(_md_row(["---", "---:", "---", "---:", "---", "---:", "---:", "---:", "---", "---:", "---:"]))
+        out += [_md_row(c) for c in run_rows]
+        out.append("")
+        wall = sum(float(r["wall_s"]) for r in summary if r.get("wall_s"))
+        cpus = [float(r["cpu_s"]) for r in summary if r.get("cpu_s")]
+        cpu = f"{sum(cpus):.0f} CPU-s" + ("" if len(cpus) == len(summary) else f" (recorded for {len(cpus)} trials)")
+        out.append(f"Per-seed columns list the seeds in the order of `seeds`. Trial time in all: {wall:.0f} s wall, "
+                   f"{cpu}. " + provenance_line(provenance, len(summary)))
+        return "\n".join(out)
+
+
 def _md_row(cells):
     return "| " + " | ".join(cells) + " |"
 
@@ -238,6 +361,8 @@ TABLES = {
     "state_tracking_s3": WordProblemTable(
         ["model.mixer.num_householder", "model.mixer.allow_neg_eigval"],
         lambda nh, neg: f"DeltaProduct n_h {nh}, {_beta(neg)}"),
+    "mqar": RecallTable(),
+    "mqar_attention": RecallTable(),
 }
 
 

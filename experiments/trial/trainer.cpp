@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -44,6 +45,15 @@ std::int64_t env_int(const char* name, std::int64_t fallback) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU time of this process (all threads, user + system), in seconds. An attempt's closing event
+// in attempts.jsonl (end, interrupted) carries the attempt's CPU time (decision 137): on a shared
+// machine a trial's wall time includes the time other processes held the core, its CPU time not.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -113,6 +123,8 @@ class Trainer {
   io::ResultInfo result_info() const;
   TrialOutcome finish(io::TrialSummary summary);
   double wall() const { return wall_offset_ + seconds_since(t0_); }
+  // This attempt's CPU time so far (this rank's process, from the start of run()).
+  double attempt_cpu_s() const { return process_cpu_seconds() - cpu0_; }
   // Rank 0: whether TrainerOptions::still_owner says another worker owns the trial now (sticky).
   bool ownership_lost() {
     if (leader_ && !ownership_lost_ && opt_.still_owner) ownership_lost_ = !opt_.still_owner();
@@ -146,6 +158,7 @@ class Trainer {
   std::int64_t tokens_ = 0;
   double wall_offset_ = 0;  // training wall time of earlier attempts
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  double cpu0_ = process_cpu_seconds();  // reset at the start of run()
 };
 
 void Trainer::write_attempt(const std::string& event, const nlohmann::json& extra) {
@@ -279,7 +292,7 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
   if (leader_) {
     summary.n_attempts = attempt_;
     dir_.consolidate(result_info(), summary, attempt_, step_, comm_.size());
-    write_attempt("end", {{"status", summary.status}});
+    write_attempt("end", {{"status", summary.status}, {"cpu_s", attempt_cpu_s()}});
     outcome.result = dir_.result_path();
   }
   comm_.barrier();
@@ -288,6 +301,7 @@ TrialOutcome Trainer::finish(io::TrialSummary summary) {
 }
 
 TrialOutcome Trainer::run() {
+  cpu0_ = process_cpu_seconds();
   hash_ = config::config_hash(cfg_);
   if (leader_) dir_.create();
   comm_.barrier();
@@ -444,7 +458,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
       if (!ckpt.latest_committed() || *ckpt.latest_committed() != step_) ckpt.save(step_, state);
       log.info(fmt::format("stopped by {} at step {}; checkpoint written, rerun the same command to resume",
                            describe_stop_signal(sig), step_));
-      write_attempt("interrupted", {{"signal", sig}});
+      write_attempt("interrupted", {{"signal", sig}, {"cpu_s", attempt_cpu_s()}});
     }
     comm_.barrier();
     TrialOutcome outcome;
