@@ -181,8 +181,11 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
       if (!header) out << "leases (held or expired, not released):\n";
       header = true;
       if (!l.readable) {
-        out << fmt::format("  {}  generation {}: unreadable, counts as expired {:.0f} s after its last change\n",
-                           l.trial, l.generation, l.ttl_s);
+        // An unreadable lease carries no ttl of its own: it expires the reader's ttl after its mtime.
+        out << fmt::format("  {}  generation {}: unreadable, counts as expired {:.0f} s after its last change ({})\n",
+                           l.trial, l.generation, l.expires_s - l.renewed_s,
+                           live.now < l.expires_s ? fmt::format("in {:.1f} s", l.expires_s - live.now)
+                                                  : fmt::format("{:.1f} s ago", live.now - l.expires_s));
         continue;
       }
       out << fmt::format("  {}  generation {} held by {} for {}, renewed {:.1f} s ago, {}\n", l.trial, l.generation,

@@ -16,6 +16,7 @@
 #include "experiments/sweep/heartbeat_thread.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/stop_signal.hpp"
 
 namespace fs = std::filesystem;
@@ -101,6 +102,13 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
   options.hooks = TrainerHooks::from_environment();
   try {
     return run_trial(cfg, comm, options);
+  } catch (const MemoryRefusal& e) {
+    // Not transient: every retry on this host would be refused the same way (nothing was written).
+    TrialOutcome outcome;
+    outcome.summary.status = "FAILED";
+    outcome.summary.message = e.what();
+    outcome.refused = true;
+    return outcome;
   } catch (const std::exception& e) {
     TrialOutcome outcome;
     outcome.summary.status = "FAILED";
@@ -209,7 +217,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                                                  }),
                                                  {}, branch_role(sched, *t));
     heartbeat.end_trial();
-    sched.finished(t->id, outcome.summary, outcome.interrupted);
+    sched.finished(t->id, outcome.summary, outcome.interrupted, !outcome.refused);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));

@@ -83,7 +83,8 @@ BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t);
 std::string branch_note(const PlannedTrial& t);
 
 // Runs one trial of the sweep in `dir` on `comm`; what run_trial throws (a directory held by
-// another trial or locked by another process) ends only this trial, as FAILED.
+// another trial or locked by another process) ends only this trial, as FAILED; a refusal of the
+// memory pre-flight too, with TrialOutcome::refused set (not retried: Scheduler::finished).
 // `still_owner`: TrainerOptions::still_owner (workers; empty for `expt sweep`). `branch`: the
 // group's rank 0 only (the trainer shares the fork points with the other ranks).
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const std::filesystem::path& dir, comm::Communicator& comm,

@@ -170,7 +170,7 @@ std::optional<PlannedTrial> Scheduler::next(int group) {
   return t;
 }
 
-void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted) {
+void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted, bool retryable) {
   const auto it = index_.find(id);
   if (it == index_.end()) throw std::logic_error("Scheduler::finished: unknown trial " + id);
   TrialRecord& rec = records_[it->second];
@@ -179,7 +179,7 @@ void Scheduler::finished(const std::string& id, const io::TrialSummary& summary,
   rec.group = -1;
   rec.attempts = std::max(rec.attempts + 1, io::TrialDirectory(trial_dir(id)).count_attempts());
   OnDisk d{true, summary, rec.attempts};
-  if (interrupted || !is_done(d)) {
+  if (interrupted || (retryable && !is_done(d))) {
     rec.state = "pending";
   } else {
     rec.state = summary.status;

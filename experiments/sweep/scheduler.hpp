@@ -52,9 +52,10 @@ class Scheduler {
   // trunk is known, whatever the trunk's state (the trainer starts from scratch without a fork point).
   std::optional<PlannedTrial> next(int group);
   // Records the end of a running trial's attempt; a FAILED trial with attempts left and an
-  // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
-  // round has no trial left pending or running.
-  void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
+  // interrupted one go back to pending, unless `retryable` is false (a refusal that another attempt
+  // would meet again, e.g. the memory pre-flight's: FAILED for good in this run). Re-plans the
+  // trial's cell (coordinate descent) when its round has no trial left pending or running.
+  void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted, bool retryable = true);
   // A progress report of a running trial (ignored when the trial is not running); step_s: measured
   // seconds per step (0 when not measured yet).
   void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s, double step_s = 0);

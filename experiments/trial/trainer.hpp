@@ -76,7 +76,10 @@ struct TrialOutcome {
   bool interrupted = false;       // stopped by SIGINT/SIGTERM/SIGHUP after checkpointing
   int signal = 0;                 // the signal that interrupted it
   bool ownership_lost = false;    // stopped because still_owner() said false; nothing committed
-  std::filesystem::path result;   // result.h5 (empty when interrupted)
+  // Set by experiments/sweep's run_sweep_trial, not by run_trial: the trial was refused before it
+  // started (the memory pre-flight), a FAILED that another attempt on this host would meet again.
+  bool refused = false;
+  std::filesystem::path result;  // result.h5 (empty when interrupted)
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.
