@@ -483,8 +483,9 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
               {"higher_is_better", a.metric.higher_is_better},
               {"notes", a.notes},
               {"summary", summary(a, tables)}};
-  json t_out = json::object();
+  json t_out = json::object(), titles = json::array();
   for (const Table& t : tables) {
+    titles.push_back({{"name", t.name}, {"title", t.title}, {"columns", t.columns}});
     json rows = json::array();
     for (const auto& row : t.rows) {
       json r = json::object();
@@ -503,6 +504,9 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
     }
     t_out[t.name] = std::move(rows);
   }
+  // The tables in the terminal's order, with its headings and column order (the rows' objects have
+  // their keys sorted).
+  out["titles"] = std::move(titles);
   out["tables"] = std::move(t_out);
   return out.dump(1) + "\n";
 }
