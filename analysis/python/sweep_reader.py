@@ -105,16 +105,8 @@ def load_trials(sweep_dir):
 
 def _fork_step(attempts):
     """from_step of the last "fork" line of a trial's attempts.jsonl (0: never forked)."""
-    step = 0
-    if attempts.exists():
-        for line in attempts.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a torn last line of a killed writer
-            if isinstance(event, dict) and event.get("event") == "fork" and isinstance(event.get("from_step"), int):
-                step = event["from_step"]
-    return step
+    step = _last_event(attempts, "fork").get("from_step")
+    return step if isinstance(step, int) else 0
 
 
 def _last_event(attempts, name):
