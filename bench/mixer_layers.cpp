@@ -12,8 +12,8 @@
 //
 // FLOPs per token (forward+backward) = 6 * (matrix parameters of the layer) + core_flops_per_token(L)
 // (Mixer::core_flops_per_token: the chunk formulas of docs/derivations/gla.md and
-// docs/derivations/delta_rule.md, 3 x forward; attention 6 (L + 1) d). The same count as Model::flops_per_token restricted to one mixer. bench/peer/compare_mixers.py
-// runs this against the PyTorch peer of the same layer.
+// docs/derivations/delta_rule.md, 3 x forward; attention 6 (L + 1) d). The same count as Model::flops_per_token
+// restricted to one mixer. bench/peer/compare_mixers.py runs this against the PyTorch peer of the same layer.
 #include <time.h>
 
 #include <algorithm>
@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -95,7 +96,7 @@ int run(int argc, char** argv) {
   auto mixer = nn::make_mixer(store, "blocks.0.mixer.", m);
   if (!mixer) throw std::invalid_argument("model.mixer.type is none");
   store.allocate();
-  const std::size_t out_id = mixer->output_weight_id();
+  const std::optional<std::size_t> out_id = mixer->output_weight_id();
   double matrix_params = 0, n_params = 0;
   for (std::size_t id = 0; id < store.params().size(); ++id) {
     const nn::ParamInfo& info = store.params()[id];

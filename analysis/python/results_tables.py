@@ -268,10 +268,17 @@ class RecallTable:
     @staticmethod
     def mixer_name(config):
         m = config["model"]["mixer"]
-        names = {"attention": "attention", "gla": "GLA", "deltanet": "DeltaNet"}
+        names = {"attention": "attention", "gla": "GLA", "deltanet": "DeltaNet", "base_conv": "BaseConv"}
         name = names.get(m["type"], m["type"])
         if "use_short_conv" in m:
             name += " + short conv" if m["use_short_conv"] else ", no short conv"
+        # Per-layer mixers (decision 143): the blocks that take model.hybrid_mixer instead.
+        layers = config["model"].get("hybrid_layers") or []
+        if layers:
+            h = config["model"]["hybrid_mixer"]
+            hybrid = names.get(h["type"], h["type"])
+            where = ", ".join(str(layer) for layer in layers)
+            name = f"{hybrid} (block {where}) + {name}"
         return name
 
     def render(self, summary, evals, provenance):
@@ -443,6 +450,7 @@ TABLES = {
         lambda nh, neg: f"DeltaProduct n_h {nh}, {_beta(neg)}"),
     "mqar": RecallTable(),
     "mqar_attention": RecallTable(),
+    "mqar_hybrid": RecallTable(),
     "halving_validation": HalvingValidationTable(),
 }
 

@@ -54,7 +54,7 @@ struct MixerConfig {
   bool allow_neg_eigval = false;        // delta-rule types: beta in (0, 2) instead of (0, 1)
   bool use_forget_gate = false;         // deltanet, deltaproduct: scalar per-head decay (gated_deltaproduct: always)
   bool use_short_conv = true;           // gla, delta-rule types: causal depthwise conv + SiLU on q, k, v
-  int conv_size = 4;                    // short conv kernel width
+  int conv_size = 4;                    // short conv kernel width (base_conv: its convolution's, default 3)
   bool use_output_gate = false;         // gla, delta-rule types: RMSNorm(o) * SiLU(x W_g)
   int gate_low_rank_dim = 16;           // gla: rank of the forget-gate projection
   double gate_logit_normalizer = 16.0;  // gla: log-gate = logsigmoid(z) / gate_logit_normalizer
@@ -79,11 +79,21 @@ struct ModelConfig {
   int n_layers = 2;
   int vocab_size = 0;  // 0: taken from the task
   MixerConfig mixer;
+  // Per-layer mixers (docs/decisions.md 143): the blocks listed in hybrid_layers take hybrid_mixer
+  // instead of mixer, e.g. Zoology's MQAR hybrid {hybrid_mixer: {type: base_conv}, hybrid_layers: [0]}.
+  MixerConfig hybrid_mixer{.type = "none"};
+  std::vector<int> hybrid_layers;  // block indices in [0, n_layers), each at most once
   MlpConfig mlp;
   bool tie_embeddings = false;
   double norm_eps = 1e-6;
   double init_std = 0.02;       // normal(0, init_std) for every Linear and Embedding weight
   std::string init = "normal";  // normal | rescale (o_proj and down_proj scaled by 1/sqrt(2*n_layers))
+
+  // The mixer of block `layer`: hybrid_mixer when hybrid_layers lists it, else mixer.
+  const MixerConfig& layer_mixer(int layer) const;
+  // This config with `mixer` replaced by block `layer`'s mixer (what the block and the layer
+  // factory read) and no hybrid layers.
+  ModelConfig for_layer(int layer) const;
 };
 
 // The enumerated options of the optimizers, spelled by the tables below (enum_names.hpp).

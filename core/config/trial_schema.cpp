@@ -230,7 +230,8 @@ const Table<MixerConfig>& mixer_table() {
               "gated_deltaproduct always has it"),
           key("use_short_conv", &MixerConfig::use_short_conv, any_bool(),
               "causal depthwise convolution + SiLU on q, k, v"),
-          key("conv_size", &MixerConfig::conv_size, at_least(1), "short convolution kernel width"),
+          key("conv_size", &MixerConfig::conv_size, at_least(1),
+              "short convolution kernel width; base_conv: width of its depthwise causal convolution"),
           key("use_output_gate", &MixerConfig::use_output_gate, any_bool(),
               "output RMSNorm(o) * SiLU(x W_g) instead of RMSNorm(o)"),
           key("gate_low_rank_dim", &MixerConfig::gate_low_rank_dim, at_least(1),
@@ -269,6 +270,10 @@ const Table<ModelConfig>& model_table() {
           key("n_layers", &ModelConfig::n_layers, at_least(1), "number of blocks"),
           key("vocab_size", &ModelConfig::vocab_size, at_least(0), "vocabulary size; 0 takes the task's"),
           section("mixer", &ModelConfig::mixer, mixer_table()),
+          section("hybrid_mixer", &ModelConfig::hybrid_mixer, mixer_table()),
+          key("hybrid_layers", &ModelConfig::hybrid_layers, at_least(0),
+              "blocks whose mixer is hybrid_mixer instead of mixer (Zoology's Hybrid: [0] with 2 layers); each "
+              "< n_layers, at most once"),
           section("mlp", &ModelConfig::mlp, mlp_table()),
           key("tie_embeddings", &ModelConfig::tie_embeddings, any_bool(),
               "the output head shares the embedding matrix"),
@@ -540,6 +545,42 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
       mixer != nullptr && mixer->sizing != nullptr && all_valid(r, mixer->sizing_keys)) {
     const MixerSizing sizing = mixer->sizing(cfg.model);
     if (const auto* problem = std::get_if<SizingConflict>(&sizing)) conflict(r, problem->keys, file, problem->message);
+  }
+  // Per-layer mixers (decision 143): the listed blocks exist, once each, and the hybrid mixer's
+  // head split holds. The sizing reads `model.mixer`, so it runs on a copy whose mixer is the
+  // hybrid one, and its key paths and message are renamed back.
+  if (all_valid(r, {"model.hybrid_layers", "model.n_layers"})) {
+    std::set<int> seen;
+    for (std::size_t i = 0; i < cfg.model.hybrid_layers.size(); ++i) {
+      const int layer = cfg.model.hybrid_layers[i];
+      const std::string element = cat("model.hybrid_layers[", std::to_string(i), "]");
+      if (layer >= cfg.model.n_layers)
+        conflict(r, {element, "model.hybrid_layers", "model.n_layers"}, file,
+                 cat("hybrid layer ", str(layer), " does not exist (model.n_layers is ", str(cfg.model.n_layers), ")"));
+      else if (!seen.insert(layer).second)
+        conflict(r, {element, "model.hybrid_layers"}, file, cat("hybrid layer ", str(layer), " is listed twice"));
+    }
+  }
+  if (const MixerType* hybrid = find_mixer_type(cfg.model.hybrid_mixer.type);
+      !cfg.model.hybrid_layers.empty() && hybrid != nullptr && hybrid->sizing != nullptr) {
+    const auto renamed = [](std::string text) {
+      const std::string from = "model.mixer.", to = "model.hybrid_mixer.";
+      for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+      return text;
+    };
+    std::vector<std::string> keys;
+    for (const std::string& k : hybrid->sizing_keys) keys.push_back(renamed(k));
+    if (all_valid(r, keys)) {
+      ModelConfig as_main = cfg.model;
+      as_main.mixer = cfg.model.hybrid_mixer;
+      const MixerSizing sizing = hybrid->sizing(as_main);
+      if (const auto* problem = std::get_if<SizingConflict>(&sizing)) {
+        std::vector<std::string> at;
+        for (const std::string& k : problem->keys) at.push_back(renamed(k));
+        conflict(r, at, file, renamed(problem->message));
+      }
+    }
   }
 
   const TaskConfig& task = cfg.task;

@@ -51,6 +51,9 @@ void gated_deltaproduct_defaults(MixerConfig& c) {
   c.use_forget_gate = true;
 }
 
+// Zoology's BaseConv: a depthwise causal convolution of width 3 (its MQAR configs' kernel_size).
+void base_conv_defaults(MixerConfig& c) { c.conv_size = 3; }
+
 void no_mixer_defaults(MixerConfig&) {}
 
 std::optional<SizingConflict> no_heads(const ModelConfig& m) {
@@ -197,6 +200,7 @@ const std::vector<MixerType>& mixer_types() {
        &gated_deltaproduct_defaults,
        &product_sizing,
        product_sizing_keys()},
+      {MixerKind::base_conv, "base_conv", {"conv_size"}, &base_conv_defaults, nullptr, {}},
       {MixerKind::none, "none", {}, &no_mixer_defaults, nullptr, {}},
   };
   return types;
@@ -215,6 +219,19 @@ MixerConfig mixer_defaults(const std::string& type) {
   cfg.type = type;
   t->defaults(cfg);
   return cfg;
+}
+
+const MixerConfig& ModelConfig::layer_mixer(int layer) const {
+  for (int l : hybrid_layers)
+    if (l == layer) return hybrid_mixer;
+  return mixer;
+}
+
+ModelConfig ModelConfig::for_layer(int layer) const {
+  ModelConfig c = *this;
+  c.mixer = layer_mixer(layer);
+  c.hybrid_layers.clear();
+  return c;
 }
 
 }  // namespace expt::config

@@ -34,7 +34,7 @@ const std::vector<std::string>& common_optimizer_keys();
 // The descriptor named `name`, or nullptr.
 const OptimizerType* find_optimizer_type(std::string_view name);
 
-enum class MixerKind { attention, gla, deltanet, deltaproduct, gated_deltaproduct, none };
+enum class MixerKind { attention, gla, deltanet, deltaproduct, gated_deltaproduct, base_conv, none };
 
 // How d_model splits into heads: key and value width per head.
 struct HeadDims {

@@ -29,7 +29,7 @@ class CausalSelfAttention final : public Mixer<T> {
   // From dy: parameter gradients accumulated, dx [batch*seq_len, d] overwritten. Same x and shape
   // as the last forward. Scratch dO, dQ, dK, dV (4 x [rows, d]) from ws.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
-  std::size_t output_weight_id() const override { return o_proj_.weight_id(); }
+  std::optional<std::size_t> output_weight_id() const override { return o_proj_.weight_id(); }
   // Every parameter is a Linear weight: nothing beyond Model's default init.
   void init_parameters(std::uint64_t, double) override {}
   // Causal QK^T and PV: 4 d (t+1) forward at position t, averaged over t = 0..L-1 gives

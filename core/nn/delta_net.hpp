@@ -63,7 +63,7 @@ class DeltaNet final : public Mixer<T> {
   void forward(const T* x, T* y, int batch, int seq_len) override;
   // Gradient scratch (do, dgate, dq, dk, dv, dbeta, dg, dpre; the output head's dnormed) from ws.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
-  std::size_t output_weight_id() const override { return out_.output_weight_id(); }
+  std::optional<std::size_t> output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std); A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1)) clamped
   // at >= 1e-4 and dt_bias = dt + log(-expm1(-dt)) (the inverse softplus of dt), docs/layers.md.
   void init_parameters(std::uint64_t seed, double init_std) override;

@@ -52,7 +52,7 @@ class GatedLinearAttention final : public Mixer<T> {
   void forward(const T* x, T* y, int batch, int seq_len) override;
   // Gradient scratch (do, dgate, dq, dk, dv, dg, dz_low, dpre; the output head's dnormed) from ws.
   void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) override;
-  std::size_t output_weight_id() const override { return out_.output_weight_id(); }
+  std::optional<std::size_t> output_weight_id() const override { return out_.output_weight_id(); }
   // Conv weights N(0, init_std), the gate bias 0.
   void init_parameters(std::uint64_t seed, double init_std) override;
   // 3 x forward; forward per head ~ 4 d_k d_v + 2 C (d_k + d_v) (docs/derivations/gla.md, full C x C blocks).

@@ -5,6 +5,7 @@
 
 #include "core/config/type_descriptors.hpp"
 #include "core/nn/attention.hpp"
+#include "core/nn/base_conv.hpp"
 #include "core/nn/delta_net.hpp"
 #include "core/nn/gla.hpp"
 
@@ -72,6 +73,8 @@ std::unique_ptr<Mixer<T>> make_mixer(ParameterStore<T>& store, const std::string
       o.allow_neg_eigval = m.allow_neg_eigval;
       return std::make_unique<DeltaNet<T>>(store, prefix, o);
     }
+    case config::MixerKind::base_conv:
+      return std::make_unique<BaseConv<T>>(store, prefix, cfg.d_model, m.conv_size);
   }
   throw std::logic_error("make_mixer: unhandled mixer kind");
 }

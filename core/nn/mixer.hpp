@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/config/trial_config.hpp"
@@ -27,8 +28,9 @@ class Mixer {
   // the last forward. Gradient scratch comes from ws (released before returning).
   virtual void backward(const T* x, const T* dy, T* dx, int batch, int seq_len, Workspace<T>& ws) = 0;
 
-  // Store id of the output projection o_proj (scaled down by the `rescale` init).
-  virtual std::size_t output_weight_id() const = 0;
+  // Store id of the output projection o_proj (scaled down by the `rescale` init); none for a
+  // mixer without one (base_conv).
+  virtual std::optional<std::size_t> output_weight_id() const = 0;
   // Model::init_parameters draws every `matrix` weight N(0, init_std) and sets every `vector` to 1;
   // a mixer then overwrites the parameters that start otherwise (conv weights, biases, A_log,
   // dt_bias) with values drawn from rng::Stream::init keyed by (seed, parameter id).
@@ -38,7 +40,8 @@ class Mixer {
   virtual double core_flops_per_token(int seq_len) const = 0;
 };
 
-// The mixer of cfg.mixer.type (a type of config::mixer_types()) for a model of width cfg.d_model,
+// The mixer of cfg.mixer.type (a type of config::mixer_types()) for a model of width cfg.d_model
+// (a block passes ModelConfig::for_layer, so a hybrid layer's mixer arrives as cfg.mixer),
 // sized by the type's descriptor; nullptr for `none`. Throws std::invalid_argument on an unknown
 // type or on sizes the descriptor cannot split into heads.
 template <class T>

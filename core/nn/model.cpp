@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -26,7 +27,9 @@ template <class T>
 std::vector<Block<T>> make_blocks(ParameterStore<T>& store, const config::ModelConfig& cfg) {
   std::vector<Block<T>> blocks;
   blocks.reserve(static_cast<std::size_t>(cfg.n_layers));
-  for (int l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(store, "blocks." + std::to_string(l) + ".", cfg);
+  // Each block sees its own mixer as cfg.mixer (per-layer mixers, decision 143).
+  for (int l = 0; l < cfg.n_layers; ++l)
+    blocks.emplace_back(store, "blocks." + std::to_string(l) + ".", cfg.for_layer(l));
   return blocks;
 }
 
@@ -68,7 +71,8 @@ void Model<T>::init_parameters(std::uint64_t seed) {
   std::vector<std::size_t> rescaled;
   if (cfg_.init == "rescale")
     for (const Block<T>& block : blocks_) {
-      if (block.mixer()) rescaled.push_back(block.mixer()->output_weight_id());
+      if (block.mixer())
+        if (const std::optional<std::size_t> id = block.mixer()->output_weight_id()) rescaled.push_back(*id);
       if (block.mlp()) rescaled.push_back(block.mlp()->down_proj().weight_id());
     }
   const double rescale = 1.0 / std::sqrt(2.0 * cfg_.n_layers);

@@ -54,6 +54,9 @@ MixerFloats mixer_floats(const config::ModelConfig& cfg) {
     const double gate = m.use_output_gate ? o : 0;
     f.saved = 2 * (q + k + v) + q + k + H + 3 * nh * H + 2 * o + H + gate + (forget ? 2 * H : 0);
     f.backward = o + q + k + v + nh * H + std::max({q, k, v}) + gate + (forget ? H : 0) + o;
+  } else if (m.type == "base_conv") {
+    f.saved = 2 * d;     // c, p
+    f.backward = 2 * d;  // dc, dp
   }
   return f;
 }
@@ -156,26 +159,32 @@ MemoryEstimate estimate_trial_memory(const config::TrialConfig& cfg, std::option
   // Activations and the backward workspace at the largest forward of a rank.
   const double rows = static_cast<double>(e.local_batch) * e.length;
   const double d = cfg.model.d_model;
-  const bool has_mixer = cfg.model.mixer.type != "none";
   const bool has_mlp = cfg.model.mlp.type != "none";
   const double I = has_mlp ? nn::mlp_intermediate_size(cfg.model.mlp, cfg.model.d_model) : 0;
-  const MixerFloats mixer = mixer_floats(cfg.model);
   const double mlp_saved = (cfg.model.mlp.type == "swiglu" ? 3.0 : 2.0) * I;
-  const double block = 3 * d + (has_mixer ? d + 1 + mixer.saved : 0) + (has_mlp ? d + 1 + mlp_saved : 0);
-  const double per_token = cfg.model.n_layers * block + 2 * d + 2.0 * vocab + 1;
-  double fixed = 0;  // per layer, independent of the batch
-  if (cfg.model.mixer.type == "attention") {
-    const int head_dim = cfg.model.d_model / cfg.model.mixer.heads;
-    fixed = cfg.model.n_layers *
-            (static_cast<double>(e.length) * head_dim + static_cast<double>(kernels::attention_tiled_workspace_size(
-                                                            kernels::AttentionTiling{}, e.length, head_dim)));
+  // Summed over the blocks, each with its own mixer (per-layer mixers, decision 143); the workspace
+  // holds one block's backward at a time, the largest.
+  double blocks = 0, mixer_backward = 0;
+  double fixed = 0;  // independent of the batch
+  for (int l = 0; l < cfg.model.n_layers; ++l) {
+    const config::ModelConfig layer = cfg.model.for_layer(l);
+    const bool has_mixer = layer.mixer.type != "none";
+    const MixerFloats mixer = mixer_floats(layer);
+    blocks += 3 * d + (has_mixer ? d + 1 + mixer.saved : 0) + (has_mlp ? d + 1 + mlp_saved : 0);
+    mixer_backward = std::max(mixer_backward, mixer.backward);
+    if (layer.mixer.type == "attention") {
+      const int head_dim = layer.d_model / layer.mixer.heads;
+      fixed += static_cast<double>(e.length) * head_dim + static_cast<double>(kernels::attention_tiled_workspace_size(
+                                                              kernels::AttentionTiling{}, e.length, head_dim));
+    }
   }
+  const double per_token = blocks + 2 * d + 2.0 * vocab + 1;
   add("activations", kFloat * (rows * per_token + fixed),
       fmt::format("{} x {} tokens x {:.0f} floats", e.local_batch, e.length, per_token));
   const double mlp_tile =
       has_mlp ? (cfg.model.mlp.type == "swiglu" ? 2.0 : 1.0) * std::min(rows, 1.0 * kMlpRowTile) * I : 0;
-  add("workspace", kFloat * (rows * (2 * d + mixer.backward) + mlp_tile),
-      fmt::format("one block's backward, {:.0f} floats per token", 2 * d + mixer.backward));
+  add("workspace", kFloat * (rows * (2 * d + mixer_backward) + mlp_tile),
+      fmt::format("one block's backward, {:.0f} floats per token", 2 * d + mixer_backward));
   add("runtime", kRuntimeBytes, "binary, libraries, BLAS buffers");
   return e;
 }

@@ -17,7 +17,8 @@
 //   reduction           train.deterministic: the micro-shard gradient tree, (log2(shards per
 //                               rank) + 1) x 4 N, and with P > 1 ranks the gathered sums P x 4 N
 //   activations         4 rows x floats_per_token, floats_per_token =
-//                         n (block + mixer saved) + 2 d (final block output, final norm)
+//                         sum over blocks (block + its mixer saved; a hybrid layer's mixer is
+//                         model.hybrid_mixer) + 2 d (final block output, final norm)
 //                         + 2 V (logits and their gradient) + 1 (the final norm's rstd)
 //                       block = d (its input) + d (h) + d (branch output) + [mixer] d (norm out) + 1
 //                         (rstd) + [mlp] d (norm out) + 1 (rstd) + 3 I (swiglu gate, up, hidden)
@@ -31,13 +32,15 @@
 //                                    forget gate], Q = H d_k, K = n_h H d_k, V = n_h H d_v,
 //                                    O = H d_v: pre-activation, activated, normalised q k, rstds,
 //                                    beta logits and beta, kernel output, norm, gate
+//                         base_conv  2 d                     convolution and projection outputs
 //                       plus per attention layer the RoPE tables (T x head_dim) and the tiled
 //                         kernel's workspace (kernels::attention_tiled_workspace_size)
 //   workspace           one block's backward scratch (the blocks share it, core/nn/workspace.hpp):
 //                         rows x (2 d + max(mixer backward, 0)) + MLP tile 2 x 256 x I, where the
 //                         mixer backward takes 4 d (attention), 2 D_v + 3 D_k + r + D_v [gate]
 //                         + max(D_k, D_v) [conv] (gla), O + Q + K + V + n_h H + max(Q, K, V) + O
-//                         [gate] + H [forget gate] + O (gated output) (delta rule)
+//                         [gate] + H [forget gate] + O (gated output) (delta rule), 2 d (base_conv),
+//                         the largest over the blocks
 //   runtime             kRuntimeBytes: the binary, its libraries and the BLAS buffers (measured
 //                       as `expt bench`'s baseline RSS, docs/reliability.md)
 //

@@ -1,5 +1,6 @@
 // A 2-layer model of every mixer type: central-difference gradients of every parameter, and the
-// `none` mixer (an MLP-only block) having no mixer parameters.
+// `none` mixer (an MLP-only block) having no mixer parameters; Zoology's hybrid (BaseConv in block
+// 0, GLA in block 1, model.hybrid_layers): per-layer parameters and gradients.
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +17,7 @@ namespace test = expt::test;
 
 TEST_CASE("Model of every mixer type: gradients match central differences", "[nn][model][mixer][gradcheck]") {
   const int vocab = 5, B = 2, L = 5;
-  for (const char* type : {"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct", "none"}) {
+  for (const char* type : {"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct", "base_conv", "none"}) {
     INFO("mixer " << type);
     expt::config::ModelConfig cfg;
     cfg.d_model = 8;
@@ -53,5 +54,45 @@ TEST_CASE("Model of every mixer type: gradients match central differences", "[nn
       INFO("parameter " << info.name << " relative error " << err);
       REQUIRE(err < 1e-6);
     }
+  }
+}
+
+TEST_CASE("Hybrid model: BaseConv in block 0, GLA in block 1, gradients match", "[nn][model][mixer][gradcheck]") {
+  const int vocab = 5, B = 2, L = 5;
+  expt::config::ModelConfig cfg;
+  cfg.d_model = 8;
+  cfg.n_layers = 2;
+  cfg.mixer = expt::config::mixer_defaults("gla");
+  cfg.mixer.heads = 2;
+  cfg.mixer.chunk_size = 3;
+  cfg.mixer.gate_logit_normalizer = 1.0;
+  cfg.hybrid_mixer = expt::config::mixer_defaults("base_conv");
+  cfg.hybrid_layers = {0};
+  cfg.mlp.type = "none";
+  cfg.tie_embeddings = true;
+  ParameterStore<double> store;
+  Model<double> model(cfg, vocab, store);
+  store.allocate();
+  // Block 0 holds only BaseConv's parameters (width 3), block 1 only GLA's.
+  REQUIRE(store.params()[store.find("blocks.0.mixer.conv.weight")].shape == std::vector<std::int64_t>{8, 3});
+  REQUIRE(store.params()[store.find("blocks.0.mixer.projection.weight")].shape == std::vector<std::int64_t>{8, 8});
+  REQUIRE_NOTHROW(store.find("blocks.1.mixer.q_proj.weight"));
+  REQUIRE_THROWS(store.find("blocks.0.mixer.q_proj.weight"));
+  REQUIRE_THROWS(store.find("blocks.1.mixer.conv.weight"));
+  test::randomize(store, 50);
+  std::vector<std::int32_t> inputs(static_cast<std::size_t>(B) * L);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    inputs[i] = static_cast<std::int32_t>(expt::rng::uniform_int(51, expt::rng::Stream::test, 0, 0, i, vocab));
+  const auto r = test::random_normal(static_cast<std::size_t>(B) * L * vocab, 52);
+  auto loss = [&] { return test::dot(model.forward(inputs.data(), B, L), r.data(), r.size()); };
+  store.zero_grad();
+  model.forward(inputs.data(), B, L);
+  model.backward(r.data());
+  for (std::size_t id = 0; id < store.params().size(); ++id) {
+    const auto& info = store.params()[id];
+    const auto numeric = test::central_difference(store.value(id), info.size, loss, 1e-6);
+    const double err = test::relative_error(numeric.data(), store.grad(id), info.size);
+    INFO("parameter " << info.name << " relative error " << err);
+    REQUIRE(err < 1e-6);
   }
 }

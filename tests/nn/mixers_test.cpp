@@ -3,15 +3,18 @@
 // DeltaProduct with n_h = 1 equals DeltaNet; GLA with its gate forced to 1 equals plain causal
 // linear attention computed by brute force; chunk sizes that do and do not divide the length agree;
 // L2 norm and the per-head gated RMSNorm against closed forms; initialisation and roles.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/nn/base_conv.hpp"
 #include "core/nn/delta_net.hpp"
 #include "core/nn/gla.hpp"
 #include "core/nn/head_rmsnorm.hpp"
@@ -19,6 +22,7 @@
 #include "core/nn/mixer.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
+using expt::nn::BaseConv;
 using expt::nn::DeltaNet;
 using expt::nn::DeltaNetOptions;
 using expt::nn::GatedLinearAttention;
@@ -365,7 +369,7 @@ TEST_CASE("Mixer parameters: names, shapes, roles and init", "[nn][mixer]") {
   REQUIRE(store.params()[1].shape == std::vector<std::int64_t>{48, 16});
   REQUIRE(store.params()[3].shape == std::vector<std::int64_t>{6, 16});
   REQUIRE(store.params()[8].shape == std::vector<std::int64_t>{48, 4});
-  REQUIRE(mixer->output_weight_id() == 12);
+  REQUIRE(mixer->output_weight_id() == std::optional<std::size_t>(12));
 
   mixer->init_parameters(5, 0.02);
   const float* a_log = store.value(5);
@@ -405,4 +409,67 @@ TEST_CASE("Mixer parameters: names, shapes, roles and init", "[nn][mixer]") {
   REQUIRE_THROWS_AS(expt::nn::make_mixer(bstore, "m.", bad), std::invalid_argument);
   bad.mixer.type = "none";
   REQUIRE(expt::nn::make_mixer(bstore, "m.", bad) == nullptr);
+}
+
+TEST_CASE("BaseConv layer: gradients match central differences", "[nn][base_conv][gradcheck]") {
+  // Widths 1 (no mixing along time), 3 (Zoology's) and longer than the sequence (taps before the
+  // start everywhere); B = 2 so a sequence reading its neighbour would show.
+  for (const int width : {1, 3, 7}) {
+    INFO("width " << width);
+    ParameterStore<double> store;
+    BaseConv<double> layer(store, "m.", 6, width);
+    store.allocate();
+    test::randomize(store, 70 + width);
+    check_mixer_gradients(layer, store, 6, 2, 5, 80 + width);
+  }
+}
+
+TEST_CASE("BaseConv layer: output equals the formula term by term; parameters and init", "[nn][base_conv]") {
+  const int d = 4, W = 3, B = 2, L = 6;
+  ParameterStore<double> store;
+  BaseConv<double> layer(store, "blocks.0.mixer.", d, W);
+  store.allocate();
+  const auto& ps = store.params();
+  REQUIRE(ps.size() == 4);
+  REQUIRE(ps[0].name == "blocks.0.mixer.projection.weight");
+  REQUIRE(ps[0].role == ParamRole::matrix);
+  REQUIRE(ps[0].shape == std::vector<std::int64_t>{d, d});
+  REQUIRE(ps[1].name == "blocks.0.mixer.projection.bias");
+  REQUIRE(ps[2].name == "blocks.0.mixer.conv.weight");
+  REQUIRE(ps[2].shape == std::vector<std::int64_t>{d, W});
+  REQUIRE(ps[3].name == "blocks.0.mixer.conv.bias");
+  for (std::size_t id = 1; id < 4; ++id) REQUIRE(ps[id].role == ParamRole::vector);
+  REQUIRE_FALSE(layer.output_weight_id().has_value());
+
+  test::randomize(store, 90);
+  const auto x = test::random_normal(static_cast<std::size_t>(B) * L * d, 91);
+  const auto y = run_forward(layer, x, B, L);
+  const double* Wp = store.value(0);
+  const double* bp = store.value(1);
+  const double* w = store.value(2);
+  const double* bc = store.value(3);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < L; ++t)
+      for (int ch = 0; ch < d; ++ch) {
+        const auto at = [&](int tt, int cc) { return x[(static_cast<std::size_t>(b) * L + tt) * d + cc]; };
+        double c = bc[ch];
+        for (int i = 0; i < W; ++i)
+          if (t - (W - 1) + i >= 0) c += w[ch * W + i] * at(t - (W - 1) + i, ch);
+        double p = bp[ch];
+        for (int j = 0; j < d; ++j) p += Wp[ch * d + j] * at(t, j);
+        REQUIRE(y[(static_cast<std::size_t>(b) * L + t) * d + ch] == Approx(c * p + at(t, ch)).epsilon(1e-12));
+      }
+
+  // Init: projection bias 0; conv weight and bias U(-1/sqrt(W), 1/sqrt(W)), not all equal.
+  layer.init_parameters(7, 0.02);
+  for (int ch = 0; ch < d; ++ch) REQUIRE(store.value(1)[ch] == 0.0);
+  double lo = 1, hi = -1;
+  for (std::size_t id : {std::size_t{2}, std::size_t{3}})
+    for (std::size_t e = 0; e < ps[id].size; ++e) {
+      lo = std::min(lo, store.value(id)[e]);
+      hi = std::max(hi, store.value(id)[e]);
+    }
+  REQUIRE(lo >= -1 / std::sqrt(3.0));
+  REQUIRE(hi <= 1 / std::sqrt(3.0));
+  REQUIRE(hi - lo > 0.2);
 }
