@@ -451,6 +451,7 @@ TABLES = {
     "mqar": RecallTable(),
     "mqar_attention": RecallTable(),
     "mqar_hybrid": RecallTable(),
+    "mqar_hybrid_deltanet": RecallTable(),
     "halving_validation": HalvingValidationTable(),
 }
 

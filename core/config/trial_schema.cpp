@@ -261,6 +261,25 @@ const Table<MlpConfig>& mlp_table() {
   return table;
 }
 
+// model.hybrid_mixer: model.mixer's table, documented as what it is here (its own meaning, and the
+// default type none of ModelConfig's member rather than MixerConfig's attention).
+schema::Key<ModelConfig> hybrid_mixer_section() {
+  schema::Key<ModelConfig> k = section("hybrid_mixer", &ModelConfig::hybrid_mixer, mixer_table());
+  k.describe = [](const std::string& path, const std::string&, const std::vector<std::pair<std::string, ModelConfig>>&,
+                  std::vector<schema::DocRow>& rows) {
+    const std::size_t first = rows.size();
+    mixer_table().describe(path, rows);
+    for (std::size_t i = first; i < rows.size(); ++i)
+      if (rows[i].path == schema::join_path(path, "type")) {
+        rows[i].default_value = schema::format_value(ModelConfig{}.hybrid_mixer.type);
+        rows[i].meaning =
+            "mixer of the blocks listed in model.hybrid_layers instead of model.mixer (docs/layers.md \"Per-layer "
+            "mixers\"); sets the per-type defaults of the other rows";
+      }
+  };
+  return k;
+}
+
 const Table<ModelConfig>& model_table() {
   static const Table<ModelConfig> table{
       "",
@@ -270,7 +289,7 @@ const Table<ModelConfig>& model_table() {
           key("n_layers", &ModelConfig::n_layers, at_least(1), "number of blocks"),
           key("vocab_size", &ModelConfig::vocab_size, at_least(0), "vocabulary size; 0 takes the task's"),
           section("mixer", &ModelConfig::mixer, mixer_table()),
-          section("hybrid_mixer", &ModelConfig::hybrid_mixer, mixer_table()),
+          hybrid_mixer_section(),
           key("hybrid_layers", &ModelConfig::hybrid_layers, at_least(0),
               "blocks whose mixer is hybrid_mixer instead of mixer (Zoology's Hybrid: [0] with 2 layers); each "
               "< n_layers, at most once"),
