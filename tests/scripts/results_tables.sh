@@ -108,4 +108,10 @@ for d, (lr, acc) in best.items():
         sys.exit(f"no row {row}")
 PY
 
+# The hybrid study's rows name the per-layer mixer before the recurrent one (decision 143), so they
+# cannot be read as mqar's plain "GLA, no short conv".
+if [[ -f "$EXPT_SOURCE_DIR/docs/results/mqar_hybrid/summary.csv" ]]; then
+  grep -q '^| BaseConv (block 0) + GLA, no short conv | ' "$doc" || die "mqar_hybrid table lacks the hybrid's label"
+fi
+
 echo "results_tables: OK"
