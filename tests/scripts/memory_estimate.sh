@@ -20,7 +20,9 @@ train: {steps: 100, batch_size: 8}
 EOF
 
 cases=()
-for mixer in attention gla deltanet deltaproduct gated_deltaproduct; do cases+=("$mixer adamw"); done
+for mixer in attention gla deltanet deltaproduct gated_deltaproduct base_conv; do cases+=("$mixer adamw"); done
+# Zoology's hybrid (decision 143): block 0 BaseConv, block 1 GLA, the estimate summed per block.
+cases+=("hybrid adamw")
 for optimizer in muon soap mfac dct_adamw; do cases+=("gla $optimizer"); done
 # Two sizes: d_model 64 x length 64 x batch 8 (the runtime's fixed part is a large share), and
 # d_model 192 x length 128 x batch 16 (activations and optimizer state dominate).
@@ -34,7 +36,12 @@ for case in "${cases[@]}"; do
     name="${mixer}_${optimizer}_$d"
     extra=()
     [[ $optimizer == mfac ]] && extra=(--set optimizer.window=4)
-    "$EXPT" bench "$work/base.yaml" --set model.mixer.type="$mixer" --set optimizer.type="$optimizer" \
+    type=$mixer
+    if [[ $mixer == hybrid ]]; then
+      type=gla
+      extra=(--set model.hybrid_mixer.type=base_conv --set 'model.hybrid_layers=[0]')
+    fi
+    "$EXPT" bench "$work/base.yaml" --set model.mixer.type="$type" --set optimizer.type="$optimizer" \
       --set model.d_model="$d" --set task.seq_len="$length" --set train.batch_size="$batch" \
       "${extra[@]}" --steps 3 --warmup 2 --format json > "$work/$name.json" 2> "$work/$name.err" \
       || die "expt bench $name failed: $(cat "$work/$name.err")"
