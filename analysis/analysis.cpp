@@ -89,6 +89,16 @@ CellResult analyze_cell(const SweepData& sweep, const CellInfo& info, double tol
       ++cell.running;
     else if (t.state == "pending")
       ++cell.pending;
+    if (t.pruned()) {
+      // Never ranked (it has no result at this ratio), but what its trunk trained was spent.
+      ++cell.pruned;
+      if (t.tokens > 0) {
+        ++cell.pruned_trained;
+        cell.cpu_s += t.wall_s * sweep.ranks_per_trial;
+        cell.tokens_spent += t.tokens;
+      }
+      continue;
+    }
     if (!t.finished()) continue;
     ++cell.trials_finished;
     // What this trial cost the sweep: a WSD branch's first fork_step steps were trained once by
@@ -444,8 +454,11 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
   a.options = options;
   a.tolerance = options.tolerance ? *options.tolerance : sweep.tolerance;
   a.trials_total = static_cast<int>(sweep.trials.size());
-  for (const TrialRow& t : sweep.trials) a.trials_finished += t.finished() ? 1 : 0;
-  a.partial = a.trials_finished < a.trials_total;
+  for (const TrialRow& t : sweep.trials) {
+    a.trials_finished += t.finished() ? 1 : 0;
+    a.trials_pruned += t.pruned() ? 1 : 0;
+  }
+  a.partial = a.trials_finished + a.trials_pruned < a.trials_total;
   if (a.partial) {
     // "Running" only from a fresh heartbeat (core/io/heartbeat.hpp); a directory written before
     // heartbeats existed cannot tell, and is described as before.
@@ -477,6 +490,20 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
     c.best_interval = interval_of(std::move(replicates), options.confidence, resample_method(c));
   }
 
+  // search.halving: a cell's pruned points are not ranked in it (they have no result there), so
+  // its best is among the points that reached it; say how many were pruned before.
+  for (const CellResult& c : a.cells) {
+    if (c.pruned == 0) continue;
+    std::set<std::string> points;
+    for (const TrialRow& t : sweep.trials)
+      if (t.cell == c.info.name && t.pruned()) points.insert(t.point);
+    a.notes.push_back(fmt::format(
+        "cell {}: {} point(s) pruned by successive halving at a smaller ratio ({} trial(s)): not ranked here (no "
+        "result at this ratio), so its best is the best of the points that reached it; what their trunks trained "
+        "counts in the tuning budget",
+        c.info.name, points.size(), c.pruned));
+  }
+
   // Budget per optimizer, in order of first appearance.
   for (const CellResult& c : a.cells) {
     auto it = std::find_if(a.budget.begin(), a.budget.end(),
@@ -485,7 +512,7 @@ Analysis analyze(const SweepData& sweep_in, const AnalysisOptions& options) {
       a.budget.push_back(BudgetRow{c.info.optimizer, 0, 0, 0});
       it = a.budget.end() - 1;
     }
-    it->trials += c.trials_finished;
+    it->trials += c.trials_finished + c.pruned_trained;
     it->cpu_s += c.cpu_s;
     it->tokens += c.tokens_spent;
   }

@@ -94,9 +94,13 @@ struct CellResult {
   // own column in the cells table).
   std::map<std::string, int> state_counts;
   int trials_finished = 0;
-  double cpu_s = 0;               // sum over finished trials of wall_s * ranks_per_trial (a branch: its own share)
-  std::int64_t tokens_spent = 0;  // sum over finished trials of tokens trained (a branch: after its fork)
-  bool has_best = false;          // some point finished
+  int pruned = 0;          // PRUNED trials (search.halving): never ranked
+  int pruned_trained = 0;  // of which trained some steps (a trunk paused at its rung's fork point)
+  // Sums over finished trials and the steps PRUNED trials trained: wall_s * ranks_per_trial (a
+  // branch: its own share), tokens trained (a branch: after its fork).
+  double cpu_s = 0;
+  std::int64_t tokens_spent = 0;
+  bool has_best = false;  // some point finished
   PointResult best;
   // The seeds the best was chosen on: those every near-best point has (docs/analysis.md "Points
   // with more seeds"); best.loss is still the mean over all of the best point's seeds.
@@ -166,7 +170,8 @@ struct Analysis {
   AnalysisOptions options;
   Metric metric;
   int trials_total = 0, trials_finished = 0;
-  bool partial = false;  // some trial is pending or running
+  int trials_pruned = 0;  // search.halving: PRUNED, never to run (not analysed, counted in the budget)
+  bool partial = false;   // some trial is pending or running
   // partial, and a fresh heartbeat says a sweep process is alive (or the directory predates
   // heartbeats and cannot tell): the summary may say "still running" only then.
   bool running = false;

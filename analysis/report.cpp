@@ -180,8 +180,10 @@ std::vector<Table> make_tables(const Analysis& a) {
     }
   tables.push_back(std::move(ablation));
 
-  Table budget{
-      "budget", "Tuning budget per optimizer (finished trials)", {"optimizer", "trials", "cpu_s", "tokens"}, {}};
+  Table budget{"budget",
+               "Tuning budget per optimizer (finished trials, and what PRUNED trials trained)",
+               {"optimizer", "trials", "cpu_s", "tokens"},
+               {}};
   for (const BudgetRow& b : a.budget)
     budget.rows.push_back({V::str(b.optimizer), V::num(b.trials, "{:.0f}"), V::num(b.cpu_s, "{:.1f}"),
                            V::num(static_cast<double>(b.tokens), "{:.0f}")});
@@ -481,8 +483,9 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
               {"higher_is_better", a.metric.higher_is_better},
               {"notes", a.notes},
               {"summary", summary(a, tables)}};
-  json t_out = json::object();
+  json t_out = json::object(), titles = json::array();
   for (const Table& t : tables) {
+    titles.push_back({{"name", t.name}, {"title", t.title}, {"columns", t.columns}});
     json rows = json::array();
     for (const auto& row : t.rows) {
       json r = json::object();
@@ -501,6 +504,9 @@ std::string render_json(const Analysis& a, const std::vector<Table>& tables) {
     }
     t_out[t.name] = std::move(rows);
   }
+  // The tables in the terminal's order, with its headings and column order (the rows' objects have
+  // their keys sorted).
+  out["titles"] = std::move(titles);
   out["tables"] = std::move(t_out);
   return out.dump(1) + "\n";
 }

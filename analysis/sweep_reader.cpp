@@ -17,6 +17,7 @@
 #include "core/io/hdf5.hpp"
 #include "core/io/results.hpp"
 #include "core/io/sweep_index.hpp"
+#include "core/io/trial_directory.hpp"
 
 namespace expt::analysis {
 
@@ -200,6 +201,13 @@ SweepData load_sweep(const fs::path& dir) {
   }
 
   for (TrialRow& t : data.trials) {
+    if (t.pruned()) {
+      // The wall time of the steps it trained, at its last pause (docs/results-format.md).
+      const nlohmann::json paused = io::TrialDirectory(dir / "trials" / t.id).last_attempt_event("paused");
+      if (paused.is_object() && paused.contains("wall_s") && paused["wall_s"].is_number())
+        t.wall_s = paused["wall_s"].get<double>();
+      continue;
+    }
     if (!t.finished()) continue;
     t.fork_step = fork_step_of(dir / "trials" / t.id / "attempts.jsonl");
     const fs::path result = dir / "trials" / t.id / "result.h5";

@@ -43,6 +43,10 @@ struct TrialRow {
   // config stored in its result.h5; empty when that is unreadable.
   std::vector<std::pair<std::string, std::string>> ran;
   bool finished() const { return state == "COMPLETED" || state == "DIVERGED" || state == "FAILED"; }
+  // search.halving: a PRUNED trial never runs again (its point lost a rung; docs/sweeps.md
+  // "Successive halving"). It is not ranked; what it trained (a trunk up to the rung's fork point:
+  // `tokens` from sweep.h5, `wall_s` from its last "paused" line) counts in the tuning budget.
+  bool pruned() const { return state == "PRUNED"; }
 };
 
 // One axis value as written in the resolved study; `number` when it parses as one.

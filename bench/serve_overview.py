@@ -7,7 +7,9 @@ Builds a synthetic sweep of N (default 1000) trials in OUT from a finished small
 copy of one of SMALL_SWEEP's (without checkpoints) under a new id, and sweep.h5 / status.json
 list all N in the coordinator's layout. Then it starts `expt serve OUT`, times GET /api/overview
 cold (every result.h5 read) and warm (cached by modification time), and, when chromedriver is
-installed, the page in headless Chromium from navigation start to the rendered trial table.
+installed, the page in headless Chromium from navigation start to the rendered trial table; then
+asks for every trial's curves and trial page twice and prints the server's resident memory after
+each pass (bounded: the second pass must not grow it).
 """
 import json
 import os
@@ -64,6 +66,11 @@ def build(small, out, n):
     status["counts"] = {k: sum(t["state"] == k for t in trials) for k in status["counts"]}
     with open(os.path.join(out, "status.json"), "w") as f:
         json.dump(status, f)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int([x for x in f if x.startswith("VmRSS")][0].split()[1]) / 1024
 
 
 def timed_get(url):
@@ -124,9 +131,18 @@ def main():
         if page is not None:
             print("page in headless Chromium, navigation start to the table of every trial: " +
                   ", ".join(f"{ms} ms ({rows} rows)" for ms, rows in page))
-        with open(f"/proc/{server.pid}/status") as f:
-            rss = [x for x in f if x.startswith("VmRSS")][0].split()[1]
-        print(f"server resident memory: {int(rss) / 1024:.0f} MiB")
+        print(f"server resident memory after the overview: {rss_mib(server.pid):.0f} MiB")
+        # Every trial's curves and trial page, twice: the second pass must not grow the server (the
+        # curves' cache is bounded, the rest is read per request).
+        ids = [t["id"] for t in o["trials"]]
+        for p in (1, 2):
+            t0 = time.perf_counter()
+            for tid in ids:
+                timed_get(f"{url}api/metrics?dir=0&id={tid}")
+                timed_get(f"{url}api/trial?dir=0&id={tid}")
+            per = (time.perf_counter() - t0) / len(ids) * 1e3
+            print(f"pass {p}: curves and trial page of all {len(ids)} trials, {per:.1f} ms per trial; "
+                  f"server resident memory {rss_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()
         server.wait()

@@ -21,6 +21,7 @@ import datetime
 import difflib
 import hashlib
 import json
+import math
 import os
 import pathlib
 import platform
@@ -348,6 +349,85 @@ class RecallTable:
         return "\n".join(out)
 
 
+class HalvingValidationTable:
+    """A WSD-branched study run without halving, every point to the end at every ratio: per data
+    ratio, each learning rate's mean (over seeds) eval loss at the end of that ratio's cooldown
+    against its mid-schedule loss (the trunk's last eval at or before the ratio's cooldown start,
+    where pruning on intermediate losses would look), with the ranks by each, the point each would
+    keep, and the point that wins at the largest ratio."""
+
+    @staticmethod
+    def cooldown_start(config, steps):
+        # optim::wsd_decay_start: c = N - D, D = min(round(decay N), N - W), round half away from 0.
+        schedule = config["schedule"]
+        warmup = int(schedule["warmup"])
+        decay = min(int(math.floor(float(schedule["decay"]) * steps + 0.5)), steps - warmup)
+        return steps - decay
+
+    def render(self, summary, evals, provenance):
+        first = summary[0]["config"]
+        metric = f"loss@{first['task']['seq_len']}"
+        by_trial = {}
+        for e in evals:
+            by_trial.setdefault(e["trial_id"], []).append((int(e["step"]), float(e[metric])))
+        runs = {}  # (lr, steps) -> [trial rows]
+        for r in summary:
+            runs.setdefault((float(_config_value(r["config"], "optimizer.lr")),
+                             int(_config_value(r["config"], "train.steps"))), []).append(r)
+        lrs = sorted({lr for lr, _ in runs})
+        ratios = sorted({n for _, n in runs})
+        largest = ratios[-1]
+
+        def mean(values):
+            return sum(values) / len(values)
+
+        def end_loss(lr, n):
+            return mean([float(r[f"final_{metric}"]) for r in runs[(lr, n)]])
+
+        def mid_loss(lr, c):
+            points = [max((e for e in by_trial[r["trial_id"]] if e[0] <= c), key=lambda e: e[0])
+                      for r in runs[(lr, largest)]]
+            return mean([v for _, v in points]), points[0][0]
+
+        def ranks(values):
+            order = sorted(range(len(values)), key=lambda i: (values[i], i))
+            out = [0] * len(values)
+            for rank, i in enumerate(order, 1):
+                out[i] = rank
+            return out
+
+        seeds = sorted({int(r["seed"]) for r in summary})
+        header = ["ratio (steps, cooldown from)", "lr", f"mid-schedule {metric} (trunk, step)",
+                  "rank", f"cooldown-end {metric}", "rank"]
+        out = [_md_row(header), _md_row(["---", "---:", "---:", "---:", "---:", "---:"])]
+        picks = []
+        for i, n in enumerate(ratios):
+            c = self.cooldown_start(first, n)
+            mids = [mid_loss(lr, c) for lr in lrs]
+            ends = [end_loss(lr, n) for lr in lrs]
+            mid_rank, end_rank = ranks([m for m, _ in mids]), ranks(ends)
+            for j, lr in enumerate(lrs):
+                label = f"x{2 ** i} ({n}, {c})" if j == 0 else ""
+                out.append(_md_row([label, _lr_text(lr), f"{mids[j][0]:.4f} (step {mids[j][1]})", str(mid_rank[j]),
+                                    f"{ends[j]:.4f}", str(end_rank[j])]))
+            picks.append((f"x{2 ** i}", lrs[mid_rank.index(1)], lrs[end_rank.index(1)]))
+        out.append("")
+        winner = picks[-1][2]
+        out.append(_md_row(["ratio", "best by mid-schedule loss", "best by cooldown-end loss",
+                            f"= the winner at the largest ratio ({_lr_text(winner)})?"]))
+        out.append(_md_row(["---", "---:", "---:", "---"]))
+        for ratio, mid, end in picks:
+            out.append(_md_row([ratio, _lr_text(mid), _lr_text(end),
+                                f"mid-schedule {'yes' if mid == winner else 'no'}, cooldown end "
+                                f"{'yes' if end == winner else 'no'}"]))
+        out.append("")
+        out.append(f"Means over seeds {', '.join(map(str, seeds))}; every trial COMPLETED: "
+                   f"{all(r['state'] == 'COMPLETED' for r in summary)}.")
+        out.append("")
+        out.append(provenance_line(provenance, len(summary)))
+        return "\n".join(out)
+
+
 def _md_row(cells):
     return "| " + " | ".join(cells) + " |"
 
@@ -363,6 +443,7 @@ TABLES = {
         lambda nh, neg: f"DeltaProduct n_h {nh}, {_beta(neg)}"),
     "mqar": RecallTable(),
     "mqar_attention": RecallTable(),
+    "halving_validation": HalvingValidationTable(),
 }
 
 

@@ -51,7 +51,10 @@ def load_trials(sweep_dir):
     per hyperparameter of /hparams (e.g. "optimizer.lr"), the /summary attributes of result.h5
     as summary_<name> (NaN/None when the trial has no result.h5 yet), and fork_step: for a WSD
     branch the trunk step it started from (its first fork_step steps were trained once by the trunk;
-    `expt analyze`'s budget counts only the rest), else 0.
+    `expt analyze`'s budget counts only the rest), else 0. With search.halving a trial may be PRUNED
+    (its point lost a rung: never ranked, never run again); paused_tokens and paused_wall_s are the
+    tokens and wall time of its last pause at a rung's fork point (attempts.jsonl "paused"; 0 when it
+    never paused): what a pruned trunk trained, counted in `expt analyze`'s budget.
     """
     sweep_dir = pathlib.Path(sweep_dir)
     index = sweep_dir / "sweep.h5"
@@ -81,6 +84,9 @@ def load_trials(sweep_dir):
         row["finished"] = row["state"] in FINISHED
         result = sweep_dir / "trials" / row["trial_id"] / "result.h5"
         row["fork_step"] = _fork_step(sweep_dir / "trials" / row["trial_id"] / "attempts.jsonl")
+        paused = _last_event(sweep_dir / "trials" / row["trial_id"] / "attempts.jsonl", "paused")
+        row["paused_tokens"] = paused.get("tokens", 0) if isinstance(paused.get("tokens"), int) else 0
+        row["paused_wall_s"] = float(paused["wall_s"]) if isinstance(paused.get("wall_s"), (int, float)) else 0.0
         row["loss"] = math.inf
         if result.exists():
             try:
@@ -99,16 +105,22 @@ def load_trials(sweep_dir):
 
 def _fork_step(attempts):
     """from_step of the last "fork" line of a trial's attempts.jsonl (0: never forked)."""
-    step = 0
+    step = _last_event(attempts, "fork").get("from_step")
+    return step if isinstance(step, int) else 0
+
+
+def _last_event(attempts, name):
+    """The last line of a trial's attempts.jsonl whose event is `name` ({} when none)."""
+    last = {}
     if attempts.exists():
         for line in attempts.read_text().splitlines():
             try:
                 event = json.loads(line)
             except ValueError:
                 continue  # a torn last line of a killed writer
-            if isinstance(event, dict) and event.get("event") == "fork" and isinstance(event.get("from_step"), int):
-                step = event["from_step"]
-    return step
+            if isinstance(event, dict) and event.get("event") == name:
+                last = event
+    return last
 
 
 def _segments(trial_dir):

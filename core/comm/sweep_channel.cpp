@@ -85,6 +85,7 @@ std::optional<SweepCoordinatorChannel::Message> SweepCoordinatorChannel::poll() 
     r.message = j.at("message").get<std::string>();
     r.interrupted = j.at("interrupted").get<bool>();
     r.signal = j.at("signal").get<int>();
+    r.refused = j.value("refused", false);
   } else {
     m.kind = Message::Kind::request;
   }
@@ -132,7 +133,8 @@ void SweepGroupChannel::report_result(const TrialResultMessage& r) {
   const nlohmann::json j = {{"status", r.status},           {"final_eval_loss", finite_or_null(r.final_eval_loss)},
                             {"steps_done", r.steps_done},   {"tokens_seen", r.tokens_seen},
                             {"wall_s", r.wall_s},           {"message", r.message},
-                            {"interrupted", r.interrupted}, {"signal", r.signal}};
+                            {"interrupted", r.interrupted}, {"signal", r.signal},
+                            {"refused", r.refused}};
   send_string(j.dump(), 0, kTagResult);
 }
 

@@ -44,6 +44,7 @@ struct TrialResultMessage {
   std::string message;
   bool interrupted = false;
   int signal = 0;
+  bool refused = false;  // FAILED before it started (memory pre-flight): not retried
 };
 
 // Ends every process of the job with `exit_code` (MPI_Abort on MPI_COMM_WORLD).

@@ -57,6 +57,27 @@ int TrialDirectory::count_attempts() const {
   return starts;
 }
 
+int TrialDirectory::count_pauses() const {
+  std::ifstream in(dir_ / "attempts.jsonl");
+  std::string line;
+  int pauses = 0;
+  while (std::getline(in, line))
+    if (line.find("\"event\":\"paused\"") != std::string::npos) ++pauses;
+  return pauses;
+}
+
+nlohmann::json TrialDirectory::last_attempt_event(const std::string& event) const {
+  std::ifstream in(dir_ / "attempts.jsonl");
+  nlohmann::json last;
+  const std::string needle = "\"event\":\"" + event + "\"";
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(needle) == std::string::npos) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);  // a torn line is skipped
+    if (j.is_object()) last = std::move(j);
+  }
+  return last;
+}
+
 std::optional<TrialSummary> TrialDirectory::read_result() const {
   if (!fs::exists(result_path())) return std::nullopt;
   try {

@@ -62,6 +62,12 @@ class TrialDirectory {
 
   // Number of "start" events in attempts.jsonl (0 when it is missing): the attempts so far.
   int count_attempts() const;
+  // The attempts that ended paused at a rung of successive halving ("paused" lines: the trunk
+  // stopped at a fork point to wait for a decision, docs/sweeps.md "Successive halving"). They are
+  // not failures: a sweep's max_attempts counts count_attempts() - count_pauses().
+  int count_pauses() const;
+  // The last line of attempts.jsonl whose event is `event` (null when none).
+  nlohmann::json last_attempt_event(const std::string& event) const;
   // result.h5's /summary; nullopt when there is none or it will not read (an unreadable result is
   // not trusted: the trial runs again and rewrites it).
   std::optional<TrialSummary> read_result() const;

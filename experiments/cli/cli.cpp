@@ -65,8 +65,9 @@ int run_cli(int argc, char** argv) {
   run->add_option("--out", out, "Output directory (overrides the config's `out`)");
   run->add_option("--progress", progress, "Progress display")->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}));
   bool no_memory_check = false;
-  run->add_flag("--no-memory-check", no_memory_check,
-                "Start even when the memory estimate exceeds the memory available (EXPT_NO_MEMORY_CHECK=1 for sweeps)");
+  const char* no_memory_check_help =
+      "Start trials even when their memory estimate exceeds the memory available (as EXPT_NO_MEMORY_CHECK=1)";
+  run->add_flag("--no-memory-check", no_memory_check, no_memory_check_help);
 
   CommonArgs validate_args;
   bool print = false;
@@ -113,6 +114,7 @@ int run_cli(int argc, char** argv) {
   bool add_to_existing = false;
   sweep->add_flag("--add-to-existing", add_to_existing,
                   "Add this study's trials to a directory that holds another study's sweep");
+  sweep->add_flag("--no-memory-check", no_memory_check, no_memory_check_help);
   auto* worker = app.add_subcommand(
       "worker", "Claim the study's next runnable trial by lease, train it, repeat (any number of workers)");
   worker->add_option("study", study_args.config, "Study file (YAML)")->required();
@@ -120,6 +122,7 @@ int run_cli(int argc, char** argv) {
   worker->add_option("--out", sweep_out, "Sweep output directory (overrides the study's `out`)");
   worker->add_flag("--add-to-existing", add_to_existing,
                    "Add this study's trials to a directory that holds another study's sweep");
+  worker->add_flag("--no-memory-check", no_memory_check, no_memory_check_help);
   std::string status_dir;
   double watch_s = 0;
   auto* status = app.add_subcommand("status", "Print the live status table of a sweep directory");
@@ -186,6 +189,9 @@ int run_cli(int argc, char** argv) {
     }
   }
   if (*plan) return plan_command(study_args.config, study_args.sets, std::cout);
+  // Every trial of a sweep or worker reads the switch from the environment (memory_check_disabled),
+  // on every rank: each rank of an mpirun/srun job parses the same arguments.
+  if ((*sweep || *worker) && no_memory_check) ::setenv("EXPT_NO_MEMORY_CHECK", "1", 1);
   if (*sweep) return sweep_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*worker) return worker_command(argc, argv, study_args.config, study_args.sets, sweep_out, add_to_existing);
   if (*status) return status_command(status_dir, std::cout, status->count("--watch") > 0 ? watch_s : 0);

@@ -50,6 +50,38 @@ std::string branch_line(const std::vector<PlannedTrial>& trials) {
       b.tokens_independent > 0 ? 100.0 * saved / b.tokens_independent : 0.0);
 }
 
+// search.halving: per group the live points at each rung and the tokens it trains at most and
+// at least, against branches alone and independent runs.
+std::string halving_lines(const Planner& planner) {
+  const Halving& h = planner.study().halving;
+  const std::vector<HalvingSchedule> schedules = planner.halving_schedule();
+  if (schedules.empty()) return "";
+  std::string text = fmt::format(
+      "successive halving (keep {}, min_points {}){}: points live at each rung; a pruned point's trunk stops at "
+      "the fork point of the rung that pruned it\n",
+      h.keep, h.min_points,
+      planner.study().strategy == Strategy::coordinate_descent ? ", on the first round of each cell" : "");
+  double worst = 0, best = 0, branched = 0, independent = 0;
+  for (const HalvingSchedule& s : schedules) {
+    std::string rungs;
+    for (std::size_t k = 0; k < s.ratios.size(); ++k)
+      rungs += fmt::format("{}{} at x{}", k ? " -> " : "", s.live[k], s.ratios[k]);
+    text += fmt::format("  {}: {}; {:.4g} training tokens at most, {:.4g} at least\n", s.group, rungs, s.tokens_worst,
+                        s.tokens_best);
+    worst += s.tokens_worst;
+    best += s.tokens_best;
+    branched += s.tokens_branched;
+    independent += s.tokens_independent;
+  }
+  const auto pct = [](double part, double whole) { return whole > 0 ? 100.0 * (1.0 - part / whole) : 0.0; };
+  text += fmt::format(
+      "halving: {:.4g} training tokens at most and {:.4g} at least, instead of {:.4g} with branches alone ({:.1f}% to "
+      "{:.1f}% saved) and {:.4g} for independent runs ({:.1f}% to {:.1f}% saved)\n",
+      worst, best, branched, pct(worst, branched), pct(best, branched), independent, pct(worst, independent),
+      pct(best, independent));
+  return text;
+}
+
 // The memory estimate of each trial (per rank), computed once per distinct set of the keys it
 // depends on (model, task, batch and ranks, the optimizer's type and sizes: not learning rates,
 // betas, decays or seeds), since estimating builds the task.
@@ -149,12 +181,14 @@ int plan_command(const std::string& study_path, const std::vector<std::string>& 
       }
       out << fmt::format("{} trial(s) in the first round; later rounds depend on the results\n", total);
       if (study.branching) out << "first round: " << branch_line(first_round);
+      out << halving_lines(planner);
     } else {
       out << fmt::format("{} trial(s), longest first:\n", planner.static_trials().size());
       const auto roles = branch_roles(planner.static_trials());
       for (const PlannedTrial& t : longest_first(planner.static_trials()))
         out << "  " << trial_line(t, memory, roles) << "\n";
       if (study.branching) out << branch_line(planner.static_trials());
+      out << halving_lines(planner);
     }
     out << memory_summary(memory, study.ranks_per_trial);
     if (const Confirm& c = study.confirm; c.seeds > 0) {

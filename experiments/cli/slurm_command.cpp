@@ -62,6 +62,8 @@ CLI::App* add_slurm_command(CLI::App& app, SlurmSubmitArgs& args) {
   submit->add_option("--time", args.time, "Time limit of each worker, HH:MM:SS (default: the partition's)");
   submit->add_option("--partition", args.partition, "Slurm partition (default: the cluster's default)");
   submit->add_flag("--requeue", args.requeue, "Let Slurm requeue a task (node failure, preemption); it resumes");
+  submit->add_flag("--no-memory-check", args.no_memory_check,
+                   "Pass --no-memory-check to every worker (start trials above the memory estimate)");
   submit->add_flag("--dry-run", args.dry_run, "Write and print the script, do not submit it");
   return slurm;
 }
@@ -103,6 +105,7 @@ int slurm_submit_command(const SlurmSubmitArgs& args, std::ostream& out) {
     job.time_limit_s = time_limit_s;
     job.partition = args.partition;
     job.requeue = args.requeue;
+    job.no_memory_check = args.no_memory_check;
 
     const fs::path slurm_dir = fs::path(job.out) / "slurm";
     fs::create_directories(slurm_dir);

@@ -1,6 +1,6 @@
 // `expt slurm submit STUDY --out DIR --workers N [--ranks-per-trial R] [--time HH:MM:SS]
-// [--partition P] [--requeue] [--dry-run] [--set key.path=value]...` (docs/cli.md, docs/distributed.md
-// "Slurm"): validates the study, writes the sbatch script of experiments/cli/slurm_script.hpp to
+// [--partition P] [--requeue] [--no-memory-check] [--dry-run] [--set key.path=value]...` (docs/cli.md,
+// docs/distributed.md "Slurm"): validates the study, writes the sbatch script of experiments/cli/slurm_script.hpp to
 // DIR/slurm/job-K.sbatch (K = 1, 2, ...: each submission adds workers), prints it and submits it
 // with `sbatch` unless --dry-run. Exit codes: 0 written (and submitted), 1 sbatch failed, 2 bad study
 // or usage (nothing written).
@@ -22,6 +22,7 @@ struct SlurmSubmitArgs {
   std::string time;         // empty: the partition's limit
   std::string partition;
   bool requeue = false;
+  bool no_memory_check = false;
   bool dry_run = false;
 };
 

@@ -77,6 +77,7 @@ std::string slurm_script(const SlurmJob& job, const std::string& log_pattern) {
   std::string worker =
       fmt::format("{} worker {} --out {}", shell_quote(job.expt), shell_quote(job.study_file), shell_quote(job.out));
   for (const std::string& set : job.sets) worker += " --set " + shell_quote(set);
+  if (job.no_memory_check) worker += " --no-memory-check";
   if (multi_rank) worker = fmt::format("srun --mpi=pmix --ntasks={} {}", job.ranks_per_trial, worker);
 
   std::string s = "#!/bin/bash\n";

@@ -34,6 +34,7 @@ struct SlurmJob {
   std::optional<int> time_limit_s;  // --time, in seconds
   std::string partition;            // empty: the cluster's default partition
   bool requeue = false;             // #SBATCH --requeue (else the cluster's default)
+  bool no_memory_check = false;     // the workers start trials the memory pre-flight would refuse
 };
 
 // Parses Slurm's HH:MM:SS (also MM:SS and D-HH:MM:SS, as sbatch accepts) into seconds; nullopt when

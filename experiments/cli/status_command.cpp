@@ -58,7 +58,7 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
   const bool known = live.sweep.any;
 
   struct Row {
-    std::string id, cell, state, step, loss, tps, eta, point;
+    std::string id, cell, state, step, loss, tps, eta, point, role;
     std::uint64_t seed = 0;
     int attempts = 0;
   };
@@ -77,13 +77,15 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
     r.point = t.at("point").get<std::string>();
     r.attempts = t.at("attempts").get<int>();
     r.state = t.at("state").get<std::string>();
+    r.role = t.value("role", "");  // WSD branching and halving (absent from an older expt's status.json)
     const std::int64_t steps = t.at("steps").get<std::int64_t>();
     std::int64_t step = t.at("step").is_null() ? -1 : t.at("step").get<std::int64_t>();
     double loss = t.at("loss").is_null() ? NAN : t.at("loss").get<double>();
     double step_s = t.value("step_s", 0.0);
     const auto trainer = live.training.find(r.id);
     const bool finished = r.state == "COMPLETED" || r.state == "DIVERGED" || r.state == "FAILED";
-    if (!finished && trainer != live.training.end()) {
+    const bool pruned = r.state == "PRUNED";  // never runs again: no ETA, no resume
+    if (!finished && !pruned && trainer != live.training.end()) {
       r.state = "running";
       if (trainer->second->step >= step) {
         step = trainer->second->step;
@@ -118,7 +120,7 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
         r.eta = duration_text(left);
         remaining_s += left;
       }
-    } else if (!finished) {
+    } else if (!finished && !pruned) {
       pending_steps += steps - std::max<std::int64_t>(step, 0);
     }
     rows.push_back(std::move(r));
@@ -129,6 +131,7 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
   out << "trials:";
   for (const char* s : {"pending", "running", "interrupted", "COMPLETED", "DIVERGED", "FAILED"})
     out << fmt::format(" {} {}", counts[s], s);
+  if (counts["PRUNED"] > 0) out << fmt::format(" {} PRUNED", counts["PRUNED"]);
   out << "\n";
   if (steps_sum > 0 && (running > 0 || pending_steps > 0)) {
     // Pending trials at the finished ones' mean seconds per step, spread over the trials running now.
@@ -145,7 +148,7 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
                      "tok/s", "ETA", "att", "point");
   for (const Row& r : rows)
     out << fmt::format(fmt::runtime(header_fmt), r.id, r.cell, r.seed, r.state, r.step, r.loss, r.tps, r.eta,
-                       r.attempts, r.point);
+                       r.attempts, r.role.empty() ? r.point : r.point + "  [" + r.role + "]");
   for (const auto& c : j.at("coordinate_descent")) {
     out << fmt::format("cd {}: round {} centre {} {}\n", c.at("cell").get<std::string>(), c.at("round").get<int>(),
                        c.at("centre").get<std::string>(), c.at("converged").get<bool>() ? "converged" : "running");
@@ -165,6 +168,26 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
                        c.at("trials").get<int>(), c.at("points").size(), points.empty() ? "none" : points);
   }
 
+  // search.halving: each group's decided rungs and the one it waits for.
+  for (const auto& g : j.value("halving", nlohmann::json::array())) {
+    const std::string name =
+        fmt::format("halving {} rung x{}", g.at("group").get<std::string>(), g.at("ratio").get<double>());
+    if (!g.at("decided").get<bool>()) {
+      out << fmt::format("{}: waits, {}/{} trial(s) done\n", name, g.at("done").get<int>(), g.at("trials").get<int>());
+      continue;
+    }
+    const auto kept = g.at("kept").get<std::size_t>();
+    std::string kept_text, pruned_text;
+    std::size_t i = 0;
+    for (const auto& p : g.at("ranked")) {
+      std::string& text = i++ < kept ? kept_text : pruned_text;
+      text +=
+          fmt::format("{}[{}] {}", text.empty() ? "" : ", ", p.at("point").get<std::string>(),
+                      p.at("loss").is_null() ? std::string("inf") : fmt::format("{:.4f}", p.at("loss").get<double>()));
+    }
+    out << fmt::format("{}: kept {}: {}; pruned: {}\n", name, kept, kept_text.empty() ? "none" : kept_text,
+                       pruned_text.empty() ? "none" : pruned_text);
+  }
   if (!live.beats.empty()) {
     out << "processes (heartbeats):\n";
     for (const io::HeartbeatRecord& b : live.beats)
@@ -181,8 +204,11 @@ bool print_status(const fs::path& dir, const nlohmann::json& j, std::ostream& ou
       if (!header) out << "leases (held or expired, not released):\n";
       header = true;
       if (!l.readable) {
-        out << fmt::format("  {}  generation {}: unreadable, counts as expired {:.0f} s after its last change\n",
-                           l.trial, l.generation, l.ttl_s);
+        // An unreadable lease carries no ttl of its own: it expires the reader's ttl after its mtime.
+        out << fmt::format("  {}  generation {}: unreadable, counts as expired {:.0f} s after its last change ({})\n",
+                           l.trial, l.generation, l.expires_s - l.renewed_s,
+                           live.now < l.expires_s ? fmt::format("in {:.1f} s", l.expires_s - live.now)
+                                                  : fmt::format("{:.1f} s ago", live.now - l.expires_s));
         continue;
       }
       out << fmt::format("  {}  generation {} held by {} for {}, renewed {:.1f} s ago, {}\n", l.trial, l.generation,

@@ -5,7 +5,7 @@
 //   /api/overview?dir=N     trial table, counts by state, cells with their coordinate-descent round
 //   /api/trial?dir=N&id=ID  resolved config, attempts, events, summary, log tail of one trial
 //   /api/metrics?dir=N&id=ID[&points=M]  train and eval series as columns (at most M rows each)
-//   /api/analysis?dir=N     the tables of `expt analyze DIR --format json`
+//   /api/analysis?dir=N     `expt analyze DIR --format json`, and each cell's best trials
 //   /files/N/<path>         a file under directory N (log.txt, analysis/plots/*.png, ...)
 // Errors are JSON {"error": "..."} with 400 (bad parameter), 404 (nothing there), 405 (not GET),
 // 503 (the sweep cannot be analysed yet).

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -13,6 +14,7 @@
 #include "analysis/analysis.hpp"
 #include "analysis/report.hpp"
 #include "analysis/sweep_reader.hpp"
+#include "core/config/loader.hpp"
 #include "core/io/hdf5.hpp"
 #include "core/io/heartbeat.hpp"
 #include "core/io/metrics.hpp"
@@ -20,6 +22,7 @@
 #include "core/io/trial_identity.hpp"
 #include "core/io/trial_lease.hpp"
 #include "experiments/sweep/sweep_status.hpp"
+#include "optimizers/schedule.hpp"
 
 namespace expt::serve {
 
@@ -74,7 +77,13 @@ std::string liveness_word(const io::SweepLiveness& l) {
 // Losses are +inf for diverged trials; JSON has no infinity, and the page shows null as "-".
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-bool finished_state(const std::string& s) { return s == "COMPLETED" || s == "DIVERGED" || s == "FAILED"; }
+// Whether a trial in state `s` is done: every state but the live ones (`pending` and `running` as
+// status.json says them, `interrupted` as the heartbeats judge it, `unfinished` of a trial
+// directory without result.h5). COMPLETED, DIVERGED, FAILED, PRUNED of successive halving, or a
+// state a later expt adds: the dashboard needs no list of outcomes (docs/dashboard.md).
+bool finished_state(const std::string& s) {
+  return s != "pending" && s != "running" && s != "interrupted" && s != "unfinished" && !s.empty();
+}
 
 // Trial ids are hex hashes (core/io/trial_identity.hpp); anything else never names a folder.
 bool plausible_trial_id(const std::string& id) {
@@ -193,6 +202,77 @@ bool is_under(const fs::path& path, const fs::path& base) {
   return true;
 }
 
+// status.json's confirmation of one cell (search.confirm), with the line `expt status` prints for
+// it after "confirm <cell>: ".
+json confirmation_entry(const json& c) {
+  json out = c;
+  if (!c.value("ready", false)) {
+    out["text"] = "waits for the search";
+    return out;
+  }
+  std::string points;
+  std::size_t n = 0;
+  if (c.contains("points") && c["points"].is_array())
+    for (const json& p : c["points"])
+      if (p.is_string()) {
+        points += (points.empty() ? "[" : ", [") + p.get<std::string>() + "]";
+        ++n;
+      }
+  const auto count = [&c](const char* key) {
+    return c.contains(key) && c[key].is_number_integer() ? std::to_string(c[key].get<std::int64_t>()) : "?";
+  };
+  out["text"] = count("done") + "/" + count("trials") + " trial(s) done, " + std::to_string(n) +
+                " point(s): " + (points.empty() ? "none" : points);
+  return out;
+}
+
+// What a branch's attempts.jsonl says of its fork (experiments/trial/trainer.cpp writes "fork" or
+// "fork_skipped" before the attempt's "start"): its last fork or fork_skipped line (null when there
+// is none), and whether an attempt has started. Lines that are not JSON (a line being written) are
+// skipped.
+struct ForkLog {
+  json event;
+  bool started = false;
+};
+ForkLog read_fork_log(const fs::path& attempts) {
+  std::ifstream in(attempts);
+  ForkLog log;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("fork") == std::string::npos && line.find("start") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("event") || !j["event"].is_string()) continue;
+    if (j["event"] == "start") log.started = true;
+    if (j["event"] == "fork" || j["event"] == "fork_skipped") log.event = std::move(j);
+  }
+  return log;
+}
+
+// A branch's role: the trunk and fork step of the plan (`trunk`, `planned_step`: unknown while no
+// config says the schedule), replaced by what its attempts.jsonl says once it has started. Its text
+// is `expt plan`'s, "branch of <trunk> from step <c>", with ", trained from scratch: <why>" after a
+// fork_skipped, or when an attempt started without a fork line (it was handed out before its trunk
+// was planned, e.g. a confirmation seed of a smaller ratio whose larger one was confirmed later).
+json branch_role(const std::string& trunk, std::optional<std::int64_t> planned_step, const ForkLog& log) {
+  const json& event = log.event;
+  json role = {{"role", "branch"}, {"trunk", trunk}, {"forked", false}};
+  if (planned_step) role["from_step"] = *planned_step;
+  if (!event.is_object() && log.started) role["fork_skipped"] = "it started without a fork (attempts.jsonl)";
+  if (event.is_object()) {
+    if (event.contains("trunk") && event["trunk"].is_string()) role["trunk"] = event["trunk"];
+    if (event["event"] == "fork") {
+      role["forked"] = true;
+      if (event.contains("from_step") && event["from_step"].is_number_integer()) role["from_step"] = event["from_step"];
+    } else {
+      role["fork_skipped"] = event.value("reason", std::string());
+    }
+  }
+  std::string text = "branch of " + role["trunk"].get<std::string>();
+  if (role.contains("from_step")) text += " from step " + std::to_string(role["from_step"].get<std::int64_t>());
+  if (role.contains("fork_skipped")) text += ", trained from scratch: " + role["fork_skipped"].get<std::string>();
+  role["text"] = text;
+  return role;
+}
+
 }  // namespace
 
 ServedDirectory::ServedDirectory(const fs::path& dir, std::size_t metrics_cache_bytes)
@@ -240,6 +320,23 @@ const ServedDirectory::IndexEntry& ServedDirectory::index() {
       const YAML::Node doc = YAML::Load(io::h5::read_string_dataset(h5file, "config"));
       if (doc["sweep"] && doc["sweep"]["ranks_per_trial"])
         entry.ranks_per_trial = doc["sweep"]["ranks_per_trial"].as<int>();
+      entry.branching =
+          doc["scales"] && doc["scales"]["branching"] && doc["scales"]["branching"].as<std::string>() == "wsd";
+      if (entry.branching && doc["cells"] && doc["cells"].IsMap())
+        for (const auto& cell : doc["cells"]) {
+          if (!cell.second["base"]) continue;
+          // The resolved study leaves `out` empty, which a trial config refuses; it has no bearing here.
+          YAML::Node base = YAML::Clone(cell.second["base"]);
+          base.remove("out");
+          YAML::Emitter text;
+          text << base;
+          const std::string name = cell.first.as<std::string>();
+          try {
+            entry.cell_schedules[name] = config::parse_trial_config(text.c_str(), "sweep.h5 cells." + name).schedule;
+          } catch (const std::exception&) {
+            // A cell base this binary does not read: its branches' fork steps come from trial.yaml.
+          }
+        }
     } catch (const std::exception& e) {
       entry.rows.clear();
       entry.error = e.what();
@@ -263,6 +360,76 @@ const ServedDirectory::SummaryEntry& ServedDirectory::summary(const std::string&
     }
   }
   return entry;
+}
+
+std::map<std::string, json> ServedDirectory::branch_roles(const IndexEntry& idx) {
+  std::map<std::string, json> roles;
+  if (!idx.branching) return roles;
+  // trial.yaml's schedule (a branch's fork step is its cooldown start under it), cached per file.
+  const auto schedule_of = [this](const std::string& id) -> std::optional<config::ScheduleConfig> {
+    const fs::path file = trial_dir(id) / "trial.yaml";
+    const FileStamp stamp = stamp_of(file);
+    ScheduleEntry& e = schedules_[id];
+    if (e.stamp == stamp && stamp.exists) return e.schedule;
+    e = ScheduleEntry{stamp, std::nullopt};
+    if (stamp.exists) {
+      try {
+        e.schedule = config::parse_trial_config(read_text(file, 1 << 20), file.string()).schedule;
+      } catch (const std::exception&) {
+        // Half a file or another schema: the cell's schedule or no fork step below.
+      }
+    }
+    return e.schedule;
+  };
+  const auto fork_log = [this](const std::string& id) {
+    const fs::path file = trial_dir(id) / "attempts.jsonl";
+    const FileStamp stamp = stamp_of(file);
+    AttemptsEntry& e = forks_[id];
+    if (!(e.stamp == stamp)) {
+      const ForkLog log = stamp.exists ? read_fork_log(file) : ForkLog{};
+      e = AttemptsEntry{stamp, log.event, log.started};
+    }
+    return ForkLog{e.fork, e.started};
+  };
+  // The plan: the trials of one (optimizer, compared values, model, point, seed) differ in their
+  // data ratio only, and the longest is the trunk of the shorter ones (the scheduler's trunk_of over
+  // experiments/study/plan.hpp's trunk_key_of); their cells differ in the last part of the name,
+  // "/x<ratio>".
+  std::map<std::string, std::vector<const io::SweepIndexRow*>> groups;
+  for (const io::SweepIndexRow& r : idx.rows)
+    groups[r.cell.substr(0, r.cell.rfind("/x")) + "\n" + r.point + "\n" + std::to_string(r.seed)].push_back(&r);
+  for (const auto& [key, rows] : groups) {
+    const io::SweepIndexRow* trunk = rows.front();
+    for (const io::SweepIndexRow* r : rows)
+      if (r->steps > trunk->steps) trunk = r;
+    int branches = 0;
+    for (const io::SweepIndexRow* r : rows) {
+      if (r->steps >= trunk->steps) continue;
+      ++branches;
+      // Planned: the cooldown start of the branch's schedule (its own trial.yaml, the trunk's, which
+      // differs in train.steps only, or the cell's base when no axis sets a schedule key).
+      std::optional<config::ScheduleConfig> schedule = schedule_of(r->trial_id);
+      if (!schedule) schedule = schedule_of(trunk->trial_id);
+      const bool schedule_axis =
+          std::any_of(r->axes.begin(), r->axes.end(), [](const auto& a) { return a.first.rfind("schedule.", 0) == 0; });
+      if (!schedule && !schedule_axis && idx.cell_schedules.count(r->cell)) schedule = idx.cell_schedules.at(r->cell);
+      std::optional<std::int64_t> step;
+      if (schedule) {
+        try {
+          step = optim::wsd_decay_start(*schedule, r->steps);
+        } catch (const std::exception&) {
+          // A schedule the function refuses (not wsd): no fork step to show.
+        }
+      }
+      // What happened, once the branch has started: its attempts.jsonl says.
+      json role = branch_role(trunk->trial_id, step, fork_log(r->trial_id));
+      roles[r->trial_id] = std::move(role);
+    }
+    if (branches > 0)
+      roles[trunk->trial_id] = {
+          {"role", "trunk"}, {"branches", branches}, {"text", "trunk of " + std::to_string(branches) + " branch(es)"}};
+  }
+  return roles;
 }
 
 std::string ServedDirectory::overview_json() {
@@ -304,16 +471,23 @@ std::string ServedDirectory::sweep_overview() {
       if (t.is_object() && t.contains("id") && t["id"].is_string() && seen.insert(t["id"].get<std::string>()).second)
         order.push_back(t["id"].get<std::string>());
 
-  // Unchanged files and liveness: the same answer (building it is most of the cost for thousands of trials).
+  // Unchanged files and liveness: the same answer (building it is most of the cost for thousands of
+  // trials). The roles are read from their own cached files (attempts.jsonl of the branches).
   const LiveTrials alive = live_trials(root_);
+  std::map<std::string, json> roles = branch_roles(idx);
   std::string stamps = alive.key + " " + stamp_text(index_.stamp) + " " + stamp_text(status_.stamp);
   for (const std::string& id : order)
     stamps += " " + (plausible_trial_id(id) ? stamp_text(stamp_of(trial_dir(id) / "result.h5")) : std::string("-"));
+  for (const auto& [id, role] : roles) stamps += " " + id + "=" + role.value("text", "");
   if (!overview_.json.empty() && stamps == overview_.stamps) return overview_.json;
 
+  // Counts by state: every state status.json counts (0 or not), and every state a row has, whatever
+  // its name (a state a later expt adds is shown and counted like any other).
   std::map<std::string, int> counts;
-  for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
+  if (status.is_object() && status.contains("counts") && status["counts"].is_object())
+    for (auto it = status["counts"].begin(); it != status["counts"].end(); ++it) counts[it.key()] = 0;
   json trials = json::array();
+  std::map<std::string, json> trial_roles;  // for the trial page
   for (const std::string& id : order) {
     const io::SweepIndexRow* in = indexed.count(id) ? indexed[id] : nullptr;
     const json* st = live.count(id) ? live[id] : nullptr;
@@ -355,6 +529,18 @@ std::string ServedDirectory::sweep_overview() {
     if (alive.sweep.any && row["state"] == "running" && !alive.trained.count(id)) row["state"] = "interrupted";
     const std::string state = row["state"].get<std::string>();
     counts[state] += 1;
+    row["finished"] = finished_state(state);
+    // What the trial is: an extra seed of a confirmed point (search.confirm), a WSD trunk or branch.
+    row["confirmation"] = st && st->contains("confirmation") && (*st)["confirmation"].is_boolean()
+                              ? (*st)["confirmation"].get<bool>()
+                              : false;
+    const auto role = roles.find(id);
+    row["branch"] = role == roles.end() ? json(nullptr) : role->second;
+    std::string role_text = row["confirmation"].get<bool>() ? "confirmation seed" : "";
+    if (role != roles.end()) role_text += (role_text.empty() ? "" : "; ") + role->second.value("text", "");
+    row["role"] = role_text;
+    if (!role_text.empty())
+      trial_roles[id] = {{"role", role_text}, {"branch", row["branch"]}, {"confirmation", row["confirmation"]}};
     trials.push_back(std::move(row));
   }
 
@@ -364,6 +550,11 @@ std::string ServedDirectory::sweep_overview() {
   if (status.is_object() && status.contains("coordinate_descent"))
     for (const json& c : status["coordinate_descent"])
       if (c.is_object() && c.contains("cell")) rounds[c["cell"].get<std::string>()] = c;
+  // search.confirm per cell, as status.json has it and `expt status` prints it.
+  std::map<std::string, json> confirmations;
+  if (status.is_object() && status.contains("confirmation") && status["confirmation"].is_array())
+    for (const json& c : status["confirmation"])
+      if (c.is_object() && c.contains("cell") && c["cell"].is_string()) confirmations[c["cell"].get<std::string>()] = c;
   std::set<std::string> cell_seen;
   for (const json& t : trials) {
     const std::string cell = t["cell"].get<std::string>();
@@ -374,6 +565,7 @@ std::string ServedDirectory::sweep_overview() {
       for (const char* key : {"round", "centre", "converged", "best_loss", "edge_alarms", "todo"})
         if (r.contains(key)) c[key] = r[key];
     }
+    if (confirmations.count(cell)) c["confirmation"] = confirmation_entry(confirmations[cell]);
     cells.push_back(std::move(c));
   }
 
@@ -382,11 +574,16 @@ std::string ServedDirectory::sweep_overview() {
   out["strategy"] = status.is_object() ? status.value("strategy", "") : "";
   out["elapsed_s"] = status.is_object() && status.contains("elapsed_s") ? status["elapsed_s"] : json(nullptr);
   out["ranks_per_trial"] = idx.ranks_per_trial;
+  // The command to resume when there is something to resume (`expt status`'s rule: no live process,
+  // a trial pending or interrupted); a finished sweep has none.
+  const auto count_of = [&counts](const char* state) { return counts.count(state) ? counts.at(state) : 0; };
+  const bool resumable = !alive.sweep.running && count_of("pending") + count_of("interrupted") > 0;
   out["liveness"] = {{"state", liveness_word(alive.sweep)},
                      {"alive", alive.sweep.alive},
-                     {"command", alive.sweep.running ? std::string() : alive.sweep.command}};
+                     {"command", resumable ? alive.sweep.command : std::string()}};
+  out["branching"] = idx.branching;
   out["notes"] = std::move(notes);
-  overview_ = OverviewEntry{stamps, out.dump()};
+  overview_ = OverviewEntry{stamps, out.dump(), std::move(trial_roles)};
   return overview_.json;
 }
 
@@ -454,6 +651,41 @@ std::optional<json> ServedDirectory::trial(const std::string& id) {
   const auto checkpoint = td.latest_checkpoint();
   out["latest_checkpoint"] = checkpoint ? json(*checkpoint) : json(nullptr);
   out["log_tail"] = tail_lines(dir / "log.txt", 200);
+  // Its role (confirmation seed, WSD trunk or branch) as the overview has it, and the fork points a
+  // trunk has committed (forks/step-<c>/COMMIT, experiments/trial/branching.hpp).
+  out["role"] = "";
+  out["branch"] = nullptr;
+  if (kind_ == Kind::sweep) {
+    overview_json();
+    std::lock_guard lock(mutex_);
+    if (const auto r = overview_.roles.find(id); r != overview_.roles.end()) {
+      out["role"] = r->second["role"];
+      out["branch"] = r->second["branch"];
+    }
+  }
+  if (out["branch"].is_null()) {
+    // A branch served as a trial directory, or one sweep.h5 does not list (damaged): its fork line.
+    const ForkLog log = read_fork_log(dir / "attempts.jsonl");
+    if (log.event.is_object() && log.event.contains("trunk") && log.event["trunk"].is_string()) {
+      const json b = branch_role(log.event["trunk"].get<std::string>(), std::nullopt, log);
+      out["branch"] = b;
+      const std::string text = b["text"].get<std::string>();
+      out["role"] = out["role"].get<std::string>() + (out["role"] == "" ? "" : "; ") + text;
+    }
+  }
+  std::vector<std::int64_t> fork_points;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir / "forks", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::int64_t step = 0;
+    const auto [p, err] =
+        std::from_chars(name.data() + std::min<std::size_t>(5, name.size()), name.data() + name.size(), step);
+    if (name.rfind("step-", 0) == 0 && err == std::errc() && p == name.data() + name.size() &&
+        fs::exists(it->path() / "COMMIT"))
+      fork_points.push_back(step);
+  }
+  std::sort(fork_points.begin(), fork_points.end());
+  out["fork_points"] = fork_points;
   {
     std::lock_guard lock(mutex_);
     const SummaryEntry& s = summary(id);
@@ -598,8 +830,24 @@ std::string ServedDirectory::analysis_json() {
   }
   const std::string liveness = live_trials(root_).key;
   // The same calls as `expt analyze DIR --format json` (analysis/analyze_command.cpp), default options.
-  const analysis::Analysis a = analysis::analyze(analysis::load_sweep(root_), analysis::AnalysisOptions{});
-  std::string text = analysis::render_json(a, analysis::make_tables(a));
+  const analysis::SweepData data = analysis::load_sweep(root_);
+  const analysis::Analysis a = analysis::analyze(data, analysis::AnalysisOptions{});
+  json out = json::parse(analysis::render_json(a, analysis::make_tables(a)));
+  // And for the curves' "best config per cell": the finished trials of each cell's best point as
+  // expt analyze chooses it (docs/analysis.md "Points with more seeds": with confirmation seeds the
+  // lowest mean over each point's own seeds is not the best).
+  json best = json::object();
+  for (const analysis::CellResult& c : a.cells) {
+    if (!c.has_best) continue;
+    json ids = json::array();
+    for (const analysis::TrialRow& t : data.trials)
+      if (t.cell == c.info.name && t.point == c.best.point &&
+          std::find(c.best.seeds.begin(), c.best.seeds.end(), t.seed) != c.best.seeds.end())
+        ids.push_back(t.id);
+    best[c.info.name] = {{"point", c.best.point}, {"trials", ids}};
+  }
+  out["best_trials"] = std::move(best);
+  std::string text = out.dump();
   std::lock_guard lock(mutex_);
   analysis_ = AnalysisEntry{stamp, liveness, text};
   return text;

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/config/trial_config.hpp"
 #include "core/io/results.hpp"
 #include "core/io/sweep_index.hpp"
 
@@ -52,9 +53,10 @@ class ServedDirectory {
   Kind kind() const { return kind_; }
   const std::filesystem::path& path() const { return root_; }  // canonical
 
-  // The study overview: trials with their state and losses, counts by state, coordinate-descent
-  // rounds, and `notes` for every file left out, serialised. JSON layout: docs/dashboard.md. The
-  // answer is kept until sweep.h5, status.json or a trial's result.h5 changes.
+  // The study overview: trials with their state, losses and role (WSD trunk or branch, confirmation
+  // seed), counts by state, coordinate-descent rounds and confirmations per cell, and `notes` for
+  // every file left out, serialised. JSON layout: docs/dashboard.md. The answer is kept until
+  // sweep.h5, status.json, a trial's result.h5 or a branch's attempts.jsonl changes.
   std::string overview_json();
   // One trial: resolved config, attempts log, events, summary, quarantined files; nullopt when no
   // trial of that id belongs to this directory.
@@ -62,7 +64,8 @@ class ServedDirectory {
   // The trial's train and eval series as columns, serialised, at most `max_points` rows each
   // (evenly thinned, the last row kept); nullopt for an unknown id.
   std::optional<std::string> metrics_json(const std::string& id, std::size_t max_points);
-  // `expt analyze`'s tables (analysis/report.hpp render_json) with the study's default options;
+  // `expt analyze`'s tables (analysis/report.hpp render_json) with the study's default options, and
+  // `best_trials`: {cell: {point, trials}}, the trials of each cell's best point as it chooses it;
   // throws std::runtime_error when the sweep cannot be analysed (no readable sweep.h5).
   std::string analysis_json();
 
@@ -81,9 +84,26 @@ class ServedDirectory {
     FileStamp stamp;
     std::vector<io::SweepIndexRow> rows;
     int ranks_per_trial = 1;
+    bool branching = false;  // scales.branching: wsd
+    // Each cell's base schedule (sweep.h5's resolved study), for a planned branch's fork step.
+    std::map<std::string, config::ScheduleConfig> cell_schedules;
     std::string error;  // sweep.h5 would not read
   };
   const IndexEntry& index();  // mutex_ held
+  // WSD branches: each trunk's and branch's role by trial id, {role, text, trunk?, from_step?,
+  // branches?, forked?, fork_skipped?} (docs/dashboard.md "Roles"); empty without branching.
+  std::map<std::string, nlohmann::json> branch_roles(const IndexEntry& idx);  // mutex_ held
+  struct AttemptsEntry {
+    FileStamp stamp;
+    nlohmann::json fork;   // the last "fork" or "fork_skipped" line of attempts.jsonl; null without
+    bool started = false;  // an attempt has started ("start" line)
+  };
+  std::map<std::string, AttemptsEntry> forks_;  // by trial id
+  struct ScheduleEntry {
+    FileStamp stamp;
+    std::optional<config::ScheduleConfig> schedule;  // of trial.yaml; nullopt while it will not read
+  };
+  std::map<std::string, ScheduleEntry> schedules_;  // by trial id
   struct SummaryEntry {
     FileStamp stamp;
     std::optional<io::TrialSummary> summary;
@@ -107,8 +127,9 @@ class ServedDirectory {
     std::string error;
   } status_;
   struct OverviewEntry {
-    std::string stamps;  // sweep.h5, status.json and every trial's result.h5, as text
+    std::string stamps;  // sweep.h5, status.json, every trial's result.h5 and the roles, as text
     std::string json;
+    std::map<std::string, nlohmann::json> roles;  // trial id -> role, for the trial page
   } overview_;
   struct AnalysisEntry {
     FileStamp stamp;

@@ -189,6 +189,17 @@ Planner::Planner(const Study& study) : study_(study) {
   for (PlannedTrial& t : static_trials_)
     if (ids.insert(t.id).second) unique.push_back(std::move(t));
   static_trials_ = std::move(unique);
+  if (study.halving.keep > 0) {
+    if (study.strategy == Strategy::coordinate_descent) {
+      // The first round of every cell: around the base point, the same points at every ratio.
+      for (std::size_t c = 0; c < cells_.size(); ++c) {
+        const CdRound first = cd_round(c, {});
+        halving_trials_.insert(halving_trials_.end(), first.todo.begin(), first.todo.end());
+      }
+    } else {
+      halving_trials_ = static_trials_;
+    }
+  }
 }
 
 Planner::~Planner() = default;

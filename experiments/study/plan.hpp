@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,9 @@ struct PlannedTrial {
   std::int64_t branch_step = 0;           // this trial's cooldown start, where it forks from its trunk
   std::vector<std::int64_t> fork_points;  // the cooldown starts of this point at the study's smaller ratios
   std::string trunk_id;                   // set by the scheduler when it hands out a branch
+  // search.halving: set by the scheduler when it hands out a trunk whose point waits for a rung
+  // decision: the trunk trains to this step (the rung's fork point), commits it and stops (PAUSED).
+  std::int64_t stop_at = 0;
 };
 
 // The id shared by the trials of one trunk: config_hash with train.steps left out.
@@ -114,6 +118,45 @@ struct Confirmation {
 // confirms the same points.
 std::vector<std::size_t> confirmed_points(const std::vector<double>& losses, double band, int max_points);
 
+// search.halving (docs/sweeps.md "Successive halving"; decisions 126-128). A halving group is
+// the cells of one (optimizer, compared values, model size): the same points at every data ratio.
+// Its rungs are the ratios in increasing order. Rung k is decided once every live point's trials
+// at ratio r_k (all search seeds) are done: the points are ranked by their mean loss over seeds
+// (+inf when a seed diverged or failed for good; ties in plan order) and the best
+// max(min_points, ceil(keep * n)) stay live; the others are pruned: their trials at larger ratios
+// never run. Until then a live point's trunk trains no further than the fork point of r_k, and
+// its trials at larger ratios wait.
+struct HalvingRung {
+  std::string group;  // the cells' name without "/x<ratio>": "adamw/s"
+  double ratio = 0;   // the rung's data ratio (never the largest: that has no next rung)
+  bool decided = false;
+  std::size_t trials_done = 0, trials = 0;  // of the live points at this ratio
+  // Decided: the live points ranked, best first, with their mean loss over seeds; the first
+  // `kept` continue.
+  std::vector<std::pair<std::string, double>> ranked;
+  std::size_t kept = 0;
+};
+struct HalvingPlan {
+  std::map<std::string, double> pruned;         // trial id -> the ratio of the rung that pruned its point
+  std::map<std::string, std::int64_t> stop_at;  // a live trunk's id -> the fork point it waits at
+  std::set<std::string> held;                   // ids of trials at a ratio whose rung is not decided yet
+  std::vector<HalvingRung> rungs;               // per group, the decided rungs and the first undecided one
+};
+
+// The number of points kept from n live ones: min(n, max(min_points, ceil(keep * n))).
+std::size_t halving_keep_count(std::size_t n, double keep, int min_points);
+
+// What halving costs in one group, known before anything runs (`expt plan`): the live points at
+// each rung (the counts do not depend on the results), and the training tokens when the points
+// that survive are the most (worst case) or the least (best case) expensive ones; equal when every
+// point trains the same tokens. With branches alone (no halving) and without branches, to compare.
+struct HalvingSchedule {
+  std::string group;
+  std::vector<double> ratios;     // increasing
+  std::vector<std::size_t> live;  // points live at each rung
+  double tokens_worst = 0, tokens_best = 0, tokens_branched = 0, tokens_independent = 0;
+};
+
 class Planner {
  public:
   // Validates the study's points (grid, Halton: all of them; coordinate descent: the first round of
@@ -141,6 +184,16 @@ class Planner {
   // search is finished): per cell min(max_points, the cell's points) x the extra seeds.
   std::size_t max_confirmation_trials() const;
 
+  // search.halving: what the finished trials decide (empty when the study does not halve). A
+  // pure function of `store` (finished trials only), so every worker and a resumed sweep derive
+  // the same PRUNED trials.
+  HalvingPlan halving(const ResultStore& store) const;
+  // The trials halving applies to: grid and Halton every planned trial, coordinate descent the
+  // first round of every cell (the round whose points are the same at every data ratio).
+  const std::vector<PlannedTrial>& halving_trials() const { return halving_trials_; }
+  // Per group, the halving schedule of halving_trials() (empty without halving).
+  std::vector<HalvingSchedule> halving_schedule() const;
+
   // A cell's base config (no axis applied; train.steps derived when the study has scales), for
   // sweep.resolved.yaml.
   config::TrialConfig cell_base(std::size_t cell) const;
@@ -154,6 +207,7 @@ class Planner {
   std::vector<Cell> cells_;
   std::vector<PlannedTrial> static_trials_;
   std::vector<DroppedPoint> dropped_;
+  std::vector<PlannedTrial> halving_trials_;
   std::unique_ptr<Impl> impl_;
 };
 

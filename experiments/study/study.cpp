@@ -535,6 +535,17 @@ Study parse_study(const std::string& text, const std::string& filename, const st
     }
     if (c.band_is_tolerance) c.band = study.tolerance;
   }
+  if (const YamlNode* node = reading.halving_node; node != nullptr) {
+    study.halving.pos = node->pos;
+    const bool mapping = node->kind == YamlNode::Kind::mapping || node->kind == YamlNode::Kind::null;
+    if (mapping && reading.halving_keep_node == nullptr)
+      r.error(node->pos, "search.halving.keep",
+              "search.halving needs `keep`: the fraction of points that continue at each rung (e.g. {keep: 0.34})");
+    if (!study.branching)
+      r.error(node->pos, "search.halving",
+              "successive halving compares points at the end of a cooldown, a finished WSD branch: it needs "
+              "scales.branching: wsd (and a wsd schedule)");
+  }
   errors.throw_if_any();
   return study;
 }

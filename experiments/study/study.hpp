@@ -88,6 +88,16 @@ struct Confirm {
   std::vector<std::uint64_t> extra_seeds;
 };
 
+// search.halving (docs/sweeps.md "Successive halving"): with WSD branches, the points of one
+// (optimizer, compared values, model size) are compared at the end of each data ratio's cooldown
+// (a finished branch), smallest ratio first, and only the best fraction continue their trunk to the
+// next ratio.
+struct Halving {
+  double keep = 0;       // 0: off; else the fraction (0, 1] of the live points kept at each rung
+  int min_points = 1;    // but at least this many (all of them when fewer are alive)
+  config::Position pos;  // of search.halving
+};
+
 struct Study {
   std::string name;
   std::string file;  // the study file, as named on the command line
@@ -101,6 +111,7 @@ struct Study {
   double tolerance = 3e-3;                  // coordinate descent: near-best band above the best loss
   int recentre_min_saving = 10;             // coordinate descent: see docs/sweeps.md
   Confirm confirm;                          // search.confirm
+  Halving halving;                          // search.halving
   // Scales: when models is empty the base model is the only one ("base") and train.steps comes
   // from the base config; otherwise train.steps = round(ratio * tokens_per_param * N / (batch *
   // seq_len)), N the model's non-embedding parameters.

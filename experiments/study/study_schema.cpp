@@ -124,6 +124,38 @@ const schema::Table<StudyReading>& confirm_table() {
   return table;
 }
 
+// search.halving: {keep, min_points} (docs/sweeps.md "Successive halving").
+const schema::Table<StudyReading>& halving_table() {
+  static const schema::Table<StudyReading> table{
+      "",
+      nullptr,
+      {
+          custom<StudyReading>(
+              "keep",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                s.halving_keep_node = &node;
+                double keep = 0;
+                if (!schema::read_value(node, path, schema::above(0), keep, r)) return false;
+                if (keep > 1) {
+                  r.error(node.pos, path,
+                          cat("the fraction of points kept at each rung is in (0, 1], got ", node.text));
+                  return false;
+                }
+                s.halving.keep = keep;
+                return true;
+              },
+              "float", "(required)", "(0, 1]",
+              "the fraction of a rung's live points (by mean loss over seeds) that continue to the next data ratio"),
+          custom<StudyReading>(
+              "min_points",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                return schema::read_value(node, path, schema::at_least(1), s.halving.min_points, r);
+              },
+              "integer", "1", ">= 1", "at least this many points continue at each rung (all when fewer are live)"),
+      }};
+  return table;
+}
+
 const schema::Table<StudyReading>& search_table() {
   static const schema::Table<StudyReading> table{
       "strategy",
@@ -171,6 +203,16 @@ const schema::Table<StudyReading>& search_table() {
               },
               "mapping", "off", "{seeds, band, max_points}",
               "after a cell's search: its best and near-best points re-run with more seeds"),
+          custom<StudyReading>(
+              "halving",
+              [](const YamlNode& node, StudyReading& s, const std::string& path, schema::Reader& r) {
+                s.halving_node = &node;
+                halving_table().read(node, s, path, r);
+                return true;
+              },
+              "mapping", "off", "{keep, min_points}",
+              "successive halving at cooldown ends: after each data ratio's branches finish, only the best points "
+              "continue their trunk (needs scales.branching: wsd)"),
           custom<StudyReading>(
               "space",
               [](const YamlNode& node, StudyReading& s, const std::string&, schema::Reader&) {
@@ -379,6 +421,7 @@ std::string study_schema_markdown() {
   study_table().describe("", rows);
   optimizer_search_table().describe("search.optimizers.<type>", rows);
   confirm_table().describe("search.confirm", rows);
+  halving_table().describe("search.halving", rows);
   range_table().describe("<axis range>", rows);
   return schema::markdown_table(rows);
 }

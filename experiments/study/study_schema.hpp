@@ -26,6 +26,8 @@ struct StudyReading : Study {
   const config::YamlNode* compare_node = nullptr;     // compare, read once the axes are known
   const config::YamlNode* confirm_node = nullptr;     // search.confirm, checked once the seeds are known
   const config::YamlNode* confirm_seeds_node = nullptr;
+  const config::YamlNode* halving_node = nullptr;  // search.halving, checked once branching is known
+  const config::YamlNode* halving_keep_node = nullptr;
 };
 
 // One entry of search.optimizers: the optimizer's own base keys and axes.

@@ -96,7 +96,7 @@ int coordinate_sweep(const Study& study, const Planner& planner, const fs::path&
         const io::TrialSummary s = summary_of(msg->result);
         const PlannedTrial t = assigned.at(msg->leader);
         assigned.erase(msg->leader);
-        sched.finished(t.id, s, msg->result.interrupted);
+        sched.finished(t.id, s, msg->result.interrupted, !msg->result.refused);
         if (msg->result.interrupted) signal = msg->result.signal;
         std::printf("[sweep] %s\n", describe_outcome(t, s, msg->result.signal).c_str());
         std::fflush(stdout);
@@ -182,7 +182,7 @@ int work_in_sweep_group(int world_rank, int group_size, double collective_timeou
     if (leader) {
       const io::TrialSummary& s = outcome.summary;
       channel.report_result(comm::TrialResultMessage{s.status, s.final_eval_loss, s.steps_done, s.tokens_seen, s.wall_s,
-                                                     s.message, outcome.interrupted, outcome.signal});
+                                                     s.message, outcome.interrupted, outcome.signal, outcome.refused});
     }
   }
   return signal != 0 ? exit_code_for_signal(signal) : kExitOk;

@@ -16,6 +16,7 @@
 #include "experiments/sweep/heartbeat_thread.hpp"
 #include "experiments/sweep/scheduler.hpp"
 #include "experiments/sweep/study_identity.hpp"
+#include "experiments/trial/memory_estimate.hpp"
 #include "experiments/trial/stop_signal.hpp"
 
 namespace fs = std::filesystem;
@@ -60,7 +61,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 std::string BranchRole::to_json() const {
-  return nlohmann::json{{"fork_points", fork_points}, {"trunk_dir", trunk_dir.string()}, {"branch_step", branch_step}}
+  return nlohmann::json{{"fork_points", fork_points},
+                        {"trunk_dir", trunk_dir.string()},
+                        {"branch_step", branch_step},
+                        {"stop_at", stop_at}}
       .dump();
 }
 
@@ -70,12 +74,14 @@ BranchRole BranchRole::from_json(const std::string& line) {
   b.fork_points = j.value("fork_points", std::vector<std::int64_t>{});
   b.trunk_dir = j.value("trunk_dir", std::string());
   b.branch_step = j.value("branch_step", std::int64_t{0});
+  b.stop_at = j.value("stop_at", std::int64_t{0});
   return b;
 }
 
 BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t) {
   BranchRole b;
   b.fork_points = t.fork_points;
+  b.stop_at = t.stop_at;
   if (!t.trunk_id.empty()) {
     b.trunk_dir = sched.trial_dir(t.trunk_id);
     b.branch_step = t.branch_step;
@@ -84,7 +90,10 @@ BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t) {
 }
 
 std::string branch_note(const PlannedTrial& t) {
-  return t.trunk_id.empty() ? std::string() : fmt::format(", branch of {} from step {}", t.trunk_id, t.branch_step);
+  std::string note =
+      t.trunk_id.empty() ? std::string() : fmt::format(", branch of {} from step {}", t.trunk_id, t.branch_step);
+  if (t.stop_at > 0) note += fmt::format(", stops at step {} for its halving rung", t.stop_at);
+  return note;
 }
 
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm::Communicator& comm,
@@ -95,12 +104,20 @@ TrialOutcome run_sweep_trial(config::TrialConfig cfg, const fs::path& dir, comm:
   options.fork_points = branch.fork_points;
   options.trunk_dir = branch.trunk_dir;
   options.branch_step = branch.branch_step;
+  options.stop_at = branch.stop_at;
   options.progress = ProgressMode::quiet;
   options.on_step = std::move(on_step);
   options.still_owner = std::move(still_owner);
   options.hooks = TrainerHooks::from_environment();
   try {
     return run_trial(cfg, comm, options);
+  } catch (const MemoryRefusal& e) {
+    // Not transient: every retry on this host would be refused the same way (nothing was written).
+    TrialOutcome outcome;
+    outcome.summary.status = "FAILED";
+    outcome.summary.message = e.what();
+    outcome.refused = true;
+    return outcome;
   } catch (const std::exception& e) {
     TrialOutcome outcome;
     outcome.summary.status = "FAILED";
@@ -133,6 +150,9 @@ std::function<void(const StepProgress&)> rate_limited(std::function<void(const S
 }
 
 std::string describe_outcome(const PlannedTrial& t, const io::TrialSummary& s, int signal) {
+  if (s.status == "PAUSED")
+    return fmt::format("{} paused at step {} ({} seed {} {}): waits for its halving rung's decision", t.id,
+                       s.steps_done, t.cell_name, t.seed, t.point);
   if (s.status == "RUNNING")
     return fmt::format("{} stopped by {} at step {} ({} seed {} {}): checkpoint written, rerun to resume", t.id,
                        describe_stop_signal(signal), s.steps_done, t.cell_name, t.seed, t.point);
@@ -209,7 +229,7 @@ int run_sweep_alone(const Study& study, const Planner& planner, const fs::path& 
                                                  }),
                                                  {}, branch_role(sched, *t));
     heartbeat.end_trial();
-    sched.finished(t->id, outcome.summary, outcome.interrupted);
+    sched.finished(t->id, outcome.summary, outcome.interrupted, !outcome.refused);
     std::printf("[sweep] %s\n", describe_outcome(*t, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
     sched.write_status(seconds_since(t0));

@@ -75,6 +75,7 @@ struct BranchRole {
   std::vector<std::int64_t> fork_points;
   std::filesystem::path trunk_dir;  // empty: not a branch
   std::int64_t branch_step = 0;
+  std::int64_t stop_at = 0;     // search.halving: the step a trunk stops at (PlannedTrial::stop_at)
   std::string to_json() const;  // one line
   static BranchRole from_json(const std::string& line);
 };
@@ -83,7 +84,8 @@ BranchRole branch_role(const Scheduler& sched, const PlannedTrial& t);
 std::string branch_note(const PlannedTrial& t);
 
 // Runs one trial of the sweep in `dir` on `comm`; what run_trial throws (a directory held by
-// another trial or locked by another process) ends only this trial, as FAILED.
+// another trial or locked by another process) ends only this trial, as FAILED; a refusal of the
+// memory pre-flight too, with TrialOutcome::refused set (not retried: Scheduler::finished).
 // `still_owner`: TrainerOptions::still_owner (workers; empty for `expt sweep`). `branch`: the
 // group's rank 0 only (the trainer shares the fork points with the other ranks).
 TrialOutcome run_sweep_trial(config::TrialConfig cfg, const std::filesystem::path& dir, comm::Communicator& comm,

@@ -34,6 +34,13 @@ double store_loss(const io::TrialSummary& s) {
   return finite_loss(s) ? s.final_eval_loss : std::numeric_limits<double>::infinity();
 }
 
+// The tokens a PRUNED trial trained before its point was pruned: a trunk's at its last pause
+// (attempts.jsonl "paused" line), 0 for a trial that never ran.
+std::int64_t paused_tokens(const fs::path& trial_dir) {
+  const nlohmann::json j = io::TrialDirectory(trial_dir).last_attempt_event("paused");
+  return j.is_object() && j.contains("tokens") && j["tokens"].is_number_integer() ? j["tokens"].get<std::int64_t>() : 0;
+}
+
 std::string indent(const std::string& text, int spaces) {
   std::string out;
   std::istringstream in(text);
@@ -50,17 +57,45 @@ std::string indent(const std::string& text, int spaces) {
 Scheduler::Scheduler(const Planner& planner, fs::path dir, std::string tmp_suffix)
     : planner_(planner), dir_(std::move(dir)), tmp_suffix_(std::move(tmp_suffix)) {
   if (planner_.study().strategy == Strategy::coordinate_descent) {
+    // Halving decides on the first rounds: known before any round is planned on the results.
+    for (const PlannedTrial& t : planner_.halving_trials()) add(t);
+    refresh_halving();
     for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_cell(c);
   } else {
     for (const PlannedTrial& t : planner_.static_trials()) add(t);
+    refresh_halving();
   }
   for (std::size_t c = 0; c < planner_.cells().size(); ++c) plan_confirmation(c);
+}
+
+void Scheduler::refresh_halving() {
+  if (planner_.study().halving.keep <= 0) return;
+  halving_ = planner_.halving(store_);
+  for (TrialRecord& r : records_) {
+    const bool pruned = halving_.pruned.count(r.trial.id) != 0;
+    // A running trial finishes its attempt first (a trunk ends PAUSED at its rung's fork point).
+    if (pruned && r.state == "pending") r.state = "PRUNED";
+    if (!pruned && r.state == "PRUNED") r.state = "pending";
+  }
+}
+
+ResultStore Scheduler::planning_store() const {
+  ResultStore s = store_;
+  for (const auto& [id, ratio] : halving_.pruned) s.emplace(id, std::numeric_limits<double>::infinity());
+  return s;
+}
+
+bool Scheduler::paused_at_rung(const TrialRecord& r) const {
+  const auto it = halving_.stop_at.find(r.trial.id);
+  if (it == halving_.stop_at.end()) return false;
+  const auto latest = io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint();
+  return latest && *latest >= it->second;
 }
 
 Scheduler::OnDisk Scheduler::inspect(const std::string& id) const {
   const io::TrialDirectory dir(trial_dir(id));
   OnDisk d;
-  d.attempts = dir.count_attempts();
+  d.attempts = dir.count_attempts() - dir.count_pauses();
   if (const auto summary = dir.read_result()) {
     d.summary = *summary;
     d.has_summary = true;
@@ -87,6 +122,7 @@ void Scheduler::add(const PlannedTrial& t) {
     store_[t.id] = store_loss(d.summary);
   }
   if (!t.trunk_key.empty()) {
+    ++trials_per_key_[t.trunk_key];
     const auto [it, inserted] = longest_.emplace(t.trunk_key, records_.size());
     if (!inserted && records_[it->second].trial.config.train.steps < t.config.train.steps) it->second = records_.size();
   }
@@ -98,7 +134,7 @@ void Scheduler::plan_cell(std::size_t cell) {
   // Trials of later rounds may already be on disk (a resumed sweep): adding them can complete the
   // round, so plan again until the round's trials are all really outstanding.
   for (;;) {
-    CdRound round = planner_.cd_round(cell, store_);
+    CdRound round = planner_.cd_round(cell, planning_store());
     round_history_[{cell, round.round}] = round;
     const std::size_t known = store_.size();
     for (const PlannedTrial& t : round.todo) add(t);
@@ -114,7 +150,7 @@ void Scheduler::plan_confirmation(std::size_t cell) {
   if (planner_.study().confirm.seeds == 0) return;
   // A pure function of the search seeds' results: a resumed sweep or another worker adds the same
   // trials, which `add` finds on disk (done or not) instead of planning them again.
-  Confirmation c = planner_.confirmation(cell, store_);
+  Confirmation c = planner_.confirmation(cell, planning_store());
   for (const PlannedTrial& t : c.trials) add(t);
   confirmations_[cell] = std::move(c);
 }
@@ -149,7 +185,15 @@ const TrialRecord* Scheduler::trunk_of(const TrialRecord& r) const {
 
 bool Scheduler::waits_for_trunk(const TrialRecord& r) const {
   const TrialRecord* trunk = trunk_of(r);
-  if (trunk == nullptr || trunk->state != "running") return false;
+  if (trunk == nullptr) return false;
+  // With halving a trunk is often pending (promoted, not handed out yet): its branch waits for the
+  // fork point rather than train the trunk's steps from scratch. A trunk paused at its rung makes
+  // no new fork point before the rung is decided: a branch it has none for trains from scratch
+  // (the same result) rather than wait for ever.
+  const bool halving = planner_.study().halving.keep > 0;
+  const bool unfinished =
+      trunk->state == "running" || (halving && trunk->state == "pending" && !paused_at_rung(*trunk));
+  if (!unfinished) return false;
   // A branch that has started (its own checkpoint) resumes from it; otherwise it waits for the
   // fork point rather than train the shared steps a second time.
   if (io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint()) return false;
@@ -159,7 +203,9 @@ bool Scheduler::waits_for_trunk(const TrialRecord& r) const {
 std::optional<PlannedTrial> Scheduler::next(int group) {
   TrialRecord* best = nullptr;
   for (TrialRecord& r : records_)
-    if (r.state == "pending" && (best == nullptr || r.trial.cost > best->trial.cost) && !waits_for_trunk(r)) best = &r;
+    if (r.state == "pending" && (best == nullptr || r.trial.cost > best->trial.cost) &&
+        halving_.held.count(r.trial.id) == 0 && !paused_at_rung(r) && !waits_for_trunk(r))
+      best = &r;
   if (best == nullptr) return std::nullopt;
   best->state = "running";
   best->group = group;
@@ -167,29 +213,41 @@ std::optional<PlannedTrial> Scheduler::next(int group) {
   best->live_step = -1;
   PlannedTrial t = best->trial;
   if (const TrialRecord* trunk = trunk_of(*best)) t.trunk_id = trunk->trial.id;
+  if (const auto stop = halving_.stop_at.find(t.id); stop != halving_.stop_at.end()) t.stop_at = stop->second;
   return t;
 }
 
-void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted) {
+void Scheduler::finished(const std::string& id, const io::TrialSummary& summary, bool interrupted, bool retryable) {
   const auto it = index_.find(id);
   if (it == index_.end()) throw std::logic_error("Scheduler::finished: unknown trial " + id);
   TrialRecord& rec = records_[it->second];
   rec.summary = summary;
   rec.has_summary = true;
   rec.group = -1;
-  rec.attempts = std::max(rec.attempts + 1, io::TrialDirectory(trial_dir(id)).count_attempts());
+  const io::TrialDirectory on_disk(trial_dir(id));
+  // A trunk that paused at a halving rung (status PAUSED) did not fail: its start is not an attempt.
+  const int paused = summary.status == "PAUSED" ? 0 : 1;
+  rec.attempts = std::max(rec.attempts + paused, on_disk.count_attempts() - on_disk.count_pauses());
   OnDisk d{true, summary, rec.attempts};
-  if (interrupted || !is_done(d)) {
+  if (interrupted || (retryable && !is_done(d))) {
     rec.state = "pending";
+    if (summary.status == "PAUSED") rec.has_summary = false;
   } else {
     rec.state = summary.status;
     store_[id] = store_loss(summary);
   }
   const std::size_t cell = rec.trial.cell;  // planning adds records: `rec` may not outlive it
-  for (const TrialRecord& r : records_)
-    if (r.trial.cell == cell && (r.state == "pending" || r.state == "running")) return;
-  if (planner_.study().strategy == Strategy::coordinate_descent) plan_cell(cell);
-  plan_confirmation(cell);
+  refresh_halving();
+  // A rung decision can finish the round of a cell at a larger ratio (its other points pruned).
+  for (std::size_t c = 0; c < planner_.cells().size(); ++c) {
+    if (c != cell && planner_.study().halving.keep <= 0) continue;
+    bool open = false;
+    for (const TrialRecord& r : records_)
+      open = open || (r.trial.cell == c && (r.state == "pending" || r.state == "running"));
+    if (open) continue;
+    if (planner_.study().strategy == Strategy::coordinate_descent) plan_cell(c);
+    plan_confirmation(c);
+  }
 }
 
 void Scheduler::running_elsewhere(const std::string& id) {
@@ -230,10 +288,11 @@ std::vector<DroppedPoint> Scheduler::dropped() const {
 std::string Scheduler::status_json(double elapsed_s) const {
   using nlohmann::json;
   json counts = json::object();
+  // PRUNED (search.halving) appears once some trial is, as `expt serve` counts states it sees.
   for (const char* s : {"pending", "running", "COMPLETED", "DIVERGED", "FAILED"}) counts[s] = 0;
   json trials = json::array();
   for (const TrialRecord& r : records_) {
-    counts[r.state] = counts[r.state].get<int>() + 1;
+    counts[r.state] = counts.value(r.state, 0) + 1;
     json row = {{"id", r.trial.id},
                 {"cell", r.trial.cell_name},
                 {"optimizer", r.trial.optimizer},
@@ -244,6 +303,7 @@ std::string Scheduler::status_json(double elapsed_s) const {
                 {"attempts", r.attempts},
                 {"steps", r.trial.config.train.steps},
                 {"dir", trial_dir(r.trial.id).string()}};
+    if (const std::string role = this->role(r); !role.empty()) row["role"] = role;
     json step = nullptr, loss = nullptr, tps = nullptr;
     if (r.state == "running" && r.live_step >= 0) {
       // Live progress: the group leader's last report (every few seconds).
@@ -253,11 +313,14 @@ std::string Scheduler::status_json(double elapsed_s) const {
       if (r.live_step_s > 0) row["step_s"] = r.live_step_s;
       row["group"] = r.group;
       row["running_s"] = elapsed_s - r.started_s;
-    } else if (r.state == "running") {
-      // No report yet: the last committed checkpoint's step.
+    } else if (r.state == "running" || r.state == "PRUNED" ||
+               (r.state == "pending" && halving_.stop_at.count(r.trial.id) != 0)) {
+      // No report yet (or never to finish): the last committed checkpoint's step.
       if (const auto s = io::TrialDirectory(trial_dir(r.trial.id)).latest_checkpoint()) step = *s;
-      row["group"] = r.group;
-      row["running_s"] = elapsed_s - r.started_s;
+      if (r.state == "running") {
+        row["group"] = r.group;
+        row["running_s"] = elapsed_s - r.started_s;
+      }
     } else if (r.has_summary) {
       step = r.summary.steps_done;
       if (std::isfinite(r.summary.final_eval_loss)) loss = r.summary.final_eval_loss;
@@ -297,14 +360,29 @@ std::string Scheduler::status_json(double elapsed_s) const {
   json dropped = json::array();
   for (const DroppedPoint& d : this->dropped())
     dropped.push_back({{"cell", d.cell}, {"point", d.point}, {"reason", d.reason}});
-  const json status = {{"study", planner_.study().name},
-                       {"strategy", strategy_name(planner_.study().strategy)},
-                       {"elapsed_s", elapsed_s},
-                       {"counts", counts},
-                       {"trials", trials},
-                       {"coordinate_descent", cd},
-                       {"confirmation", confirm},
-                       {"dropped", dropped}};
+  // search.halving: per group the decided rungs (ranked points, how many kept) and the rung waited on.
+  json halving = json::array();
+  for (const HalvingRung& g : halving_.rungs) {
+    json ranked = json::array();
+    for (const auto& [point, loss] : g.ranked)
+      ranked.push_back({{"point", point}, {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)}});
+    halving.push_back({{"group", g.group},
+                       {"ratio", g.ratio},
+                       {"decided", g.decided},
+                       {"trials", g.trials},
+                       {"done", g.trials_done},
+                       {"ranked", ranked},
+                       {"kept", g.kept}});
+  }
+  json status = {{"study", planner_.study().name},
+                 {"strategy", strategy_name(planner_.study().strategy)},
+                 {"elapsed_s", elapsed_s},
+                 {"counts", counts},
+                 {"trials", trials},
+                 {"coordinate_descent", cd},
+                 {"confirmation", confirm},
+                 {"dropped", dropped}};
+  if (planner_.study().halving.keep > 0) status["halving"] = halving;
   return status.dump(1) + "\n";
 }
 
@@ -341,7 +419,9 @@ void Scheduler::write_index() const {
            .status = r.state,
            .final_eval_loss = r.has_summary ? r.summary.final_eval_loss : std::numeric_limits<double>::infinity(),
            .steps = static_cast<std::int64_t>(r.trial.config.train.steps),
-           .tokens = static_cast<std::int64_t>(r.has_summary ? r.summary.tokens_seen : 0),
+           .tokens = r.has_summary         ? static_cast<std::int64_t>(r.summary.tokens_seen)
+                     : r.state == "PRUNED" ? paused_tokens(trial_dir(r.trial.id))
+                                           : 0,
            .n_attempts = static_cast<std::int32_t>(r.attempts)});
     }
     io::write_sweep_index(file, rows);
@@ -421,11 +501,32 @@ void Scheduler::write_state() const {
   io::rename_atomic(tmp, final_path);
 }
 
+std::string Scheduler::role(const TrialRecord& r) const {
+  if (const auto p = halving_.pruned.find(r.trial.id); p != halving_.pruned.end() && r.state == "PRUNED")
+    return fmt::format("pruned at rung x{}", p->second);
+  if (r.trial.trunk_key.empty()) return "";
+  std::string role;
+  if (const TrialRecord* trunk = trunk_of(r)) {
+    role = fmt::format("branch of {} from step {}", trunk->trial.id, r.trial.branch_step);
+  } else {
+    // The longest of several trials sharing a trunk key (they differ in steps only) is their trunk.
+    const auto n = trials_per_key_.find(r.trial.trunk_key);
+    if (n != trials_per_key_.end() && n->second > 1) role = "trunk";
+  }
+  if (r.state != "pending") return role;
+  if (const auto stop = halving_.stop_at.find(r.trial.id); stop != halving_.stop_at.end())
+    role += fmt::format("{}{} at step {} until its rung is decided", role.empty() ? "" : ", ",
+                        paused_at_rung(r) ? "paused" : "stops", stop->second);
+  else if (halving_.held.count(r.trial.id) != 0)
+    role += fmt::format("{}waits for a smaller ratio's rung", role.empty() ? "" : ", ");
+  return role;
+}
+
 std::string Scheduler::summary_text() const {
   std::map<std::string, int> counts;
   for (const TrialRecord& r : records_) ++counts[r.state];
   std::string s = fmt::format("sweep {}: {} trial(s):", planner_.study().name, records_.size());
-  for (const char* state : {"COMPLETED", "DIVERGED", "FAILED", "pending", "running"})
+  for (const char* state : {"COMPLETED", "DIVERGED", "FAILED", "PRUNED", "pending", "running"})
     if (counts[state] > 0) s += fmt::format(" {} {}", counts[state], state);
   s += "\n";
   bool header = false;
@@ -454,6 +555,19 @@ std::string Scheduler::summary_text() const {
     s += fmt::format("{}: converged after {} round(s) at {} (loss {:.4f}); {} point(s) within tolerance\n", name,
                      round.round + 1, round.centre_text, round.best_loss, round.near_best.size());
     for (const std::string& a : round.edge_alarms) s += fmt::format("  ALARM {}\n", a);
+  }
+  for (const HalvingRung& g : halving_.rungs) {
+    if (!g.decided) {
+      s += fmt::format("halving {} rung x{}: waits for {} of {} trial(s)\n", g.group, g.ratio, g.trials - g.trials_done,
+                       g.trials);
+      continue;
+    }
+    std::string kept, pruned;
+    for (std::size_t i = 0; i < g.ranked.size(); ++i)
+      (i < g.kept ? kept : pruned) += fmt::format("{}[{}] {:.4f}", (i < g.kept ? kept : pruned).empty() ? "" : ", ",
+                                                  g.ranked[i].first, g.ranked[i].second);
+    s += fmt::format("halving {} rung x{}: kept {} of {}: {}; pruned: {}\n", g.group, g.ratio, g.kept, g.ranked.size(),
+                     kept.empty() ? "none" : kept, pruned.empty() ? "none" : pruned);
   }
   for (const auto& [cell, c] : confirmations_) {
     const std::string& name = planner_.cells()[cell].name;
@@ -486,6 +600,9 @@ std::string resolved_yaml(const Planner& planner, bool run_settings) {
       if (st.confirm.max_points > 0) y += fmt::format(", max_points: {}", st.confirm.max_points);
       y += "}\n";
     }
+    if (st.halving.keep > 0)  // which trials run, not which points exist: not part of the identity
+      y += fmt::format("  halving: {{keep: {}, min_points: {}}}\n", config::format_double(st.halving.keep),
+                       st.halving.min_points);
   }
   if (st.strategy == Strategy::halton) y += fmt::format("  points: {}\n", st.halton_points);
   if (st.strategy == Strategy::coordinate_descent)

@@ -24,8 +24,10 @@ namespace expt::experiments {
 
 struct TrialRecord {
   PlannedTrial trial;
-  std::string state = "pending";  // pending | running | COMPLETED | DIVERGED | FAILED
-  int attempts = 0;               // starts so far (attempts.jsonl "start" lines)
+  // pending | running | COMPLETED | DIVERGED | FAILED | PRUNED (search.halving: its point lost a
+  // rung, so it never runs; derived from the finished trials, never stored)
+  std::string state = "pending";
+  int attempts = 0;  // starts so far (attempts.jsonl "start" lines) but pauses at a halving rung
   bool has_summary = false;
   io::TrialSummary summary;  // of the last attempt that ended
   int group = -1;            // running: the rank group (0 in one-rank mode)
@@ -47,14 +49,18 @@ class Scheduler {
   // The pending trial with the highest cost (ties: planned first), now running on `group`;
   // nullopt when nothing can start now (all done, or a coordinate-descent round waits on trials
   // still running).
-  // A branch (PlannedTrial::trunk_key) waits while its trunk runs and has not yet committed the
-  // branch's fork point; handed out, it carries its trunk's id (PlannedTrial::trunk_id) when its
-  // trunk is known, whatever the trunk's state (the trainer starts from scratch without a fork point).
+  // A branch (PlannedTrial::trunk_key) waits while its trunk runs (with search.halving: while its
+  // trunk is not finished) and has not yet committed the branch's fork point; with search.halving
+  // a trial whose rung is not decided waits, and a trunk waiting at its rung's fork point is not
+  // handed out (a live one is, with PlannedTrial::stop_at); handed out, it carries its trunk's id
+  // (PlannedTrial::trunk_id) when its trunk is known, whatever the trunk's state (the trainer starts from scratch
+  // without a fork point).
   std::optional<PlannedTrial> next(int group);
   // Records the end of a running trial's attempt; a FAILED trial with attempts left and an
-  // interrupted one go back to pending. Re-plans the trial's cell (coordinate descent) when its
-  // round has no trial left pending or running.
-  void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted);
+  // interrupted one go back to pending, unless `retryable` is false (a refusal that another attempt
+  // would meet again, e.g. the memory pre-flight's: FAILED for good in this run). Re-plans the
+  // trial's cell (coordinate descent) when its round has no trial left pending or running.
+  void finished(const std::string& id, const io::TrialSummary& summary, bool interrupted, bool retryable = true);
   // A progress report of a running trial (ignored when the trial is not running); step_s: measured
   // seconds per step (0 when not measured yet).
   void progress(const std::string& id, std::int64_t step, double loss, double tokens_per_s, double step_s = 0);
@@ -71,6 +77,11 @@ class Scheduler {
   std::filesystem::path trial_dir(const std::string& id) const { return dir_ / "trials" / id; }
   const std::vector<TrialRecord>& records() const { return records_; }
   const std::map<std::size_t, CdRound>& cd_rounds() const { return rounds_; }
+  // search.halving: the decisions the finished trials make (empty without halving).
+  const HalvingPlan& halving() const { return halving_; }
+  // What a trial is in WSD branching and halving, for `expt status`: "trunk", "trunk, paused at
+  // step c (rung x1)", "branch of <id> from step c", "pruned at rung x1", "waits for rung x1".
+  std::string role(const TrialRecord& r) const;
   // search.confirm: the confirmation of every cell (not ready while its search runs).
   const std::map<std::size_t, Confirmation>& confirmations() const { return confirmations_; }
   // Infeasible points dropped so far (grid/Halton: all; coordinate descent: as rounds are planned).
@@ -104,6 +115,13 @@ class Scheduler {
   bool waits_for_trunk(const TrialRecord& r) const;
   // search.confirm: adds the cell's confirmation trials once its search is finished.
   void plan_confirmation(std::size_t cell);
+  // search.halving: recomputes the decisions from store_ and marks pruned pending trials PRUNED.
+  void refresh_halving();
+  // store_ with every PRUNED trial as done at +inf: what coordinate descent and search.confirm
+  // plan on (a pruned point never runs, so it never becomes a centre or a confirmed point).
+  ResultStore planning_store() const;
+  // A trunk waiting at its halving rung: it has committed the step it was told to stop at.
+  bool paused_at_rung(const TrialRecord& r) const;
   // coordinator/rounds/<cell>.round-<n>.json, written once (core/io/atomic_file.hpp).
   void record_round(const CdRound& round) const;
 
@@ -113,9 +131,11 @@ class Scheduler {
   std::vector<TrialRecord> records_;
   std::map<std::string, std::size_t> index_;
   std::map<std::string, std::size_t> longest_;         // trunk_key -> the record of its longest trial
+  std::map<std::string, int> trials_per_key_;          // trunk_key -> how many records share it
   ResultStore store_;                                  // done trials -> final loss (+inf diverged / failed for good)
   std::map<std::size_t, CdRound> rounds_;              // coordinate descent: current round per cell
   std::map<std::size_t, Confirmation> confirmations_;  // search.confirm: per cell
+  HalvingPlan halving_;                                // search.halving: from store_
   // coordinate descent: every round planned, by (cell, round number); the latest planning wins
   std::map<std::pair<std::size_t, int>, CdRound> round_history_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();

@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "core/comm/watchdog.hpp"
@@ -70,6 +72,17 @@ void claim_evidence(const std::string& event, const std::string& trial, const io
                         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
 }
 
+// Whether another process holds the lock of an existing trial directory (TrialDirectory::lock).
+bool trial_directory_locked(const fs::path& trial_dir) {
+  if (!fs::exists(trial_dir / ".lock")) return false;
+  try {
+    const io::DirectoryLock probe = io::TrialDirectory(trial_dir).lock();
+    return false;
+  } catch (const std::runtime_error&) {
+    return true;
+  }
+}
+
 }  // namespace
 
 int run_worker(const Study& study, const Planner& planner, const fs::path& out, bool add_to_existing,
@@ -112,10 +125,16 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
   int signal = 0;
   int trained = 0;
   std::optional<Scheduler> sched;
+  // Trials this worker's host refused (the memory pre-flight): FAILED for good in this worker, which
+  // does not try them again; nothing of them is on disk, so each rebuilt Scheduler is told again.
+  std::map<std::string, io::TrialSummary> refused_here;
+  // Trials whose directory lock was held when this worker had their lease (said once each).
+  std::set<std::string> locked_said;
   for (;;) {
     signal = stop_signal_received();
     if (signal != 0) break;
     sched.emplace(planner, dir, tmp_suffix);
+    for (const auto& [id, summary] : refused_here) sched->finished(id, summary, false, /*retryable=*/false);
     if (sched->all_done()) break;
     std::optional<PlannedTrial> trial;
     std::optional<io::HeldLease> lease;
@@ -125,6 +144,23 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
         break;
       }
       if ((lease = leases.try_acquire(t->id))) {
+        // A process that held the trial before, lost its lease while stopped or hung and has not
+        // yet noticed, still holds the trial directory's lock (on this host, or on any host where
+        // the filesystem's locks work): it will stop at its next step boundary without writing.
+        // Until then the trial is left to it; running it now would only fail on the lock.
+        if (trial_directory_locked(sched->trial_dir(t->id))) {
+          if (locked_said.insert(t->id).second) {
+            std::printf(
+                "[worker] %s: lease taken over, but its directory is still locked by the process that "
+                "lost it (stopped or hung); trying it again later\n",
+                t->id.c_str());
+            std::fflush(stdout);
+          }
+          leases.release(*lease);
+          lease.reset();
+          sched->running_elsewhere(t->id);
+          continue;
+        }
         trial = t;
         break;
       }
@@ -165,7 +201,8 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
       continue;
     }
     if (still) leases.release(*still);
-    sched->finished(id, outcome.summary, outcome.interrupted);
+    if (outcome.refused) refused_here[id] = outcome.summary;
+    sched->finished(id, outcome.summary, outcome.interrupted, !outcome.refused);
     std::printf("[worker] %s\n", describe_outcome(*trial, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
     ++trained;
@@ -177,6 +214,7 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
   if (channel != nullptr) channel->share(std::nullopt);
   // The final view: every worker that finds nothing runnable writes the same sweep.h5.
   Scheduler final_view(planner, dir, tmp_suffix);
+  for (const auto& [id, summary] : refused_here) final_view.finished(id, summary, false, /*retryable=*/false);
   for (const io::LeaseRecord& l : leases.all())
     if (!leases.takeable(l)) final_view.running_elsewhere(l.trial);
   final_view.write_status(seconds_since(t0));

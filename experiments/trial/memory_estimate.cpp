@@ -231,7 +231,7 @@ std::optional<std::string> memory_refusal(const MemoryEstimate& e, int ranks_her
       "  to fit, cut it by {:.2f}x: the parameters, gradients, update copy and optimizer state ({}) grow with "
       "model.d_model^2 x model.n_layers and with the optimizer's state (adamw: 2 floats per parameter; muon: 1 per "
       "hidden-matrix parameter); the activations and workspace ({}) with train.batch_size x sequence length per "
-      "rank. `expt run --no-memory-check` (EXPT_NO_MEMORY_CHECK=1 for sweeps) starts it anyway",
+      "rank. `--no-memory-check` (expt run, sweep or worker) starts it anyway",
       need / available.bytes, util::format_bytes(model * ranks_here), util::format_bytes(activations * ranks_here));
   return text;
 }

@@ -127,8 +127,9 @@ void check_trial_memory(const MemoryEstimate& estimate, comm::Communicator& comm
 // Peak resident set size of this process so far, in bytes (getrusage; Linux reports KiB).
 double peak_rss_bytes();
 
-// Whether the memory check is switched off: EXPT_NO_MEMORY_CHECK=1 (for sweeps and workers; `expt
-// run --no-memory-check` sets it for its own process).
+// Whether the memory check is switched off: EXPT_NO_MEMORY_CHECK=1 (`expt sweep --no-memory-check`
+// and `expt worker --no-memory-check` set it for their own process; `expt run`'s flag is
+// TrainerOptions::memory_check).
 bool memory_check_disabled();
 
 }  // namespace expt::experiments

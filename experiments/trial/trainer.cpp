@@ -265,7 +265,10 @@ void Trainer::fork(TrialLog& log) {
   if (why.empty()) {
     log.info(fmt::format("branch of trunk {}: starting from its fork point at step {}", opt_.trunk_dir.string(),
                          opt_.branch_step));
+    // step_ is still 0 here (nothing restored yet): the event's step is the fork step.
+    step_ = opt_.branch_step;
     write_attempt("fork", {{"trunk", opt_.trunk_dir.filename().string()}, {"from_step", opt_.branch_step}});
+    step_ = 0;
     return;
   }
   // A half-written fork leaves no committed checkpoint; its segment would collide with this
@@ -340,6 +343,8 @@ TrialOutcome Trainer::run() {
   comm_.broadcast(std::span<std::int64_t>(&n_fork_points, 1), 0);
   opt_.fork_points.resize(static_cast<std::size_t>(n_fork_points));
   if (n_fork_points > 0) comm_.broadcast(std::span<std::int64_t>(opt_.fork_points), 0);
+  // And where to stop (every rank must leave the loop at the same step).
+  comm_.broadcast(std::span<std::int64_t>(&opt_.stop_at, 1), 0);
 
   for (const auto& q : quarantined) {
     log.info("quarantined " + q);
@@ -391,7 +396,10 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
   io::TrialSummary summary;
   summary.status = "COMPLETED";
   UpdateWatcher watcher(*this);
-  while (step_ < total) {
+  // search.halving: a trunk stops at its rung's fork point (a committed checkpoint) until promoted.
+  const std::int64_t stop_at = opt_.stop_at > 0 && opt_.stop_at < total ? opt_.stop_at : 0;
+  bool paused = stop_at > 0 && step_ >= stop_at;
+  while (step_ < total && !paused) {
     const std::int64_t step = step_ + 1;
     if (opt_.hooks.throw_at_step == step) throw std::runtime_error(fmt::format("injected failure at step {}", step));
     const auto step_t0 = std::chrono::steady_clock::now();
@@ -432,12 +440,14 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
     for (TrainingObserver* o : observers_) o->after_step(rec);
 
     const bool fork_point = std::binary_search(opt_.fork_points.begin(), opt_.fork_points.end(), step);
-    if (((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || fork_point) && step < total)
+    paused = step == stop_at;
+    if (((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || fork_point || paused) &&
+        step < total)
       checkpoint(ckpt, step, fork_point);
     if (opt_.hooks.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.hooks.step_delay_ms));
   }
 
-  if (summary.status == "COMPLETED" && step_ < total) {
+  if (summary.status == "COMPLETED" && (step_ < total || paused)) {
     // Stopped by a signal: checkpoint at this step boundary so that a rerun resumes here. Stopped
     // because another worker owns the trial: nothing more is written (every rank learns which).
     std::int64_t lost = ownership_lost() ? 1 : 0;
@@ -449,6 +459,22 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
       outcome.ownership_lost = true;
       outcome.summary.status = "RUNNING";
       outcome.summary.steps_done = step_;
+      return outcome;
+    }
+    if (paused) {
+      // Checkpointed at stop_at above (or resumed there): nothing else to write but the event.
+      // As after a signal: the (empty) segment opened after the checkpoint is closed.
+      if (leader_)
+        for (TrainingObserver* o : observers_) o->on_interrupt(step_);
+      log.info(fmt::format("paused at step {} (search.halving: waits for its rung's decision)", step_));
+      write_attempt("paused", {{"wall_s", wall()}, {"tokens", tokens_}});
+      comm_.barrier();
+      TrialOutcome outcome;
+      outcome.paused = true;
+      outcome.summary.status = "PAUSED";
+      outcome.summary.steps_done = step_;
+      outcome.summary.tokens_seen = tokens_;
+      outcome.summary.wall_s = wall();
       return outcome;
     }
     const int sig = stop_signal_received();

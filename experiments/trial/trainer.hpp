@@ -65,6 +65,10 @@ struct TrainerOptions {
   std::vector<std::int64_t> fork_points;
   std::filesystem::path trunk_dir;
   std::int64_t branch_step = 0;
+  // search.halving (docs/sweeps.md "Successive halving"): > 0: train up to this step, commit a
+  // checkpoint there and stop with status PAUSED (a trunk waiting for a rung decision); a later run
+  // resumes from that checkpoint exactly as after a signal, so the metrics do not change.
+  std::int64_t stop_at = 0;
   // Refuse a trial whose memory estimate does not fit (experiments/trial/memory_estimate.hpp);
   // false: `expt run --no-memory-check`.
   bool memory_check = true;
@@ -76,7 +80,11 @@ struct TrialOutcome {
   bool interrupted = false;       // stopped by SIGINT/SIGTERM/SIGHUP after checkpointing
   int signal = 0;                 // the signal that interrupted it
   bool ownership_lost = false;    // stopped because still_owner() said false; nothing committed
-  std::filesystem::path result;   // result.h5 (empty when interrupted)
+  bool paused = false;            // stopped at TrainerOptions::stop_at (summary.status PAUSED)
+  // Set by experiments/sweep's run_sweep_trial, not by run_trial: the trial was refused before it
+  // started (the memory pre-flight), a FAILED that another attempt on this host would meet again.
+  bool refused = false;
+  std::filesystem::path result;  // result.h5 (empty when interrupted)
 };
 
 // Trains (or resumes, or recognises as finished) the trial of `cfg` in directory cfg.out.

@@ -110,6 +110,17 @@ TEST_CASE("slurm script: paths and overrides with spaces or quotes are shell-quo
   CHECK(shell_quote("/x/y-1_2.yaml") == "/x/y-1_2.yaml");
 }
 
+TEST_CASE("slurm script: --no-memory-check reaches every worker", "[slurm]") {
+  SlurmJob j = job();
+  j.no_memory_check = true;
+  CHECK(worker_line(slurm_script(j, "/o/x.out")) ==
+        "/opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s --no-memory-check &");
+  j.ranks_per_trial = 2;
+  CHECK(worker_line(slurm_script(j, "/o/x.out")) ==
+        "srun --mpi=pmix --ntasks=2 /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s "
+        "--no-memory-check &");
+}
+
 TEST_CASE("slurm script: time limits and the SIGUSR1 margin", "[slurm]") {
   CHECK(parse_slurm_time("01:00:00") == 3600);
   CHECK(parse_slurm_time("00:05:30") == 330);

@@ -3,7 +3,9 @@
 # `expt plan` print the estimate; `expt run` refuses a trial whose estimate exceeds the memory
 # available (fixed by the test-only EXPT_TEST_MEMORY_AVAILABLE) with exit 2, the numbers and the
 # fix, writing nothing; --no-memory-check and EXPT_NO_MEMORY_CHECK=1 start it anyway, and its log
-# records the estimate and the measured peak; an allocation failure injected at each named site
+# records the estimate and the measured peak; in `expt sweep` (alone and under mpirun) and
+# `expt worker` a refused trial FAILS once with the reason, not max_attempts times, and
+# --no-memory-check starts it; an allocation failure injected at each named site
 # (EXPT_TEST_FAIL_ALLOCATION) ends the run with exit 1 and a message naming what was allocated.
 source "$(dirname "$0")/lib.sh"
 
@@ -68,6 +70,48 @@ EXPT_TEST_MEMORY_AVAILABLE=1000000 EXPT_NO_MEMORY_CHECK=1 "$EXPT" run "$work/tin
 grep -qF "memory estimate" "$work/forced/log.txt" || die "the run log lacks the estimate: $(cat "$work/forced/log.txt")"
 grep -qE "peak RSS of this process [0-9.]+ MiB against the memory estimate" "$work/forced/log.txt" \
   || die "the run log lacks the measured peak: $(cat "$work/forced/log.txt")"
+
+# Sweeps and workers: a trial the pre-flight refuses FAILS once, with the reason, whatever
+# sweep.max_attempts (a refusal is not transient: another attempt on this host meets it again; a
+# worker does not take it again either), and the command exits 1; --no-memory-check starts them.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+cat > "$work/study.yaml" << 'EOF'
+study: refused
+base:
+  task: {type: word_problem, group: Z5, seq_len: 8, eval_lengths: [8]}
+  model: {d_model: 16, n_layers: 1}
+  train: {steps: 2, batch_size: 4, eval_every: 2, eval_batches: 1}
+search:
+  strategy: grid
+  seeds: [1]
+  space: {optimizer.lr: [1.0e-3, 3.0e-3]}
+sweep: {ranks_per_trial: 1, max_attempts: 3}
+EOF
+# $1: name; the rest: the command (without --out).
+refused_once() {
+  local name=$1 rc=0 refusals
+  shift
+  EXPT_TEST_MEMORY_AVAILABLE=1000000 timeout 120 "$@" --out "$work/$name" > "$work/$name.out" 2>&1 || rc=$?
+  ((rc != 124)) || die "$name: still running after 120 s (retrying the refused trials?): $(tail -5 "$work/$name.out")"
+  ((rc == 1)) || die "$name: expected exit 1, got $rc: $(cat "$work/$name.out")"
+  refusals=$(grep -c "FAILED (.*): refusing to start: this trial needs about" "$work/$name.out" || true)
+  ((refusals == 2)) || die "$name: $refusals refusals for 2 trials (max_attempts 3): $(cat "$work/$name.out")"
+  "$EXPT_PYTHON" - "$work/$name/status.json" << 'PY' || die "$name: status.json: $(cat "$work/$name/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["counts"]["FAILED"] == 2, s["counts"]
+assert all(t["state"] == "FAILED" and t["message"].startswith("refusing to start") for t in s["trials"]), s["trials"]
+PY
+  [[ -z $(ls "$work/$name"/trials/*/result.h5 2> /dev/null) ]] || die "$name: a refused trial wrote a result"
+}
+refused_once sweep_refused "$EXPT" sweep "$work/study.yaml"
+refused_once worker_refused "$EXPT" worker "$work/study.yaml"
+refused_once mpi_refused mpirun -np 2 "$EXPT" sweep "$work/study.yaml"
+for command in sweep worker; do
+  EXPT_TEST_MEMORY_AVAILABLE=1000000 "$EXPT" $command "$work/study.yaml" --no-memory-check --out "$work/${command}_forced" \
+    > "$work/${command}_forced.out" 2>&1 || die "$command --no-memory-check failed: $(cat "$work/${command}_forced.out")"
+  grep -q "2 trial(s): 2 COMPLETED$" "$work/${command}_forced.out" || die "$command --no-memory-check: $(cat "$work/${command}_forced.out")"
+done
 
 # An injected allocation failure at each named site: exit 1, what was allocated and its size.
 declare -A expected=(

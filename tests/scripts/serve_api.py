@@ -5,12 +5,18 @@
     serve_api.py broken_index URL DIR N                dir N: sweep.h5 is garbage
     serve_api.py trial URL TRIAL_DIR N                 dir N = one trial directory
     serve_api.py live URL SWEEP_DIR SWEEP_PID          a sweep being written: poll until it ends
+    serve_api.py roles URL SWEEP_DIR PLAN_OUT [STATUS_OUT ANALYZE_JSON ANALYZE_TXT]
+                                                       WSD trunks and branches as `expt plan` and
+                                                       attempts.jsonl say, confirmation seeds as
+                                                       status.json and `expt status` say, the analysis
+                                                       head as `expt analyze` prints it
 
 Every value the API returns is compared with what h5py and json read from the same files.
 """
 import json
 import math
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -74,6 +80,8 @@ def finished(url, sweep, analyze_json):
         fail(f"counts {o['counts']} vs status.json {status['counts']}")
     if o["notes"]:
         fail(f"notes on an intact sweep: {o['notes']}")
+    if o["liveness"]["state"] != "finished" or o["liveness"]["command"]:
+        fail(f"a finished sweep has nothing to resume, as expt status says: {o['liveness']}")
     with h5py.File(os.path.join(sweep, "sweep.h5"), "r") as f:
         rows = f["trials"][:]
         points = f["point"].asstr()[:]
@@ -220,6 +228,128 @@ def live(url, sweep, pid):
           f"live curves {seen_segments} times, every trial COMPLETED in one attempt")
 
 
+def plan_roles(plan_out):
+    """Each trial's role as `expt plan` prints it: "trunk of n branch(es)" or "branch of <id> from step c"."""
+    text = open(plan_out).read()
+    ids, roles = set(), {}
+    for m in re.finditer(r"^  ([0-9a-f]{16})  .*$", text, re.M):
+        ids.add(m.group(1))
+        r = re.search(r"\[(trunk of \d+ branch\(es\)|branch of [0-9a-f]{16} from step \d+)\]", m.group(0))
+        if r:
+            roles[m.group(1)] = r.group(1)
+    if not roles:
+        fail(f"expt plan names no trunk or branch: {text}")
+    return ids, roles
+
+
+def attempts_of(sweep, tid):
+    path = os.path.join(sweep, "trials", tid, "attempts.jsonl")
+    if not os.path.exists(path):
+        return []
+    return [json.loads(x) for x in open(path) if x.strip().endswith("}")]
+
+
+def check_roles(url, sweep, plan_out):
+    """Every trial's role: the plan's while it has not started, its attempts.jsonl's after. Returns
+    (the overview, the number of branches seen before they forked)."""
+    ids, planned = plan_roles(plan_out)
+    trial_ids = os.listdir(os.path.join(sweep, "trials")) if os.path.isdir(os.path.join(sweep, "trials")) else []
+    before = {tid: attempts_of(sweep, tid) for tid in trial_ids}
+    o = get(url + "api/overview?dir=0")
+    status = {t["id"]: t for t in json.load(open(os.path.join(sweep, "status.json")))["trials"]}
+    unforked = 0
+    for t in o["trials"]:
+        tid, b = t["id"], t["branch"]
+        conf = status[tid]["confirmation"] if tid in status else False
+        if t["confirmation"] != conf:
+            fail(f"{tid}: confirmation {t['confirmation']}, status.json {conf}")
+        log = attempts_of(sweep, tid)
+        forks = [a for a in log if a.get("event") in ("fork", "fork_skipped")]
+        if log != before.get(tid, []):
+            pass  # it started while the API answered (a running sweep): either answer is right
+        elif forks:  # what happened
+            f = forks[-1]
+            if f["event"] != "fork" or not b or b["role"] != "branch" or b["trunk"] != f["trunk"] or \
+                    b["from_step"] != f["from_step"] or not b["forked"]:
+                fail(f"{tid}: attempts.jsonl says {f}, the API {b}")
+        elif b and b["role"] == "branch":
+            if b["forked"] or any(a.get("event") == "start" for a in attempts_of(sweep, tid)):
+                fail(f"{tid}: a branch without a fork line: {b}")
+            unforked += 1
+        if tid in ids:  # a search trial: the role `expt plan` gives it
+            if (b["text"] if b else None) != planned.get(tid):
+                fail(f"{tid}: role {b} vs expt plan's {planned.get(tid)!r}")
+        elif b and b["role"] == "branch":  # a confirmation seed's trunk: the same point at a larger ratio
+            trunk = next(x for x in o["trials"] if x["id"] == b["trunk"])
+            if (trunk["point"], trunk["seed"], trunk["optimizer"]) != (t["point"], t["seed"], t["optimizer"]) or \
+                    trunk["steps"] <= t["steps"]:
+                fail(f"{tid}: trunk {trunk} of {t}")
+        want = "; ".join(x for x in ["confirmation seed" if conf else "", b["text"] if b else ""] if x)
+        if t["role"] != want:
+            fail(f"{tid}: role {t['role']!r}, expected {want!r}")
+        if b and b["role"] == "trunk":
+            n = sum(1 for x in o["trials"] if x["branch"] and x["branch"].get("trunk") == tid)
+            if b["branches"] != n:
+                fail(f"{tid}: trunk of {b['branches']}, {n} trials name it")
+    return o, unforked
+
+
+def roles_live(url, sweep, plan_out, pid):
+    """While the sweep runs: pending branches show the plan's role and fork step."""
+    seen_unforked = polls = 0
+    while os.path.exists(f"/proc/{pid}"):
+        _, unforked = check_roles(url, sweep, plan_out)
+        seen_unforked = max(seen_unforked, unforked)
+        polls += 1
+        time.sleep(0.2)
+    if not seen_unforked:
+        fail(f"never saw a branch before its fork ({polls} polls)")
+    print(f"serve_api: live roles ok: {polls} polls, up to {seen_unforked} planned branches before their fork")
+
+
+def roles(url, sweep, plan_out, status_out, analyze_json, analyze_txt):
+    o, unforked = check_roles(url, sweep, plan_out)
+    if unforked:
+        fail(f"{unforked} branches of a finished sweep did not fork")
+    kinds = [(t["confirmation"], t["branch"]["role"] if t["branch"] else None) for t in o["trials"]]
+    for k in [(False, "trunk"), (False, "branch"), (True, "trunk"), (True, "branch"), (True, None)]:
+        if k not in kinds and k != (True, None):
+            fail(f"the study has no trial of kind {k}: {kinds}")
+    for t in o["trials"]:  # the trial page says the same
+        p = get(f"{url}api/trial?dir=0&id={t['id']}")
+        if p["role"] != t["role"] or p["branch"] != t["branch"]:
+            fail(f"trial page of {t['id']}: {p['role']!r} {p['branch']} vs {t['role']!r} {t['branch']}")
+        forks = sorted(int(x[5:]) for x in os.listdir(os.path.join(sweep, "trials", t["id"], "forks"))
+                       if os.path.exists(os.path.join(sweep, "trials", t["id"], "forks", x, "COMMIT"))) \
+            if os.path.isdir(os.path.join(sweep, "trials", t["id"], "forks")) else []
+        if p["fork_points"] != forks:
+            fail(f"fork points of {t['id']}: {p['fork_points']} vs {forks}")
+    # search.confirm: the lines `expt status` prints.
+    cli = sorted(x for x in open(status_out).read().splitlines() if x.startswith("confirm "))
+    api = sorted(f"confirm {c['cell']}: {c['confirmation']['text']}" for c in o["cells"] if "confirmation" in c)
+    if not cli or cli != api:
+        fail(f"confirmation: expt status {cli} vs the API {api}")
+    # The analysis: the summary paragraph and the tables' headings of `expt analyze`.
+    a = get(url + "api/analysis?dir=0")
+    j = json.load(open(analyze_json))
+    txt = open(analyze_txt).read()
+    if a["summary"] != j["summary"] or "Summary: " + a["summary"] not in txt:
+        fail(f"summary {a['summary']!r} vs the CLI {j['summary']!r}")
+    positions = [txt.find("\n" + t["title"] + "\n") for t in a["titles"]]
+    if a["titles"] != j["titles"] or -1 in positions or positions != sorted(positions):
+        fail(f"titles {a['titles']} vs the CLI {j['titles']}")
+    # The curves' best config per cell: the trials of expt analyze's best point.
+    for row in j["tables"]["cells"]:
+        cell = f"{row['optimizer']}/{row['model']}/x{row['ratio']:g}"
+        want = sorted(t["id"] for t in o["trials"] if t["cell"] == cell and t["point"] == row["best_point"])
+        got = a["best_trials"][cell]
+        if got["point"] != row["best_point"] or sorted(got["trials"]) != want:
+            fail(f"best_trials of {cell}: {got} vs expt analyze's {row['best_point']} ({want})")
+    if len(a["best_trials"]) != len(j["tables"]["cells"]):
+        fail(f"best_trials {a['best_trials']} vs {len(j['tables']['cells'])} cells")
+    print(f"serve_api: roles ok: {len(o['trials'])} trials, {kinds}; {api}; summary {a['summary'][:80]!r}...")
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "finished":
@@ -232,5 +362,9 @@ if __name__ == "__main__":
         trial(args[0], args[1], int(args[2]))
     elif mode == "live":
         live(args[0], args[1], int(args[2]))
+    elif mode == "roles_live":
+        roles_live(args[0], args[1], args[2], int(args[3]))
+    elif mode == "roles":
+        roles(*args)
     else:
         fail("unknown mode " + mode)

@@ -7,6 +7,7 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
                 "#7f7f7f", "#bcbd22"];
 const COLUMNS = [  // [field, heading, numeric, format]
   ["id", "trial", false], ["state", "status", false], ["cell", "cell", false], ["point", "point", false],
+  ["role", "role", false],
   ["seed", "seed", true], ["step", "step", true], ["steps", "steps", true],
   ["final_eval_loss", "final eval loss", true, 4], ["best_eval_loss", "best eval loss", true, 4],
   ["live_loss", "train loss (running)", true, 4], ["cpu_s", "CPU-s", true, 1], ["attempts", "attempts", true],
@@ -14,7 +15,7 @@ const COLUMNS = [  // [field, heading, numeric, format]
 
 const state = {
   dir: 0, tab: "overview", overview: null, sortKey: "id", sortAsc: true, selected: new Set(),
-  trialId: null, metricsCache: new Map(), curvesChart: null, deffChart: null, timer: null,
+  trialId: null, metricsCache: new Map(), curvesChart: null, deffChart: null, timer: null, best: null, bestKey: "",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -86,12 +87,13 @@ function renderOverview() {
   const body = $("cells-table").tBodies[0];
   body.innerHTML = o.cells.map((c) => {
     const ts = o.trials.filter((t) => t.cell === c.cell);
-    const done = ts.filter((t) => ["COMPLETED", "DIVERGED", "FAILED"].includes(t.state));
+    const done = ts.filter((t) => t.finished);  // any outcome, whatever its name (the server decides)
     const best = bestPoint(ts);
     return `<tr data-cell="${esc(c.cell)}"><td>${esc(c.cell)}</td><td>${esc(c.optimizer)}</td><td class="num">${ts.length}</td>` +
         `<td class="num">${done.length}</td><td class="num">${best ? best.loss.toFixed(4) : "-"}</td>` +
         `<td class="num">${c.round ?? "-"}${c.converged ? " (converged)" : ""}</td><td>${esc(c.centre ?? "")}</td>` +
-        `<td class="flag">${esc((c.edge_alarms || []).join("; "))}</td></tr>`;
+        `<td class="flag">${esc((c.edge_alarms || []).join("; "))}</td>` +
+        `<td class="confirm">${esc(c.confirmation ? c.confirmation.text : "")}</td></tr>`;
   }).join("");
 
   const head = $("trials-table").tHead.rows[0];
@@ -142,11 +144,26 @@ function bestPoint(trials) {
 async function metricsOf(id) {
   const hit = state.metricsCache.get(id);
   const t = state.overview.trials.find((x) => x.id === id);
-  const finished = t && ["COMPLETED", "DIVERGED", "FAILED"].includes(t.state);
+  const finished = t && t.finished;
   if (hit && finished) return hit;  // a finished trial's series does not change
   const m = await getJson(`/api/metrics?dir=${state.dir}&id=${encodeURIComponent(id)}`);
   state.metricsCache.set(id, m);
   return m;
+}
+
+// `best_trials` of the analysis, fetched again only when the counts by state change; null while
+// the sweep cannot be analysed (no sweep.h5 yet).
+async function bestTrials() {
+  const key = `${state.dir} ${JSON.stringify(state.overview.counts)}`;
+  if (state.bestKey !== key) {
+    try {
+      state.best = (await getJson(`/api/analysis?dir=${state.dir}`)).best_trials || null;
+    } catch (e) {
+      state.best = null;
+    }
+    state.bestKey = key;
+  }
+  return state.best;
 }
 
 function seriesOf(m, metric, xKey, smoothing) {
@@ -180,9 +197,16 @@ async function renderCurves() {
   // Groups of trials, one line each: a cell's best point (its seeds averaged), or one selected trial.
   let groups = [];
   if (mode === "best") {
+    // Each cell's best point as `expt analyze` chooses it (with confirmation seeds the lowest mean
+    // over each point's own seeds can be a lucky single seed); the lowest mean only while the sweep
+    // cannot be analysed yet.
+    const analysed = await bestTrials();
+    const seeds = (n) => `${n} seed${n > 1 ? "s" : ""}`;
     for (const c of o.cells) {
-      const best = bestPoint(o.trials.filter((t) => t.cell === c.cell));
-      if (best) groups.push({label: `${c.cell}: ${best.point} (${best.ids.length} seed${best.ids.length > 1 ? "s" : ""})`, ids: best.ids});
+      const a = analysed && analysed[c.cell];
+      const best = a ? null : bestPoint(o.trials.filter((t) => t.cell === c.cell));
+      if (a && a.trials.length) groups.push({label: `${c.cell}: ${a.point} (${seeds(a.trials.length)}, best as expt analyze)`, ids: a.trials});
+      else if (best) groups.push({label: `${c.cell}: ${best.point} (${seeds(best.ids.length)}, lowest mean)`, ids: best.ids});
     }
   } else {
     groups = [...state.selected].map((id) => {
@@ -243,6 +267,14 @@ async function renderCurves() {
 
 // ---- analysis ----
 
+// search.confirm per cell, the lines `expt status` prints ("confirm <cell>: ...").
+function confirmationHtml() {
+  const cells = (state.overview?.cells || []).filter((c) => c.confirmation);
+  if (!cells.length) return "";
+  return `<h2>Confirmation (search.confirm)</h2><ul id="confirmation-list">` +
+      cells.map((c) => `<li data-cell="${esc(c.cell)}">confirm ${esc(c.cell)}: ${esc(c.confirmation.text)}</li>`).join("") + "</ul>";
+}
+
 async function renderAnalysis() {
   let a;
   try {
@@ -252,13 +284,20 @@ async function renderAnalysis() {
     $("analysis-tables").innerHTML = "";
     return;
   }
-  $("analysis-head").innerHTML = `<p>${esc(a.study)} (${esc(a.strategy)}): ${a.trials_finished} of ${a.trials_total} trials finished` +
-      `${a.partial ? (a.running ? " — partial, the sweep is still running" : " — partial, the sweep stopped before all its trials finished") : ""}; tolerance ${a.tolerance}, baseline ${esc(a.baseline)}.</p>` +
-      a.notes.map((n) => `<div class="note">${esc(n)}</div>`).join("");
-  $("analysis-tables").innerHTML = Object.entries(a.tables).map(([name, rows]) => {
-    if (!rows.length) return `<h2>${esc(name)}</h2><p>(empty)</p>`;
-    const cols = Object.keys(rows[0]);
-    return `<h2>${esc(name)}</h2><table class="analysis-table" data-table="${esc(name)}"><thead><tr>` +
+  // What `expt analyze` prints before its tables: the study line, provenance, notes, the summary.
+  $("analysis-head").innerHTML = `<p id="analysis-study">study ${esc(a.study)} (${esc(a.strategy)}), ${esc(a.dir)}: ` +
+      `${a.trials_finished} of ${a.trials_total} trials finished, tolerance ${a.tolerance}, baseline ${esc(a.baseline)}` +
+      `${a.partial ? (a.running ? " — partial, the sweep is still running" : " — partial, the sweep stopped before all its trials finished") : ""}</p>` +
+      `<p class="provenance">expt ${esc(a.expt_commit)}, trial ids of config schema ${esc(a.config_schema)}</p>` +
+      a.notes.map((n) => `<div class="note">note: ${esc(n)}</div>`).join("") +
+      `<p id="analysis-summary"><b>Summary:</b> <span>${esc(a.summary ?? "")}</span></p>` + confirmationHtml();
+  // The tables in the order and with the headings `expt analyze` prints (its JSON's `titles`).
+  const titled = a.titles || Object.keys(a.tables).map((name) => ({name, title: name}));
+  $("analysis-tables").innerHTML = titled.map(({name, title, columns}) => {
+    const rows = a.tables[name] || [];
+    if (!rows.length) return `<h2>${esc(title)}</h2><p>(none)</p>`;
+    const cols = columns || Object.keys(rows[0]);
+    return `<h2>${esc(title)}</h2><table class="analysis-table" data-table="${esc(name)}"><thead><tr>` +
         cols.map((c) => `<th>${esc(c)}</th>`).join("") + "</tr></thead><tbody>" +
         rows.map((r) => "<tr>" + cols.map((c) => `<td${typeof r[c] === "number" ? ' class="num"' : ""}>` +
             esc(typeof r[c] === "number" ? Number(r[c].toPrecision(5)) : fmt(r[c])) + "</td>").join("") + "</tr>").join("") +
@@ -278,6 +317,7 @@ async function renderAnalysis() {
   if (all.length) datasets.push({label: "D_eff = D", data: [{x: Math.min(...all), y: Math.min(...all)}, {x: Math.max(...all), y: Math.max(...all)}],
                                  borderColor: "#999", borderDash: [4, 4], pointRadius: 0, showLine: true});
   $("deff-chart").dataset.seriesCount = String(byOpt.size);
+  $("deff-note").textContent = byOpt.size ? "" : "Nothing to plot: the speedup table has no finite D_eff (see the fit table).";
   if (state.deffChart) state.deffChart.destroy();
   state.deffChart = new Chart($("deff-chart"), {type: "scatter", data: {datasets},
       options: {animation: false, maintainAspectRatio: false, scales: {
@@ -286,6 +326,17 @@ async function renderAnalysis() {
 }
 
 // ---- trial page ----
+
+// A trial's role: confirmation seed, WSD trunk (with its committed fork points) or branch (linked to its trunk).
+function roleHtml(t) {
+  const b = t.branch;
+  let html = esc(t.role);
+  if (b && b.role === "branch")
+    html = html.replace(esc(b.trunk), `<a href="#trial=${esc(b.trunk)}">${esc(b.trunk)}</a>`) +
+        (b.forked ? " (forked, attempts.jsonl)" : b.fork_skipped ? "" : " (planned: not forked yet)");
+  if (t.fork_points.length) html += `${html ? "; " : ""}fork points committed at step ${t.fork_points.join(", ")}`;
+  return html ? `<p id="trial-role">role: ${html}</p>` : "";
+}
 
 async function renderTrial() {
   const box = $("trial-body");
@@ -303,7 +354,7 @@ async function renderTrial() {
       "</tbody></table>";
   const attemptCols = [...new Set(t.attempts.flatMap((a) => Object.keys(a)))];
   box.innerHTML = `<h2 id="trial-id">trial ${esc(t.id)}</h2><p>${esc(t.dir)} — <a href="/files/${state.dir}/${state.overview && state.overview.kind === "sweep" ? "trials/" + esc(t.id) + "/" : ""}log.txt">log.txt</a>` +
-      `, latest committed checkpoint: ${fmt(t.latest_checkpoint)}</p>` +
+      `, latest committed checkpoint: ${fmt(t.latest_checkpoint)}</p>` + roleHtml(t) +
       (s ? `<p>status <b class="state-${esc(s.status)}">${esc(s.status)}</b>, final eval loss ${fmt(s.final_eval_loss, 4)}, best ${fmt(s.best_eval_loss, 4)},` +
            ` steps ${s.steps_done}, tokens ${s.tokens_seen}, wall ${s.wall_s.toFixed(1)} s, attempts ${s.n_attempts}` +
            `${s.diverged_step >= 0 ? ", diverged at step " + s.diverged_step : ""}${s.message ? " — " + esc(s.message) : ""}</p>` : "<p>No result yet.</p>") +
@@ -339,6 +390,12 @@ async function start() {
     state.selected.clear();
     state.metricsCache.clear();
     state.overview = null;
+    state.bestKey = "";
+    state.trialId = null;
+    // Nothing of the previous directory stays on the other tabs while the new one loads.
+    $("analysis-head").innerHTML = "";
+    $("analysis-tables").innerHTML = "";
+    $("trial-body").innerHTML = "<p>Click a trial in the overview.</p>";
     refresh();
   });
   for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => showTab(b.dataset.tab));
@@ -352,11 +409,16 @@ async function start() {
       return;
     }
     state.trialId = row.dataset.id;
+    history.replaceState(null, "", "#trial=" + encodeURIComponent(row.dataset.id));  // so a link to another trial changes the hash
     showTab("trial");
   });
   $("plot-selected").addEventListener("click", () => { $("curve-mode").value = "selected"; showTab("curves"); });
   for (const id of ["curve-mode", "metric-select", "x-select", "log-x", "log-y", "smoothing"])
     $(id).addEventListener(id === "smoothing" ? "input" : "change", renderCurves);
+  window.addEventListener("hashchange", () => {  // links between trial pages (a branch's trunk)
+    const h = location.hash.slice(1);
+    if (h.startsWith("trial=")) { state.trialId = decodeURIComponent(h.slice(6)); showTab("trial"); }
+  });
   // Deep links for scripts and tests: #curves, #analysis, #trial=<id>.
   const hash = location.hash.slice(1);
   if (hash.startsWith("trial=")) { state.trialId = hash.slice(6); await loadOverview(); showTab("trial"); }
