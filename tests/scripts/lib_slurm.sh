@@ -119,8 +119,8 @@ SlurmctldPidFile=$d/slurmctld.pid
 SlurmdPidFile=$d/slurmd.pid
 SlurmctldLogFile=$d/log/slurmctld.log
 SlurmdLogFile=$d/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
+SlurmctldDebug=${SLURM_TEST_DEBUG:-info}
+SlurmdDebug=${SLURM_TEST_DEBUG:-info}
 PlugStackConfig=$d/plugstack.conf
 TmpFS=$d/tmp
 ProctrackType=proctrack/linuxproc
@@ -164,4 +164,18 @@ slurm_wait_job() {
   squeue --jobs="$job" >&2 || true
   slurm_cluster_logs
   die "job $job still queued or running after $limit s"
+}
+
+# Releases the requeued task $1 (JOB_TASK, shown PENDING) from Slurm's hold after a requeue
+# (Reason=BeginTime, CredExpire + 1 s = 121 s) in the next second, not in this one: slurmd refuses to
+# launch a job whose credential is not newer, in whole seconds, than the revocation of its previous
+# run's, and Slurm then ends the task FAILED 1:0 without running it ("Job credential revoked",
+# decision 141). PENDING is shown once the previous run's epilog is done, after that revocation.
+# (StartTime=now+2 is as safe, but the task then waited for slurmctld's next periodic scheduling
+# pass: 30 s in the one run measured; StartTime=now schedules it at once.)
+slurm_release_requeued() {
+  local shown
+  shown=$(date +%s)
+  while (($(date +%s) <= shown)); do sleep 0.05; done
+  scontrol update JobId="$1" StartTime=now
 }
