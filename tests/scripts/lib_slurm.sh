@@ -13,7 +13,9 @@
 # the pmix plugins (Debian 12's slurm-wlm); scripts/install-deps.sh installs it. The node has the
 # machine's real CPUs and memory (`slurmd -C`); its partition shares cores between up to 4 jobs
 # (OverSubscribe=FORCE:4), so a job array of more workers than cores runs all at once on 2 cores.
-# docs/distributed.md "Slurm" describes the same setup for a real installation.
+# docs/distributed.md "Slurm" describes the same setup for a real installation. To debug a test:
+# SLURM_TEST_DEBUG=debug (the daemons' log level, default info) and SLURM_KEEP_CLUSTER=1 (the
+# directory, with log/slurmctld.log and log/slurmd.log, is kept after the test).
 
 slurm_cluster_dir=""
 
