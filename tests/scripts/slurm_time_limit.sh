@@ -12,6 +12,8 @@
 # ctest-labels: slow slurm
 source "$(dirname "$0")/lib.sh"
 source "$scripts/lib_slurm.sh"
+# slurmctld logs the signals it sends (`job_signal: 10 of running JobId=...`) from level verbose on.
+export SLURM_TEST_DEBUG=${SLURM_TEST_DEBUG:-verbose}
 slurm_cluster_start
 
 study="$EXPT_SOURCE_DIR/configs/sweep_small.yaml"
