@@ -9,10 +9,11 @@
 #   (the cluster is stopped and its directory removed on exit, also on failure: an EXIT trap)
 #
 # Parallel tests cannot collide: each cluster has its own munge socket, its own ports (free ones,
-# picked by binding port 0), its own cluster name, spool and state directories. Slurm 22.05 with
-# the pmix plugins (Debian 12's slurm-wlm); scripts/install-deps.sh installs it. The node has the
-# machine's real CPUs and memory (`slurmd -C`); its partition shares cores between up to 4 jobs
-# (OverSubscribe=FORCE:4), so a job array of more workers than cores runs all at once on 2 cores.
+# picked by binding port 0), its own cluster name, spool and state directories, and its own range of
+# job ids (a random FirstJobId). Slurm 22.05 with the pmix plugins (Debian 12's slurm-wlm);
+# scripts/install-deps.sh installs it. The node has the machine's real CPUs and memory
+# (`slurmd -C`); its partition shares cores between up to 4 jobs (OverSubscribe=FORCE:4), so a job
+# array of more workers than cores runs all at once on 2 cores.
 # docs/distributed.md "Slurm" describes the same setup for a real installation. To debug a test:
 # SLURM_TEST_DEBUG=debug (the daemons' log level, default info) and SLURM_KEEP_CLUSTER=1 (the
 # directory, with log/slurmctld.log and log/slurmd.log, is kept after the test).
@@ -103,6 +104,11 @@ slurm_cluster_start() {
     --pid-file="$d/munged.pid" --seed-file="$d/munge/munged.seed" --log-file="$d/log/munged.log" ||
     die "munged did not start (log: $d/log/munged.log)"
 
+  # Job ids from a random start, not from 1: Open MPI names its shared-memory (vader) segments after
+  # the PMIx namespace slurm.pmix.JOB.STEP, so two clusters on this host running the same job id at
+  # once mapped the same /dev/shm files and crashed each other's ranks (segfaults in
+  # mca_btl_vader_poll_handle_frag, or hangs; decision 141).
+  local first_job_id=$(((RANDOM * 32768 + RANDOM) % 60000000 + 1000))
   : > "$d/plugstack.conf"
   cat > "$d/slurm.conf" << EOF
 # One-node test cluster (tests/scripts/lib_slurm.sh).
@@ -139,6 +145,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 MinJobAge=300
+FirstJobId=$first_job_id
 KillWait=5
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
