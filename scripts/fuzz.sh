@@ -14,7 +14,7 @@ command -v "$cxx" > /dev/null || { echo "fuzz.sh: $cxx not found (apt-get instal
 cc=("$cxx")
 command -v ccache > /dev/null && cc=(ccache "$cxx")
 export CCACHE_BASEDIR="$PWD"
-flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+flags=(-std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -fsanitize=fuzzer-no-link -I. -Wall -Wextra -Werror)
 mkdir -p "$out/obj" "$out/corpus" "$out/seeds"
 
