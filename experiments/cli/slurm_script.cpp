@@ -96,23 +96,28 @@ std::string slurm_script(const SlurmJob& job, const std::string& log_pattern) {
   s += fmt::format("#SBATCH --output={}\n", shell_quote(log_pattern));
   s += "#SBATCH --open-mode=append\n";  // a requeued task appends to its log
   s += "set -u\n";
-  s += "echo \"expt slurm: job ${SLURM_JOB_ID} array task ${SLURM_ARRAY_TASK_ID} restart ${SLURM_RESTART_COUNT:-0} "
-       "on $(hostname) at $(date -u +%FT%TZ)\"\n";
+  // The traps come first: with a short --time Slurm may send the warning within seconds of the start.
   s += "# SIGUSR1 (the time limit is near, #SBATCH --signal): SIGTERM to the worker, which checkpoints at its next\n"
-       "# step boundary, releases its lease and exits 143. SIGTERM from Slurm (scancel, preemption) reaches the\n"
-       "# worker's processes directly; this shell waits for the worker, so that Slurm does not end the job while\n"
-       "# it checkpoints.\n";
+       "# step boundary, releases its lease and exits 143; a warning before the worker started keeps it from\n"
+       "# starting. SIGTERM from Slurm (scancel, preemption) reaches the worker's processes directly; this shell\n"
+       "# waits for the worker, so that Slurm does not end the job while it checkpoints.\n";
   s += "worker=\"\"\ntime_limit=0\n";
   // srun answers a SIGTERM of its own by killing its step, so the ranks are signalled through Slurm.
-  if (multi_rank)
-    s += "trap 'time_limit=1; scancel --quiet --signal=TERM \"${SLURM_JOB_ID}.0\"' USR1\n";
-  else
-    s += "trap 'time_limit=1; kill -TERM \"$worker\" 2> /dev/null' USR1\n";
+  s += multi_rank ? "stop_worker() { scancel --quiet --signal=TERM \"${SLURM_JOB_ID}.0\"; }\n"
+                  : "stop_worker() { kill -TERM \"$worker\" 2> /dev/null; }\n";
+  s += "trap 'time_limit=1; echo \"expt slurm: SIGUSR1 at $(date -u +%FT%TZ): the time limit is near\"; "
+       "if [[ -n $worker ]]; then stop_worker; fi' USR1\n";
   s += "trap 'true' TERM\n";
-  s += worker + " &\n";
-  s += "worker=$!\n";
-  s += "while kill -0 \"$worker\" 2> /dev/null; do wait \"$worker\"; done\n";
-  s += "wait \"$worker\"\nrc=$?\n";
+  s += "echo \"expt slurm: job ${SLURM_JOB_ID} array task ${SLURM_ARRAY_TASK_ID} restart ${SLURM_RESTART_COUNT:-0} "
+       "on $(hostname) at $(date -u +%FT%TZ)\"\n";
+  s += "rc=143\n";
+  s += "if ((!time_limit)); then\n";
+  s += "  " + worker + " &\n";
+  s += "  worker=$!\n";
+  // A warning between the check above and `worker=$!` found no worker to stop.
+  s += "  if ((time_limit)); then stop_worker; fi\n";
+  s += "  while kill -0 \"$worker\" 2> /dev/null; do wait \"$worker\"; done\n";
+  s += "  wait \"$worker\"\n  rc=$?\nfi\n";
   if (job.requeue)
     s += "# Stopped by the time limit: back into the queue, to resume where it stopped.\n"
          "if ((time_limit && rc == 143)); then scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"; fi\n";

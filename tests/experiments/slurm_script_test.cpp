@@ -58,12 +58,29 @@ TEST_CASE("slurm script: single-rank workers are a job array, each worker a chil
   CHECK(sbatch_lines(script) ==
         std::vector<std::string>{"--job-name=expt-small", "--array=0-2", "--ntasks=1", "--signal=B:USR1@300",
                                  "--output=/shared/runs/s/slurm/worker-%A_%a.out", "--open-mode=append"});
-  CHECK(worker_line(script) == "/opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s &");
+  CHECK(worker_line(script) == "  /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s &");
   CHECK(script.find("srun") == std::string::npos);
-  // The time limit's SIGUSR1 becomes the worker's SIGTERM; the shell outlives the worker and exits
-  // with its code. Without --requeue nothing requeues the task.
-  CHECK(has_line(script, "trap 'time_limit=1; kill -TERM \"$worker\" 2> /dev/null' USR1"));
+  // The time limit's SIGUSR1 becomes the worker's SIGTERM (said in the log); the shell outlives the
+  // worker and exits with its code. Without --requeue nothing requeues the task.
+  CHECK(has_line(script, "stop_worker() { kill -TERM \"$worker\" 2> /dev/null; }"));
+  CHECK(
+      has_line(script,
+               "trap 'time_limit=1; echo \"expt slurm: SIGUSR1 at $(date -u +%FT%TZ): the time limit is near\"; if [[ "
+               "-n $worker ]]; then stop_worker; fi' USR1"));
   CHECK(has_line(script, "trap 'true' TERM"));
+  // The traps are set before anything else runs (a short limit's warning may come at once), and a
+  // warning before the worker starts keeps it from starting: the task ends 143 as if it had stopped.
+  const auto index_of = [&lines](const std::string& prefix) {
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      if (lines[i].rfind(prefix, 0) == 0) return i;
+    return lines.size();
+  };
+  CHECK(index_of("trap ") < index_of("echo "));
+  CHECK(has_line(script, "rc=143"));
+  CHECK(index_of("rc=143") < index_of("if ((!time_limit)); then"));
+  CHECK(index_of("if ((!time_limit)); then") < index_of("  /opt/expt/bin/expt worker"));
+  // A warning between that check and `worker=$!` found no worker: it is stopped once known.
+  CHECK(index_of("  worker=$!") + 1 == index_of("  if ((time_limit)); then stop_worker; fi"));
   CHECK(lines.back() == "exit \"$rc\"");
   CHECK(script.find("scontrol requeue") == std::string::npos);
   // sbatch stops reading #SBATCH lines at the first command: every one comes before it.
@@ -88,10 +105,10 @@ TEST_CASE("slurm script: multi-rank workers run under srun with the pmix plugin,
                                                          "--time=01:00:00", "--partition=short", "--signal=B:USR1@300",
                                                          "--requeue", "--output=/o/%A_%a.out", "--open-mode=append"});
   CHECK(worker_line(script) ==
-        "srun --mpi=pmix --ntasks=2 /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s "
+        "  srun --mpi=pmix --ntasks=2 /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s "
         "--set sweep.ranks_per_trial=2 --set base.train.steps=10 &");
   // srun would kill its step on a SIGTERM of its own: the ranks get SIGTERM from Slurm.
-  CHECK(has_line(script, "trap 'time_limit=1; scancel --quiet --signal=TERM \"${SLURM_JOB_ID}.0\"' USR1"));
+  CHECK(has_line(script, "stop_worker() { scancel --quiet --signal=TERM \"${SLURM_JOB_ID}.0\"; }"));
   // --requeue: a worker stopped by the time limit puts its array task back into the queue.
   CHECK(has_line(
       script,
@@ -104,7 +121,7 @@ TEST_CASE("slurm script: paths and overrides with spaces or quotes are shell-quo
   j.study_file = "/home/a/my study.yaml";
   j.sets = {"base.task.text=it's"};
   CHECK(worker_line(slurm_script(j, "/o/x.out")) ==
-        "/opt/expt/bin/expt worker '/home/a/my study.yaml' --out /shared/runs/s --set 'base.task.text=it'\\''s' &");
+        "  /opt/expt/bin/expt worker '/home/a/my study.yaml' --out /shared/runs/s --set 'base.task.text=it'\\''s' &");
   CHECK(shell_quote("") == "''");
   CHECK(shell_quote("a$b") == "'a$b'");
   CHECK(shell_quote("/x/y-1_2.yaml") == "/x/y-1_2.yaml");
@@ -114,10 +131,10 @@ TEST_CASE("slurm script: --no-memory-check reaches every worker", "[slurm]") {
   SlurmJob j = job();
   j.no_memory_check = true;
   CHECK(worker_line(slurm_script(j, "/o/x.out")) ==
-        "/opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s --no-memory-check &");
+        "  /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s --no-memory-check &");
   j.ranks_per_trial = 2;
   CHECK(worker_line(slurm_script(j, "/o/x.out")) ==
-        "srun --mpi=pmix --ntasks=2 /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s "
+        "  srun --mpi=pmix --ntasks=2 /opt/expt/bin/expt worker /home/a/study.yaml --out /shared/runs/s "
         "--no-memory-check &");
 }
 

@@ -9,11 +9,14 @@
 #   (the cluster is stopped and its directory removed on exit, also on failure: an EXIT trap)
 #
 # Parallel tests cannot collide: each cluster has its own munge socket, its own ports (free ones,
-# picked by binding port 0), its own cluster name, spool and state directories. Slurm 22.05 with
-# the pmix plugins (Debian 12's slurm-wlm); scripts/install-deps.sh installs it. The node has the
-# machine's real CPUs and memory (`slurmd -C`); its partition shares cores between up to 4 jobs
-# (OverSubscribe=FORCE:4), so a job array of more workers than cores runs all at once on 2 cores.
-# docs/distributed.md "Slurm" describes the same setup for a real installation.
+# picked by binding port 0), its own cluster name, spool and state directories, and its own range of
+# job ids (a random FirstJobId). Slurm 22.05 with the pmix plugins (Debian 12's slurm-wlm);
+# scripts/install-deps.sh installs it. The node has the machine's real CPUs and memory
+# (`slurmd -C`); its partition shares cores between up to 4 jobs (OverSubscribe=FORCE:4), so a job
+# array of more workers than cores runs all at once on 2 cores.
+# docs/distributed.md "Slurm" describes the same setup for a real installation. To debug a test:
+# SLURM_TEST_DEBUG=debug (the daemons' log level, default info) and SLURM_KEEP_CLUSTER=1 (the
+# directory, with log/slurmctld.log and log/slurmd.log, is kept after the test).
 
 slurm_cluster_dir=""
 
@@ -101,6 +104,11 @@ slurm_cluster_start() {
     --pid-file="$d/munged.pid" --seed-file="$d/munge/munged.seed" --log-file="$d/log/munged.log" ||
     die "munged did not start (log: $d/log/munged.log)"
 
+  # Job ids from a random start, not from 1: Open MPI names its shared-memory (vader) segments after
+  # the PMIx namespace slurm.pmix.JOB.STEP, so two clusters on this host running the same job id at
+  # once mapped the same /dev/shm files and crashed each other's ranks (segfaults in
+  # mca_btl_vader_poll_handle_frag, or hangs; decision 141).
+  local first_job_id=$(((RANDOM * 32768 + RANDOM) % 60000000 + 1000))
   : > "$d/plugstack.conf"
   cat > "$d/slurm.conf" << EOF
 # One-node test cluster (tests/scripts/lib_slurm.sh).
@@ -119,8 +127,8 @@ SlurmctldPidFile=$d/slurmctld.pid
 SlurmdPidFile=$d/slurmd.pid
 SlurmctldLogFile=$d/log/slurmctld.log
 SlurmdLogFile=$d/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
+SlurmctldDebug=${SLURM_TEST_DEBUG:-info}
+SlurmdDebug=${SLURM_TEST_DEBUG:-info}
 PlugStackConfig=$d/plugstack.conf
 TmpFS=$d/tmp
 ProctrackType=proctrack/linuxproc
@@ -137,6 +145,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 MinJobAge=300
+FirstJobId=$first_job_id
 KillWait=5
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
@@ -164,4 +173,18 @@ slurm_wait_job() {
   squeue --jobs="$job" >&2 || true
   slurm_cluster_logs
   die "job $job still queued or running after $limit s"
+}
+
+# Releases the requeued task $1 (JOB_TASK, shown PENDING) from Slurm's hold after a requeue
+# (Reason=BeginTime, CredExpire + 1 s = 121 s) in the next second, not in this one: slurmd refuses to
+# launch a job whose credential is not newer, in whole seconds, than the revocation of its previous
+# run's, and Slurm then ends the task FAILED 1:0 without running it ("Job credential revoked",
+# decision 141). PENDING is shown once the previous run's epilog is done, after that revocation.
+# (StartTime=now+2 is as safe, but the task then waited for slurmctld's next periodic scheduling
+# pass: 30 s in the one run measured; StartTime=now schedules it at once.)
+slurm_release_requeued() {
+  local shown
+  shown=$(date +%s)
+  while (($(date +%s) <= shown)); do sleep 0.05; done
+  scontrol update JobId="$1" StartTime=now
 }

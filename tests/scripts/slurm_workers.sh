@@ -85,7 +85,7 @@ done
 [[ $(task_states "$job" | awk '$1 == 0 {print $2}') == CANCELLED ]] || die "task 0 not cancelled: $(task_states "$job")"
 grep -q "stopped by SIGTERM" "$log0" || die "task 0's worker did not stop on SIGTERM: $(cat "$log0")"
 scontrol requeue "${job}_0"
-scontrol update JobId="${job}_0" StartTime=now # Slurm holds a requeued job ~2 min (BeginTime)
+slurm_release_requeued "${job}_0" # not at once: decision 141
 slurm_wait_job "$job" 180
 states=$(task_states "$job")
 [[ $states == $'0 COMPLETED 0:0\n1 FAILED 137:0\n2 COMPLETED 0:0' ]] || die "job $job: $states"
@@ -103,7 +103,7 @@ two=(--set 'search.seeds=[1]')
 mpirun -np 3 "$EXPT" sweep "$study" "${short[@]}" "${two[@]}" --set sweep.ranks_per_trial=2 --out "$work/ref2" > "$work/ref2.out" 2>&1 ||
   die "mpirun 2-rank sweep failed: $(cat "$work/ref2.out")"
 job=$(submit "$work/ranks2" "${two[@]}" --workers 1 --ranks-per-trial 2)
-grep -q "^srun --mpi=pmix --ntasks=2 " "$work/ranks2/slurm/job-1.sbatch" || die "script: $(cat "$work/ranks2/slurm/job-1.sbatch")"
+grep -q "^  srun --mpi=pmix --ntasks=2 " "$work/ranks2/slurm/job-1.sbatch" || die "script: $(cat "$work/ranks2/slurm/job-1.sbatch")"
 slurm_wait_job "$job" 120
 [[ $(task_states "$job") == "0 COMPLETED 0:0" ]] || die "job $job: $(task_states "$job")"
 grep -q "2 rank(s)" "$(task_log "$job" 0 "$work/ranks2")" || die "not a 2-rank worker: $(cat "$(task_log "$job" 0 "$work/ranks2")")"
