@@ -1,6 +1,8 @@
 // Forward+backward time of the GLA, delta-rule, tiled-attention and short-convolution kernels
 // against their plain references, single BLAS thread, fp32, at T = 256 and 1024 (batch 2, 4 heads).
-//   GLA:        d_k = d_v = 64, chunk 64 / sub-chunk 16 vs the recurrent reference
+//   GLA:        d_k = d_v = 64, chunk 64 / sub-chunk 16 vs the recurrent reference; and at the shape
+//               of bench/configs/gla.yaml's layer (d_model 128: batch 8, T = 256, 4 heads, d_k 16,
+//               d_v 32), BM_GlaChunkedModel
 //   delta rule: d_k = d_v = 64, unit-norm keys, beta in (0, 1), gated, chunk 64 vs the recurrent
 //               reference
 //   attention:  head_dim 32, 64 x 64 tiles vs the full-matrix reference
@@ -40,19 +42,21 @@ void set_tokens(benchmark::State& state, int seq_len) {
       benchmark::Counter(static_cast<double>(kBatch) * seq_len, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// sub: the sub-chunk length of the chunked form.
-void gla(benchmark::State& state, bool chunked, int sub = 16) {
+// sub: the sub-chunk length of the chunked form; batch, heads, dk, dv: the shape.
+void gla(benchmark::State& state, bool chunked, int sub = 16, int batch = kBatch, int heads = kHeads, int dk_ = 64,
+         int dv_ = 64) {
   k::set_blas_threads(1);
   const int T = static_cast<int>(state.range(0));
-  const k::GlaShape s{kBatch, T, kHeads, 64, 64};
-  const std::size_t n = static_cast<std::size_t>(kBatch) * T * kHeads * 64, ns = kBatch * kHeads * 64 * 64;
-  const auto q = random_vector(n, 1), key = random_vector(n, 2), v = random_vector(n, 3), dout = random_vector(n, 4);
+  const k::GlaShape s{batch, T, heads, dk_, dv_};
+  const std::size_t rows = static_cast<std::size_t>(batch) * T * heads;
+  const std::size_t n = rows * dk_, nv = rows * dv_, ns = static_cast<std::size_t>(batch) * heads * dk_ * dv_;
+  const auto q = random_vector(n, 1), key = random_vector(n, 2), v = random_vector(nv, 3), dout = random_vector(nv, 4);
   auto g = random_vector(n, 5);
   for (float& x : g) x = -std::log1p(std::exp(-x)) / 16.0f;  // logsigmoid / 16, fla's gate at init
-  std::vector<float> o(n), fin(ns), dq(n), dk(n), dv(n), dg(n), ds0(ns);
+  std::vector<float> o(nv), fin(ns), dq(n), dk(n), dv(nv), dg(n), ds0(ns);
   const k::GlaInputs<float> in{q.data(), key.data(), v.data(), g.data(), nullptr};
   const k::GlaGradients<float> grads{dq.data(), dk.data(), dv.data(), dg.data(), ds0.data()};
-  const float scale = 0.125f;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dk_));
   const k::GlaChunking chunking{64, sub};
   for (auto _ : state) {
     if (chunked) {
@@ -64,7 +68,8 @@ void gla(benchmark::State& state, bool chunked, int sub = 16) {
     }
     benchmark::DoNotOptimize(dg.data());
   }
-  set_tokens(state, T);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(batch) * T, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void delta_rule(benchmark::State& state, bool chunked) {
@@ -148,6 +153,7 @@ void short_conv(benchmark::State& state, bool fast) {
 void BM_GlaChunked(benchmark::State& state) { gla(state, true); }
 void BM_GlaChunkedSub(benchmark::State& state) { gla(state, true, static_cast<int>(state.range(1))); }
 void BM_GlaRecurrent(benchmark::State& state) { gla(state, false); }
+void BM_GlaChunkedModel(benchmark::State& state) { gla(state, true, 16, 8, 4, 16, 32); }
 void BM_DeltaRuleChunked(benchmark::State& state) { delta_rule(state, true); }
 void BM_DeltaRuleRecurrent(benchmark::State& state) { delta_rule(state, false); }
 void BM_AttentionTiled(benchmark::State& state) { attention(state, true); }
@@ -161,6 +167,7 @@ BENCHMARK(BM_GlaChunked)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 // Sub-chunk length sweep at T = 1024 (the layer uses 16).
 BENCHMARK(BM_GlaChunkedSub)->ArgsProduct({{1024}, {8, 32, 64}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GlaRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GlaChunkedModel)->Arg(256)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DeltaRuleChunked)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DeltaRuleRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttentionTiled)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -15,9 +16,9 @@
 // The equation labels (F1)-(F5) and (D1)-(D6) below are those of docs/derivations/gla.md, which
 // derives them.
 
-// The kLanes-float lane vectors below are 64 bytes; without AVX-512 (builds without -march=native,
-// e.g. the sanitizer preset) GCC notes that passing or returning them by value would change the
-// ABI (-Wpsabi). They never cross this translation unit (every function using them is in the
+// The vectors below are up to 64 bytes (GlaChunking::vector_bytes); on a target without AVX-512
+// (builds without -march=native, e.g. the sanitizer preset, or an AVX2 CPU) GCC notes that passing or returning them by
+// value would change the ABI (-Wpsabi). They never cross this translation unit (every function using them is in the
 // anonymous namespace and inlined), so no ABI is involved and the note is silenced here (GCC's
 // warning; clang has no -Wpsabi).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -50,29 +51,49 @@ void check_shape(const GlaShape& s) {
 void check_chunking(const GlaChunking& c) {
   if (c.chunk_size < 1 || c.sub_chunk_size < 1)
     throw std::invalid_argument("gla: chunk_size and sub_chunk_size must be >= 1");
+  if (c.vector_bytes != 0 && c.vector_bytes != 16 && c.vector_bytes != 32 && c.vector_bytes != 64)
+    throw std::invalid_argument("gla: vector_bytes must be 0, 16, 32 or 64");
 }
 
-// kLanes elements as one GCC vector (Lanes<T>, kernels/reduction.hpp). The loops that carry a
-// running sum or product over rows hold it in one of these instead of in memory, where every row
-// would wait on a store and a reload.
+// Channels are grouped in kLanes (Lanes<T>, kernels/reduction.hpp): the loops that carry a running
+// sum or product over rows hold it in vector registers instead of in memory, where every row would
+// wait on a store and a reload.
 constexpr int kLanes = static_cast<int>(kSumLanes);
-template <class T>
-Lanes<T> lanes_at(const T* p) {
-  Lanes<T> x;
-  load_lanes(p, x);
-  return x;
-}
 
-// Runs body(m, ops) over the key channels of a row: for every whole group of kLanes channels from
-// m with ops = LaneOps (values are Lanes<T>), then for each remaining channel m with ops =
-// ScalarOps (values are T). The body is written once for both (a generic lambda); a channel
-// always goes through the same path for a given d_k, so its result does not depend on where the
-// buffers lie. Scans over rows (running products and sums) keep their running value in registers.
-template <class T>
-struct LaneOps {
-  static Lanes<T> load(const T* p) { return lanes_at(p); }
-  static void store(T* p, const Lanes<T>& x) { store_lanes(p, x); }
-  static Lanes<T> ones() { return Lanes<T>{} + T(1); }
+// The vector width the lane groups are computed in (GlaChunking::vector_bytes): a whole group of
+// kLanes channels is kLanes * sizeof(T) / W parts of W bytes, each one GCC vector of the target's
+// own width. A 64-byte Lanes<T> on an AVX2 target is not one: GCC lowers its operations through
+// the stack (stores, 16-byte reloads, vpinsrq: store-forwarding stalls), which made the diagonal
+// score blocks the largest item outside BLAS on Zen 3 (docs/performance.md "AVX2"). The lanes of a
+// group are independent in every loop below (no sum across lanes), so the width is not part of
+// the math: every width gives the same bits.
+constexpr int kTargetVectorBytes =
+#if defined(__AVX512F__)
+    64;
+#elif defined(__AVX__)
+    32;
+#else
+    16;
+#endif
+
+int vector_width(const GlaChunking& c) { return c.vector_bytes == 0 ? kTargetVectorBytes : c.vector_bytes; }
+
+// Runs body(m, ops) over the key channels of a row: for every whole group of kLanes channels, on
+// each W-byte part of it from its channel m with ops = PartOps<T, W> (values are W-byte vectors),
+// then for each remaining channel m with ops = ScalarOps (values are T). The body is written once
+// for all (a generic lambda); a channel always goes through the same path for a given d_k, so its
+// result depends neither on where the buffers lie nor on W. Scans over rows (running products and
+// sums) keep their running value in registers. vw: the width W in bytes (vector_width).
+template <class T, int W>
+struct PartOps {
+  typedef T Vec __attribute__((vector_size(W)));
+  static Vec load(const T* p) {
+    Vec x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  }
+  static void store(T* p, const Vec& x) { std::memcpy(p, &x, sizeof x); }
+  static Vec ones() { return Vec{} + T(1); }
 };
 template <class T>
 struct ScalarOps {
@@ -80,11 +101,22 @@ struct ScalarOps {
   static void store(T* p, T x) { *p = x; }
   static T ones() { return T(1); }
 };
-template <class T, class Body>
-void for_channel_groups(int dk, Body body) {
+template <class T, int W, class Body>
+void channel_groups_in(int dk, Body& body) {
+  constexpr int part = W / static_cast<int>(sizeof(T));
+  static_assert(part >= 1 && kLanes % part == 0);
   const int full = dk / kLanes * kLanes;
-  for (int m0 = 0; m0 < full; m0 += kLanes) body(m0, LaneOps<T>{});
+  for (int m0 = 0; m0 < full; m0 += part) body(m0, PartOps<T, W>{});
   for (int m = full; m < dk; ++m) body(m, ScalarOps<T>{});
+}
+template <class T, class Body>
+void for_channel_groups(int dk, int vw, Body body) {
+  if (vw == 64)
+    channel_groups_in<T, 64>(dk, body);
+  else if (vw == 32)
+    channel_groups_in<T, 32>(dk, body);
+  else
+    channel_groups_in<T, 16>(dk, body);
 }
 
 // Per-chunk scratch of one head. A chunk has L <= C rows t = 0..L-1 (local indices); b_t is the
@@ -195,8 +227,8 @@ void chunk_gates(int L, int dk, const T* g, int ld_key, T* gate) {
 
 // decay_in: prefix products of the gates, [L, d_k].
 template <class T>
-void chunk_decay_in(int L, int dk, const T* gate, T* decay_in) {
-  for_channel_groups<T>(dk, [&](int m, auto ops) {
+void chunk_decay_in(int L, int dk, int vw, const T* gate, T* decay_in) {
+  for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
     auto run = ops.load(gate + m);
     ops.store(decay_in + m, run);
     for (int t = 1; t < L; ++t) {
@@ -211,9 +243,9 @@ void chunk_decay_in(int L, int dk, const T* gate, T* decay_in) {
 //   decay_s = first (.) prod_{s < j < rows} a_j,   decayed_s = k_s (.) decay_s,
 // with `first` = a_rows (the gate of the row after the block) when gate_after is given, else ones.
 template <class T>
-void suffix_key_scan(int rows, int dk, const T* gate, const T* gate_after, const T* k, int ld_key, T* decay,
+void suffix_key_scan(int rows, int dk, int vw, const T* gate, const T* gate_after, const T* k, int ld_key, T* decay,
                      T* decayed) {
-  for_channel_groups<T>(dk, [&](int m, auto ops) {
+  for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
     auto run = gate_after ? ops.load(gate_after + zu(m)) : ops.ones();
     for (int s = rows - 1; s >= 0; --s) {
       const std::size_t r = zu(s) * zu(dk) + zu(m);
@@ -226,19 +258,19 @@ void suffix_key_scan(int rows, int dk, const T* gate, const T* gate_after, const
 
 // decay_out (suffix products excluding the row itself) and k_bar = k (.) decay_out, [L, d_k] each.
 template <class T>
-void chunk_key_factors(int L, int dk, const T* gate, const T* k, int ld_key, T* decay_out, T* k_bar) {
-  suffix_key_scan<T>(L, dk, gate, nullptr, k, ld_key, decay_out, k_bar);
+void chunk_key_factors(int L, int dk, int vw, const T* gate, const T* k, int ld_key, T* decay_out, T* k_bar) {
+  suffix_key_scan<T>(L, dk, vw, gate, nullptr, k, ld_key, decay_out, k_bar);
 }
 
 // The query-side factors of one chunk: decay_sub (prefix products restarted at each sub-chunk's
 // first row), q_rel = q (.) decay_sub and q_bar = scale q (.) decay_in, into the chunk scratch.
 template <class T>
-void chunk_query_factors(int L, int dk, int sub, T scale, const T* q, int ld_key, const ChunkDecays<T>& f,
+void chunk_query_factors(int L, int dk, int sub, int vw, T scale, const T* q, int ld_key, const ChunkDecays<T>& f,
                          ChunkScratch<T>& cs) {
   T* decay_sub = cs.decay_sub.data();
   T* q_rel = cs.q_rel.data();
   T* q_bar = cs.q_bar.data();
-  for_channel_groups<T>(dk, [&](int m, auto ops) {
+  for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
     auto run = ops.ones();
     for (int t = 0; t < L; ++t) {
       const std::size_t r = zu(t) * zu(dk) + zu(m);
@@ -253,11 +285,12 @@ void chunk_query_factors(int L, int dk, int sub, T scale, const T* q, int ld_key
 
 // All gate factors of one chunk (the forward) into the chunk scratch; the gates are in cs.gate.
 template <class T>
-ChunkDecays<T> chunk_factors(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, ChunkScratch<T>& cs) {
-  chunk_decay_in(L, dk, cs.gate.data(), cs.decay_in.data());
-  chunk_key_factors(L, dk, cs.gate.data(), k, ld_key, cs.decay_out.data(), cs.k_bar.data());
+ChunkDecays<T> chunk_factors(int L, int dk, int sub, int vw, T scale, const T* q, const T* k, int ld_key,
+                             ChunkScratch<T>& cs) {
+  chunk_decay_in(L, dk, vw, cs.gate.data(), cs.decay_in.data());
+  chunk_key_factors(L, dk, vw, cs.gate.data(), k, ld_key, cs.decay_out.data(), cs.k_bar.data());
   const ChunkDecays<T> f{cs.gate.data(), cs.decay_in.data(), cs.decay_out.data(), cs.k_bar.data()};
-  chunk_query_factors(L, dk, sub, scale, q, ld_key, f, cs);
+  chunk_query_factors(L, dk, sub, vw, scale, q, ld_key, f, cs);
   return f;
 }
 
@@ -265,10 +298,10 @@ ChunkDecays<T> chunk_factors(int L, int dk, int sub, T scale, const T* q, const 
 // key_decay_s for every earlier row s < i0 of the chunk (suffix products of the gates up to i0),
 // in the sub-chunk's block of cs.key_decay / cs.k_rel.
 template <class T>
-void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gate, ChunkScratch<T>& cs) {
+void sub_chunk_keys(int L, int dk, int sub, int vw, const T* k, int ld_key, const T* gate, ChunkScratch<T>& cs) {
   for (int i0 = sub; i0 < L; i0 += sub) {
     const std::size_t first = ChunkScratch<T>::key_block_row(i0, sub) * zu(dk);
-    suffix_key_scan<T>(i0, dk, gate, gate + zu(i0) * zu(dk), k, ld_key, cs.key_decay.data() + first,
+    suffix_key_scan<T>(i0, dk, vw, gate, gate + zu(i0) * zu(dk), k, ld_key, cs.key_decay.data() + first,
                        cs.k_rel.data() + first);
   }
 }
@@ -281,13 +314,18 @@ void sub_chunk_keys(int L, int dk, int sub, const T* k, int ld_key, const T* gat
 // so that a row of A is scale sum_m q_tm KE[m][.]: d_k vector multiply-adds across the columns,
 // each column summed over m in a fixed order, the same whatever the alignment or vector width (no
 // horizontal reduction; one dot product per (t, s) pair was several times slower at d_k = 16).
-template <class T>
-void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
-                     int lda) {
+// The columns are processed in W-byte parts (vector_width); a part whose columns are all > t is
+// skipped at row t (its keys are not reached yet: a column's KE is set at its own row before any
+// read), which does not change a column's operations.
+template <class T, int W>
+void diagonal_scores_in(int rows, int dk, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
+                        int lda) {
+  constexpr int part = W / static_cast<int>(sizeof(T));
+  typedef T Vec __attribute__((vector_size(W)));
   typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> Index;
-  typedef Index LaneIndex __attribute__((vector_size(kLanes * sizeof(T))));
-  LaneIndex lane;
-  for (int j = 0; j < kLanes; ++j) lane[j] = j;
+  typedef Index VecIndex __attribute__((vector_size(W)));
+  VecIndex lane;
+  for (int j = 0; j < part; ++j) lane[j] = j;
   const int groups = (rows + kLanes - 1) / kLanes;
   const std::size_t ld = zu(groups) * kLanes;
   std::fill_n(KE, zu(dk) * ld, T(0));
@@ -296,21 +334,23 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
     const T* q_t = q + zu(t) * zu(ld_key);
     const T* k_t = k + zu(t) * zu(ld_key);
     T* A_t = A + zu(t) * zu(lda);
-    // Only the groups holding columns s <= t are live.
-    for (int grp = 0; grp <= t / kLanes; ++grp) {
-      const bool current = grp == t / kLanes;
-      const LaneIndex is_t = lane == static_cast<Index>(t % kLanes);
+    // Only the parts holding columns s <= t are live.
+    for (int c0 = 0; c0 <= t; c0 += part) {
+      const bool current = t < c0 + part;
+      const VecIndex is_t = lane == static_cast<Index>(t - c0);
       // Advances KE[m] by one row and returns q_tm KE[m].
       auto term = [&](int m) {
-        T* ke = KE + zu(m) * ld + zu(grp) * kLanes;
-        Lanes<T> x = lanes_at(ke) * a_t[m];
-        if (current) x = is_t ? Lanes<T>{} + k_t[m] : x;
-        store_lanes(ke, x);
+        T* ke = KE + zu(m) * ld + zu(c0);
+        Vec x;
+        std::memcpy(&x, ke, sizeof x);
+        x = x * a_t[m];
+        if (current) x = is_t ? Vec{} + k_t[m] : x;
+        std::memcpy(ke, &x, sizeof x);
         return q_t[m] * x;
       };
       // Four partial sums over m (m mod 4, the remainder in the first), added in a fixed tree: four
       // independent multiply-add chains instead of one.
-      Lanes<T> acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+      Vec acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
       int m = 0;
       for (; m + 4 <= dk; m += 4) {
         acc0 += term(m);
@@ -319,11 +359,21 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
         acc3 += term(m + 3);
       }
       for (; m < dk; ++m) acc0 += term(m);
-      const Lanes<T> acc = (acc0 + acc1) + (acc2 + acc3);
-      const int live = current ? t % kLanes + 1 : kLanes;
-      for (int j = 0; j < live; ++j) A_t[grp * kLanes + j] = scale * acc[j];
+      const Vec acc = (acc0 + acc1) + (acc2 + acc3);
+      const int live = current ? t - c0 + 1 : part;
+      for (int j = 0; j < live; ++j) A_t[c0 + j] = scale * acc[j];
     }
   }
+}
+template <class T>
+void diagonal_scores(int rows, int dk, int vw, T scale, const T* q, const T* k, int ld_key, const T* gate, T* KE, T* A,
+                     int lda) {
+  if (vw == 64)
+    diagonal_scores_in<T, 64>(rows, dk, scale, q, k, ld_key, gate, KE, A, lda);
+  else if (vw == 32)
+    diagonal_scores_in<T, 32>(rows, dk, scale, q, k, ld_key, gate, KE, A, lda);
+  else
+    diagonal_scores_in<T, 16>(rows, dk, scale, q, k, ld_key, gate, KE, A, lda);
 }
 
 // The diagonal-block part of (D3) for one sub-chunk of `rows` rows (every pointer at its first row,
@@ -334,9 +384,9 @@ void diagonal_scores(int rows, int dk, T scale, const T* q, const T* k, int ld_k
 // place in run [rows, d_k]: run_s = k_s (.) exp(b_t - b_s) advanced by one gate per row t, then
 // run_t = q_t (.) exp(b_t - b_s) advanced by one gate per row s going down.
 template <class T>
-void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, const T* gate, const T* dA, int lda,
-                        T* dq, T* dkk, T* run) {
-  for_channel_groups<T>(dk, [&](int m, auto ops) {
+void diagonal_gradients(int rows, int dk, int vw, const T* q, const T* k, int ld_key, const T* gate, const T* dA,
+                        int lda, T* dq, T* dkk, T* run) {
+  for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
     auto at = [&](auto* base, std::size_t ld, int r) { return base + zu(r) * ld + zu(m); };
     const std::size_t ldk = zu(ld_key), ldg = zu(dk);
     for (int t = 0; t < rows; ++t) {
@@ -387,17 +437,17 @@ void diagonal_gradients(int rows, int dk, const T* q, const T* k, int ld_key, co
 //     product (diagonal_scores).
 // Needs cs.q_rel (chunk_query_factors) and leaves the key blocks of sub_chunk_keys in cs.
 template <class T>
-void chunk_scores(int L, int dk, int sub, T scale, const T* q, const T* k, int ld_key, const T* gate,
+void chunk_scores(int L, int dk, int sub, int vw, T scale, const T* q, const T* k, int ld_key, const T* gate,
                   ChunkScratch<T>& cs) {
   T* A = cs.scores.data();
-  sub_chunk_keys(L, dk, sub, k, ld_key, gate, cs);
+  sub_chunk_keys(L, dk, sub, vw, k, ld_key, gate, cs);
   for (int i0 = 0; i0 < L; i0 += sub) {
     const int i1 = std::min(L, i0 + sub), rows = i1 - i0;
     if (i0 > 0)
       gemm(Trans::no, Trans::yes, rows, i0, dk, scale, cs.q_rel.data() + zu(i0) * zu(dk), dk,
            cs.k_rel.data() + ChunkScratch<T>::key_block_row(i0, sub) * zu(dk), dk, T(0), A + zu(i0) * zu(L), L);
-    diagonal_scores(rows, dk, scale, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key, gate + zu(i0) * zu(dk),
-                    cs.diag_keys.data(), A + zu(i0) * zu(L) + zu(i0), L);
+    diagonal_scores(rows, dk, vw, scale, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
+                    gate + zu(i0) * zu(dk), cs.diag_keys.data(), A + zu(i0) * zu(L) + zu(i0), L);
   }
   for (int t = 0; t < L; ++t) std::fill(A + zu(t) * zu(L) + zu(t) + 1, A + zu(t + 1) * zu(L), T(0));
 }
@@ -536,6 +586,7 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
   check_chunking(chunking);
   const int dk = shape.key_dim, dv = shape.value_dim, n = shape.seq_len;
   const int C = std::min(chunking.chunk_size, std::max(n, 1)), sub = chunking.sub_chunk_size;
+  const int vw = vector_width(chunking);
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
   ChunkedWorkspace<T>& ws = chunked_workspace<T>(C, sub, 0, dk, dv);
   ChunkScratch<T>& cs = ws.chunk;
@@ -553,8 +604,8 @@ void gla_chunked_forward(const GlaShape& shape, GlaScalar<T> scale, const GlaInp
         const T* v = in.v + off.value + zu(t0) * zu(ld_value);
         T* o = out + off.value + zu(t0) * zu(ld_value);
         chunk_gates(L, dk, g, ld_key, cs.gate.data());
-        const ChunkDecays<T> f = chunk_factors(L, dk, sub, scale, q, k, ld_key, cs);
-        chunk_scores(L, dk, sub, scale, q, k, ld_key, f.gate, cs);
+        const ChunkDecays<T> f = chunk_factors(L, dk, sub, vw, scale, q, k, ld_key, cs);
+        chunk_scores(L, dk, sub, vw, scale, q, k, ld_key, f.gate, cs);
         // (F2) O = Q_bar S_in: [L, d_k] x [d_k, d_v];  (F4) O += A V: [L, L] x [L, d_v].
         gemm(Trans::no, Trans::no, L, dv, dk, T(1), cs.q_bar.data(), dk, S, dv, T(0), o, ld_value);
         gemm(Trans::no, Trans::no, L, dv, L, T(1), cs.scores.data(), L, v, ld_value, T(1), o, ld_value);
@@ -571,6 +622,7 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
   check_chunking(chunking);
   const int dk = shape.key_dim, dv = shape.value_dim, n = shape.seq_len;
   const int C = std::min(chunking.chunk_size, std::max(n, 1)), sub = chunking.sub_chunk_size;
+  const int vw = vector_width(chunking);
   const int ld_key = shape.heads * dk, ld_value = shape.heads * dv;
   const int num_chunks = (n + C - 1) / C;
   const std::size_t state_size = zu(dk) * zu(dv);
@@ -601,8 +653,8 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         T* decay_out = ws.head_decay_out.data() + first;
         T* k_bar = ws.head_k_bar.data() + first;
         chunk_gates(L, dk, g, ld_key, gate);
-        chunk_decay_in(L, dk, gate, decay_in);
-        chunk_key_factors(L, dk, gate, k, ld_key, decay_out, k_bar);
+        chunk_decay_in(L, dk, vw, gate, decay_in);
+        chunk_key_factors(L, dk, vw, gate, k, ld_key, decay_out, k_bar);
         chunk_state_update(L, dk, dv, v, ld_value, decays(t0), S);
       }
       // Reverse sweep; dH = dL/dS_out(c) from outside the chunk (later chunks and dS_T).
@@ -619,8 +671,8 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         T* dV = grads.dv + off.value + zu(t0) * zu(ld_value);
         const T* S_in = ws.entering.data() + zu(c) * state_size;
         const ChunkDecays<T> f = decays(t0);
-        chunk_query_factors(L, dk, sub, scale, q, ld_key, f, cs);
-        chunk_scores(L, dk, sub, scale, q, k, ld_key, f.gate, cs);
+        chunk_query_factors(L, dk, sub, vw, scale, q, ld_key, f, cs);
+        chunk_scores(L, dk, sub, vw, scale, q, k, ld_key, f.gate, cs);
 
         // (D1) dV = A^T dO + K_bar dH: [L, L]^T x [L, d_v] + [L, d_k] x [d_k, d_v].
         gemm(Trans::yes, Trans::no, L, dv, L, T(1), cs.scores.data(), L, dO, ld_value, T(0), dV, ld_value);
@@ -645,7 +697,7 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
         T* rho = cs.rho.data();
         for (int i = 0; i < dk; ++i)
           rho[i] = decay_last[i] * lane_dot<LaneOrder::tree, T>(S_in + zu(i) * zu(dv), dH + zu(i) * zu(dv), zu(dv));
-        for_channel_groups<T>(dk, [&](int m, auto ops) {
+        for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
           auto run = ops.load(rho + m);
           for (int t = 0; t < L; ++t) {
             const std::size_t rk = zu(t) * zu(ld_key) + zu(m), rf = zu(t) * zu(dk) + zu(m);
@@ -677,13 +729,13 @@ void gla_chunked_backward(const GlaShape& shape, GlaScalar<T> scale, const GlaIn
               row_add_mul(dk, cs.key_decay.data() + first + zu(s) * zu(dk), cs.block_k.data() + zu(s) * zu(dk),
                           dkk + zu(s) * zu(ld_key));
           }
-          diagonal_gradients(rows, dk, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
+          diagonal_gradients(rows, dk, vw, q + zu(i0) * zu(ld_key), k + zu(i0) * zu(ld_key), ld_key,
                              f.gate + zu(i0) * zu(dk), dA + zu(i0) * zu(L) + zu(i0), L, dq + zu(i0) * zu(ld_key),
                              dkk + zu(i0) * zu(ld_key), cs.diag_run.data());
         }
 
         // (D6) dg_t = sum_{u >= t in the chunk} (q_u (.) dq_u - k_u (.) dk_u) + rho.
-        for_channel_groups<T>(dk, [&](int m, auto ops) {
+        for_channel_groups<T>(dk, vw, [&](int m, auto ops) {
           auto run = ops.load(rho + m);
           for (int t = L - 1; t >= 0; --t) {
             const std::size_t r = zu(t) * zu(ld_key) + zu(m);

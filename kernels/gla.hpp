@@ -31,9 +31,17 @@ using GlaShape = RecurrentShape;
 // [i*C, min((i+1)*C, T)); inside a chunk, sub-chunks of c rows split the intra-chunk score matrix
 // into off-diagonal blocks (plain matrix products, each side scaled by a factor <= 1 relative to the
 // first row of the query sub-chunk) and diagonal blocks (elementwise). Any C >= 1 and c >= 1 work.
+//
+// vector_bytes is the width of the vectors the element-wise parts compute with (the diagonal score
+// blocks, the gate scans, the chunk backward's element-wise work): 0 is the build target's widest
+// (64 with AVX-512, 32 with AVX/AVX2, else 16); 16, 32 or 64 force one, so that tests run every
+// width on any machine. Every channel is still grouped in 16s (kernels/reduction.hpp: Lanes) and
+// each lane does the same operations at every width, so the width changes speed, never a bit of
+// the results (tests/kernels/gla_test.cpp; docs/decisions.md 147).
 struct GlaChunking {
   int chunk_size = 64;
   int sub_chunk_size = 16;
+  int vector_bytes = 0;
 };
 
 // T is deduced from the GlaInputs alone (scale and the nullable pointers do not take part), so a

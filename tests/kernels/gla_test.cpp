@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -267,4 +268,50 @@ TEST_CASE("GLA chunked forward and backward give the same bits at any buffer off
       CHECK(std::memcmp(got[part].data(), reference[part].data(), got[part].size() * sizeof(float)) == 0);
     }
   }
+}
+
+TEST_CASE("GLA chunked gives the same bits at every vector width and equals recurrent at each", "[gla][determinism]") {
+  // GlaChunking::vector_bytes 16, 32 and 64 force the SSE-, AVX2- and AVX-512-width code of the
+  // element-wise parts (each runs on any x86-64: wider GCC vectors than the target are lowered);
+  // 0 is the build target's own. A lane does the same operations at every width, so every output
+  // must match bit for bit, in fp32 and fp64. key_dim 5, 16, 20 and 40: no whole 16-channel group,
+  // one, one plus a tail, two plus a tail; sub-chunks of 5, 16 and 32 rows (diagonal blocks of a
+  // partial part, one group, two groups); T = 75 ends on a partial chunk and sub-chunk.
+  std::uint64_t seed = 900;
+  auto same_bits = [](const Result& a, const Result& b) {
+    const std::vector<std::pair<const std::vector<double>*, const std::vector<double>*>> parts = {
+        {&a.out, &b.out}, {&a.final_state, &b.final_state},
+        {&a.dq, &b.dq},   {&a.dk, &b.dk},
+        {&a.dv, &b.dv},   {&a.dg, &b.dg},
+        {&a.ds0, &b.ds0}};
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      INFO("output " << i);
+      REQUIRE(parts[i].first->size() == parts[i].second->size());
+      CHECK(std::memcmp(parts[i].first->data(), parts[i].second->data(), parts[i].first->size() * sizeof(double)) == 0);
+    }
+  };
+  for (int key_dim : {5, 16, 20, 40})
+    for (int sub : {5, 16, 32}) {
+      const Problem p = make_problem(GlaShape{2, 75, 2, key_dim, 7}, 1.0, seed += 10);
+      const Result reference = run<double>(p, nullptr);
+      const GlaChunking target{64, sub, 0};
+      const Result f32 = run<float>(p, &target), f64 = run<double>(p, &target);
+      require_close(f64, reference, 1e-10);
+      require_close(f32, reference, 1e-4);
+      for (int bytes : {16, 32, 64}) {
+        INFO("d_k=" << key_dim << " c=" << sub << " vector_bytes=" << bytes);
+        const GlaChunking forced{64, sub, bytes};
+        {
+          INFO("fp32");
+          same_bits(run<float>(p, &forced), f32);
+        }
+        {
+          INFO("fp64");
+          same_bits(run<double>(p, &forced), f64);
+        }
+      }
+    }
+  const Problem p = make_problem(GlaShape{1, 8, 1, 4, 4}, 1.0, 990);
+  const GlaChunking bad{64, 16, 24};
+  CHECK_THROWS_AS(run<float>(p, &bad), std::invalid_argument);
 }

@@ -2,7 +2,8 @@
 // central-difference gradients of every parameter and of the input in several configurations;
 // DeltaProduct with n_h = 1 equals DeltaNet; GLA with its gate forced to 1 equals plain causal
 // linear attention computed by brute force; chunk sizes that do and do not divide the length agree;
-// L2 norm and the per-head gated RMSNorm against closed forms; initialisation and roles.
+// L2 norm and the per-head gated RMSNorm against closed forms (and its fp32 path against fp64 and
+// across buffer offsets); initialisation and roles.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -164,6 +165,57 @@ TEST_CASE("HeadRMSNorm: closed form and gradients, with and without gate", "[nn]
       REQUIRE(test::relative_error(numeric, dz) < 1e-7);
     }
   }
+}
+
+TEST_CASE("HeadRMSNorm in fp32: fp64's results, and the same bits at any buffer offset",
+          "[nn][head_rmsnorm][determinism]") {
+  // The fp32 element loops are vectorised (a vector body and a scalar remainder, whose split
+  // depends on head_dim and on the buffers' alignment): head_dim 37 (not a multiple of any vector
+  // width) and 32, with and without the gate; forward y and backward d_o, dz, dw against the fp64
+  // instance on the same inputs, and bit for bit against themselves with every buffer shifted.
+  const int heads = 3, rows = 5;
+  for (const int dv : {37, 32})
+    for (const bool gated : {false, true}) {
+      INFO("head_dim " << dv << ", gated " << gated);
+      const std::size_t n = static_cast<std::size_t>(rows) * heads * dv;
+      const auto o = test::random_normal(n, 11), z = test::random_normal(n, 12, 3.0), dy = test::random_normal(n, 13);
+      const auto w = test::random_normal(static_cast<std::size_t>(dv), 14, 0.5);
+      // y, d_o, dz, dw of one forward + backward, with every buffer starting `offset` elements in.
+      auto run = [&]<class T>(T, std::size_t offset) {
+        ParameterStore<T> store;
+        expt::nn::HeadRMSNorm<T> norm(store, "o_norm.weight", heads, dv, 1e-5);
+        store.allocate();
+        std::copy(w.begin(), w.end(), store.value(0));
+        auto at = [offset](const std::vector<double>& x) {
+          std::vector<T> y(x.size() + offset);
+          std::copy(x.begin(), x.end(), y.begin() + static_cast<std::ptrdiff_t>(offset));
+          return y;
+        };
+        const auto ob = at(o), zb = at(z), dyb = at(dy);
+        std::vector<T> y(n + offset), d_o(n + offset), dz(n + offset);
+        norm.forward(ob.data() + offset, gated ? zb.data() + offset : nullptr, y.data() + offset, rows);
+        norm.backward(ob.data() + offset, gated ? zb.data() + offset : nullptr, dyb.data() + offset,
+                      d_o.data() + offset, gated ? dz.data() + offset : nullptr, rows);
+        std::vector<std::vector<double>> out;
+        for (const std::vector<T>* x : {&y, &d_o, &dz})
+          out.emplace_back(x->begin() + static_cast<std::ptrdiff_t>(offset), x->end());
+        out.emplace_back(store.grad(0), store.grad(0) + dv);
+        return out;
+      };
+      const auto exact = run(0.0, 0);
+      const auto single = run(0.0f, 0);
+      for (std::size_t part = 0; part < exact.size(); ++part) {
+        INFO("output " << part);
+        CHECK(test::relative_error(single[part], exact[part]) < 1e-6);
+      }
+      for (std::size_t offset = 1; offset < 8; ++offset) {
+        const auto shifted = run(0.0f, offset);
+        for (std::size_t part = 0; part < single.size(); ++part) {
+          INFO("offset " << offset << ", output " << part);
+          CHECK(shifted[part] == single[part]);
+        }
+      }
+    }
 }
 
 TEST_CASE("DeltaNet / DeltaProduct layer: gradients match central differences", "[nn][deltanet][gradcheck]") {
