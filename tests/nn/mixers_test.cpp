@@ -476,7 +476,7 @@ TEST_CASE("BaseConv layer: gradients match central differences", "[nn][base_conv
   }
 }
 
-TEST_CASE("BaseConv layer: output equals the formula term by term; parameters and init", "[nn][base_conv]") {
+TEST_CASE("BaseConv layer: output equals the formula term by term, and its parameters and init", "[nn][base_conv]") {
   const int d = 4, W = 3, B = 2, L = 6;
   ParameterStore<double> store;
   BaseConv<double> layer(store, "blocks.0.mixer.", d, W);
