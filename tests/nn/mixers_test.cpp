@@ -42,21 +42,7 @@ double silu(double z) { return z / (1 + std::exp(-z)); }
 // default step 1e-5 reaches 1e-5 relative on q_proj (it scales as eps^2, it is not a bug).
 void check_gradients_fine(ParameterStore<double>& store, const std::function<double()>& loss,
                           const std::function<std::vector<double>()>& backward, std::vector<double>* input) {
-  store.zero_grad();
-  const std::vector<double> dinput = backward();
-  for (std::size_t id = 0; id < store.params().size(); ++id) {
-    const auto& info = store.params()[id];
-    const auto numeric = test::central_difference(store.value(id), info.size, loss, 1e-6);
-    const double err = test::relative_error(numeric.data(), store.grad(id), info.size);
-    INFO("parameter " << info.name << " relative error " << err);
-    REQUIRE(err < 1e-6);
-  }
-  if (input) {
-    const auto numeric = test::central_difference(input->data(), input->size(), loss, 1e-6);
-    const double err = test::relative_error(numeric, dinput);
-    INFO("input relative error " << err);
-    REQUIRE(err < 1e-6);
-  }
+  test::check_gradients(store, loss, backward, input, 1e-6, 1e-6);
 }
 
 // Gradient check of a mixer on y . r with r fixed, w.r.t. every parameter and the input.

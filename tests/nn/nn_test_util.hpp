@@ -28,21 +28,22 @@ inline void randomize(nn::ParameterStore<double>& store, std::uint64_t seed, dou
 // loss(): forward at the current values, returns the scalar loss.
 // backward(): forward + backward; adds parameter gradients into the (zeroed) store and, when
 // `input` is given, returns dloss/dinput.
-// Requires the relative error of every parameter's (and the input's) gradient to be < tol.
+// Requires the relative error of every parameter's (and the input's) gradient to be < tol, the
+// numeric gradient taken with central differences of step `step`.
 inline void check_gradients(nn::ParameterStore<double>& store, const std::function<double()>& loss,
                             const std::function<std::vector<double>()>& backward, std::vector<double>* input,
-                            double tol = 1e-6) {
+                            double tol = 1e-6, double step = 1e-5) {
   store.zero_grad();
   const std::vector<double> dinput = backward();
   for (std::size_t id = 0; id < store.params().size(); ++id) {
     const nn::ParamInfo& info = store.params()[id];
-    const std::vector<double> numeric = central_difference(store.value(id), info.size, loss);
+    const std::vector<double> numeric = central_difference(store.value(id), info.size, loss, step);
     const double err = relative_error(numeric.data(), store.grad(id), info.size);
     INFO("parameter " << info.name << " relative error " << err);
     REQUIRE(err < tol);
   }
   if (input) {
-    const std::vector<double> numeric = central_difference(input->data(), input->size(), loss);
+    const std::vector<double> numeric = central_difference(input->data(), input->size(), loss, step);
     const double err = relative_error(numeric, dinput);
     INFO("input relative error " << err);
     REQUIRE(err < tol);
