@@ -15,6 +15,28 @@ using expt::nn::Model;
 using expt::nn::ParameterStore;
 namespace test = expt::test;
 
+namespace {
+
+// Gradient check of every parameter on loss = logits . r, for B sequences of L random tokens
+// (seed) and a fixed random r (seed + 1). Step 1e-6: the L2 norm of short q / k vectors curves the
+// loss (see mixers_test.cpp).
+void check_model_gradients(Model<double>& model, ParameterStore<double>& store, int vocab, int B, int L,
+                           std::uint64_t seed) {
+  std::vector<std::int32_t> inputs(static_cast<std::size_t>(B) * L);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    inputs[i] = static_cast<std::int32_t>(expt::rng::uniform_int(seed, expt::rng::Stream::test, 0, 0, i, vocab));
+  const auto r = test::random_normal(static_cast<std::size_t>(B) * L * vocab, seed + 1);
+  auto loss = [&] { return test::dot(model.forward(inputs.data(), B, L), r.data(), r.size()); };
+  auto backward = [&] {
+    model.forward(inputs.data(), B, L);
+    model.backward(r.data());
+    return std::vector<double>{};
+  };
+  test::check_gradients(store, loss, backward, nullptr, 1e-6, 1e-6);
+}
+
+}  // namespace
+
 TEST_CASE("Model of every mixer type: gradients match central differences", "[nn][model][mixer][gradcheck]") {
   const int vocab = 5, B = 2, L = 5;
   for (const char* type : {"attention", "gla", "deltanet", "deltaproduct", "gated_deltaproduct", "base_conv", "none"}) {
@@ -34,18 +56,7 @@ TEST_CASE("Model of every mixer type: gradients match central differences", "[nn
     bool has_mixer_param = false;
     for (const auto& p : store.params()) has_mixer_param |= p.name.find(".mixer.") != std::string::npos;
     REQUIRE(has_mixer_param == (std::string(type) != "none"));
-    std::vector<std::int32_t> inputs(static_cast<std::size_t>(B) * L);
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      inputs[i] = static_cast<std::int32_t>(expt::rng::uniform_int(41, expt::rng::Stream::test, 0, 0, i, vocab));
-    const auto r = test::random_normal(static_cast<std::size_t>(B) * L * vocab, 42);
-    auto loss = [&] { return test::dot(model.forward(inputs.data(), B, L), r.data(), r.size()); };
-    auto backward = [&] {
-      model.forward(inputs.data(), B, L);
-      model.backward(r.data());
-      return std::vector<double>{};
-    };
-    // Step 1e-6: the L2 norm of short q / k vectors curves the loss (see mixers_test.cpp).
-    test::check_gradients(store, loss, backward, nullptr, 1e-6, 1e-6);
+    check_model_gradients(model, store, vocab, B, L, 41);
   }
 }
 
@@ -72,15 +83,5 @@ TEST_CASE("Hybrid model: BaseConv in block 0, GLA in block 1, gradients match", 
   REQUIRE_THROWS(store.find("blocks.0.mixer.q_proj.weight"));
   REQUIRE_THROWS(store.find("blocks.1.mixer.conv.weight"));
   test::randomize(store, 50);
-  std::vector<std::int32_t> inputs(static_cast<std::size_t>(B) * L);
-  for (std::size_t i = 0; i < inputs.size(); ++i)
-    inputs[i] = static_cast<std::int32_t>(expt::rng::uniform_int(51, expt::rng::Stream::test, 0, 0, i, vocab));
-  const auto r = test::random_normal(static_cast<std::size_t>(B) * L * vocab, 52);
-  auto loss = [&] { return test::dot(model.forward(inputs.data(), B, L), r.data(), r.size()); };
-  auto backward = [&] {
-    model.forward(inputs.data(), B, L);
-    model.backward(r.data());
-    return std::vector<double>{};
-  };
-  test::check_gradients(store, loss, backward, nullptr, 1e-6, 1e-6);
+  check_model_gradients(model, store, vocab, B, L, 51);
 }
