@@ -2,6 +2,9 @@
 # docs/results.md's generated tables say what their committed summaries say (docs/results/NAME/),
 # and the check can fail: a changed summary value and a hand-edited table are both caught. Then the
 # whole pipeline on a small sweep: summarize writes the files, update renders a block, check passes.
+# Labelled slow: its subject is the Python pipeline, and under the sanitizers its three small sweeps
+# take 5 min; the C++ they run is sanitized by the sweep_* and wsd_branches tests.
+# ctest-labels: slow
 source "$(dirname "$0")/lib.sh"
 tables="$EXPT_SOURCE_DIR/analysis/python/results_tables.py"
 doc="$EXPT_SOURCE_DIR/docs/results.md"
