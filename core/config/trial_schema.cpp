@@ -537,8 +537,7 @@ void check_conflicts(const TrialConfig& cfg, const std::string& file, schema::Re
   const double warmup_steps = schedule.warmup >= 1 ? schedule.warmup : schedule.warmup * steps;
   if (all_valid(r, {"schedule.warmup", "train.steps"}) && schedule.warmup >= 1 && schedule.warmup > steps) {
     conflict(r, {"schedule.warmup", "train.steps"}, file,
-             cat("warmup of ", str(static_cast<std::int64_t>(schedule.warmup)), " steps exceeds train.steps (",
-                 str(train.steps), ")"));
+             cat("warmup of ", schema::show(schedule.warmup), " steps exceeds train.steps (", str(train.steps), ")"));
   } else if (schedule.type == "wsd" &&
              all_valid(r, {"schedule.type", "schedule.warmup", "schedule.decay", "train.steps"}) &&
              warmup_steps + schedule.decay * steps > steps * (1 + 1e-12)) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "core/config/schema.hpp"
 #include "core/config/text.hpp"
 
 namespace expt::config {
@@ -75,6 +76,10 @@ MixerSizing attention_sizing(const ModelConfig& m) {
   return HeadDims{h, d / h, d / h};
 }
 
+// Widths derived from a float ratio are checked against this bound before the cast to an integer
+// (casting an out-of-range double is undefined behaviour; the fuzzer reaches it).
+constexpr double kMaxDim = 1 << 30;
+
 // gla, deltanet: the total key and value dims int(d_model * expand) split evenly over the heads.
 MixerSizing expand_sizing(const ModelConfig& m) {
   if (auto problem = no_heads(m)) return *problem;
@@ -82,6 +87,10 @@ MixerSizing expand_sizing(const ModelConfig& m) {
   HeadDims dims{h, 0, 0};
   for (const auto& [name, ratio, per_head] : {std::tuple{"expand_k", m.mixer.expand_k, &dims.key_dim},
                                               std::tuple{"expand_v", m.mixer.expand_v, &dims.value_dim}}) {
+    if (!(m.d_model * ratio < kMaxDim))
+      return SizingConflict{
+          {cat("model.mixer.", name), "model.d_model"},
+          cat("int(model.d_model * model.mixer.", name, ") = ", schema::show(m.d_model * ratio), " exceeds 2^30")};
     const auto total = static_cast<std::int64_t>(m.d_model * ratio);
     if (total < h || total % h != 0)
       return SizingConflict{{cat("model.mixer.", name), "model.mixer.heads", "model.d_model"},
@@ -102,6 +111,10 @@ MixerSizing product_sizing(const ModelConfig& m) {
                           cat("model.d_model ", str(m.d_model), " is not divisible by model.mixer.heads ", str(h),
                               " (model.mixer.head_dim is 0)")};
   const int key_dim = m.mixer.head_dim > 0 ? m.mixer.head_dim : m.d_model / h;
+  if (!(key_dim * m.mixer.expand_v < kMaxDim))
+    return SizingConflict{{"model.mixer.expand_v", "model.mixer.head_dim"},
+                          cat("value dimension int(head_dim * model.mixer.expand_v) = ",
+                              schema::show(key_dim * m.mixer.expand_v), " exceeds 2^30")};
   const auto value_dim = static_cast<std::int64_t>(key_dim * m.mixer.expand_v);
   if (value_dim < 1)
     return SizingConflict{{"model.mixer.expand_v", "model.mixer.head_dim"},
