@@ -158,10 +158,11 @@ void Scheduler::plan_confirmation(std::size_t cell) {
 void Scheduler::record_round(const CdRound& round) const {
   // Whoever plans a round first records it; it is a pure function of the finished trials, so any
   // later planner (another worker, a resumed sweep) must find the same centre.
-  const fs::path dir = dir_ / "coordinator" / "rounds";
-  fs::create_directories(dir);
+  // A cell of a study with scales is named optimizer/model/ratio (e.g. adamw/s/x1): its records
+  // sit in nested folders, coordinator/rounds/adamw/s/x1.round-0.json.
   const std::string name = planner_.cells()[round.cell].name;
-  const fs::path path = dir / fmt::format("{}.round-{}.json", name, round.round);
+  const fs::path path = dir_ / "coordinator" / "rounds" / fmt::format("{}.round-{}.json", name, round.round);
+  fs::create_directories(path.parent_path());
   const nlohmann::json j = {{"cell", name}, {"round", round.round}, {"centre", round.centre_text}};
   if (io::write_file_once(path, j.dump() + "\n", tmp_suffix_)) return;
   std::ifstream in(path);

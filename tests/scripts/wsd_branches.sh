@@ -8,7 +8,8 @@
 #    the summary: the trunk is a pure prefix);
 #  - the same after a SIGKILL of the sweep during a trunk and again during a branch, then a rerun;
 #  - under mpirun (a coordinator, 2 groups; and 1 group of 2 data-parallel ranks) and with two `expt worker`s: branches wait for their
-#    trunk's fork point; coordinate descent's first round branches as the grid does;
+#    trunk's fork point; coordinate descent's first round branches as the grid does, and a coordinate-descent
+#    sweep runs to the same round records in one process and with two workers;
 #  - branching with a cosine schedule, or a warmup given as a fraction, is refused at its line.
 source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -158,6 +159,31 @@ forked=$(grep -l '"event":"fork"' "$work"/w/trials/*/attempts.jsonl | wc -l)
 sed 's/strategy: grid/strategy: coordinate_descent/' "$work/study.yaml" > "$work/cd.yaml"
 "$EXPT" plan "$work/cd.yaml" > "$work/cd.out" 2>&1 || die "expt plan (coordinate descent) failed: $(cat "$work/cd.out")"
 grep -q "^first round: WSD branches: 6 trunk(s), 12 branch(es)" "$work/cd.out" || die "coordinate descent plan: $(cat "$work/cd.out")"
+# ... and runs, in one process and with two workers, to the same rounds. A cell of a study with
+# scales is named optimizer/compare/model/ratio, so its round records sit in nested folders.
+"$EXPT" sweep "$work/cd.yaml" --out "$work/cd" > "$work/cd-sweep.out" 2>&1 || die "coordinate descent sweep failed: $(cat "$work/cd-sweep.out")"
+EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/cd.yaml" --out "$work/cdw" > "$work/cdw1.out" 2>&1 &
+w1=$!
+EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/cd.yaml" --out "$work/cdw" > "$work/cdw2.out" 2>&1 &
+w2=$!
+wait $w1 || die "coordinate descent worker 1 failed: $(cat "$work/cdw1.out")"
+wait $w2 || die "coordinate descent worker 2 failed: $(cat "$work/cdw2.out")"
+(cd "$work/cd/coordinator/rounds" && find . -name '*.round-*.json' | sort) > "$work/cd-rounds.txt"
+(cd "$work/cdw/coordinator/rounds" && find . -name '*.round-*.json' | sort) > "$work/cdw-rounds.txt"
+# Every cell (2 optimizers x 2 mixers x 3 ratios) records at least its first round.
+[[ $(grep -c 'round-0.json$' "$work/cd-rounds.txt") -eq 12 ]] || die "coordinate descent rounds: $(cat "$work/cd-rounds.txt")"
+cmp "$work/cd-rounds.txt" "$work/cdw-rounds.txt" || die "the workers recorded other rounds than the sweep"
+while read -r f; do
+  cmp "$work/cd/coordinator/rounds/$f" "$work/cdw/coordinator/rounds/$f" || die "round record $f differs"
+done < "$work/cd-rounds.txt"
+for d in "$work/cd" "$work/cdw"; do
+  "$EXPT_PYTHON" - "$d/status.json" <<'PY' || die "the coordinate descent study in $d did not finish: $(cat "$d/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["counts"]["COMPLETED"] == len(s["trials"]) > 0, s["counts"]
+assert len(s["coordinate_descent"]) == 12 and all(c["converged"] for c in s["coordinate_descent"])
+PY
+done
 
 # ---- refused configs, at the line and column of the key's value
 refused() {  # $1 sed expression applied to the study, $2 expected text
