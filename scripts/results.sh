@@ -26,7 +26,6 @@ study=configs/results/$name.yaml
 expt=${EXPT:-build/release/expt}
 [[ -x $expt ]] || { echo "scripts/results.sh: $expt not built (cmake --preset release && cmake --build --preset release)" >&2; exit 2; }
 
-start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if ((jobs > 1)); then
   pids=()
   for ((w = 0; w < jobs; ++w)); do "$expt" worker "$study" --out "$out" & pids+=($!); done
@@ -40,6 +39,6 @@ else
 fi
 ((status == 0 || status == 1)) || exit "$status"  # 1: some trial FAILED; it is in the summary
 /usr/bin/python3 analysis/python/results_tables.py summarize "$name" "$out" --study "$study" \
-  --expt "$expt" --started "$start" --command "scripts/results.sh $name$( ((jobs > 1)) && echo " --jobs $jobs")"
+  --expt "$expt" --command "scripts/results.sh $name$( ((jobs > 1)) && echo " --jobs $jobs")"
 /usr/bin/python3 analysis/python/results_tables.py update docs/results.md
 echo "docs/results/$name/ and its table in docs/results.md are rewritten: review and commit them"

@@ -1,6 +1,6 @@
 """The tables of docs/results.md as code (docs/results.md "How these tables are made").
 
-    results_tables.py summarize NAME SWEEP_DIR --study FILE --expt EXPT --started UTC --command CMD
+    results_tables.py summarize NAME SWEEP_DIR --study FILE --expt EXPT --command CMD
         writes docs/results/NAME/summary.csv (one row per trial), evals.csv (every eval row of every
         trial) and provenance.json (commit, CPU, dates, command) from a finished sweep
     results_tables.py update docs/results.md
@@ -85,7 +85,23 @@ def attempts_cpu_s(trial_dir):
     return round(sum(per_attempt.values()), 1) if per_attempt else ""
 
 
-def summarize(name, sweep_dir, study, expt, started, command, results_dir):
+def run_span(sweep_dir):
+    """(first, last) time_utc of any event in the trials' attempts.jsonl: when the run itself began
+    and last made progress, whatever process ran it and however often it was resumed (a run done
+    by workers earlier and summarized now keeps its own dates). (None, None) without events."""
+    times = []
+    for path in (pathlib.Path(sweep_dir) / "trials").glob("*/attempts.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                t = json.loads(line).get("time_utc")
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash
+            if t:
+                times.append(t)
+    return (min(times), max(times)) if times else (None, None)  # ISO 8601 UTC sorts as text
+
+
+def summarize(name, sweep_dir, study, expt, command, results_dir):
     """Writes summary.csv, evals.csv and provenance.json of the sweep into results_dir/NAME."""
     sweep_dir = pathlib.Path(sweep_dir)
     trials = load_trials(sweep_dir)
@@ -126,6 +142,8 @@ def summarize(name, sweep_dir, study, expt, started, command, results_dir):
     version = subprocess.run([expt, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     # The binary's commit is what produced the numbers ("commit <sha>[-dirty]" in --version).
     built = next((line.split()[1] for line in version.splitlines() if line.startswith("commit ")), "unknown")
+    started, finished = run_span(sweep_dir)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     provenance = {
         "study": str(study),
         "study_sha256": hashlib.sha256(pathlib.Path(study).read_bytes()).hexdigest(),
@@ -137,8 +155,9 @@ def summarize(name, sweep_dir, study, expt, started, command, results_dir):
         "expt_version": version.splitlines(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "started_utc": started,
-        "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started_utc": started or now,
+        "finished_utc": finished or now,
+        "summarized_utc": now,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
@@ -478,7 +497,6 @@ def main():
     s.add_argument("sweep_dir")
     s.add_argument("--study", required=True)
     s.add_argument("--expt", required=True)
-    s.add_argument("--started", required=True)
     s.add_argument("--command", required=True)
     s.add_argument("--results-dir", default=str(REPO / "docs" / "results"))
     for what in ("update", "check"):
@@ -487,7 +505,7 @@ def main():
         p.add_argument("--results-dir", default=str(REPO / "docs" / "results"))
     a = ap.parse_args()
     if a.what == "summarize":
-        summarize(a.name, a.sweep_dir, a.study, a.expt, a.started, a.command, a.results_dir)
+        summarize(a.name, a.sweep_dir, a.study, a.expt, a.command, a.results_dir)
         return 0
     doc = pathlib.Path(a.doc)
     text = doc.read_text()
