@@ -69,8 +69,9 @@ def git(*args):
 
 def attempts_cpu_s(trial_dir):
     """The trial's CPU time: the sum over its attempts of the cpu_s of each attempt's closing event in
-    attempts.jsonl (end, interrupted; decision 137), or "" when no attempt recorded one (a trial
-    run by an older expt). An attempt killed without a closing event adds nothing: a lower bound."""
+    attempts.jsonl (end, interrupted, paused at a halving rung; decision 137), or "" when no attempt
+    recorded one (a trial run by an older expt). An attempt killed without a closing event adds
+    nothing: a lower bound."""
     path = pathlib.Path(trial_dir) / "attempts.jsonl"
     if not path.exists():
         return ""
@@ -80,7 +81,7 @@ def attempts_cpu_s(trial_dir):
             event = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a crash (docs/results-format.md)
-        if event.get("event") in ("end", "interrupted") and "cpu_s" in event:
+        if event.get("event") in ("end", "interrupted", "paused") and "cpu_s" in event:
             per_attempt[event.get("attempt")] = float(event["cpu_s"])
     return round(sum(per_attempt.values()), 1) if per_attempt else ""
 

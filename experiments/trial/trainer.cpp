@@ -467,7 +467,7 @@ TrialOutcome Trainer::train(TrialLog& log, io::CheckpointStore& ckpt) {
       if (leader_)
         for (TrainingObserver* o : observers_) o->on_interrupt(step_);
       log.info(fmt::format("paused at step {} (search.halving: waits for its rung's decision)", step_));
-      write_attempt("paused", {{"wall_s", wall()}, {"tokens", tokens_}});
+      write_attempt("paused", {{"wall_s", wall()}, {"tokens", tokens_}, {"cpu_s", attempt_cpu_s()}});
       comm_.barrier();
       TrialOutcome outcome;
       outcome.paused = true;

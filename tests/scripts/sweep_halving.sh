@@ -127,6 +127,9 @@ for t in "$work"/a/trials/*/; do
   if grep -q '"event":"paused"' "$t/attempts.jsonl"; then
     step=$("$EXPT_PYTHON" -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if '\"paused\"' in l][-1]['step'])" "$t/attempts.jsonl")
     [[ -d $t/forks/step-$step ]] || die "$(basename "$t") paused at step $step, where it has no fork point"
+    # A pause closes its attempt with the CPU time it spent (the trial's cost counts it).
+    "$EXPT_PYTHON" -c "import json,sys; assert all(json.loads(l)['cpu_s'] > 0 for l in open(sys.argv[1]) if '\"paused\"' in l)" \
+      "$t/attempts.jsonl" || die "$(basename "$t"): a paused event without its cpu_s"
   fi
 done
 # A PRUNED trunk holds no checkpoint past its last pause (it trained no step beyond its rung's fork point).
