@@ -2,7 +2,8 @@
 
     results_tables.py summarize NAME SWEEP_DIR --study FILE --expt EXPT --command CMD
         writes docs/results/NAME/summary.csv (one row per trial), evals.csv (every eval row of every
-        trial) and provenance.json (commit, CPU, dates, command) from a finished sweep
+        trial) and provenance.json (commit, CPU, dates, command) from a finished sweep; for a study
+        with scales also analysis.json (`expt analyze --format json` of the sweep)
     results_tables.py update docs/results.md
         rewrites every generated block of docs/results.md from the committed files
     results_tables.py check docs/results.md [--results-dir DIR]
@@ -109,8 +110,14 @@ def summarize(name, sweep_dir, study, expt, command, results_dir):
     out_dir = pathlib.Path(results_dir) / name
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_rows, eval_rows, eval_columns, shas = [], [], [], set()
+    status_path = sweep_dir / "status.json"
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    confirmation = {t["id"]: t.get("confirmation", False) for t in status.get("trials", [])}
     for _, t in trials.iterrows():
-        row = {"trial_id": t["trial_id"], "cell": t["cell"], "seed": int(t["seed"]), "state": t["state"]}
+        row = {"trial_id": t["trial_id"], "cell": t["cell"], "seed": int(t["seed"]), "state": t["state"],
+               "steps_planned": int(t["steps"]), "fork_step": int(t["fork_step"]),
+               "paused_tokens": int(t["paused_tokens"]), "confirmation": int(confirmation.get(t["trial_id"], False)),
+               "cpu_s": attempts_cpu_s(sweep_dir / "trials" / t["trial_id"])}
         result = sweep_dir / "trials" / t["trial_id"] / "result.h5"
         if result.exists():
             with h5py.File(result, "r") as f:
@@ -120,7 +127,6 @@ def summarize(name, sweep_dir, study, expt, command, results_dir):
                 row["state"] = _text(s["status"])
                 row["steps_done"] = int(s["steps_done"])
                 row["wall_s"] = round(float(s["wall_s"]), 1)
-                row["cpu_s"] = attempts_cpu_s(result.parent)
                 row["config"] = json.dumps(yaml.safe_load(_text(f["config"][()])), sort_keys=True)
                 evals = f["metrics/eval"][:]
                 names = [n for n in evals.dtype.names if n not in ("tokens", "wall_s")]
@@ -136,13 +142,22 @@ def summarize(name, sweep_dir, study, expt, command, results_dir):
         summary_rows.append(row)
     finals = ["final_" + c for c in eval_columns]
     _write_csv(out_dir / "summary.csv",
-               ["trial_id", "config_hash", "cell", "seed", "state", "steps_done", "wall_s", "cpu_s"] + finals
-               + ["config"],
+               ["trial_id", "config_hash", "cell", "seed", "state", "steps_done", "wall_s", "cpu_s", "steps_planned",
+                "fork_step", "paused_tokens", "confirmation"] + finals + ["config"],
                summary_rows)
     _write_csv(out_dir / "evals.csv", ["trial_id", "step"] + eval_columns, eval_rows)
     version = subprocess.run([expt, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     # The binary's commit is what produced the numbers ("commit <sha>[-dirty]" in --version).
     built = next((line.split()[1] for line in version.splitlines() if line.startswith("commit ")), "unknown")
+    study_doc = yaml.safe_load(pathlib.Path(study).read_text())
+    if "scales" in study_doc:
+        # The study's own analysis (best points over seeds, baseline fit, speedups), as `expt analyze`
+        # prints it; the table renders from it. Its "dir" is this machine's path: left out.
+        out = subprocess.run([expt, "analyze", str(sweep_dir), "--format", "json"], capture_output=True, text=True,
+                             check=True).stdout
+        analysis = json.loads(out)
+        analysis.pop("dir", None)
+        (out_dir / "analysis.json").write_text(json.dumps(analysis, indent=1, sort_keys=True) + "\n")
     started, finished = run_span(sweep_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     provenance = {
@@ -161,6 +176,9 @@ def summarize(name, sweep_dir, study, expt, command, results_dir):
         "summarized_utc": now,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
+    if "scales" in study_doc:
+        provenance["scales"] = {k: study_doc["scales"][k] for k in ("tokens_per_param", "data_ratios")
+                                if k in study_doc["scales"]}
     (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
 
@@ -179,15 +197,17 @@ def _csv_value(v):
 
 
 def read_results(results_dir, name):
+    """summary rows, eval rows, provenance, and the study's `expt analyze` JSON (None without one)."""
     d = pathlib.Path(results_dir) / name
     with open(d / "summary.csv", newline="") as f:
         summary = list(csv.DictReader(f))
     with open(d / "evals.csv", newline="") as f:
         evals = list(csv.DictReader(f))
     provenance = json.loads((d / "provenance.json").read_text())
+    analysis = json.loads((d / "analysis.json").read_text()) if (d / "analysis.json").exists() else None
     for r in summary:
         r["config"] = json.loads(r["config"]) if r.get("config") else None
-    return summary, evals, provenance
+    return summary, evals, provenance, analysis
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +475,210 @@ class HalvingValidationTable:
         return "\n".join(out)
 
 
+class OptimizerStudyTable:
+    """An optimizer study in the style of "Fantastic Pretraining Optimizers and Where to Find Them"
+    (Wen et al., 2025): each optimizer tuned on its own, several model sizes and data ratios,
+    compared at the end of training. Rendered from `expt analyze`'s JSON of the run (analysis.json)
+    and summary.csv:
+      1. the best point's final loss per optimizer x model x ratio: mean over its seeds, their
+         standard deviation and count; bold: within the study's tolerance of the column's best;
+      2. the best point of each cell, and the grid-edge alarms;
+      3. speedup over the baseline, D_eff / D in tokens from the baseline's fit per model size, with
+         its 95 % interval (and how it was drawn) and `ext` where D_eff lies outside the fitted range;
+         then in CPU time; the fits with their degrees of freedom;
+      4. the speedups by tokens per parameter beside the paper's (PAPER_SPEEDUP);
+      5. what the study cost (CPU seconds as measured, tokens) and what WSD branches and successive
+         halving saved, counted from the trials' own steps."""
+
+    uses_analysis = True
+    # Speedup over AdamW read from the paper's figures (approximate), at 1, 2, 4 and 8 times
+    # Chinchilla's 20 tokens per parameter.
+    PAPER_TOKENS_PER_PARAM = [20, 40, 80, 160]
+    PAPER_SPEEDUP = {("muon", "130M"): [1.42, 1.33, 1.30, 1.35], ("muon", "1.2B"): [1.18, 1.12, 1.13, 1.10],
+                     ("soap", "130M"): [1.27, 1.26, 1.32, 1.37]}
+    NAMES = {"adamw": "AdamW", "muon": "Muon", "soap": "SOAP", "mfac": "M-FAC", "dct_adamw": "DCT-AdamW"}
+
+    def render(self, summary, evals, provenance, analysis):
+        tables = analysis["tables"]
+        metric, tol, base = analysis["metric"], float(analysis["tolerance"]), analysis["baseline"]
+        cells = tables["cells"]
+        optimizers = list(dict.fromkeys(c["optimizer"] for c in cells))
+        models = list(dict.fromkeys(c["model"] for c in cells))
+        ratios = sorted({float(c["ratio"]) for c in cells})
+        columns = [(m, r) for m in models for r in ratios]
+        tpp = float(provenance.get("scales", {}).get("tokens_per_param", 0)) or None
+        by = {(c["optimizer"], c["model"], float(c["ratio"])): c for c in cells}
+        name = lambda o: self.NAMES.get(o, o)  # noqa: E731
+        rtext = lambda r: f"x{r:g}"  # noqa: E731
+        out = []
+
+        # 1. Best final loss per cell.
+        out.append(f"Final eval {metric} of each cell's best point: mean over its seeds, standard deviation "
+                   f"(number of seeds). Bold: within the study's tolerance ({tol:g}) of the column's lowest mean.")
+        out.append("")
+        out.append(_md_row(["optimizer"] + [f"{m} {rtext(r)}" for m, r in columns]))
+        out.append(_md_row(["---"] + ["---:"] * len(columns)))
+        best_in = {col: min(float(by[(o,) + col]["best_loss"]) for o in optimizers if (o,) + col in by
+                            and by[(o,) + col]["best_loss"] is not None) for col in columns}
+        for o in optimizers:
+            row = [name(o)]
+            for col in columns:
+                c = by.get((o,) + col)
+                if c is None or c["best_loss"] is None:
+                    row.append("—")
+                    continue
+                sd = f" ±{float(c['seed_sd']):.4f}" if c.get("seed_sd") is not None else ""
+                text = f"{float(c['best_loss']):.4f}{sd} ({int(c['seeds'])})"
+                row.append(f"**{text}**" if float(c["best_loss"]) <= best_in[col] + tol else text)
+            out.append(_md_row(row))
+        out.append("")
+
+        # 2. Best points.
+        out.append("Best point per cell (learning rate, weight decay); `edge`: the value sits at its grid's edge.")
+        out.append("")
+        out.append(_md_row(["optimizer"] + [f"{m} {rtext(r)}" for m, r in columns]))
+        out.append(_md_row(["---"] + ["---"] * len(columns)))
+        for o in optimizers:
+            row = [name(o)]
+            for col in columns:
+                c = by.get((o,) + col)
+                if c is None or not c["best_point"]:
+                    row.append("—")
+                    continue
+                parts = dict(p.split("=", 1) for p in c["best_point"].split())
+                text = f"{parts.get('optimizer.lr', '?')}, {parts.get('optimizer.weight_decay', '?')}"
+                row.append(text + (" edge" if c.get("edge_warnings") else ""))
+            out.append(_md_row(row))
+        out.append("")
+
+        # 3. Speedups and fits.
+        speed = {(s["optimizer"], s["model"], float(s["ratio"])): s for s in tables.get("speedup", [])}
+        others = [o for o in optimizers if o != base]
+
+        def speed_table(field, caption, interval):
+            out.append(caption)
+            out.append("")
+            out.append(_md_row(["optimizer", "model"] + [rtext(r) + (f" ({tpp * r:g} tok/param)" if tpp else "")
+                                                         for r in ratios]))
+            out.append(_md_row(["---", "---"] + ["---:"] * len(ratios)))
+            for o in others:
+                for m in models:
+                    row = [name(o), m]
+                    for r in ratios:
+                        sp = speed.get((o, m, r))
+                        if sp is None or sp.get(field) is None:
+                            row.append("—")
+                            continue
+                        text = f"{float(sp[field]):.2f}"
+                        if interval:
+                            lo, hi = sp.get("ci_low"), sp.get("ci_high")
+                            text += f" [{float(lo):.2f}, {float(hi):.2f}]" if isinstance(lo, (int, float)) \
+                                and isinstance(hi, (int, float)) else " [n/a]"
+                        if sp.get("extrapolated") not in (None, "no"):
+                            text += " ext"
+                        row.append(text)
+                    out.append(_md_row(row))
+            out.append("")
+
+        methods = sorted({s.get("ci_method") for s in speed.values() if s.get("ci_method")})
+        speed_table("speedup", f"Speedup over {name(base)} in tokens, D_eff / D (95 % bootstrap interval over "
+                    f"{' or '.join(methods) or 'n/a'}; `[n/a]`: one point, no interval; `ext`: D_eff outside the "
+                    f"range {name(base)}'s fit was made on, extrapolated).", True)
+        speed_table("compute_speedup", f"Speedup over {name(base)} in CPU time (the tokens' speedup weighted by "
+                    "each optimizer's measured CPU time per step).", False)
+        fits = tables.get("fit", [])
+        if fits:
+            out.append(f"{name(base)}'s fit L(D) = alpha D^-B + beta per model size:")
+            out.append("")
+            out.append(_md_row(["model", "points", "dof", "alpha", "B", "beta", "status"]))
+            out.append(_md_row(["---", "---:", "---:", "---:", "---:", "---:", "---"]))
+            for f in fits:
+                out.append(_md_row([f["model"], f"{int(f['points'])}", f"{int(f['dof'])}", f"{float(f['alpha']):.4g}",
+                                    f"{float(f['B']):.4g}", f"{float(f['beta']):.4g}", f["status"]]))
+            out.append("")
+
+        # 4. Against the paper, by tokens per parameter.
+        if tpp:
+            ours = sorted({tpp * r for r in ratios})
+            grid = sorted(set(ours) | set(self.PAPER_TOKENS_PER_PARAM))
+            paper_cols = [k for k in self.PAPER_SPEEDUP if k[0] in others]
+            head = ["tokens per parameter"]
+            for o in [o for o in ("muon", "soap") if o in others]:
+                head += [f"{name(o)} {m} (ours)" for m in models]
+                head += [f"{name(o)} {size} (paper)" for oo, size in paper_cols if oo == o]
+            out.append(f"Token speedup over {name(base)} by tokens per parameter: ours (above) beside the paper's "
+                       "(read from its figures, approximate; 20 tokens per parameter is Chinchilla's 1x).")
+            out.append("")
+            out.append(_md_row(head))
+            out.append(_md_row(["---:"] * len(head)))
+            for t in grid:
+                row = [f"{t:g}"]
+                for o in [o for o in ("muon", "soap") if o in others]:
+                    for m in models:
+                        sp = speed.get((o, m, t / tpp)) if t in ours else None
+                        row.append("—" if sp is None or sp.get("speedup") is None else
+                                   f"{float(sp['speedup']):.2f}" + ("" if sp.get("extrapolated") in (None, "no")
+                                                                     else " ext"))
+                    for oo, size in paper_cols:
+                        if oo == o:
+                            vals = self.PAPER_SPEEDUP[(oo, size)]
+                            row.append(f"{vals[self.PAPER_TOKENS_PER_PARAM.index(t)]:.2f}"
+                                       if t in self.PAPER_TOKENS_PER_PARAM else "—")
+                out.append(_md_row(row))
+            out.append("")
+
+        # 5. Cost, counted from the trials.
+        tps_by_cell, tps_any = {}, None
+        for r in summary:
+            if r["config"]:
+                tps = int(r["config"]["train"]["batch_size"]) * int(r["config"]["task"]["seq_len"])
+                tps_by_cell.setdefault(r["cell"], tps)
+                tps_any = tps_any or tps
+        parts = {"search": [0, 0, 0.0], "confirmation seeds": [0, 0, 0.0]}
+        saved_branches = saved_halving = pruned = branches = 0
+        for r in summary:
+            tps = tps_by_cell.get(r["cell"], tps_any)
+            fork, planned = int(r["fork_step"] or 0), int(r["steps_planned"] or 0)
+            if r["state"] == "PRUNED":
+                trained = int(r["paused_tokens"] or 0)
+                saved_halving += (planned - fork) * tps - trained
+                pruned += 1
+            elif r.get("steps_done"):
+                trained = (int(r["steps_done"]) - fork) * tps
+                saved_branches += fork * tps
+                branches += fork > 0
+            else:
+                trained = 0
+            part = parts["confirmation seeds" if int(r["confirmation"] or 0) else "search"]
+            part[0] += 1
+            part[1] += trained
+            part[2] += float(r["cpu_s"]) if r["cpu_s"] else 0.0
+        out.append("What the study cost: trials, tokens trained (counted from each trial's own steps) and CPU "
+                   "seconds (measured, summed over attempts).")
+        out.append("")
+        out.append(_md_row(["part", "trials", "tokens trained", "CPU s"]))
+        out.append(_md_row(["---", "---:", "---:", "---:"]))
+        total = [0, 0, 0.0]
+        for label, (n, tok, cpu) in parts.items():
+            out.append(_md_row([label, str(n), f"{tok:.3e}", f"{cpu:.0f}"]))
+            total = [total[0] + n, total[1] + tok, total[2] + cpu]
+        out.append(_md_row(["total", str(total[0]), f"{total[1]:.3e}", f"{total[2]:.0f}"]))
+        out.append("")
+        independent = total[1] + saved_branches + saved_halving
+        out.append(f"Saved: WSD branches {saved_branches:.3e} tokens (the shared steps of {branches} branches, trained "
+                   f"once by their trunks); successive halving {saved_halving:.3e} tokens (what its {pruned} PRUNED "
+                   f"trials would still have trained). The same trials run independently and to the end: "
+                   f"{independent:.3e} tokens, {independent / total[1]:.2f}x what ran." if total[1] else "Nothing ran.")
+        out.append("")
+        states = {}
+        for r in summary:
+            states[r["state"]] = states.get(r["state"], 0) + 1
+        out.append("Trials by state: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())) + ".")
+        out.append("")
+        out.append(provenance_line(provenance, len(summary)))
+        return "\n".join(out)
+
+
 def _md_row(cells):
     return "| " + " | ".join(cells) + " |"
 
@@ -476,14 +700,18 @@ TABLES = {
     "mqar_hybrid": RecallTable(),
     "mqar_hybrid_deltanet": RecallTable(),
     "halving_validation": HalvingValidationTable(),
+    "fantastic_micro": OptimizerStudyTable(),
 }
 
 
 def render(name, results_dir):
     if name not in TABLES:
         raise SystemExit(f"results_tables.py: no table named {name} (have {', '.join(TABLES)})")
-    summary, evals, provenance = read_results(results_dir, name)
-    return BEGIN.format(name=name) + "\n" + TABLES[name].render(summary, evals, provenance) + "\n" + END.format(name=name)
+    summary, evals, provenance, analysis = read_results(results_dir, name)
+    table = TABLES[name]
+    text = table.render(summary, evals, provenance, analysis) if getattr(table, "uses_analysis", False) \
+        else table.render(summary, evals, provenance)
+    return BEGIN.format(name=name) + "\n" + text + "\n" + END.format(name=name)
 
 
 def rewrite(doc_text, results_dir):
