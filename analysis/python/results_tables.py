@@ -695,6 +695,9 @@ TABLES = {
     "state_tracking_s3_heads": WordProblemTable(
         ["model.mixer.num_householder", "model.mixer.allow_neg_eigval"],
         lambda nh, neg: f"DeltaProduct n_h {nh}, {_beta(neg)}"),
+    "state_tracking_s3_len64": WordProblemTable(
+        ["model.mixer.num_householder", "model.mixer.allow_neg_eigval"],
+        lambda nh, neg: f"DeltaProduct n_h {nh}, {_beta(neg)}"),
     "mqar": RecallTable(),
     "mqar_attention": RecallTable(),
     "mqar_hybrid": RecallTable(),
