@@ -20,6 +20,17 @@ wait_for_file() {
   done
 }
 
+# two_workers STUDY OUT STEP_DELAY_MS: two `expt worker`s on one directory, at once, to the end;
+# fails the test with a worker's output when either fails. Logs: OUT.w1.out, OUT.w2.out.
+two_workers() {
+  EXPT_TEST_STEP_DELAY_MS=$3 "$EXPT" worker "$1" --out "$2" > "$2.w1.out" 2>&1 &
+  local w1=$!
+  EXPT_TEST_STEP_DELAY_MS=$3 "$EXPT" worker "$1" --out "$2" > "$2.w2.out" 2>&1 &
+  local w2=$!
+  wait $w1 || die "worker 1 on $2 failed: $(cat "$2.w1.out")"
+  wait $w2 || die "worker 2 on $2 failed: $(cat "$2.w2.out")"
+}
+
 # SIGKILLs every process of session $1 (a job started with setsid) and waits until all are gone.
 kill_session() {
   local sid=$1 pids i=0

@@ -258,12 +258,7 @@ kill_session "$sweep_sid"
 same_as_a "$work/k"
 
 # ---- two workers on one directory, and mpirun
-EXPT_TEST_STEP_DELAY_MS=3 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w1.out" 2>&1 &
-w1=$!
-EXPT_TEST_STEP_DELAY_MS=3 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w2.out" 2>&1 &
-w2=$!
-wait $w1 || die "worker 1 failed: $(cat "$work/w1.out")"
-wait $w2 || die "worker 2 failed: $(cat "$work/w2.out")"
+two_workers "$work/study.yaml" "$work/w" 3
 same_as_a "$work/w"
 mpirun -np 3 "$EXPT" sweep "$work/study.yaml" --out "$work/m" > "$work/m.out" 2>&1 || die "mpirun sweep failed: $(cat "$work/m.out")"
 same_as_a "$work/m"

@@ -145,12 +145,7 @@ for t in "$work"/dp/trials/*/; do
 done
 
 # ---- two `expt worker`s on one directory (leases: a branch waits while the other worker's trunk runs)
-EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w1.out" 2>&1 &
-w1=$!
-EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/study.yaml" --out "$work/w" > "$work/w2.out" 2>&1 &
-w2=$!
-wait $w1 || die "worker 1 failed: $(cat "$work/w1.out")"
-wait $w2 || die "worker 2 failed: $(cat "$work/w2.out")"
+two_workers "$work/study.yaml" "$work/w" 5
 compare_all "$work/w"
 forked=$(grep -l '"event":"fork"' "$work"/w/trials/*/attempts.jsonl | wc -l)
 [[ $forked -eq 12 ]] || die "workers: $forked of 12 branches forked"
@@ -162,12 +157,7 @@ grep -q "^first round: WSD branches: 6 trunk(s), 12 branch(es)" "$work/cd.out" |
 # ... and runs, in one process and with two workers, to the same rounds. A cell of a study with
 # scales is named optimizer/compare/model/ratio, so its round records sit in nested folders.
 "$EXPT" sweep "$work/cd.yaml" --out "$work/cd" > "$work/cd-sweep.out" 2>&1 || die "coordinate descent sweep failed: $(cat "$work/cd-sweep.out")"
-EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/cd.yaml" --out "$work/cdw" > "$work/cdw1.out" 2>&1 &
-w1=$!
-EXPT_TEST_STEP_DELAY_MS=5 "$EXPT" worker "$work/cd.yaml" --out "$work/cdw" > "$work/cdw2.out" 2>&1 &
-w2=$!
-wait $w1 || die "coordinate descent worker 1 failed: $(cat "$work/cdw1.out")"
-wait $w2 || die "coordinate descent worker 2 failed: $(cat "$work/cdw2.out")"
+two_workers "$work/cd.yaml" "$work/cdw" 5
 (cd "$work/cd/coordinator/rounds" && find . -name '*.round-*.json' | sort) > "$work/cd-rounds.txt"
 (cd "$work/cdw/coordinator/rounds" && find . -name '*.round-*.json' | sort) > "$work/cdw-rounds.txt"
 # Every cell (2 optimizers x 2 mixers x 3 ratios) records at least its first round.
