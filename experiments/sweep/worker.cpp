@@ -203,6 +203,9 @@ int run_worker(const Study& study, const Planner& planner, const fs::path& out, 
     if (still) leases.release(*still);
     if (outcome.refused) refused_here[id] = outcome.summary;
     sched->finished(id, outcome.summary, outcome.interrupted, !outcome.refused);
+    // As `expt sweep` does after each trial: `expt analyze` reads a running study from sweep.h5.
+    sched->write_status(seconds_since(t0));
+    sched->write_index();
     std::printf("[worker] %s\n", describe_outcome(*trial, outcome.summary, outcome.signal).c_str());
     std::fflush(stdout);
     ++trained;

@@ -13,14 +13,22 @@ study=$EXPT_SOURCE_DIR/tests/fixtures/small_grid_study.yaml
 "$EXPT" sweep "$study" --out "$work/ref" > "$work/ref.out" 2>&1 || die "reference sweep failed: $(cat "$work/ref.out")"
 
 # ---- two workers ----
-"$EXPT" worker "$study" --out "$work/two" > "$work/two-a.out" 2>&1 &
-a=$!
-"$EXPT" worker "$study" --out "$work/two" > "$work/two-b.out" 2>&1 &
-b=$!
-wait $a || die "worker a failed: $(cat "$work/two-a.out")"
-wait $b || die "worker b failed: $(cat "$work/two-b.out")"
+two_workers "$study" "$work/two" 0
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/ref" "$work/two" || die "two workers differ from one sweep"
-for f in "$work"/two-*.out; do grep -q "start" "$f" || die "a worker trained nothing: $(cat "$f")"; done
+for f in "$work"/two.w*.out; do grep -q "start" "$f" || die "a worker trained nothing: $(cat "$f")"; done
+
+# ---- a study run by a worker is analysed while it runs: sweep.h5 is written after each trial ----
+EXPT_TEST_STEP_DELAY_MS=25 "$EXPT" worker "$study" --out "$work/live" > "$work/live.out" 2>&1 &
+live=$!
+wait_for_file "$work/live/sweep.h5" 60
+kill -0 $live 2> /dev/null || die "the worker ended before a live look (make its trials slower): $(cat "$work/live.out")"
+"$EXPT" analyze "$work/live" > "$work/live-analyze.out" 2>&1 || die "expt analyze of a running worker's study failed: $(cat "$work/live-analyze.out")"
+"$EXPT_PYTHON" - "$work/live/sweep.h5" <<'PY' || die "the live sweep.h5 is not a view of a running study"
+import sys, h5py
+states = [s.decode() for s in h5py.File(sys.argv[1], "r")["trials"]["status"]]
+assert len(states) == 6 and 1 <= states.count("COMPLETED") < 6, states
+PY
+wait $live || die "the live worker failed: $(cat "$work/live.out")"
 
 cat > "$work/cd.yaml" <<'YAML'
 study: leases_cd
@@ -35,12 +43,7 @@ search:
   space: {optimizer.lr: [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2]}
 YAML
 "$EXPT" sweep "$work/cd.yaml" --out "$work/cd-ref" > "$work/cd-ref.out" 2>&1 || die "CD sweep failed: $(cat "$work/cd-ref.out")"
-"$EXPT" worker "$work/cd.yaml" --out "$work/cd" > "$work/cd-a.out" 2>&1 &
-a=$!
-"$EXPT" worker "$work/cd.yaml" --out "$work/cd" > "$work/cd-b.out" 2>&1 &
-b=$!
-wait $a || die "CD worker a failed: $(cat "$work/cd-a.out")"
-wait $b || die "CD worker b failed: $(cat "$work/cd-b.out")"
+two_workers "$work/cd.yaml" "$work/cd" 0
 "$EXPT_PYTHON" "$scripts/compare_sweeps.py" "$work/cd-ref" "$work/cd" || die "CD workers differ from one sweep"
 rounds=$(ls "$work/cd/coordinator/rounds" | wc -l)
 ((rounds >= 2)) || die "coordinate descent planned only $rounds round(s); the test needs a second one"
