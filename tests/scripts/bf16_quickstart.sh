@@ -8,8 +8,9 @@
 #
 # Tolerance (docs/decisions.md 124), on means over 50-step windows of the train loss, same seed,
 # same data and initialisation, so only rounding differs:
-#   * before the quickstart's loss drop (steps 1-150) every window within 0.03 nats: measured
-#     differences are <= 0.01 there;
+#   * before the quickstart's loss drop (steps 1-100) every window within 0.03 nats: measured
+#     differences are <= 0.01 there on an AMX Xeon and <= 0.019 on an AMD EPYC Zen 5 (avx512_bf16,
+#     no AMX), whose bf16 run of seed 2 began its drop at step ~130 (window 100-150: 0.044);
 #   * no bound across the drop itself: it is a sudden transition whose timing any rounding change
 #     moves, the compiler's included (the fp32 run built at -O1 for the sanitizers reached it so
 #     much later on seed 2 that the window gap to bf16 was 0.38 nats, against 0.19 at -O3), so a
@@ -60,7 +61,7 @@ for seed in (1, 2):
     gaps = [abs(fp32[i:i + window].mean() - bf16[i:i + window].mean()) for i in range(0, 600, window)]
     print(f"seed {seed}: window gaps {' '.join(f'{g:.3f}' for g in gaps)}; "
           f"final eval loss fp32 {fp32_final:.4f} bf16 {bf16_final:.4f}")
-    assert max(gaps[:3]) <= 0.03, f"seed {seed}: before the loss drop, gap {max(gaps[:3]):.4f} > 0.03"
+    assert max(gaps[:2]) <= 0.03, f"seed {seed}: before the loss drop, gap {max(gaps[:2]):.4f} > 0.03"
     for name, final in (("fp32", fp32_final), ("bf16", bf16_final)):
         assert final < 0.5 * math.log(5), f"seed {seed}: {name} did not learn (final eval loss {final:.4f})"
 PY
