@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Successive halving at cooldown ends (docs/sweeps.md "Successive halving"), with real training.
-# A study whose learning rates rank one way at the smallest ratio and the other way at the largest:
+# A study of three learning rates at three ratios (the synthetic reversal of halving_test.cpp holds
+# the rule where rankings reverse; here the rankings are whatever this CPU's training gives):
 #  - `expt plan` prints the schedule (3 -> 2 -> 1 points) and the tokens at most and at least, equal
 #    to what the test computes from the plan's own trial rows;
-#  - the reference: the same study with the pruning lifted (keep 1), every trial run; the point the
-#    smallest ratio ranks last is the best at the largest (the reversal the study is built for);
+#  - the reference: the same study with the pruning lifted (keep 1), every trial run;
 #  - the halved sweep: exactly the trials the rung rule predicts from the reference's results are
-#    PRUNED (the late winner among them), pruned trunks stopped at their rung's fork point, no
-#    pruned trial trained past it; every surviving trial is bit for bit its standalone
+#    PRUNED (the x4 winner among them when the rankings reverse between cooldown ends, which on
+#    these tiny runs depends on the CPU's last bits), pruned trunks stopped at their rung's fork
+#    point, no pruned trial trained past it; every surviving trial is bit for bit its standalone
 #    `expt run trials/<id>/trial.yaml` (a paused then promoted trunk too); the fork events carry the
 #    fork step; expt status shows PRUNED and the roles; expt analyze never ranks a pruned point, says
 #    so, and counts what the pruned trunks trained in the budget; the Python reader agrees;
@@ -97,8 +98,10 @@ points = sorted({p for p, _ in loss})
 rank = lambda r: sorted(points, key=lambda p: loss[(p, r)])
 x1, x2, x4 = rank("1"), rank("2"), rank("4")
 print("ranking at x1:", x1, " at x4:", x4)
-# The study is built for this: the point x1 ranks last wins at x4.
-assert x1[-1] == x4[0], ("no reversal: the study no longer shows what halving must not be fooled by", x1, x4)
+# Whether lr 0.1 escapes chance, and when, depends on the last bits of the products (the AMD EPYC
+# Zen 3: last at x1, best at x4; Zen 5: at chance throughout, and lr 0.01, best at x4, loses rung x2
+# to lr 0.001 by 0.01), so the rankings are not asserted;
+# the rung rule is, on whatever they are.
 # The rung rule on the reference's results (the same bits as the halved sweep's smaller ratios):
 # keep ceil(0.34 * 3) = 2 at x1, ceil(0.34 * 2) = 1 at x2.
 live2 = x1[:2]
@@ -114,7 +117,8 @@ for tid, t in got.items():
         assert t["role"] == want, t
 pruned = [t for t in got.values() if t["state"] == "PRUNED"]
 assert len(pruned) == 3, pruned
-assert any(t["point"] == x4[0] for t in pruned), "the late winner was not pruned"
+assert (x4[0] in live4) != any(t["point"] == x4[0] and t["cell"].endswith("/x4") for t in pruned)
+print("the x4 winner of the reference", "survived" if x4[0] in live4 else "was pruned (a late winner)")
 # status.json's rungs.
 rungs = json.loads((a / "status.json").read_text())["halving"]
 assert [(g["ratio"], g["decided"], g["kept"]) for g in rungs] == [(1, True, 2), (2, True, 1)], rungs
