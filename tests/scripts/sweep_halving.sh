@@ -100,8 +100,7 @@ x1, x2, x4 = rank("1"), rank("2"), rank("4")
 print("ranking at x1:", x1, " at x4:", x4)
 # Whether lr 0.1 escapes chance, and when, depends on the last bits of the products (the AMD EPYC
 # Zen 3: last at x1, best at x4; Zen 5: at chance throughout, and lr 0.01, best at x4, loses rung x2
-# to lr 0.001 by 0.01), so the rankings are not asserted;
-# the rung rule is, on whatever they are.
+# to lr 0.001 by 0.01), so the rankings are not asserted; the rung rule is, on whatever they are.
 # The rung rule on the reference's results (the same bits as the halved sweep's smaller ratios):
 # keep ceil(0.34 * 3) = 2 at x1, ceil(0.34 * 2) = 1 at x2.
 live2 = x1[:2]
