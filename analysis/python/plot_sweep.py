@@ -194,10 +194,12 @@ def plot_speedup(sweep_dir, out_dir, written):
             ax.plot([], [], "o", color=c, label=opt)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"model {model}: D_eff vs D ({analysis['baseline']} fit; squares: extrapolated)")
+        ax.set_title(f"model {model}: D_eff vs D")
         ax.set_xlabel("D (tokens)")
         ax.set_ylabel("D_eff (tokens)")
         ax.legend(fontsize=7)
+    # One line for both panels: per-panel titles this long overlap when the panels sit side by side.
+    fig.suptitle(f"D_eff from the {analysis['baseline']} fit per model; squares: extrapolated", fontsize=10)
     save(fig, out_dir, "speedup", written)
 
 

@@ -704,6 +704,7 @@ TABLES = {
     "mqar_hybrid_deltanet": RecallTable(),
     "halving_validation": HalvingValidationTable(),
     "fantastic_micro": OptimizerStudyTable(),
+    "fantastic_chinchilla": OptimizerStudyTable(),
 }
 
 

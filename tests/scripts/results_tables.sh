@@ -14,6 +14,17 @@ doc="$EXPT_SOURCE_DIR/docs/results.md"
 for study in "$EXPT_SOURCE_DIR"/configs/results/*.yaml; do
   "$EXPT" plan "$study" > "$work/plan.out" 2>&1 || die "expt plan $study: $(cat "$work/plan.out")"
 done
+# The optimizer study and its 20-tokens-per-parameter twin are one protocol (decision 156): their
+# files may differ in the study name and scales.tokens_per_param only.
+"$EXPT_PYTHON" - "$EXPT_SOURCE_DIR/configs/results/fantastic_micro.yaml" \
+  "$EXPT_SOURCE_DIR/configs/results/fantastic_chinchilla.yaml" << 'PY' || die "the two optimizer studies drifted apart"
+import sys, yaml
+a, b = (yaml.safe_load(open(p)) for p in sys.argv[1:])
+for d in (a, b):
+    del d["study"], d["scales"]["tokens_per_param"]
+if a != b:
+    sys.exit(f"{sys.argv[1]} and {sys.argv[2]} differ beyond the study name and tokens_per_param")
+PY
 
 # Planted controls on copies, for every committed study: one summary value changed, one table row
 # edited by hand; each must make the check fail.
