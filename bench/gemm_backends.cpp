@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
       {"GLA chunk q S (64x32x16)", Kind::gemm, N, N, 64, 32, 16},
       {"GLA state k^T v (16x32x64)", Kind::gemm, T, N, 16, 32, 64},
       {"GLA chunk A v (64x32x64)", Kind::gemm, N, N, 64, 32, 64},
+      // the same at d_model 256 (4 heads: d_k 32, d_v 64), backward's transposed forms included
+      {"GLA256 sub-chunk q k^T (16x48x32)", Kind::gemm, N, T, 16, 48, 32},
+      {"GLA256 chunk q S (64x64x32)", Kind::gemm, N, N, 64, 64, 32},
+      {"GLA256 state k^T v (32x64x64)", Kind::gemm, T, N, 32, 64, 64},
+      {"GLA256 chunk A v (64x64x64)", Kind::gemm, N, N, 64, 64, 64},
+      {"GLA256 dA = dO v^T (64x64x64)", Kind::gemm, N, T, 64, 64, 64},
+      {"GLA256 dv = A^T dO (64x64x64)", Kind::gemm, T, N, 64, 64, 64},
+      {"GLA256 dq = dO S^T (64x32x64)", Kind::gemm, N, T, 64, 32, 64},
       // delta rule / DeltaProduct per chunk (chunk 64 virtual steps, head dim 32; DeltaProduct n_h 2
       // has 32 query rows per chunk), forward and backward
       {"DR K K^T (64x64x32 NT)", Kind::gemm, N, T, 64, 64, 32},
@@ -123,6 +131,10 @@ int main(int argc, char** argv) {
       {"DR A rhs (64x32x64)", Kind::gemm, N, N, 64, 32, 64},
       {"DR Kd^T U (32x32x64 TN)", Kind::gemm, T, N, 32, 32, 64},
       {"DR Q K^T (32x64x32 NT)", Kind::gemm, N, T, 32, 64, 32},
+      // the same at d_model 256 (head dim 64)
+      {"DR256 K K^T (64x64x64 NT)", Kind::gemm, N, T, 64, 64, 64},
+      {"DR256 Kb S (64x64x64)", Kind::gemm, N, N, 64, 64, 64},
+      {"DR256 Kd^T U (64x64x64 TN)", Kind::gemm, T, N, 64, 64, 64},
       {"DR A^T dU (64x32x64 TN)", Kind::gemm, T, N, 64, 32, 64},
       {"DR U dH^T (64x32x32 NT)", Kind::gemm, N, T, 64, 32, 32},
       {"attention q k^T (256x256x32)", Kind::gemm, N, T, 256, 256, 32},
