@@ -63,30 +63,64 @@ void gather_dx_row(const ShortConvShape& s, const T* wt, const T* ring, int u, i
   }
 }
 
-}  // namespace
-
-// The rows of width 4 (every mixer's default) whose taps all fall inside the sequence, t >= 3, in
-// one pass over the channels: the four taps, then SiLU, in registers, one store per element. The
-// operations per element are those of the general path (the first tap a product, then one fma per
-// tap, taps ascending, then p * sigmoid(p)), so both paths give the same bits (the fmas are
-// explicit: contracting w0 x0 + w1 x1 may fuse either product); they differ only in
-// the general path's four read-modify-write passes over the row, which made the short convolutions
-// a third of DeltaProduct's time outside the products at d_model 256 (docs/performance.md).
-namespace {
-
+// The rows of width 4 (every mixer's default) whose taps all fall inside the sequence, t >= 3, run
+// in one pass over the channels, everything per element in registers and stored once. The
+// operations per element are the general path's, in its order (the first tap a product, then one
+// fma per tap, taps ascending), so both paths give the same bits; the fmas are explicit because
+// contracting w0 x0 + w1 x1 may fuse either product. The general path's read-modify-write pass per
+// tap made the short convolutions a third of DeltaProduct's time outside the products at d_model
+// 256 (docs/performance.md). Every loop below reads and writes disjoint rows (y is not x), so
+// `ivdep` lets it vectorise without the runtime alias checks GCC would give up on.
 template <class T>
-void forward_row_width4(int D, const T* x, const T* wt, int t, T* y_row) {
-  const T *x0 = x + zu(t - 3) * zu(D), *x1 = x0 + D, *x2 = x1 + D, *x3 = x2 + D;
-  const T *w0 = wt, *w1 = wt + D, *w2 = w1 + D, *w3 = w2 + D;
-  // The rows are disjoint (y is not x): no dependence between channels, so the loop vectorises
-  // without runtime alias checks.
-#pragma GCC ivdep
-  for (int c = 0; c < D; ++c) {
+struct Width4Taps {
+  const T *x0, *x1, *x2, *x3;  // x_{t-3} .. x_t
+  const T *w0, *w1, *w2, *w3;  // taps 0 .. 3 (rows of the transposed weight)
+  Width4Taps(int D, const T* x, const T* wt, int t)
+      : x0(x + zu(t - 3) * zu(D)), x1(x0 + D), x2(x1 + D), x3(x2 + D), w0(wt), w1(wt + D), w2(w1 + D), w3(w2 + D) {}
+  T pre(int c) const {
     T p = w0[c] * x0[c];
     p = std::fma(w1[c], x1[c], p);
     p = std::fma(w2[c], x2[c], p);
-    p = std::fma(w3[c], x3[c], p);
+    return std::fma(w3[c], x3[c], p);
+  }
+};
+
+template <class T>
+void forward_row_width4(int D, const T* x, const T* wt, int t, T* y_row) {
+  const Width4Taps<T> taps(D, x, wt, t);
+#pragma GCC ivdep
+  for (int c = 0; c < D; ++c) {
+    const T p = taps.pre(c);
     y_row[c] = p * sigmoid(p);
+  }
+}
+
+// Backward row t >= 3: pre_t recomputed, dpre_t = dy_t (.) SiLU'(pre_t) into the ring,
+// dw[i] += x_{t-3+i} (.) dpre_t for i ascending, then the gather
+// dx_{t-3} = w[3] (.) dpre_{t-3} + w[2] (.) dpre_{t-2} + w[1] (.) dpre_{t-1} + w[0] (.) dpre_t.
+template <class T>
+void backward_row_width4(int D, const T* x, const T* wt, const T* dy_row, int t, T* ring, T* dwt, T* dx_row) {
+  const Width4Taps<T> taps(D, x, wt, t);
+  T *dw0 = dwt, *dw1 = dwt + D, *dw2 = dw1 + D, *dw3 = dw2 + D;
+  // Ring row u % 4 holds dpre_u: rows of t-3, t-2, t-1 are read; dpre_t replaces t-4's.
+  const T *d3 = ring + zu((t - 3) % 4) * zu(D), *d2 = ring + zu((t - 2) % 4) * zu(D),
+          *d1 = ring + zu((t - 1) % 4) * zu(D);
+  T* d0 = ring + zu(t % 4) * zu(D);
+#pragma GCC ivdep
+  for (int c = 0; c < D; ++c) {
+    const T p = taps.pre(c);
+    const T sg = sigmoid(p);
+    const T d = dy_row[c] * sg * (T(1) + p * (T(1) - sg));
+    dw0[c] = std::fma(taps.x0[c], d, dw0[c]);
+    dw1[c] = std::fma(taps.x1[c], d, dw1[c]);
+    dw2[c] = std::fma(taps.x2[c], d, dw2[c]);
+    dw3[c] = std::fma(taps.x3[c], d, dw3[c]);
+    T dx = taps.w3[c] * d3[c];
+    dx = std::fma(taps.w2[c], d2[c], dx);
+    dx = std::fma(taps.w1[c], d1[c], dx);
+    dx = std::fma(taps.w0[c], d, dx);
+    dx_row[c] = dx;
+    d0[c] = d;
   }
 }
 
@@ -111,47 +145,6 @@ void short_conv_forward(const ShortConvShape& s, const T* x, const T* weight, T*
     }
   }
 }
-
-// Row t >= 3 of the width-4 backward in one pass over the channels, with the general path's
-// operations per element in its order: pre_t recomputed (taps ascending), dpre_t = dy_t (.)
-// SiLU'(pre_t) into the ring, dw[i] += x_{t-3+i} (.) dpre_t for i ascending, then
-// dx_{t-3} = w[3] (.) dpre_{t-3} + w[2] (.) dpre_{t-2} + w[1] (.) dpre_{t-1} + w[0] (.) dpre_t (the
-// gather, t ascending). Same bits as the general path, one load and store per element and row.
-namespace {
-
-template <class T>
-void backward_row_width4(int D, const T* x, const T* wt, const T* dy_row, int t, T* ring, T* dwt, T* dx_row) {
-  const T *x0 = x + zu(t - 3) * zu(D), *x1 = x0 + D, *x2 = x1 + D, *x3 = x2 + D;
-  const T *w0 = wt, *w1 = wt + D, *w2 = w1 + D, *w3 = w2 + D;
-  T *dw0 = dwt, *dw1 = dwt + D, *dw2 = dw1 + D, *dw3 = dw2 + D;
-  // Ring rows of dpre_{t-3}, dpre_{t-2}, dpre_{t-1} (row u % 4 holds dpre_u); dpre_t replaces t-3's.
-  const T *d3 = ring + zu((t - 3) % 4) * zu(D), *d2 = ring + zu((t - 2) % 4) * zu(D),
-          *d1 = ring + zu((t - 1) % 4) * zu(D);
-  T* d0 = ring + zu(t % 4) * zu(D);
-  // Eleven rows are read and six written, all disjoint: more pairs than GCC checks at run time, so
-  // without this the loop would stay scalar.
-#pragma GCC ivdep
-  for (int c = 0; c < D; ++c) {
-    T p = w0[c] * x0[c];
-    p = std::fma(w1[c], x1[c], p);
-    p = std::fma(w2[c], x2[c], p);
-    p = std::fma(w3[c], x3[c], p);
-    const T sg = sigmoid(p);
-    const T d = dy_row[c] * sg * (T(1) + p * (T(1) - sg));
-    dw0[c] = std::fma(x0[c], d, dw0[c]);
-    dw1[c] = std::fma(x1[c], d, dw1[c]);
-    dw2[c] = std::fma(x2[c], d, dw2[c]);
-    dw3[c] = std::fma(x3[c], d, dw3[c]);
-    T dx = w3[c] * d3[c];
-    dx = std::fma(w2[c], d2[c], dx);
-    dx = std::fma(w1[c], d1[c], dx);
-    dx = std::fma(w0[c], d, dx);
-    dx_row[c] = dx;
-    d0[c] = d;
-  }
-}
-
-}  // namespace
 
 // Per sequence, t ascending: dpre_t into a ring of the last W rows, the weight gradient taps of
 // row t, then dx_{t-W+1}, whose W contributions are all known now (gathered: dx is written once,
