@@ -211,20 +211,18 @@ void product(Trans ta, Trans tb, int M, int N, int K, T alpha, const T* A, int l
 }
 
 // Scratch of one chunk, sized for the longest chunk and reused; every L x L matrix is stored densely
-// with row stride L of the current chunk. The slot holds K K^T and A (`kkt`, `a` point there) and,
-// in a forward that keeps nothing, Ũ; `u_new` points at Ũ wherever it is (the slot, the forward's
-// saved chunks, or the backward's per-head copy of them).
+// with row stride L of the current chunk. The costly factors (K K^T, A, Ũ) live in a slot (`kkt`,
+// `a`, `u_new` point into it): the forward's own, or the backward's per-chunk cache, filled by its
+// state sweep and read again by its reverse sweep.
 template <class T>
 struct ChunkScratch {
   int dk = 0, dv = 0;
   std::vector<T> gamma, decay, lmat, kb, rhs, kd, scores, slot;
-  std::vector<T> k_t;  // [dk, L] K^T of the chunk, shared by K K^T and Q K^T
   const T* kkt = nullptr;
   const T* a = nullptr;
   const T* u_new = nullptr;
   // backward only
   std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl, dl_transposed;
-  std::vector<T> u_t, s_t;  // Ũ^T [dv, L] and S_in^T [dv, dk], each shared by two products
 
   static std::size_t slot_size(int chunk, int value_dim) {
     return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(value_dim);
@@ -240,7 +238,6 @@ struct ChunkScratch {
                           {&kb, ck},
                           {&rhs, cv},
                           {&kd, ck},
-                          {&k_t, ck},
                           {&scores, cc},
                           {&slot, slot_size(chunk, dv)}})
       grow(*buf, n);
@@ -254,9 +251,7 @@ struct ChunkScratch {
                           {&x, ck},
                           {&y, cv},
                           {&dl, cc},
-                          {&dl_transposed, cc},
-                          {&u_t, cv},
-                          {&s_t, sz(dk) * sz(dv)}})
+                          {&dl_transposed, cc}})
       grow(*buf, n);
   }
   static void grow(std::vector<T>& buf, std::size_t n) {
@@ -273,8 +268,8 @@ template <class T>
 struct ChunkedWorkspace {
   ChunkScratch<T> chunk;
   std::vector<T> state;     // [dk, dv] the running state of the forward
-  std::vector<T> entering;  // [chunks, dk, dv] S_in of every chunk of one head (backward without saved)
-  std::vector<T> factors;   // [chunks, chunk, dv] Ũ of every chunk of one head (backward without saved)
+  std::vector<T> entering;  // [chunks + 1, dk, dv] S_in of every chunk of one head (backward)
+  std::vector<T> factors;   // [chunks, slot_size] the factor slots of one head (backward)
   std::vector<T> dh;        // [dk, dv] dL/dS_out of the current chunk (backward)
 };
 
@@ -407,8 +402,17 @@ void substitute_blocks(const T* l_i, const T* A, int L, int i, int m_first, T* a
   for (int b = 0; b < Count; ++b) Eigen::Map<Block>(a_i + m_first + b * kSubstitutionBlock) = s[b];
 }
 
-// The element-wise factors of the chunk starting at virtual step t0: gamma, decay, Lmat (from
-// c.kkt), Kb and Kd.
+// A chunk's slot: [K K^T (L x L) | A (L x L) | Ũ (L x dv)] for a chunk of L rows.
+template <class T>
+void point_at_slot(ChunkScratch<T>& c, int L, const T* slot) {
+  c.kkt = slot;
+  c.a = slot + sz(L) * sz(L);
+  c.u_new = slot + 2 * sz(L) * sz(L);
+}
+
+// The factors of the chunk starting at virtual step t0 that are cheap to recompute: gamma, decay,
+// Lmat (from c.kkt), Kb and Kd. They are O(L^2 + L dk) element-wise work, so a chunk whose slot is
+// kept (cached_chunk_factors) recomputes them rather than keeping another 2 L^2 + 2 L dk floats.
 template <class T>
 void chunk_row_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c) {
   const int dk = c.dk;
@@ -456,23 +460,32 @@ void chunk_row_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c)
   }
 }
 
-// The factors of the chunk starting at virtual step t0 that do not depend on its entering state:
-// K K^T and A into `slot` ([K K^T (L x L) | A (L x L)]; c.kkt and c.a point there) and the
-// element-wise factors. The backward recomputes them from k, beta and the gate (one product and the
-// substitution per chunk) rather than keeping 2 L^2 floats per chunk from the forward (decision 158).
+// All factors of the chunk starting at virtual step t0 with entering state s_in: its slot's K K^T,
+// A and Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward), computed
+// into `slot`, and the row factors.
 template <class T>
-void triangular_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c, T* slot) {
-  const int dk = c.dk;
+void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot) {
+  const int dk = c.dk, dv = c.dv;
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  const T* v = x.v + sz(t0) * sz(x.ld_v);
+  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
+  T* const kkt = slot;
   T* const A = slot + sz(L) * sz(L);
-  c.kkt = slot;
-  c.a = A;
-  // K K^T [L, L], for Lmat, through K^T [dk, L], which chunk_scores reuses. (A product with a
-  // transposed right operand transposes it into scratch first on libxsmm, gemm.hpp; taking the
-  // transpose once for the two products that share it is the same kernel on the same values.)
-  transpose(L, dk, k, x.ld_qk, c.k_t.data(), L);
-  gemm(Trans::no, Trans::no, L, L, dk, T(1), k, x.ld_qk, c.k_t.data(), L, T(0), slot, L);
+  T* const u_new = slot + 2 * sz(L) * sz(L);
+  point_at_slot(c, L, slot);
+
+  // K K^T [L, L], for Lmat.
+  gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), kkt, L);
   chunk_row_factors(x, t0, L, c);
+
+  // rhs = Vb - Kb S_in [L, dv]
+  for (int i = 0; i < L; ++i) {
+    const T b = beta[sz(i) * sz(x.ld_gate)];
+    const T* v_i = v + sz(i) * sz(x.ld_v);
+    T* rhs_i = c.rhs.data() + sz(i) * sz(dv);
+    for (int m = 0; m < dv; ++m) rhs_i[m] = b * v_i[m];
+  }
+  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.kb.data(), dk, s_in, dv, T(1), c.rhs.data(), dv);
 
   // A = (I + Lmat)^{-1} by forward substitution, row by row: A_i = e_i - sum_{j<i} Lmat_ij A_j.
   // Row j of A is zero beyond column j, so columns [m0, m0 + 16) of row i only take rows j >= m0.
@@ -509,36 +522,25 @@ void triangular_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c
     for (int m = std::max(m0, i); m < L; ++m) a_i[m] = T(0);
     a_i[i] = T(1);
   }
+  // Ũ = A (Vb - Kb S_in) [L, dv]
+  gemm(Trans::no, Trans::no, L, dv, L, T(1), A, L, c.rhs.data(), dv, T(0), u_new, dv);
 }
 
-// All factors of the chunk starting at virtual step t0 with entering state s_in: the triangular
-// ones into `slot`, and Ũ = A (Vb - Kb S_in) [L, dv] (= U - W S_in: W itself is never needed, see
-// chunk_backward) into u_new (c.u_new points there).
+// The factors of a chunk whose slot already holds its K K^T, A and Ũ (the backward's): the row
+// factors only.
 template <class T>
-void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot, T* u_new) {
-  const int dk = c.dk, dv = c.dv;
-  const T* v = x.v + sz(t0) * sz(x.ld_v);
-  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
-  triangular_factors(x, t0, L, c, slot);
-  c.u_new = u_new;
-  // rhs = Vb - Kb S_in [L, dv]
-  for (int i = 0; i < L; ++i) {
-    const T b = beta[sz(i) * sz(x.ld_gate)];
-    const T* v_i = v + sz(i) * sz(x.ld_v);
-    T* rhs_i = c.rhs.data() + sz(i) * sz(dv);
-    for (int m = 0; m < dv; ++m) rhs_i[m] = b * v_i[m];
-  }
-  gemm(Trans::no, Trans::no, L, dv, dk, T(-1), c.kb.data(), dk, s_in, dv, T(1), c.rhs.data(), dv);
-  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a, L, c.rhs.data(), dv, T(0), u_new, dv);
+void cached_chunk_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c, const T* slot) {
+  point_at_slot(c, L, slot);
+  chunk_row_factors(x, t0, L, c);
 }
 
-// P = (Q K^T) (.) decay into c.scores [rows.count, L]: the chunk's query rows only, with the K^T of
-// triangular_factors.
+// P = (Q K^T) (.) decay into c.scores [rows.count, L]: the chunk's query rows only.
 template <class T>
-void chunk_scores(const HeadSlice<T>& x, int L, const QueryRows& rows, ChunkScratch<T>& c) {
+void chunk_scores(const HeadSlice<T>& x, int t0, int L, const QueryRows& rows, ChunkScratch<T>& c) {
   if (rows.count == 0) return;
   const T* q = x.q + sz(rows.r0) * sz(x.ld_qk);
-  gemm(Trans::no, Trans::no, rows.count, L, c.dk, T(1), q, x.ld_qk, c.k_t.data(), L, T(0), c.scores.data(), L);
+  const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  gemm(Trans::no, Trans::yes, rows.count, L, c.dk, T(1), q, x.ld_qk, k, x.ld_qk, T(0), c.scores.data(), L);
   for (int r = 0; r < rows.count; ++r) {
     const T* d = c.decay.data() + sz(rows.first + r * x.steps) * sz(L);
     T* p = c.scores.data() + sz(r) * sz(L);
@@ -553,20 +555,20 @@ void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
   gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new, c.dv, T(1), state, c.dv);
 }
 
-// The head's part of the forward's saved chunks (delta_rule_saved_size): every chunk's Ũ
-// [chunk, dv], then every chunk's entering state [dk, dv].
+// The head's part of the forward's saved chunks (delta_rule_saved_size): every chunk's slot, then
+// every chunk's entering state.
 std::size_t saved_per_head(int n, int dk, int dv, int chunk) {
   const std::size_t chunks = sz((n + chunk - 1) / chunk);
-  return chunks * (sz(chunk) * sz(dv) + sz(dk) * sz(dv));
+  return chunks * (ChunkScratch<float>::slot_size(chunk, dv) + sz(dk) * sz(dv));
 }
 
 // n = virtual steps of the head (tokens * steps); out has the per-token rows. With `saved` (the
-// head's part, saved_per_head), each chunk's Ũ is computed there and its entering state copied
-// there, for the backward.
+// head's part, saved_per_head), each chunk's slot is computed there and its entering state copied
+// there, for the backward; without, the slots go to scratch.
 template <class T>
 void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, T* out, int ld_out,
                           T* state, ChunkScratch<T>& c, T* saved) {
-  const std::size_t state_size = sz(dk) * sz(dv), u_size = sz(chunk) * sz(dv);
+  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
   const int chunks = (n + chunk - 1) / chunk;
   Eigen::Map<Mat<T>> S(state, dk, dv);
   if (x.initial_state)
@@ -576,13 +578,13 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
   for (int t0 = 0; t0 < n; t0 += chunk) {
     const int L = std::min(chunk, n - t0), ci = t0 / chunk;
     const QueryRows rows = query_rows(t0, L, x.steps);
-    T* u_new = c.slot.data() + 2 * sz(L) * sz(L);
+    T* slot = c.slot.data();
     if (saved) {
-      u_new = saved + sz(ci) * u_size;
-      std::copy_n(state, state_size, saved + sz(chunks) * u_size + sz(ci) * state_size);
+      slot = saved + sz(ci) * slot_size;
+      std::copy_n(state, state_size, saved + sz(chunks) * slot_size + sz(ci) * state_size);
     }
-    chunk_factors(x, t0, L, state, c, c.slot.data(), u_new);
-    chunk_scores(x, L, rows, c);
+    chunk_factors(x, t0, L, state, c, slot);
+    chunk_scores(x, t0, L, rows, c);
     if (rows.count > 0) {
       // O = s diag(Gamma) Q S_in + s P Ũ on the query rows
       T* o = out + sz(rows.r0) * sz(ld_out);
@@ -622,7 +624,7 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 //   Finally dg_m = sum_{i >= m} dgam_i, since gamma_i = g_0 + ... + g_i.
 template <class T>
 void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in, const T* dout, int ld_out, T* dh,
-                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, const T* u_kept) {
+                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, const T* slot) {
   const int dk = c.dk, dv = c.dv;
   const QueryRows rows = query_rows(t0, L, x.steps);
   const int nq = rows.count;
@@ -638,18 +640,12 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   // chunk row of query row r
   const auto qrow = [&](int r) { return rows.first + r * x.steps; };
 
-  triangular_factors(x, t0, L, c, c.slot.data());
-  c.u_new = u_kept;
-  chunk_scores(x, L, rows, c);
+  cached_chunk_factors(x, t0, L, c, slot);
+  chunk_scores(x, t0, L, rows, c);
   const T* decay = c.decay.data();
   const T* scores = c.scores.data();
   const T* u_new = c.u_new;
   const T gamma_last = c.gamma[sz(L - 1)];
-  // Ũ^T and S_in^T, each the right operand of two products below (dP and dLmat; dQ's state term and X).
-  T* const u_t = c.u_t.data();
-  T* const s_t = c.s_t.data();
-  transpose(L, dv, u_new, dv, u_t, L);
-  transpose(dk, dv, s_in, dv, s_t, dk);
   T* dgam = c.d_gamma.data();
   std::fill_n(dgam, L, T(0));
   T* du = c.du.data();
@@ -679,7 +675,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   // dP = s dO Ũ^T on the causal part; its gate terms; then dP (.) decay in place.
   T* dP = c.d_scores.data();
   if (nq > 0) {
-    gemm(Trans::no, Trans::no, nq, L, dv, scale, d_o, ld_out, u_t, L, T(0), dP, L);
+    gemm(Trans::no, Trans::yes, nq, L, dv, scale, d_o, ld_out, u_new, dv, T(0), dP, L);
     for (int r = 0; r < nq; ++r) {
       const int i = qrow(r);
       const T* p = scores + sz(r) * sz(L);
@@ -690,7 +686,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     }
     // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
     gemm(Trans::no, Trans::no, nq, dk, L, T(1), dP, L, k, x.ld_qk, T(0), dq, x.ld_qk);
-    gemm(Trans::no, Trans::no, nq, dk, dv, scale, c.do_gated.data(), dv, s_t, dk, T(0), c.dq_state.data(), dk);
+    gemm(Trans::no, Trans::yes, nq, dk, dv, scale, c.do_gated.data(), dv, s_in, dv, T(0), c.dq_state.data(), dk);
     for (int r = 0; r < nq; ++r) {
       Eigen::Map<Vec<T>> dq_r(dq + sz(r) * sz(x.ld_qk), dk);
       const Eigen::Map<const Vec<T>> dq_state_r(c.dq_state.data() + sz(r) * sz(dk), dk);
@@ -710,7 +706,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
 
   // WY part. X = -Y S_in^T, then the rows of dK, dV, dbeta and dgam through Kb = diag(beta Gamma) K
   // and Vb = diag(beta) V.
-  gemm(Trans::no, Trans::no, L, dk, dv, T(-1), y, dv, s_t, dk, T(0), c.x.data(), dk);
+  gemm(Trans::no, Trans::yes, L, dk, dv, T(-1), y, dv, s_in, dv, T(0), c.x.data(), dk);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)], Gamma = math::exp(c.gamma[sz(i)]);
     const Eigen::Map<const Vec<T>> x_i(c.x.data() + sz(i) * sz(dk), dk);
@@ -723,7 +719,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   }
   // dLmat = -tril(Y Ũ^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
   // gate and E = dLmat (.) diag(beta) decay; F = E + E^T (stored in dl) for the keys.
-  gemm(Trans::no, Trans::no, L, L, dv, T(-1), y, dv, u_t, L, T(0), c.dl.data(), L);
+  gemm(Trans::no, Trans::yes, L, L, dv, T(-1), y, dv, u_new, dv, T(0), c.dl.data(), L);
   T* F = c.dl.data();
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(ldg)];
@@ -755,7 +751,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   }
 }
 
-// The reverse sweep over chunks. Each chunk's entering state and Ũ come from `saved` (the
+// The reverse sweep over chunks. Each chunk's entering state and slot come from `saved` (the
 // forward's, saved_per_head) or, without it, from one forward sweep over the states into scratch.
 template <class T>
 void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, const T* dout, int ld_out,
@@ -763,12 +759,12 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
                            ChunkedWorkspace<T>& ws, const T* saved) {
   ChunkScratch<T>& c = ws.chunk;
   const int chunks = (n + chunk - 1) / chunk;
-  const std::size_t state_size = sz(dk) * sz(dv), u_size = sz(chunk) * sz(dv);
-  const T* u_kept = saved;
-  const T* entering = saved ? saved + sz(chunks) * u_size : nullptr;
+  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
+  const T* slots = saved;
+  const T* entering = saved ? saved + sz(chunks) * slot_size : nullptr;
   if (!saved) {
     ChunkScratch<T>::grow(ws.entering, sz(chunks) * state_size);
-    ChunkScratch<T>::grow(ws.factors, sz(chunks) * u_size);
+    ChunkScratch<T>::grow(ws.factors, sz(chunks) * slot_size);
     Eigen::Map<Mat<T>> S0(ws.entering.data(), dk, dv);
     if (x.initial_state)
       S0 = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
@@ -777,12 +773,12 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
     for (int ci = 0; ci < chunks; ++ci) {
       const int t0 = ci * chunk, L = std::min(chunk, n - t0);
       T* s_in = ws.entering.data() + sz(ci) * state_size;
-      chunk_factors(x, t0, L, s_in, c, c.slot.data(), ws.factors.data() + sz(ci) * u_size);
+      chunk_factors(x, t0, L, s_in, c, ws.factors.data() + sz(ci) * slot_size);
       if (ci + 1 == chunks) break;
       std::copy_n(s_in, state_size, s_in + state_size);
       chunk_advance_state(L, c, s_in + state_size);
     }
-    u_kept = ws.factors.data();
+    slots = ws.factors.data();
     entering = ws.entering.data();
   }
   // dH = dL/dS_out of the current chunk, walking chunks in reverse.
@@ -795,7 +791,7 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int t0 = ci * chunk, L = std::min(chunk, n - t0);
     chunk_backward(x, t0, L, scale, entering + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out, dbeta,
-                   dg, c, u_kept + sz(ci) * u_size);
+                   dg, c, slots + sz(ci) * slot_size);
   }
   if (dinitial_state) std::copy_n(dh.begin(), state_size, dinitial_state);
 }

@@ -41,13 +41,12 @@ void delta_rule_recurrent_backward(const DeltaRuleShape& shape, T scale, const D
                                    const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads);
 
 // The chunks a chunked forward can keep for its backward (`saved` below): per (batch, head) and
-// chunk of C virtual steps, Ũ = A (Vb - Kb S_in) [C, d_v] and the entering state S_in [d_k, d_v];
-// (C d_v + d_k d_v) floats per chunk, ceil(seq_len * steps / C) chunks
-// (C = chunk_size clamped as the kernels clamp it). With them the backward skips its forward sweep
-// over the states, three products per chunk (Kb S_in, A (Vb - Kb S_in) and the state's Kd^T Ũ);
-// it recomputes K K^T and A, which depend on k, beta and the gate only (decision 158). Its results
-// are the same bits either way (the same operations on the same values;
-// tests/kernels/delta_rule_test.cpp).
+// chunk of C virtual steps, the WY factors K K^T [C, C], A [C, C] and Ũ [C, d_v] and the entering
+// state [d_k, d_v]; (2 C^2 + C d_v + d_k d_v) floats per chunk, ceil(seq_len * steps / C) chunks
+// (C = chunk_size clamped as the kernels clamp it). With them the backward skips its forward sweep,
+// four products per chunk (K K^T, Kb S_in, A (Vb - Kb S_in) and the state's Kd^T Ũ) and the
+// substitution for A. Its results are the same bits either way (the same operations on the same
+// values; tests/kernels/delta_rule_test.cpp).
 std::size_t delta_rule_saved_size(const DeltaRuleShape& shape, int steps = 1, int chunk_size = kDeltaRuleDefaultChunk);
 
 // Chunked WY/UT form ((U1)-(U6), docs/derivations/delta_rule.md): chunks of chunk_size tokens (the

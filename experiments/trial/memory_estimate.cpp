@@ -54,7 +54,7 @@ MixerFloats mixer_floats(const config::ModelConfig& cfg, int seq_len) {
     const double gate = m.use_output_gate ? o : 0;
     // The kernel's saved chunks per sequence and head (kernels::delta_rule_saved_size), per token.
     const double steps = nh * std::max(1, seq_len), C = std::max(1.0, std::min<double>(m.chunk_size, steps));
-    const double chunks = std::ceil(steps / C) * (C * dv + dk * dv);
+    const double chunks = std::ceil(steps / C) * (2 * C * C + C * dv + dk * dv);
     f.saved = 2 * (q + k + v) + q + k + H + 3 * nh * H + 2 * o + H + gate + (forget ? 2 * H : 0) +
               H * chunks / std::max(1, seq_len);
     f.backward = o + q + k + v + nh * H + std::max({q, k, v}) + gate + (forget ? H : 0) + o;
