@@ -40,23 +40,19 @@ std::size_t virtual_rows(const DeltaProductShape& s) { return sz(s.batch) * sz(s
 
 }  // namespace
 
-std::size_t delta_product_saved_size(const DeltaProductShape& s, int chunk_size) {
-  return delta_rule_saved_size(static_cast<const RecurrentShape&>(s), s.householder_steps, chunk_size);
-}
-
 template <class T>
 void delta_product_forward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
-                           std::type_identity_t<T>* final_state, int chunk_size, std::type_identity_t<T>* saved) {
+                           std::type_identity_t<T>* final_state, int chunk_size) {
   delta_rule_interleaved_forward(static_cast<const RecurrentShape&>(s), s.householder_steps, scale, in, out,
-                                 final_state, chunk_size, saved);
+                                 final_state, chunk_size);
 }
 
 template <class T>
 void delta_product_backward(const DeltaProductShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                             const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                            int chunk_size, const std::type_identity_t<T>* saved) {
+                            int chunk_size) {
   delta_rule_interleaved_backward(static_cast<const RecurrentShape&>(s), s.householder_steps, scale, in, dout,
-                                  dfinal_state, grads, chunk_size, saved);
+                                  dfinal_state, grads, chunk_size);
 }
 
 template <class T>
@@ -110,9 +106,9 @@ void delta_product_recurrent_backward(const DeltaProductShape& s, T scale, const
 }
 
 #define EXPT_INSTANTIATE_DELTA_PRODUCT(T)                                                                             \
-  template void delta_product_forward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, T*, T*, int, T*);    \
+  template void delta_product_forward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, T*, T*, int);        \
   template void delta_product_backward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, const T*, const T*, \
-                                          const DeltaRuleGradients<T>&, int, const T*);                               \
+                                          const DeltaRuleGradients<T>&, int);                                         \
   template void delta_product_recurrent_forward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, T*, T*);   \
   template void delta_product_recurrent_backward<T>(const DeltaProductShape&, T, const DeltaRuleInputs<T>&, const T*, \
                                                     const T*, const DeltaRuleGradients<T>&);

@@ -36,22 +36,17 @@ struct DeltaProductShape : RecurrentShape {
   int householder_steps = 1;  // n_h
 };
 
-// The size of `saved` below: delta_rule_saved_size on the virtual sequence (n_h steps per token).
-std::size_t delta_product_saved_size(const DeltaProductShape& shape, int chunk_size = kDeltaRuleDefaultChunk);
-
-// Writes out and, when non-null, final_state; when `saved` is non-null, also the chunks the backward
-// can reuse (delta_rule_saved_size). The fields of `in` follow the layout above.
+// Writes out and, when non-null, final_state. The fields of `in` follow the layout above.
 template <class T>
 void delta_product_forward(const DeltaProductShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
-                           std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk,
-                           std::type_identity_t<T>* saved = nullptr);
+                           std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk);
 
 // From dout = dL/dout and dfinal_state (nullptr for zero) overwrites the gradients (same rules for
-// optional fields and for `saved`, the forward's on the same inputs, as delta_rule_chunked_backward).
+// optional fields as delta_rule_chunked_backward).
 template <class T>
 void delta_product_backward(const DeltaProductShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                             const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                            int chunk_size = kDeltaRuleDefaultChunk, const std::type_identity_t<T>* saved = nullptr);
+                            int chunk_size = kDeltaRuleDefaultChunk);
 
 // Plain references: the virtual q, g, out (and dout, dq, dg) buffers written out and the
 // recurrent delta rule (delta_rule_recurrent_forward / _backward) run on them.

@@ -218,9 +218,9 @@ template <class T>
 struct ChunkScratch {
   int dk = 0, dv = 0;
   std::vector<T> gamma, decay, lmat, kb, rhs, kd, scores, slot;
-  const T* kkt = nullptr;
-  const T* a = nullptr;
-  const T* u_new = nullptr;
+  T* kkt = nullptr;
+  T* a = nullptr;
+  T* u_new = nullptr;
   // backward only
   std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl, dl_transposed;
 
@@ -402,22 +402,19 @@ void substitute_blocks(const T* l_i, const T* A, int L, int i, int m_first, T* a
   for (int b = 0; b < Count; ++b) Eigen::Map<Block>(a_i + m_first + b * kSubstitutionBlock) = s[b];
 }
 
-// A chunk's slot: [K K^T (L x L) | A (L x L) | Ũ (L x dv)] for a chunk of L rows.
+// Points kkt, a, u_new at `slot` and fills gamma, decay, lmat, Kb and kd of the chunk starting at
+// virtual step t0; unless `cached` (the slot already holds this chunk's factors), also K K^T, A and
+// Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward).
 template <class T>
-void point_at_slot(ChunkScratch<T>& c, int L, const T* slot) {
+void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot, bool cached) {
+  const int dk = c.dk, dv = c.dv;
+  const T* k = x.k + sz(t0) * sz(x.ld_qk);
+  const T* v = x.v + sz(t0) * sz(x.ld_v);
+  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
   c.kkt = slot;
   c.a = slot + sz(L) * sz(L);
   c.u_new = slot + 2 * sz(L) * sz(L);
-}
 
-// The factors of the chunk starting at virtual step t0 that are cheap to recompute: gamma, decay,
-// Lmat (from c.kkt), Kb and Kd. They are O(L^2 + L dk) element-wise work, so a chunk whose slot is
-// kept (cached_chunk_factors) recomputes them rather than keeping another 2 L^2 + 2 L dk floats.
-template <class T>
-void chunk_row_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c) {
-  const int dk = c.dk;
-  const T* k = x.k + sz(t0) * sz(x.ld_qk);
-  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
   T acc = 0;
   for (int i = 0; i < L; ++i) {
     acc += x.gate(t0 + i);
@@ -436,7 +433,8 @@ void chunk_row_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c)
     for (int j = i + 1; j < L; ++j) row[j] = T(0);
   }
 
-  // Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal.
+  // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal.
+  if (!cached) gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt, L);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)];
     const T* kkt = c.kkt + sz(i) * sz(L);
@@ -458,25 +456,7 @@ void chunk_row_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c)
       kd_i[m] = end_decay * k_i[m];
     }
   }
-}
-
-// All factors of the chunk starting at virtual step t0 with entering state s_in: its slot's K K^T,
-// A and Ũ = A (Vb - Kb S_in) (= U - W S_in: W itself is never needed, see chunk_backward), computed
-// into `slot`, and the row factors.
-template <class T>
-void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScratch<T>& c, T* slot) {
-  const int dk = c.dk, dv = c.dv;
-  const T* k = x.k + sz(t0) * sz(x.ld_qk);
-  const T* v = x.v + sz(t0) * sz(x.ld_v);
-  const T* beta = x.beta + sz(t0) * sz(x.ld_gate);
-  T* const kkt = slot;
-  T* const A = slot + sz(L) * sz(L);
-  T* const u_new = slot + 2 * sz(L) * sz(L);
-  point_at_slot(c, L, slot);
-
-  // K K^T [L, L], for Lmat.
-  gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), kkt, L);
-  chunk_row_factors(x, t0, L, c);
+  if (cached) return;
 
   // rhs = Vb - Kb S_in [L, dv]
   for (int i = 0; i < L; ++i) {
@@ -492,6 +472,7 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
   // Each such block of row i is summed in a register (a fixed-size vector; j ascending, the order
   // of the plain row-by-row form) and stored once, up to four blocks at a time
   // (substitute_blocks); the last partial block, if L is not a multiple of 16, element by element.
+  T* A = c.a;
   for (int i = 0; i < L; ++i) {
     T* a_i = A + sz(i) * sz(L);
     const T* l_i = c.lmat.data() + sz(i) * sz(L);
@@ -523,15 +504,7 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
     a_i[i] = T(1);
   }
   // Ũ = A (Vb - Kb S_in) [L, dv]
-  gemm(Trans::no, Trans::no, L, dv, L, T(1), A, L, c.rhs.data(), dv, T(0), u_new, dv);
-}
-
-// The factors of a chunk whose slot already holds its K K^T, A and Ũ (the backward's): the row
-// factors only.
-template <class T>
-void cached_chunk_factors(const HeadSlice<T>& x, int t0, int L, ChunkScratch<T>& c, const T* slot) {
-  point_at_slot(c, L, slot);
-  chunk_row_factors(x, t0, L, c);
+  gemm(Trans::no, Trans::no, L, dv, L, T(1), c.a, L, c.rhs.data(), dv, T(0), c.u_new, dv);
 }
 
 // P = (Q K^T) (.) decay into c.scores [rows.count, L]: the chunk's query rows only.
@@ -555,35 +528,19 @@ void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
   gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new, c.dv, T(1), state, c.dv);
 }
 
-// The head's part of the forward's saved chunks (delta_rule_saved_size): every chunk's slot, then
-// every chunk's entering state.
-std::size_t saved_per_head(int n, int dk, int dv, int chunk) {
-  const std::size_t chunks = sz((n + chunk - 1) / chunk);
-  return chunks * (ChunkScratch<float>::slot_size(chunk, dv) + sz(dk) * sz(dv));
-}
-
-// n = virtual steps of the head (tokens * steps); out has the per-token rows. With `saved` (the
-// head's part, saved_per_head), each chunk's slot is computed there and its entering state copied
-// there, for the backward; without, the slots go to scratch.
+// n = virtual steps of the head (tokens * steps); out has the per-token rows.
 template <class T>
 void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, T* out, int ld_out,
-                          T* state, ChunkScratch<T>& c, T* saved) {
-  const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
-  const int chunks = (n + chunk - 1) / chunk;
+                          T* state, ChunkScratch<T>& c) {
   Eigen::Map<Mat<T>> S(state, dk, dv);
   if (x.initial_state)
     S = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
   else
     S.setZero();
   for (int t0 = 0; t0 < n; t0 += chunk) {
-    const int L = std::min(chunk, n - t0), ci = t0 / chunk;
+    const int L = std::min(chunk, n - t0);
     const QueryRows rows = query_rows(t0, L, x.steps);
-    T* slot = c.slot.data();
-    if (saved) {
-      slot = saved + sz(ci) * slot_size;
-      std::copy_n(state, state_size, saved + sz(chunks) * slot_size + sz(ci) * state_size);
-    }
-    chunk_factors(x, t0, L, state, c, slot);
+    chunk_factors(x, t0, L, state, c, c.slot.data(), false);
     chunk_scores(x, t0, L, rows, c);
     if (rows.count > 0) {
       // O = s diag(Gamma) Q S_in + s P Ũ on the query rows
@@ -624,7 +581,7 @@ void chunked_forward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale,
 //   Finally dg_m = sum_{i >= m} dgam_i, since gamma_i = g_0 + ... + g_i.
 template <class T>
 void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in, const T* dout, int ld_out, T* dh,
-                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, const T* slot) {
+                    T* dq_out, T* dk_out, T* dv_out, T* dbeta, T* dg, ChunkScratch<T>& c, T* slot, bool cached) {
   const int dk = c.dk, dv = c.dv;
   const QueryRows rows = query_rows(t0, L, x.steps);
   const int nq = rows.count;
@@ -640,7 +597,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   // chunk row of query row r
   const auto qrow = [&](int r) { return rows.first + r * x.steps; };
 
-  cached_chunk_factors(x, t0, L, c, slot);
+  chunk_factors(x, t0, L, s_in, c, slot, cached);
   chunk_scores(x, t0, L, rows, c);
   const T* decay = c.decay.data();
   const T* scores = c.scores.data();
@@ -751,35 +708,29 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   }
 }
 
-// The reverse sweep over chunks. Each chunk's entering state and slot come from `saved` (the
-// forward's, saved_per_head) or, without it, from one forward sweep over the states into scratch.
 template <class T>
 void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale, int chunk, const T* dout, int ld_out,
                            const T* dfinal_state, T* dq, T* dk_out, T* dv_out, T* dbeta, T* dg, T* dinitial_state,
-                           ChunkedWorkspace<T>& ws, const T* saved) {
+                           ChunkedWorkspace<T>& ws) {
   ChunkScratch<T>& c = ws.chunk;
   const int chunks = (n + chunk - 1) / chunk;
   const std::size_t state_size = sz(dk) * sz(dv), slot_size = ChunkScratch<T>::slot_size(chunk, dv);
-  const T* slots = saved;
-  const T* entering = saved ? saved + sz(chunks) * slot_size : nullptr;
-  if (!saved) {
-    ChunkScratch<T>::grow(ws.entering, sz(chunks) * state_size);
-    ChunkScratch<T>::grow(ws.factors, sz(chunks) * slot_size);
-    Eigen::Map<Mat<T>> S0(ws.entering.data(), dk, dv);
-    if (x.initial_state)
-      S0 = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
-    else
-      S0.setZero();
-    for (int ci = 0; ci < chunks; ++ci) {
-      const int t0 = ci * chunk, L = std::min(chunk, n - t0);
-      T* s_in = ws.entering.data() + sz(ci) * state_size;
-      chunk_factors(x, t0, L, s_in, c, ws.factors.data() + sz(ci) * slot_size);
-      if (ci + 1 == chunks) break;
-      std::copy_n(s_in, state_size, s_in + state_size);
-      chunk_advance_state(L, c, s_in + state_size);
-    }
-    slots = ws.factors.data();
-    entering = ws.entering.data();
+  // entering[c] = S_in of chunk c, from one forward sweep over the states only; the sweep's factors
+  // stay in the per-chunk slots for the reverse sweep (all but the last chunk's).
+  ChunkScratch<T>::grow(ws.entering, sz(chunks + 1) * state_size);
+  ChunkScratch<T>::grow(ws.factors, sz(chunks) * slot_size);
+  std::vector<T>& entering = ws.entering;
+  Eigen::Map<Mat<T>> S0(entering.data(), dk, dv);
+  if (x.initial_state)
+    S0 = Eigen::Map<const Mat<T>>(x.initial_state, dk, dv);
+  else
+    S0.setZero();
+  for (int ci = 0; ci + 1 < chunks; ++ci) {
+    const int t0 = ci * chunk, L = std::min(chunk, n - t0);
+    T* s_in = entering.data() + sz(ci) * state_size;
+    chunk_factors(x, t0, L, s_in, c, ws.factors.data() + sz(ci) * slot_size, false);
+    std::copy_n(s_in, state_size, s_in + state_size);
+    chunk_advance_state(L, c, s_in + state_size);
   }
   // dH = dL/dS_out of the current chunk, walking chunks in reverse.
   ChunkScratch<T>::grow(ws.dh, state_size);
@@ -790,20 +741,13 @@ void chunked_backward_head(const HeadSlice<T>& x, int n, int dk, int dv, T scale
     std::fill_n(dh.begin(), state_size, T(0));
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int t0 = ci * chunk, L = std::min(chunk, n - t0);
-    chunk_backward(x, t0, L, scale, entering + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out, dbeta,
-                   dg, c, slots + sz(ci) * slot_size);
+    chunk_backward(x, t0, L, scale, entering.data() + sz(ci) * state_size, dout, ld_out, dh.data(), dq, dk_out, dv_out,
+                   dbeta, dg, c, ws.factors.data() + sz(ci) * slot_size, ci + 1 < chunks);
   }
   if (dinitial_state) std::copy_n(dh.begin(), state_size, dinitial_state);
 }
 
 }  // namespace
-
-std::size_t delta_rule_saved_size(const DeltaRuleShape& s, int steps, int chunk_size) {
-  const int n = s.seq_len * steps;
-  if (n <= 0) return 0;
-  const int chunk = std::max(1, std::min(chunk_size, n));
-  return sz(s.batch) * sz(s.heads) * saved_per_head(n, s.key_dim, s.value_dim, chunk);
-}
 
 template <class T>
 void delta_rule_recurrent_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
@@ -833,11 +777,9 @@ void delta_rule_recurrent_backward(const DeltaRuleShape& s, T scale, const Delta
 
 template <class T>
 void delta_rule_interleaved_forward(const DeltaRuleShape& s, int steps, T scale, const DeltaRuleInputs<T>& in, T* out,
-                                    std::type_identity_t<T>* final_state, int chunk_size,
-                                    std::type_identity_t<T>* saved) {
+                                    std::type_identity_t<T>* final_state, int chunk_size) {
   const int n = s.seq_len * steps;
   const int chunk = std::max(1, std::min(chunk_size, n));
-  const std::size_t per_head = saved_per_head(n, s.key_dim, s.value_dim, chunk);
   ChunkedWorkspace<T>& ws = chunked_workspace<T>();
   ws.chunk.fit(chunk, s.key_dim, s.value_dim, false);
   const std::size_t state_size = sz(s.key_dim) * sz(s.value_dim);
@@ -845,8 +787,7 @@ void delta_rule_interleaved_forward(const DeltaRuleShape& s, int steps, T scale,
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads; ++h) {
       chunked_forward_head(head_slice(s, in, b, h, steps), n, s.key_dim, s.value_dim, scale, chunk,
-                           out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, ws.state.data(), ws.chunk,
-                           saved ? saved + (sz(b) * sz(s.heads) + sz(h)) * per_head : nullptr);
+                           out + token_offset(s, b, h, s.value_dim), s.heads * s.value_dim, ws.state.data(), ws.chunk);
       if (final_state) std::copy_n(ws.state.begin(), state_size, final_state + state_offset(s, b, h));
     }
 }
@@ -854,11 +795,9 @@ void delta_rule_interleaved_forward(const DeltaRuleShape& s, int steps, T scale,
 template <class T>
 void delta_rule_interleaved_backward(const DeltaRuleShape& s, int steps, T scale, const DeltaRuleInputs<T>& in,
                                      const T* dout, const std::type_identity_t<T>* dfinal_state,
-                                     const DeltaRuleGradients<T>& grads, int chunk_size,
-                                     const std::type_identity_t<T>* saved) {
+                                     const DeltaRuleGradients<T>& grads, int chunk_size) {
   const int n = s.seq_len * steps;
   const int chunk = std::max(1, std::min(chunk_size, n));
-  const std::size_t per_head = saved_per_head(n, s.key_dim, s.value_dim, chunk);
   ChunkedWorkspace<T>& ws = chunked_workspace<T>();
   ws.chunk.fit(chunk, s.key_dim, s.value_dim, true);
   for (int b = 0; b < s.batch; ++b)
@@ -871,35 +810,34 @@ void delta_rule_interleaved_backward(const DeltaRuleShape& s, int steps, T scale
                             s.heads * s.value_dim, dfinal_state ? dfinal_state + state : nullptr, grads.dq + q,
                             grads.dk + step0 * sz(s.key_dim), grads.dv + step0 * sz(s.value_dim), grads.dbeta + step0,
                             in.g && grads.dg ? grads.dg + gate : nullptr,
-                            grads.dinitial_state ? grads.dinitial_state + state : nullptr, ws,
-                            saved ? saved + (sz(b) * sz(s.heads) + sz(h)) * per_head : nullptr);
+                            grads.dinitial_state ? grads.dinitial_state + state : nullptr, ws);
     }
 }
 
 template <class T>
 void delta_rule_chunked_forward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, T* out,
-                                std::type_identity_t<T>* final_state, int chunk_size, std::type_identity_t<T>* saved) {
-  delta_rule_interleaved_forward(s, 1, scale, in, out, final_state, chunk_size, saved);
+                                std::type_identity_t<T>* final_state, int chunk_size) {
+  delta_rule_interleaved_forward(s, 1, scale, in, out, final_state, chunk_size);
 }
 
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& s, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                  const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                                 int chunk_size, const std::type_identity_t<T>* saved) {
-  delta_rule_interleaved_backward(s, 1, scale, in, dout, dfinal_state, grads, chunk_size, saved);
+                                 int chunk_size) {
+  delta_rule_interleaved_backward(s, 1, scale, in, dout, dfinal_state, grads, chunk_size);
 }
 
 #define EXPT_INSTANTIATE_DELTA_RULE(T)                                                                                 \
   template void delta_rule_recurrent_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*);          \
   template void delta_rule_recurrent_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,        \
                                                  const T*, const DeltaRuleGradients<T>&);                              \
-  template void delta_rule_chunked_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*, int, T*);   \
+  template void delta_rule_chunked_forward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, T*, T*, int);       \
   template void delta_rule_chunked_backward<T>(const DeltaRuleShape&, T, const DeltaRuleInputs<T>&, const T*,          \
-                                               const T*, const DeltaRuleGradients<T>&, int, const T*);                 \
+                                               const T*, const DeltaRuleGradients<T>&, int);                           \
   template void delta_rule_interleaved_forward<T>(const DeltaRuleShape&, int, T, const DeltaRuleInputs<T>&, T*, T*,    \
-                                                  int, T*);                                                            \
+                                                  int);                                                                \
   template void delta_rule_interleaved_backward<T>(const DeltaRuleShape&, int, T, const DeltaRuleInputs<T>&, const T*, \
-                                                   const T*, const DeltaRuleGradients<T>&, int, const T*);
+                                                   const T*, const DeltaRuleGradients<T>&, int);
 
 EXPT_INSTANTIATE_DELTA_RULE(float)
 EXPT_INSTANTIATE_DELTA_RULE(double)

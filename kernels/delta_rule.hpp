@@ -15,7 +15,6 @@
 // decaying gate).
 #pragma once
 
-#include <cstddef>
 #include <type_traits>
 
 #include "kernels/recurrent.hpp"
@@ -40,52 +39,36 @@ template <class T>
 void delta_rule_recurrent_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                    const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads);
 
-// The chunks a chunked forward can keep for its backward (`saved` below): per (batch, head) and
-// chunk of C virtual steps, the WY factors K K^T [C, C], A [C, C] and Ũ [C, d_v] and the entering
-// state [d_k, d_v]; (2 C^2 + C d_v + d_k d_v) floats per chunk, ceil(seq_len * steps / C) chunks
-// (C = chunk_size clamped as the kernels clamp it). With them the backward skips its forward sweep,
-// four products per chunk (K K^T, Kb S_in, A (Vb - Kb S_in) and the state's Kd^T Ũ) and the
-// substitution for A. Its results are the same bits either way (the same operations on the same
-// values; tests/kernels/delta_rule_test.cpp).
-std::size_t delta_rule_saved_size(const DeltaRuleShape& shape, int steps = 1, int chunk_size = kDeltaRuleDefaultChunk);
-
 // Chunked WY/UT form ((U1)-(U6), docs/derivations/delta_rule.md): chunks of chunk_size tokens (the
 // last may be shorter; a chunk_size above seq_len means one chunk, below 1 is taken as 1), the
 // intra-chunk part through the UT transform A = (I + tril(diag(beta) K K^T (.) decay, -1))^{-1} and
-// matrix products, the state passed from chunk to chunk. Same contract as the recurrent forward;
-// when `saved` is non-null (delta_rule_saved_size(shape, 1, chunk_size) elements) it also fills it
-// for the backward.
+// matrix products, the state passed from chunk to chunk. Same contract as the recurrent forward.
 template <class T>
 void delta_rule_chunked_forward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, T* out,
-                                std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk,
-                                std::type_identity_t<T>* saved = nullptr);
+                                std::type_identity_t<T>* final_state, int chunk_size = kDeltaRuleDefaultChunk);
 
-// Backward of the chunked form: one reverse sweep over chunks that back-propagates through each
-// chunk's entering state and WY factors ((B1)-(B7), docs/derivations/delta_rule.md). They come from
-// `saved` (the forward's, on the same inputs and chunk_size) or, when it is null, from one forward
-// sweep over the states first (per head, in per-thread scratch). Same contract as the recurrent
-// backward.
+// Backward of the chunked form: one forward sweep storing each chunk's entering state and WY
+// factors (per head, in per-thread scratch), then one reverse sweep over chunks that
+// back-propagates through them ((B1)-(B7), docs/derivations/delta_rule.md). Same contract as
+// the recurrent backward.
 template <class T>
 void delta_rule_chunked_backward(const DeltaRuleShape& shape, T scale, const DeltaRuleInputs<T>& in, const T* dout,
                                  const std::type_identity_t<T>* dfinal_state, const DeltaRuleGradients<T>& grads,
-                                 int chunk_size = kDeltaRuleDefaultChunk,
-                                 const std::type_identity_t<T>* saved = nullptr);
+                                 int chunk_size = kDeltaRuleDefaultChunk);
 
 // The chunked kernels on an interleaved sequence of `steps` virtual steps per token (DeltaProduct's,
 // delta_product.hpp): shape.seq_len counts tokens; k, v, beta and their gradients have one row per
 // virtual step, [batch, seq_len * steps, heads, ...] with virtual step t * steps + j for step j of
 // token t; q, g, out, dout and dq, dg one row per token. The query of token t is read at its last
 // virtual step (zero at the others, whose outputs are dropped) and its gate at its first (0 at the
-// others); chunk_size counts virtual steps; `saved` has delta_rule_saved_size(shape, steps,
-// chunk_size) elements. steps = 1 is delta_rule_chunked_forward / _backward.
+// others); chunk_size counts virtual steps. steps = 1 is delta_rule_chunked_forward / _backward.
 template <class T>
 void delta_rule_interleaved_forward(const DeltaRuleShape& shape, int steps, T scale, const DeltaRuleInputs<T>& in,
                                     T* out, std::type_identity_t<T>* final_state,
-                                    int chunk_size = kDeltaRuleDefaultChunk, std::type_identity_t<T>* saved = nullptr);
+                                    int chunk_size = kDeltaRuleDefaultChunk);
 template <class T>
 void delta_rule_interleaved_backward(const DeltaRuleShape& shape, int steps, T scale, const DeltaRuleInputs<T>& in,
                                      const T* dout, const std::type_identity_t<T>* dfinal_state,
-                                     const DeltaRuleGradients<T>& grads, int chunk_size = kDeltaRuleDefaultChunk,
-                                     const std::type_identity_t<T>* saved = nullptr);
+                                     const DeltaRuleGradients<T>& grads, int chunk_size = kDeltaRuleDefaultChunk);
 
 }  // namespace expt::kernels

@@ -167,18 +167,12 @@ void DeltaNet<T>::forward(const T* x, T* y, int batch, int seq_len) {
 
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
   const kernels::DeltaRuleInputs<T> in{q_.data(), k_.data(), v_.data(), beta_.data(), g, nullptr};
-  // The kernel keeps its chunks' WY factors and entering states for the backward, which then skips
-  // recomputing them (kernels/delta_rule.hpp).
-  const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
   if (opt_.product_kernel) {
-    const kernels::DeltaProductShape product{shape, nh};
-    chunks_.resize(kernels::delta_product_saved_size(product, opt_.chunk_size));
-    kernels::delta_product_forward(product, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size,
-                                   chunks_.data());
+    const kernels::DeltaProductShape shape{batch, seq_len, H, dk, dv, nh};
+    kernels::delta_product_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size);
   } else {
-    chunks_.resize(kernels::delta_rule_saved_size(shape, 1, opt_.chunk_size));
-    kernels::delta_rule_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size,
-                                        chunks_.data());
+    const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
+    kernels::delta_rule_chunked_forward(shape, scale, in, o_.data(), static_cast<T*>(nullptr), opt_.chunk_size);
   }
 
   // Output norm (and gate), then o_proj.
@@ -211,13 +205,13 @@ void DeltaNet<T>::backward(const T* x, const T* dy, T* dx, int batch, int seq_le
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dk)));
   const kernels::DeltaRuleInputs<T> in{q_.data(), k_.data(), v_.data(), beta_.data(), g, nullptr};
   const kernels::DeltaRuleGradients<T> grads{dq, dkey, dvalue, dbeta, dg, nullptr};
-  const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
-  if (opt_.product_kernel)
-    kernels::delta_product_backward(kernels::DeltaProductShape{shape, nh}, scale, in, d_o,
-                                    static_cast<const T*>(nullptr), grads, opt_.chunk_size, chunks_.data());
-  else
-    kernels::delta_rule_chunked_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, opt_.chunk_size,
-                                         chunks_.data());
+  if (opt_.product_kernel) {
+    const kernels::DeltaProductShape shape{batch, seq_len, H, dk, dv, nh};
+    kernels::delta_product_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, opt_.chunk_size);
+  } else {
+    const kernels::DeltaRuleShape shape{batch, seq_len, H, dk, dv};
+    kernels::delta_rule_chunked_backward(shape, scale, in, d_o, static_cast<const T*>(nullptr), grads, opt_.chunk_size);
+  }
 
   // Forget gate: g = -e^A softplus(u), u = a_logit + dt_bias:
   //   dA_log += dg g,   du = -dg e^A sigmoid(u),   ddt_bias += du,   da_logit = du.

@@ -103,7 +103,6 @@ class DeltaNet final : public Mixer<T> {
   std::vector<T> beta_logit_, beta_;      // [rows, n_h H]
   std::vector<T> a_logit_, g_;            // [rows, H] forget gate
   std::vector<T> o_;                      // [rows, O] kernel output
-  std::vector<T> chunks_;                 // the kernel's saved chunks (kernels::delta_rule_saved_size)
 };
 
 extern template class DeltaNet<float>;

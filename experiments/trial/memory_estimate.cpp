@@ -32,7 +32,7 @@ struct MixerFloats {
   double backward = 0;
 };
 
-MixerFloats mixer_floats(const config::ModelConfig& cfg, int seq_len) {
+MixerFloats mixer_floats(const config::ModelConfig& cfg) {
   const config::MixerConfig& m = cfg.mixer;
   const double d = cfg.d_model, H = m.heads;
   MixerFloats f;
@@ -52,11 +52,7 @@ MixerFloats mixer_floats(const config::ModelConfig& cfg, int seq_len) {
     const double q = H * dk, k = nh * H * dk, v = nh * H * dv, o = H * dv;
     const bool forget = m.use_forget_gate || m.type == "gated_deltaproduct";
     const double gate = m.use_output_gate ? o : 0;
-    // The kernel's saved chunks per sequence and head (kernels::delta_rule_saved_size), per token.
-    const double steps = nh * std::max(1, seq_len), C = std::max(1.0, std::min<double>(m.chunk_size, steps));
-    const double chunks = std::ceil(steps / C) * (2 * C * C + C * dv + dk * dv);
-    f.saved = 2 * (q + k + v) + q + k + H + 3 * nh * H + 2 * o + H + gate + (forget ? 2 * H : 0) +
-              H * chunks / std::max(1, seq_len);
+    f.saved = 2 * (q + k + v) + q + k + H + 3 * nh * H + 2 * o + H + gate + (forget ? 2 * H : 0);
     f.backward = o + q + k + v + nh * H + std::max({q, k, v}) + gate + (forget ? H : 0) + o;
   } else if (m.type == "base_conv") {
     f.saved = 2 * d;     // c, p
@@ -173,7 +169,7 @@ MemoryEstimate estimate_trial_memory(const config::TrialConfig& cfg, std::option
   for (int l = 0; l < cfg.model.n_layers; ++l) {
     const config::ModelConfig layer = cfg.model.for_layer(l);
     const bool has_mixer = layer.mixer.type != "none";
-    const MixerFloats mixer = mixer_floats(layer, e.length);
+    const MixerFloats mixer = mixer_floats(layer);
     blocks += 3 * d + (has_mixer ? d + 1 + mixer.saved : 0) + (has_mlp ? d + 1 + mlp_saved : 0);
     mixer_backward = std::max(mixer_backward, mixer.backward);
     if (layer.mixer.type == "attention") {

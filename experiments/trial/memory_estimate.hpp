@@ -32,9 +32,6 @@
 //                                    forget gate], Q = H d_k, K = n_h H d_k, V = n_h H d_v,
 //                                    O = H d_v: pre-activation, activated, normalised q k, rstds,
 //                                    beta logits and beta, kernel output, norm, gate
-//                                    + H ceil(n_h T / C) (2 C^2 + C d_v + d_k d_v) / T, the kernel's
-//                                    saved chunks (kernels::delta_rule_saved_size; C = chunk_size
-//                                    at most n_h T, T the sequence length)
 //                         base_conv  2 d                     convolution and projection outputs
 //                       plus per attention layer the RoPE tables (T x head_dim) and the tiled
 //                         kernel's workspace (kernels::attention_tiled_workspace_size)

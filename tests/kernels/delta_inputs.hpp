@@ -11,7 +11,6 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "kernels/delta_rule.hpp"
@@ -198,21 +197,6 @@ void require_same_bits_at_any_offset(const DeltaCase& c, const DeltaTensors<floa
       if (!got[part].empty())
         CHECK(std::memcmp(got[part].data(), reference[part].data(), got[part].size() * sizeof(float)) == 0);
     }
-  }
-}
-
-// Every output and gradient of two runs, bit for bit.
-template <class T>
-void require_identical_results(const DeltaResults<T>& a, const DeltaResults<T>& b) {
-  const std::pair<const char*, std::vector<T> DeltaResults<T>::*> parts[] = {
-      {"out", &DeltaResults<T>::out}, {"final state", &DeltaResults<T>::final_state},
-      {"dq", &DeltaResults<T>::dq},   {"dk", &DeltaResults<T>::dk},
-      {"dv", &DeltaResults<T>::dv},   {"dbeta", &DeltaResults<T>::dbeta},
-      {"dg", &DeltaResults<T>::dg},   {"dinitial_state", &DeltaResults<T>::ds0}};
-  for (const auto& [name, part] : parts) {
-    INFO(name);
-    REQUIRE((a.*part).size() == (b.*part).size());
-    if (!(a.*part).empty()) CHECK(std::memcmp((a.*part).data(), (b.*part).data(), (a.*part).size() * sizeof(T)) == 0);
   }
 }
 

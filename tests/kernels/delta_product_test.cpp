@@ -72,16 +72,12 @@ void householder_reference(const DeltaCase& c, const DeltaTensors<double>& d, st
     }
 }
 
-// The forward and the backward, the backward from the chunks the forward saved (as the layer runs
-// them) or, with keep_chunks false, recomputing them.
 template <class T>
-DeltaResults<T> run_product(const DeltaCase& c, const DeltaTensors<T>& d, int chunk, bool keep_chunks = true) {
+DeltaResults<T> run_product(const DeltaCase& c, const DeltaTensors<T>& d, int chunk) {
   DeltaResults<T> r(c, d);
   const T s = static_cast<T>(scale_of(c));
-  std::vector<T> saved(keep_chunks ? delta_product_saved_size(product_shape(c), chunk) : 0);
-  T* const kept = keep_chunks ? saved.data() : nullptr;
-  delta_product_forward(product_shape(c), s, d.inputs(), r.out.data(), r.final_state.data(), chunk, kept);
-  delta_product_backward(product_shape(c), s, d.inputs(), d.dout.data(), d.dfinal.data(), r.gradients(), chunk, kept);
+  delta_product_forward(product_shape(c), s, d.inputs(), r.out.data(), r.final_state.data(), chunk);
+  delta_product_backward(product_shape(c), s, d.inputs(), d.dout.data(), d.dfinal.data(), r.gradients(), chunk);
   return r;
 }
 
@@ -282,32 +278,8 @@ TEST_CASE("DeltaProduct forward and backward give the same bits at any buffer of
       const float s = static_cast<float>(scale_of(c));
       expt::test::require_same_bits_at_any_offset(
           c, d, [&](const auto& in, const float* dout, const float* dfinal, float* out, float* fin, const auto& grads) {
-            std::vector<float> saved(delta_product_saved_size(product_shape(c), 32));
-            delta_product_forward(product_shape(c), s, in, out, fin, 32, saved.data());
-            delta_product_backward(product_shape(c), s, in, dout, dfinal, grads, 32, saved.data());
+            delta_product_forward(product_shape(c), s, in, out, fin, 32);
+            delta_product_backward(product_shape(c), s, in, dout, dfinal, grads, 32);
           });
     }
-}
-
-TEST_CASE("DeltaProduct backward gives the same bits from the forward's saved chunks as recomputing them",
-          "[delta_product][determinism]") {
-  std::uint64_t seed = 960;
-  for (int steps : {2, 3})
-    for (int seq_len : {3, 40})
-      for (double temperature : {0.0, 4.0})
-        for (int chunk : {7, 64}) {
-          const DeltaCase c{.batch = 2,
-                            .seq_len = seq_len,
-                            .heads = 2,
-                            .key_dim = 20,
-                            .value_dim = 12,
-                            .steps = steps,
-                            .beta_max = 2.0,
-                            .gate_temperature = temperature};
-          INFO("n_h = " << steps << ", T = " << seq_len << ", gate temperature " << temperature << ", C = " << chunk);
-          const auto d = expt::test::make_delta_tensors(c, seed++);
-          expt::test::require_identical_results(run_product(c, d, chunk, true), run_product(c, d, chunk, false));
-          const auto f = expt::test::cast_tensors<float>(d);
-          expt::test::require_identical_results(run_product(c, f, chunk, true), run_product(c, f, chunk, false));
-        }
 }
