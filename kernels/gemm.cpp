@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
@@ -35,12 +36,18 @@ std::atomic<std::int64_t> accounted_calls{0};
 std::atomic<std::int64_t> accounted_nanoseconds{0};
 std::atomic<double> accounted_flops{0.0};
 
+std::atomic<bool> product_accounting_on{false};
+std::mutex product_rows_mutex;
+std::map<BlasProduct, BlasTotals> product_rows;  // guarded by product_rows_mutex
+
 // Times one product from construction to destruction when accounting is on.
 class AccountedCall {
  public:
-  explicit AccountedCall(double flops)
+  AccountedCall(double flops, const BlasProduct& product)
       : on_(accounting_on.load(std::memory_order_relaxed)),
+        by_product_(on_ && product_accounting_on.load(std::memory_order_relaxed)),
         flops_(flops),
+        product_(product),
         start_(on_ ? Clock::now() : Clock::time_point{}) {}
   ~AccountedCall() {
     if (!on_) return;
@@ -48,14 +55,18 @@ class AccountedCall {
     accounted_calls.fetch_add(1, std::memory_order_relaxed);
     accounted_nanoseconds.fetch_add(ns, std::memory_order_relaxed);
     accounted_flops.fetch_add(flops_, std::memory_order_relaxed);
+    if (!by_product_) return;
+    const std::lock_guard<std::mutex> lock(product_rows_mutex);
+    product_rows[product_] += BlasTotals{1, flops_, 1e-9 * static_cast<double>(ns)};
   }
   AccountedCall(const AccountedCall&) = delete;
   AccountedCall& operator=(const AccountedCall&) = delete;
 
  private:
   using Clock = std::chrono::steady_clock;
-  bool on_;
+  bool on_, by_product_;
   double flops_;
+  BlasProduct product_;
   Clock::time_point start_;
 };
 
@@ -288,6 +299,42 @@ double symm_flops(int m, int n) { return 2.0 * m * static_cast<double>(m) * n; }
 
 void set_blas_accounting(bool on) { accounting_on.store(on, std::memory_order_relaxed); }
 
+void set_blas_product_accounting(bool on) { product_accounting_on.store(on, std::memory_order_relaxed); }
+
+std::vector<BlasProductTotals> blas_product_totals() {
+  std::vector<BlasProductTotals> rows;
+  {
+    const std::lock_guard<std::mutex> lock(product_rows_mutex);
+    for (const auto& [product, totals] : product_rows) rows.push_back({product, totals});
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const BlasProductTotals& a, const BlasProductTotals& b) {
+    return a.totals.seconds > b.totals.seconds;
+  });
+  return rows;
+}
+
+std::string describe(const BlasProduct& p) {
+  static constexpr const char* kRoutines[] = {"sgemm", "dgemm", "gemm_bf16", "ssyrk", "dsyrk", "ssymm", "dsymm"};
+  const auto t = [](Trans x) { return x == Trans::yes ? 'T' : 'N'; };
+  std::string s = kRoutines[static_cast<int>(p.routine)];
+  const bool symm = p.routine == BlasRoutine::ssymm || p.routine == BlasRoutine::dsymm;
+  const bool syrk = p.routine == BlasRoutine::ssyrk || p.routine == BlasRoutine::dsyrk;
+  if (!symm) {
+    s.push_back(' ');
+    s.push_back(t(p.ta));
+    if (!syrk) s.push_back(t(p.tb));
+  }
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on " " + std::string.
+  const int sizes[] = {p.m, p.n, p.k};
+  for (int i = 0; i < 3; ++i) {
+    s.push_back(i == 0 ? ' ' : 'x');
+    s.append(std::to_string(sizes[i]));
+  }
+  if (p.scaled) s += " alpha";
+  if (p.accumulates) s += " +C";
+  return s;
+}
+
 BlasTotals blas_totals() {
   BlasTotals t;
   t.calls = accounted_calls.load(std::memory_order_relaxed);
@@ -299,7 +346,7 @@ BlasTotals blas_totals() {
 void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
-  const AccountedCall account(gemm_flops(M, N, K));
+  const AccountedCall account(gemm_flops(M, N, K), {BlasRoutine::sgemm, ta, tb, M, N, K, alpha != 1.0f, beta != 0.0f});
   if (b == GemmBackend::libxsmm && libxsmm_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   if (b != GemmBackend::openblas)
     onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -310,7 +357,8 @@ void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alph
 void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const float* A, int lda, float beta, float* C,
                     int ldc) {
   if (n == 0) return;
-  const AccountedCall account(syrk_flops(n, k));
+  const AccountedCall account(syrk_flops(n, k), {BlasRoutine::ssyrk, trans ? Trans::yes : Trans::no, Trans::no, n, n, k,
+                                                 alpha != 1.0f, beta != 0.0f});
   if (b != GemmBackend::openblas)  // libxsmm: the optimizers' symmetric products are large, oneDNN's
     onednn_syrk_upper(trans, n, k, alpha, A, lda, beta, C, ldc);
   else
@@ -320,7 +368,8 @@ void ssyrk_upper_on(GemmBackend b, bool trans, int n, int k, float alpha, const 
 void ssymm_upper_left_on(GemmBackend b, int m, int n, float alpha, const float* S, int lds, const float* B, int ldb,
                          float beta, float* C, int ldc) {
   if (m == 0 || n == 0) return;
-  const AccountedCall account(symm_flops(m, n));
+  const AccountedCall account(symm_flops(m, n),
+                              {BlasRoutine::ssymm, Trans::no, Trans::no, m, n, m, alpha != 1.0f, beta != 0.0f});
   if (b != GemmBackend::openblas)
     onednn_symm_upper_left(m, n, alpha, S, lds, B, ldb, beta, C, ldc);
   else
@@ -337,7 +386,7 @@ template <>
 void gemm<double>(Trans ta, Trans tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
                   int ldb, double beta, double* C, int ldc) {
   if (M == 0 || N == 0) return;
-  const AccountedCall account(gemm_flops(M, N, K));
+  const AccountedCall account(gemm_flops(M, N, K), {BlasRoutine::dgemm, ta, tb, M, N, K, alpha != 1.0, beta != 0.0});
   cblas_dgemm(CblasRowMajor, cblas(ta), cblas(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -360,7 +409,8 @@ void syrk_upper<float>(int n, int k, float alpha, const float* A, int lda, float
 template <>
 void syrk_upper<double>(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
   if (n == 0) return;
-  const AccountedCall account(syrk_flops(n, k));
+  const AccountedCall account(syrk_flops(n, k),
+                              {BlasRoutine::dsyrk, Trans::no, Trans::no, n, n, k, alpha != 1.0, beta != 0.0});
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
 }
 
@@ -372,7 +422,8 @@ void syrk_upper_trans<float>(int n, int k, float alpha, const float* A, int lda,
 template <>
 void syrk_upper_trans<double>(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
   if (n == 0) return;
-  const AccountedCall account(syrk_flops(n, k));
+  const AccountedCall account(syrk_flops(n, k),
+                              {BlasRoutine::dsyrk, Trans::yes, Trans::no, n, n, k, alpha != 1.0, beta != 0.0});
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
 }
 
@@ -386,7 +437,8 @@ template <>
 void symm_upper_left<double>(int m, int n, double alpha, const double* S, int lds, const double* B, int ldb,
                              double beta, double* C, int ldc) {
   if (m == 0 || n == 0) return;
-  const AccountedCall account(symm_flops(m, n));
+  const AccountedCall account(symm_flops(m, n),
+                              {BlasRoutine::dsymm, Trans::no, Trans::no, m, n, m, alpha != 1.0, beta != 0.0});
   cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, alpha, S, lds, B, ldb, beta, C, ldc);
 }
 
@@ -479,7 +531,8 @@ const Bf16Matmul& bf16_matmul(const dnnl::engine& engine, const Bf16Key& key) {
 void gemm_bf16(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
-  const AccountedCall account(gemm_flops(M, N, K));
+  const AccountedCall account(gemm_flops(M, N, K),
+                              {BlasRoutine::gemm_bf16, ta, tb, M, N, K, alpha != 1.0f, beta != 0.0f});
   if (K == 0) {  // BLAS semantics, as onednn_sgemm
     onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

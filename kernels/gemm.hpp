@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace expt::kernels {
 
@@ -144,5 +145,30 @@ struct BlasTotals {
 };
 void set_blas_accounting(bool on);
 BlasTotals blas_totals();  // sums of the calls made while accounting was on
+
+// Accounting per product (expt bench --blas-products): while this and the accounting above are
+// both on, each call's flops and time also go to its product's row, keyed by what picks its kernel:
+// the routine (element type included), the transpositions, the sizes, and whether it scales
+// (alpha != 1) or accumulates (beta != 0). It tells which products of a step run below the
+// machine's rate. Off (the default), a call costs one more relaxed atomic load; on, a mutex and a
+// map lookup (process-wide rows, any thread).
+enum class BlasRoutine { sgemm, dgemm, gemm_bf16, ssyrk, dsyrk, ssymm, dsymm };
+struct BlasProduct {
+  BlasRoutine routine = BlasRoutine::sgemm;
+  Trans ta = Trans::no, tb = Trans::no;  // syrk: ta is its transposition; symm: both no
+  int m = 0, n = 0, k = 0;               // gemm M x N x K; syrk n x n x k; symm m x n x m (S on the left)
+  bool scaled = false;                   // alpha != 1
+  bool accumulates = false;              // beta != 0
+  auto operator<=>(const BlasProduct&) const = default;
+};
+// "sgemm NT 64x64x64", with " alpha" when scaled and " +C" when it accumulates.
+std::string describe(const BlasProduct& product);
+struct BlasProductTotals {
+  BlasProduct product;
+  BlasTotals totals;
+};
+void set_blas_product_accounting(bool on);
+// Every product called while per-product accounting was on, the most time first.
+std::vector<BlasProductTotals> blas_product_totals();
 
 }  // namespace expt::kernels

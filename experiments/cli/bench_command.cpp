@@ -81,8 +81,9 @@ struct BenchResult {
   double step_s = 0;      // mean wall time of a timed step
   double cpu_step_s = 0;  // mean process CPU time of a timed step
   double phase_s[kPhases] = {};
-  kernels::BlasTotals phase_blas[kPhases] = {};  // per timed step: BLAS calls, flops, seconds
-  std::vector<double> losses;                    // every step, warmup included
+  kernels::BlasTotals phase_blas[kPhases] = {};      // per timed step: BLAS calls, flops, seconds
+  std::vector<kernels::BlasProductTotals> products;  // --blas-products: per timed step, most time first
+  std::vector<double> losses;                        // every step, warmup included
   double rss_baseline = 0, rss_peak = 0;
   double bytes_params = 0, bytes_grads = 0, bytes_optimizer = 0, bytes_activations = 0;
   MemoryEstimate estimate;  // the pre-flight estimate of this step (no trainer copy)
@@ -168,6 +169,7 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
   for (int step = 1; step <= total; ++step) {
     if (step == opt.warmup + 1) {
       kernels::set_blas_accounting(true);  // timed steps only
+      kernels::set_blas_product_accounting(opt.blas_products);
       clock.set_timing(true);
       timed_start = Clock::now();
       cpu_start = process_cpu_seconds();
@@ -178,6 +180,12 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
     res.losses.push_back(r.loss);
   }
   kernels::set_blas_accounting(false);
+  kernels::set_blas_product_accounting(false);
+  for (kernels::BlasProductTotals& p : kernels::blas_product_totals()) {
+    const kernels::BlasTotals& t = p.totals;
+    p.totals = {t.calls / opt.steps, t.flops / opt.steps, t.seconds / opt.steps};
+    res.products.push_back(p);
+  }
   const double timed = seconds(timed_start, Clock::now());
   res.step_s = timed / opt.steps;
   res.cpu_step_s = (process_cpu_seconds() - cpu_start) / opt.steps;
@@ -274,6 +282,19 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
                {"gflops", rate(blas.flops, blas.seconds)},
                {"share", blas.seconds / r.step_s},
                {"outside_s", r.step_s - blas.seconds}};
+  if (!r.products.empty()) {
+    j["blas_products"] = nlohmann::json::array();
+    for (const kernels::BlasProductTotals& p : r.products)
+      j["blas_products"].push_back({{"product", kernels::describe(p.product)},
+                                    {"m", p.product.m},
+                                    {"n", p.product.n},
+                                    {"k", p.product.k},
+                                    {"calls", p.totals.calls},
+                                    {"flops", p.totals.flops},
+                                    {"s", p.totals.seconds},
+                                    {"gflops", rate(p.totals.flops, p.totals.seconds)},
+                                    {"share_of_blas", blas.seconds > 0 ? p.totals.seconds / blas.seconds : 0.0}});
+  }
   // The optimizer's products against the model's: at the rate the forward and backward products
   // ran, how long the optimizer's products would take and what share of the step that would be.
   // It separates arithmetic (more flops) from inefficiency (a slower rate) in the optimizer share.
@@ -354,6 +375,13 @@ std::string to_table(const nlohmann::json& j) {
       fmt::format("  BLAS            {:.2f} ms/step ({:.1f} % of the step) at {:.1f} GFLOP/s; outside BLAS {:.2f} ms\n",
                   1e3 * blas["s"].get<double>(), 100 * blas["share"].get<double>(), blas["gflops"].get<double>(),
                   1e3 * blas["outside_s"].get<double>());
+  if (j.contains("blas_products")) {
+    s += "  BLAS products   per step, the most time first      calls      ms  GFLOP/s  share of BLAS\n";
+    for (const auto& p : j["blas_products"])
+      s += fmt::format("    {:<44} {:7}  {:7.2f}  {:7.1f}  {:5.1f} %\n", p["product"].get<std::string>(),
+                       p["calls"].get<std::int64_t>(), 1e3 * p["s"].get<double>(), p["gflops"].get<double>(),
+                       100 * p["share_of_blas"].get<double>());
+  }
   const auto& oa = j["optimizer_arithmetic"];
   if (oa["flops"].get<double>() > 0)
     s += fmt::format(

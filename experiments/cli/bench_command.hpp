@@ -8,6 +8,7 @@
 //   phases        wall time per step of each phase, and its share of the step
 //   memory        peak RSS (getrusage) against the analytic bytes: parameters + gradients +
 //                 optimizer state (its state() arrays) + activations (bench_activation_floats)
+// --blas-products adds a table of the step's BLAS products by shape: calls, ms and GFLOP/s per step.
 // --dump DIR writes the initial parameters, the first batches and the losses of the first steps,
 // so that bench/peer/ can check that its PyTorch model is the same function (docs/performance.md).
 #pragma once
@@ -26,6 +27,7 @@ struct BenchOptions {
   std::string format = "table";  // table | json
   std::string dump_dir;          // empty: no dump
   std::string threads = "1";     // BLAS threads per rank: a number or auto (experiments/cli/threads.hpp)
+  bool blas_products = false;    // also account the BLAS calls per product (kernels/gemm.hpp)
 };
 
 // argc/argv go to MPI_Init when launched by mpirun (data-parallel benchmark over the ranks).

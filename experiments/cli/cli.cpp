@@ -155,6 +155,8 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--dump", bench_options.dump_dir, "Write initial weights, first batches and losses here");
   bench->add_option("--threads", bench_options.threads,
                     "BLAS threads per rank: a number, or auto = this node's cores / its ranks (default 1)");
+  bench->add_flag("--blas-products", bench_options.blas_products,
+                  "Also time every BLAS product of the step by shape (calls, ms and GFLOP/s per step)");
   // expt bench's child process for one OpenBLAS core type (experiments/cli/machine_peak.hpp).
   auto* sgemm_probe = app.add_subcommand("sgemm-probe", "")->group("");
 

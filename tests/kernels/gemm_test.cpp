@@ -421,6 +421,62 @@ TEST_CASE("BLAS accounting counts every call's flops while on, nothing while off
   CHECK(on.seconds >= off.seconds);
 }
 
+TEST_CASE("BLAS accounting per product keys each call by routine, transpositions, sizes, alpha and beta", "[gemm]") {
+  using expt::kernels::BlasProduct;
+  using expt::kernels::BlasRoutine;
+  std::vector<float> a(8 * 8, 0.5f), b(8 * 8, 0.25f), c(8 * 8, 0.0f);
+  std::vector<double> ad(8 * 8, 0.5), bd(8 * 8, 0.25), cd(8 * 8, 0.0);
+  const auto row = [](const BlasProduct& p) {
+    for (const auto& r : expt::kernels::blas_product_totals())
+      if (r.product == p) return r.totals;
+    return expt::kernels::BlasTotals{};
+  };
+  const BlasProduct nt_scaled{BlasRoutine::sgemm, Trans::no, Trans::yes, 6, 4, 5, true, false};
+  const BlasProduct nn_accumulating{BlasRoutine::sgemm, Trans::no, Trans::no, 6, 4, 5, false, true};
+  const BlasProduct syrk{BlasRoutine::ssyrk, Trans::yes, Trans::no, 6, 6, 5, false, false};
+  const BlasProduct dgemm{BlasRoutine::dgemm, Trans::yes, Trans::no, 3, 7, 2, false, false};
+  const auto nt0 = row(nt_scaled), nn0 = row(nn_accumulating), syrk0 = row(syrk), d0 = row(dgemm);
+  const auto totals0 = expt::kernels::blas_totals();
+  const auto run = [&] {
+    for (int i = 0; i < 3; ++i)
+      expt::kernels::gemm<float>(Trans::no, Trans::yes, 6, 4, 5, 2.0f, a.data(), 5, b.data(), 5, 0.0f, c.data(), 4);
+    for (int i = 0; i < 2; ++i)
+      expt::kernels::gemm<float>(Trans::no, Trans::no, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 1.0f, c.data(), 4);
+    expt::kernels::syrk_upper_trans<float>(6, 5, 1.0f, a.data(), 6, 0.0f, c.data(), 6);
+    expt::kernels::gemm<double>(Trans::yes, Trans::no, 3, 7, 2, 1.0, ad.data(), 3, bd.data(), 7, 0.0, cd.data(), 7);
+  };
+  // Per product needs the totals on too; either alone adds no row.
+  expt::kernels::set_blas_product_accounting(true);
+  run();
+  expt::kernels::set_blas_product_accounting(false);
+  expt::kernels::set_blas_accounting(true);
+  run();
+  CHECK(row(nt_scaled).calls == nt0.calls);
+  expt::kernels::set_blas_product_accounting(true);
+  run();
+  expt::kernels::set_blas_product_accounting(false);
+  expt::kernels::set_blas_accounting(false);
+  const auto totals = expt::kernels::blas_totals();
+
+  CHECK(row(nt_scaled).calls - nt0.calls == 3);
+  CHECK(row(nt_scaled).flops - nt0.flops == 3 * 2.0 * 6 * 4 * 5);
+  CHECK(row(nn_accumulating).calls - nn0.calls == 2);
+  CHECK(row(syrk).calls - syrk0.calls == 1);
+  CHECK(row(syrk).flops - syrk0.flops == 6.0 * 7 * 5);
+  CHECK(row(dgemm).calls - d0.calls == 1);
+  CHECK(row(dgemm).seconds >= d0.seconds);
+  // Two accounted runs of 7 calls each; the rows hold the second only.
+  CHECK(totals.calls - totals0.calls == 14);
+  CHECK(expt::kernels::describe(nt_scaled) == "sgemm NT 6x4x5 alpha");
+  CHECK(expt::kernels::describe(nn_accumulating) == "sgemm NN 6x4x5 +C");
+  CHECK(expt::kernels::describe(syrk) == "ssyrk T 6x6x5");
+  CHECK(expt::kernels::describe(BlasProduct{BlasRoutine::ssymm, Trans::no, Trans::no, 4, 9, 4, true, true}) ==
+        "ssymm 4x9x4 alpha +C");
+  // The most time first.
+  const auto rows = expt::kernels::blas_product_totals();
+  for (std::size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].totals.seconds >= rows[i].totals.seconds);
+}
+
 namespace {
 
 expt::kernels::CpuFeatures fake_cpu(std::vector<std::string> isa) {

@@ -2,7 +2,8 @@
 # `expt bench` through the real tool at a tiny size: the table and the JSON report come out, the
 # JSON parses and its figures are consistent (tokens/s = batch * length / step time, phase times
 # within the step, BLAS time and flops per phase, analytic bytes = the sum of its parts, parameter bytes = 4 * n_params); bad
-# options are refused; --dump writes the files bench/peer/check_same_model.py reads.
+# options are refused; --dump writes the files bench/peer/check_same_model.py reads; --blas-products
+# lists the step's products.
 source "$(dirname "$0")/lib.sh"
 config=$EXPT_SOURCE_DIR/bench/configs/gla.yaml
 tiny=(--set model.d_model=32 --set model.n_layers=1 --set task.seq_len=32 --set train.batch_size=2
@@ -77,6 +78,26 @@ for name in ("inputs1.i32", "targets2.i32"):
     assert os.path.getsize(os.path.join(d, name)) == 4 * man["batch"] * man["seq_len"], name
 PY
 done
+
+# --blas-products: one row per product, in the table and the JSON; with one timed step the rows sum to
+# the step's BLAS calls and flops exactly, and they are ordered by time.
+"$EXPT" bench "$EXPT_SOURCE_DIR/bench/configs/deltaproduct.yaml" "${tiny[@]}" --steps 1 --warmup 1 --blas-products \
+  > "$work/products.txt" 2>&1 || die "expt bench --blas-products failed: $(cat "$work/products.txt")"
+grep -q "BLAS products   per step" "$work/products.txt" || die "no product table: $(cat "$work/products.txt")"
+grep -Eq "^    sgemm (NN|NT|TN|TT) [0-9]+x[0-9]+x[0-9]+" "$work/products.txt" || die "no product row: $(cat "$work/products.txt")"
+if grep -q "BLAS products" "$work/table.txt"; then die "product table without --blas-products"; fi
+"$EXPT" bench "$EXPT_SOURCE_DIR/bench/configs/deltaproduct.yaml" "${tiny[@]}" --steps 1 --warmup 1 --blas-products \
+  --format json > "$work/products.json" 2> "$work/products.err" || die "--blas-products JSON: $(cat "$work/products.err")"
+"$EXPT_PYTHON" - "$work/products.json" <<'PY' || die "bad --blas-products JSON"
+import json, sys
+j = json.load(open(sys.argv[1]))
+rows, b = j["blas_products"], j["blas"]
+assert rows and sum(r["calls"] for r in rows) == b["calls"], (len(rows), b)
+assert abs(sum(r["flops"] for r in rows) - b["flops"]) <= 1e-9 * b["flops"], b
+assert all(r["s"] >= s["s"] for r, s in zip(rows, rows[1:])), [r["s"] for r in rows]
+assert all(r["flops"] == 2.0 * r["m"] * r["n"] * r["k"] * r["calls"] for r in rows if r["product"].startswith("sgemm")), rows
+assert abs(sum(r["share_of_blas"] for r in rows) - 1) < 1e-6, rows
+PY
 
 # A forced backend is used and reported; an unknown one is refused before anything runs; OpenBLAS
 # forced to its oldest (SSE3) kernels on any AVX machine draws the start-up warning, with the fix.
