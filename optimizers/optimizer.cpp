@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <unordered_set>
+#include <utility>
 
 #include "optimizers/matrix_ownership.hpp"
 
@@ -33,7 +34,7 @@ StateDict Optimizer::state() const {
           using T = typename std::decay_t<decltype(io)>::value_type;
           std::vector<T> values(e.count);
           io.save(std::span<T>(values));
-          sd.put(e.key, std::span<const T>(values), e.shape);
+          sd.put(e.key, std::move(values), e.shape);
         },
         e.io);
   return sd;

@@ -1,6 +1,7 @@
 #include "core/util/state_dict.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace expt {
 
@@ -26,10 +27,17 @@ void StateDict::put(const std::string& key, std::span<const double> v, std::vect
 void StateDict::put(const std::string& key, std::span<const std::int64_t> v, std::vector<std::int64_t> shape) {
   entries_[key] = make_array(v, std::move(shape));
 }
-void StateDict::put_scalar(const std::string& key, double v) { put(key, std::span<const double>(&v, 1)); }
-void StateDict::put_scalar(const std::string& key, std::int64_t v) {
-  put(key, std::span<const std::int64_t>(&v, 1));
+void StateDict::put(const std::string& key, std::vector<float>&& v, std::vector<std::int64_t> shape) {
+  entries_[key] = Array{std::move(shape), std::move(v)};
 }
+void StateDict::put(const std::string& key, std::vector<double>&& v, std::vector<std::int64_t> shape) {
+  entries_[key] = Array{std::move(shape), std::move(v)};
+}
+void StateDict::put(const std::string& key, std::vector<std::int64_t>&& v, std::vector<std::int64_t> shape) {
+  entries_[key] = Array{std::move(shape), std::move(v)};
+}
+void StateDict::put_scalar(const std::string& key, double v) { put(key, std::span<const double>(&v, 1)); }
+void StateDict::put_scalar(const std::string& key, std::int64_t v) { put(key, std::span<const std::int64_t>(&v, 1)); }
 void StateDict::put_string(const std::string& key, std::string v) { entries_[key] = Array{{}, std::move(v)}; }
 
 const StateDict::Array& StateDict::at(const std::string& key) const {
@@ -78,15 +86,18 @@ const std::string& StateDict::string(const std::string& key) const {
   throw std::runtime_error("state entry '" + key + "' is not a string");
 }
 
-void StateDict::merge(const std::string& prefix, const StateDict& other) {
-  for (const auto& [k, v] : other.entries_) entries_[prefix + "/" + k] = v;
+void StateDict::merge(const std::string& prefix, StateDict&& other) {
+  for (auto& [k, v] : other.entries_) entries_[prefix + "/" + k] = std::move(v);
+  other.entries_.clear();
 }
 
-StateDict StateDict::sub(const std::string& prefix) const {
+StateDict StateDict::take(const std::string& prefix) {
   StateDict out;
   const std::string p = prefix + "/";
-  for (const auto& [k, v] : entries_)
-    if (k.compare(0, p.size(), p) == 0) out.entries_[k.substr(p.size())] = v;
+  for (auto it = entries_.lower_bound(p); it != entries_.end() && it->first.compare(0, p.size(), p) == 0;) {
+    out.entries_[it->first.substr(p.size())] = std::move(it->second);
+    it = entries_.erase(it);
+  }
   return out;
 }
 

@@ -24,6 +24,10 @@ class StateDict {
   void put(const std::string& key, std::span<const float> v, std::vector<std::int64_t> shape = {});
   void put(const std::string& key, std::span<const double> v, std::vector<std::int64_t> shape = {});
   void put(const std::string& key, std::span<const std::int64_t> v, std::vector<std::int64_t> shape = {});
+  // The same, taking the vector over instead of copying it.
+  void put(const std::string& key, std::vector<float>&& v, std::vector<std::int64_t> shape = {});
+  void put(const std::string& key, std::vector<double>&& v, std::vector<std::int64_t> shape = {});
+  void put(const std::string& key, std::vector<std::int64_t>&& v, std::vector<std::int64_t> shape = {});
   void put_scalar(const std::string& key, double v);
   void put_scalar(const std::string& key, std::int64_t v);
   void put_string(const std::string& key, std::string v);
@@ -42,10 +46,12 @@ class StateDict {
   const std::map<std::string, Array>& entries() const { return entries_; }
   std::map<std::string, Array>& entries() { return entries_; }
 
-  // Copies every entry of `other` under `prefix` + "/" + key.
-  void merge(const std::string& prefix, const StateDict& other);
-  // The entries under `prefix` + "/", with the prefix removed.
-  StateDict sub(const std::string& prefix) const;
+  // Moves every entry of `other` here under `prefix` + "/" + key. Moved, not copied: an
+  // optimizer's state can be tens of MB (M-FAC's gradient window), and a copy into fresh pages
+  // cost as much as writing the checkpoint.
+  void merge(const std::string& prefix, StateDict&& other);
+  // Moves the entries under `prefix` + "/" out of this dict, with the prefix removed.
+  StateDict take(const std::string& prefix);
 
  private:
   const Array& at(const std::string& key) const;

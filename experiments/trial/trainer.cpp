@@ -197,13 +197,13 @@ StateDict Trainer::checkpoint_state() const {
 }
 
 void Trainer::restore(const io::CheckpointStore& ckpt, std::int64_t step) {
-  const StateDict s = ckpt.load(step);
+  StateDict s = ckpt.load(step);
   const std::string& saved = s.string("trainer/config_hash");
   if (saved != hash_ && (legacy_id_.empty() || saved != legacy_id_))
     throw std::runtime_error(fmt::format("checkpoint step-{} in {} belongs to another config (hash {}, expected {})",
                                          step, dir_.path().string(), s.string("trainer/config_hash"), hash_));
   s.get_into("params", step_fn_.store().values());
-  if (!opt_.hooks.drop_optimizer_state) step_fn_.optimizer().load_state(s.sub("optimizer"));
+  if (!opt_.hooks.drop_optimizer_state) step_fn_.optimizer().load_state(s.take("optimizer"));
   for (TrainingObserver* o : observers_) o->load(s);
   step_ = s.scalar_int("trainer/step");
   tokens_ = s.scalar_int("trainer/tokens");

@@ -114,6 +114,33 @@ TEST_CASE("a checkpoint round-trips every entry bit for bit, with types and shap
   require_same(other, store.load(100));
 }
 
+TEST_CASE("StateDict merge and take move entries under a prefix, values and shapes unchanged", "[checkpoint]") {
+  StateDict part;
+  part.put("m", std::vector<float>{1.5f, -0.0f, 3.0f, 4.0f}, {2, 2});
+  part.put("count", std::vector<std::int64_t>{7});
+  part.put("w", std::span<const double>(std::vector<double>{0.25, 0.5}));
+  StateDict whole;
+  whole.put_scalar("step", std::int64_t{3});
+  whole.merge("optimizer", std::move(part));
+  REQUIRE(whole.contains("optimizer/m"));
+  REQUIRE(whole.floats("optimizer/m") == std::vector<float>{1.5f, -0.0f, 3.0f, 4.0f});
+  REQUIRE(std::signbit(whole.floats("optimizer/m")[1]));
+  REQUIRE(whole.entries().at("optimizer/m").shape == std::vector<std::int64_t>{2, 2});
+  REQUIRE(whole.ints("optimizer/count") == std::vector<std::int64_t>{7});
+
+  // "optimizer2/x" shares the prefix's characters but not the prefix "optimizer/".
+  whole.put_scalar("optimizer2/x", 1.0);
+  StateDict back = whole.take("optimizer");
+  REQUIRE(back.entries().size() == 3);
+  REQUIRE(back.floats("m") == std::vector<float>{1.5f, -0.0f, 3.0f, 4.0f});
+  REQUIRE(back.entries().at("m").shape == std::vector<std::int64_t>{2, 2});
+  REQUIRE(back.doubles("w") == std::vector<double>{0.25, 0.5});
+  REQUIRE_FALSE(whole.contains("optimizer/m"));
+  REQUIRE(whole.contains("optimizer2/x"));
+  REQUIRE(whole.scalar_int("step") == 3);
+  REQUIRE(whole.take("optimizer").entries().empty());
+}
+
 TEST_CASE("latest_committed ignores checkpoints without a valid COMMIT", "[checkpoint]") {
   TempDir trial;
   io::CheckpointStore store(trial / "checkpoints");
