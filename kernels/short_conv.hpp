@@ -20,13 +20,17 @@ struct ShortConvShape {
   int width = 4;
 };
 
-// Forward: writes y. Vectorised over channels (the weight is transposed once per call).
+// Forward: writes y. Vectorised over channels (the weight is transposed once per call). In float
+// with width 4 the channels go through lane groups of vector_bytes (0: the target's widest; 64
+// AVX-512, 32 AVX2, 4 one lane at a time; every width gives the same bits, so it exists for the
+// tests to hold the narrower code paths to the widest); other widths and double ignore it.
 template <class T>
-void short_conv_forward(const ShortConvShape& shape, const T* x, const T* weight, T* y);
+void short_conv_forward(const ShortConvShape& shape, const T* x, const T* weight, T* y, int vector_bytes = 0);
 
 // Backward: from dy writes (overwrites) dx and dweight.
 template <class T>
-void short_conv_backward(const ShortConvShape& shape, const T* x, const T* weight, const T* dy, T* dx, T* dweight);
+void short_conv_backward(const ShortConvShape& shape, const T* x, const T* weight, const T* dy, T* dx, T* dweight,
+                         int vector_bytes = 0);
 
 // Plain references with the same contracts: one channel at a time, the formula above term by term.
 template <class T>

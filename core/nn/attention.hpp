@@ -15,6 +15,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -55,14 +56,14 @@ class CausalSelfAttention final : public Mixer<T> {
   int head_dim_;
   double rope_base_;
   int rope_len_ = -1;
-  std::vector<T> rope_cos_;   // [seq_len, head_dim/2]
-  std::vector<T> rope_sin_;   // [seq_len, head_dim/2]
-  std::vector<T> q_;          // [rows, d] after RoPE
-  std::vector<T> k_;          // [rows, d] after RoPE
-  std::vector<T> v_;          // [rows, d]
-  std::vector<T> o_;          // [rows, d] attention output before o_proj
-  std::vector<T> lse_;        // [batch, heads, seq_len]
-  std::vector<T> workspace_;  // attention kernel scratch
+  util::AlignedVector<T> rope_cos_;   // [seq_len, head_dim/2]
+  util::AlignedVector<T> rope_sin_;   // [seq_len, head_dim/2]
+  util::AlignedVector<T> q_;          // [rows, d] after RoPE
+  util::AlignedVector<T> k_;          // [rows, d] after RoPE
+  util::AlignedVector<T> v_;          // [rows, d]
+  util::AlignedVector<T> o_;          // [rows, d] attention output before o_proj
+  util::AlignedVector<T> lse_;        // [batch, heads, seq_len]
+  util::AlignedVector<T> workspace_;  // attention kernel scratch
 };
 
 extern template class CausalSelfAttention<float>;

@@ -31,6 +31,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -56,8 +57,8 @@ class BaseConv final : public Mixer<T> {
   std::size_t proj_bias_id_;
   std::size_t conv_weight_id_;
   std::size_t conv_bias_id_;
-  std::vector<T> c_;  // [rows, d] convolution output of the last forward
-  std::vector<T> p_;  // [rows, d] projection output of the last forward
+  util::AlignedVector<T> c_;  // [rows, d] convolution output of the last forward
+  util::AlignedVector<T> p_;  // [rows, d] projection output of the last forward
 };
 
 extern template class BaseConv<float>;

@@ -16,6 +16,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/rmsnorm.hpp"
 #include "core/nn/workspace.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -46,10 +47,10 @@ class Block {
   std::unique_ptr<Mixer<T>> mixer_;
   std::optional<RMSNorm<T>> mlp_norm_;
   std::optional<Mlp<T>> mlp_;
-  std::vector<T> attn_in_;  // [rows, d] RMSNorm_attn(x)
-  std::vector<T> h_;        // [rows, d] x + Mixer(...)
-  std::vector<T> mlp_in_;   // [rows, d] RMSNorm_mlp(h)
-  std::vector<T> branch_;   // [rows, d] output of the mixer / MLP before the residual add
+  util::AlignedVector<T> attn_in_;  // [rows, d] RMSNorm_attn(x)
+  util::AlignedVector<T> h_;        // [rows, d] x + Mixer(...)
+  util::AlignedVector<T> mlp_in_;   // [rows, d] RMSNorm_mlp(h)
+  util::AlignedVector<T> branch_;   // [rows, d] output of the mixer / MLP before the residual add
 };
 
 extern template class Block<float>;

@@ -33,6 +33,7 @@
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/short_convolution.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -96,13 +97,13 @@ class DeltaNet final : public Mixer<T> {
 
   // Activations of the last forward; rows = batch * seq_len, Q = H d_k, K = n_h H d_k,
   // V = n_h H d_v, O = H d_v.
-  std::vector<T> q_pre_, k_pre_, v_pre_;  // [rows, Q|K|V] projections
-  std::vector<T> q_act_, k_act_, v_;      // [rows, Q|K|V] after (conv +) SiLU; v_ feeds the kernel
-  std::vector<T> q_, k_;                  // [rows, Q|K] L2-normalised
-  std::vector<T> q_rstd_, k_rstd_;        // [rows, H] / [rows, n_h H]
-  std::vector<T> beta_logit_, beta_;      // [rows, n_h H]
-  std::vector<T> a_logit_, g_;            // [rows, H] forget gate
-  std::vector<T> o_;                      // [rows, O] kernel output
+  util::AlignedVector<T> q_pre_, k_pre_, v_pre_;  // [rows, Q|K|V] projections
+  util::AlignedVector<T> q_act_, k_act_, v_;      // [rows, Q|K|V] after (conv +) SiLU; v_ feeds the kernel
+  util::AlignedVector<T> q_, k_;                  // [rows, Q|K] L2-normalised
+  util::AlignedVector<T> q_rstd_, k_rstd_;        // [rows, H] / [rows, n_h H]
+  util::AlignedVector<T> beta_logit_, beta_;      // [rows, n_h H]
+  util::AlignedVector<T> a_logit_, g_;            // [rows, H] forget gate
+  util::AlignedVector<T> o_;                      // [rows, O] kernel output
 };
 
 extern template class DeltaNet<float>;

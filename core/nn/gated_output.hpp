@@ -16,6 +16,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/workspace.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -47,8 +48,8 @@ class GatedOutput {
   Linear<T>* gate_proj_;
   HeadRMSNorm<T> norm_;
   Linear<T> o_proj_;
-  std::vector<T> gate_;    // [rows, H d_v] z = x W_g of the last forward
-  std::vector<T> normed_;  // [rows, H d_v] the o_proj input
+  util::AlignedVector<T> gate_;    // [rows, H d_v] z = x W_g of the last forward
+  util::AlignedVector<T> normed_;  // [rows, H d_v] the o_proj input
 };
 
 extern template class GatedOutput<float>;

@@ -26,6 +26,7 @@
 #include "core/nn/mixer.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/short_convolution.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -76,12 +77,12 @@ class GatedLinearAttention final : public Mixer<T> {
   GatedOutput<T> out_;  // g_norm.weight, o_proj.weight; output gate through g_proj_
 
   // Activations of the last forward (rows = batch * seq_len).
-  std::vector<T> q_pre_, k_pre_, v_pre_;  // [rows, D_k|D_k|D_v] projections (short conv only)
-  std::vector<T> q_, k_, v_;              // [rows, D_k|D_k|D_v] kernel inputs
-  std::vector<T> z_low_;                  // [rows, r]
-  std::vector<T> z_;                      // [rows, D_k] gate logits
-  std::vector<T> g_;                      // [rows, D_k] log-decay
-  std::vector<T> o_;                      // [rows, D_v] kernel output
+  util::AlignedVector<T> q_pre_, k_pre_, v_pre_;  // [rows, D_k|D_k|D_v] projections (short conv only)
+  util::AlignedVector<T> q_, k_, v_;              // [rows, D_k|D_k|D_v] kernel inputs
+  util::AlignedVector<T> z_low_;                  // [rows, r]
+  util::AlignedVector<T> z_;                      // [rows, D_k] gate logits
+  util::AlignedVector<T> g_;                      // [rows, D_k] log-decay
+  util::AlignedVector<T> o_;                      // [rows, D_v] kernel output
 };
 
 extern template class GatedLinearAttention<float>;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/nn/parameter_store.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -36,7 +37,7 @@ class HeadRMSNorm {
   int heads_;
   int head_dim_;
   double eps_;
-  std::vector<T> rstd_;  // [rows, heads] of the last forward
+  util::AlignedVector<T> rstd_;  // [rows, heads] of the last forward
 };
 
 extern template class HeadRMSNorm<float>;

@@ -13,6 +13,7 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/workspace.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -44,9 +45,9 @@ class Mlp {
   Linear<T> up_;
   Linear<T> down_;
   int width_;
-  std::vector<T> gate_out_;  // [rows, I]  a = gate x (swiglu only)
-  std::vector<T> up_out_;    // [rows, I]  u = up x
-  std::vector<T> hidden_;    // [rows, I]  swiglu: silu(a) * u;  silu: silu(u)
+  util::AlignedVector<T> gate_out_;  // [rows, I]  a = gate x (swiglu only)
+  util::AlignedVector<T> up_out_;    // [rows, I]  u = up x
+  util::AlignedVector<T> hidden_;    // [rows, I]  swiglu: silu(a) * u;  silu: silu(u)
 };
 
 extern template class Mlp<float>;

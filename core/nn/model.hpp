@@ -21,6 +21,7 @@
 #include "core/nn/parameter_store.hpp"
 #include "core/nn/rmsnorm.hpp"
 #include "core/nn/workspace.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -82,11 +83,11 @@ class Model {
   int batch_ = 0;
   int seq_len_ = 0;
   std::vector<std::int32_t> tokens_;  // [rows] copy of the inputs (the embedding backward needs them)
-  std::vector<T> acts_;               // [(n_layers+1), rows, d]: input of block l at slot l, output last
-  std::vector<T> normed_;             // [rows, d] final RMSNorm output
-  std::vector<T> logits_;             // [rows, V]
-  std::vector<T> grad_a_;             // [rows, d] backward ping-pong buffers
-  std::vector<T> grad_b_;             // [rows, d]
+  util::AlignedVector<T> acts_;       // [(n_layers+1), rows, d]: input of block l at slot l, output last
+  util::AlignedVector<T> normed_;     // [rows, d] final RMSNorm output
+  util::AlignedVector<T> logits_;     // [rows, V]
+  util::AlignedVector<T> grad_a_;     // [rows, d] backward ping-pong buffers
+  util::AlignedVector<T> grad_b_;     // [rows, d]
   Workspace<T> workspace_;            // the blocks' backward scratch, shared (one block at a time)
 };
 

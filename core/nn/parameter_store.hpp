@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/util/aligned_vector.hpp"
 #include "kernels/gemm.hpp"
 
 namespace expt::nn {
@@ -69,8 +70,8 @@ class ParameterStore {
 
  private:
   std::vector<ParamInfo> params_;
-  std::vector<T> values_;
-  std::vector<T> grads_;
+  util::AlignedVector<T> values_;
+  util::AlignedVector<T> grads_;
   std::size_t total_ = 0;
   bool allocated_ = false;
   kernels::Precision product_precision_ = kernels::Precision::fp32;

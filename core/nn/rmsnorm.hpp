@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/nn/parameter_store.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -29,7 +30,7 @@ class RMSNorm {
   std::size_t weight_id_;
   int dim_;
   double eps_;
-  std::vector<T> rstd_;  // [rows] of the last forward
+  util::AlignedVector<T> rstd_;  // [rows] of the last forward
 };
 
 extern template class RMSNorm<float>;

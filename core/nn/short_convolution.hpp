@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/nn/parameter_store.hpp"
+#include "core/util/aligned_vector.hpp"
 
 namespace expt::nn {
 
@@ -34,7 +35,7 @@ class ShortConvolution {
   std::size_t weight_id_;
   int channels_;
   int width_;
-  std::vector<T> dweight_;  // [channels, width] the kernel's weight gradient of one call
+  util::AlignedVector<T> dweight_;  // [channels, width] the kernel's weight gradient of one call
 };
 
 // The module when `enabled` (the layer's use_short_conv), else none; registers nothing when off.

@@ -1,6 +1,7 @@
 // kernels/elementwise_math.hpp against the double-precision libm: the float exp and log1p within
 // 2 ulp over their whole useful range, the special values, the activations built on them, and
-// the same bits from a vectorised loop as from scalar calls.
+// the same bits from a vectorised loop as from scalar calls, and from the lane groups of
+// kernels/simd_lanes.hpp.
 #include "kernels/elementwise_math.hpp"
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <cstdint>
 #include <limits>
 #include <vector>
+
+#include "kernels/simd_lanes.hpp"
 
 namespace math = expt::kernels::math;
 
@@ -130,4 +133,53 @@ TEST_CASE("a vectorised loop gives the same bits as scalar calls, whatever the a
       REQUIRE(std::bit_cast<std::uint32_t>(out[i]) == std::bit_cast<std::uint32_t>(scalar));
     }
   }
+}
+
+namespace {
+
+// exp and sigmoid of every value in xs through lane type L, lane by lane against the scalar
+// functions: the same bits (NaN for NaN).
+template <class L>
+void check_lanes_match_scalar(const std::vector<float>& xs) {
+  namespace lanes = expt::kernels::lanes;
+  float e[L::width], s[L::width];
+  for (std::size_t i = 0; i + L::width <= xs.size(); i += L::width) {
+    L::store(e, lanes::exp<L>(L::load(xs.data() + i)));
+    L::store(s, lanes::sigmoid<L>(L::load(xs.data() + i)));
+    for (int l = 0; l < L::width; ++l) {
+      const float x = xs[i + static_cast<std::size_t>(l)];
+      INFO("lanes " << L::width << " x = " << x);
+      if (std::isnan(x)) {
+        CHECK(std::isnan(e[l]));
+        CHECK(std::isnan(s[l]));
+        continue;
+      }
+      REQUIRE(std::bit_cast<std::uint32_t>(e[l]) == std::bit_cast<std::uint32_t>(math::exp_f32(x)));
+      REQUIRE(std::bit_cast<std::uint32_t>(s[l]) == std::bit_cast<std::uint32_t>(math::sigmoid(x)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("lane-group exp and sigmoid give the scalar functions' bits at every width", "[kernels][math]") {
+  // Both signs over the whole range (denormal results, overflow), the clamps' edges, the specials;
+  // a multiple of 16 values so that every width sees all of them.
+  std::vector<float> xs = float_grid(-120.0f, 120.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float x : {0.0f, -0.0f, 89.0f, -104.0f, 88.72f, -103.97f, inf, -inf, std::numeric_limits<float>::quiet_NaN(),
+                  std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::max()})
+    xs.push_back(x);
+  while (xs.size() % 16 != 0) xs.push_back(0.5f);
+  check_lanes_match_scalar<expt::kernels::ScalarLanes>(xs);
+#if defined(EXPT_HAVE_AVX2_LANES)
+  check_lanes_match_scalar<expt::kernels::Avx2Lanes>(xs);
+#else
+  WARN("AVX2 lanes not compiled in this build (no -march with AVX2 and FMA): not checked");
+#endif
+#if defined(EXPT_HAVE_AVX512_LANES)
+  check_lanes_match_scalar<expt::kernels::Avx512Lanes>(xs);
+#else
+  WARN("AVX-512 lanes not compiled in this build (no -march with AVX-512F): not checked");
+#endif
 }

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
+#include "kernels/simd_lanes.hpp"
 #include "tests/kernels/gradient_check.hpp"
 
 using expt::kernels::ShortConvShape;
@@ -166,4 +168,55 @@ TEST_CASE("short conv forward and backward give the same bits at any buffer offs
         }
       }
     }
+}
+
+TEST_CASE("short conv in float gives the same bits at every vector width", "[short_conv][determinism]") {
+  // Width 4 in float runs lane groups (kernels/simd_lanes.hpp): 16 and 8 lanes must reproduce the
+  // one-lane path exactly, channel counts with and without a tail, sequences shorter and longer
+  // than the width; and the one-lane path equals the fp64 reference to float accuracy.
+  std::vector<int> widths{4};
+#if defined(EXPT_HAVE_AVX2_LANES)
+  widths.push_back(32);
+#else
+  WARN("AVX2 lane path not compiled in this build: not compared");
+#endif
+#if defined(EXPT_HAVE_AVX512_LANES)
+  widths.push_back(64);
+#else
+  WARN("AVX-512 lane path not compiled in this build: not compared");
+#endif
+  for (int channels : {48, 37})
+    for (int seq_len : {1, 3, 29}) {
+      const ShortConvShape s{3, seq_len, channels, 4};
+      const std::size_t n = elems(s), nw = static_cast<std::size_t>(channels) * s.width;
+      const auto xd = expt::test::random_normal(n, 61 + seq_len), wd = expt::test::random_normal(nw, 62);
+      const auto dyd = expt::test::random_normal(n, 63);
+      const std::vector<float> x(xd.begin(), xd.end()), w(wd.begin(), wd.end()), dy(dyd.begin(), dyd.end());
+      auto run = [&](int vector_bytes) {
+        std::vector<float> y(n, NAN), dx(n, NAN), dw(nw, NAN);
+        expt::kernels::short_conv_forward(s, x.data(), w.data(), y.data(), vector_bytes);
+        expt::kernels::short_conv_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), vector_bytes);
+        return std::vector<std::vector<float>>{y, dx, dw};
+      };
+      const auto one_lane = run(4);
+      std::vector<double> y_ref(n), dx_ref(n), dw_ref(nw);
+      expt::kernels::short_conv_reference_forward(s, xd.data(), wd.data(), y_ref.data());
+      expt::kernels::short_conv_reference_backward(s, xd.data(), wd.data(), dyd.data(), dx_ref.data(), dw_ref.data());
+      const std::vector<double>* refs[] = {&y_ref, &dx_ref, &dw_ref};
+      for (std::size_t part = 0; part < 3; ++part) {
+        INFO("D=" << channels << " T=" << seq_len << " output " << part);
+        CHECK(expt::test::relative_error(std::vector<double>(one_lane[part].begin(), one_lane[part].end()),
+                                         *refs[part]) < 1e-5);
+      }
+      for (int vector_bytes : widths) {
+        const auto got = run(vector_bytes);
+        for (std::size_t part = 0; part < 3; ++part) {
+          INFO("D=" << channels << " T=" << seq_len << " vector_bytes " << vector_bytes << " output " << part);
+          CHECK(std::memcmp(got[part].data(), one_lane[part].data(), got[part].size() * sizeof(float)) == 0);
+        }
+      }
+    }
+  CHECK_THROWS_AS(expt::kernels::short_conv_forward(ShortConvShape{1, 4, 8, 4}, std::vector<float>(32).data(),
+                                                    std::vector<float>(32).data(), std::vector<float>(32).data(), 16),
+                  std::invalid_argument);
 }
