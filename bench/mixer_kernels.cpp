@@ -6,7 +6,11 @@
 //   delta rule: d_k = d_v = 64, unit-norm keys, beta in (0, 1), gated, chunk 64 vs the recurrent
 //               reference
 //   attention:  head_dim 32, 64 x 64 tiles vs the full-matrix reference
-//   short conv: 256 channels, width 4, channel-vectorised vs per-channel reference
+//   short conv: 256 channels, width 4, channel-vectorised vs per-channel reference; and at the
+//               shapes of a DeltaProduct layer of bench/configs/deltaproduct.yaml at d_model 256
+//               (batch 8, T = 256, 256 or 512 channels, 64-byte aligned buffers as the layer's),
+//               forward and backward apart, BM_ShortConvModelForward / Backward, in the target's
+//               widest lanes (0) and in AVX2's 8 (32; the AVX2 path timed on an AVX-512 CPU)
 // The "tokens/s" counter counts batch * T tokens per forward+backward.
 #include <benchmark/benchmark.h>
 
@@ -15,6 +19,7 @@
 #include <random>
 #include <vector>
 
+#include "core/util/aligned_vector.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/attention_tiled.hpp"
 #include "kernels/delta_rule.hpp"
@@ -150,6 +155,30 @@ void short_conv(benchmark::State& state, bool fast) {
   set_tokens(state, T);
 }
 
+// One direction of the short convolution at a layer's shape: range(0) channels, batch 8, T = 256,
+// lane groups of range(1) bytes (0: the target's widest)
+// (x, dy and the output, 2-4 MB each, stay in the last-level cache across iterations; in the model
+// the backward's x comes from DRAM). Counter: nanoseconds per element of x.
+void short_conv_model(benchmark::State& state, bool backward) {
+  constexpr int batch = 8, T = 256;
+  const int D = static_cast<int>(state.range(0)), vector_bytes = static_cast<int>(state.range(1));
+  const k::ShortConvShape s{batch, T, D, 4};
+  const std::size_t n = static_cast<std::size_t>(batch) * T * D;
+  const auto xs = random_vector(n, 1), w = random_vector(static_cast<std::size_t>(D) * 4, 2, 0.5f);
+  const auto dys = random_vector(n, 3);
+  expt::util::AlignedVector<float> x(xs.begin(), xs.end()), dy(dys.begin(), dys.end()), out(n),
+      dw(static_cast<std::size_t>(D) * 4);
+  for (auto _ : state) {
+    if (backward)
+      k::short_conv_backward(s, x.data(), w.data(), dy.data(), out.data(), dw.data(), vector_bytes);
+    else
+      k::short_conv_forward(s, x.data(), w.data(), out.data(), vector_bytes);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["ns/element"] = benchmark::Counter(
+      static_cast<double>(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 void BM_GlaChunked(benchmark::State& state) { gla(state, true); }
 void BM_GlaChunkedSub(benchmark::State& state) { gla(state, true, static_cast<int>(state.range(1))); }
 void BM_GlaRecurrent(benchmark::State& state) { gla(state, false); }
@@ -160,6 +189,8 @@ void BM_AttentionTiled(benchmark::State& state) { attention(state, true); }
 void BM_AttentionReference(benchmark::State& state) { attention(state, false); }
 void BM_ShortConv(benchmark::State& state) { short_conv(state, true); }
 void BM_ShortConvReference(benchmark::State& state) { short_conv(state, false); }
+void BM_ShortConvModelForward(benchmark::State& state) { short_conv_model(state, false); }
+void BM_ShortConvModelBackward(benchmark::State& state) { short_conv_model(state, true); }
 
 }  // namespace
 
@@ -174,5 +205,7 @@ BENCHMARK(BM_AttentionTiled)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_AttentionReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ShortConv)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ShortConvReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ShortConvModelForward)->ArgsProduct({{256, 512}, {0, 32}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ShortConvModelBackward)->ArgsProduct({{256, 512}, {0, 32}})->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
