@@ -71,7 +71,8 @@ void gather_dx_row(const ShortConvShape& s, const T* wt, const T* ring, int u, i
 // x_t (and dy_t), stores y_t (or dx_{t-3}), and nothing else touches memory. The row-at-a-time form
 // this replaces (a pass over all channels per token, the taps, their gradients and the dpre ring
 // loaded and stored on every row, one long exp-and-divide dependency chain per element) ran its
-// backward at 1.0-1.3 ns per element on a Zen 5, this form at 0.5-0.6 (docs/performance.md).
+// backward at 0.78-1.25 ns per element on a Zen 5, this form at 0.56-0.61 (bench_mixer_kernels
+// ShortConvModel; docs/performance.md).
 // Rows before the start of a sequence are zeros, so every row runs the same operations:
 // pre = w0 x_{t-3}, then one fma per tap, taps ascending.
 //
