@@ -190,7 +190,7 @@ void backward_group_width4(const ShortConvShape& s, const float* x, const float*
 template <class Group>
 void for_channel_groups(int D, int vector_bytes, Group&& group) {
   int c = 0;
-  auto whole_groups = [&](auto lanes) {
+  [[maybe_unused]] auto whole_groups = [&](auto lanes) {
     using L = decltype(lanes);
     for (; c + L::width <= D; c += L::width) group(c, lanes);
   };

@@ -3,7 +3,7 @@
 # JSON parses and its figures are consistent (tokens/s = batch * length / step time, phase times
 # within the step, BLAS time and flops per phase, analytic bytes = the sum of its parts, parameter bytes = 4 * n_params); bad
 # options are refused; --dump writes the files bench/peer/check_same_model.py reads; --blas-products
-# lists the step's products.
+# lists the step's products; bench/compare_binaries.py alternates variants and compares their losses.
 source "$(dirname "$0")/lib.sh"
 config=$EXPT_SOURCE_DIR/bench/configs/gla.yaml
 tiny=(--set model.d_model=32 --set model.n_layers=1 --set task.seq_len=32 --set train.batch_size=2
@@ -121,4 +121,23 @@ if "$EXPT" bench "$config" --steps 0 > "$work/bad.txt" 2>&1; then die "--steps 0
 if "$EXPT" bench "$config" --format yaml > "$work/bad.txt" 2>&1; then die "--format yaml was accepted"; fi
 if "$EXPT" bench "$config" --set model.d_model=0 > "$work/bad.txt" 2>&1; then die "d_model 0 was accepted"; fi
 grep -q "model.d_model" "$work/bad.txt" || die "config error not reported: $(cat "$work/bad.txt")"
+# bench/compare_binaries.py: one binary as two variants must give equal losses; against a wrapper
+# that runs it with another seed, unequal ones (so the check can fail); an environment setting
+# reaches the run (an unknown backend makes it fail); one variant is refused.
+compare=("$EXPT_PYTHON" "$EXPT_SOURCE_DIR/bench/compare_binaries.py" "$config" "${tiny[@]}" --rounds 2 --steps 1)
+"${compare[@]}" --variant "a=$EXPT" --variant "b=$EXPT" --json "$work/pair.json" > "$work/pair.txt" 2>&1 \
+  || die "compare_binaries.py failed: $(cat "$work/pair.txt")"
+grep -q "^paired step ratio a / b: median" "$work/pair.txt" || die "no paired ratio: $(cat "$work/pair.txt")"
+grep -q "^losses identical: True" "$work/pair.txt" || die "one binary, unequal losses: $(cat "$work/pair.txt")"
+"$EXPT_PYTHON" -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['runs']['a']) == 2 and len(j['runs']['b']) == 2" \
+  "$work/pair.json" || die "compare_binaries.py JSON lacks the runs"
+printf '#!/bin/sh\nexec "%s" "$@" --set seed=2\n' "$EXPT" > "$work/other_seed" && chmod +x "$work/other_seed"
+"${compare[@]}" --variant "a=$EXPT" --variant "b=$work/other_seed" > "$work/seed.txt" 2>&1 \
+  || die "compare_binaries.py with a wrapper failed: $(cat "$work/seed.txt")"
+grep -q "^losses identical: False" "$work/seed.txt" || die "two seeds, equal losses: $(cat "$work/seed.txt")"
+if "${compare[@]}" --variant "a=$EXPT" --variant "b=$EXPT:EXPT_GEMM_BACKEND=nonsense" > "$work/bad.txt" 2>&1; then
+  die "an unknown backend in a variant's environment did not fail"
+fi
+grep -q "variant b" "$work/bad.txt" || die "the failing variant is not named: $(cat "$work/bad.txt")"
+if "${compare[@]}" --variant "a=$EXPT" > "$work/bad.txt" 2>&1; then die "one variant was accepted"; fi
 echo "expt bench: table, JSON and dump OK"
