@@ -10,10 +10,12 @@
 //               shapes of a DeltaProduct layer of bench/configs/deltaproduct.yaml at d_model 256
 //               (batch 8, T = 256, 256 or 512 channels, 64-byte aligned buffers as the layer's),
 //               forward and backward apart, BM_ShortConvModelForward / Backward, in the target's
-//               widest lanes (0) and in AVX2's 8 (32; the AVX2 path timed on an AVX-512 CPU)
+//               widest lanes (0) and in AVX2's 8 (32; the AVX2 path timed on an AVX-512 CPU), with
+//               the buffers in cache (0) and cold (1)
 // The "tokens/s" counter counts batch * T tokens per forward+backward.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <random>
@@ -156,19 +158,29 @@ void short_conv(benchmark::State& state, bool fast) {
 }
 
 // One direction of the short convolution at a layer's shape: range(0) channels, batch 8, T = 256,
-// lane groups of range(1) bytes (0: the target's widest)
-// (x, dy and the output, 2-4 MB each, stay in the last-level cache across iterations; in the model
-// the backward's x comes from DRAM). Counter: nanoseconds per element of x.
+// lane groups of range(1) bytes (0: the target's widest). range(2) = 0: x, dy and the output (2-4 MB
+// each) stay in the last-level cache across iterations; 1: cold, a 64 MB buffer is written
+// (untimed) before every call, as in the model, where the backward's x comes from DRAM. Counter:
+// nanoseconds per element of x.
 void short_conv_model(benchmark::State& state, bool backward) {
   constexpr int batch = 8, T = 256;
   const int D = static_cast<int>(state.range(0)), vector_bytes = static_cast<int>(state.range(1));
+  const bool cold = state.range(2) != 0;
   const k::ShortConvShape s{batch, T, D, 4};
   const std::size_t n = static_cast<std::size_t>(batch) * T * D;
   const auto xs = random_vector(n, 1), w = random_vector(static_cast<std::size_t>(D) * 4, 2, 0.5f);
   const auto dys = random_vector(n, 3);
   expt::util::AlignedVector<float> x(xs.begin(), xs.end()), dy(dys.begin(), dys.end()), out(n),
       dw(static_cast<std::size_t>(D) * 4);
+  std::vector<float> flush(cold ? std::size_t{16} << 20 : 0);
+  float fill = 0;
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      std::fill(flush.begin(), flush.end(), fill += 1);
+      benchmark::ClobberMemory();
+      state.ResumeTiming();
+    }
     if (backward)
       k::short_conv_backward(s, x.data(), w.data(), dy.data(), out.data(), dw.data(), vector_bytes);
     else
@@ -205,7 +217,7 @@ BENCHMARK(BM_AttentionTiled)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_AttentionReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ShortConv)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ShortConvReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ShortConvModelForward)->ArgsProduct({{256, 512}, {0, 32}})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ShortConvModelBackward)->ArgsProduct({{256, 512}, {0, 32}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ShortConvModelForward)->ArgsProduct({{256, 512}, {0, 32}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ShortConvModelBackward)->ArgsProduct({{256, 512}, {0, 32}, {0, 1}})->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -78,9 +78,8 @@ void gather_dx_row(const ShortConvShape& s, const T* wt, const T* ring, int u, i
 //
 // A group walks down its column of the [rows, D] buffers with a stride of D floats:
 // - the hardware prefetchers follow that late when the rows come from DRAM (the backward's x was
-//   written by the forward long before), so each row is prefetched kPrefetchRows ahead; cold, both
-//   kernels then run at the memory's pace (about 26 GB/s on the Zen 5; the forward was 45 % slower
-//   without it);
+//   written by the forward long before), so each row is prefetched kPrefetchRows ahead (without
+//   it the cold forward was slower than the row form it replaces; with it, 23-30 GB/s on the Zen 5);
 // - a group's vector straddles two cache lines unless the buffer is 64-byte aligned, and the
 //   neighbouring group reads the other half of those lines a whole column later, after they were
 //   evicted: the layers' buffers are util::AlignedVector or Workspace memory, both aligned.
@@ -255,7 +254,7 @@ void short_conv_backward(const ShortConvShape& s, const T* x, const T* weight, c
   check_shape(s);
   const int D = s.channels, W = s.width;
   const std::vector<T> wt = transpose_weight(s, weight);
-  std::vector<T> dwt(wt.size(), T(0)), ring(zu(W) * zu(D));
+  std::vector<T> dwt(wt.size(), T(0));
   if constexpr (std::is_same_v<T, float>) {
     if (W == 4) {
       for_channel_groups(D, vector_bytes, [&](int c, auto lanes) {
@@ -266,6 +265,7 @@ void short_conv_backward(const ShortConvShape& s, const T* x, const T* weight, c
       return;
     }
   }
+  std::vector<T> ring(zu(W) * zu(D));
   for (int b = 0; b < s.batch; ++b) {
     const T* xb = x + zu(b) * zu(s.seq_len) * zu(D);
     const T* dyb = dy + zu(b) * zu(s.seq_len) * zu(D);
