@@ -17,14 +17,15 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
 #define EXPT_HAVE_AVX2_LANES 1
 #endif
 #if defined(__AVX512F__)
 #define EXPT_HAVE_AVX512_LANES 1
+#endif
+#if defined(EXPT_HAVE_AVX2_LANES) || defined(EXPT_HAVE_AVX512_LANES)
+#include <immintrin.h>
 #endif
 
 namespace expt::kernels {
