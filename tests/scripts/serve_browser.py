@@ -105,6 +105,36 @@ def check_states(b, url):
     return f"states {counts}, {finished} finished"
 
 
+def check_late_answer(b, url):
+    """An overview answer of the previous directory that arrives after the switch to another one
+    is dropped: the page's fetch is wrapped so that dir 1's overview answers 1.5 s late, a load of
+    dir 1 starts, the page switches to dir 2 at once; after the late answer has landed the table,
+    the selector and the curves still belong to dir 2 (before the fix the late answer replaced the
+    overview, and the curves asked dir 2 for dir 1's trials until the test timed out)."""
+    show_dir(b, url, 1)
+    ids2 = sorted(t["id"] for t in api(url, "/api/overview?dir=2")["trials"])
+    ids1 = sorted(t["id"] for t in api(url, "/api/overview?dir=1")["trials"])
+    if ids1 == ids2:
+        fail("dirs 1 and 2 hold the same trials: the late answer would not show")
+    b.js("window.plainFetch = window.fetch;"
+         "window.fetch = (u, o) => String(u).includes('/api/overview?dir=1') ?"
+         " new Promise(r => setTimeout(r, 1500)).then(() => window.plainFetch(u, o)) : window.plainFetch(u, o);"
+         "loadOverview();"
+         "const s = document.getElementById('dir-select'); s.value = '2'; s.dispatchEvent(new Event('change'))")
+    table = ("return JSON.stringify([...document.querySelectorAll('#trials-table tbody tr.trial-row')]"
+             ".map(r => r.dataset.id).sort())")
+    b.wait(f"{table} === '{json.dumps(ids2, separators=(',', ':'))}'", "the table of dir 2")
+    time.sleep(2.5)  # the late answer of dir 1 lands meanwhile
+    shown = json.loads(b.js(table))
+    b.js("window.fetch = window.plainFetch")
+    if shown != ids2 or b.js("return document.getElementById('dir-select').value") != "2":
+        fail(f"after a late answer of dir 1 the page shows {shown} (dir 2 holds {ids2}, dir 1 {ids1})")
+    b.js("document.getElementById('curves-chart').dataset.rendered = '';"
+         "document.querySelector('nav button[data-tab=curves]').click()")
+    b.wait("return document.getElementById('curves-chart').dataset.rendered === '1'", "the curves of dir 2")
+    return "a late overview answer of the previous directory dropped"
+
+
 def check_best(b, url):
     """Dir 3: the curves' best config of a cell whose confirmed point has the lower loss on the search
     seed but a higher mean over its two seeds than the other point's single seed: the page draws
@@ -202,11 +232,12 @@ def main():
 
         roles_checked = check_roles(b, url, shots)
         states = check_states(b, url)
+        late = check_late_answer(b, url)
         best = check_best(b, url)
     finally:
         b.close()
     print(f"serve_browser: {len(rows)} trial rows, {len(finished_cells)} best-config series, 3 selected series, "
-          f"analysis tables {tables}, trial page {tid}; {roles_checked}; {states}; {best}; screenshots in {shots}")
+          f"analysis tables {tables}, trial page {tid}; {roles_checked}; {states}; {late}; {best}; screenshots in {shots}")
 
 
 main()

@@ -31,9 +31,16 @@ async function getJson(url) {
 
 // ---- overview ----
 
+// Every loader below remembers the directory it asked about and drops an answer that arrives after
+// the user switched to another one: answers can come back out of order (a slow overview of the
+// previous directory landing after the new one's), and a late one would show the old directory's
+// trials under the new one's name, and ask the new directory for their metrics.
 async function loadOverview() {
+  const dir = state.dir;
   try {
-    state.overview = await getJson(`/api/overview?dir=${state.dir}`);
+    const overview = await getJson(`/api/overview?dir=${dir}`);
+    if (dir !== state.dir) return;
+    state.overview = overview;
     // status.json's loss is the live training loss of a running trial (a finished one's is its final eval loss).
     for (const t of state.overview.trials) t.live_loss = t.state === "running" ? t.loss : null;
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
@@ -141,26 +148,29 @@ function bestPoint(trials) {
 
 // ---- curves ----
 
-async function metricsOf(id) {
+async function metricsOf(id, dir, overview) {
   const hit = state.metricsCache.get(id);
-  const t = state.overview.trials.find((x) => x.id === id);
+  const t = overview.trials.find((x) => x.id === id);
   const finished = t && t.finished;
   if (hit && finished) return hit;  // a finished trial's series does not change
-  const m = await getJson(`/api/metrics?dir=${state.dir}&id=${encodeURIComponent(id)}`);
-  state.metricsCache.set(id, m);
+  const m = await getJson(`/api/metrics?dir=${dir}&id=${encodeURIComponent(id)}`);
+  if (dir === state.dir) state.metricsCache.set(id, m);
   return m;
 }
 
 // `best_trials` of the analysis, fetched again only when the counts by state change; null while
 // the sweep cannot be analysed (no sweep.h5 yet).
-async function bestTrials() {
-  const key = `${state.dir} ${JSON.stringify(state.overview.counts)}`;
+async function bestTrials(dir, overview) {
+  const key = `${dir} ${JSON.stringify(overview.counts)}`;
   if (state.bestKey !== key) {
+    let best = null;
     try {
-      state.best = (await getJson(`/api/analysis?dir=${state.dir}`)).best_trials || null;
+      best = (await getJson(`/api/analysis?dir=${dir}`)).best_trials || null;
     } catch (e) {
-      state.best = null;
+      best = null;
     }
+    if (dir !== state.dir) return best;
+    state.best = best;
     state.bestKey = key;
   }
   return state.best;
@@ -189,7 +199,7 @@ function metricNames(m) {
 }
 
 async function renderCurves() {
-  const o = state.overview;
+  const o = state.overview, dir = state.dir;
   if (!o) return;
   const mode = $("curve-mode").value;
   const xKey = $("x-select").value, smoothing = Number($("smoothing").value);
@@ -200,7 +210,7 @@ async function renderCurves() {
     // Each cell's best point as `expt analyze` chooses it (with confirmation seeds the lowest mean
     // over each point's own seeds can be a lucky single seed); the lowest mean only while the sweep
     // cannot be analysed yet.
-    const analysed = await bestTrials();
+    const analysed = await bestTrials(dir, o);
     const seeds = (n) => `${n} seed${n > 1 ? "s" : ""}`;
     for (const c of o.cells) {
       const a = analysed && analysed[c.cell];
@@ -214,7 +224,9 @@ async function renderCurves() {
       return {label: t ? `${t.id} ${t.cell} ${t.point} seed ${t.seed}` : id, ids: [id]};
     });
   }
-  const loaded = await Promise.all(groups.map(async (g) => ({...g, metrics: await Promise.all(g.ids.map(metricsOf))})));
+  const loaded = await Promise.all(
+      groups.map(async (g) => ({...g, metrics: await Promise.all(g.ids.map((id) => metricsOf(id, dir, o)))})));
+  if (dir !== state.dir) return;  // a render of the new directory draws instead
 
   const metricSel = $("metric-select");
   const names = [...new Set(loaded.flatMap((g) => g.metrics.flatMap(metricNames)))];
@@ -276,10 +288,13 @@ function confirmationHtml() {
 }
 
 async function renderAnalysis() {
+  const dir = state.dir;
   let a;
   try {
-    a = await getJson(`/api/analysis?dir=${state.dir}`);
+    a = await getJson(`/api/analysis?dir=${dir}`);
+    if (dir !== state.dir) return;
   } catch (e) {
+    if (dir !== state.dir) return;
     $("analysis-head").textContent = e.message;
     $("analysis-tables").innerHTML = "";
     return;
@@ -341,10 +356,13 @@ function roleHtml(t) {
 async function renderTrial() {
   const box = $("trial-body");
   if (!state.trialId) return;
+  const dir = state.dir;
   let t;
   try {
-    t = await getJson(`/api/trial?dir=${state.dir}&id=${encodeURIComponent(state.trialId)}`);
+    t = await getJson(`/api/trial?dir=${dir}&id=${encodeURIComponent(state.trialId)}`);
+    if (dir !== state.dir) return;
   } catch (e) {
+    if (dir !== state.dir) return;
     box.textContent = e.message;
     return;
   }
