@@ -4,7 +4,10 @@
 //               of bench/configs/gla.yaml's layer (d_model 128: batch 8, T = 256, 4 heads, d_k 16,
 //               d_v 32), BM_GlaChunkedModel
 //   delta rule: d_k = d_v = 64, unit-norm keys, beta in (0, 1), gated, chunk 64 vs the recurrent
-//               reference
+//               reference; and DeltaProduct at the shape of bench/configs/deltaproduct.yaml's layer
+//               at d_model 256 (batch 8, T = 256, 4 heads, d_k = d_v = 64, 2 Householder steps per
+//               token, chunk 64), ungated (0, the config's default) and gated (1),
+//               BM_DeltaProductModel
 //   attention:  head_dim 32, 64 x 64 tiles vs the full-matrix reference
 //   short conv: 256 channels, width 4, channel-vectorised vs per-channel reference; and at the
 //               shapes of a DeltaProduct layer of bench/configs/deltaproduct.yaml at d_model 256
@@ -24,6 +27,7 @@
 #include "core/util/aligned_vector.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/attention_tiled.hpp"
+#include "kernels/delta_product.hpp"
 #include "kernels/delta_rule.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gla.hpp"
@@ -109,6 +113,38 @@ void delta_rule(benchmark::State& state, bool chunked) {
     benchmark::DoNotOptimize(dg.data());
   }
   set_tokens(state, T);
+}
+
+// DeltaProduct forward + backward at one layer's shape: k, v, beta have `steps` rows per token.
+void delta_product_model(benchmark::State& state) {
+  k::set_blas_threads(1);
+  const int T = static_cast<int>(state.range(0)), batch = 8, heads = 4, D = 64, steps = 2;
+  const bool gated = state.range(1) != 0;
+  const k::DeltaProductShape s{batch, T, heads, D, D, steps};
+  const std::size_t tokens = static_cast<std::size_t>(batch) * T * heads, virtual_rows = tokens * steps;
+  auto key = random_vector(virtual_rows * D, 2);
+  for (std::size_t r = 0; r < virtual_rows; ++r) {  // unit keys, as the layer's L2 norm makes them
+    float ss = 0;
+    for (int i = 0; i < D; ++i) ss += key[r * D + i] * key[r * D + i];
+    for (int i = 0; i < D; ++i) key[r * D + i] /= std::sqrt(ss);
+  }
+  const auto q = random_vector(tokens * D, 1), v = random_vector(virtual_rows * D, 3);
+  const auto dout = random_vector(tokens * D, 4);
+  auto beta = random_vector(virtual_rows, 5), g = random_vector(tokens, 6);
+  for (float& x : beta) x = 1.0f / (1.0f + std::exp(-x));
+  for (float& x : g) x = -std::log1p(std::exp(-x)) / 16.0f;
+  std::vector<float> o(tokens * D), dq(tokens * D), dk(virtual_rows * D), dv(virtual_rows * D), dbeta(virtual_rows),
+      dg(tokens);
+  const k::DeltaRuleInputs<float> in{q.data(), key.data(), v.data(), beta.data(), gated ? g.data() : nullptr, nullptr};
+  const k::DeltaRuleGradients<float> grads{dq.data(), dk.data(), dv.data(), dbeta.data(), gated ? dg.data() : nullptr,
+                                           nullptr};
+  for (auto _ : state) {
+    k::delta_product_forward(s, 0.125f, in, o.data(), static_cast<float*>(nullptr));
+    k::delta_product_backward(s, 0.125f, in, dout.data(), static_cast<const float*>(nullptr), grads);
+    benchmark::DoNotOptimize(dk.data());
+  }
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(batch) * T, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void attention(benchmark::State& state, bool tiled) {
@@ -212,6 +248,10 @@ BENCHMARK(BM_GlaChunkedSub)->ArgsProduct({{1024}, {8, 32, 64}})->Unit(benchmark:
 BENCHMARK(BM_GlaRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GlaChunkedModel)->Arg(256)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DeltaRuleChunked)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(delta_product_model)
+    ->Name("BM_DeltaProductModel")
+    ->ArgsProduct({{256}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DeltaRuleRecurrent)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttentionTiled)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AttentionReference)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);

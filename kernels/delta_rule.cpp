@@ -221,8 +221,13 @@ struct ChunkScratch {
   T* kkt = nullptr;
   T* a = nullptr;
   T* u_new = nullptr;
+  // Kd = diag(exp(gamma_{L-1} - gamma)) K: the `kd` buffer (row stride dk) when gated; without a
+  // gate every factor is 1 and Kd is K itself, read in place (row stride ld_qk).
+  const T* kd_rows = nullptr;
+  int ld_kd = 0;
   // backward only
   std::vector<T> du, d_scores, d_gamma, do_gated, dq_state, dkd, x, y, dl, dl_transposed;
+  std::vector<T> ones;  // [chunk] all 1: the decay row of an ungated chunk where an expression needs one
 
   static std::size_t slot_size(int chunk, int value_dim) {
     return 2 * sz(chunk) * sz(chunk) + sz(chunk) * sz(value_dim);
@@ -253,6 +258,7 @@ struct ChunkScratch {
                           {&dl, cc},
                           {&dl_transposed, cc}})
       grow(*buf, n);
+    if (ones.size() < sz(chunk)) ones.assign(sz(chunk), T(1));
   }
   static void grow(std::vector<T>& buf, std::size_t n) {
     if (buf.size() < n) buf.resize(n);
@@ -363,6 +369,27 @@ T lmat_terms(T* e, const T* kkt, const T* lmat, const T* d, T b, T* dgam, int n,
   return sum_beta;
 }
 
+// lmat_terms without the gate's gradient: returns sum_j e_j kkt_j d_j and sets e_j <- e_j b d_j.
+template <class T>
+T lmat_beta_terms(T* e, const T* kkt, const T* d, T b, int n) {
+  Lanes<T> part_beta = {};
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    Lanes<T> dj, ej, kktj;
+    load_lanes(d + j, dj);
+    load_lanes(e + j, ej);
+    load_lanes(kkt + j, kktj);
+    part_beta += ej * kktj * dj;
+    store_lanes(e + j, ej * (b * dj));
+  }
+  T sum_beta = fold_lanes<kOrder, T>(part_beta);
+  for (; j < n; ++j) {
+    sum_beta += e[j] * kkt[j] * d[j];
+    e[j] *= b * d[j];
+  }
+  return sum_beta;
+}
+
 // Blocks of the forward substitution in chunk_factors: columns [m, m + 16) of a row of A.
 constexpr int kSubstitutionBlock = 16;
 
@@ -421,40 +448,51 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
     c.gamma[sz(i)] = acc;
   }
   // decay row by row: the lower part, then zeros (plain loops over contiguous rows, vectorised).
+  // Ungated, every decay factor is exp(0) = 1 and the kernels below skip it (multiplying by 1 is
+  // exact, so both forms give the same bits); the matrix is then left unwritten.
   T* decay = c.decay.data();
-  for (int i = 0; i < L; ++i) {
-    T* row = decay + sz(i) * sz(L);
-    if (x.g) {
+  if (x.g)
+    for (int i = 0; i < L; ++i) {
+      T* row = decay + sz(i) * sz(L);
       const T gi = c.gamma[sz(i)];
       for (int j = 0; j <= i; ++j) row[j] = math::exp(gi - c.gamma[sz(j)]);
-    } else {
-      for (int j = 0; j <= i; ++j) row[j] = T(1);
+      for (int j = i + 1; j < L; ++j) row[j] = T(0);
     }
-    for (int j = i + 1; j < L; ++j) row[j] = T(0);
-  }
 
-  // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal.
+  // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal (the only
+  // part anything reads: the rest of lmat is left unwritten).
   if (!cached) gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt, L);
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)];
     const T* kkt = c.kkt + sz(i) * sz(L);
-    const T* d = decay + sz(i) * sz(L);
     T* l = c.lmat.data() + sz(i) * sz(L);
-    for (int j = 0; j < i; ++j) l[j] = b * kkt[j] * d[j];
-    for (int j = i; j < L; ++j) l[j] = T(0);
+    if (x.g) {
+      const T* d = decay + sz(i) * sz(L);
+      for (int j = 0; j < i; ++j) l[j] = b * kkt[j] * d[j];
+    } else {
+      for (int j = 0; j < i; ++j) l[j] = b * kkt[j];
+    }
   }
 
   const T gamma_last = c.gamma[sz(L - 1)];
   for (int i = 0; i < L; ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)], Gamma = math::exp(c.gamma[sz(i)]);
-    const T end_decay = math::exp(gamma_last - c.gamma[sz(i)]);
     const T* k_i = k + sz(i) * sz(x.ld_qk);
     T* kb_i = c.kb.data() + sz(i) * sz(dk);
-    T* kd_i = c.kd.data() + sz(i) * sz(dk);
-    for (int m = 0; m < dk; ++m) {
-      kb_i[m] = b * Gamma * k_i[m];
-      kd_i[m] = end_decay * k_i[m];
+    for (int m = 0; m < dk; ++m) kb_i[m] = b * Gamma * k_i[m];
+  }
+  if (x.g) {
+    for (int i = 0; i < L; ++i) {
+      const T end_decay = math::exp(gamma_last - c.gamma[sz(i)]);
+      const T* k_i = k + sz(i) * sz(x.ld_qk);
+      T* kd_i = c.kd.data() + sz(i) * sz(dk);
+      for (int m = 0; m < dk; ++m) kd_i[m] = end_decay * k_i[m];
     }
+    c.kd_rows = c.kd.data();
+    c.ld_kd = dk;
+  } else {
+    c.kd_rows = k;
+    c.ld_kd = x.ld_qk;
   }
   if (cached) return;
 
@@ -515,17 +553,22 @@ void chunk_scores(const HeadSlice<T>& x, int t0, int L, const QueryRows& rows, C
   const T* k = x.k + sz(t0) * sz(x.ld_qk);
   gemm(Trans::no, Trans::yes, rows.count, L, c.dk, T(1), q, x.ld_qk, k, x.ld_qk, T(0), c.scores.data(), L);
   for (int r = 0; r < rows.count; ++r) {
-    const T* d = c.decay.data() + sz(rows.first + r * x.steps) * sz(L);
+    const int i = rows.first + r * x.steps;
     T* p = c.scores.data() + sz(r) * sz(L);
-    for (int j = 0; j < L; ++j) p[j] *= d[j];
+    if (x.g) {
+      const T* d = c.decay.data() + sz(i) * sz(L);
+      for (int j = 0; j < L; ++j) p[j] *= d[j];
+    } else {
+      for (int j = i + 1; j < L; ++j) p[j] = T(0);  // the causal mask; decay 1 on and below the diagonal
+    }
   }
 }
 
 // S <- Gamma_{L-1} S + Kd^T Ũ (in place; the factors of the chunk must be current).
 template <class T>
 void chunk_advance_state(int L, ChunkScratch<T>& c, T* state) {
-  Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= math::exp(c.gamma[sz(L - 1)]);
-  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd.data(), c.dk, c.u_new, c.dv, T(1), state, c.dv);
+  if (c.gamma[sz(L - 1)] != T(0)) Eigen::Map<Mat<T>>(state, c.dk, c.dv) *= math::exp(c.gamma[sz(L - 1)]);
+  gemm(Trans::yes, Trans::no, c.dk, c.dv, L, T(1), c.kd_rows, c.ld_kd, c.u_new, c.dv, T(1), state, c.dv);
 }
 
 // n = virtual steps of the head (tokens * steps); out has the per-token rows.
@@ -603,30 +646,37 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   const T* scores = c.scores.data();
   const T* u_new = c.u_new;
   const T gamma_last = c.gamma[sz(L - 1)];
-  T* dgam = c.d_gamma.data();
-  std::fill_n(dgam, L, T(0));
+  // dgam = dL/dgamma only feeds dg: without a gate gradient every gate term below is skipped.
+  T* dgam = dg ? c.d_gamma.data() : nullptr;
+  if (dgam) std::fill_n(dgam, L, T(0));
   T* du = c.du.data();
 
-  // diag(Gamma) dO [nq, dv]
-  for (int r = 0; r < nq; ++r) {
-    const T Gamma = math::exp(c.gamma[sz(qrow(r))]);
-    for (int m = 0; m < dv; ++m) c.do_gated[sz(r) * sz(dv) + sz(m)] = Gamma * d_o[sz(r) * sz(ld_out) + sz(m)];
+  // diag(Gamma) dO [nq, dv]; without a gate Gamma = 1 and it is dO itself.
+  const T* do_gated = d_o;
+  int ld_do_gated = ld_out;
+  if (x.g) {
+    for (int r = 0; r < nq; ++r) {
+      const T Gamma = math::exp(c.gamma[sz(qrow(r))]);
+      for (int m = 0; m < dv; ++m) c.do_gated[sz(r) * sz(dv) + sz(m)] = Gamma * d_o[sz(r) * sz(ld_out) + sz(m)];
+    }
+    do_gated = c.do_gated.data();
+    ld_do_gated = dv;
   }
 
   // dŨ = s P^T dO + Kd dH
   product(Trans::yes, Trans::no, L, dv, nq, scale, scores, L, d_o, ld_out, T(0), du, dv);
-  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd.data(), dk, dh, dv, T(1), du, dv);
+  gemm(Trans::no, Trans::no, L, dv, dk, T(1), c.kd_rows, c.ld_kd, dh, dv, T(1), du, dv);
 
   // Chunk-end gate terms need dH before it is replaced by dS_in: dKd = Ũ dH^T, sum(S_in (.) dH).
   gemm(Trans::no, Trans::yes, L, dk, dv, T(1), u_new, dv, dh, dv, T(0), c.dkd.data(), dk);
   Eigen::Map<Mat<T>> dH(dh, dk, dv);
-  dgam[sz(L - 1)] += math::exp(gamma_last) * dot(s_in, dh, dk * dv);
+  if (dgam) dgam[sz(L - 1)] += math::exp(gamma_last) * dot(s_in, dh, dk * dv);
 
   // Y = A^T dŨ; dS_in = Gamma_{L-1} dH + s Q^T diag(Gamma) dO - Kb^T Y   (in place in dh)
   T* y = c.y.data();
   gemm(Trans::yes, Trans::no, L, dv, L, T(1), c.a, L, du, dv, T(0), y, dv);
-  dH *= math::exp(gamma_last);
-  product(Trans::yes, Trans::no, dk, dv, nq, scale, q, x.ld_qk, c.do_gated.data(), dv, T(1), dh, dv);
+  if (gamma_last != T(0)) dH *= math::exp(gamma_last);
+  product(Trans::yes, Trans::no, dk, dv, nq, scale, q, x.ld_qk, do_gated, ld_do_gated, T(1), dh, dv);
   gemm(Trans::yes, Trans::no, dk, dv, L, T(-1), c.kb.data(), dk, y, dv, T(1), dh, dv);
 
   // dP = s dO Ũ^T on the causal part; its gate terms; then dP (.) decay in place.
@@ -638,16 +688,19 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
       const T* p = scores + sz(r) * sz(L);
       const T* d = decay + sz(i) * sz(L);
       T* dp = dP + sz(r) * sz(L);
-      dgam[sz(i)] += score_gate_terms(p, dp, d, dgam, i + 1);
+      if (dgam)
+        dgam[sz(i)] += score_gate_terms(p, dp, d, dgam, i + 1);
+      else if (x.g)
+        for (int j = 0; j <= i; ++j) dp[j] *= d[j];
       for (int j = i + 1; j < L; ++j) dp[j] = T(0);
     }
     // dQ = (dP (.) decay) K + s diag(Gamma) dO S_in^T, the second term also feeding dgam_i.
     gemm(Trans::no, Trans::no, nq, dk, L, T(1), dP, L, k, x.ld_qk, T(0), dq, x.ld_qk);
-    gemm(Trans::no, Trans::yes, nq, dk, dv, scale, c.do_gated.data(), dv, s_in, dv, T(0), c.dq_state.data(), dk);
+    gemm(Trans::no, Trans::yes, nq, dk, dv, scale, do_gated, ld_do_gated, s_in, dv, T(0), c.dq_state.data(), dk);
     for (int r = 0; r < nq; ++r) {
       Eigen::Map<Vec<T>> dq_r(dq + sz(r) * sz(x.ld_qk), dk);
       const Eigen::Map<const Vec<T>> dq_state_r(c.dq_state.data() + sz(r) * sz(dk), dk);
-      dgam[sz(qrow(r))] += dot(c.dq_state.data() + sz(r) * sz(dk), q + sz(r) * sz(x.ld_qk), dk);
+      if (dgam) dgam[sz(qrow(r))] += dot(c.dq_state.data() + sz(r) * sz(dk), q + sz(r) * sz(x.ld_qk), dk);
       dq_r += dq_state_r;
     }
   }
@@ -655,9 +708,11 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   product(Trans::yes, Trans::no, L, dk, nq, T(1), dP, L, q, x.ld_qk, T(0), dkk, x.ld_qk);
   for (int i = 0; i < L; ++i) {
     const Eigen::Map<const Vec<T>> dkd_i(c.dkd.data() + sz(i) * sz(dk), dk);
-    const T through_key = dot(c.dkd.data() + sz(i) * sz(dk), c.kd.data() + sz(i) * sz(dk), dk);
-    dgam[sz(L - 1)] += through_key;
-    dgam[sz(i)] -= through_key;
+    if (dgam) {
+      const T through_key = dot(c.dkd.data() + sz(i) * sz(dk), c.kd_rows + sz(i) * sz(c.ld_kd), dk);
+      dgam[sz(L - 1)] += through_key;
+      dgam[sz(i)] -= through_key;
+    }
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += math::exp(gamma_last - c.gamma[sz(i)]) * dkd_i;
   }
 
@@ -672,7 +727,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     Eigen::Map<Vec<T>>(dkk + sz(i) * sz(x.ld_qk), dk) += (b * Gamma) * x_i;
     Eigen::Map<Vec<T>>(dvv + sz(i) * sz(x.ld_v), dv) = b * y_i;
     dbeta[sz(t0 + i) * sz(ldg)] = Gamma * kx + dot(v + sz(i) * sz(x.ld_v), y + sz(i) * sz(dv), dv);
-    dgam[sz(i)] += b * Gamma * kx;
+    if (dgam) dgam[sz(i)] += b * Gamma * kx;
   }
   // dLmat = -tril(Y Ũ^T, -1), then through Lmat_ij = beta_i (k_i . k_j) decay_ij into beta, the
   // gate and E = dLmat (.) diag(beta) decay; F = E + E^T (stored in dl) for the keys.
@@ -684,9 +739,16 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     const T* lmat = c.lmat.data() + sz(i) * sz(L);
     const T* d = decay + sz(i) * sz(L);
     T* e = F + sz(i) * sz(L);
-    T gate_row = 0;
-    const T dbeta_i = lmat_terms(e, kkt, lmat, d, b, dgam, i, &gate_row);
-    dgam[sz(i)] += gate_row;
+    T dbeta_i;
+    if (dgam) {
+      T gate_row = 0;
+      dbeta_i = lmat_terms(e, kkt, lmat, d, b, dgam, i, &gate_row);
+      dgam[sz(i)] += gate_row;
+    } else {
+      // Ungated, a row of ones stands for the decay: the same expression, so the same bits (GCC
+      // contracts e kkt d + sum into one fma; e kkt + sum would round differently).
+      dbeta_i = lmat_beta_terms(e, kkt, x.g ? d : c.ones.data(), b, i);
+    }
     e[i] = T(0);
     dbeta[sz(t0 + i) * sz(ldg)] += dbeta_i;
   }
