@@ -3,8 +3,10 @@
 // gradient, plain and gated, chunk sizes that do and do not divide the length), and closed forms.
 #include "kernels/delta_rule.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -134,6 +136,35 @@ TEST_CASE("delta rule with a zero gate equals the ungated rule", "[delta_rule]")
     b.dg.clear();  // the ungated run has no gate gradient
     require_same_results(a, b, 1e-13);
   }
+}
+
+TEST_CASE("delta rule gated backward without dg gives the same other gradients", "[delta_rule]") {
+  // Without a gate gradient the chunked backward skips every dL/dgamma term; what remains must be
+  // the same arithmetic, bit for bit, in fp32 and fp64.
+  const DeltaCase c{
+      .batch = 2, .seq_len = 70, .heads = 2, .key_dim = 16, .value_dim = 8, .beta_max = 2, .gate_temperature = 1};
+  const auto d = expt::test::make_delta_tensors(c, 13);
+  const auto check = [&](const auto& tensors) {
+    for (int chunk : {16, 64}) {
+      INFO("C = " << chunk);
+      const auto with_dg = run_chunked(c, tensors, chunk);
+      auto without_dg = with_dg;
+      for (auto* g : {&without_dg.dq, &without_dg.dk, &without_dg.dv, &without_dg.dbeta, &without_dg.ds0})
+        std::fill(g->begin(), g->end(),
+                  std::numeric_limits<typename std::decay_t<decltype(*g)>::value_type>::quiet_NaN());
+      auto grads = without_dg.gradients();
+      grads.dg = nullptr;
+      delta_rule_chunked_backward(c.shape(), scale_of<typename std::decay_t<decltype(tensors.q)>::value_type>(c),
+                                  tensors.inputs(), tensors.dout.data(), tensors.dfinal.data(), grads, chunk);
+      REQUIRE(without_dg.dq == with_dg.dq);
+      REQUIRE(without_dg.dk == with_dg.dk);
+      REQUIRE(without_dg.dv == with_dg.dv);
+      REQUIRE(without_dg.dbeta == with_dg.dbeta);
+      REQUIRE(without_dg.ds0 == with_dg.ds0);
+    }
+  };
+  check(d);
+  check(expt::test::cast_tensors<float>(d));
 }
 
 TEST_CASE("delta rule closed forms", "[delta_rule]") {
