@@ -460,9 +460,10 @@ void chunk_factors(const HeadSlice<T>& x, int t0, int L, const T* s_in, ChunkScr
     }
 
   // K K^T [L, L], then Lmat_ij = beta_i (k_i . k_j) decay_ij strictly below the diagonal (the only
-  // part anything reads: the rest of lmat is left unwritten).
+  // part anything reads: the rest of lmat is left unwritten). Lmat feeds the forward substitution
+  // and, in the backward, only the gate's gradient: a cached ungated chunk needs none of it.
   if (!cached) gemm(Trans::no, Trans::yes, L, L, dk, T(1), k, x.ld_qk, k, x.ld_qk, T(0), c.kkt, L);
-  for (int i = 0; i < L; ++i) {
+  for (int i = 0; i < L && (!cached || x.g); ++i) {
     const T b = beta[sz(i) * sz(x.ld_gate)];
     const T* kkt = c.kkt + sz(i) * sz(L);
     T* l = c.lmat.data() + sz(i) * sz(L);
