@@ -647,8 +647,9 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
   const T* scores = c.scores.data();
   const T* u_new = c.u_new;
   const T gamma_last = c.gamma[sz(L - 1)];
-  // dgam = dL/dgamma only feeds dg: without a gate gradient every gate term below is skipped.
-  T* dgam = dg ? c.d_gamma.data() : nullptr;
+  // dgam = dL/dgamma only feeds dg: without a gate gradient every gate term below is skipped (and
+  // an ungated chunk has no decay matrix for them to read).
+  T* dgam = dg && x.g ? c.d_gamma.data() : nullptr;
   if (dgam) std::fill_n(dgam, L, T(0));
   T* du = c.du.data();
 
@@ -761,7 +762,7 @@ void chunk_backward(const HeadSlice<T>& x, int t0, int L, T scale, const T* s_in
     std::copy(Ft + sz(i) * sz(L) + sz(i + 1), Ft + sz(i + 1) * sz(L), F + sz(i) * sz(L) + sz(i + 1));
   gemm(Trans::no, Trans::no, L, dk, L, T(1), F, L, k, x.ld_qk, T(1), dkk, x.ld_qk);
 
-  if (dg) {
+  if (dgam) {
     // dg of token r: at its first virtual step r * steps, if that lies in this chunk.
     T acc = 0;
     for (int i = L - 1; i >= 0; --i) {
