@@ -48,6 +48,16 @@ std::vector<float> random_vector(std::size_t n, unsigned seed, float scale = 1.0
   return out;
 }
 
+// Every row of `width` values scaled to unit L2 norm.
+void normalise_rows(std::vector<float>& x, int width) {
+  for (std::size_t r = 0; r * width < x.size(); ++r) {
+    float* row = x.data() + r * width;
+    float ss = 0;
+    for (int i = 0; i < width; ++i) ss += row[i] * row[i];
+    for (int i = 0; i < width; ++i) row[i] /= std::sqrt(ss);
+  }
+}
+
 void set_tokens(benchmark::State& state, int seq_len) {
   state.counters["tokens/s"] =
       benchmark::Counter(static_cast<double>(kBatch) * seq_len, benchmark::Counter::kIsIterationInvariantRate);
@@ -89,11 +99,7 @@ void delta_rule(benchmark::State& state, bool chunked) {
   const k::DeltaRuleShape s{kBatch, T, kHeads, D, D};
   const std::size_t rows = static_cast<std::size_t>(kBatch) * T * kHeads, n = rows * D, ns = kBatch * kHeads * D * D;
   auto key = random_vector(n, 2);
-  for (std::size_t r = 0; r < rows; ++r) {  // unit keys, as the layer's L2 norm makes them
-    float ss = 0;
-    for (int i = 0; i < D; ++i) ss += key[r * D + i] * key[r * D + i];
-    for (int i = 0; i < D; ++i) key[r * D + i] /= std::sqrt(ss);
-  }
+  normalise_rows(key, D);  // unit keys, as the layer's L2 norm makes them
   const auto q = random_vector(n, 1), v = random_vector(n, 3), dout = random_vector(n, 4);
   auto beta = random_vector(rows, 5), g = random_vector(rows, 6);
   for (float& x : beta) x = 1.0f / (1.0f + std::exp(-x));
@@ -123,11 +129,7 @@ void delta_product_model(benchmark::State& state) {
   const k::DeltaProductShape s{batch, T, heads, D, D, steps};
   const std::size_t tokens = static_cast<std::size_t>(batch) * T * heads, virtual_rows = tokens * steps;
   auto key = random_vector(virtual_rows * D, 2);
-  for (std::size_t r = 0; r < virtual_rows; ++r) {  // unit keys, as the layer's L2 norm makes them
-    float ss = 0;
-    for (int i = 0; i < D; ++i) ss += key[r * D + i] * key[r * D + i];
-    for (int i = 0; i < D; ++i) key[r * D + i] /= std::sqrt(ss);
-  }
+  normalise_rows(key, D);  // unit keys, as the layer's L2 norm makes them
   const auto q = random_vector(tokens * D, 1), v = random_vector(virtual_rows * D, 3);
   const auto dout = random_vector(tokens * D, 4);
   auto beta = random_vector(virtual_rows, 5), g = random_vector(tokens, 6);
