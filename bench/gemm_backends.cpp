@@ -111,6 +111,17 @@ int main(int argc, char** argv) {
       {"d256 weight grad dY^T X", Kind::gemm, T, N, 256, 256, 2048},
       {"d256 MLP up      x W^T", Kind::gemm, N, T, 2048, 683, 256},
       {"d256 MLP w-grad  dY^T h", Kind::gemm, T, N, 683, 256, 2048},
+      // As the DeltaProduct d_model-256 step issues them (SwiGLU hidden 768): a weight gradient in
+      // both orientations (dW = dY^T X as the layers compute it, or its transpose X^T dY), and the
+      // layer's input projections q 256 | k 512 | v 512 | g 256 | beta 8 fused into one product
+      // (docs/performance.md, "Zen 5: measured and left as they are").
+      {"d256 MLP w-grad  dY^T h (768)", Kind::gemm, T, N, 768, 256, 2048},
+      {"d256 MLP w-grad  h^T dY (768)", Kind::gemm, T, N, 256, 768, 2048},
+      {"d256 k,v w-grad  dY^T X (512)", Kind::gemm, T, N, 512, 256, 2048},
+      {"d256 k,v w-grad  X^T dY (512)", Kind::gemm, T, N, 256, 512, 2048},
+      {"d256 DP fused in x W^T (1544)", Kind::gemm, N, T, 2048, 1544, 256},
+      {"d256 DP fused in dY W (1544)", Kind::gemm, N, N, 2048, 256, 1544},
+      {"d256 DP fused in dY^T X (1544)", Kind::gemm, T, N, 1544, 256, 2048},
       // per-chunk and per-head products (GLA chunk 64, sub-chunk 16; attention head 32 x 256)
       {"GLA chunk q k^T (64x64x16)", Kind::gemm, N, T, 64, 64, 16},
       {"GLA chunk q S (64x32x16)", Kind::gemm, N, N, 64, 32, 16},

@@ -10,8 +10,8 @@ times (expt, peer, expt, peer, ...), each as a fresh process with OMP_NUM_THREAD
 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 (and torch.set_num_threads(1) on the peer side). The peer
 runs at its best: its OpenBLAS forced (OPENBLAS_CORETYPE) to the fastest core type that computed
 correct results in expt bench's sgemm probes (or --peer-core). It prints the median tokens/s of each
-side, their ratio (also by process CPU time, steadier on a shared machine), expt's MFU against the
-machine's fp32 limit (the best sgemm probe of the run), the
+side, their ratio (also by process CPU time, steadier on a shared machine), expt's MFU (the median over
+its processes of each one's MFU against its own measure of the machine's fp32 limit), the
 optimizer's share of expt's step (measured, and at the model's BLAS rate: the share its products
 alone would take), expt's peak RSS over the analytic bytes, and each side's BLAS time per step
 against the rest of its step (expt: its kernels/gemm calls; peer: the aten BLAS operators under
@@ -118,8 +118,11 @@ def main():
                                "machine": expt_runs[0]["machine"], "sgemm_peak_gflops": expt_runs[0]["sgemm_peak_gflops"],
                                "expt_runs": expt_runs, "peer_runs": peer_runs})
     if record:
-        print(f"\nmachine: {record[0]['machine']}; sgemm peak {record[0]['sgemm_peak_gflops']:.1f} GFLOP/s; "
-              f"peer OpenBLAS core {record[0]['peer_openblas_core']}")
+        # Each expt process measures its own limit (its MFU is against it); on a VM whose speed
+        # drifts the probes spread, so the line gives their range, not the first case's probe.
+        peaks = [r["sgemm_peak_gflops"] for case in record for r in case["expt_runs"]]
+        print(f"\nmachine: {record[0]['machine']}; sgemm peak per expt process {min(peaks):.1f}-{max(peaks):.1f} "
+              f"GFLOP/s (each run's MFU is against its own); peer OpenBLAS core {record[0]['peer_openblas_core']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"sets": args.sets, "repeats": args.repeats, "steps": args.steps, "cases": record}, f, indent=1)

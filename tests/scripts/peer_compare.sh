@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
   --repeats 1 --steps 2 --warmup 1 --json "$work/compare.json" > "$work/compare.txt" 2>&1 \
   || die "compare.py failed: $(cat "$work/compare.txt")"
 grep -q "| gla | muon | 32 |" "$work/compare.txt" || die "no table row: $(cat "$work/compare.txt")"
-"$EXPT_PYTHON" - "$work/compare.json" <<'PY' || die "bad compare.py record"
+"$EXPT_PYTHON" - "$work/compare.json" "$work/compare.txt" <<'PY' || die "bad compare.py record"
 import json, sys
 rec = json.load(open(sys.argv[1]))
 (case,) = rec["cases"]
@@ -28,5 +28,8 @@ assert len(p["losses"]) == 3, p["losses"]  # warmup + steps; the profiled steps 
 good = [q for q in e["sgemm_probes"] if q["backend"] == "openblas" and q["correct"] and not q["error"]]
 assert p["openblas_core"] == max(good, key=lambda q: q["gflops"])["kernel"], (p["openblas_core"], good)
 assert case["peer_openblas_core"] == p["openblas_core"] and case["machine"] == e["machine"]
+# The summary line gives the range of the expt processes' own limits (one process here).
+peak = e["sgemm_peak_gflops"]
+assert f"sgemm peak per expt process {peak:.1f}-{peak:.1f} GFLOP/s" in open(sys.argv[2]).read()
 PY
 echo "compare.py: table and record OK"
