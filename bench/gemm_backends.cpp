@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
       // As the DeltaProduct d_model-256 step issues them (SwiGLU hidden 768): a weight gradient in
       // both orientations (dW = dY^T X as the layers compute it, or its transpose X^T dY), and the
       // layer's input projections q 256 | k 512 | v 512 | g 256 | beta 8 fused into one product
-      // (docs/performance.md, "Zen 5: measured and left as they are").
+      // (docs/performance.md, "Zen 5: eight runs per case with AdamW, and what was measured ...").
       {"d256 MLP w-grad  dY^T h (768)", Kind::gemm, T, N, 768, 256, 2048},
       {"d256 MLP w-grad  h^T dY (768)", Kind::gemm, T, N, 256, 768, 2048},
       {"d256 k,v w-grad  dY^T X (512)", Kind::gemm, T, N, 512, 256, 2048},
