@@ -8,6 +8,7 @@
 
 #include "kernels/elementwise_math.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/prefetch.hpp"
 #include "kernels/reduction.hpp"
 
 namespace expt::kernels {
@@ -198,38 +199,15 @@ QueryRows query_rows(int t0, int L, int steps) {
   return {r0, r_end - r0, r0 * steps + steps - 1 - t0};
 }
 
-// Software prefetch of the rows the next chunk reads or writes, issued while the current chunk
-// computes. A head's rows of q, k, v and dO lie heads * d elements apart in the layer's
-// [tokens, heads * d] buffers (1 KiB apart at d_model 256, four to a page), which the hardware
-// prefetchers do not fetch ahead of the chunk, so the products that first touch them wait on memory
-// (Q K^T on the query rows: 86-103 GFLOP/s in the step without this, 133 with it;
-// docs/performance.md). Into L2 (prefetcht1): L1 holds the current chunk's factors. A hint: no
-// value depends on it. Always inlined: GCC's interprocedural analysis takes a helper made only of
-// prefetches for one without side effects and deletes its calls (the first version compiled to
-// nothing).
-template <class T>
-[[gnu::always_inline]] inline void prefetch_rows(const T* p, int rows, int cols, int ld, bool for_write = false) {
-  constexpr int line = static_cast<int>(64 / sizeof(T));
-  for (int r = 0; r < rows; ++r) {
-    const T* row = p + sz(r) * sz(ld);
-    for (int m = 0; m < cols; m += line) {
-      if (for_write)
-        __builtin_prefetch(row + m, 1, 2);
-      else
-        __builtin_prefetch(row + m, 0, 2);
-    }
-  }
-}
-
-// The inputs of the chunk of L virtual steps starting at t0: its rows of k, v and beta, its tokens'
-// rows of q (and of g when gated).
+// Prefetches (kernels/prefetch.hpp) the inputs of the chunk of L virtual steps starting at t0: its
+// rows of k, v and beta, its tokens' rows of q (and of g when gated).
 template <class T>
 [[gnu::always_inline]] inline void prefetch_chunk_inputs(const HeadSlice<T>& x, int t0, int L, int dk, int dv) {
-  prefetch_rows(x.k + sz(t0) * sz(x.ld_qk), L, dk, x.ld_qk);
-  prefetch_rows(x.v + sz(t0) * sz(x.ld_v), L, dv, x.ld_v);
+  prefetch_rows(x.k + sz(t0) * sz(x.ld_qk), L, dk, sz(x.ld_qk));
+  prefetch_rows(x.v + sz(t0) * sz(x.ld_v), L, dv, sz(x.ld_v));
   prefetch_rows(x.beta + sz(t0) * sz(x.ld_gate), 1, L * x.ld_gate, 0);
   const QueryRows rows = query_rows(t0, L, x.steps);
-  prefetch_rows(x.q + sz(rows.r0) * sz(x.ld_qk), rows.count, dk, x.ld_qk);
+  prefetch_rows(x.q + sz(rows.r0) * sz(x.ld_qk), rows.count, dk, sz(x.ld_qk));
   if (x.g) prefetch_rows(x.g + sz(rows.r0) * sz(x.ld_gate), 1, rows.count * x.ld_gate, 0);
 }
 
@@ -241,10 +219,10 @@ template <class T>
                                                            const T* dv_out) {
   prefetch_chunk_inputs(x, t0, L, dk, dv);
   const QueryRows rows = query_rows(t0, L, x.steps);
-  prefetch_rows(dout + sz(rows.r0) * sz(ld_out), rows.count, dv, ld_out);
-  prefetch_rows(dq + sz(rows.r0) * sz(x.ld_qk), rows.count, dk, x.ld_qk, true);
-  prefetch_rows(dk_out + sz(t0) * sz(x.ld_qk), L, dk, x.ld_qk, true);
-  prefetch_rows(dv_out + sz(t0) * sz(x.ld_v), L, dv, x.ld_v, true);
+  prefetch_rows(dout + sz(rows.r0) * sz(ld_out), rows.count, dv, sz(ld_out));
+  prefetch_rows(dq + sz(rows.r0) * sz(x.ld_qk), rows.count, dk, sz(x.ld_qk), true);
+  prefetch_rows(dk_out + sz(t0) * sz(x.ld_qk), L, dk, sz(x.ld_qk), true);
+  prefetch_rows(dv_out + sz(t0) * sz(x.ld_v), L, dv, sz(x.ld_v), true);
 }
 
 // gemm that accepts an empty inner dimension (a chunk without query rows): C = beta C.
