@@ -43,7 +43,21 @@ CpuFeatures detect() {
   f.model.erase(f.model.find_last_not_of(' ') + 1);
   if (f.model.empty()) f.model = "unknown x86-64";
 
+  const unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  {
+    unsigned regs[4] = {};
+    __get_cpuid(0, &regs[0], &regs[1], &regs[2], &regs[3]);
+    char vendor[13] = {};
+    std::memcpy(vendor, &regs[1], 4);  // ebx, edx, ecx: "Auth" "enti" "cAMD"
+    std::memcpy(vendor + 4, &regs[3], 4);
+    std::memcpy(vendor + 8, &regs[2], 4);
+    f.vendor = vendor;
+  }
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  // Display family: the base family (bits 8-11), plus the extended family (bits 20-27) when the
+  // base is 0xF.
+  const unsigned base_family = (a >> 8) & 0xFu;
+  f.family = static_cast<int>(base_family == 0xFu ? base_family + ((a >> 20) & 0xFFu) : base_family);
   auto add = [&](bool present, const char* name) {
     if (present) f.isa.emplace_back(name);
   };
@@ -57,7 +71,6 @@ CpuFeatures detect() {
   const bool os_amx = os_avx && (xcr0() & 0x60000) == 0x60000;
   add(os_avx && bit(c, 28), "avx");
   add(os_avx && bit(c, 12), "fma");
-  const unsigned max_leaf = __get_cpuid_max(0, nullptr);
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     add(os_avx && bit(b, 5), "avx2");
@@ -78,20 +91,26 @@ CpuFeatures detect() {
   return f;
 }
 
-// Peak fp32 flops per cycle of one core at each level, relative: SSE 4-wide add + mul, AVX 8-wide
-// add + mul, AVX2 two 8-wide FMA units, AVX-512 two 16-wide (what the kernels can use at most).
-int relative_peak(VectorIsa isa) {
+// Peak fp32 flops per cycle of one core running kernels of a level, relative: SSE 4-wide add +
+// mul, AVX 8-wide add + mul, AVX2 two 8-wide FMA units, AVX-512 two 16-wide; no more than the
+// core's datapath executes whole (AVX-512 on Zen 4's 256-bit halves: the AVX2 rate).
+int relative_peak(VectorIsa isa, int datapath_bits) {
+  int peak = 1;
   switch (isa) {
     case VectorIsa::sse:
-      return 1;
+      peak = 1;
+      break;
     case VectorIsa::avx:
-      return 2;
+      peak = 2;
+      break;
     case VectorIsa::avx2:
-      return 4;
+      peak = 4;
+      break;
     case VectorIsa::avx512:
-      return 8;
+      peak = 8;
+      break;
   }
-  return 1;
+  return datapath_bits <= 256 && isa == VectorIsa::avx512 ? 4 : peak;
 }
 
 }  // namespace
@@ -117,6 +136,12 @@ VectorIsa CpuFeatures::widest() const {
   if (has("avx2") && has("fma")) return VectorIsa::avx2;
   if (has("avx")) return VectorIsa::avx;
   return VectorIsa::sse;
+}
+
+int CpuFeatures::datapath_bits() const {
+  const VectorIsa level = widest();
+  if (level == VectorIsa::avx512) return vendor == "AuthenticAMD" && family == 0x19 ? 256 : 512;
+  return level == VectorIsa::sse ? 128 : 256;
 }
 
 std::string CpuFeatures::isa_list() const {
@@ -198,8 +223,9 @@ std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::
   if (!kernel_isa)
     return head + ", a kernel expt cannot rate," + cpu_text +
            ": its speed is unchecked; run `expt bench` to measure it, or " + fix;
-  if (relative_peak(*kernel_isa) >= relative_peak(best)) return std::nullopt;
-  const int factor = relative_peak(best) / relative_peak(*kernel_isa);
+  const int datapath = cpu.datapath_bits();
+  if (relative_peak(*kernel_isa, datapath) >= relative_peak(best, datapath)) return std::nullopt;
+  const int factor = relative_peak(best, datapath) / relative_peak(*kernel_isa, datapath);
   std::string why;
   if (backend == "openblas") {
     const char* forced = std::getenv("OPENBLAS_CORETYPE");
@@ -240,13 +266,23 @@ void require_bf16_support() {
   if (const auto error = bf16_support_error(cpu_features(), onednn_isa_name())) throw std::runtime_error(*error);
 }
 
-bool prefer_openblas_syrk(VectorIsa cpu_widest, std::optional<VectorIsa> openblas_kernel_isa) {
-  return cpu_widest == VectorIsa::avx2 && openblas_kernel_isa == VectorIsa::avx2;
+bool prefer_openblas_syrk(const CpuFeatures& cpu, std::optional<VectorIsa> openblas_kernel_isa) {
+  const bool fma_256 = cpu.widest() >= VectorIsa::avx2 && cpu.datapath_bits() == 256;
+  return fma_256 && openblas_kernel_isa.has_value() && *openblas_kernel_isa >= VectorIsa::avx2;
 }
 
 bool syrk_on_openblas() {
-  static const bool on = prefer_openblas_syrk(cpu_features().widest(), openblas_core_isa(openblas_core_name()));
+  static const bool on = prefer_openblas_syrk(cpu_features(), openblas_core_isa(openblas_core_name()));
   return on;
+}
+
+bool prefer_transposed_forward_weight(bool products_on_onednn, VectorIsa onednn_kernel_isa, const CpuFeatures& cpu) {
+  return products_on_onednn && onednn_kernel_isa == VectorIsa::avx512 && cpu.datapath_bits() == 256;
+}
+
+bool forward_reads_transposed_weight() {
+  static const VectorIsa onednn_level = onednn_isa();
+  return prefer_transposed_forward_weight(gemm_backend() != GemmBackend::openblas, onednn_level, cpu_features());
 }
 
 std::string gemm_machine_summary() {
@@ -257,8 +293,12 @@ std::string gemm_machine_summary() {
                                  ? onednn_isa_name()
                                  : onednn_isa_name() + ", small products libxsmm " + libxsmm_target_name();
   const std::string syrk = backend == GemmBackend::libxsmm && syrk_on_openblas() ? ", syrk openblas" : "";
-  return "cpu " + cpu.model + " (" + vector_isa_name(cpu.widest()) + "; " + cpu.isa_list() + "); gemm " +
-         gemm_backend_name(backend) + " (" + kernel + syrk + "); fp64 and openblas core " + openblas_core_name();
+  const std::string forward = forward_reads_transposed_weight() ? ", forward reads W^T" : "";
+  const std::string halves =
+      cpu.widest() == VectorIsa::avx512 && cpu.datapath_bits() == 256 ? " in 256-bit halves" : "";
+  return "cpu " + cpu.model + " (" + vector_isa_name(cpu.widest()) + halves + "; " + cpu.isa_list() + "); gemm " +
+         gemm_backend_name(backend) + " (" + kernel + syrk + forward + "); fp64 and openblas core " +
+         openblas_core_name();
 }
 
 }  // namespace expt::kernels

@@ -22,10 +22,19 @@ const char* vector_isa_name(VectorIsa isa);
 
 struct CpuFeatures {
   std::string model;             // cpuid brand string, e.g. "AMD EPYC 9R14 96-Core Processor"
+  std::string vendor;            // cpuid leaf 0, e.g. "AuthenticAMD", "GenuineIntel"
+  int family = 0;                // cpuid leaf 1 display family: base + extended (AMD Zen 3/4: 0x19, Zen 5: 0x1A)
   std::vector<std::string> isa;  // e.g. {"sse4_2", "avx", "fma", "avx2", "avx512f", ..., "avx512_bf16", "amx_bf16"}
   bool has(std::string_view name) const;
   VectorIsa widest() const;      // avx512 (avx512f), avx2 (avx2 + fma), avx, sse
   std::string isa_list() const;  // space-separated
+  // The widest vector the core's arithmetic units execute whole, in bits: what bounds its fp32
+  // rate. 512 on AVX-512 cores but one: AMD's Zen 4 (family 19h with AVX-512F) runs each 512-bit
+  // operation as two 256-bit halves, so its fp32 limit is the AVX2 one and its AVX2 kernels run
+  // as fast as its AVX-512 ones (docs/performance.md "Zen 4"). cpuid does not report the width,
+  // so this one fact is keyed on vendor and family; any other AVX-512 core counts as 512
+  // (decision 169). 256 on AVX and AVX2 cores, 128 below.
+  int datapath_bits() const;
 };
 
 // This machine (cpuid + xgetbv; computed once).
@@ -58,14 +67,25 @@ std::optional<std::string> gemm_startup_warning();
 // has or what limits oneDNN, and the fix), nullopt when both hold. Pure, unit-tested with fake
 // instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
 // Where the fp32 symmetric rank-k update (syrk_upper, kernels/gemm.hpp) runs under the default
-// backend (libxsmm; a forced one runs its own): oneDNN has no syrk, and its row panels of general products reach 1.4x
-// OpenBLAS's ssyrk on an AVX-512 core but 0.66-0.83x of it on an AVX2-only one (AMD EPYC Zen 3,
-// docs/performance.md "AVX2"), so there they go to OpenBLAS, provided its kernels are as wide as
-// the CPU's (an OpenBLAS that fell back to an older core would be the slower choice again). Pure,
-// unit-tested with fake instruction sets; syrk_on_openblas() is its answer for this machine
-// (computed once). Decision 140.
-bool prefer_openblas_syrk(VectorIsa cpu_widest, std::optional<VectorIsa> openblas_kernel_isa);
+// backend (libxsmm; a forced one runs its own): oneDNN has no syrk, and its row panels of general
+// products reach 1.4x OpenBLAS's ssyrk on a full-width AVX-512 core but 0.66-0.83x of it on a
+// 256-bit one (AMD EPYC Zen 3, AVX2; Zen 4, AVX-512 in halves: docs/performance.md "AVX2" and
+// "Zen 4"), so there they go to OpenBLAS, provided its kernels are AVX2 or wider (an OpenBLAS that
+// fell back to an older core would be the slower choice again). Pure, unit-tested with fake CPUs;
+// syrk_on_openblas() is its answer for this machine (computed once). Decisions 140 and 169.
+bool prefer_openblas_syrk(const CpuFeatures& cpu, std::optional<VectorIsa> openblas_kernel_isa);
 bool syrk_on_openblas();
+
+// Whether Linear's forward product y = x W^T reads W from a transposed copy, W^T [in, out] made
+// once per call (an NN product), instead of in place (NT). On AMD Zen 4, oneDNN's AVX-512 sgemm
+// runs the NN form of the model's projections and MLP products 8-10 % faster than the NT form,
+// more than the copy costs; on full-width AVX-512 cores the two forms are within 2 %, and with
+// AVX2 kernels (Zen 3) the NT form is the faster one, so everywhere else W is read in place. Only
+// for products on oneDNN (the default backend's and a forced onednn's; a forced openblas reads W
+// in place). Pure, unit-tested with fake CPUs; forward_reads_transposed_weight() is the answer for
+// this process (its backend and CPU). Decision 169.
+bool prefer_transposed_forward_weight(bool products_on_onednn, VectorIsa onednn_kernel_isa, const CpuFeatures& cpu);
+bool forward_reads_transposed_weight();
 
 std::optional<std::string> bf16_support_error(const CpuFeatures& cpu, std::string_view onednn_isa);
 void require_bf16_support();

@@ -2,8 +2,10 @@
 
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/processor.hpp"
 
 namespace expt::nn {
 
@@ -41,8 +43,36 @@ Linear<T>::Linear(ParameterStore<T>& store, std::size_t weight_id, int in_featur
 
 template <class T>
 void Linear<T>::forward(const T* x, T* y, int rows) const {
-  // y [rows, out] = x [rows, in] * W^T [in, out]
+  if (reads_transposed_weight()) {
+    // Per-thread, grow-only: one weight's copy at a time ([in, out], 0.7 MiB at 256 x 683).
+    thread_local std::vector<T> weight_t;
+    weight_t.resize(static_cast<std::size_t>(in_) * out_);
+    transpose_weight(weight_t.data());
+    forward_transposed(x, weight_t.data(), y, rows);
+    return;
+  }
+  // y [rows, out] = x [rows, in] * W^T [in, out], W [out, in] read transposed
   product(*store_, Trans::no, Trans::yes, rows, out_, in_, x, in_, store_->value(weight_id_), in_, T(0), y, out_);
+}
+
+template <class T>
+void Linear<T>::forward_transposed(const T* x, const T* weight_t, T* y, int rows) const {
+  // y [rows, out] = x [rows, in] * weight_t [in, out]
+  product(*store_, Trans::no, Trans::no, rows, out_, in_, x, in_, weight_t, out_, T(0), y, out_);
+}
+
+template <class T>
+void Linear<T>::transpose_weight(T* weight_t) const {
+  kernels::transpose(out_, in_, store_->value(weight_id_), in_, weight_t, out_);
+}
+
+template <class T>
+bool Linear<T>::reads_transposed_weight() const {
+  if constexpr (std::is_same_v<T, float>)
+    return store_->product_precision() == kernels::Precision::fp32 &&
+           static_cast<std::size_t>(in_) * out_ <= kMaxTransposedWeight && kernels::forward_reads_transposed_weight();
+  else
+    return false;
 }
 
 template <class T>

@@ -17,8 +17,19 @@ class Linear {
   // the LM head reads the embedding matrix and adds its gradient there).
   Linear(ParameterStore<T>& store, std::size_t weight_id, int in_features, int out_features);
 
-  // x [rows, in] -> y [rows, out]:  y = x W^T.
+  // x [rows, in] -> y [rows, out]:  y = x W^T. Where reads_transposed_weight(), the product
+  // reads a copy W^T [in, out] made for the call (an NN product; decision 169), else W in place.
   void forward(const T* x, T* y, int rows) const;
+  // The same product from weight_t = W^T [in, out] made by transpose_weight: for callers that run
+  // several forwards on one weight (the MLP's row tiles) and copy it once. Same bits as forward.
+  void forward_transposed(const T* x, const T* weight_t, T* y, int rows) const;
+  // weight_t [in, out] = W^T, exact copies.
+  void transpose_weight(T* weight_t) const;
+  // fp32 products on a CPU where the NN form is the faster one (kernels::forward_reads_transposed_weight),
+  // for weights of at most kMaxTransposedWeight elements (so the per-thread copies stay within a few
+  // MiB; a large LM head is read in place); never for double (gradient checks) or bf16 products.
+  bool reads_transposed_weight() const;
+  static constexpr std::size_t kMaxTransposedWeight = std::size_t{1} << 20;  // 4 MiB of fp32
   // From dy [rows, out]: dW += dy^T x (accumulated into the store's gradient);
   // dx [rows, in] = dy W, overwritten, or added to dx when accumulate_dx (several projections of
   // the same input sum their input gradients).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/elementwise_math.hpp"
 
@@ -49,23 +50,48 @@ void Mlp<T>::forward(const T* x, T* y, int rows) {
   hidden_.resize(n);
   if (gate_) gate_out_.resize(n);
   const int d = up_.in_features();
+  // Where the forward products read W^T (Linear::reads_transposed_weight: the three weights have
+  // the same size, so all or none), each weight is copied once per call here, not once per tile:
+  // per-thread, grow-only [d, I] x 3.
+  thread_local std::vector<T> weights_t;
+  const T* up_t = nullptr;
+  const T* down_t = nullptr;
+  const T* gate_t = nullptr;
+  if (up_.reads_transposed_weight()) {
+    const std::size_t w = static_cast<std::size_t>(d) * width_;
+    weights_t.resize(3 * w);
+    up_.transpose_weight(weights_t.data());
+    down_.transpose_weight(weights_t.data() + w);
+    up_t = weights_t.data();
+    down_t = weights_t.data() + w;
+    if (gate_) {
+      gate_->transpose_weight(weights_t.data() + 2 * w);
+      gate_t = weights_t.data() + 2 * w;
+    }
+  }
+  auto project = [](const Linear<T>& layer, const T* weight_t, const T* in, T* out, int tile) {
+    if (weight_t != nullptr)
+      layer.forward_transposed(in, weight_t, out, tile);
+    else
+      layer.forward(in, out, tile);
+  };
   for (int r0 = 0; r0 < rows; r0 += kRowTile) {
     const int tile = std::min(kRowTile, rows - r0);
     const std::size_t off = static_cast<std::size_t>(r0) * width_, m = static_cast<std::size_t>(tile) * width_;
     const T* xt = x + static_cast<std::size_t>(r0) * d;
     T* u = up_out_.data() + off;
     T* h = hidden_.data() + off;
-    up_.forward(xt, u, tile);
+    project(up_, up_t, xt, u, tile);
     if (gate_) {
       T* a = gate_out_.data() + off;
-      gate_->forward(xt, a, tile);
+      project(*gate_, gate_t, xt, a, tile);
       // hidden = silu(a) * u = a * sigmoid(a) * u
       for (std::size_t i = 0; i < m; ++i) h[i] = a[i] * kernels::math::sigmoid(a[i]) * u[i];
     } else {
       // hidden = silu(u) = u * sigmoid(u)
       for (std::size_t i = 0; i < m; ++i) h[i] = u[i] * kernels::math::sigmoid(u[i]);
     }
-    down_.forward(h, y + static_cast<std::size_t>(r0) * d, tile);
+    project(down_, down_t, h, y + static_cast<std::size_t>(r0) * d, tile);
   }
 }
 

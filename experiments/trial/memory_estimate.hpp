@@ -44,8 +44,9 @@
 //   runtime             kRuntimeBytes: the binary, its libraries and the BLAS buffers (measured
 //                       as `expt bench`'s baseline RSS, docs/reliability.md)
 //
-// The chunked kernels' per-thread scratch (one head at a time: chunk states and factors) and the
-// allocator's slack are not counted; the measured peak RSS over this estimate is in
+// The chunked kernels' per-thread scratch (one head at a time: chunk states and factors), the
+// forward products' copies of W^T where the CPU reads them (decision 169: at most 4 x 4 MiB) and
+// the allocator's slack are not counted; the measured peak RSS over this estimate is in
 // docs/reliability.md per mixer and optimizer, and tests/scripts/memory_estimate.sh holds it
 // within kMeasuredOverEstimate.
 #pragma once

@@ -356,16 +356,39 @@ TEST_CASE("the float front end follows the selected backend bit for bit", "[gemm
   expt::kernels::set_gemm_backend(before);
 }
 
-TEST_CASE("the default backend's syrk runs where it is faster: OpenBLAS on AVX2 with matching kernels, else oneDNN",
-          "[gemm]") {
+namespace {
+
+expt::kernels::CpuFeatures fake_cpu(std::vector<std::string> isa, std::string vendor = "GenuineIntel", int family = 6) {
+  expt::kernels::CpuFeatures cpu;
+  cpu.model = "Test CPU 9000";
+  cpu.vendor = std::move(vendor);
+  cpu.family = family;
+  cpu.isa = std::move(isa);
+  return cpu;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the default backend's syrk runs where it is faster: OpenBLAS on 256-bit cores with AVX2+ kernels, else oneDNN",
+    "[gemm]") {
   using expt::kernels::prefer_openblas_syrk;
   using expt::kernels::VectorIsa;
-  CHECK(prefer_openblas_syrk(VectorIsa::avx2, VectorIsa::avx2));            // Zen 3 with OpenBLAS Zen/Haswell
-  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx512, VectorIsa::avx512));  // oneDNN's panels 1.4x there
-  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx512, VectorIsa::avx2));
-  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx2, VectorIsa::sse));  // OpenBLAS fell back to an old core
-  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx2, std::nullopt));    // a core the table does not know
-  CHECK_FALSE(prefer_openblas_syrk(VectorIsa::avx, VectorIsa::avx));
+  const auto zen3 = fake_cpu({"sse2", "avx", "fma", "avx2"}, "AuthenticAMD", 0x19);
+  const auto zen4 = fake_cpu({"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw"}, "AuthenticAMD", 0x19);
+  const auto zen5 = fake_cpu({"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw"}, "AuthenticAMD", 0x1A);
+  const auto xeon = fake_cpu({"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw"}, "GenuineIntel", 6);
+  const auto sandy = fake_cpu({"sse2", "avx"}, "GenuineIntel", 6);
+  CHECK(prefer_openblas_syrk(zen3, VectorIsa::avx2));          // OpenBLAS Zen/Haswell: 1.2-1.5x oneDNN's panels
+  CHECK(prefer_openblas_syrk(zen4, VectorIsa::avx512));        // OpenBLAS Cooperlake: 1.25-1.28x there
+  CHECK(prefer_openblas_syrk(zen4, VectorIsa::avx2));          // Haswell kernels run at full rate on halves
+  CHECK_FALSE(prefer_openblas_syrk(zen5, VectorIsa::avx512));  // oneDNN's panels 1.4x there
+  CHECK_FALSE(prefer_openblas_syrk(xeon, VectorIsa::avx512));
+  CHECK_FALSE(prefer_openblas_syrk(xeon, VectorIsa::avx2));
+  CHECK_FALSE(prefer_openblas_syrk(zen3, VectorIsa::sse));  // OpenBLAS fell back to an old core
+  CHECK_FALSE(prefer_openblas_syrk(zen4, VectorIsa::avx));
+  CHECK_FALSE(prefer_openblas_syrk(zen3, std::nullopt));  // a core the table does not know
+  CHECK_FALSE(prefer_openblas_syrk(sandy, VectorIsa::avx));
 
   // The front end follows the choice for this machine bit for bit, and a forced backend its own.
   const int n = 70, k = 131;
@@ -477,16 +500,41 @@ TEST_CASE("BLAS accounting per product keys each call by routine, transpositions
   for (std::size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].totals.seconds >= rows[i].totals.seconds);
 }
 
-namespace {
-
-expt::kernels::CpuFeatures fake_cpu(std::vector<std::string> isa) {
-  expt::kernels::CpuFeatures cpu;
-  cpu.model = "Test CPU 9000";
-  cpu.isa = std::move(isa);
-  return cpu;
+TEST_CASE("the datapath width: AVX-512 whole, except AMD family 19h (Zen 4) in 256-bit halves", "[gemm]") {
+  const std::vector<std::string> avx512 = {"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw"};
+  CHECK(fake_cpu(avx512, "AuthenticAMD", 0x19).datapath_bits() == 256);  // Zen 4
+  CHECK(fake_cpu(avx512, "AuthenticAMD", 0x1A).datapath_bits() == 512);  // Zen 5
+  CHECK(fake_cpu(avx512, "GenuineIntel", 6).datapath_bits() == 512);
+  CHECK(fake_cpu({"sse2", "avx", "fma", "avx2"}, "AuthenticAMD", 0x19).datapath_bits() == 256);  // Zen 3
+  CHECK(fake_cpu({"sse2", "avx"}).datapath_bits() == 256);
+  CHECK(fake_cpu({"sse2", "sse4_2"}).datapath_bits() == 128);
+  // This machine: cpuid's vendor and family were read.
+  const auto& cpu = expt::kernels::cpu_features();
+  CHECK(cpu.vendor.size() == 12);  // "AuthenticAMD", "GenuineIntel", ...
+  CHECK(cpu.family >= 6);
 }
 
-}  // namespace
+TEST_CASE("the forward product reads W^T only with oneDNN's AVX-512 kernels on 256-bit halves", "[gemm]") {
+  using expt::kernels::prefer_transposed_forward_weight;
+  using expt::kernels::VectorIsa;
+  const std::vector<std::string> avx512 = {"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw"};
+  const auto zen4 = fake_cpu(avx512, "AuthenticAMD", 0x19);
+  CHECK(prefer_transposed_forward_weight(true, VectorIsa::avx512, zen4));
+  CHECK_FALSE(prefer_transposed_forward_weight(false, VectorIsa::avx512, zen4));  // forced openblas
+  CHECK_FALSE(prefer_transposed_forward_weight(true, VectorIsa::avx2, zen4));     // DNNL_MAX_CPU_ISA=AVX2
+  CHECK_FALSE(prefer_transposed_forward_weight(true, VectorIsa::avx512, fake_cpu(avx512, "AuthenticAMD", 0x1A)));
+  CHECK_FALSE(prefer_transposed_forward_weight(true, VectorIsa::avx512, fake_cpu(avx512)));
+  CHECK_FALSE(prefer_transposed_forward_weight(true, VectorIsa::avx2,
+                                               fake_cpu({"sse2", "avx", "fma", "avx2"}, "AuthenticAMD", 0x19)));
+  // This process: the rule on this CPU and backend, and never under a forced openblas.
+  const auto before = expt::kernels::gemm_backend();
+  expt::kernels::set_gemm_backend(expt::kernels::GemmBackend::openblas);
+  CHECK_FALSE(expt::kernels::forward_reads_transposed_weight());
+  expt::kernels::set_gemm_backend(expt::kernels::GemmBackend::onednn);
+  CHECK(expt::kernels::forward_reads_transposed_weight() ==
+        prefer_transposed_forward_weight(true, expt::kernels::onednn_isa(), expt::kernels::cpu_features()));
+  expt::kernels::set_gemm_backend(before);
+}
 
 TEST_CASE("the start-up GEMM check warns when the kernels are narrower than the CPU, with the factor and the fix",
           "[gemm]") {
@@ -508,6 +556,14 @@ TEST_CASE("the start-up GEMM check warns when the kernels are narrower than the 
   const auto haswell = gemm_mismatch_warning("openblas", "Haswell", openblas_core_isa("Haswell"), avx512);
   REQUIRE(haswell.has_value());
   CHECK_THAT(*haswell, Catch::Contains("up to 2x"));
+  // On Zen 4's 256-bit halves AVX2 kernels reach the AVX-512 rate: silent; SSE ones 4x, not 8x.
+  auto zen4 = avx512;
+  zen4.vendor = "AuthenticAMD";
+  zen4.family = 0x19;
+  CHECK_FALSE(gemm_mismatch_warning("openblas", "Haswell", openblas_core_isa("Haswell"), zen4).has_value());
+  const auto zen4_prescott = gemm_mismatch_warning("openblas", "Prescott", openblas_core_isa("Prescott"), zen4);
+  REQUIRE(zen4_prescott.has_value());
+  CHECK_THAT(*zen4_prescott, Catch::Contains("up to 4x"));
   // Matching kernels: silent.
   CHECK_FALSE(gemm_mismatch_warning("openblas", "Haswell", openblas_core_isa("Haswell"), avx2).has_value());
   CHECK_FALSE(gemm_mismatch_warning("openblas", "SkylakeX", openblas_core_isa("SkylakeX"), avx512).has_value());

@@ -13,6 +13,8 @@
 #include "core/nn/linear.hpp"
 #include "core/nn/mlp.hpp"
 #include "core/nn/rmsnorm.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/processor.hpp"
 #include "tests/nn/nn_test_util.hpp"
 
 using expt::nn::ParameterStore;
@@ -57,6 +59,51 @@ TEST_CASE("Linear: forward is x W^T, gradients match central differences", "[nn]
     linear.backward(x.data(), r.data(), accumulated.data(), rows, true);
     for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(accumulated[i] == Approx(plain[i] + 2.5).epsilon(1e-14));
   }
+}
+
+// The fp32 forward product in both of its forms (decision 169): W read in place (NT) or from a
+// copy of W^T (NN), whichever this CPU takes in forward(); both are tested here on every machine.
+TEST_CASE("Linear<float>: forward and the W^T form match a double reference; the copy is exact; the rule",
+          "[nn][linear]") {
+  const int in = 37, out = 53, rows = 300;
+  ParameterStore<float> store;
+  expt::nn::Linear<float> linear(store, "proj.weight", in, out, ParamRole::matrix);
+  store.allocate();
+  const auto w64 = test::random_normal(static_cast<std::size_t>(out) * in, 41);
+  const auto x64 = test::random_normal(static_cast<std::size_t>(rows) * in, 42);
+  float* w = store.value(0);
+  for (std::size_t e = 0; e < w64.size(); ++e) w[e] = static_cast<float>(w64[e]);
+  std::vector<float> x(x64.begin(), x64.end());
+
+  std::vector<float> weight_t(static_cast<std::size_t>(in) * out);
+  linear.transpose_weight(weight_t.data());
+  for (int o = 0; o < out; ++o)
+    for (int c = 0; c < in; ++c) REQUIRE(weight_t[static_cast<std::size_t>(c) * out + o] == w[o * in + c]);
+
+  std::vector<float> y(static_cast<std::size_t>(rows) * out), y_t(y.size());
+  linear.forward(x.data(), y.data(), rows);
+  linear.forward_transposed(x.data(), weight_t.data(), y_t.data(), rows);
+  for (int i = 0; i < rows; ++i)
+    for (int o = 0; o < out; ++o) {
+      double expected = 0, scale = 0;
+      for (int c = 0; c < in; ++c) {
+        expected += static_cast<double>(x[i * in + c]) * w[o * in + c];
+        scale += std::abs(static_cast<double>(x[i * in + c]) * w[o * in + c]);
+      }
+      const std::size_t k = static_cast<std::size_t>(i) * out + o;
+      REQUIRE(std::abs(y[k] - expected) <= 1e-6 * scale);
+      REQUIRE(std::abs(y_t[k] - expected) <= 1e-6 * scale);
+    }
+  // Where this CPU reads W^T, forward() is the W^T form itself, bit for bit.
+  if (linear.reads_transposed_weight()) REQUIRE(y == y_t);
+
+  // The rule: fp32 products of weights up to the bound, as the machine decides; never bf16.
+  CHECK(linear.reads_transposed_weight() == expt::kernels::forward_reads_transposed_weight());
+  store.set_product_precision(expt::kernels::Precision::bf16);
+  CHECK_FALSE(linear.reads_transposed_weight());
+  ParameterStore<float> big_store;
+  expt::nn::Linear<float> big(big_store, "head.weight", 1024, 1025, ParamRole::matrix);
+  CHECK_FALSE(big.reads_transposed_weight());  // 1,049,600 elements > kMaxTransposedWeight
 }
 
 TEST_CASE("Embedding: rows of the table, gradients match central differences", "[nn][embedding][gradcheck]") {
