@@ -63,7 +63,7 @@ TEST_CASE("Linear: forward is x W^T, gradients match central differences", "[nn]
 
 // The fp32 forward product in both of its forms (decision 169): W read in place (NT) or from a
 // copy of W^T (NN), whichever this CPU takes in forward(); both are tested here on every machine.
-TEST_CASE("Linear<float>: forward and the W^T form match a double reference; the copy is exact; the rule",
+TEST_CASE("Linear<float>: forward and the W^T form match a double reference, the copy is exact, the rule holds",
           "[nn][linear]") {
   const int in = 37, out = 53, rows = 300;
   ParameterStore<float> store;
