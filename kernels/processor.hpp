@@ -79,7 +79,7 @@ bool syrk_on_openblas();
 // Whether Linear's forward product y = x W^T reads W from a transposed copy, W^T [in, out] made
 // once per call (an NN product), instead of in place (NT). On AMD Zen 4, oneDNN's AVX-512 sgemm
 // runs the NN form of the model's projections and MLP products 8-10 % faster than the NT form,
-// more than the copy costs; on full-width AVX-512 cores the two forms are within 2 %, and with
+// more than the copy costs; on full-width AVX-512 cores the two forms are within 3 %, and with
 // AVX2 kernels (Zen 3) the NT form is the faster one, so everywhere else W is read in place. Only
 // for products on oneDNN (the default backend's and a forced onednn's; a forced openblas reads W
 // in place). Pure, unit-tested with fake CPUs; forward_reads_transposed_weight() is the answer for
