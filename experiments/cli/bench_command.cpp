@@ -29,6 +29,7 @@
 #include "experiments/trial/training_step.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/processor.hpp"
+#include "kernels/sgemm_peak.hpp"
 #include "optimizers/clip.hpp"
 #include "optimizers/optimizer.hpp"
 #include "optimizers/schedule.hpp"
@@ -87,6 +88,10 @@ struct BenchResult {
   double rss_baseline = 0, rss_peak = 0;
   double bytes_params = 0, bytes_grads = 0, bytes_optimizer = 0, bytes_activations = 0;
   MemoryEstimate estimate;  // the pre-flight estimate of this step (no trainer copy)
+  // train.precision: bf16 only: the machine's bf16 limit (kernels::bf16_gemm_rate_gflops), measured
+  // after the steps so that its buffers stay out of the step's RSS; 0 when not measured.
+  double bf16_peak_gflops = 0;
+  bool bf16_peak_correct = false;
 };
 
 // The phase clock of `expt bench`: wall time and BLAS totals between the phase boundaries the
@@ -195,6 +200,10 @@ BenchResult run_bench(const config::TrialConfig& cfg, comm::Communicator& comm, 
     res.phase_blas[p] = {b.calls / opt.steps, b.flops / opt.steps, b.seconds / opt.steps};
   }
   res.rss_peak = peak_rss_bytes();
+  if (cfg.train.precision == "bf16") {
+    res.bf16_peak_correct = kernels::bf16_gemm_correct();
+    res.bf16_peak_gflops = kernels::bf16_gemm_rate_gflops({1024, 2048}, 3);
+  }
 
   res.bytes_params = 4.0 * static_cast<double>(store.size());
   res.bytes_grads = 4.0 * static_cast<double>(store.size());
@@ -265,6 +274,12 @@ nlohmann::json to_json(const config::TrialConfig& cfg, const BenchResult& r, con
   j["mfu_cpu"] = flops * tokens_per_step / r.cpu_step_s * 1e-9 / (ranks * r.peak.gflops);
   // The same against the sgemm of the backend in use (the "same-library" figure).
   j["mfu_backend"] = achieved_gflops / (ranks * r.threads * r.peak.backend_gflops);
+  // bf16 mode: the same against the bf16 limit (null in fp32, or when the bf16 probe was wrong).
+  const bool bf16_peak = r.bf16_peak_gflops > 0 && r.bf16_peak_correct;
+  j["bf16_peak_gflops"] = r.bf16_peak_gflops > 0 ? nlohmann::json(r.bf16_peak_gflops) : nlohmann::json(nullptr);
+  j["bf16_peak_correct"] = r.bf16_peak_gflops > 0 ? nlohmann::json(r.bf16_peak_correct) : nlohmann::json(nullptr);
+  j["mfu_bf16"] =
+      bf16_peak ? nlohmann::json(achieved_gflops / (ranks * r.threads * r.bf16_peak_gflops)) : nlohmann::json(nullptr);
   double phase_total = 0;
   for (double s : r.phase_s) phase_total += s;
   const auto rate = [](double count, double s) { return s > 0 ? count / s * 1e-9 : 0.0; };
@@ -362,6 +377,17 @@ std::string to_table(const nlohmann::json& j) {
       "backend's own sgemm ({:.2f} GFLOP/s)\n",
       100 * j["mfu"].get<double>(), 100 * j["mfu_cpu"].get<double>(), 100 * j["mfu_backend"].get<double>(),
       j["gemm_backend"].get<std::string>(), j["backend_sgemm_gflops"].get<double>());
+  if (!j["bf16_peak_gflops"].is_null()) {
+    s += fmt::format(
+        "  bf16 peak       {:.2f} GFLOP/s{}, the machine's bf16 limit: gemm_bf16 on oneDNN {} (operands converted "
+        "as in the step), n = 1024 and 2048, best of 3\n",
+        j["bf16_peak_gflops"].get<double>(), j["bf16_peak_correct"].get<bool>() ? "" : " (WRONG RESULTS: no MFU)",
+        kernels::onednn_isa_name());
+    if (!j["mfu_bf16"].is_null())
+      s += fmt::format(
+          "  MFU (bf16)      {:.1f} % of ranks x threads x bf16 peak (the products outside Linear stay fp32)\n",
+          100 * j["mfu_bf16"].get<double>());
+  }
   s += "  phase           ms/step   share    BLAS ms  BLAS GFLOP  GFLOP/s  calls\n";
   for (const char* p : kPhaseNames) {
     const auto& ph = j["phases"][p];

@@ -13,6 +13,7 @@
 
 #include "kernels/gemm.hpp"
 #include "kernels/processor.hpp"
+#include "kernels/sgemm_peak.hpp"
 #include "tests/kernels/gradient_check.hpp"
 
 using expt::kernels::round_to_bf16;
@@ -155,6 +156,14 @@ TEST_CASE("gemm_bf16 gives bit-identical results across repeated calls and buffe
               REQUIRE(std::memcmp(first.data(), result.data(), c_size * sizeof(float)) == 0);
           }
         }
+}
+
+TEST_CASE("the bf16 limit probe computes correct products and a rate", "[gemm][bf16]") {
+  if (!machine_has_bf16()) return;
+  CHECK(expt::kernels::bf16_gemm_correct());
+  const double rate = expt::kernels::bf16_gemm_rate_gflops({64, 96}, 2);
+  CHECK(rate > 0);
+  CHECK(std::isfinite(rate));
 }
 
 TEST_CASE("gemm_in runs fp32 on gemm<float> bit for bit and bf16 on gemm_bf16", "[gemm][bf16]") {

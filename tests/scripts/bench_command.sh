@@ -41,6 +41,7 @@ good = [p["gflops"] for p in probes if p["correct"] and not p["error"]]
 assert j["sgemm_peak_gflops"] == max(good), (j["sgemm_peak_gflops"], probes)
 assert j["backend_sgemm_gflops"] <= j["sgemm_peak_gflops"] and j["gemm_backend"] in ("libxsmm", "onednn", "openblas")
 assert abs(j["mfu_backend"] - j["achieved_gflops"] / j["backend_sgemm_gflops"]) < 1e-9
+assert j["bf16_peak_gflops"] is None and j["mfu_bf16"] is None, j  # fp32: no bf16 limit
 assert j["gemm_backend"] in j["machine"] and j["sgemm_peak_source"], j["machine"]
 phases = j["phases"]
 assert set(phases) == {"data", "forward", "backward", "reduce", "optimizer"}, phases
@@ -98,6 +99,27 @@ assert all(r["s"] >= s["s"] for r, s in zip(rows, rows[1:])), [r["s"] for r in r
 assert all(r["flops"] == 2.0 * r["m"] * r["n"] * r["k"] * r["calls"] for r in rows if r["product"].startswith("sgemm")), rows
 assert abs(sum(r["share_of_blas"] for r in rows) - 1) < 1e-6, rows
 PY
+
+# train.precision: bf16 adds the machine's bf16 limit (gemm_bf16 on square products, checked for
+# correct results) and the MFU against it, in the table and the JSON; only where the CPU has bf16
+# instructions (elsewhere bf16 mode is refused at start-up, tests/kernels/gemm_bf16_test.cpp).
+if grep -qw avx512_bf16 /proc/cpuinfo && [[ -z ${DNNL_MAX_CPU_ISA:-} ]]; then
+  "$EXPT" bench "$config" "${tiny[@]}" --set train.precision=bf16 --steps 1 --warmup 1 > "$work/bf16.txt" 2>&1 \
+    || die "expt bench in bf16 failed: $(cat "$work/bf16.txt")"
+  grep -q "bf16 peak .* GFLOP/s, the machine's bf16 limit: gemm_bf16" "$work/bf16.txt" || die "no bf16 peak: $(cat "$work/bf16.txt")"
+  grep -q "MFU (bf16)" "$work/bf16.txt" || die "no bf16 MFU: $(cat "$work/bf16.txt")"
+  "$EXPT" bench "$config" "${tiny[@]}" --set train.precision=bf16 --steps 1 --warmup 1 --format json \
+    > "$work/bf16.json" 2> "$work/bf16.err" || die "expt bench in bf16 (JSON) failed: $(cat "$work/bf16.err")"
+  "$EXPT_PYTHON" - "$work/bf16.json" <<'PY' || die "bad bf16 JSON report"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["bf16_peak_correct"] is True and j["bf16_peak_gflops"] > 0, j
+assert abs(j["mfu_bf16"] - j["achieved_gflops"] / j["bf16_peak_gflops"]) < 1e-9, j
+assert abs(j["mfu"] - j["achieved_gflops"] / j["sgemm_peak_gflops"]) < 1e-9, j
+PY
+else
+  echo "bench_command: the bf16 section is not run here: no avx512_bf16, or DNNL_MAX_CPU_ISA set"
+fi
 
 # A forced backend is used and reported; an unknown one is refused before anything runs; OpenBLAS
 # forced to its oldest (SSE3) kernels on any AVX machine draws the start-up warning, with the fix.
