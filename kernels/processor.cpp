@@ -95,22 +95,17 @@ CpuFeatures detect() {
 // mul, AVX 8-wide add + mul, AVX2 two 8-wide FMA units, AVX-512 two 16-wide; no more than the
 // core's datapath executes whole (AVX-512 on Zen 4's 256-bit halves: the AVX2 rate).
 int relative_peak(VectorIsa isa, int datapath_bits) {
-  int peak = 1;
   switch (isa) {
     case VectorIsa::sse:
-      peak = 1;
-      break;
+      return 1;
     case VectorIsa::avx:
-      peak = 2;
-      break;
+      return 2;
     case VectorIsa::avx2:
-      peak = 4;
-      break;
+      return 4;
     case VectorIsa::avx512:
-      peak = 8;
-      break;
+      return datapath_bits >= 512 ? 8 : 4;
   }
-  return datapath_bits <= 256 && isa == VectorIsa::avx512 ? 4 : peak;
+  return 1;
 }
 
 }  // namespace

@@ -56,16 +56,9 @@ VectorIsa onednn_isa();
 std::optional<std::string> gemm_mismatch_warning(std::string_view backend, std::string_view kernel,
                                                  std::optional<VectorIsa> kernel_isa, const CpuFeatures& cpu);
 
-// The check above for this process's backend, and a one-line description for logs and `expt
-// bench`: "CPU AMD EPYC (avx512, isa: ...); GEMM onednn (avx512_core_bf16)".
+// The check above for this process's backend.
 std::optional<std::string> gemm_startup_warning();
 
-// train.precision: bf16 needs bf16 dot-product instructions (avx512_bf16 or amx_bf16) for
-// oneDNN's bf16 kernels and expt's operand conversion, and oneDNN allowed to use them
-// (`onednn_isa`, onednn_isa_name(): avx512_core_bf16 or avx512_core_amx; DNNL_MAX_CPU_ISA can
-// limit it, and then oneDNN has no bf16 matmul at all). The error text (names the CPU, what it
-// has or what limits oneDNN, and the fix), nullopt when both hold. Pure, unit-tested with fake
-// instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
 // Where the fp32 symmetric rank-k update (syrk_upper, kernels/gemm.hpp) runs under the default
 // backend (libxsmm; a forced one runs its own): oneDNN has no syrk, and its row panels of general
 // products reach 1.4x OpenBLAS's ssyrk on a full-width AVX-512 core but 0.66-0.83x of it on a
@@ -87,8 +80,18 @@ bool syrk_on_openblas();
 bool prefer_transposed_forward_weight(bool products_on_onednn, VectorIsa onednn_kernel_isa, const CpuFeatures& cpu);
 bool forward_reads_transposed_weight();
 
+// train.precision: bf16 needs bf16 dot-product instructions (avx512_bf16 or amx_bf16) for
+// oneDNN's bf16 kernels and expt's operand conversion, and oneDNN allowed to use them
+// (`onednn_isa`, onednn_isa_name(): avx512_core_bf16 or avx512_core_amx; DNNL_MAX_CPU_ISA can
+// limit it, and then oneDNN has no bf16 matmul at all). The error text (names the CPU, what it
+// has or what limits oneDNN, and the fix), nullopt when both hold. Pure, unit-tested with fake
+// instruction sets; require_bf16_support() throws std::runtime_error with it for this machine.
 std::optional<std::string> bf16_support_error(const CpuFeatures& cpu, std::string_view onednn_isa);
 void require_bf16_support();
+
+// The machine line of logs and `expt bench`: the CPU (model, widest level, "in 256-bit halves"
+// where datapath_bits() says so, instruction sets), the GEMM backend with its kernels and the
+// choices above ("syrk openblas", "forward reads W^T"), and OpenBLAS's core.
 std::string gemm_machine_summary();
 
 }  // namespace expt::kernels
