@@ -150,6 +150,13 @@ int main(int argc, char** argv) {
       {"DR U dH^T (64x32x32 NT)", Kind::gemm, N, T, 64, 32, 32},
       {"attention q k^T (256x256x32)", Kind::gemm, N, T, 256, 256, 32},
       {"attention P v (256x32x256)", Kind::gemm, N, N, 256, 32, 256},
+      // Muon's Newton-Schulz at d_model 128: square 128 x 128 and the MLP's 128 x 512 iterates
+      {"NS128 syrk X X^T (128, k 128)", Kind::syrk, N, N, 128, 0, 128},
+      {"NS128 syrk X X^T (128, k 512)", Kind::syrk, N, N, 128, 0, 512},
+      {"NS128 symm B X (128 x 128)", Kind::symm, N, N, 128, 128, 0},
+      {"NS128 B X general (128x128x128)", Kind::gemm, N, N, 128, 128, 128},
+      {"NS128 symm B X (128 x 512)", Kind::symm, N, N, 128, 512, 0},
+      {"NS128 B X general (128x512x128)", Kind::gemm, N, N, 128, 512, 128},
       // Muon's Newton-Schulz at d_model 256: square, tall (683 x 256) Gram form
       {"NS X X^T general (256x256x256)", Kind::gemm, N, T, 256, 256, 256},
       {"NS syrk X X^T (256, k 683)", Kind::syrk, N, N, 256, 0, 683},

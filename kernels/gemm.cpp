@@ -247,14 +247,26 @@ void onednn_syrk_upper(bool trans, int n, int k, float alpha, const float* A, in
   }
 }
 
-// C = alpha S B + beta C with S read from its upper triangle: S mirrored into a full scratch.
+// C = alpha S B + beta C with S read from its upper triangle: S mirrored into a full scratch F,
+// then one general product. The upper triangle is copied row by row (contiguous), the lower one
+// from it by 32 x 32 tiles, so the transposed side touches each cache line once per tile: an
+// element-by-element gather of S's columns cost 18 % of the product at m = n = 128 on Zen 4
+// (docs/performance.md).
 void onednn_symm_upper_left(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
                             float* C, int ldc) {
   thread_local std::vector<float> full;
   float* F = scratch(full, static_cast<std::size_t>(m) * m);
   for (int i = 0; i < m; ++i)
-    for (int j = 0; j < m; ++j)
-      F[static_cast<std::size_t>(i) * m + j] = S[static_cast<std::size_t>(std::min(i, j)) * lds + std::max(i, j)];
+    std::copy(S + static_cast<std::size_t>(i) * lds + i, S + static_cast<std::size_t>(i) * lds + m,
+              F + static_cast<std::size_t>(i) * m + i);
+  constexpr int tile = 32;
+  for (int i0 = 0; i0 < m; i0 += tile)
+    for (int j0 = 0; j0 <= i0; j0 += tile) {
+      const int i1 = std::min(m, i0 + tile), j1 = std::min(m, j0 + tile);
+      for (int i = i0; i < i1; ++i)
+        for (int j = j0; j < std::min(j1, i); ++j)
+          F[static_cast<std::size_t>(i) * m + j] = F[static_cast<std::size_t>(j) * m + i];
+    }
   onednn_sgemm(Trans::no, Trans::no, m, n, m, alpha, F, m, B, ldb, beta, C, ldc);
 }
 

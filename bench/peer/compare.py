@@ -15,7 +15,9 @@ its processes of each one's MFU against its own measure of the machine's fp32 li
 optimizer's share of expt's step (measured, and at the model's BLAS rate: the share its products
 alone would take), expt's peak RSS over the analytic bytes, and each side's BLAS time per step
 against the rest of its step (expt: its kernels/gemm calls; peer: the aten BLAS operators under
-torch.profiler), which tells a faster BLAS path from less work around it. The configs are
+torch.profiler), which tells a faster BLAS path from less work around it, and the ratio's ceiling: the
+peer's step over expt's products alone, at their measured rate (no work outside BLAS) and at the
+machine's limit, which tells a goal the code can still reach from one it cannot. The configs are
 bench/configs/<mixer>.yaml (4 layers, length 256, batch 8) with d_model and optimizer.type set.
 """
 
@@ -69,7 +71,7 @@ def main():
     rows, record = [], []
     header = ("mixer", "optimizer", "d_model", "expt tok/s", "peer tok/s", "ratio", "ratio (CPU time)", "expt MFU",
               "MFU (CPU time)", "opt share", "opt share at model rate", "RSS/analytic", "BLAS ms expt / peer",
-              "outside BLAS ms expt / peer")
+              "outside BLAS ms expt / peer", "ratio ceiling: outside BLAS 0 / at the limit")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for mixer in args.mixers:
@@ -101,10 +103,15 @@ def main():
                 e_out = statistics.median(r["blas"]["outside_s"] for r in expt_runs)
                 p_blas = statistics.median(r["blas"]["s"] for r in peer_runs)
                 p_out = statistics.median(r["step_s"] - r["blas"]["s"] for r in peer_runs)
+                # What no work outside the products could beat: the peer's step over expt's products
+                # alone, at their measured rate and at the machine's limit (each run's own probe).
+                peer_step = statistics.median(r["step_s"] for r in peer_runs)
+                at_limit = statistics.median(r["blas"]["flops"] / (1e9 * r["sgemm_peak_gflops"]) for r in expt_runs)
+                ceiling_blas, ceiling_limit = peer_step / e_blas, peer_step / at_limit
                 row = (mixer, opt, d, f"{e:.0f}", f"{p:.0f}", f"{e / p:.2f}", f"{e_cpu / p_cpu:.2f}",
                        f"{100 * mfu:.1f} %", f"{100 * mfu_cpu:.1f} %", f"{100 * share:.1f} %",
                        f"{100 * share_arith:.1f} %", f"{rss:.2f}", f"{1e3 * e_blas:.0f} / {1e3 * p_blas:.0f}",
-                       f"{1e3 * e_out:.0f} / {1e3 * p_out:.0f}")
+                       f"{1e3 * e_out:.0f} / {1e3 * p_out:.0f}", f"{ceiling_blas:.2f} / {ceiling_limit:.2f}")
                 print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
                 rows.append(row)
                 record.append({"mixer": mixer, "optimizer": opt, "d_model": d, "expt_tokens_per_s": e,
@@ -114,6 +121,8 @@ def main():
                                "expt_optimizer_share_at_model_rate": share_arith,
                                "expt_rss_over_analytic": rss, "expt_blas_s": e_blas, "expt_outside_blas_s": e_out,
                                "peer_blas_s": p_blas, "peer_outside_blas_s": p_out,
+                               "ratio_ceiling_outside_blas_zero": ceiling_blas,
+                               "ratio_ceiling_at_limit": ceiling_limit,
                                "peer_openblas_core": peer_runs[0]["openblas_core"],
                                "machine": expt_runs[0]["machine"], "sgemm_peak_gflops": expt_runs[0]["sgemm_peak_gflops"],
                                "expt_runs": expt_runs, "peer_runs": peer_runs})
