@@ -21,7 +21,7 @@ double newton_schulz_flops(int m, int n, int steps, NsMethod method) {
   const int r = m > n ? n : m;
   const int c = m > n ? m : n;
   if (method != NsMethod::gram || static_cast<long long>(c) < static_cast<long long>(kGramMinAspect) * r)
-    return steps * (syrk_flops(r, c) + syrk_flops(r, r) + symm_flops(r, c));
+    return steps * (syrk_flops(r, c) + syrk_flops(r, r) + gemm_flops(r, c, r));
   // The calls of newton_schulz_gram() with restart period kGramRestartPeriod, in its order.
   auto restarts_at = [](int j) { return j > 0 && j % kGramRestartPeriod == 0; };
   double flops = syrk_flops(r, c);  // the first Gram matrix
@@ -31,8 +31,8 @@ double newton_schulz_flops(int m, int n, int steps, NsMethod method) {
       flops += gemm_flops(r, c, r) + syrk_flops(r, c);
       q_identity = true;
     }
-    flops += syrk_flops(r, r);                   // Z
-    if (!q_identity) flops += symm_flops(r, r);  // Q ← Z·Q
+    flops += syrk_flops(r, r);                      // Z
+    if (!q_identity) flops += gemm_flops(r, r, r);  // Q ← Z·Q
     q_identity = false;
     if (j + 1 < steps && !restarts_at(j + 1)) flops += syrk_flops(r, r) + symm_flops(r, r);  // R ← Z²·R
   }
@@ -135,20 +135,24 @@ void newton_schulz_standard(const T* U, int m, int n, std::span<const NsCoeffici
   load_normalised(U, m, n, eps, X);
 
   // A and B are symmetric: A = X·Xᵀ and A·A = A·Aᵀ go through syrk (upper triangle, half the flops of
-  // gemm) and B·X through symm, which reads B's upper triangle. syrk of A·Aᵀ needs all of A, so the
-  // lower triangle is mirrored from the upper one first (r² copies against r³ flops saved).
+  // gemm). syrk of A·Aᵀ needs all of A, so the lower triangle is mirrored from the upper one first
+  // (r² copies against r³ flops saved). B·X is a general product of B mirrored the same way: a
+  // symm costs the same flops, and on oneDNN (no symm) would copy all of B into a scratch first,
+  // on OpenBLAS runs slower than its gemm (docs/performance.md, "Zen 4: the ratio's ceiling").
   for (const NsCoefficients& s : steps) {
     // A = X·Xᵀ (r x r), upper triangle, then mirrored.
     syrk_upper<T>(r, c, T(1), X, c, T(0), A, r);
     mirror_upper(A, r);
-    // B = c·A·Aᵀ + b·A (r x r), upper triangle.
+    // B = c·A·Aᵀ + b·A (r x r): c·A·Aᵀ's upper triangle mirrored, then b·A added to both halves
+    // (A is exactly symmetric, so B is too).
     syrk_upper<T>(r, r, static_cast<T>(s.c), A, r, T(0), B, r);
+    mirror_upper(B, r);
     const T b = static_cast<T>(s.b);
-    for (std::size_t k = 0; k < rr; ++k) B[k] += b * A[k];  // the lower half is never read
+    for (std::size_t k = 0; k < rr; ++k) B[k] += b * A[k];
     // X' = a·X + B·X (r x c).
     const T a = static_cast<T>(s.a);
     for (std::size_t k = 0; k < rc; ++k) X_next[k] = a * X[k];
-    symm_upper_left<T>(r, c, T(1), B, r, X, c, T(1), X_next, c);
+    gemm<T>(Trans::no, Trans::no, r, c, r, T(1), B, r, X, c, T(1), X_next, c);
     std::swap(X, X_next);
   }
   store(X, m, n, out);
@@ -190,7 +194,7 @@ void newton_schulz_gram(const T* U, int m, int n, std::span<const NsCoefficients
       }
     }
     const NsCoefficients& s = steps[static_cast<std::size_t>(j)];
-    // Z = c·R·Rᵀ + b·R + a·I (upper by syrk, then mirrored for symm's right operand below).
+    // Z = c·R·Rᵀ + b·R + a·I (upper by syrk, then mirrored: the products below read all of it).
     syrk_upper<T>(r, r, static_cast<T>(s.c), R, r, T(0), Z, r);
     const T b = static_cast<T>(s.b);
     for (std::size_t k = 0; k < rr; ++k) Z[k] += b * R[k];
@@ -201,7 +205,7 @@ void newton_schulz_gram(const T* U, int m, int n, std::span<const NsCoefficients
       std::copy(Z, Z + rr, Q);
       q_identity = false;
     } else {
-      symm_upper_left<T>(r, r, T(1), Z, r, Q, r, T(0), Q_next, r);
+      gemm<T>(Trans::no, Trans::no, r, r, r, T(1), Z, r, Q, r, T(0), Q_next, r);  // Z is full (mirrored)
       std::swap(Q, Q_next);
     }
     // R ← Z²·R (= Z·R·Z), unless nothing reads it: after the last iteration or before a restart.

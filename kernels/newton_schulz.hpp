@@ -9,13 +9,14 @@
 // X starts as U/(‖U‖_F + ε); a tall U (m > n) is transposed first so that X is r x c with
 // r = min(m, n) ≤ c = max(m, n) and the Gram matrix A is the small one. A zero U gives a zero
 // result (ε > 0). A and B are symmetric, so one iteration costs r²c (A, syrk) + r³ (A·A, syrk) +
-// 2r²c (B·X, symm) flops instead of 2r²c + 2r³ + 2r²c with general products.
+// 2r²c (B·X, a general product of B mirrored) flops instead of 2r²c + 2r³ + 2r²c with general
+// products only.
 //
 // Gram form (Dao lab 2026, "Gram Newton-Schulz"): every iterate is X_k = Q_k·X_0 with Q_k (r x r)
 // a polynomial in G = X_0·X_0ᵀ, so the iteration can run on r x r matrices only. With
 // R_k = X_k·X_kᵀ and Z_k = a·I + b·R_k + c·R_k² (symmetric, commutes with R_k):
 //   Q_{k+1} = Z_k·Q_k,   R_{k+1} = Z_k·R_k·Z_k = Z_k²·R_k,   and at the end X_K = Q_K·X_0.
-// Per middle iteration: R² (syrk, r³) + Z² (syrk, r³) + Z²·R (symm, 2r³) + Z·Q (symm, 2r³) = 6r³,
+// Per middle iteration: R² (syrk, r³) + Z² (syrk, r³) + Z²·R (symm, 2r³) + Z·Q (gemm, 2r³) = 6r³,
 // against 3r²c + r³ for the standard form; G and the final Q·X_0 add r²c + 2r²c once. The first
 // iteration needs no Z·Q (Q_1 = Z_0) and the last no R update. A restart at iteration j forms
 // X_j = Q_j·X_0 explicitly and starts a fresh Gram iteration from it (R = X_j·X_jᵀ, Q = I), which
@@ -69,7 +70,7 @@ std::size_t newton_schulz_workspace_size(int m, int n);
 
 // out = NS(U) with one iteration per entry of `steps` (in order). U and out are m x n row-major
 // and may alias. `workspace` holds at least newton_schulz_workspace_size(m, n) scalars. The
-// products go through BLAS syrk/symm; the Frobenius norm is accumulated in double.
+// products go through BLAS syrk, symm and gemm; the Frobenius norm is accumulated in double.
 // Allocates nothing.
 template <class T>
 void newton_schulz(const T* U, int m, int n, std::span<const NsCoefficients> steps, double eps, T* out,
