@@ -214,6 +214,20 @@ const char* libxsmm_target_name() {
   return libxsmm_get_target_arch();
 }
 
+template <class T>
+void mirror_upper(T* A, int n) {
+  constexpr int tile = 32;
+  for (int i0 = 0; i0 < n; i0 += tile)
+    for (int j0 = 0; j0 <= i0; j0 += tile) {
+      const int i1 = std::min(n, i0 + tile), j1 = std::min(n, j0 + tile);
+      for (int i = i0; i < i1; ++i)
+        for (int j = j0; j < std::min(j1, i); ++j)
+          A[static_cast<std::size_t>(i) * n + j] = A[static_cast<std::size_t>(j) * n + i];
+    }
+}
+template void mirror_upper<float>(float*, int);
+template void mirror_upper<double>(double*, int);
+
 namespace {
 
 // Per-thread, grow-only scratch for the symmetric products on oneDNN.
@@ -249,9 +263,8 @@ void onednn_syrk_upper(bool trans, int n, int k, float alpha, const float* A, in
 
 // C = alpha S B + beta C with S read from its upper triangle: S mirrored into a full scratch F,
 // then one general product. The upper triangle is copied row by row (contiguous), the lower one
-// from it by 32 x 32 tiles, so the transposed side touches each cache line once per tile: an
-// element-by-element gather of S's columns cost 18 % of the product at m = n = 128 on Zen 4
-// (docs/performance.md).
+// from it by tiles (mirror_upper): an element-by-element gather of S's columns cost 18 % of the
+// product at m = n = 128 on Zen 4 (docs/performance.md).
 void onednn_symm_upper_left(int m, int n, float alpha, const float* S, int lds, const float* B, int ldb, float beta,
                             float* C, int ldc) {
   thread_local std::vector<float> full;
@@ -259,14 +272,7 @@ void onednn_symm_upper_left(int m, int n, float alpha, const float* S, int lds, 
   for (int i = 0; i < m; ++i)
     std::copy(S + static_cast<std::size_t>(i) * lds + i, S + static_cast<std::size_t>(i) * lds + m,
               F + static_cast<std::size_t>(i) * m + i);
-  constexpr int tile = 32;
-  for (int i0 = 0; i0 < m; i0 += tile)
-    for (int j0 = 0; j0 <= i0; j0 += tile) {
-      const int i1 = std::min(m, i0 + tile), j1 = std::min(m, j0 + tile);
-      for (int i = i0; i < i1; ++i)
-        for (int j = j0; j < std::min(j1, i); ++j)
-          F[static_cast<std::size_t>(i) * m + j] = F[static_cast<std::size_t>(j) * m + i];
-    }
+  mirror_upper(F, m);
   onednn_sgemm(Trans::no, Trans::no, m, n, m, alpha, F, m, B, ldb, beta, C, ldc);
 }
 

@@ -90,6 +90,13 @@ void syrk_upper_trans(int n, int k, T alpha, const T* A, int lda, T beta, T* C, 
 template <class T>
 void symm_upper_left(int m, int n, T alpha, const T* S, int lds, const T* B, int ldb, T beta, T* C, int ldc);
 
+// Lower triangle of the n x n row-major matrix A := the transpose of its upper triangle (what
+// syrk_upper leaves undefined), by 32 x 32 tiles: tile (I, J) below the diagonal from tile (J, I)
+// above it, so the strided side touches each cache line once per tile (a 768-wide matrix has rows
+// 3 KiB apart). Copies values exactly.
+template <class T>
+void mirror_upper(T* A, int n);
+
 // The float products on an explicit backend, whatever gemm_backend() is (tests and expt bench).
 void sgemm_on(GemmBackend b, Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc);

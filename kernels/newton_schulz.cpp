@@ -91,19 +91,6 @@ void store(const T* X, int m, int n, T* out) {
   }
 }
 
-// Lower triangle of the r x r matrix A := its upper triangle (syrk writes only the upper one), by
-// tiles: tile (I, J) below the diagonal from tile (J, I) above it.
-template <class T>
-void mirror_upper(T* A, int r) {
-  for (int i0 = 0; i0 < r; i0 += kTile)
-    for (int j0 = 0; j0 <= i0; j0 += kTile) {
-      const int i1 = std::min(r, i0 + kTile), j1 = std::min(r, j0 + kTile);
-      for (int i = i0; i < i1; ++i)
-        for (int j = j0; j < std::min(j1, i); ++j)
-          A[static_cast<std::size_t>(i) * r + j] = A[static_cast<std::size_t>(j) * r + i];
-    }
-}
-
 // R := (Z + Zᵀ)/2 for the r x r matrix Z (both triangles), by tiles.
 template <class T>
 void symmetric_part(const T* Z, int r, T* R) {

@@ -340,6 +340,21 @@ TEST_CASE("ssyrk and ssymm equal the general reference product on every backend"
   }
 }
 
+TEST_CASE("mirror_upper copies the upper triangle onto the lower one exactly, whole and partial tiles", "[gemm]") {
+  for (int n : {1, 31, 32, 33, 70}) {
+    INFO("n = " << n);
+    std::vector<double> A(static_cast<std::size_t>(n) * n);
+    for (std::size_t e = 0; e < A.size(); ++e) A[e] = 0.5 + static_cast<double>(e);  // all distinct
+    const std::vector<double> before = A;
+    expt::kernels::mirror_upper(A.data(), n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        const std::size_t e = static_cast<std::size_t>(i) * n + j;
+        REQUIRE(A[e] == (j >= i ? before[e] : before[static_cast<std::size_t>(j) * n + i]));
+      }
+  }
+}
+
 TEST_CASE("the float front end follows the selected backend bit for bit", "[gemm]") {
   const int M = 33, N = 65, K = 129;
   const auto A = expt::test::random_normal<float>(M * K, 31), B = expt::test::random_normal<float>(K * N, 32);
