@@ -123,9 +123,9 @@ void newton_schulz_standard(const T* U, int m, int n, std::span<const NsCoeffici
 
   // A and B are symmetric: A = X·Xᵀ and A·A = A·Aᵀ go through syrk (upper triangle, half the flops of
   // gemm). syrk of A·Aᵀ needs all of A, so the lower triangle is mirrored from the upper one first
-  // (r² copies against r³ flops saved). B·X is a general product of B mirrored the same way: a
-  // symm costs the same flops, and on oneDNN (no symm) would copy all of B into a scratch first,
-  // on OpenBLAS runs slower than its gemm (docs/performance.md, "Zen 4: the ratio's ceiling").
+  // (r² copies against r³ flops saved). B·X is a general product of B mirrored the same way
+  // (decision 171): a symm costs the same flops, copies all of B into a scratch first on oneDNN
+  // (which has none) and runs slower than the general product on OpenBLAS.
   for (const NsCoefficients& s : steps) {
     // A = X·Xᵀ (r x r), upper triangle, then mirrored.
     syrk_upper<T>(r, c, T(1), X, c, T(0), A, r);
